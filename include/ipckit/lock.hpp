@@ -1,0 +1,167 @@
+// ipckit/lock.hpp — crash-safe Lock and RLock shared between processes.
+//
+// A Lock is a mutual-exclusion lock that lives in a Segment and is found by
+// name from any process; it works with std::lock_guard, std::unique_lock and
+// std::scoped_lock, and between threads of one process as well.
+//
+//   auto lock = seg.lock("A");
+//   {
+//     std::lock_guard g(lock);
+//     if (lock.owner_died()) repair_shared_state();   // previous holder was killed
+//     ...
+//   }
+//
+// When a holder dies (even by SIGKILL) the next acquirer gets the lock within
+// a few tens of milliseconds and `owner_died()` is true until it unlocks or
+// calls `mark_consistent()`: the state the lock protected may be half updated,
+// and that is never hidden. An uncontended lock/unlock is one atomic each and
+// makes no system call.
+//
+// RLock may be re-acquired by the thread that holds it; it counts acquisitions
+// and is released by the matching number of unlocks.
+//
+// Handles are cheap to copy; every copy names the same lock. A handle keeps
+// its segment mapped.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "ipckit/detail/lock_state.hpp"
+
+namespace ipckit {
+
+// Who holds a lock right now, as seen by `holder()`.
+struct LockHolder {
+  int pid = 0;          // process id (0 when the holding thread is gone)
+  std::uint32_t tid = 0;
+  bool alive = false;   // false: the holder died; the next acquirer takes over
+};
+
+namespace detail {
+
+// What Lock and RLock share: the state pointer, the mapping it lives in and
+// a label for messages ("lock 'A' in segment 'demo'").
+class LockHandle {
+ public:
+  LockHandle(LockState* state, std::shared_ptr<const void> keepalive, std::string label)
+      : s_(state), keep_(std::move(keepalive)), label_(std::move(label)) {}
+
+  // True while the caller holds the lock and took it over from a holder that
+  // died. Never throws.
+  [[nodiscard]] bool owner_died() const noexcept {
+    return owned_by(*s_, this_thread()) && s_->owner_died.load(std::memory_order_relaxed) != 0;
+  }
+  // The caller has repaired what the dead holder left: owner_died() turns false.
+  // Throws NotOwner if the caller does not hold the lock.
+  void mark_consistent();
+
+  [[nodiscard]] bool locked() const noexcept {
+    return (s_->word.load(std::memory_order_relaxed) & kLockTidMask) != 0;
+  }
+  [[nodiscard]] bool held_by_me() const noexcept { return owned_by(*s_, this_thread()); }
+  [[nodiscard]] std::optional<LockHolder> holder() const;
+  // How many times a dead holder's lock was taken over, over the lock's life.
+  [[nodiscard]] std::uint64_t recoveries() const noexcept {
+    return s_->recoveries.load(std::memory_order_relaxed);
+  }
+  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+
+ protected:
+  bool acquire(Deadline deadline, bool reentrant);
+  void acquire_or_throw(std::chrono::nanoseconds timeout, bool reentrant);
+  [[noreturn]] void throw_not_owner(const char* action) const;
+
+  template <class Clock, class Duration>
+  static Deadline to_deadline(const std::chrono::time_point<Clock, Duration>& t) {
+    if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
+      return std::chrono::time_point_cast<std::chrono::steady_clock::duration>(t);
+    } else {
+      return std::chrono::steady_clock::now() +
+             std::chrono::duration_cast<std::chrono::steady_clock::duration>(t - Clock::now());
+    }
+  }
+
+  LockState* s_;
+  std::shared_ptr<const void> keep_;
+  std::string label_;
+};
+
+}  // namespace detail
+
+class Lock : public detail::LockHandle {
+ public:
+  using LockHandle::LockHandle;
+
+  // Blocks until acquired. Throws DeadlockDetected if this thread already holds it.
+  void lock() {
+    if (!detail::try_lock_fast(*s_, detail::this_thread())) acquire(std::nullopt, false);
+  }
+  // Blocks at most `timeout`; throws Timeout naming the lock and its holder.
+  void lock(std::chrono::nanoseconds timeout) { acquire_or_throw(timeout, false); }
+  // Never blocks. Takes the lock over if its holder died.
+  [[nodiscard]] bool try_lock() { return try_lock_until(std::chrono::steady_clock::time_point::min()); }
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
+    return try_lock_until(std::chrono::steady_clock::now() + d);
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
+    return detail::try_lock_fast(*s_, detail::this_thread()) || acquire(to_deadline(t), false);
+  }
+  // Throws NotOwner unless the calling thread holds the lock.
+  void unlock() {
+    if (!detail::owned_by(*s_, detail::this_thread())) [[unlikely]] throw_not_owner("unlock");
+    detail::unlock_owned(*s_);
+  }
+};
+
+class RLock : public detail::LockHandle {
+ public:
+  using LockHandle::LockHandle;
+
+  void lock() {
+    const auto& me = detail::this_thread();
+    if (detail::owned_by(*s_, me)) {
+      ++s_->depth;
+    } else if (detail::try_lock_fast(*s_, me) || acquire(std::nullopt, true)) {
+      s_->depth = 1;
+    }
+  }
+  void lock(std::chrono::nanoseconds timeout) {
+    if (detail::owned_by(*s_, detail::this_thread())) {
+      ++s_->depth;
+      return;
+    }
+    acquire_or_throw(timeout, true);
+    s_->depth = 1;
+  }
+  [[nodiscard]] bool try_lock() { return try_lock_until(std::chrono::steady_clock::time_point::min()); }
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
+    return try_lock_until(std::chrono::steady_clock::now() + d);
+  }
+  template <class Clock, class Duration>
+  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
+    const auto& me = detail::this_thread();
+    if (detail::owned_by(*s_, me)) {
+      ++s_->depth;
+      return true;
+    }
+    if (!detail::try_lock_fast(*s_, me) && !acquire(to_deadline(t), true)) return false;
+    s_->depth = 1;
+    return true;
+  }
+  // Throws NotOwner unless the calling thread holds the lock.
+  void unlock() {
+    if (!detail::owned_by(*s_, detail::this_thread())) [[unlikely]] throw_not_owner("unlock");
+    if (--s_->depth == 0) detail::unlock_owned(*s_);
+  }
+  // How many times the calling thread holds it (0 if it does not).
+  [[nodiscard]] std::uint32_t depth() const noexcept { return held_by_me() ? s_->depth : 0; }
+};
+
+}  // namespace ipckit

@@ -1,0 +1,143 @@
+// ipckit/segment.hpp — a named shared-memory segment and the objects in it.
+//
+// A Segment is one POSIX shared-memory object (/dev/shm/ipckit.<name>) with a
+// header and a directory of named objects. Processes meet by name:
+//
+//   auto seg = ipckit::Segment::open_or_create("demo", 1 << 20);
+//   auto counter = seg.value<std::int64_t>("counter");   // zero on first use
+//   auto lock = seg.lock("A");
+//
+// Creation is exclusive (O_EXCL: nobody can squat on a name being created)
+// and owner-only (mode 0600) unless `SegmentOptions::mode` says otherwise.
+// Many processes may race in open_or_create: exactly one creates, the others
+// wait (bounded) until it has finished initialising. A creator that died
+// half-way leaves a segment that open_or_create replaces and open() reports
+// as CorruptSegment.
+//
+// Objects are created on first use, zero-initialised, and never move; each
+// carries a type tag (type name, size, alignment, kind, layout version) that
+// is checked whenever another process opens it by name. Creating objects
+// takes the segment's directory lock (crash-safe, like Lock); using them never
+// does.
+//
+// Destroying a Segment handle unmaps it once no object handle needs it;
+// `Segment::remove(name)` deletes the name from the system (processes that
+// have it mapped keep working).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <typeinfo>
+#include <vector>
+
+#include "ipckit/error.hpp"
+#include "ipckit/lock.hpp"
+
+namespace ipckit {
+
+template <class T> class Value;
+template <class T> class Array;
+
+struct SegmentOptions {
+  mode_t mode = 0600;             // permissions of the shm object (umask is ignored)
+  std::uint32_t max_objects = 256; // directory capacity
+};
+
+enum class ObjectKind : std::uint32_t { Value = 1, Array = 2, Lock = 3, RLock = 4 };
+const char* to_string(ObjectKind kind) noexcept;
+
+// One directory entry, as `Segment::objects()` reports it.
+struct ObjectInfo {
+  std::string name;
+  ObjectKind kind{};
+  std::string type_name;     // as typeid(T).name() spells it ("l" for int64_t)
+  std::uint32_t elem_size = 0;
+  std::uint64_t count = 0;   // array length; 1 for a Value
+  std::uint64_t offset = 0;  // inside the segment
+  std::uint64_t bytes = 0;
+};
+
+// What `Segment::info()` and `ipckit ls` report about a segment.
+struct SegmentInfo {
+  std::string name;
+  std::uint64_t size = 0;
+  std::uint64_t used = 0;
+  std::uint32_t objects = 0;
+  std::uint32_t max_objects = 0;
+  int creator_pid = 0;
+  bool creator_alive = false;
+  std::int64_t created_unix = 0;  // seconds since the epoch
+  mode_t mode = 0;
+  uid_t owner_uid = 0;
+};
+
+namespace detail {
+class SegmentImpl;
+
+struct ObjectSpec {
+  ObjectKind kind;
+  const char* type_name;     // typeid(T).name()
+  std::uint32_t elem_size;
+  std::uint32_t elem_align;
+  std::uint64_t count;
+  std::uint32_t layout_version;
+  std::uint64_t bytes;       // whole object, header included
+  // Writes the initial contents before the object is published (may be null:
+  // the memory is already zero).
+  void (*init)(void* body, const void* arg) = nullptr;
+  const void* init_arg = nullptr;
+};
+}  // namespace detail
+
+class Segment {
+ public:
+  // Throws AlreadyExists, InvalidName, InvalidArgument (size), PermissionDenied, SystemError.
+  static Segment create(std::string_view name, std::size_t size, SegmentOptions options = {});
+  // Throws NotFound, InvalidName, PermissionDenied, CorruptSegment, SystemError.
+  static Segment open(std::string_view name);
+  // Opens the segment if it exists (its size is kept), otherwise creates it.
+  static Segment open_or_create(std::string_view name, std::size_t size, SegmentOptions options = {});
+  // Deletes the name; returns false if there was none. Throws InvalidName, PermissionDenied.
+  static bool remove(std::string_view name);
+  [[nodiscard]] static bool exists(std::string_view name);
+  // Names of the ipckit segments on this machine.
+  [[nodiscard]] static std::vector<std::string> list();
+  // Smallest size accepted by create() for a given directory capacity.
+  [[nodiscard]] static std::size_t min_size(std::uint32_t max_objects = SegmentOptions{}.max_objects);
+
+  // Objects: opened by name, created zero-initialised on first use.
+  // Throw TypeMismatch, InvalidName, OutOfSpace, CorruptSegment.
+  template <class T> Value<T> value(std::string_view name);
+  // Sets `initial` only if this call creates the value.
+  template <class T> Value<T> value(std::string_view name, const T& initial);
+  template <class T> Array<T> array(std::string_view name, std::size_t count);
+  Lock lock(std::string_view name);
+  RLock rlock(std::string_view name);
+
+  [[nodiscard]] const std::string& name() const noexcept;
+  [[nodiscard]] std::size_t size() const noexcept;
+  [[nodiscard]] std::size_t free_bytes() const noexcept;
+  [[nodiscard]] SegmentInfo info() const;
+  [[nodiscard]] std::vector<ObjectInfo> objects() const;
+  // Raw access for tools (the CLI): the body of object `name`, validated.
+  [[nodiscard]] const void* object_body(std::string_view name, ObjectInfo* info = nullptr) const;
+  // The lock every Value/Array/Lock/RLock object starts with (for inspection).
+  [[nodiscard]] std::optional<LockHolder> holder_of(std::string_view name) const;
+
+  // Lower-level entry point used by the typed accessors.
+  void* find_or_create(std::string_view name, const detail::ObjectSpec& spec);
+  [[nodiscard]] std::shared_ptr<const void> keepalive() const noexcept;
+  [[nodiscard]] std::string label(ObjectKind kind, std::string_view name) const;
+
+ private:
+  explicit Segment(std::shared_ptr<detail::SegmentImpl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<detail::SegmentImpl> impl_;
+};
+
+}  // namespace ipckit

@@ -1,0 +1,164 @@
+// Lock/RLock slow paths: bounded spinning, futex sleep, dead-owner takeover.
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <ctime>
+#include <string>
+
+#include "ipckit/error.hpp"
+#include "ipckit/lock.hpp"
+
+namespace ipckit::detail {
+namespace {
+
+// About 2-4 µs of polling: a waker on the other core costs ~50 µs to reach a
+// sleeper here, while most critical sections end within a few hundred ns.
+constexpr int kSpinRounds = 200;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+long futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                std::chrono::nanoseconds timeout) noexcept {
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000);
+  ts.tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000);
+  // Not FUTEX_PRIVATE: waiters and wakers live in different processes.
+  return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, expected, &ts,
+                   nullptr, 0);
+}
+
+bool cas(LockState& s, std::uint32_t expected, std::uint32_t desired) noexcept {
+  return s.word.compare_exchange_strong(expected, desired, std::memory_order_acquire,
+                                        std::memory_order_relaxed);
+}
+
+// `seen` is the word as last read (owner tid, maybe the waiters bit). If that
+// owner is gone, take the lock over and flag it for the new owner.
+bool take_over_if_owner_dead(LockState& s, const ThreadIdentity& me, std::uint32_t seen) noexcept {
+  const std::uint32_t tid = seen & kLockTidMask;
+  // The owner records its start time right after winning the word; use it
+  // only if it belongs to this tid (else the record is still the previous
+  // owner's, and existence alone is checked).
+  const std::uint64_t start =
+      s.owner_tid.load(std::memory_order_acquire) == tid ? s.owner_start.load(std::memory_order_relaxed) : 0;
+  if (thread_alive(tid, start)) return false;
+  if (!cas(s, seen, me.tid | kLockWaiters)) return false;  // someone else moved first
+  note_owner(s, me);
+  s.owner_died.store(1, std::memory_order_relaxed);
+  s.recoveries.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+}  // namespace
+
+void wake_one(LockState& s) noexcept {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&s.word), FUTEX_WAKE, 1, nullptr, nullptr, 0);
+}
+
+bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool reentrant,
+               const char* what_for_errors) {
+  const auto owned_by_me = [&](std::uint32_t v) { return (v & kLockTidMask) == me.tid; };
+  if (deadline && *deadline <= std::chrono::steady_clock::now()) {
+    // try_lock: no spinning, no sleeping; only a dead owner's lock is taken.
+    const std::uint32_t v = s.word.load(std::memory_order_relaxed);
+    if (v == 0) return try_lock_fast(s, me);
+    return !owned_by_me(v) && take_over_if_owner_dead(s, me, v);
+  }
+  for (int i = 0; i < kSpinRounds; ++i) {
+    std::uint32_t v = s.word.load(std::memory_order_relaxed);
+    if (v == 0 && cas(s, 0, me.tid)) {
+      note_owner(s, me);
+      return true;
+    }
+    if (owned_by_me(v)) break;
+    cpu_relax();
+  }
+  for (;;) {
+    std::uint32_t v = s.word.load(std::memory_order_relaxed);
+    if (v == 0) {
+      // We cannot know whether others sleep, so keep the waiters bit: at worst
+      // the next unlock makes one needless wake call.
+      if (cas(s, 0, me.tid | kLockWaiters)) {
+        note_owner(s, me);
+        s.acquisitions.fetch_add(1, std::memory_order_relaxed);
+        return true;
+      }
+      continue;
+    }
+    if (owned_by_me(v) && !reentrant) {
+      if (deadline) return false;  // a timed wait on oneself can only time out
+      throw DeadlockDetected(what_for_errors, std::string(what_for_errors) +
+                                                  ": this thread already holds it, so waiting would never end; "
+                                                  "unlock it first or use an RLock");
+    }
+    if ((v & kLockWaiters) == 0) {
+      if (!cas(s, v, v | kLockWaiters)) continue;
+      v |= kLockWaiters;
+    }
+    std::chrono::nanoseconds wait = kLivenessInterval;
+    if (deadline) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= *deadline) return take_over_if_owner_dead(s, me, v);
+      wait = std::min<std::chrono::nanoseconds>(wait, *deadline - now);
+    }
+    if (futex_wait(s.word, v, wait) == -1 && errno == ETIMEDOUT && take_over_if_owner_dead(s, me, v)) return true;
+  }
+}
+
+}  // namespace ipckit::detail
+
+namespace ipckit::detail {
+
+bool LockHandle::acquire(Deadline deadline, bool reentrant) {
+  return lock_slow(*s_, this_thread(), deadline, reentrant, label_.c_str());
+}
+
+void LockHandle::acquire_or_throw(std::chrono::nanoseconds timeout, bool reentrant) {
+  const auto& me = this_thread();
+  if (try_lock_fast(*s_, me)) return;
+  if (lock_slow(*s_, me, std::chrono::steady_clock::now() + timeout, reentrant, label_.c_str())) return;
+  std::string who = "nobody (it was just released)";
+  if (auto h = holder()) {
+    who = h->tid == me.tid ? "this thread itself"
+                           : "pid " + std::to_string(h->pid) + " (thread " + std::to_string(h->tid) + ", " +
+                                 (h->alive ? "alive" : "dead") + ")";
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
+  throw Timeout(label_, label_ + ": not acquired within " + std::to_string(ms) + " ms; it is held by " + who +
+                            "; look for a lock-order cycle (`ipckit inspect`) or raise the timeout");
+}
+
+std::optional<LockHolder> LockHandle::holder() const {
+  const std::uint32_t tid = s_->word.load(std::memory_order_acquire) & kLockTidMask;
+  if (tid == 0) return std::nullopt;
+  const std::uint64_t start =
+      s_->owner_tid.load(std::memory_order_acquire) == tid ? s_->owner_start.load(std::memory_order_relaxed) : 0;
+  LockHolder h;
+  h.tid = tid;
+  h.alive = thread_alive(tid, start);
+  h.pid = h.alive ? process_of_thread(tid) : 0;
+  return h;
+}
+
+void LockHandle::mark_consistent() {
+  if (!owned_by(*s_, this_thread())) throw_not_owner("mark consistent");
+  s_->owner_died.store(0, std::memory_order_relaxed);
+}
+
+void LockHandle::throw_not_owner(const char* action) const {
+  std::string state = "it is not locked";
+  if (auto h = holder()) state = "it is held by pid " + std::to_string(h->pid) + " (thread " + std::to_string(h->tid) + ")";
+  throw NotOwner(label_, label_ + ": cannot " + action + " from thread " + std::to_string(this_thread().tid) +
+                             ": " + state + "; only the holder may unlock it");
+}
+
+}  // namespace ipckit::detail

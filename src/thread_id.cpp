@@ -1,0 +1,101 @@
+// Thread identity and liveness from /proc, for the locks' owner checks.
+#include "ipckit/detail/thread_id.hpp"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+namespace ipckit::detail {
+namespace {
+
+struct StatFields {
+  char state = 0;
+  std::uint64_t start_ticks = 0;
+};
+
+// Reads /proc/<path>/stat; false if the thread or process does not exist.
+bool read_stat(const char* path, StatFields& out) noexcept {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  // The command name (field 2) may hold spaces and parentheses: skip to the last ')'.
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr) return false;
+  ++p;
+  // Fields 3.. follow, space-separated: state is field 3, starttime field 22.
+  int field = 2;
+  while (*p != '\0') {
+    while (*p == ' ') ++p;
+    ++field;
+    if (field == 3) out.state = *p;
+    if (field == 22) {
+      out.start_ticks = std::strtoull(p, nullptr, 10);
+      return true;
+    }
+    while (*p != '\0' && *p != ' ') ++p;
+  }
+  return false;
+}
+
+void forget_identity_in_child() noexcept { t_identity = ThreadIdentity{}; }
+
+}  // namespace
+
+const ThreadIdentity& load_thread_identity() noexcept {
+  // A forked child starts with its parent's cached identity in this thread's
+  // slot; clearing it there makes the child look itself up again.
+  static std::once_flag once;
+  std::call_once(once, [] { ::pthread_atfork(nullptr, nullptr, forget_identity_in_child); });
+  ThreadIdentity id;
+  id.tid = static_cast<std::uint32_t>(::syscall(SYS_gettid));
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%u/stat", id.tid);
+  StatFields f;
+  if (read_stat(path, f)) id.start_ticks = f.start_ticks;
+  t_identity = id;
+  return t_identity;
+}
+
+bool thread_alive(std::uint32_t tid, std::uint64_t start_ticks) noexcept {
+  if (tid == 0) return false;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%u/stat", tid);
+  StatFields f;
+  if (!read_stat(path, f)) return false;
+  if (f.state == 'Z' || f.state == 'X' || f.state == 'x') return false;  // killed, not yet reaped
+  return start_ticks == 0 || f.start_ticks == start_ticks;
+}
+
+int process_of_thread(std::uint32_t tid) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%u/status", tid);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[4096];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char* p = std::strstr(buf, "\nTgid:");
+  return p != nullptr ? std::atoi(p + 6) : 0;
+}
+
+std::uint64_t process_start_ticks(int pid) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  StatFields f;
+  if (!read_stat(path, f) || f.state == 'Z' || f.state == 'X') return 0;
+  return f.start_ticks;
+}
+
+}  // namespace ipckit::detail
