@@ -67,7 +67,7 @@ void check_object_name(std::string_view seg, std::string_view name) {
 }
 
 [[noreturn]] void throw_errno(int err, std::string_view seg, const std::string& action) {
-  const std::string what = seg_label(seg) + ": " + action + " failed: " + std::strerror(err);
+  const std::string what = seg_label(seg) + ": " + action + " failed: " + std::system_category().message(err);
   const std::error_code code(err, std::generic_category());
   switch (err) {
     case ENOENT:
@@ -252,7 +252,6 @@ std::shared_ptr<SegmentImpl> open_segment(std::string_view name, bool repair_aba
 }  // namespace detail
 
 using detail::DirEntry;
-using detail::SegmentHeader;
 
 const char* to_string(ObjectKind kind) noexcept {
   switch (kind) {
