@@ -31,7 +31,7 @@
 namespace ipckit {
 
 struct ProcessOptions {
-  std::string name;      // default "Process-<n>", as in Python
+  std::string name{};    // default "Process-<n>", as in Python
   bool daemon = false;   // killed when the parent dies
 };
 
