@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# scripts/bench.sh — ipckit's side-by-side benchmarks, with their peers measured
+# in the same run, and a summary of ratios against the targets.
+#
+#   scripts/bench.sh                 # every section
+#   scripts/bench.sh lock            # only the named sections (see SECTIONS below)
+#   scripts/bench.sh --strict lock   # exit 1 when a target is missed
+#   scripts/bench.sh --list          # list the sections
+#
+# Environment:
+#   BENCH_RUNS=9              measured runs per C++ row (medians are compared;
+#                             one run is ~0.1 s, and contended lock runs are noisy)
+#   BENCH_PY_RUNS=5           measured runs of Python's row (each takes seconds)
+#   BENCH_ITERATIONS=1000000  increments per process in lock_bench
+#   BENCH_PY_ITERATIONS=1000000  increments per process for Python's row (it is
+#                             slow: 200000 keeps the run short; incr/s is compared)
+#   BENCH_BUILD_DIR=build-bench   where the Release build goes
+#   BENCH_SKIP_SETUP=1        do not run scripts/setup.sh first
+#   BENCH_SKIP_BUILD=1        use the binaries already in BENCH_BUILD_DIR
+#   BENCH_FUTEX=1             also count futex syscalls per increment (root + tracefs)
+#
+# Adding a benchmark: write a `section_NAME` function that runs its programs
+# through `run_tool` (which collects their `RESULT <row> <value> <unit> ...`
+# lines) and declares its targets with `check`, then add NAME to SECTIONS.
+# The summary at the end prints every check of the sections that ran.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+
+SECTIONS=(lock)
+
+RUNS=${BENCH_RUNS:-9}
+PY_RUNS=${BENCH_PY_RUNS:-5}
+ITERATIONS=${BENCH_ITERATIONS:-1000000}
+PY_ITERATIONS=${BENCH_PY_ITERATIONS:-1000000}
+BUILD_DIR=${BENCH_BUILD_DIR:-build-bench}
+PYTHON=${PYTHON:-python3}
+STRICT=0
+
+declare -A RESULT=()     # row name -> value (from RESULT lines)
+declare -A RESULT_UNIT=()
+CHECKS=()                # "label|numerator row|denominator row|target|kind"
+LOG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ipckit-bench.XXXXXX")
+trap 'rm -rf "$LOG_DIR"' EXIT
+
+say() { printf '\n=== %s ===\n' "$*"; }
+
+# run_tool NAME CMD...: runs CMD, shows its output, records its RESULT lines.
+run_tool() {
+  local name=$1; shift
+  local log="$LOG_DIR/$name.log"
+  printf '$ %s\n' "$*"
+  if ! "$@" 2>&1 | tee "$log"; then
+    echo "bench.sh: '$name' failed (see its output above)" >&2
+    return 1
+  fi
+  local tag row value unit rest
+  while read -r tag row value unit rest; do
+    [[ $tag == RESULT ]] || continue
+    RESULT[$row]=$value
+    RESULT_UNIT[$row]=$unit
+  done < "$log"
+}
+
+# check LABEL NUM_ROW DEN_ROW TARGET [higher|info]
+#   ratio = NUM/DEN (both "higher is better" rows, e.g. incr/s); PASS when
+#   ratio >= TARGET. "info" rows print the ratio with no verdict.
+check() { CHECKS+=("$1|$2|$3|$4|${5:-higher}"); }
+
+# -----------------------------------------------------------------------------
+# Build
+
+setup_and_build() {
+  if [[ -z ${BENCH_SKIP_SETUP:-} && -f scripts/setup.sh ]]; then
+    say "setup (scripts/setup.sh)"
+    bash scripts/setup.sh
+  fi
+  if [[ -n ${BENCH_SKIP_BUILD:-} ]]; then
+    return 0
+  fi
+  say "build (Release, $BUILD_DIR)"
+  cmake -S "$ROOT" -B "$ROOT/$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DIPCKIT_BUILD_TESTS=OFF -DIPCKIT_BUILD_DEMOS=OFF -DIPCKIT_BUILD_BENCH=ON >/dev/null
+  ninja -C "$ROOT/$BUILD_DIR" "${BUILD_TARGETS[@]}"
+}
+
+# -----------------------------------------------------------------------------
+# Sections
+
+# Lock hand-off: 2 processes x N increments of a shared counter under the lock.
+targets_lock() { echo lock_bench; }
+section_lock() {
+  say "lock hand-off: 2 processes x $ITERATIONS increments under the lock ($RUNS runs each)"
+  local bin="$ROOT/$BUILD_DIR/bench/lock_bench"
+  local extra=()
+  if [[ -n ${BENCH_FUTEX:-} ]]; then extra+=(--count-futex); fi
+  run_tool lock_bench "$bin" --runs "$RUNS" --iterations "$ITERATIONS" "${extra[@]}"
+
+  say "lock hand-off, Python: multiprocessing.Value('q').get_lock(), 2 processes x $PY_ITERATIONS increments ($PY_RUNS runs)"
+  if command -v "$PYTHON" >/dev/null 2>&1; then
+    run_tool python_lock "$PYTHON" bench/python_lock.py --runs "$PY_RUNS" --iterations "$PY_ITERATIONS"
+  else
+    echo "bench.sh: $PYTHON not found; Python's row is skipped"
+  fi
+
+  check "ipckit Lock vs Boost interprocess_mutex" ipckit_lock boost_mutex 1.0
+  check "ipckit Lock vs Python mp.Value.get_lock()" ipckit_lock python_mp_value 20
+  check "ipckit Lock vs floor (atomic fetch_add)" ipckit_lock atomic_floor - info
+  check "ipckit Lock vs pthread ROBUST mutex" ipckit_lock pthread_robust - info
+  check "ipckit Value.get_lock() (RLock) vs Boost" ipckit_rlock boost_mutex - info
+  check "ipckit Value.get_lock() (RLock) vs Python" ipckit_rlock python_mp_value - info
+}
+
+# -----------------------------------------------------------------------------
+# Summary
+
+fmt_rate() {  # value unit -> human text
+  awk -v v="$1" -v u="$2" 'BEGIN {
+    if (u == "incr_per_s" || u ~ /_per_s$/) printf "%.2f M/s", v / 1e6;
+    else if (u == "ns_per_op") printf "%.2f ns", v;
+    else printf "%g %s", v, u }'
+}
+
+summary() {
+  say "summary (medians: $RUNS runs per C++ row, $PY_RUNS of Python's; one invocation)"
+  local rows=("${!RESULT[@]}")
+  if ((${#rows[@]})); then
+    local sorted
+    mapfile -t sorted < <(printf '%s\n' "${rows[@]}" | sort)
+    for row in "${sorted[@]}"; do
+      printf '  %-28s %s\n' "$row" "$(fmt_rate "${RESULT[$row]}" "${RESULT_UNIT[$row]}")"
+    done
+  fi
+  echo
+  printf '  %-44s %10s %10s  %s\n' "comparison" "ratio" "target" "verdict"
+  local missed=0 c label num den target kind ratio verdict shown absent
+  for c in "${CHECKS[@]}"; do
+    IFS='|' read -r label num den target kind <<<"$c"
+    shown=">= ${target}x"
+    [[ $kind == info ]] && shown="-"
+    if [[ -z ${RESULT[$num]:-} || -z ${RESULT[$den]:-} ]]; then
+      absent=$num
+      [[ -n ${RESULT[$num]:-} ]] && absent=$den
+      printf '  %-44s %10s %10s  %s\n' "$label" "-" "$shown" "n/a (no $absent row)"
+      continue
+    fi
+    ratio=$(awk -v a="${RESULT[$num]}" -v b="${RESULT[$den]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    if [[ $kind == info ]]; then
+      verdict=""
+    elif awk -v r="$ratio" -v t="$target" 'BEGIN { exit !(r >= t) }'; then
+      verdict="PASS"
+    else
+      verdict="MISS"
+      missed=$((missed + 1))
+    fi
+    printf '  %-44s %9sx %10s  %s\n' "$label" "$ratio" "$shown" "$verdict"
+  done
+  echo
+  if ((missed)); then
+    echo "bench.sh: $missed target(s) missed"
+    ((STRICT)) && return 1
+  else
+    echo "bench.sh: all targets met"
+  fi
+  return 0
+}
+
+# -----------------------------------------------------------------------------
+
+main() {
+  local chosen=()
+  while (($#)); do
+    case $1 in
+      --strict) STRICT=1 ;;
+      --list) printf '%s\n' "${SECTIONS[@]}"; return 0 ;;
+      -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; return 0 ;;
+      -*) echo "bench.sh: unknown option $1" >&2; return 2 ;;
+      *)
+        if ! declare -F "section_$1" >/dev/null; then
+          echo "bench.sh: unknown section '$1' (have: ${SECTIONS[*]})" >&2
+          return 2
+        fi
+        chosen+=("$1") ;;
+    esac
+    shift
+  done
+  ((${#chosen[@]})) || chosen=("${SECTIONS[@]}")
+
+  BUILD_TARGETS=()
+  local s t
+  for s in "${chosen[@]}"; do
+    for t in $("targets_$s"); do BUILD_TARGETS+=("$t"); done
+  done
+  setup_and_build
+
+  echo
+  echo "machine: $(nproc) CPUs, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  for s in "${chosen[@]}"; do
+    "section_$s"
+  done
+  summary
+}
+
+main "$@"
