@@ -12,6 +12,7 @@
 
 #include "ipckit/ipckit.hpp"
 #include "multiprocess.hpp"
+#include "segment_layout.hpp"
 
 using namespace std::chrono_literals;
 using ipckit::Segment;
@@ -330,4 +331,46 @@ TEST(RLock, AKilledHolderAtDepthThreeIsTakenOverAtDepthOne) {
   EXPECT_EQ(r.depth(), 1u);
   r.unlock();
   EXPECT_FALSE(r.locked());
+}
+
+TEST(Lock, AForkedChildDoesNotInheritItsParentsOwnership) {
+  ScopedSegmentName n("fork_owner");
+  auto seg = Segment::create(n.name, 1 << 20);
+  auto lock = seg.lock("L");
+  auto r = seg.rlock("R");
+  std::lock_guard g(lock);
+  std::lock_guard gr(r);
+  Child child([&] {
+    EXPECT_FALSE(lock.held_by_me());
+    EXPECT_FALSE(lock.try_lock());
+    EXPECT_FALSE(r.try_lock()) << "an RLock held by the parent is not re-entrant for the child";
+    EXPECT_EQ(r.depth(), 0u);
+    EXPECT_THROW(lock.unlock(), ipckit::NotOwner);
+  });
+  EXPECT_EQ(child.wait_exit(), 0);
+  EXPECT_TRUE(lock.held_by_me());
+}
+
+// Object creation takes the segment's directory lock; a process killed while
+// holding it must not wedge everybody else's creations.
+TEST(Lock, ACreatorKilledHoldingTheDirectoryLockDoesNotWedgeTheSegment) {
+  ScopedSegmentName n("dir_lock");
+  auto seg = Segment::create(n.name, 1 << 20);
+  seg.value<int>("anchor");
+  ipckit::ObjectInfo info;
+  auto* body = static_cast<const char*>(seg.object_body("anchor", &info));
+  auto* header = reinterpret_cast<ipckit::detail::SegmentHeader*>(const_cast<char*>(body - info.offset));
+  ipckit::Lock dir(&header->directory_lock, seg.keepalive(), "directory");
+  Signal held;
+  Child child([&] {
+    dir.lock();  // as a creator in the middle of find_or_create
+    held.post();
+    ::pause();
+  });
+  ASSERT_TRUE(held.wait());
+  child.kill(SIGKILL);
+  Child creator([&] { Segment::open(n.name).value<int>("after").set(3); });
+  EXPECT_EQ(creator.wait_exit(5s), 0);
+  EXPECT_EQ(seg.value<int>("after").get(), 3);
+  EXPECT_EQ(dir.recoveries(), 1u);
 }
