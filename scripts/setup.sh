@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# scripts/setup.sh — installs the Debian packages ipckit needs to build, test
+# and run its demos. Idempotent: when everything is present it only checks.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+packages=(
+  cmake ninja-build g++
+  libboost-dev libcereal-dev libgtest-dev libbenchmark-dev libcli11-dev libsqlite3-dev
+  python3
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+  if [[ "$status" != "installed" ]]; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]} > 0)); then
+  echo "setup: installing ${missing[*]}"
+  sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    sudo=(sudo)
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update
+  "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+echo "setup: all ${#packages[@]} build dependencies are installed"
