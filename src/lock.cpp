@@ -1,11 +1,5 @@
 // Lock/RLock slow paths: bounded spinning, futex sleep, dead-owner takeover.
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <ctime>
 #include <string>
 
 #include "ipckit/error.hpp"
@@ -21,24 +15,6 @@ namespace {
 // between cores (measured: 0.5x a pthread mutex; with back-off, 3x).
 constexpr int kSpinRounds = 12;
 constexpr int kMaxPausesPerRound = 64;
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
-long futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                std::chrono::nanoseconds timeout) noexcept {
-  timespec ts{};
-  ts.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000'000);
-  ts.tv_nsec = static_cast<long>(timeout.count() % 1'000'000'000);
-  // Not FUTEX_PRIVATE: waiters and wakers live in different processes.
-  return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, expected, &ts,
-                   nullptr, 0);
-}
 
 bool cas(LockState& s, std::uint32_t expected, std::uint32_t desired) noexcept {
   return s.word.compare_exchange_strong(expected, desired, std::memory_order_acquire,
@@ -64,9 +40,7 @@ bool take_over_if_owner_dead(LockState& s, const ThreadIdentity& me, std::uint32
 
 }  // namespace
 
-void wake_one(LockState& s) noexcept {
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&s.word), FUTEX_WAKE, 1, nullptr, nullptr, 0);
-}
+void wake_one(LockState& s) noexcept { futex_wake(s.word, 1); }
 
 bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool reentrant,
                const char* what_for_errors) {
@@ -114,7 +88,7 @@ bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool r
       if (now >= *deadline) return take_over_if_owner_dead(s, me, v);
       wait = std::min<std::chrono::nanoseconds>(wait, *deadline - now);
     }
-    if (futex_wait(s.word, v, wait) == -1 && errno == ETIMEDOUT && take_over_if_owner_dead(s, me, v)) return true;
+    if (!futex_sleep(s.word, v, wait) && take_over_if_owner_dead(s, me, v)) return true;
   }
 }
 

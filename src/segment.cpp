@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -259,9 +258,43 @@ const char* to_string(ObjectKind kind) noexcept {
     case ObjectKind::Array: return "Array";
     case ObjectKind::Lock: return "Lock";
     case ObjectKind::RLock: return "RLock";
+    case ObjectKind::Condition: return "Condition";
+    case ObjectKind::Semaphore: return "Semaphore";
+    case ObjectKind::BoundedSemaphore: return "BoundedSemaphore";
+    case ObjectKind::Event: return "Event";
+    case ObjectKind::Barrier: return "Barrier";
   }
   return "unknown";
 }
+
+namespace {
+// How messages name a kind: "value 'counter' in segment 'demo'".
+const char* noun(ObjectKind kind) noexcept {
+  switch (kind) {
+    case ObjectKind::Value: return "value";
+    case ObjectKind::Array: return "array";
+    case ObjectKind::Lock: return "lock";
+    case ObjectKind::RLock: return "rlock";
+    case ObjectKind::Condition: return "condition";
+    case ObjectKind::Semaphore: return "semaphore";
+    case ObjectKind::BoundedSemaphore: return "bounded semaphore";
+    case ObjectKind::Event: return "event";
+    case ObjectKind::Barrier: return "barrier";
+  }
+  return "object";
+}
+
+// What DirEntry::count means for a kind, for mismatch messages.
+std::string count_words(ObjectKind kind, std::uint64_t n) {
+  switch (kind) {
+    case ObjectKind::Semaphore:
+    case ObjectKind::BoundedSemaphore: return "initial value " + std::to_string(n);
+    case ObjectKind::Barrier: return std::to_string(n) + " parties";
+    case ObjectKind::Condition: return "its lock at offset " + std::to_string(n);
+    default: return std::to_string(n) + " elements";
+  }
+}
+}  // namespace
 
 std::size_t Segment::min_size(std::uint32_t max_objects) {
   return detail::directory_bytes(max_objects) + 4096;
@@ -324,10 +357,7 @@ std::size_t Segment::free_bytes() const noexcept {
 std::shared_ptr<const void> Segment::keepalive() const noexcept { return impl_; }
 
 std::string Segment::label(ObjectKind kind, std::string_view name) const {
-  std::string k = to_string(kind);
-  k[0] = static_cast<char>(std::tolower(k[0]));
-  if (kind == ObjectKind::RLock) k = "rlock";
-  return k + " '" + std::string(name) + "' in segment '" + impl_->name_ + "'";
+  return std::string(noun(kind)) + " '" + std::string(name) + "' in segment '" + impl_->name_ + "'";
 }
 
 SegmentInfo Segment::info() const {
@@ -356,7 +386,7 @@ const DirEntry& checked_entry(const detail::SegmentImpl& impl, std::uint32_t i) 
   const bool named = std::memchr(e.name, '\0', sizeof e.name) != nullptr &&
                      std::memchr(e.type_name, '\0', sizeof e.type_name) != nullptr;
   if (!named || e.offset < h.heap_offset || e.offset % 64 != 0 || e.bytes > top || e.offset > top - e.bytes ||
-      e.kind < 1 || e.kind > 4)
+      e.kind < 1 || e.kind > kLastObjectKind)
     throw CorruptSegment(impl.name_, detail::seg_label(impl.name_) + " is corrupt: directory entry " +
                                          std::to_string(i) + " points outside the segment; remove it (ipckit rm " +
                                          impl.name_ + ") and recreate it");
@@ -422,8 +452,8 @@ void* Segment::find_or_create(std::string_view name, const detail::ObjectSpec& s
                                                 ", this program expects " + std::to_string(spec.layout_version) +
                                                 "; build every program with the same ipckit");
     if (e.count != spec.count)
-      throw TypeMismatch(std::string(name), what + " has " + std::to_string(e.count) + " elements, not " +
-                                                std::to_string(spec.count) + "; open it with its size");
+      throw TypeMismatch(std::string(name), what + " was created with " + count_words(spec.kind, e.count) + ", not " +
+                                                count_words(spec.kind, spec.count) + "; open it as it was created");
     if (e.bytes != spec.bytes) throw CorruptSegment(std::string(name), what + " has an inconsistent size; recreate the segment");
     return impl_->at(e.offset);
   };
@@ -469,16 +499,89 @@ void* Segment::find_or_create(std::string_view name, const detail::ObjectSpec& s
   return body;
 }
 
+namespace {
+template <class State>
+detail::ObjectSpec plain_spec(ObjectKind kind, const char* type_name, std::uint64_t count = 1) {
+  return detail::ObjectSpec{kind, type_name, sizeof(State), alignof(State), count, 1, sizeof(State)};
+}
+}  // namespace
+
 Lock Segment::lock(std::string_view name) {
-  detail::ObjectSpec spec{ObjectKind::Lock, "ipckit::Lock", sizeof(detail::LockState), alignof(detail::LockState), 1,
-                          1, sizeof(detail::LockState)};
+  auto spec = plain_spec<detail::LockState>(ObjectKind::Lock, "ipckit::Lock");
   return Lock(static_cast<detail::LockState*>(find_or_create(name, spec)), keepalive(), label(ObjectKind::Lock, name));
 }
 
 RLock Segment::rlock(std::string_view name) {
-  detail::ObjectSpec spec{ObjectKind::RLock, "ipckit::RLock", sizeof(detail::LockState), alignof(detail::LockState),
-                          1, 1, sizeof(detail::LockState)};
+  auto spec = plain_spec<detail::LockState>(ObjectKind::RLock, "ipckit::RLock");
   return RLock(static_cast<detail::LockState*>(find_or_create(name, spec)), keepalive(), label(ObjectKind::RLock, name));
+}
+
+Condition Segment::condition(std::string_view name) { return bind_condition(name, nullptr, false); }
+Condition Segment::condition(std::string_view name, const Lock& lock) { return bind_condition(name, lock.s_, false); }
+Condition Segment::condition(std::string_view name, const RLock& lock) { return bind_condition(name, lock.s_, true); }
+
+// The offset of the bound lock is the entry's count, so a process binding
+// the name to another lock gets TypeMismatch (0: the condition's own lock).
+Condition Segment::bind_condition(std::string_view name, detail::LockState* lock, bool reentrant) {
+  std::uint64_t offset = 0;
+  if (lock != nullptr) {
+    const char* p = reinterpret_cast<const char*>(lock);
+    if (p < impl_->base_ || p >= impl_->base_ + impl_->size_)
+      throw InvalidArgument(std::string(name), label(ObjectKind::Condition, name) +
+                                                   ": its lock must live in the same segment; open the lock from '" +
+                                                   impl_->name_ + "'");
+    offset = static_cast<std::uint64_t>(p - impl_->base_);
+  }
+  auto spec = plain_spec<detail::ConditionState>(ObjectKind::Condition, "ipckit::Condition", offset);
+  auto* s = static_cast<detail::ConditionState*>(find_or_create(name, spec));
+  return Condition(s, lock != nullptr ? lock : &s->own_lock, reentrant, keepalive(), label(ObjectKind::Condition, name));
+}
+
+Semaphore Segment::semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options) {
+  return make_semaphore(name, initial, false, options);
+}
+Semaphore Segment::bounded_semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options) {
+  return make_semaphore(name, initial, true, options);
+}
+
+Semaphore Segment::make_semaphore(std::string_view name, std::uint32_t initial, bool bounded, SemaphoreOptions options) {
+  const ObjectKind kind = bounded ? ObjectKind::BoundedSemaphore : ObjectKind::Semaphore;
+  if (initial > (1u << 30))
+    throw InvalidArgument(std::string(name), label(kind, name) + ": initial value " + std::to_string(initial) +
+                                                 " is too large; use at most 2^30");
+  // Tracked and untracked semaphores are different types: mixing them up is a TypeMismatch.
+  auto spec = plain_spec<detail::SemaphoreState>(
+      kind, options.track_holders ? "ipckit::Semaphore(tracked)" : "ipckit::Semaphore", initial);
+  struct Init { std::uint32_t initial; bool bounded; bool tracked; } init{initial, bounded, options.track_holders};
+  spec.init = [](void* body, const void* arg) {
+    const auto& i = *static_cast<const Init*>(arg);
+    auto* st = static_cast<detail::SemaphoreState*>(body);
+    st->count.store(i.initial, std::memory_order_relaxed);
+    st->initial = i.initial;
+    st->bounded = i.bounded ? 1 : 0;
+    st->track_holders = i.tracked ? 1 : 0;
+  };
+  spec.init_arg = &init;
+  return Semaphore(static_cast<detail::SemaphoreState*>(find_or_create(name, spec)), keepalive(), label(kind, name));
+}
+
+Event Segment::event(std::string_view name) {
+  auto spec = plain_spec<detail::EventState>(ObjectKind::Event, "ipckit::Event");
+  return Event(static_cast<detail::EventState*>(find_or_create(name, spec)), keepalive(), label(ObjectKind::Event, name));
+}
+
+Barrier Segment::barrier(std::string_view name, std::uint32_t parties) {
+  if (parties < 1 || parties > detail::kBarrierMaxParties)
+    throw InvalidArgument(std::string(name), label(ObjectKind::Barrier, name) + ": " + std::to_string(parties) +
+                                                 " parties is out of range; use 1 to " +
+                                                 std::to_string(detail::kBarrierMaxParties));
+  auto spec = plain_spec<detail::BarrierState>(ObjectKind::Barrier, "ipckit::Barrier", parties);
+  spec.init = [](void* body, const void* arg) {
+    static_cast<detail::BarrierState*>(body)->parties = *static_cast<const std::uint32_t*>(arg);
+  };
+  spec.init_arg = &parties;
+  return Barrier(static_cast<detail::BarrierState*>(find_or_create(name, spec)), keepalive(),
+                 label(ObjectKind::Barrier, name));
 }
 
 }  // namespace ipckit

@@ -1,8 +1,12 @@
 // ipckit/ipckit.hpp — everything ipckit offers.
 #pragma once
 
+#include "ipckit/barrier.hpp"
+#include "ipckit/condition.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/event.hpp"
 #include "ipckit/lock.hpp"
 #include "ipckit/process.hpp"
 #include "ipckit/segment.hpp"
+#include "ipckit/semaphore.hpp"
 #include "ipckit/value.hpp"

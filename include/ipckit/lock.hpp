@@ -34,6 +34,8 @@
 
 namespace ipckit {
 
+class Segment;
+
 // Who holds a lock right now, as seen by `holder()`.
 struct LockHolder {
   int pid = 0;          // process id (0 when the holding thread is gone)
@@ -71,6 +73,7 @@ class LockHandle {
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
 
  protected:
+  friend class ipckit::Segment;  // binds conditions to the lock's state
   bool acquire(Deadline deadline, bool reentrant);
   void acquire_or_throw(std::chrono::nanoseconds timeout, bool reentrant);
   [[noreturn]] void throw_not_owner(const char* action) const;

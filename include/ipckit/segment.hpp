@@ -30,14 +30,19 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <typeinfo>
 #include <vector>
 
+#include "ipckit/barrier.hpp"
+#include "ipckit/condition.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/event.hpp"
 #include "ipckit/lock.hpp"
+#include "ipckit/semaphore.hpp"
 
 namespace ipckit {
 
@@ -49,7 +54,18 @@ struct SegmentOptions {
   std::uint32_t max_objects = 256; // directory capacity
 };
 
-enum class ObjectKind : std::uint32_t { Value = 1, Array = 2, Lock = 3, RLock = 4 };
+enum class ObjectKind : std::uint32_t {
+  Value = 1,
+  Array = 2,
+  Lock = 3,
+  RLock = 4,
+  Condition = 5,
+  Semaphore = 6,
+  BoundedSemaphore = 7,
+  Event = 8,
+  Barrier = 9,
+};
+inline constexpr std::uint32_t kLastObjectKind = 9;
 const char* to_string(ObjectKind kind) noexcept;
 
 // One directory entry, as `Segment::objects()` reports it.
@@ -58,7 +74,7 @@ struct ObjectInfo {
   ObjectKind kind{};
   std::string type_name;     // as typeid(T).name() spells it ("l" for int64_t)
   std::uint32_t elem_size = 0;
-  std::uint64_t count = 0;   // array length; 1 for a Value
+  std::uint64_t count = 0;   // array length; 1 for a Value; a semaphore's initial value; a barrier's parties
   std::uint64_t offset = 0;  // inside the segment
   std::uint64_t bytes = 0;
 };
@@ -119,6 +135,17 @@ class Segment {
   template <class T> Array<T> array(std::string_view name, std::size_t count);
   Lock lock(std::string_view name);
   RLock rlock(std::string_view name);
+  // A condition with its own lock, or bound to a named Lock/RLock of this
+  // segment (every process must bind it to the same lock: TypeMismatch otherwise).
+  Condition condition(std::string_view name);
+  Condition condition(std::string_view name, const Lock& lock);
+  Condition condition(std::string_view name, const RLock& lock);
+  // `initial` units (every process must pass the same: TypeMismatch otherwise).
+  Semaphore semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options = {});
+  Semaphore bounded_semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options = {});
+  Event event(std::string_view name);
+  // Throws InvalidArgument unless 1 <= parties <= 256.
+  Barrier barrier(std::string_view name, std::uint32_t parties);
 
   [[nodiscard]] const std::string& name() const noexcept;
   [[nodiscard]] std::size_t size() const noexcept;
@@ -137,6 +164,8 @@ class Segment {
 
  private:
   explicit Segment(std::shared_ptr<detail::SegmentImpl> impl) : impl_(std::move(impl)) {}
+  Condition bind_condition(std::string_view name, detail::LockState* lock, bool reentrant);
+  Semaphore make_semaphore(std::string_view name, std::uint32_t initial, bool bounded, SemaphoreOptions options);
   std::shared_ptr<detail::SegmentImpl> impl_;
 };
 

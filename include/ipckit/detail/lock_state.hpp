@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/thread_id.hpp"
 
 namespace ipckit::detail {
@@ -37,8 +38,6 @@ struct alignas(64) LockState {
 };
 static_assert(sizeof(LockState) == 64);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
-
-using Deadline = std::optional<std::chrono::steady_clock::time_point>;
 
 // Slow path: spins, then sleeps; returns false on deadline. Throws
 // DeadlockDetected when `reentrant` is false and the caller already owns it.

@@ -1,0 +1,85 @@
+// ipckit/barrier.hpp — Barrier: N processes start each phase together.
+//
+// Python's threading.Barrier across processes. `wait()` blocks until
+// `parties` callers have arrived, then releases them all and returns each a
+// distinct arrival index (0 .. parties-1). The barrier is then reused for the
+// next phase.
+//
+// A barrier breaks — every current and later wait() throws BrokenBarrier,
+// until reset() — when a wait times out, when abort() is called, or when a
+// party dies: a process becomes a party at its first wait(), and if one that
+// took part in the previous phase is found dead (pid + start time, checked
+// every ~25 ms by the sleepers) before arriving in the current one, the
+// others get BrokenBarrier instead of hanging. A process that dies before its
+// first wait() is unknown to the barrier: use a timed wait to cover that.
+//
+//   auto start = seg.barrier("start", 4);
+//   std::uint32_t index = start.wait();
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "ipckit/detail/futex.hpp"
+#include "ipckit/detail/lock_state.hpp"
+
+namespace ipckit {
+
+namespace detail {
+inline constexpr std::uint32_t kBarrierMaxParties = 256;
+enum class BreakReason : std::uint32_t { None = 0, Timeout = 1, Aborted = 2, PartyDied = 3, DiedInWait = 4 };
+struct BarrierParty {
+  std::int32_t pid = 0;               // 0: free slot
+  std::uint32_t last_round = 0;       // round in which it last arrived
+  std::uint64_t start_ticks = 0;
+};
+// A round is one use of the barrier: it ends when the last party arrives, or
+// broken (timeout, abort, dead party: `broken` set) and then reset().
+struct alignas(64) BarrierState {
+  LockState lock;                           // guards arrived, party[] and round changes
+  std::uint32_t parties = 0;
+  std::uint32_t arrived = 0;                // in the current round
+  std::atomic<std::uint32_t> round{0};      // rounds ended so far
+  std::atomic<std::uint32_t> broken{0};     // the current round is broken: a BreakReason
+  std::atomic<std::uint32_t> broken_round{0};  // 1 + the last round that ended broken (0: none)
+  std::atomic<std::uint32_t> wake{0};       // futex word: bumped on every change above
+  std::atomic<std::uint32_t> sleepers{0};
+  BarrierParty party[kBarrierMaxParties];
+};
+}  // namespace detail
+
+class Barrier {
+ public:
+  Barrier(detail::BarrierState* s, std::shared_ptr<const void> keepalive, std::string label)
+      : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {}
+
+  // Blocks until all parties arrive; returns this caller's arrival index.
+  // Throws BrokenBarrier if the barrier is or becomes broken.
+  std::uint32_t wait();
+  // As wait(); on timeout breaks the barrier and throws BrokenBarrier.
+  std::uint32_t wait(std::chrono::nanoseconds timeout);
+  // Breaks the barrier: current and future waiters get BrokenBarrier.
+  void abort() noexcept;
+  // Returns the barrier to its initial, unbroken state (waiters in the
+  // current phase get BrokenBarrier, as in Python).
+  void reset();
+  [[nodiscard]] bool broken() const noexcept { return s_->broken.load(std::memory_order_acquire) != 0; }
+  [[nodiscard]] std::uint32_t parties() const noexcept { return s_->parties; }
+  // How many are waiting in the current phase.
+  [[nodiscard]] std::uint32_t n_waiting() const noexcept;
+  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+
+ private:
+  std::uint32_t wait_impl(detail::Deadline deadline);
+  void break_locked(detail::BreakReason why) noexcept;
+  [[noreturn]] void throw_broken() const;
+  bool missing_party_died(std::uint32_t round) const noexcept;
+  detail::BarrierState* s_;
+  std::shared_ptr<const void> keep_;
+  std::string label_;
+};
+
+}  // namespace ipckit

@@ -1,0 +1,59 @@
+// ipckit/event.hpp — Event: a flag that processes wait for.
+//
+// Python's threading.Event across processes: `set()` raises the flag and wakes
+// every waiter in every process; `clear()` lowers it; `wait()` returns as soon
+// as it is set. A waiter spins briefly before it sleeps, so a peer that is
+// already running answers in about a microsecond, and an idle waiter costs no
+// CPU. A process killed while waiting takes nothing with it: the next set()
+// still wakes every living waiter.
+//
+//   auto green = seg.event("green");
+//   if (!green.wait(2s)) { ... }   // timed out
+//   green.set();
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "ipckit/detail/futex.hpp"
+
+namespace ipckit {
+
+namespace detail {
+struct alignas(64) EventState {
+  std::atomic<std::uint32_t> flag{0};
+  std::atomic<std::uint32_t> seq{0};       // futex word: bumped by set()
+  std::atomic<std::uint32_t> sleepers{0};
+};
+}  // namespace detail
+
+class Event {
+ public:
+  Event(detail::EventState* s, std::shared_ptr<const void> keepalive, std::string label)
+      : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {}
+
+  // Raises the flag and wakes every waiter. Never throws.
+  void set() noexcept;
+  // Lowers the flag. Never throws.
+  void clear() noexcept { s_->flag.store(0, std::memory_order_seq_cst); }
+  [[nodiscard]] bool is_set() const noexcept { return s_->flag.load(std::memory_order_acquire) != 0; }
+  // Blocks until the flag is set.
+  void wait();
+  // Blocks at most `timeout`; returns whether the flag is set (as Python's wait(timeout)).
+  bool wait(std::chrono::nanoseconds timeout);
+  template <class Clock, class Duration>
+  bool wait_until(const std::chrono::time_point<Clock, Duration>& t) {
+    return wait(std::chrono::duration_cast<std::chrono::nanoseconds>(t - Clock::now()));
+  }
+  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+
+ private:
+  detail::EventState* s_;
+  std::shared_ptr<const void> keep_;
+  std::string label_;
+};
+
+}  // namespace ipckit

@@ -1,0 +1,1 @@
+// Condition, Semaphore, Event, Barrier across processes (being written).
