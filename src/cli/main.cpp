@@ -402,6 +402,7 @@ std::string hex_bytes(const unsigned char* p, std::size_t n) {
 struct Contents {
   bool decoded = false;      // false: the type is not one the CLI knows
   bool is_array = false;
+  bool is_state = false;     // a synchronisation object's state, not data
   std::string text;          // table rendering
   std::string json;          // JSON token: scalar, array or string
   bool truncated = false;    // only `limit` elements shown
@@ -411,12 +412,66 @@ struct Contents {
 constexpr std::size_t kRawBytesShown = 64;
 constexpr std::size_t kTextShown = 120;  // characters of a char array in a listing
 
+// Semaphores, events, conditions and barriers: their state in a few words,
+// read with atomic loads (never through their locks).
+template <class State>
+const State* sync_state(const ipckit::ObjectInfo& obj, const void* body) {
+  return obj.bytes >= sizeof(State) ? static_cast<const State*>(body) : nullptr;
+}
+
+Contents read_sync_state(const ipckit::ObjectInfo& obj, const void* body) {
+  using K = ipckit::ObjectKind;
+  namespace d = ipckit::detail;
+  Contents c;
+  auto done = [&](const std::string& text, const std::string& json) {
+    c.decoded = true;
+    c.is_state = true;
+    c.text = text;
+    c.json = json;
+  };
+  const auto n = [](auto v) { return std::to_string(v); };
+  if (obj.kind == K::Semaphore || obj.kind == K::BoundedSemaphore) {
+    if (const auto* s = sync_state<d::SemaphoreState>(obj, body)) {
+      const auto value = s->count.load(std::memory_order_relaxed);
+      const auto sleepers = s->sleepers.load(std::memory_order_relaxed);
+      const auto reclaimed = s->reclaimed.load(std::memory_order_relaxed);
+      done(n(value) + "/" + n(s->initial) + " free, " + n(sleepers) + " sleeping" +
+               (s->track_holders ? ", tracked, " + n(reclaimed) + " reclaimed" : ""),
+           "{\"value\": " + n(value) + ", \"initial\": " + n(s->initial) + ", \"sleepers\": " + n(sleepers) +
+               ", \"tracked\": " + (s->track_holders ? "true" : "false") + ", \"reclaimed\": " + n(reclaimed) + "}");
+    }
+  } else if (obj.kind == K::Event) {
+    if (const auto* s = sync_state<d::EventState>(obj, body)) {
+      const bool set = s->flag.load(std::memory_order_relaxed) != 0;
+      const auto sleepers = s->sleepers.load(std::memory_order_relaxed);
+      done(std::string(set ? "set" : "clear") + ", " + n(sleepers) + " sleeping",
+           std::string("{\"set\": ") + (set ? "true" : "false") + ", \"sleepers\": " + n(sleepers) + "}");
+    }
+  } else if (obj.kind == K::Condition) {
+    if (const auto* s = sync_state<d::ConditionState>(obj, body)) {
+      const auto sleepers = s->sleepers.load(std::memory_order_relaxed);
+      const std::string bound = obj.count == 0 ? "its own lock" : "the lock at offset " + n(obj.count);
+      done(n(sleepers) + " sleeping, bound to " + bound,
+           "{\"sleepers\": " + n(sleepers) + ", \"bound_lock_offset\": " + n(obj.count) + "}");
+    }
+  } else if (obj.kind == K::Barrier) {
+    if (const auto* s = sync_state<d::BarrierState>(obj, body)) {
+      const auto round = s->round.load(std::memory_order_relaxed);
+      const auto broken = s->broken.load(std::memory_order_relaxed);
+      done(n(s->arrived) + "/" + n(s->parties) + " arrived, round " + n(round) + (broken ? ", BROKEN" : ""),
+           "{\"arrived\": " + n(s->arrived) + ", \"parties\": " + n(s->parties) + ", \"round\": " + n(round) +
+               ", \"broken\": " + (broken ? "true" : "false") + "}");
+    }
+  }
+  return c;
+}
+
 Contents read_contents(const ipckit::ObjectInfo& obj, const void* body, std::size_t limit) {
   Contents c;
   const auto* base = static_cast<const unsigned char*>(body);
   const bool is_value = obj.kind == ipckit::ObjectKind::Value;
   const bool is_array = obj.kind == ipckit::ObjectKind::Array;
-  if (!is_value && !is_array) return c;
+  if (!is_value && !is_array) return read_sync_state(obj, body);
   c.is_array = is_array;
   const std::size_t data_offset = is_value ? ipckit::detail::kValueDataOffset : ipckit::detail::kArrayDataOffset;
   const std::uint64_t count = is_value ? 1 : obj.count;
@@ -480,7 +535,7 @@ Contents read_contents(const ipckit::ObjectInfo& obj, const void* body, std::siz
 }
 
 // ---------------------------------------------------------------------------
-// Locks: every Value, Array, Lock and RLock object starts with its lock.
+// Locks: every Value, Array, Lock, RLock, Condition and Barrier object starts with its lock.
 
 // "value", "array", "lock", "rlock": the library's kind names, lower-cased.
 std::string kind_text(ipckit::ObjectKind kind) {
@@ -491,7 +546,8 @@ std::string kind_text(ipckit::ObjectKind kind) {
 
 bool has_lock(ipckit::ObjectKind kind) {
   using K = ipckit::ObjectKind;
-  return kind == K::Value || kind == K::Array || kind == K::Lock || kind == K::RLock;
+  return kind == K::Value || kind == K::Array || kind == K::Lock || kind == K::RLock || kind == K::Condition ||
+         kind == K::Barrier;
 }
 
 struct LockView {
@@ -697,7 +753,7 @@ int cmd_inspect(const std::string& seg_name, const std::optional<std::string>& o
       } else {
         write_lock_json(j, r.lock);
         if (r.contents.decoded) {
-          j.key(r.contents.is_array ? "values" : "value").raw(r.contents.json);
+          j.key(r.contents.is_state ? "state" : r.contents.is_array ? "values" : "value").raw(r.contents.json);
           if (r.contents.is_array) j.field("truncated", r.contents.truncated);
         } else if (!r.contents.raw_hex.empty()) {
           j.field("raw_hex", r.contents.raw_hex);
@@ -717,7 +773,7 @@ int cmd_inspect(const std::string& seg_name, const std::optional<std::string>& o
     std::cout << "no objects\n";
     return 0;
   }
-  Table t({"NAME", "KIND", "TYPE", "COUNT", "BYTES", "LOCK HOLDER", "RECOVERIES", "VALUE"});
+  Table t({"NAME", "KIND", "TYPE", "COUNT", "BYTES", "LOCK HOLDER", "RECOVERIES", "VALUE / STATE"});
   for (const auto& r : rows) {
     std::string type = pretty_type(r.obj.type_name);
     if (type.empty()) type = "-";
@@ -726,10 +782,9 @@ int cmd_inspect(const std::string& seg_name, const std::optional<std::string>& o
              std::to_string(r.obj.bytes), "?", "?", "error: " + r.error});
       continue;
     }
-    const bool holds_data = r.obj.kind == ipckit::ObjectKind::Value || r.obj.kind == ipckit::ObjectKind::Array;
     t.add({r.obj.name, kind_text(r.obj.kind), type, std::to_string(r.obj.count),
            std::to_string(r.obj.bytes), holder_text(r.lock),
-           r.lock.available ? std::to_string(r.lock.recoveries) : "-", holds_data ? r.contents.text : "-"});
+           r.lock.available ? std::to_string(r.lock.recoveries) : "-", r.contents.text.empty() ? "-" : r.contents.text});
   }
   t.print(std::cout);
   for (const auto& r : rows) {
