@@ -132,13 +132,12 @@ int main(int argc, char** argv) {
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
 
     bool ok = producer.exitcode() == 0;
-    std::int64_t total = 0, consumer_waits = 0, late = 0;
+    std::int64_t total = 0, late = 0;
     std::printf("producer put %d items through a ring of %d slots; it waited for a free slot %lld times\n", items,
                 capacity, static_cast<long long>(producer_waits.get()));
     for (int c = 0; c < consumers; ++c) {
       ok = ok && procs[c].exitcode() == 0;
       total += got[c];
-      consumer_waits += waited[c];
       late += disorder[c];
       std::printf("consumer-%d got %5lld items, waited for one %lld times\n", c + 1, static_cast<long long>(got[c]),
                   static_cast<long long>(waited[c]));

@@ -83,31 +83,30 @@ int main(int argc, char** argv) {
     struct Remove { std::string n; ~Remove() { ipckit::Segment::remove(n); } } remove{name};
     auto green = seg.event("green");  // the light: set = green, clear = red
     auto done = seg.event("done");    // the light has shut down
-    auto ready = seg.value<std::int32_t>("ready");      // cars on the road
     auto stopped = seg.value<std::int32_t>("stopped");  // cars waiting at the red light now
     auto stops = seg.array<std::int32_t>("stops", cars);        // per car: red lights it stopped at
     auto restarts = seg.array<std::int32_t>("restarts", cars);  // per car: greens that woke it
 
+    green.set();  // the light starts green, as in the seed
+
     ipckit::Process light([&] {
-      // Start once every car is on the road, so that no car misses the first red.
-      if (!poll_for([&] { return ready.get() == cars; }, 10s)) say("light: not every car started; going on anyway\n");
       for (int cycle = 1; cycle <= cycles; ++cycle) {
-        green.set();
         for (int t = 0; t < green_ticks; ++t) {
           say("Green light is on ......\n");
+          if (t == 0) green.set();  // (announced first, so that the cars' lines follow it)
           std::this_thread::sleep_for(tick);
         }
-        green.clear();
         for (int t = 0; t < red_ticks; ++t) {
           say("Red light is on ......\n");
+          if (t == 0) green.clear();
           std::this_thread::sleep_for(tick);
         }
         if (!poll_for([&] { return stopped.get() == cars; }, std::chrono::milliseconds(grace_ms)))
           say("light: only %d of %d cars stopped at this red\n", stopped.get(), cars);
       }
       // A last green releases the waiting cars, then the light shuts down.
-      green.set();
       say("Green light is on ...... (last cycle done)\n");
+      green.set();
       poll_for([&] { return stopped.get() == 0; }, std::chrono::milliseconds(grace_ms));
       done.set();
       say("light: shutting down\n");
@@ -117,10 +116,6 @@ int main(int argc, char** argv) {
     for (int i = 0; i < cars; ++i) {
       const std::string car = car_name(i);
       procs.emplace_back([&, i, car] {
-        {
-          std::lock_guard g(ready.get_lock());
-          ready.set(ready.get() + 1);
-        }
         while (!done.is_set()) {
           if (green.is_set()) {
             say("[%s] is running\n", car.c_str());
