@@ -3,7 +3,7 @@
 # in the same run, and a summary of ratios against the targets.
 #
 #   scripts/bench.sh                 # every section
-#   scripts/bench.sh lock            # only the named sections (see SECTIONS below)
+#   scripts/bench.sh lock wake       # only the named sections (see SECTIONS below)
 #   scripts/bench.sh --strict lock   # exit 1 when a target is missed
 #   scripts/bench.sh --list          # list the sections
 #
@@ -18,22 +18,34 @@
 #   BENCH_SKIP_SETUP=1        do not run scripts/setup.sh first
 #   BENCH_SKIP_BUILD=1        use the binaries already in BENCH_BUILD_DIR
 #   BENCH_FUTEX=1             also count futex syscalls per increment (root + tracefs)
+#                             (wake_bench counts them whenever it can: futex
+#                             calls per round trip and per semaphore op)
+#   BENCH_WAKE_TRIPS=20000    timed round trips per run in wake_bench's rows
+#                             that spin (BENCH_WAKE_SLOW_TRIPS=5000 for the
+#                             rows that always sleep: raw futex, Boost)
+#   BENCH_PY_WAKE_TRIPS=5000  round trips per run for Python's Event row
+#   BENCH_IDLE_RUNS=3         runs of the idle-waiter part (2.35 s each)
 #
 # Adding a benchmark: write a `section_NAME` function that runs its programs
 # through `run_tool` (which collects their `RESULT <row> <value> <unit> ...`
-# lines) and declares its targets with `check`, then add NAME to SECTIONS.
+# lines) and declares its targets with `check`, then add NAME to SECTIONS
+# (and a `targets_NAME` that names its build targets).
 # The summary at the end prints every check of the sections that ran.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 
-SECTIONS=(lock)
+SECTIONS=(lock wake)
 
 RUNS=${BENCH_RUNS:-9}
 PY_RUNS=${BENCH_PY_RUNS:-5}
 ITERATIONS=${BENCH_ITERATIONS:-1000000}
 PY_ITERATIONS=${BENCH_PY_ITERATIONS:-1000000}
+WAKE_TRIPS=${BENCH_WAKE_TRIPS:-20000}
+WAKE_SLOW_TRIPS=${BENCH_WAKE_SLOW_TRIPS:-5000}
+PY_WAKE_TRIPS=${BENCH_PY_WAKE_TRIPS:-5000}
+IDLE_RUNS=${BENCH_IDLE_RUNS:-3}
 BUILD_DIR=${BENCH_BUILD_DIR:-build-bench}
 PYTHON=${PYTHON:-python3}
 STRICT=0
@@ -63,9 +75,12 @@ run_tool() {
   done < "$log"
 }
 
-# check LABEL NUM_ROW DEN_ROW TARGET [higher|info]
+# check LABEL NUM_ROW DEN_ROW TARGET [higher|info|at_most|below]
 #   ratio = NUM/DEN (both "higher is better" rows, e.g. incr/s); PASS when
 #   ratio >= TARGET. "info" rows print the ratio with no verdict.
+#   at_most / below compare the value of NUM_ROW itself (DEN_ROW is "-") with
+#   TARGET, in NUM_ROW's unit: PASS when value <= TARGET / value < TARGET
+#   (latencies in us, CPU shares in % of a core, syscalls per op).
 check() { CHECKS+=("$1|$2|$3|$4|${5:-higher}"); }
 
 # -----------------------------------------------------------------------------
@@ -112,6 +127,44 @@ section_lock() {
   check "ipckit Value.get_lock() (RLock) vs Python" ipckit_rlock python_mp_value - info
 }
 
+# Waking a peer process: ping-pong round trips through ipckit Event and
+# Condition beside a raw futex, a raw spin, Boost's interprocess_condition and
+# Python's multiprocessing.Event; the CPU an idle waiter burns; the uncontended
+# Semaphore against an atomic increment, with futex calls counted.
+targets_wake() { echo wake_bench; }
+section_wake() {
+  say "wake-up round trip: 2 processes ping-pong ($RUNS runs per row; $WAKE_TRIPS round trips, $WAKE_SLOW_TRIPS for the always-sleeping rows), idle waiters ($IDLE_RUNS x 2 s), uncontended semaphore"
+  local bin="$ROOT/$BUILD_DIR/bench/wake_bench"
+  if [[ $(id -u) -eq 0 && ! -e /sys/kernel/tracing/events/syscalls/sys_enter_futex/id ]]; then
+    echo "bench.sh: futex counting needs tracefs; it is not mounted at /sys/kernel/tracing" \
+      "(mount -t tracefs nodev /sys/kernel/tracing)"
+  fi
+  run_tool wake_bench "$bin" --runs "$RUNS" --round-trips "$WAKE_TRIPS" --slow-round-trips "$WAKE_SLOW_TRIPS" \
+    --idle-runs "$IDLE_RUNS"
+
+  say "wake-up round trip, Python: multiprocessing.Event ping-pong, $PY_WAKE_TRIPS round trips ($PY_RUNS runs)"
+  if command -v "$PYTHON" >/dev/null 2>&1; then
+    run_tool python_event "$PYTHON" bench/python_event.py --runs "$PY_RUNS" --round-trips "$PY_WAKE_TRIPS"
+  else
+    echo "bench.sh: $PYTHON not found; Python's row is skipped"
+  fi
+
+  check "ipckit Event round trip, median (us)" wake_ipckit_event_median - 2 at_most
+  check "ipckit Condition round trip, median (us)" wake_ipckit_condition_median - 2 at_most
+  check "idle Event.wait() 2 s, worst run (% core)" idle_ipckit_event_wait_cpu - 2 below
+  check "idle Condition.wait_for 2 s, worst (% core)" idle_ipckit_condition_wait_for_cpu - 2 below
+  check "idle Semaphore.acquire 2 s, worst (% core)" idle_ipckit_semaphore_acquire_cpu - 2 below
+  check "Semaphore acq+rel futex calls per pair" futex_per_op_ipckit_semaphore - 0 at_most
+  check "ipckit Event vs Boost condition (x faster)" wake_boost_condition_median wake_ipckit_event_median - info
+  check "ipckit Event vs Python mp.Event (x faster)" wake_python_mp_event_median wake_ipckit_event_median - info
+  check "ipckit Event vs raw futex (x faster)" wake_raw_futex_median wake_ipckit_event_median - info
+  check "raw spin floor vs ipckit Event (ipckit = 1)" wake_raw_spin_median wake_ipckit_event_median - info
+  check "ipckit Condition vs Boost condition (x faster)" wake_boost_condition_median wake_ipckit_condition_median - info
+  check "ipckit Event p99 vs Boost p99 (x faster)" wake_boost_condition_p99 wake_ipckit_event_p99 - info
+  check "ipckit Semaphore acq+rel / atomic pair (ns)" uncontended_ipckit_semaphore uncontended_atomic_pair - info
+  check "ipckit Semaphore acq+rel / Boost sem (ns)" uncontended_ipckit_semaphore uncontended_boost_semaphore - info
+}
+
 # -----------------------------------------------------------------------------
 # Summary
 
@@ -119,6 +172,9 @@ fmt_rate() {  # value unit -> human text
   awk -v v="$1" -v u="$2" 'BEGIN {
     if (u == "incr_per_s" || u ~ /_per_s$/) printf "%.2f M/s", v / 1e6;
     else if (u == "ns_per_op") printf "%.2f ns", v;
+    else if (u == "us") printf "%.2f us", v;
+    else if (u == "pct_core") printf "%.3f %% core", v;
+    else if (u == "futex_per_op") printf "%.6f futex/op", v;
     else printf "%g %s", v, u }'
 }
 
@@ -129,16 +185,35 @@ summary() {
     local sorted
     mapfile -t sorted < <(printf '%s\n' "${rows[@]}" | sort)
     for row in "${sorted[@]}"; do
-      printf '  %-28s %s\n' "$row" "$(fmt_rate "${RESULT[$row]}" "${RESULT_UNIT[$row]}")"
+      printf '  %-38s %s\n' "$row" "$(fmt_rate "${RESULT[$row]}" "${RESULT_UNIT[$row]}")"
     done
   fi
   echo
-  printf '  %-44s %10s %10s  %s\n' "comparison" "ratio" "target" "verdict"
+  printf '  %-44s %10s %10s  %s\n' "comparison" "result" "target" "verdict"
   local missed=0 c label num den target kind ratio verdict shown absent
   for c in "${CHECKS[@]}"; do
     IFS='|' read -r label num den target kind <<<"$c"
     shown=">= ${target}x"
     [[ $kind == info ]] && shown="-"
+    if [[ $kind == at_most || $kind == below ]]; then
+      # An absolute target on one row's value, in its unit.
+      local op="<="
+      [[ $kind == below ]] && op="<"
+      shown="$op $target"
+      if [[ -z ${RESULT[$num]:-} ]]; then
+        printf '  %-44s %10s %10s  %s\n' "$label" "-" "$shown" "n/a (no $num row)"
+        continue
+      fi
+      if awk -v v="${RESULT[$num]}" -v t="$target" -v k="$kind" 'BEGIN { exit !(k == "below" ? v < t : v <= t) }'; then
+        verdict="PASS"
+      else
+        verdict="MISS"
+        missed=$((missed + 1))
+      fi
+      printf '  %-44s %10s %10s  %s\n' "$label" "$(awk -v v="${RESULT[$num]}" 'BEGIN { printf "%.4g", v }')" \
+        "$shown" "$verdict"
+      continue
+    fi
     if [[ -z ${RESULT[$num]:-} || -z ${RESULT[$den]:-} ]]; then
       absent=$num
       [[ -n ${RESULT[$num]:-} ]] && absent=$den

@@ -143,8 +143,18 @@ void Barrier::reset() {
   }
   s_->arrived = 0;
   s_->broken.store(0, std::memory_order_seq_cst);
+  // Back to the initial state: who took part before the reset is forgotten.
+  for (auto& p : s_->party) p = detail::BarrierParty{};
   if (lock.owner_died()) lock.mark_consistent();
   bump(*s_);
+}
+
+void Barrier::leave() {
+  Lock lock(&s_->lock, keep_, label_ + " (its lock)");
+  std::lock_guard g(lock);
+  const ProcessIdentity me = this_process();
+  for (auto& p : s_->party)
+    if (p.pid == me.pid && p.start_ticks == me.start_ticks) p = detail::BarrierParty{};
 }
 
 std::uint32_t Barrier::n_waiting() const noexcept { return s_->arrived; }

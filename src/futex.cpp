@@ -2,6 +2,7 @@
 #include "ipckit/detail/futex.hpp"
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -19,6 +20,20 @@ bool futex_sleep(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::
   const long r = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, expected, &ts, nullptr, 0);
   return !(r == -1 && errno == ETIMEDOUT);
 }
+
+bool single_cpu() noexcept {
+  // Affinity rarely changes; look it up once per process (a forked child
+  // inherits its parent's mask and answer).
+  static const bool one = [] {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::sched_getaffinity(0, sizeof set, &set) != 0) return false;
+    return CPU_COUNT(&set) <= 1;
+  }();
+  return one;
+}
+
+void yield_cpu() noexcept { ::sched_yield(); }
 
 void futex_wake(std::atomic<std::uint32_t>& word, int n) noexcept {
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, n, nullptr, nullptr, 0);

@@ -10,28 +10,20 @@
 namespace ipckit {
 namespace {
 
-bool try_take(detail::SemaphoreState& s) noexcept {
-  std::uint32_t c = s.count.load(std::memory_order_relaxed);
-  while (c > 0) {
-    if (s.count.compare_exchange_weak(c, c - 1, std::memory_order_acquire, std::memory_order_relaxed)) return true;
-  }
-  return false;
-}
-
-void give(detail::SemaphoreState& s, std::uint32_t n) noexcept {
-  s.count.fetch_add(n, std::memory_order_seq_cst);
-  if (s.sleepers.load(std::memory_order_seq_cst) != 0) detail::futex_wake(s.count, static_cast<int>(n));
-}
+using detail::semaphore_try_take;
 
 }  // namespace
 
 bool Semaphore::acquire_until(detail::Deadline deadline) {
   const bool tracked = s_->track_holders != 0;
-  bool got = try_take(*s_);
-  if (!got && tracked && reclaim_dead_holders()) got = try_take(*s_);
+  bool got = semaphore_try_take(*s_);
+  if (!got && tracked && reclaim_dead_holders()) got = semaphore_try_take(*s_);
   if (!got) {
-    got = detail::wait_for_change(s_->count, s_->sleepers, [this] { return try_take(*s_); }, deadline,
-                                  detail::kLivenessInterval, [this, tracked] {
+    // Only a tracked semaphore has dead holders to look for while it sleeps.
+    const std::chrono::nanoseconds tick = tracked ? std::chrono::nanoseconds(detail::kLivenessInterval)
+                                                  : std::chrono::nanoseconds(std::chrono::seconds(1));
+    got = detail::wait_for_change(s_->count, s_->sleepers, [this] { return semaphore_try_take(*s_); }, deadline,
+                                  tick, [this, tracked] {
                                     if (tracked) reclaim_dead_holders();
                                   });
   }
@@ -39,13 +31,12 @@ bool Semaphore::acquire_until(detail::Deadline deadline) {
   return got;
 }
 
-void Semaphore::acquire() { acquire_until(std::nullopt); }
 bool Semaphore::acquire(std::chrono::nanoseconds timeout) {
   return acquire_until(std::chrono::steady_clock::now() + timeout);
 }
 bool Semaphore::try_acquire() { return acquire_until(std::chrono::steady_clock::time_point::min()); }
 
-void Semaphore::release(std::uint32_t n) {
+void Semaphore::release_checked(std::uint32_t n) {
   if (n == 0) throw InvalidArgument(label_, label_ + ": release(0) gives nothing back; release at least one unit");
   if (s_->track_holders != 0) {
     const auto& me = detail::this_thread();
@@ -70,7 +61,7 @@ void Semaphore::release(std::uint32_t n) {
     if (s_->sleepers.load(std::memory_order_seq_cst) != 0) detail::futex_wake(s_->count, static_cast<int>(n));
     return;
   }
-  give(*s_, n);
+  detail::semaphore_give(*s_, n);
 }
 
 // Holder slots are claimed by CAS on their tid; `units` is written only by
@@ -84,14 +75,17 @@ void Semaphore::record_holder(std::uint32_t units) {
     }
   }
   for (auto& h : s_->holders) {
+    // Claim with a marker first: until start_ticks is ours, a reclaimer
+    // must not judge this holder by the previous holder's start time.
     std::uint32_t free = 0;
-    if (h.tid.compare_exchange_strong(free, me.tid, std::memory_order_acq_rel)) {
+    if (h.tid.compare_exchange_strong(free, me.tid | detail::kHolderClaiming, std::memory_order_acq_rel)) {
       h.start_ticks = me.start_ticks;
       h.units = units;
+      h.tid.store(me.tid, std::memory_order_release);
       return;
     }
   }
-  give(*s_, units);
+  detail::semaphore_give(*s_, units);
   throw OutOfSpace(label_, label_ + ": " + std::to_string(detail::kSemaphoreHolderSlots) +
                                " threads hold units already, the most a tracked semaphore records; "
                                "use an untracked semaphore for more holders");
@@ -101,14 +95,16 @@ bool Semaphore::reclaim_dead_holders() {
   bool any = false;
   for (auto& h : s_->holders) {
     std::uint32_t tid = h.tid.load(std::memory_order_acquire);
-    if (tid == 0 || detail::thread_alive(tid, h.start_ticks)) continue;
+    if (tid == 0) continue;
+    const bool claiming = (tid & detail::kHolderClaiming) != 0;
+    if (detail::thread_alive(tid & ~detail::kHolderClaiming, claiming ? 0 : h.start_ticks)) continue;
     // A dead holder's count no longer changes: read it before freeing the
     // slot, since a new holder may claim the slot right after.
-    const std::uint32_t units = h.units;
+    const std::uint32_t units = claiming ? 0 : h.units;
     if (!h.tid.compare_exchange_strong(tid, 0, std::memory_order_acq_rel)) continue;  // another reclaimer won
     if (units == 0) continue;
     s_->reclaimed.fetch_add(units, std::memory_order_relaxed);
-    give(*s_, units);
+    detail::semaphore_give(*s_, units);
     any = true;
   }
   return any;

@@ -12,6 +12,9 @@
 // every ~25 ms by the sleepers) before arriving in the current one, the
 // others get BrokenBarrier instead of hanging. A process that dies before its
 // first wait() is unknown to the barrier: use a timed wait to cover that.
+// A process that is done with a barrier others go on using calls leave()
+// before it exits, so that its end is not taken for a death; reset()
+// forgets every party.
 //
 //   auto start = seg.barrier("start", 4);
 //   std::uint32_t index = start.wait();
@@ -66,6 +69,8 @@ class Barrier {
   // Returns the barrier to its initial, unbroken state (waiters in the
   // current phase get BrokenBarrier, as in Python).
   void reset();
+  // This process takes no further part: its exit will not break the barrier.
+  void leave();
   [[nodiscard]] bool broken() const noexcept { return s_->broken.load(std::memory_order_acquire) != 0; }
   [[nodiscard]] std::uint32_t parties() const noexcept { return s_->parties; }
   // How many are waiting in the current phase.

@@ -35,6 +35,9 @@ struct SemaphoreOptions {
 
 namespace detail {
 inline constexpr std::uint32_t kSemaphoreHolderSlots = 64;
+struct SemaphoreState;
+bool semaphore_try_take(SemaphoreState& s) noexcept;
+inline constexpr std::uint32_t kHolderClaiming = 0x8000'0000u;  // tid | this: slot being filled
 struct SemaphoreHolder {
   std::atomic<std::uint32_t> tid{0};   // 0: free slot
   std::uint32_t units = 0;
@@ -50,6 +53,19 @@ struct alignas(64) SemaphoreState {
   alignas(64) std::atomic<std::uint32_t> holders_lock{0};  // spin lock for the table
   SemaphoreHolder holders[kSemaphoreHolderSlots];
 };
+
+inline bool semaphore_try_take(SemaphoreState& s) noexcept {
+  std::uint32_t c = s.count.load(std::memory_order_relaxed);
+  while (c > 0) {
+    if (s.count.compare_exchange_weak(c, c - 1, std::memory_order_acquire, std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
+
+inline void semaphore_give(SemaphoreState& s, std::uint32_t n) noexcept {
+  s.count.fetch_add(n, std::memory_order_seq_cst);
+  if (s.sleepers.load(std::memory_order_seq_cst) != 0) futex_wake(s.count, static_cast<int>(n));
+}
 }  // namespace detail
 
 class Semaphore {
@@ -58,7 +74,10 @@ class Semaphore {
       : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {}
 
   // Blocks until a unit is available, then takes it.
-  void acquire();
+  void acquire() {
+    if (s_->track_holders == 0 && detail::semaphore_try_take(*s_)) return;  // the common case: no call
+    acquire_until(std::nullopt);
+  }
   // Blocks at most `timeout`; returns whether a unit was taken.
   bool acquire(std::chrono::nanoseconds timeout);
   // Never blocks.
@@ -66,7 +85,10 @@ class Semaphore {
   // Gives back `n` units (n >= 1). Throws TooManyReleases on a bounded
   // semaphore that would exceed its initial value, NotOwner on a tracked one
   // when the caller holds fewer than `n` units, InvalidArgument for n < 1.
-  void release(std::uint32_t n = 1);
+  void release(std::uint32_t n = 1) {
+    if (n == 1 && s_->bounded == 0 && s_->track_holders == 0) return detail::semaphore_give(*s_, 1);
+    release_checked(n);
+  }
   [[nodiscard]] std::uint32_t value() const noexcept { return s_->count.load(std::memory_order_relaxed); }
   [[nodiscard]] std::uint32_t initial_value() const noexcept { return s_->initial; }
   [[nodiscard]] bool bounded() const noexcept { return s_->bounded != 0; }
@@ -82,6 +104,7 @@ class Semaphore {
 
  private:
   bool acquire_until(detail::Deadline deadline);
+  void release_checked(std::uint32_t n);
   void record_holder(std::uint32_t units);
   bool reclaim_dead_holders();
   detail::SemaphoreState* s_;

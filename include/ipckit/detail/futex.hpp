@@ -32,18 +32,44 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-// Spins until `ready()` holds, for at most ~50 µs; returns whether it did.
-inline constexpr int kSpinPolls = 2000;  // ~50 µs of pause instructions here
+// How long a waiter polls before it sleeps, by the clock (a pause lasts 25 ns
+// on one CPU model and ten times that on another). First it polls with
+// pause instructions, which answers a peer running on another CPU in a
+// fraction of a microsecond; then it yields between polls, so that a peer
+// sharing this CPU gets to run (pure spinning there cost ~115 µs a round
+// trip, yielding ~10 µs). When this process may run on one CPU only, the
+// pause phase is skipped.
+inline constexpr std::chrono::nanoseconds kSpinPause{2'000};
+inline constexpr std::chrono::nanoseconds kSpinTotal{50'000};
+
+// Whether this process may run on a single CPU only (cached; fork-safe).
+bool single_cpu() noexcept;
+void yield_cpu() noexcept;
+
+// Polls `ready()` for at most kSpinTotal; returns whether it held.
 template <class Ready>
 bool spin_until(Ready&& ready) noexcept {
-  for (int i = 0; i < kSpinPolls; ++i) {
+  if (ready()) return true;
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  if (!single_cpu()) {
+    do {
+      for (int i = 0; i < 64; ++i) {
+        if (ready()) return true;
+        cpu_relax();
+      }
+    } while (Clock::now() - start < kSpinPause);
+  }
+  while (Clock::now() - start < kSpinTotal) {
+    yield_cpu();
     if (ready()) return true;
-    cpu_relax();
   }
   return ready();
 }
 
 // Waits until `ready()` holds or the deadline passes (then returns ready()).
+// `ready()` may consume what it finds (a semaphore unit): whenever it
+// returns true, so does this.
 // `word` is the futex that changes whenever `ready()` may have become true;
 // `sleepers` counts the threads sleeping on it. `on_tick()` runs whenever a
 // sleep lasted `tick` without news: liveness checks that may make `ready()`
@@ -62,11 +88,16 @@ bool wait_for_change(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t
       if (now >= *deadline) return ready();
       if (*deadline - now < sleep) sleep = *deadline - now;
     }
+    // Announce the sleep, then look once more: a change published after the
+    // look but before the sleep alters `word`, so the sleep returns at once.
+    // `ready()` may consume (a semaphore unit): every true is returned.
     sleepers.fetch_add(1, std::memory_order_seq_cst);
-    bool woken = true;
-    if (!ready()) woken = futex_sleep(word, seen, sleep);
+    if (ready()) {
+      sleepers.fetch_sub(1, std::memory_order_seq_cst);
+      return true;
+    }
+    const bool woken = futex_sleep(word, seen, sleep);
     sleepers.fetch_sub(1, std::memory_order_seq_cst);
-    if (ready()) return true;
     if (!woken) on_tick();
   }
 }
