@@ -22,14 +22,9 @@ bool futex_sleep(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::
 }
 
 bool single_cpu() noexcept {
-  // Affinity rarely changes; look it up once per process (a forked child
-  // inherits its parent's mask and answer).
-  static const bool one = [] {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (::sched_getaffinity(0, sizeof set, &set) != 0) return false;
-    return CPU_COUNT(&set) <= 1;
-  }();
+  // The machine's CPU count, not this process's affinity: a process pinned
+  // to one CPU says nothing about where its peer runs. Looked up once.
+  static const bool one = ::sysconf(_SC_NPROCESSORS_ONLN) <= 1;
   return one;
 }
 

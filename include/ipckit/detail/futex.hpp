@@ -37,12 +37,12 @@ inline void cpu_relax() noexcept {
 // pause instructions, which answers a peer running on another CPU in a
 // fraction of a microsecond; then it yields between polls, so that a peer
 // sharing this CPU gets to run (pure spinning there cost ~115 µs a round
-// trip, yielding ~10 µs). When this process may run on one CPU only, the
-// pause phase is skipped.
+// trip, yielding ~10 µs). On a machine with one CPU the pause phase is
+// skipped.
 inline constexpr std::chrono::nanoseconds kSpinPause{2'000};
 inline constexpr std::chrono::nanoseconds kSpinTotal{50'000};
 
-// Whether this process may run on a single CPU only (cached; fork-safe).
+// Whether the machine has a single CPU online (looked up once).
 bool single_cpu() noexcept;
 void yield_cpu() noexcept;
 
