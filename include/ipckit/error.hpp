@@ -49,6 +49,7 @@ IPCKIT_ERROR_CLASS(Full);              // put_nowait on a full queue
 IPCKIT_ERROR_CLASS(Empty);             // get_nowait on an empty queue
 IPCKIT_ERROR_CLASS(Closed);            // the queue was closed
 IPCKIT_ERROR_CLASS(MessageTooLarge);   // an item that the queue can never hold
+IPCKIT_ERROR_CLASS(DecodeError);       // a queued payload that does not decode as T (it is dropped)
 IPCKIT_ERROR_CLASS(BrokenBarrier);     // the barrier was aborted or a party died
 IPCKIT_ERROR_CLASS(TooManyReleases);   // a bounded semaphore released above its initial value
 IPCKIT_ERROR_CLASS(SystemError);       // an unexpected errno from the OS

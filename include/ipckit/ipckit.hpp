@@ -7,6 +7,7 @@
 #include "ipckit/event.hpp"
 #include "ipckit/lock.hpp"
 #include "ipckit/process.hpp"
+#include "ipckit/queue.hpp"
 #include "ipckit/segment.hpp"
 #include "ipckit/semaphore.hpp"
 #include "ipckit/value.hpp"

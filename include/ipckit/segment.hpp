@@ -39,6 +39,7 @@
 
 #include "ipckit/barrier.hpp"
 #include "ipckit/condition.hpp"
+#include "ipckit/detail/queue_core.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/event.hpp"
 #include "ipckit/lock.hpp"
@@ -48,6 +49,9 @@ namespace ipckit {
 
 template <class T> class Value;
 template <class T> class Array;
+template <class T> class Queue;
+template <class T> class JoinableQueue;
+class ByteQueue;
 
 struct SegmentOptions {
   mode_t mode = 0600;             // permissions of the shm object (umask is ignored)
@@ -64,8 +68,10 @@ enum class ObjectKind : std::uint32_t {
   BoundedSemaphore = 7,
   Event = 8,
   Barrier = 9,
+  Queue = 10,
+  JoinableQueue = 11,
 };
-inline constexpr std::uint32_t kLastObjectKind = 9;
+inline constexpr std::uint32_t kLastObjectKind = 11;
 const char* to_string(ObjectKind kind) noexcept;
 
 // One directory entry, as `Segment::objects()` reports it.
@@ -146,6 +152,14 @@ class Segment {
   Event event(std::string_view name);
   // Throws InvalidArgument unless 1 <= parties <= 256.
   Barrier barrier(std::string_view name, std::uint32_t parties);
+  // Queues of cereal-serialized T (include <ipckit/queue.hpp>); every process
+  // must pass the same T and options (TypeMismatch otherwise).
+  template <class T> Queue<T> queue(std::string_view name, const QueueOptions& options = {});
+  template <class T> JoinableQueue<T> joinable_queue(std::string_view name, const QueueOptions& options = {});
+  ByteQueue byte_queue(std::string_view name, const QueueOptions& options = {});
+  // The untyped engine behind them.
+  detail::QueueCore open_queue(std::string_view name, ObjectKind kind, const char* type_name,
+                               const QueueOptions& options);
 
   [[nodiscard]] const std::string& name() const noexcept;
   [[nodiscard]] std::size_t size() const noexcept;

@@ -1,0 +1,108 @@
+// ipckit/detail/queue_core.hpp — the byte ring under every typed queue.
+//
+// Records [u32 length][u32 0][payload, padded to 8] in a power-of-two ring.
+// Producers serialise on `put_lock`, consumers on `get_lock` (both crash-safe
+// Locks), so each side is a single writer of its own position. A position
+// word packs the byte position (low 40 bits) and the count of records that
+// passed it (high 24 bits), so ONE release store publishes a record (tail)
+// or frees it (head): a producer killed before that store leaves nothing
+// visible, a consumer killed before it leaves the record queued. A record
+// that would straddle the ring's end is preceded by a skip marker.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "ipckit/detail/futex.hpp"
+#include "ipckit/detail/lock_state.hpp"
+
+namespace ipckit {
+
+struct QueueOptions {
+  std::size_t capacity_bytes = std::size_t{1} << 20;  // rounded up to a power of two; at most 128 MiB
+  std::size_t max_items = 0;     // 0: limited by bytes only
+  std::size_t max_message = 0;   // largest encoded item; 0: capacity_bytes / 4
+};
+
+}  // namespace ipckit
+
+namespace ipckit::detail {
+
+inline constexpr std::uint32_t kQueueLayout = 1;
+inline constexpr std::uint64_t kPosBits = 40;
+inline constexpr std::uint64_t kPosMask = (std::uint64_t{1} << kPosBits) - 1;
+inline constexpr std::uint64_t kCountMask = (std::uint64_t{1} << 24) - 1;
+inline constexpr std::uint32_t kSkipMarker = 0xffff'ffffu;
+inline constexpr std::size_t kRecordHeader = 8;
+inline constexpr std::uint64_t kMaxQueueCapacity = std::uint64_t{1} << 27;  // 128 MiB: counts fit 24 bits
+
+struct alignas(64) QueueState {
+  // Fixed at creation.
+  std::uint64_t capacity = 0;        // ring bytes, a power of two
+  std::uint64_t max_message = 0;     // largest payload accepted
+  std::uint64_t max_items = 0;       // 0: bounded by bytes only
+  std::uint32_t joinable = 0;
+  std::atomic<std::uint32_t> closed{0};
+
+  alignas(64) LockState put_lock;
+  alignas(64) std::atomic<std::uint64_t> tail{0};   // published: count<<40 | pos
+  std::uint64_t head_cache = 0;                    // producers' last look at head (under put_lock)
+  alignas(64) std::atomic<std::uint32_t> data_seq{0};      // futex: consumers sleep here
+  std::atomic<std::uint32_t> data_sleepers{0};
+
+  alignas(64) LockState get_lock;
+  alignas(64) std::atomic<std::uint64_t> head{0};   // freed: count<<40 | pos
+  std::uint64_t tail_cache = 0;                    // consumers' last look at tail (under get_lock)
+  alignas(64) std::atomic<std::uint32_t> space_seq{0};     // futex: producers sleep here
+  std::atomic<std::uint32_t> space_sleepers{0};
+
+  // JoinableQueue: tasks put and not yet task_done().
+  alignas(64) std::atomic<std::uint64_t> unfinished{0};
+  std::atomic<std::uint32_t> join_seq{0};
+  std::atomic<std::uint32_t> join_sleepers{0};
+  std::atomic<std::uint64_t> abandoned{0};  // tasks of consumers that died before task_done
+  // ring bytes follow, 64-aligned
+};
+
+// The non-template engine; typed queues encode/decode around it.
+class QueueCore {
+ public:
+  QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label);
+
+  // Copies `n` bytes in as one record. Throws MessageTooLarge (before
+  // anything is written), Closed, or Full when `deadline` passes first.
+  void put(const void* data, std::size_t n, Deadline deadline);
+  // Hands the next record to `read(ctx, data, n)` (called with the consumer
+  // lock held; the record is freed after it returns, or if it throws — then
+  // DecodeError is thrown). Throws Empty when `deadline` passes first,
+  // Closed when the queue is closed and drained.
+  void get(void (*read)(void* ctx, const char* data, std::size_t n), void* ctx, Deadline deadline);
+
+  [[nodiscard]] std::size_t qsize() const noexcept;
+  [[nodiscard]] std::size_t bytes_used() const noexcept;
+  [[nodiscard]] bool full() const noexcept;
+  void close() noexcept;
+  [[nodiscard]] bool closed() const noexcept { return s_->closed.load(std::memory_order_acquire) != 0; }
+  [[nodiscard]] std::size_t capacity_bytes() const noexcept { return s_->capacity; }
+  [[nodiscard]] std::size_t max_message() const noexcept { return s_->max_message; }
+  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+
+  // JoinableQueue.
+  void task_done();
+  void join();
+  bool join(std::chrono::nanoseconds timeout);
+  [[nodiscard]] std::uint64_t unfinished_tasks() const noexcept { return s_->unfinished.load(std::memory_order_acquire); }
+  [[nodiscard]] std::uint64_t abandoned_tasks() const noexcept { return s_->abandoned.load(std::memory_order_acquire); }
+
+ private:
+  char* ring() const noexcept { return reinterpret_cast<char*>(s_) + sizeof(QueueState); }
+  QueueState* s_;
+  std::shared_ptr<const void> keep_;
+  std::string label_;
+};
+
+}  // namespace ipckit::detail

@@ -1,0 +1,225 @@
+// ipckit/queue.hpp — FIFO queues of serialized objects between processes.
+//
+// Python's "pickle + Queue" pattern with cereal: any cereal-serializable T
+// (strings, vectors, maps, structs with serialize()) goes in one process and
+// comes out in another, in order.
+//
+//   auto jobs = seg.queue<Job>("jobs", {.capacity_bytes = 1 << 20});
+//   jobs.put(job);                    // blocks while full; put(job, 100ms) / put_nowait throw Full
+//   Job j = jobs.get();               // blocks while empty; get(100ms) / get_nowait throw Empty
+//   jobs.close();                     // producers get Closed; consumers drain, then get Closed
+//
+// Many producers and consumers may share a queue; each producer's items
+// arrive in the order it put them. Crash-safe: a producer killed inside put()
+// leaves its item wholly in (put returned) or wholly out; a consumer killed
+// inside get() leaves the item queued unless get() returned. Waiters spin
+// briefly, then sleep on a futex, so an idle consumer costs no CPU.
+//
+// The capacity is in bytes (rounded up to a power of two, at most 128 MiB) and
+// optionally in items; an item whose encoding exceeds `max_message` gets
+// MessageTooLarge before anything is written. Every process must open a queue
+// with the same T and options (TypeMismatch otherwise). A payload that does
+// not decode as T is dropped with DecodeError, and the queue goes on.
+//
+// JoinableQueue adds task_done()/join(): join() returns when every item put
+// has been marked done. A consumer that dies between get() and task_done()
+// does not make join() hang: within ~25 ms its tasks are counted done and
+// reported by abandoned_tasks().
+#pragma once
+
+#include <cereal/archives/binary.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <cstddef>
+#include <cstdint>
+#include <istream>
+#include <optional>
+#include <ostream>
+#include <streambuf>
+#include <string>
+#include <string_view>
+#include <typeinfo>
+#include <utility>
+
+#include "ipckit/detail/queue_core.hpp"
+#include "ipckit/error.hpp"
+#include "ipckit/segment.hpp"
+
+namespace ipckit {
+
+namespace detail {
+
+// A growable output buffer reused by every put() of a thread: encoding costs
+// no allocation once it has grown to the largest item.
+class EncodeBuffer : public std::streambuf {
+ public:
+  void reset() { used_ = 0; }
+  [[nodiscard]] std::string_view view() const { return {data_.data(), used_}; }
+
+ protected:
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    const auto need = used_ + static_cast<std::size_t>(n);
+    if (need > data_.size()) data_.resize(std::max(need, 2 * data_.size() + 64));
+    std::memcpy(data_.data() + used_, s, static_cast<std::size_t>(n));
+    used_ = need;
+    return n;
+  }
+  int_type overflow(int_type ch) override {
+    if (traits_type::eq_int_type(ch, traits_type::eof())) return traits_type::not_eof(ch);
+    const char c = traits_type::to_char_type(ch);
+    xsputn(&c, 1);
+    return ch;
+  }
+
+ private:
+  std::string data_;
+  std::size_t used_ = 0;
+};
+
+// A read-only view of one record, for decoding in place.
+class DecodeBuffer : public std::streambuf {
+ public:
+  void point(const char* p, std::size_t n) {
+    char* b = const_cast<char*>(p);
+    setg(b, b, b + n);
+  }
+};
+
+template <class T>
+std::string_view encode(const T& item) {
+  thread_local EncodeBuffer buf;
+  thread_local std::ostream os(&buf);
+  buf.reset();
+  {
+    cereal::BinaryOutputArchive ar(os);  // per item: cereal's pointer tracking must not span items
+    ar(item);
+  }
+  return buf.view();
+}
+
+template <class T>
+void decode_into(T& out, const char* p, std::size_t n) {
+  thread_local DecodeBuffer buf;
+  thread_local std::istream is(&buf);
+  buf.point(p, n);
+  is.clear();
+  cereal::BinaryInputArchive ar(is);
+  ar(out);
+}
+
+inline Deadline deadline_in(std::chrono::nanoseconds timeout) { return std::chrono::steady_clock::now() + timeout; }
+inline Deadline deadline_now() { return std::chrono::steady_clock::time_point::min(); }
+
+}  // namespace detail
+
+template <class T>
+class Queue {
+ public:
+  explicit Queue(detail::QueueCore core) : core_(std::move(core)) {}
+
+  // Blocks while the queue is full. Throws MessageTooLarge, Closed.
+  void put(const T& item) { put_until(item, std::nullopt); }
+  // Throws Full if no room came within `timeout`.
+  void put(const T& item, std::chrono::nanoseconds timeout) { put_until(item, detail::deadline_in(timeout)); }
+  // Throws Full at once if there is no room.
+  void put_nowait(const T& item) { put_until(item, detail::deadline_now()); }
+
+  // Blocks while the queue is empty. Throws Closed once closed and drained, DecodeError.
+  T get() { return get_until(std::nullopt); }
+  // Throws Empty if nothing came within `timeout`.
+  T get(std::chrono::nanoseconds timeout) { return get_until(detail::deadline_in(timeout)); }
+  // Throws Empty at once if there is nothing.
+  T get_nowait() { return get_until(detail::deadline_now()); }
+  // nullopt if empty (or closed and drained); never blocks.
+  std::optional<T> try_get() {
+    try {
+      return get_until(detail::deadline_now());
+    } catch (const Empty&) {
+      return std::nullopt;
+    } catch (const Closed&) {
+      return std::nullopt;
+    }
+  }
+
+  [[nodiscard]] std::size_t qsize() const noexcept { return core_.qsize(); }
+  [[nodiscard]] bool empty() const noexcept { return core_.qsize() == 0; }
+  [[nodiscard]] bool full() const noexcept { return core_.full(); }
+  [[nodiscard]] std::size_t bytes_used() const noexcept { return core_.bytes_used(); }
+  // Producers then get Closed; consumers drain what is left, then get Closed.
+  void close() noexcept { core_.close(); }
+  [[nodiscard]] bool closed() const noexcept { return core_.closed(); }
+  [[nodiscard]] const std::string& label() const noexcept { return core_.label(); }
+
+ protected:
+  void put_until(const T& item, detail::Deadline deadline) {
+    const std::string_view bytes = detail::encode(item);
+    core_.put(bytes.data(), bytes.size(), deadline);
+  }
+  T get_until(detail::Deadline deadline) {
+    T out{};
+    core_.get([](void* ctx, const char* p, std::size_t n) { detail::decode_into(*static_cast<T*>(ctx), p, n); },
+              &out, deadline);
+    return out;
+  }
+  detail::QueueCore core_;
+};
+
+template <class T>
+class JoinableQueue : public Queue<T> {
+ public:
+  using Queue<T>::Queue;
+  // Marks one item got by this thread as done. Throws InvalidArgument when
+  // there are no unfinished tasks (Python's ValueError).
+  void task_done() { this->core_.task_done(); }
+  // Blocks until every item put has been marked done.
+  void join() { this->core_.join(); }
+  // Returns whether all were done within `timeout`.
+  bool join(std::chrono::nanoseconds timeout) { return this->core_.join(timeout); }
+  [[nodiscard]] std::uint64_t unfinished_tasks() const noexcept { return this->core_.unfinished_tasks(); }
+  // Tasks of consumers that died before task_done(), counted as done.
+  [[nodiscard]] std::uint64_t abandoned_tasks() const noexcept { return this->core_.abandoned_tasks(); }
+};
+
+// Raw byte messages for callers that do their own encoding.
+class ByteQueue {
+ public:
+  explicit ByteQueue(detail::QueueCore core) : core_(std::move(core)) {}
+  void put(std::string_view bytes) { core_.put(bytes.data(), bytes.size(), std::nullopt); }
+  void put(std::string_view bytes, std::chrono::nanoseconds timeout) {
+    core_.put(bytes.data(), bytes.size(), detail::deadline_in(timeout));
+  }
+  void put_nowait(std::string_view bytes) { core_.put(bytes.data(), bytes.size(), detail::deadline_now()); }
+  std::string get() { return get_until(std::nullopt); }
+  std::string get(std::chrono::nanoseconds timeout) { return get_until(detail::deadline_in(timeout)); }
+  std::string get_nowait() { return get_until(detail::deadline_now()); }
+  [[nodiscard]] std::size_t qsize() const noexcept { return core_.qsize(); }
+  void close() noexcept { core_.close(); }
+  [[nodiscard]] bool closed() const noexcept { return core_.closed(); }
+
+ private:
+  std::string get_until(detail::Deadline deadline) {
+    std::string out;
+    core_.get([](void* ctx, const char* p, std::size_t n) { static_cast<std::string*>(ctx)->assign(p, n); }, &out,
+              deadline);
+    return out;
+  }
+  detail::QueueCore core_;
+};
+
+template <class T>
+Queue<T> Segment::queue(std::string_view name, const QueueOptions& options) {
+  return Queue<T>(open_queue(name, ObjectKind::Queue, typeid(T).name(), options));
+}
+
+template <class T>
+JoinableQueue<T> Segment::joinable_queue(std::string_view name, const QueueOptions& options) {
+  return JoinableQueue<T>(open_queue(name, ObjectKind::JoinableQueue, typeid(T).name(), options));
+}
+
+inline ByteQueue Segment::byte_queue(std::string_view name, const QueueOptions& options) {
+  return ByteQueue(open_queue(name, ObjectKind::Queue, "ipckit::bytes", options));
+}
+
+}  // namespace ipckit

@@ -1,0 +1,1 @@
+// Queue, JoinableQueue, ByteQueue across processes (being written).
