@@ -40,15 +40,11 @@ void Semaphore::release_checked(std::uint32_t n) {
   if (n == 0) throw InvalidArgument(label_, label_ + ": release(0) gives nothing back; release at least one unit");
   if (s_->track_holders != 0) {
     const auto& me = detail::this_thread();
-    detail::SemaphoreHolder* mine = nullptr;
-    for (auto& h : s_->holders)
-      if (h.tid.load(std::memory_order_acquire) == me.tid) mine = &h;
-    const std::uint32_t held = mine != nullptr ? mine->units : 0;
-    if (held < n)
-      throw NotOwner(label_, label_ + ": this thread holds " + std::to_string(held) + " unit(s) and cannot release " +
-                                 std::to_string(n) + "; a semaphore that tracks holders is released by its holders");
-    mine->units -= n;
-    if (mine->units == 0) mine->tid.store(0, std::memory_order_release);
+    if (!detail::holders_remove(s_->holders, detail::kSemaphoreHolderSlots, me, n))
+      throw NotOwner(label_, label_ + ": this thread holds " +
+                                 std::to_string(detail::holders_count(s_->holders, detail::kSemaphoreHolderSlots, me)) +
+                                 " unit(s) and cannot release " + std::to_string(n) +
+                                 "; a semaphore that tracks holders is released by its holders");
   }
   if (s_->bounded != 0) {
     std::uint32_t c = s_->count.load(std::memory_order_relaxed);
@@ -64,27 +60,8 @@ void Semaphore::release_checked(std::uint32_t n) {
   detail::semaphore_give(*s_, n);
 }
 
-// Holder slots are claimed by CAS on their tid; `units` is written only by
-// the holding thread while it lives, and by one reclaimer after it died.
 void Semaphore::record_holder(std::uint32_t units) {
-  const auto& me = detail::this_thread();
-  for (auto& h : s_->holders) {
-    if (h.tid.load(std::memory_order_acquire) == me.tid) {
-      h.units += units;
-      return;
-    }
-  }
-  for (auto& h : s_->holders) {
-    // Claim with a marker first: until start_ticks is ours, a reclaimer
-    // must not judge this holder by the previous holder's start time.
-    std::uint32_t free = 0;
-    if (h.tid.compare_exchange_strong(free, me.tid | detail::kHolderClaiming, std::memory_order_acq_rel)) {
-      h.start_ticks = me.start_ticks;
-      h.units = units;
-      h.tid.store(me.tid, std::memory_order_release);
-      return;
-    }
-  }
+  if (detail::holders_add(s_->holders, detail::kSemaphoreHolderSlots, detail::this_thread(), units)) return;
   detail::semaphore_give(*s_, units);
   throw OutOfSpace(label_, label_ + ": " + std::to_string(detail::kSemaphoreHolderSlots) +
                                " threads hold units already, the most a tracked semaphore records; "
@@ -92,22 +69,11 @@ void Semaphore::record_holder(std::uint32_t units) {
 }
 
 bool Semaphore::reclaim_dead_holders() {
-  bool any = false;
-  for (auto& h : s_->holders) {
-    std::uint32_t tid = h.tid.load(std::memory_order_acquire);
-    if (tid == 0) continue;
-    const bool claiming = (tid & detail::kHolderClaiming) != 0;
-    if (detail::thread_alive(tid & ~detail::kHolderClaiming, claiming ? 0 : h.start_ticks)) continue;
-    // A dead holder's count no longer changes: read it before freeing the
-    // slot, since a new holder may claim the slot right after.
-    const std::uint32_t units = claiming ? 0 : h.units;
-    if (!h.tid.compare_exchange_strong(tid, 0, std::memory_order_acq_rel)) continue;  // another reclaimer won
-    if (units == 0) continue;
-    s_->reclaimed.fetch_add(units, std::memory_order_relaxed);
-    detail::semaphore_give(*s_, units);
-    any = true;
-  }
-  return any;
+  const std::uint64_t units = detail::holders_reclaim(s_->holders, detail::kSemaphoreHolderSlots);
+  if (units == 0) return false;
+  s_->reclaimed.fetch_add(units, std::memory_order_relaxed);
+  detail::semaphore_give(*s_, static_cast<std::uint32_t>(units));
+  return true;
 }
 
 }  // namespace ipckit

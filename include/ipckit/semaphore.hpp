@@ -26,6 +26,7 @@
 #include <string>
 
 #include "ipckit/detail/futex.hpp"
+#include "ipckit/detail/holders.hpp"
 
 namespace ipckit {
 
@@ -37,12 +38,6 @@ namespace detail {
 inline constexpr std::uint32_t kSemaphoreHolderSlots = 64;
 struct SemaphoreState;
 bool semaphore_try_take(SemaphoreState& s) noexcept;
-inline constexpr std::uint32_t kHolderClaiming = 0x8000'0000u;  // tid | this: slot being filled
-struct SemaphoreHolder {
-  std::atomic<std::uint32_t> tid{0};   // 0: free slot
-  std::uint32_t units = 0;
-  std::uint64_t start_ticks = 0;
-};
 struct alignas(64) SemaphoreState {
   std::atomic<std::uint32_t> count{0};    // futex word: units available
   std::atomic<std::uint32_t> sleepers{0};
@@ -51,7 +46,7 @@ struct alignas(64) SemaphoreState {
   std::uint32_t track_holders = 0;
   std::atomic<std::uint64_t> reclaimed{0};  // units given back from dead holders
   alignas(64) std::atomic<std::uint32_t> holders_lock{0};  // spin lock for the table
-  SemaphoreHolder holders[kSemaphoreHolderSlots];
+  HolderSlot holders[kSemaphoreHolderSlots];
 };
 
 inline bool semaphore_try_take(SemaphoreState& s) noexcept {

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "ipckit/detail/futex.hpp"
+#include "ipckit/detail/holders.hpp"
 #include "ipckit/detail/lock_state.hpp"
 
 namespace ipckit {
@@ -60,13 +61,17 @@ struct alignas(64) QueueState {
   alignas(64) std::atomic<std::uint32_t> space_seq{0};     // futex: producers sleep here
   std::atomic<std::uint32_t> space_sleepers{0};
 
-  // JoinableQueue: tasks put and not yet task_done().
-  alignas(64) std::atomic<std::uint64_t> unfinished{0};
+  // JoinableQueue. Unfinished tasks = records ever published (tail's count)
+  // minus `done`, both modulo 2^24: no separate counter to get out of step
+  // when a producer dies between publishing and counting.
+  alignas(64) std::atomic<std::uint64_t> done{0};
   std::atomic<std::uint32_t> join_seq{0};
   std::atomic<std::uint32_t> join_sleepers{0};
   std::atomic<std::uint64_t> abandoned{0};  // tasks of consumers that died before task_done
+  HolderSlot leases[64];                    // who got tasks not yet done
   // ring bytes follow, 64-aligned
 };
+static_assert(sizeof(QueueState) % 64 == 0);
 
 // The non-template engine; typed queues encode/decode around it.
 class QueueCore {
@@ -95,7 +100,7 @@ class QueueCore {
   void task_done();
   void join();
   bool join(std::chrono::nanoseconds timeout);
-  [[nodiscard]] std::uint64_t unfinished_tasks() const noexcept { return s_->unfinished.load(std::memory_order_acquire); }
+  [[nodiscard]] std::uint64_t unfinished_tasks() const noexcept;
   [[nodiscard]] std::uint64_t abandoned_tasks() const noexcept { return s_->abandoned.load(std::memory_order_acquire); }
 
  private:

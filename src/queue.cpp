@@ -1,0 +1,226 @@
+// The byte ring behind Queue<T>, JoinableQueue<T> and ByteQueue. See
+// queue_core.hpp for the layout and why one store publishes or frees a record.
+#include "ipckit/detail/queue_core.hpp"
+
+#include <climits>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "ipckit/error.hpp"
+
+namespace ipckit::detail {
+namespace {
+
+constexpr std::uint64_t align8(std::uint64_t v) { return (v + 7) & ~std::uint64_t{7}; }
+constexpr std::uint64_t pos_of(std::uint64_t word) { return word & kPosMask; }
+constexpr std::uint64_t count_of(std::uint64_t word) { return word >> kPosBits; }
+constexpr std::uint64_t pack(std::uint64_t count, std::uint64_t pos) {
+  return ((count & kCountMask) << kPosBits) | (pos & kPosMask);
+}
+
+// Holds one of the queue's locks for a scope; a lock taken over from a dead
+// holder needs no repair (positions move only by single stores), so its
+// owner_died flag is simply cleared.
+class SideLock {
+ public:
+  SideLock(LockState& s, Deadline deadline, const std::string& label) : s_(s) {
+    const auto& me = this_thread();
+    held_ = try_lock_fast(s_, me) || lock_slow(s_, me, deadline, false, label.c_str());
+    if (held_ && s_.owner_died.load(std::memory_order_relaxed) != 0) s_.owner_died.store(0, std::memory_order_relaxed);
+  }
+  ~SideLock() {
+    if (held_) unlock_owned(s_);
+  }
+  SideLock(const SideLock&) = delete;
+  SideLock& operator=(const SideLock&) = delete;
+  [[nodiscard]] bool held() const noexcept { return held_; }
+
+ private:
+  LockState& s_;
+  bool held_ = false;
+};
+
+void wake_if_sleeping(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleepers, int n) noexcept {
+  if (sleepers.load(std::memory_order_seq_cst) != 0) {
+    word.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(word, n);
+  }
+}
+
+constexpr auto kNoTick = std::chrono::seconds(1);
+
+}  // namespace
+
+QueueCore::QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label)
+    : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {}
+
+void QueueCore::put(const void* data, std::size_t n, Deadline deadline) {
+  if (n > s_->max_message)
+    throw MessageTooLarge(label_, label_ + ": an item of " + std::to_string(n) + " bytes exceeds its max_message of " +
+                                      std::to_string(s_->max_message) +
+                                      " bytes; split it, or create the queue with a larger max_message / capacity_bytes");
+  SideLock lock(s_->put_lock, deadline, label_);
+  if (!lock.held()) throw Full(label_, label_ + " is full (other producers held it past the timeout)");
+  if (closed()) throw Closed(label_, label_ + " is closed; nothing more can be put");
+
+  const std::uint64_t cap = s_->capacity;
+  const std::uint64_t rec = align8(kRecordHeader + n);
+  const std::uint64_t t = s_->tail.load(std::memory_order_relaxed);  // only producers write it, one at a time
+  std::uint64_t tpos = pos_of(t);
+  std::uint64_t off = tpos & (cap - 1);
+  const std::uint64_t contiguous = cap - off;
+  const std::uint64_t need = rec <= contiguous ? rec : contiguous + rec;  // a record never straddles the end
+  const auto has_room = [&] {
+    const std::uint64_t h = s_->head_cache;
+    const std::uint64_t used = (tpos - pos_of(h)) & kPosMask;
+    const std::uint64_t items = (count_of(t) - count_of(h)) & kCountMask;
+    return used + need <= cap && (s_->max_items == 0 || items < s_->max_items);
+  };
+  if (!has_room()) {
+    // Look at the consumers' position only when the cached one says full:
+    // reading it every time would pull their cache line over for each put.
+    const auto ready = [&] {
+      s_->head_cache = s_->head.load(std::memory_order_acquire);
+      return has_room() || closed();
+    };
+    if (!wait_for_change(s_->space_seq, s_->space_sleepers, ready, deadline, kNoTick, [] {}))
+      throw Full(label_, label_ + " is full (" + std::to_string(qsize()) + " items, " + std::to_string(bytes_used()) +
+                             " bytes); consume faster, wait longer or make it larger");
+    if (!has_room()) throw Closed(label_, label_ + " was closed while waiting for room");
+  }
+
+  char* r = ring();
+  if (need != rec) {
+    const std::uint32_t skip = kSkipMarker;
+    std::memcpy(r + off, &skip, sizeof skip);
+    tpos += contiguous;
+    off = 0;
+  }
+  const std::uint32_t header[2] = {static_cast<std::uint32_t>(n), 0};
+  std::memcpy(r + off, header, sizeof header);
+  std::memcpy(r + off + kRecordHeader, data, n);
+  // The one store that makes the record visible.
+  s_->tail.store(pack(count_of(t) + 1, tpos + rec), std::memory_order_seq_cst);
+  wake_if_sleeping(s_->data_seq, s_->data_sleepers, 1);
+}
+
+void QueueCore::get(void (*read)(void* ctx, const char* data, std::size_t n), void* ctx, Deadline deadline) {
+  SideLock lock(s_->get_lock, deadline, label_);
+  if (!lock.held()) throw Empty(label_, label_ + " is empty (other consumers held it past the timeout)");
+
+  const std::uint64_t h = s_->head.load(std::memory_order_relaxed);  // only consumers write it, one at a time
+  std::uint64_t hpos = pos_of(h);
+  const auto has_data = [&] { return pos_of(s_->tail_cache) != hpos; };
+  if (!has_data()) {
+    const auto ready = [&] {
+      s_->tail_cache = s_->tail.load(std::memory_order_acquire);
+      return has_data() || closed();
+    };
+    if (!wait_for_change(s_->data_seq, s_->data_sleepers, ready, deadline, kNoTick, [] {}))
+      throw Empty(label_, label_ + " is empty");
+    if (!has_data()) throw Closed(label_, label_ + " is closed and drained");
+  }
+
+  const std::uint64_t cap = s_->capacity;
+  char* r = ring();
+  std::uint64_t off = hpos & (cap - 1);
+  std::uint32_t len = 0;
+  std::memcpy(&len, r + off, sizeof len);
+  if (len == kSkipMarker) {
+    hpos += cap - off;
+    off = 0;
+    std::memcpy(&len, r, sizeof len);
+  }
+  const std::uint64_t rec = align8(kRecordHeader + std::uint64_t{len});
+  if (len > s_->max_message || off + rec > cap || ((pos_of(s_->tail_cache) - hpos) & kPosMask) < rec)
+    throw CorruptSegment(label_, label_ + " holds a record that does not fit its ring (" + std::to_string(len) +
+                                     " bytes at offset " + std::to_string(off) +
+                                     "); the segment was overwritten: recreate the queue");
+
+  // Lease before the record is freed: a consumer that dies in between leaves
+  // the record queued and a lease that join() counts as abandoned, never a
+  // task that join() waits for forever.
+  const bool joinable = s_->joinable != 0;
+  if (joinable) holders_add(s_->leases, std::size(s_->leases), this_thread(), 1);
+  std::exception_ptr failure;
+  try {
+    read(ctx, r + off + kRecordHeader, len);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  // The one store that frees the record.
+  s_->head.store(pack(count_of(h) + 1, hpos + rec), std::memory_order_seq_cst);
+  wake_if_sleeping(s_->space_seq, s_->space_sleepers, 1);
+  if (failure) {
+    if (joinable) task_done();  // the caller never got this task
+    std::string why = "unknown error";
+    try {
+      std::rethrow_exception(failure);
+    } catch (const std::exception& e) {
+      why = e.what();
+    } catch (...) {
+    }
+    throw DecodeError(label_, label_ + ": an item of " + std::to_string(len) +
+                                  " bytes did not decode (" + why + ") and was dropped; "
+                                  "every process must use the same item type and serialize()");
+  }
+}
+
+std::size_t QueueCore::qsize() const noexcept {
+  return (count_of(s_->tail.load(std::memory_order_acquire)) - count_of(s_->head.load(std::memory_order_acquire))) &
+         kCountMask;
+}
+
+std::size_t QueueCore::bytes_used() const noexcept {
+  return (pos_of(s_->tail.load(std::memory_order_acquire)) - pos_of(s_->head.load(std::memory_order_acquire))) &
+         kPosMask;
+}
+
+bool QueueCore::full() const noexcept {
+  if (s_->max_items != 0 && qsize() >= s_->max_items) return true;
+  return bytes_used() + kRecordHeader > s_->capacity;
+}
+
+void QueueCore::close() noexcept {
+  s_->closed.store(1, std::memory_order_seq_cst);
+  // Everybody re-checks: blocked producers, consumers and the lock waiters behind them.
+  s_->data_seq.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(s_->data_seq, INT_MAX);
+  s_->space_seq.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(s_->space_seq, INT_MAX);
+}
+
+std::uint64_t QueueCore::unfinished_tasks() const noexcept {
+  return (count_of(s_->tail.load(std::memory_order_acquire)) - s_->done.load(std::memory_order_acquire)) & kCountMask;
+}
+
+void QueueCore::task_done() {
+  std::uint64_t d = s_->done.load(std::memory_order_acquire);
+  do {
+    if (((count_of(s_->tail.load(std::memory_order_acquire)) - d) & kCountMask) == 0)
+      throw InvalidArgument(label_, label_ + ": task_done() called more times than items were put");
+  } while (!s_->done.compare_exchange_weak(d, d + 1, std::memory_order_acq_rel));
+  holders_remove(s_->leases, std::size(s_->leases), this_thread(), 1);  // none if another thread got it
+  wake_if_sleeping(s_->join_seq, s_->join_sleepers, INT_MAX);
+}
+
+bool QueueCore::join(std::chrono::nanoseconds timeout) {
+  const Deadline deadline = std::chrono::steady_clock::now() + timeout;
+  return wait_for_change(s_->join_seq, s_->join_sleepers, [&] { return unfinished_tasks() == 0; }, deadline,
+                         kLivenessInterval, [&] {
+                           // Tasks of consumers that died before task_done() will never be
+                           // done: count them done, and say so in abandoned_tasks().
+                           const std::uint64_t lost = holders_reclaim(s_->leases, std::size(s_->leases));
+                           if (lost == 0) return;
+                           s_->abandoned.fetch_add(lost, std::memory_order_relaxed);
+                           s_->done.fetch_add(lost, std::memory_order_acq_rel);
+                         });
+}
+
+void QueueCore::join() {
+  while (!join(std::chrono::hours(24))) {
+  }
+}
+
+}  // namespace ipckit::detail
