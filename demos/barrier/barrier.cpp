@@ -219,7 +219,7 @@ int main(int argc, char** argv) {
   const std::string name = "demo-barrier-" + std::to_string(::getpid());
   try {
     auto seg = ipckit::Segment::create(name, 1 << 20);
-    struct Remove { std::string n; ~Remove() { ipckit::Segment::remove(n); } } remove{name};
+    ipckit::SegmentRemover remove(name);
     bool ok = act_one(seg, workers, phases);
     if (!no_kill) ok = act_two(seg, workers, break_timeout_ms) && ok;
     return ok ? 0 : 1;

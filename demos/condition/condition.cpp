@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   const std::string name = "demo-condition-" + std::to_string(::getpid());
   try {
     auto seg = ipckit::Segment::create(name, (1 << 20) + std::size_t(items) * 4);
-    struct Remove { std::string n; ~Remove() { ipckit::Segment::remove(n); } } remove{name};
+    ipckit::SegmentRemover remove(name);
     auto lock = seg.lock("ring-lock");
     auto not_empty = seg.condition("not-empty", lock);
     auto not_full = seg.condition("not-full", lock);

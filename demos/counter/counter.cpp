@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
 
   try {
     auto seg = ipckit::Segment::create(name, 1 << 20);
-    struct Remove { std::string n; ~Remove() { ipckit::Segment::remove(n); } } remove{name};
+    ipckit::SegmentRemover remove(name);
     auto counter = seg.value<std::int64_t>("counter");
     auto lock = seg.lock("counter-lock");
     // A start gate: forking takes longer than the work, so without it each

@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
   const std::string name = "demo-deadlock-" + std::to_string(::getpid());
   try {
     auto seg = ipckit::Segment::create(name, 1 << 20);
-    struct Remove { std::string n; ~Remove() { ipckit::Segment::remove(n); } } remove{name};
+    ipckit::SegmentRemover remove(name);
     auto a = seg.lock("A");
     auto b = seg.lock("B");
     auto r = seg.rlock("AB");  // mutexA = mutexB = RLock()

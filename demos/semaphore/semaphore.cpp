@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
   const std::string name = "demo-semaphore-" + std::to_string(::getpid());
   try {
     auto seg = ipckit::Segment::create(name, 1 << 20);
-    struct Remove { std::string n; ~Remove() { ipckit::Segment::remove(n); } } remove{name};
+    ipckit::SegmentRemover remove(name);
     auto slots = seg.semaphore("slots", static_cast<std::uint32_t>(limit));
     auto books = seg.lock("books");                           // guards the four values below
     auto inside = seg.value<std::int32_t>("inside");          // workers inside now

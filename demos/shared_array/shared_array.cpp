@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
 
   try {
     auto seg = ipckit::Segment::create(name, 1 << 20);
-    struct Remove { std::string n; ~Remove() { ipckit::Segment::remove(n); } } remove{name};
+    ipckit::SegmentRemover remove(name);
     auto counter = seg.value<std::int32_t>("counter");                                 // Value("i", 0)
     auto array = seg.array<std::int32_t>("array", static_cast<std::size_t>(workers) + 1);  // Array("i", n)
 

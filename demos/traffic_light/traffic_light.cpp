@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
   const std::string name = "demo-traffic-light-" + std::to_string(::getpid());
   try {
     auto seg = ipckit::Segment::create(name, 1 << 20);
-    struct Remove { std::string n; ~Remove() { ipckit::Segment::remove(n); } } remove{name};
+    ipckit::SegmentRemover remove(name);
     auto green = seg.event("green");  // the light: set = green, clear = red
     auto done = seg.event("done");    // the light has shut down
     auto stopped = seg.value<std::int32_t>("stopped");  // cars waiting at the red light now

@@ -183,4 +183,23 @@ class Segment {
   std::shared_ptr<detail::SegmentImpl> impl_;
 };
 
+// Removes a segment's name when it goes out of scope (Boost's
+// remove_shared_memory_on_destroy): for the process that owns a segment's
+// lifetime, e.g. a demo or a test. Never throws.
+class SegmentRemover {
+ public:
+  explicit SegmentRemover(std::string name) : name_(std::move(name)) {}
+  ~SegmentRemover() {
+    try {
+      Segment::remove(name_);
+    } catch (...) {
+    }
+  }
+  SegmentRemover(const SegmentRemover&) = delete;
+  SegmentRemover& operator=(const SegmentRemover&) = delete;
+
+ private:
+  std::string name_;
+};
+
 }  // namespace ipckit
