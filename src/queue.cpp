@@ -2,6 +2,7 @@
 // queue_core.hpp for the layout and why one store publishes or frees a record.
 #include "ipckit/detail/queue_core.hpp"
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <exception>
@@ -19,6 +20,12 @@ constexpr std::uint64_t pack(std::uint64_t count, std::uint64_t pos) {
   return ((count & kCountMask) << kPosBits) | (pos & kPosMask);
 }
 
+// A side lock is held for well under a microsecond unless its holder is
+// itself waiting on a full (or empty) queue; so even put_nowait/get_nowait
+// wait this long for it before concluding the queue is full (or empty),
+// rather than failing because another producer (consumer) was mid-put.
+constexpr auto kSideLockGrace = std::chrono::milliseconds(2);
+
 // Holds one of the queue's locks for a scope; a lock taken over from a dead
 // holder needs no repair (positions move only by single stores), so its
 // owner_died flag is simply cleared.
@@ -26,8 +33,10 @@ class SideLock {
  public:
   SideLock(LockState& s, Deadline deadline, const std::string& label) : s_(s) {
     const auto& me = this_thread();
+    if (deadline) deadline = std::max(*deadline, std::chrono::steady_clock::now() + kSideLockGrace);
     held_ = try_lock_fast(s_, me) || lock_slow(s_, me, deadline, false, label.c_str());
-    if (held_ && s_.owner_died.load(std::memory_order_relaxed) != 0) s_.owner_died.store(0, std::memory_order_relaxed);
+    took_over_ = held_ && s_.owner_died.load(std::memory_order_relaxed) != 0;
+    if (took_over_) s_.owner_died.store(0, std::memory_order_relaxed);
   }
   ~SideLock() {
     if (held_) unlock_owned(s_);
@@ -35,10 +44,13 @@ class SideLock {
   SideLock(const SideLock&) = delete;
   SideLock& operator=(const SideLock&) = delete;
   [[nodiscard]] bool held() const noexcept { return held_; }
+  // The previous holder died holding it.
+  [[nodiscard]] bool took_over() const noexcept { return took_over_; }
 
  private:
   LockState& s_;
   bool held_ = false;
+  bool took_over_ = false;
 };
 
 void wake_if_sleeping(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleepers, int n) noexcept {
@@ -61,7 +73,7 @@ void QueueCore::put(const void* data, std::size_t n, Deadline deadline) {
                                       std::to_string(s_->max_message) +
                                       " bytes; split it, or create the queue with a larger max_message / capacity_bytes");
   SideLock lock(s_->put_lock, deadline, label_);
-  if (!lock.held()) throw Full(label_, label_ + " is full (other producers held it past the timeout)");
+  if (!lock.held()) throw Full(label_, label_ + " is full (another producer is waiting for room)");
   if (closed()) throw Closed(label_, label_ + " is closed; nothing more can be put");
 
   const std::uint64_t cap = s_->capacity;
@@ -107,7 +119,8 @@ void QueueCore::put(const void* data, std::size_t n, Deadline deadline) {
 
 void QueueCore::get(void (*read)(void* ctx, const char* data, std::size_t n), void* ctx, Deadline deadline) {
   SideLock lock(s_->get_lock, deadline, label_);
-  if (!lock.held()) throw Empty(label_, label_ + " is empty (other consumers held it past the timeout)");
+  if (!lock.held()) throw Empty(label_, label_ + " is empty (another consumer is waiting for an item)");
+  if (lock.took_over() && s_->joinable != 0) resolve_dead_leases();
 
   const std::uint64_t h = s_->head.load(std::memory_order_relaxed);  // only consumers write it, one at a time
   std::uint64_t hpos = pos_of(h);
@@ -138,11 +151,15 @@ void QueueCore::get(void (*read)(void* ctx, const char* data, std::size_t n), vo
                                      " bytes at offset " + std::to_string(off) +
                                      "); the segment was overwritten: recreate the queue");
 
-  // Lease before the record is freed: a consumer that dies in between leaves
-  // the record queued and a lease that join() counts as abandoned, never a
-  // task that join() waits for forever.
+  // A joinable queue leases the task to this thread: marked pending (with the
+  // head count the free below publishes) before the free, counted after it.
+  // If this process dies in between, the next holder of get_lock sees from
+  // head whether the free happened (resolve_dead_leases), so the task is
+  // neither waited for forever nor counted twice.
   const bool joinable = s_->joinable != 0;
-  if (joinable) holders_add(s_->leases, std::size(s_->leases), this_thread(), 1);
+  const int lease = joinable ? holders_claim(s_->leases, std::size(s_->leases), this_thread()) : -1;
+  const std::uint64_t freed_count = (count_of(h) + 1) & kCountMask;
+  if (lease >= 0) s_->lease_pending[lease] = freed_count == 0 ? kCountMask + 1 : freed_count;
   std::exception_ptr failure;
   try {
     read(ctx, r + off + kRecordHeader, len);
@@ -151,6 +168,10 @@ void QueueCore::get(void (*read)(void* ctx, const char* data, std::size_t n), vo
   }
   // The one store that frees the record.
   s_->head.store(pack(count_of(h) + 1, hpos + rec), std::memory_order_seq_cst);
+  if (lease >= 0) {
+    s_->leases[lease].units += 1;
+    s_->lease_pending[lease] = 0;
+  }
   wake_if_sleeping(s_->space_seq, s_->space_sleepers, 1);
   if (failure) {
     if (joinable) task_done();  // the caller never got this task
@@ -210,12 +231,33 @@ bool QueueCore::join(std::chrono::nanoseconds timeout) {
   return wait_for_change(s_->join_seq, s_->join_sleepers, [&] { return unfinished_tasks() == 0; }, deadline,
                          kLivenessInterval, [&] {
                            // Tasks of consumers that died before task_done() will never be
-                           // done: count them done, and say so in abandoned_tasks().
-                           const std::uint64_t lost = holders_reclaim(s_->leases, std::size(s_->leases));
+                           // done: count them done, and say so in abandoned_tasks(). A get()
+                           // cut short is settled first, under the consumers' lock.
+                           {
+                             SideLock lock(s_->get_lock, std::chrono::steady_clock::now(), label_);
+                             if (!lock.held()) return;
+                             resolve_dead_leases();
+                           }
+                           const std::uint64_t lost =
+                               holders_reclaim(s_->leases, std::size(s_->leases), s_->lease_pending);
                            if (lost == 0) return;
                            s_->abandoned.fetch_add(lost, std::memory_order_relaxed);
                            s_->done.fetch_add(lost, std::memory_order_acq_rel);
                          });
+}
+
+void QueueCore::resolve_dead_leases() noexcept {
+  const std::uint64_t head_count = count_of(s_->head.load(std::memory_order_acquire));
+  for (std::size_t i = 0; i < std::size(s_->leases); ++i) {
+    const std::uint64_t pending = s_->lease_pending[i];
+    if (pending == 0) continue;
+    HolderSlot& slot = s_->leases[i];
+    const std::uint32_t tid = slot.tid.load(std::memory_order_acquire);
+    if (thread_alive(tid & ~kHolderClaiming, (tid & kHolderClaiming) != 0 ? 0 : slot.start_ticks)) continue;
+    // Its get() died between marking and counting: did the free happen?
+    if (head_count == (pending & kCountMask)) slot.units += 1;
+    s_->lease_pending[i] = 0;
+  }
 }
 
 void QueueCore::join() {

@@ -22,13 +22,16 @@ struct HolderSlot {
   std::uint64_t start_ticks = 0;
 };
 
+// The caller's slot, claimed (with 0 units) if it has none; -1 when all are taken.
+int holders_claim(HolderSlot* slots, std::size_t n, const ThreadIdentity& me) noexcept;
 // Adds `units` to the caller's slot, claiming one; false when all are taken.
 bool holders_add(HolderSlot* slots, std::size_t n, const ThreadIdentity& me, std::uint32_t units) noexcept;
 // The units the caller holds.
 std::uint32_t holders_count(const HolderSlot* slots, std::size_t n, const ThreadIdentity& me) noexcept;
 // Takes `units` from the caller's slot; false (and nothing taken) if it holds fewer.
 bool holders_remove(HolderSlot* slots, std::size_t n, const ThreadIdentity& me, std::uint32_t units) noexcept;
-// Frees the slots of dead holders and returns the units they held.
-std::uint64_t holders_reclaim(HolderSlot* slots, std::size_t n) noexcept;
+// Frees the slots of dead holders and returns the units they held; slot i is
+// left alone while busy[i] != 0 (busy may be null).
+std::uint64_t holders_reclaim(HolderSlot* slots, std::size_t n, const std::uint64_t* busy = nullptr) noexcept;
 
 }  // namespace ipckit::detail

@@ -69,6 +69,10 @@ struct alignas(64) QueueState {
   std::atomic<std::uint32_t> join_sleepers{0};
   std::atomic<std::uint64_t> abandoned{0};  // tasks of consumers that died before task_done
   HolderSlot leases[64];                    // who got tasks not yet done
+  // Per lease: the head count its holder's get() in flight will publish (0:
+  // none). Written under get_lock; a dead consumer's pending get is resolved
+  // by the next get_lock holder: counted if head shows it was published.
+  std::uint64_t lease_pending[64] = {};
   // ring bytes follow, 64-aligned
 };
 static_assert(sizeof(QueueState) % 64 == 0);
@@ -105,6 +109,7 @@ class QueueCore {
 
  private:
   char* ring() const noexcept { return reinterpret_cast<char*>(s_) + sizeof(QueueState); }
+  void resolve_dead_leases() noexcept;  // call with get_lock held
   QueueState* s_;
   std::shared_ptr<const void> keep_;
   std::string label_;
