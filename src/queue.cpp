@@ -31,10 +31,16 @@ constexpr auto kSideLockGrace = std::chrono::milliseconds(2);
 // owner_died flag is simply cleared.
 class SideLock {
  public:
-  SideLock(LockState& s, Deadline deadline, const std::string& label) : s_(s) {
+  template <class KeepWaiting>
+  SideLock(LockState& s, Deadline deadline, const std::string& label, KeepWaiting&& keep_waiting) : s_(s) {
     const auto& me = this_thread();
     if (deadline) deadline = std::max(*deadline, std::chrono::steady_clock::now() + kSideLockGrace);
     held_ = try_lock_fast(s_, me) || lock_slow(s_, me, deadline, false, label.c_str());
+    // The holder may just be preempted mid-operation: while `keep_waiting()`
+    // says the queue itself is not the obstacle, wait on.
+    while (!held_ && keep_waiting()) {
+      held_ = lock_slow(s_, me, std::chrono::steady_clock::now() + kSideLockGrace, false, label.c_str());
+    }
     took_over_ = held_ && s_.owner_died.load(std::memory_order_relaxed) != 0;
     if (took_over_) s_.owner_died.store(0, std::memory_order_relaxed);
   }
@@ -72,12 +78,16 @@ void QueueCore::put(const void* data, std::size_t n, Deadline deadline) {
     throw MessageTooLarge(label_, label_ + ": an item of " + std::to_string(n) + " bytes exceeds its max_message of " +
                                       std::to_string(s_->max_message) +
                                       " bytes; split it, or create the queue with a larger max_message / capacity_bytes");
-  SideLock lock(s_->put_lock, deadline, label_);
+  const std::uint64_t rec = align8(kRecordHeader + n);
+  // A producer holding the lock waits for room only when the queue cannot
+  // take its record; with room for two records of this size, that is not it.
+  SideLock lock(s_->put_lock, deadline, label_, [&] {
+    return bytes_used() + 4 * rec <= s_->capacity && (s_->max_items == 0 || qsize() + 2 <= s_->max_items);
+  });
   if (!lock.held()) throw Full(label_, label_ + " is full (another producer is waiting for room)");
   if (closed()) throw Closed(label_, label_ + " is closed; nothing more can be put");
 
   const std::uint64_t cap = s_->capacity;
-  const std::uint64_t rec = align8(kRecordHeader + n);
   const std::uint64_t t = s_->tail.load(std::memory_order_relaxed);  // only producers write it, one at a time
   std::uint64_t tpos = pos_of(t);
   std::uint64_t off = tpos & (cap - 1);
@@ -118,7 +128,9 @@ void QueueCore::put(const void* data, std::size_t n, Deadline deadline) {
 }
 
 void QueueCore::get(void (*read)(void* ctx, const char* data, std::size_t n), void* ctx, Deadline deadline) {
-  SideLock lock(s_->get_lock, deadline, label_);
+  // A consumer holding the lock waits for data only when the queue is empty;
+  // with two or more items queued, one is left for us.
+  SideLock lock(s_->get_lock, deadline, label_, [&] { return qsize() >= 2; });
   if (!lock.held()) throw Empty(label_, label_ + " is empty (another consumer is waiting for an item)");
   if (lock.took_over() && s_->joinable != 0) resolve_dead_leases();
 
@@ -234,7 +246,7 @@ bool QueueCore::join(std::chrono::nanoseconds timeout) {
                            // done: count them done, and say so in abandoned_tasks(). A get()
                            // cut short is settled first, under the consumers' lock.
                            {
-                             SideLock lock(s_->get_lock, std::chrono::steady_clock::now(), label_);
+                             SideLock lock(s_->get_lock, std::chrono::steady_clock::now(), label_, [] { return false; });
                              if (!lock.held()) return;
                              resolve_dead_leases();
                            }
