@@ -454,6 +454,28 @@ Contents read_sync_state(const ipckit::ObjectInfo& obj, const void* body) {
       done(n(sleepers) + " sleeping, bound to " + bound,
            "{\"sleepers\": " + n(sleepers) + ", \"bound_lock_offset\": " + n(obj.count) + "}");
     }
+  } else if (obj.kind == K::Queue || obj.kind == K::JoinableQueue) {
+    if (const auto* s = sync_state<d::QueueState>(obj, body)) {
+      const auto t = s->tail.load(std::memory_order_relaxed);
+      const auto h = s->head.load(std::memory_order_relaxed);
+      const auto items = ((t >> d::kPosBits) - (h >> d::kPosBits)) & d::kCountMask;
+      const auto bytes = ((t & d::kPosMask) - (h & d::kPosMask)) & d::kPosMask;
+      const bool closed = s->closed.load(std::memory_order_relaxed) != 0;
+      const auto consumers = s->data_sleepers.load(std::memory_order_relaxed);
+      const auto producers = s->space_sleepers.load(std::memory_order_relaxed);
+      std::string text = n(items) + " items, " + n(bytes) + "/" + n(s->capacity) + " bytes, " + n(consumers) +
+                         " consumer(s) and " + n(producers) + " producer(s) sleeping" + (closed ? ", CLOSED" : "");
+      std::string json = "{\"items\": " + n(items) + ", \"bytes\": " + n(bytes) + ", \"capacity\": " +
+                         n(s->capacity) + ", \"sleeping_consumers\": " + n(consumers) +
+                         ", \"sleeping_producers\": " + n(producers) + ", \"closed\": " + (closed ? "true" : "false");
+      if (obj.kind == K::JoinableQueue) {
+        const auto unfinished = ((t >> d::kPosBits) - s->done.load(std::memory_order_relaxed)) & d::kCountMask;
+        const auto abandoned = s->abandoned.load(std::memory_order_relaxed);
+        text += ", " + n(unfinished) + " unfinished, " + n(abandoned) + " abandoned";
+        json += ", \"unfinished\": " + n(unfinished) + ", \"abandoned\": " + n(abandoned);
+      }
+      done(text, json + "}");
+    }
   } else if (obj.kind == K::Barrier) {
     if (const auto* s = sync_state<d::BarrierState>(obj, body)) {
       const auto round = s->round.load(std::memory_order_relaxed);
