@@ -19,23 +19,7 @@ using ipckit::Segment;
 using ipckit::testing::Child;
 using ipckit::testing::ScopedSegmentName;
 
-namespace {
-
-// A one-byte pipe signal from a child to the parent, with a deadline.
-struct Signal {
-  int fd[2];
-  Signal() { EXPECT_EQ(::pipe(fd), 0); }
-  ~Signal() { ::close(fd[0]); ::close(fd[1]); }
-  void post() const { (void)!::write(fd[1], "x", 1); }
-  bool wait(std::chrono::milliseconds deadline = 10s) const {
-    pollfd p{fd[0], POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(deadline.count())) != 1) return false;
-    char c;
-    return ::read(fd[0], &c, 1) == 1;
-  }
-};
-
-}  // namespace
+using ipckit::testing::Signal;
 
 TEST(Lock, WorksWithTheStandardGuards) {
   ScopedSegmentName n("guards");

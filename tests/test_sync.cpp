@@ -30,102 +30,10 @@ using namespace std::chrono_literals;
 using ipckit::Segment;
 using ipckit::testing::Child;
 using ipckit::testing::ScopedSegmentName;
+using namespace ipckit::testing;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-// A one-byte pipe signal between processes, with a deadline. Several
-// processes may post to (or wait on) the same one: each byte is one event.
-struct Signal {
-  int fd[2];
-  Signal() { EXPECT_EQ(::pipe(fd), 0); }
-  ~Signal() { ::close(fd[0]); ::close(fd[1]); }
-  Signal(const Signal&) = delete;
-  Signal& operator=(const Signal&) = delete;
-  void post(int n = 1) const {
-    for (int i = 0; i < n; ++i) (void)!::write(fd[1], "x", 1);
-  }
-  bool wait(std::chrono::milliseconds deadline = 10s) const {
-    pollfd p{fd[0], POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(deadline.count())) != 1) return false;
-    char c;
-    return ::read(fd[0], &c, 1) == 1;
-  }
-  // Waits for `n` posts, all within `deadline`.
-  bool wait_n(int n, std::chrono::milliseconds deadline = 10s) const {
-    const auto end = Clock::now() + deadline;
-    for (int i = 0; i < n; ++i) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
-      if (left <= 0ms || !wait(left)) return false;
-    }
-    return true;
-  }
-};
-
-// Polls `pred` every millisecond until it holds or `deadline` passes.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds deadline = 10s) {
-  const auto end = Clock::now() + deadline;
-  while (!pred()) {
-    if (Clock::now() >= end) return pred();
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-// Whether thread `tid` of process `pid` is blocked in a futex system call,
-// i.e. a waiter got past its spinning and really sleeps in the kernel. Where
-// /proc/<pid>/syscall cannot be read (ptrace restrictions), any interruptible
-// sleep counts.
-bool sleeps_in_futex(pid_t pid, pid_t tid) {
-  const std::string task = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid);
-  std::ifstream f(task + "/syscall");
-  std::string first;
-  if (f >> first) {
-    if (first == "running") return false;
-    const long nr = std::strtol(first.c_str(), nullptr, 10);
-#ifdef SYS_futex_waitv
-    if (nr == SYS_futex_waitv) return true;
-#endif
-    return nr == SYS_futex;
-  }
-  std::ifstream stat(task + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  const auto paren = line.rfind(')');
-  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'S';
-}
-
-// Whether every thread of process `pid` is blocked in a futex (a child whose
-// threads wait, and whose main thread joins them, which is a futex too).
-bool all_threads_sleep_in_futex(pid_t pid) {
-  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return false;
-  int threads = 0;
-  bool all = true;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    ++threads;
-    all = all && sleeps_in_futex(pid, static_cast<pid_t>(std::stol(e->d_name)));
-  }
-  ::closedir(d);
-  return threads > 0 && all;
-}
-
-bool asleep(const Child& c) {
-  return eventually([&] { return all_threads_sleep_in_futex(c.pid()); });
-}
-
-// Steady-clock time in ns: CLOCK_MONOTONIC, the same in every process.
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
-}
-
-// Waiters re-check their word about once a second even if nobody wakes them,
-// which heals a lost wake-up and hides it from item counts. A hand-over slower
-// than this is taken for one.
-constexpr auto kStallLimit = 600ms;
 
 }  // namespace
 
