@@ -79,44 +79,17 @@
 #include <ipckit/value.hpp>
 #endif
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-static inline void cpu_relax() { _mm_pause(); }
-#else
-static inline void cpu_relax() {}
-#endif
+#include "bench_common.hpp"
 
 namespace bip = boost::interprocess;
 
 namespace {
 
-std::int64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
+// From bench_common.hpp (this file keeps its own Stats/summarize).
+using bench::cpu_relax;
+using bench::now_ns;
+using bench::SharedBlock;
 
-// An anonymous shared mapping that outlives fork (children see the same pages).
-template <class T>
-class SharedBlock {
- public:
-  SharedBlock() {
-    void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::runtime_error(std::string("mmap: ") + std::strerror(errno));
-    p_ = new (p) T();
-  }
-  ~SharedBlock() {
-    p_->~T();
-    munmap(p_, sizeof(T));
-  }
-  SharedBlock(const SharedBlock&) = delete;
-  SharedBlock& operator=(const SharedBlock&) = delete;
-  T* operator->() const { return p_; }
-  T& operator*() const { return *p_; }
-
- private:
-  T* p_;
-};
 
 constexpr int kProcs = 2;
 
@@ -209,37 +182,11 @@ int g_quiet_wait_ms = 2000;  // before each run, wait at most this long for an i
 int g_unspread_runs = 0;     // runs released without seeing the children on different CPUs
 int g_busy_runs = 0;         // runs started although the machine never went idle
 
-// Busy fraction of all CPUs over `window_ms`, from /proc/stat (steal counts as busy).
-double busy_fraction(int window_ms) {
-  auto sample = [](std::uint64_t& busy, std::uint64_t& total) {
-    std::ifstream f("/proc/stat");
-    std::string cpu;
-    std::uint64_t v[8] = {};
-    f >> cpu;
-    for (auto& x : v) f >> x;
-    total = 0;
-    for (auto x : v) total += x;
-    busy = total - v[3] - v[4];  // minus idle and iowait
-    return cpu == "cpu";
-  };
-  std::uint64_t b0 = 0, t0 = 0, b1 = 0, t1 = 0;
-  if (!sample(b0, t0)) return 0;
-  usleep(static_cast<useconds_t>(window_ms) * 1000);
-  if (!sample(b1, t1) || t1 <= t0) return 0;
-  return static_cast<double>(b1 - b0) / static_cast<double>(t1 - t0);
-}
 
 // Waits (bounded) until the other load on the machine leaves the CPUs idle,
 // so that a run measures the lock rather than the scheduler sharing a CPU
 // between a child and somebody's compiler. Returns false if it never did.
-bool wait_for_quiet() {
-  if (g_quiet_wait_ms <= 0) return true;
-  const std::int64_t give_up = now_ns() + std::int64_t{g_quiet_wait_ms} * 1'000'000;
-  do {
-    if (busy_fraction(20) < 0.10) return true;
-  } while (now_ns() < give_up);
-  return false;
-}
+bool wait_for_quiet() { return bench::wait_for_quiet(g_quiet_wait_ms); }
 
 Sample run_contended(const Mode& mode, std::int64_t n, const std::optional<int>& futex_id) {
   const bool quiet = wait_for_quiet();

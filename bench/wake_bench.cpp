@@ -128,62 +128,15 @@
 #include <ipckit/value.hpp>
 #endif
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-static inline void cpu_relax() { _mm_pause(); }
-#else
-static inline void cpu_relax() {}
-#endif
+#include "bench_common.hpp"
 
 namespace bip = boost::interprocess;
 using namespace std::chrono_literals;
 
 namespace {
 
-std::int64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
+using namespace bench;  // clocks, shared memory, pinning, Children, summaries
 
-std::int64_t cpu_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-// An anonymous shared mapping that outlives fork (children see the same pages).
-class SharedBytes {
- public:
-  explicit SharedBytes(std::size_t bytes) : bytes_(std::max<std::size_t>(bytes, 1)) {
-    p_ = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p_ == MAP_FAILED) throw std::runtime_error(std::string("mmap: ") + std::strerror(errno));
-  }
-  ~SharedBytes() { munmap(p_, bytes_); }
-  SharedBytes(const SharedBytes&) = delete;
-  SharedBytes& operator=(const SharedBytes&) = delete;
-  [[nodiscard]] void* get() const { return p_; }
-  [[nodiscard]] std::size_t size() const { return bytes_; }
-
- private:
-  std::size_t bytes_;
-  void* p_;
-};
-
-template <class T>
-class SharedBlock {
- public:
-  SharedBlock() : mem_(sizeof(T)) { p_ = new (mem_.get()) T(); }
-  ~SharedBlock() { p_->~T(); }
-  SharedBlock(const SharedBlock&) = delete;
-  SharedBlock& operator=(const SharedBlock&) = delete;
-  T* operator->() const { return p_; }
-  T& operator*() const { return *p_; }
-
- private:
-  SharedBytes mem_;
-  T* p_;
-};
 
 // ---------------------------------------------------------------------------
 // Raw futex calls on process-shared words (not FUTEX_PRIVATE: the pages are
@@ -268,44 +221,9 @@ bool choose_pin_cpus() {
   return found == 2;
 }
 
-void pin_to(int cpu) {
-  if (cpu < 0) return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  if (sched_setaffinity(0, sizeof set, &set) != 0)
-    throw std::runtime_error(std::string("sched_setaffinity: ") + std::strerror(errno));
-}
-
-// Busy fraction of all CPUs over `window_ms`, from /proc/stat (steal counts as busy).
-double busy_fraction(int window_ms) {
-  auto sample = [](std::uint64_t& busy, std::uint64_t& total) {
-    std::ifstream f("/proc/stat");
-    std::string cpu;
-    std::uint64_t v[8] = {};
-    f >> cpu;
-    for (auto& x : v) f >> x;
-    total = 0;
-    for (auto x : v) total += x;
-    busy = total - v[3] - v[4];  // minus idle and iowait
-    return cpu == "cpu";
-  };
-  std::uint64_t b0 = 0, t0 = 0, b1 = 0, t1 = 0;
-  if (!sample(b0, t0)) return 0;
-  usleep(static_cast<useconds_t>(window_ms) * 1000);
-  if (!sample(b1, t1) || t1 <= t0) return 0;
-  return static_cast<double>(b1 - b0) / static_cast<double>(t1 - t0);
-}
 
 // Waits (bounded) until other programs leave the CPUs idle; false if they never did.
-bool wait_for_quiet() {
-  if (g_quiet_wait_ms <= 0) return true;
-  const std::int64_t give_up = now_ns() + std::int64_t{g_quiet_wait_ms} * 1'000'000;
-  do {
-    if (busy_fraction(20) < 0.10) return true;
-  } while (now_ns() < give_up);
-  return false;
-}
+bool wait_for_quiet() { return bench::wait_for_quiet(g_quiet_wait_ms); }
 
 [[noreturn]] void child_fail(const std::string& mode, const char* what) {
   std::fprintf(stderr, "wake_bench: %s: child %d failed: %s\n", mode.c_str(), getpid(), what);
@@ -313,103 +231,6 @@ bool wait_for_quiet() {
   _exit(3);
 }
 
-// Forked children watched through pidfds, so that the parent sleeps in one
-// poll() (no periodic wake-ups on a 2-CPU machine) and still has a deadline.
-class Children {
- public:
-  Children() = default;
-  Children(const Children&) = delete;
-  Children& operator=(const Children&) = delete;
-  ~Children() { kill_all(); }
-
-  // Forks `body` (which must not return normally: it ends with _exit).
-  void spawn(const std::function<void()>& body) {
-    std::fflush(stdout);
-    std::fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-    if (pid == 0) {
-      body();
-      _exit(0);
-    }
-    int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-    kids_.push_back({pid, fd, false, 0});
-  }
-
-  // Any child already gone (while the parent waits for a start line)?
-  bool any_exited() {
-    for (auto& k : kids_) {
-      if (k.reaped) continue;
-      int status = 0;
-      if (waitpid(k.pid, &status, WNOHANG) == k.pid) {
-        k.reaped = true;
-        k.status = status;
-        return true;
-      }
-    }
-    return false;
-  }
-
-  // Waits for every child until `deadline_ns`; true if all exited with 0.
-  // On the deadline returns false with `timed_out` set (children still run).
-  bool wait_all(std::int64_t deadline_ns, bool* timed_out) {
-    *timed_out = false;
-    for (;;) {
-      std::vector<pollfd> fds;
-      for (auto& k : kids_) {
-        if (k.reaped) continue;
-        if (k.fd < 0) {  // no pidfd (old kernel): plain blocking waitpid
-          while (waitpid(k.pid, &k.status, 0) < 0 && errno == EINTR) {
-          }
-          k.reaped = true;
-          continue;
-        }
-        fds.push_back({k.fd, POLLIN, 0});
-      }
-      if (fds.empty()) break;
-      const std::int64_t left_ms = (deadline_ns - now_ns()) / 1'000'000;
-      if (left_ms <= 0) {
-        *timed_out = true;
-        return false;
-      }
-      int rc = poll(fds.data(), fds.size(), static_cast<int>(std::min<std::int64_t>(left_ms, INT_MAX)));
-      if (rc < 0 && errno != EINTR) throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
-      for (auto& k : kids_) {
-        if (k.reaped) continue;
-        int status = 0;
-        if (waitpid(k.pid, &status, WNOHANG) == k.pid) {
-          k.reaped = true;
-          k.status = status;
-        }
-      }
-    }
-    bool ok = true;
-    for (auto& k : kids_) ok = ok && WIFEXITED(k.status) && WEXITSTATUS(k.status) == 0;
-    return ok;
-  }
-
-  void kill_all() {
-    for (auto& k : kids_) {
-      if (!k.reaped) {
-        kill(k.pid, SIGKILL);
-        while (waitpid(k.pid, &k.status, 0) < 0 && errno == EINTR) {
-        }
-        k.reaped = true;
-      }
-      if (k.fd >= 0) close(k.fd);
-      k.fd = -1;
-    }
-  }
-
- private:
-  struct Kid {
-    pid_t pid;
-    int fd;
-    bool reaped;
-    int status;
-  };
-  std::vector<Kid> kids_;
-};
 
 std::string unique_name(const char* what) {
   static int seq = 0;
@@ -715,13 +536,6 @@ struct PingPongSample {
   bool spread = true, quiet = true;
 };
 
-double quantile(const std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  const double pos = q * static_cast<double>(sorted.size() - 1);
-  const auto lo = static_cast<std::size_t>(pos);
-  const std::size_t hi = std::min(lo + 1, sorted.size() - 1);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - static_cast<double>(lo));
-}
 
 PingPongSample run_pingpong(const PingPongMode& mode, std::int64_t n, std::int64_t warm_trips) {
   PingPongSample s;
@@ -1134,26 +948,6 @@ std::vector<UncontendedRow> uncontended_rows() {
 // ---------------------------------------------------------------------------
 // Reporting.
 
-struct Stats {
-  double median = 0, min = 0, max = 0;
-};
-
-Stats summarize(std::vector<double> v) {
-  Stats s;
-  if (v.empty()) return s;
-  std::sort(v.begin(), v.end());
-  const std::size_t k = v.size();
-  s.median = (k % 2) ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
-  s.min = v.front();
-  s.max = v.back();
-  return s;
-}
-
-std::string fmt(const char* f, double x) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, x);
-  return buf;
-}
 
 double clock_read_ns() {
   constexpr int k = 200000;

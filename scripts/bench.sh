@@ -24,7 +24,18 @@
 #                             that spin (BENCH_WAKE_SLOW_TRIPS=5000 for the
 #                             rows that always sleep: raw futex, Boost)
 #   BENCH_PY_WAKE_TRIPS=5000  round trips per run for Python's Event row
-#   BENCH_IDLE_RUNS=3         runs of the idle-waiter part (2.35 s each)
+#   BENCH_IDLE_RUNS=3         runs of the idle-waiter part (2.35 s each; the
+#                             queue section's idle consumers take 2.3 s a run)
+#   BENCH_QUEUE_RUNS=$BENCH_RUNS  measured runs per C++ row of the queue section
+#   BENCH_QUEUE_MESSAGES=1000000  64-byte messages per one-way run (queue_bench)
+#   BENCH_QUEUE_BIG_MESSAGES=1000 1 MiB messages per run
+#   BENCH_QUEUE_MPMC_MESSAGES=400000  messages per 4x4 MPMC run (all producers)
+#   BENCH_PY_QUEUE_MESSAGES=200000    items per run of Python's one-way row
+#   BENCH_PY_QUEUE_TRIPS=5000 round trips per run of Python's ping-pong row
+#   BENCH_RT=1                queue section: run the measured C++ processes
+#                             SCHED_FIFO (root only), so that other programs on
+#                             a busy machine do not preempt them (Python's rows
+#                             are not affected)
 #
 # Adding a benchmark: write a `section_NAME` function that runs its programs
 # through `run_tool` (which collects their `RESULT <row> <value> <unit> ...`
@@ -36,7 +47,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 
-SECTIONS=(lock wake)
+SECTIONS=(lock wake queue)
 
 RUNS=${BENCH_RUNS:-9}
 PY_RUNS=${BENCH_PY_RUNS:-5}
@@ -46,6 +57,13 @@ WAKE_TRIPS=${BENCH_WAKE_TRIPS:-20000}
 WAKE_SLOW_TRIPS=${BENCH_WAKE_SLOW_TRIPS:-5000}
 PY_WAKE_TRIPS=${BENCH_PY_WAKE_TRIPS:-5000}
 IDLE_RUNS=${BENCH_IDLE_RUNS:-3}
+QUEUE_RUNS=${BENCH_QUEUE_RUNS:-$RUNS}
+QUEUE_MESSAGES=${BENCH_QUEUE_MESSAGES:-1000000}
+QUEUE_BIG_MESSAGES=${BENCH_QUEUE_BIG_MESSAGES:-1000}
+QUEUE_MPMC_MESSAGES=${BENCH_QUEUE_MPMC_MESSAGES:-400000}
+PY_QUEUE_MESSAGES=${BENCH_PY_QUEUE_MESSAGES:-200000}
+PY_QUEUE_TRIPS=${BENCH_PY_QUEUE_TRIPS:-5000}
+RT=${BENCH_RT:-}
 BUILD_DIR=${BENCH_BUILD_DIR:-build-bench}
 PYTHON=${PYTHON:-python3}
 STRICT=0
@@ -58,29 +76,35 @@ trap 'rm -rf "$LOG_DIR"' EXIT
 
 say() { printf '\n=== %s ===\n' "$*"; }
 
-# run_tool NAME CMD...: runs CMD, shows its output, records its RESULT lines.
+# run_tool NAME CMD...: runs CMD, shows its output, records its RESULT lines
+# (also those of a CMD that then fails: a tool may report its other rows
+# after one failed); returns 1 if CMD failed.
 run_tool() {
   local name=$1; shift
   local log="$LOG_DIR/$name.log"
   printf '$ %s\n' "$*"
-  if ! "$@" 2>&1 | tee "$log"; then
-    echo "bench.sh: '$name' failed (see its output above)" >&2
-    return 1
-  fi
+  local rc=0
+  "$@" 2>&1 | tee "$log" || rc=$?
   local tag row value unit rest
   while read -r tag row value unit rest; do
     [[ $tag == RESULT ]] || continue
     RESULT[$row]=$value
     RESULT_UNIT[$row]=$unit
   done < "$log"
+  if ((rc)); then
+    echo "bench.sh: '$name' failed (see its output above)" >&2
+    return 1
+  fi
 }
 
-# check LABEL NUM_ROW DEN_ROW TARGET [higher|info|at_most|below]
+# check LABEL NUM_ROW DEN_ROW TARGET [higher|info|at_most|below|at_least|value]
 #   ratio = NUM/DEN (both "higher is better" rows, e.g. incr/s); PASS when
 #   ratio >= TARGET. "info" rows print the ratio with no verdict.
-#   at_most / below compare the value of NUM_ROW itself (DEN_ROW is "-") with
-#   TARGET, in NUM_ROW's unit: PASS when value <= TARGET / value < TARGET
-#   (latencies in us, CPU shares in % of a core, syscalls per op).
+#   at_most / below / at_least compare the value of NUM_ROW itself (DEN_ROW
+#   is "-") with TARGET, in NUM_ROW's unit: PASS when value <= TARGET /
+#   value < TARGET / value >= TARGET (latencies in us, CPU shares in % of a
+#   core, syscalls per op, ratios a tool computed itself); "value" prints
+#   NUM_ROW's value with no verdict (DEN_ROW and TARGET are "-").
 check() { CHECKS+=("$1|$2|$3|$4|${5:-higher}"); }
 
 # -----------------------------------------------------------------------------
@@ -165,12 +189,67 @@ section_wake() {
   check "ipckit Semaphore acq+rel / Boost sem (ns)" uncontended_ipckit_semaphore uncontended_boost_semaphore - info
 }
 
+# Message queues: ipckit Queue<T>/ByteQueue beside Boost.Interprocess
+# message_queue, Python's multiprocessing.Queue and raw shared-memory floors:
+# one-way 64-byte throughput (vs a spinning SPSC ring), ping-pong round trip,
+# 1 MiB messages (vs memcpy in and out of shared buffers), 4x4 MPMC, the CPU
+# of a consumer idle in get(), and single-process costs (encode, decode,
+# put+get) that show where a message's time goes.
+targets_queue() { echo queue_bench; }
+section_queue() {
+  say "queues: one-way 64 B ($QUEUE_MESSAGES msgs), ping-pong ($WAKE_TRIPS round trips, $WAKE_SLOW_TRIPS for Boost), 1 MiB ($QUEUE_BIG_MESSAGES msgs), 4x4 MPMC ($QUEUE_MPMC_MESSAGES msgs), idle consumer ($IDLE_RUNS x 2 s), costs; $QUEUE_RUNS runs per row"
+  local bin="$ROOT/$BUILD_DIR/bench/queue_bench"
+  local extra=()
+  if [[ -n $RT && $RT != 0 ]]; then
+    if [[ $(id -u) -eq 0 ]]; then extra+=(--rt 1); else echo "bench.sh: BENCH_RT needs root; ignored"; fi
+  fi
+  # A failed row prints no RESULT line (its checks show n/a); the others still count.
+  run_tool queue_bench "$bin" --runs "$QUEUE_RUNS" --messages "$QUEUE_MESSAGES" --round-trips "$WAKE_TRIPS" \
+    --slow-round-trips "$WAKE_SLOW_TRIPS" --big-messages "$QUEUE_BIG_MESSAGES" \
+    --mpmc-messages "$QUEUE_MPMC_MESSAGES" --idle-runs "$IDLE_RUNS" "${extra[@]}" ||
+    echo "bench.sh: queue_bench reported a failure; its other rows are kept"
+
+  say "queues, Python: multiprocessing.Queue one-way ($PY_QUEUE_MESSAGES items) and ping-pong ($PY_QUEUE_TRIPS round trips), $PY_RUNS runs"
+  if command -v "$PYTHON" >/dev/null 2>&1; then
+    run_tool python_queue "$PYTHON" bench/python_queue.py --runs "$PY_RUNS" --messages "$PY_QUEUE_MESSAGES" \
+      --round-trips "$PY_QUEUE_TRIPS" || echo "bench.sh: python_queue failed; Python's rows are skipped"
+  else
+    echo "bench.sh: $PYTHON not found; Python's rows are skipped"
+  fi
+
+  # The targets use paired ratios (row / peer in the same interleaved round,
+  # median over rounds): on this VM both rows of a ratio move together with
+  # the host's vCPU placement (queue_bench's "link ns"), so pairing them keeps
+  # a run-to-run placement change out of the ratio. Ratios of the medians
+  # follow as info.
+  check "Queue 64B one-way vs Boost (paired)" q1_paired_ipckit_queue_vs_boost_mq - 5 at_least
+  check "Queue 64B one-way vs raw ring floor (paired)" q1_paired_ipckit_queue_vs_raw_ring - 0.4 at_least
+  check "Queue 64B one-way vs Boost (medians)" q1_ipckit_queue q1_boost_mq - info
+  check "Queue 64B one-way vs raw ring (medians)" q1_ipckit_queue q1_raw_ring - info
+  check "Queue 64B one-way vs Python mp.Queue" q1_ipckit_queue q1_python_mp_queue - info
+  check "ByteQueue 64B vs raw ring floor (paired)" q1_paired_ipckit_byte_queue_vs_raw_ring - - value
+  check "Boost message_queue vs raw ring (paired)" q1_paired_boost_mq_vs_raw_ring - - value
+  check "Queue round trip, median (us)" rt_ipckit_queue_median - 2 at_most
+  check "Queue round trip vs Boost (x faster)" rt_boost_mq_median rt_ipckit_queue_median - info
+  check "Queue round trip vs Python (x faster)" rt_python_mp_queue_median rt_ipckit_queue_median - info
+  check "raw spin floor vs Queue round trip (Queue=1)" rt_raw_spin_median rt_ipckit_queue_median - info
+  check "Queue p99 round trip vs Boost p99 (x faster)" rt_boost_mq_p99 rt_ipckit_queue_p99 - info
+  check "Queue<vector<char>> 1 MiB vs raw copy (paired)" big_paired_ipckit_queue_vec_vs_raw_copy - 0.6 at_least
+  check "ByteQueue 1 MiB vs raw copy floor (paired)" big_paired_ipckit_byte_queue_vs_raw_copy - - value
+  check "raw copy, one buffer vs floor (paired)" big_paired_raw_copy_1slot_vs_raw_copy - - value
+  check "idle Queue.get() 2 s, worst run (% core)" idle_queue_get_cpu - 2 below
+  check "idle Queue.get(timeout) 2 s, worst (% core)" idle_queue_get_timeout_cpu - 2 below
+  check "Queue 4x4 MPMC vs Boost 4x4 (paired)" mpmc_paired_ipckit_queue_vs_boost_mq - - value
+}
+
 # -----------------------------------------------------------------------------
 # Summary
 
 fmt_rate() {  # value unit -> human text
   awk -v v="$1" -v u="$2" 'BEGIN {
-    if (u == "incr_per_s" || u ~ /_per_s$/) printf "%.2f M/s", v / 1e6;
+    if (u == "bytes_per_s") printf "%.2f GB/s", v / 1e9;
+    else if (u == "ratio") printf "%.3fx", v;
+    else if (u == "incr_per_s" || u ~ /_per_s$/) printf "%.2f M/s", v / 1e6;
     else if (u == "ns_per_op") printf "%.2f ns", v;
     else if (u == "us") printf "%.2f us", v;
     else if (u == "pct_core") printf "%.3f %% core", v;
@@ -195,22 +274,29 @@ summary() {
     IFS='|' read -r label num den target kind <<<"$c"
     shown=">= ${target}x"
     [[ $kind == info ]] && shown="-"
-    if [[ $kind == at_most || $kind == below ]]; then
+    if [[ $kind == at_most || $kind == below || $kind == at_least || $kind == value ]]; then
       # An absolute target on one row's value, in its unit.
       local op="<="
       [[ $kind == below ]] && op="<"
+      [[ $kind == at_least ]] && op=">="
       shown="$op $target"
+      [[ $kind == value ]] && shown="-"
       if [[ -z ${RESULT[$num]:-} ]]; then
         printf '  %-44s %10s %10s  %s\n' "$label" "-" "$shown" "n/a (no $num row)"
         continue
       fi
-      if awk -v v="${RESULT[$num]}" -v t="$target" -v k="$kind" 'BEGIN { exit !(k == "below" ? v < t : v <= t) }'; then
+      if [[ $kind == value ]]; then
+        verdict=""
+      elif awk -v v="${RESULT[$num]}" -v t="$target" -v k="$kind" \
+        'BEGIN { exit !(k == "below" ? v < t : (k == "at_least" ? v >= t : v <= t)) }'; then
         verdict="PASS"
       else
         verdict="MISS"
         missed=$((missed + 1))
       fi
-      printf '  %-44s %10s %10s  %s\n' "$label" "$(awk -v v="${RESULT[$num]}" 'BEGIN { printf "%.4g", v }')" \
+      local fmtv="%.4g"
+      [[ ${RESULT_UNIT[$num]:-} == ratio ]] && fmtv="%.2fx"
+      printf '  %-44s %10s %10s  %s\n' "$label" "$(awk -v v="${RESULT[$num]}" -v f="$fmtv" 'BEGIN { printf f, v }')" \
         "$shown" "$verdict"
       continue
     fi
