@@ -150,45 +150,6 @@ long sys_futex_wake(std::atomic<std::uint32_t>& w, int n) {
 }
 
 // ---------------------------------------------------------------------------
-// Futex counting through the syscalls:sys_enter_futex tracepoint (optional).
-
-class FutexCounter {
- public:
-  static std::optional<int> tracepoint_id() {
-    for (const char* dir : {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}) {
-      std::ifstream f(std::string(dir) + "/events/syscalls/sys_enter_futex/id");
-      int id = 0;
-      if (f >> id) return id;
-    }
-    return std::nullopt;
-  }
-  // Counts this process and the children it forks after construction.
-  explicit FutexCounter(int id) {
-    perf_event_attr attr{};
-    attr.size = sizeof(attr);
-    attr.type = PERF_TYPE_TRACEPOINT;
-    attr.config = static_cast<std::uint64_t>(id);
-    attr.disabled = 1;
-    attr.inherit = 1;
-    fd_ = static_cast<int>(syscall(SYS_perf_event_open, &attr, 0, -1, -1, 0));
-  }
-  ~FutexCounter() {
-    if (fd_ >= 0) close(fd_);
-  }
-  FutexCounter(const FutexCounter&) = delete;
-  FutexCounter& operator=(const FutexCounter&) = delete;
-  [[nodiscard]] bool ok() const { return fd_ >= 0; }
-  void enable() { if (fd_ >= 0) ioctl(fd_, PERF_EVENT_IOC_ENABLE, 0); }
-  void disable() { if (fd_ >= 0) ioctl(fd_, PERF_EVENT_IOC_DISABLE, 0); }
-  [[nodiscard]] std::int64_t read_count() const {
-    std::uint64_t v = 0;
-    if (fd_ < 0 || ::read(fd_, &v, sizeof(v)) != sizeof(v)) return -1;
-    return static_cast<std::int64_t>(v);
-  }
-
- private:
-  int fd_ = -1;
-};
 
 std::optional<int> g_futex_id;  // set when futex counting is on
 
