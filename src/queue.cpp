@@ -132,7 +132,8 @@ void QueueCore::get(void (*read)(void* ctx, const char* data, std::size_t n), vo
   // with two or more items queued, one is left for us.
   SideLock lock(s_->get_lock, deadline, label_, [&] { return qsize() >= 2; });
   if (!lock.held()) throw Empty(label_, label_ + " is empty (another consumer is waiting for an item)");
-  if (lock.took_over() && s_->joinable != 0) resolve_dead_leases();
+  const bool joinable = s_->joinable != 0;
+  if (lock.took_over() && joinable) ledger_settle(s_->tasks, count_of(s_->head.load(std::memory_order_acquire)));
 
   const std::uint64_t h = s_->head.load(std::memory_order_relaxed);  // only consumers write it, one at a time
   std::uint64_t hpos = pos_of(h);
@@ -142,7 +143,10 @@ void QueueCore::get(void (*read)(void* ctx, const char* data, std::size_t n), vo
       s_->tail_cache = s_->tail.load(std::memory_order_acquire);
       return has_data() || closed();
     };
-    if (!wait_for_change(s_->data_seq, s_->data_sleepers, ready, deadline, kNoTick, [] {}))
+    // A joinable queue's waiting consumer holds the lock that reclaiming a
+    // dead consumer's tasks needs, so it does that while it waits.
+    if (!wait_for_change(s_->data_seq, s_->data_sleepers, ready, deadline, joinable ? kLivenessInterval : kNoTick,
+                         [&] { if (joinable) reclaim_dead_consumers(); }))
       throw Empty(label_, label_ + " is empty");
     if (!has_data()) throw Closed(label_, label_ + " is closed and drained");
   }
@@ -163,15 +167,10 @@ void QueueCore::get(void (*read)(void* ctx, const char* data, std::size_t n), vo
                                      " bytes at offset " + std::to_string(off) +
                                      "); the segment was overwritten: recreate the queue");
 
-  // A joinable queue leases the task to this thread: marked pending (with the
-  // head count the free below publishes) before the free, counted after it.
-  // If this process dies in between, the next holder of get_lock sees from
-  // head whether the free happened (resolve_dead_leases), so the task is
-  // neither waited for forever nor counted twice.
-  const bool joinable = s_->joinable != 0;
-  const int lease = joinable ? holders_claim(s_->leases, std::size(s_->leases), this_thread()) : -1;
-  const std::uint64_t freed_count = (count_of(h) + 1) & kCountMask;
-  if (lease >= 0) s_->lease_pending[lease] = freed_count == 0 ? kCountMask + 1 : freed_count;
+  // A joinable queue leases the task to this process around the free (see
+  // task_ledger.hpp), so that its death at any instant is accounted for.
+  const int lease = joinable ? ledger_lease(s_->tasks, this_process()) : -1;
+  if (lease >= 0) ledger_begin_get(s_->tasks, lease, count_of(h) + 1);
   std::exception_ptr failure;
   try {
     read(ctx, r + off + kRecordHeader, len);
@@ -180,10 +179,7 @@ void QueueCore::get(void (*read)(void* ctx, const char* data, std::size_t n), vo
   }
   // The one store that frees the record.
   s_->head.store(pack(count_of(h) + 1, hpos + rec), std::memory_order_seq_cst);
-  if (lease >= 0) {
-    s_->leases[lease].units += 1;
-    s_->lease_pending[lease] = 0;
-  }
+  if (lease >= 0) ledger_end_get(s_->tasks, lease);
   wake_if_sleeping(s_->space_seq, s_->space_sleepers, 1);
   if (failure) {
     if (joinable) task_done();  // the caller never got this task
@@ -225,51 +221,32 @@ void QueueCore::close() noexcept {
 }
 
 std::uint64_t QueueCore::unfinished_tasks() const noexcept {
-  return (count_of(s_->tail.load(std::memory_order_acquire)) - s_->done.load(std::memory_order_acquire)) & kCountMask;
+  return ledger_unfinished(s_->tasks, count_of(s_->tail.load(std::memory_order_acquire)));
 }
 
 void QueueCore::task_done() {
-  std::uint64_t d = s_->done.load(std::memory_order_acquire);
-  do {
-    if (((count_of(s_->tail.load(std::memory_order_acquire)) - d) & kCountMask) == 0)
-      throw InvalidArgument(label_, label_ + ": task_done() called more times than items were put");
-  } while (!s_->done.compare_exchange_weak(d, d + 1, std::memory_order_acq_rel));
-  holders_remove(s_->leases, std::size(s_->leases), this_thread(), 1);  // none if another thread got it
-  wake_if_sleeping(s_->join_seq, s_->join_sleepers, INT_MAX);
+  if (!ledger_task_done(s_->tasks, this_process(), count_of(s_->tail.load(std::memory_order_acquire))))
+    throw InvalidArgument(label_, label_ + ": task_done() called more times than items were put");
+  wake_if_sleeping(s_->tasks.join_seq, s_->tasks.join_sleepers, INT_MAX);
 }
 
 bool QueueCore::join(std::chrono::nanoseconds timeout) {
   const Deadline deadline = std::chrono::steady_clock::now() + timeout;
-  return wait_for_change(s_->join_seq, s_->join_sleepers, [&] { return unfinished_tasks() == 0; }, deadline,
-                         kLivenessInterval, [&] {
+  return wait_for_change(s_->tasks.join_seq, s_->tasks.join_sleepers, [&] { return unfinished_tasks() == 0; },
+                         deadline, kLivenessInterval, [&] {
                            // Tasks of consumers that died before task_done() will never be
-                           // done: count them done, and say so in abandoned_tasks(). A get()
-                           // cut short is settled first, under the consumers' lock.
-                           {
-                             SideLock lock(s_->get_lock, std::chrono::steady_clock::now(), label_, [] { return false; });
-                             if (!lock.held()) return;
-                             resolve_dead_leases();
-                           }
-                           const std::uint64_t lost =
-                               holders_reclaim(s_->leases, std::size(s_->leases), s_->lease_pending);
-                           if (lost == 0) return;
-                           s_->abandoned.fetch_add(lost, std::memory_order_relaxed);
-                           s_->done.fetch_add(lost, std::memory_order_acq_rel);
+                           // done: count them finished (abandoned_tasks() tells how many).
+                           // If a consumer holds the lock, it does this while it waits.
+                           SideLock lock(s_->get_lock, std::chrono::steady_clock::now(), label_, [] { return false; });
+                           if (!lock.held()) return;
+                           if (lock.took_over())
+                             ledger_settle(s_->tasks, count_of(s_->head.load(std::memory_order_acquire)));
+                           reclaim_dead_consumers();
                          });
 }
 
-void QueueCore::resolve_dead_leases() noexcept {
-  const std::uint64_t head_count = count_of(s_->head.load(std::memory_order_acquire));
-  for (std::size_t i = 0; i < std::size(s_->leases); ++i) {
-    const std::uint64_t pending = s_->lease_pending[i];
-    if (pending == 0) continue;
-    HolderSlot& slot = s_->leases[i];
-    const std::uint32_t tid = slot.tid.load(std::memory_order_acquire);
-    if (thread_alive(tid & ~kHolderClaiming, (tid & kHolderClaiming) != 0 ? 0 : slot.start_ticks)) continue;
-    // Its get() died between marking and counting: did the free happen?
-    if (head_count == (pending & kCountMask)) slot.units += 1;
-    s_->lease_pending[i] = 0;
-  }
+void QueueCore::reclaim_dead_consumers() noexcept {
+  if (ledger_reclaim_dead(s_->tasks) != 0) wake_if_sleeping(s_->tasks.join_seq, s_->tasks.join_sleepers, INT_MAX);
 }
 
 void QueueCore::join() {

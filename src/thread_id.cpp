@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -47,15 +48,26 @@ bool read_stat(const char* path, StatFields& out) noexcept {
   return false;
 }
 
-void forget_identity_in_child() noexcept { t_identity = ThreadIdentity{}; }
+// The process's identity; atomics because threads may fill it at once.
+std::atomic<std::uint64_t> g_process_start{0};
+std::atomic<std::uint32_t> g_process_id{0};
+
+void forget_identity_in_child() noexcept {
+  t_identity = ThreadIdentity{};
+  g_process_id.store(0, std::memory_order_relaxed);
+}
+
+std::once_flag g_fork_handler_once;
+void install_fork_handler() {
+  std::call_once(g_fork_handler_once, [] { ::pthread_atfork(nullptr, nullptr, forget_identity_in_child); });
+}
 
 }  // namespace
 
 const ThreadIdentity& load_thread_identity() noexcept {
   // A forked child starts with its parent's cached identity in this thread's
   // slot; clearing it there makes the child look itself up again.
-  static std::once_flag once;
-  std::call_once(once, [] { ::pthread_atfork(nullptr, nullptr, forget_identity_in_child); });
+  install_fork_handler();
   ThreadIdentity id;
   id.tid = static_cast<std::uint32_t>(::syscall(SYS_gettid));
   char path[64];
@@ -74,6 +86,21 @@ bool thread_alive(std::uint32_t tid, std::uint64_t start_ticks) noexcept {
   if (!read_stat(path, f)) return false;
   if (f.state == 'Z' || f.state == 'X' || f.state == 'x') return false;  // killed, not yet reaped
   return start_ticks == 0 || f.start_ticks == start_ticks;
+}
+
+ThreadIdentity this_process() noexcept {
+  std::uint32_t pid = g_process_id.load(std::memory_order_acquire);
+  if (pid == 0) [[unlikely]] {
+    install_fork_handler();
+    pid = static_cast<std::uint32_t>(::getpid());
+    g_process_start.store(process_start_ticks(static_cast<int>(pid)), std::memory_order_relaxed);
+    g_process_id.store(pid, std::memory_order_release);  // racing threads store the same values
+  }
+  return {pid, g_process_start.load(std::memory_order_relaxed)};
+}
+
+bool process_alive(std::uint32_t pid, std::uint64_t start_ticks) noexcept {
+  return pid != 0 && process_start_ticks(static_cast<int>(pid)) == start_ticks;
 }
 
 int process_of_thread(std::uint32_t tid) noexcept {

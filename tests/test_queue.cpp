@@ -1534,6 +1534,70 @@ TEST(JoinableQueue, AConsumerKilledWhileAnotherProcessSleepsInJoinLetsThatJoinRe
   EXPECT_EQ(q.unfinished_tasks(), 0u);
 }
 
+// Consumers looping get(); task_done(), SIGKILLed at random instants, hit
+// every window between a task's steps (freed, leased, finished) hundreds of
+// times. Whatever the instant, the books must balance: after the kills and a
+// drain, nothing is unfinished, join() returns, one more task_done() is
+// refused (no task counted twice) and no more tasks were abandoned than
+// consumers were killed.
+TEST(JoinableQueue, ConsumersKilledAtRandomInsideGetOrTaskDoneKeepTheTaskCountExact) {
+  ScopedSegmentName n("jq_kill_task_done");
+  auto seg = Segment::create(n.name, 4 << 20);
+  auto q = seg.joinable_queue<std::int64_t>("jobs", {.capacity_bytes = 1 << 14});
+  auto progress = seg.array<std::int64_t>("progress", 3);
+  constexpr int kKills = 300;
+  std::mt19937 rng(4242);
+  const auto consume_forever = [&](std::size_t slot) {
+    return [&, slot] {
+      for (;;) {
+        (void)q.get();
+        q.task_done();
+        std::atomic_ref<std::int64_t>(progress[slot]).fetch_add(1, std::memory_order_relaxed);
+      }
+    };
+  };
+  Child producer([&] {
+    for (std::int64_t i = 0;; ++i) {
+      q.put(i);
+      std::atomic_ref<std::int64_t>(progress[2]).fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  std::vector<std::unique_ptr<Child>> consumers;
+  for (std::size_t c = 0; c < 2; ++c) consumers.push_back(std::make_unique<Child>(consume_forever(c)));
+  int kills = 0;
+  for (; kills < kKills; ++kills) {
+    const std::size_t victim = rng() % 2;
+    const auto seen = std::atomic_ref<std::int64_t>(progress[victim]).load();
+    ASSERT_TRUE(eventually([&] { return std::atomic_ref<std::int64_t>(progress[victim]).load() > seen + 10; }))
+        << "consumer " << victim << " made no progress after " << kills << " kills: the queue wedged";
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 200));  // a random instant in its loop
+    consumers[victim]->kill(SIGKILL);
+    EXPECT_EQ(consumers[victim]->wait_exit(), -SIGKILL);
+    consumers[victim] = std::make_unique<Child>(consume_forever(victim));
+  }
+  producer.kill(SIGKILL);
+  EXPECT_EQ(producer.wait_exit(), -SIGKILL);
+  for (auto& c : consumers) {
+    c->kill(SIGKILL);
+    EXPECT_EQ(c->wait_exit(), -SIGKILL);
+  }
+  for (;;) {
+    std::optional<std::int64_t> item;
+    try {
+      item = q.get(200ms);  // may take the lock over from a killed consumer
+    } catch (const ipckit::Empty&) {
+    }
+    if (!item) break;
+    q.task_done();
+  }
+  EXPECT_TRUE(q.join(5s)) << q.unfinished_tasks() << " unfinished after the drain";
+  EXPECT_EQ(q.unfinished_tasks(), 0u);
+  EXPECT_THROW(q.task_done(), ipckit::InvalidArgument) << "a task was counted finished twice";
+  EXPECT_LE(q.abandoned_tasks(), static_cast<std::uint64_t>(kills + 2));
+  ::testing::Test::RecordProperty("abandoned", static_cast<int>(q.abandoned_tasks()));
+  ::testing::Test::RecordProperty("consumed", static_cast<int>(progress[0] + progress[1]));
+}
+
 // ---------------------------------------------------------------- ByteQueue
 
 TEST(ByteQueue, RawBytesIncludingEmptyAndBinaryPayloadsRoundTripBetweenProcesses) {

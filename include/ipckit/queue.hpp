@@ -22,9 +22,12 @@
 // not decode as T is dropped with DecodeError, and the queue goes on.
 //
 // JoinableQueue adds task_done()/join(): join() returns when every item put
-// has been marked done. A consumer that dies between get() and task_done()
-// does not make join() hang: within ~25 ms its tasks are counted done and
-// reported by abandoned_tasks().
+// has been marked done. A consumer process that dies between get() and
+// task_done() does not make join() hang: within ~25 ms its tasks are counted
+// done and reported by abandoned_tasks() (tasks are leased to processes, at
+// most 64 consumer processes at once; beyond that a task is not leased and a
+// dead consumer's task is waited for). Killed at any instant inside get() or
+// task_done(), a consumer never leaves a task counted twice or never.
 #pragma once
 
 #include <cereal/archives/binary.hpp>
@@ -170,8 +173,8 @@ template <class T>
 class JoinableQueue : public Queue<T> {
  public:
   using Queue<T>::Queue;
-  // Marks one item got by this thread as done. Throws InvalidArgument when
-  // there are no unfinished tasks (Python's ValueError).
+  // Marks one task done, by preference one this process got. Throws
+  // InvalidArgument when there are no unfinished tasks (Python's ValueError).
   void task_done() { this->core_.task_done(); }
   // Blocks until every item put has been marked done.
   void join() { this->core_.join(); }

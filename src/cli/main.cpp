@@ -469,8 +469,8 @@ Contents read_sync_state(const ipckit::ObjectInfo& obj, const void* body) {
                          n(s->capacity) + ", \"sleeping_consumers\": " + n(consumers) +
                          ", \"sleeping_producers\": " + n(producers) + ", \"closed\": " + (closed ? "true" : "false");
       if (obj.kind == K::JoinableQueue) {
-        const auto unfinished = ((t >> d::kPosBits) - s->done.load(std::memory_order_relaxed)) & d::kCountMask;
-        const auto abandoned = s->abandoned.load(std::memory_order_relaxed);
+        const auto unfinished = d::ledger_unfinished(s->tasks, t >> d::kPosBits);
+        const auto abandoned = s->tasks.abandoned.load(std::memory_order_relaxed);
         text += ", " + n(unfinished) + " unfinished, " + n(abandoned) + " abandoned";
         json += ", \"unfinished\": " + n(unfinished) + ", \"abandoned\": " + n(abandoned);
       }

@@ -18,8 +18,8 @@
 #include <string>
 
 #include "ipckit/detail/futex.hpp"
-#include "ipckit/detail/holders.hpp"
 #include "ipckit/detail/lock_state.hpp"
+#include "ipckit/detail/task_ledger.hpp"
 
 namespace ipckit {
 
@@ -33,7 +33,7 @@ struct QueueOptions {
 
 namespace ipckit::detail {
 
-inline constexpr std::uint32_t kQueueLayout = 1;
+inline constexpr std::uint32_t kQueueLayout = 2;
 inline constexpr std::uint64_t kPosBits = 40;
 inline constexpr std::uint64_t kPosMask = (std::uint64_t{1} << kPosBits) - 1;
 inline constexpr std::uint64_t kCountMask = (std::uint64_t{1} << 24) - 1;
@@ -61,18 +61,8 @@ struct alignas(64) QueueState {
   alignas(64) std::atomic<std::uint32_t> space_seq{0};     // futex: producers sleep here
   std::atomic<std::uint32_t> space_sleepers{0};
 
-  // JoinableQueue. Unfinished tasks = records ever published (tail's count)
-  // minus `done`, both modulo 2^24: no separate counter to get out of step
-  // when a producer dies between publishing and counting.
-  alignas(64) std::atomic<std::uint64_t> done{0};
-  std::atomic<std::uint32_t> join_seq{0};
-  std::atomic<std::uint32_t> join_sleepers{0};
-  std::atomic<std::uint64_t> abandoned{0};  // tasks of consumers that died before task_done
-  HolderSlot leases[64];                    // who got tasks not yet done
-  // Per lease: the head count its holder's get() in flight will publish (0:
-  // none). Written under get_lock; a dead consumer's pending get is resolved
-  // by the next get_lock holder: counted if head shows it was published.
-  std::uint64_t lease_pending[64] = {};
+  // JoinableQueue: unfinished tasks = tail's count - tasks.finished.
+  alignas(64) TaskLedger tasks;
   // ring bytes follow, 64-aligned
 };
 static_assert(sizeof(QueueState) % 64 == 0);
@@ -105,11 +95,14 @@ class QueueCore {
   void join();
   bool join(std::chrono::nanoseconds timeout);
   [[nodiscard]] std::uint64_t unfinished_tasks() const noexcept;
-  [[nodiscard]] std::uint64_t abandoned_tasks() const noexcept { return s_->abandoned.load(std::memory_order_acquire); }
+  [[nodiscard]] std::uint64_t abandoned_tasks() const noexcept {
+    return s_->tasks.abandoned.load(std::memory_order_acquire);
+  }
 
  private:
   char* ring() const noexcept { return reinterpret_cast<char*>(s_) + sizeof(QueueState); }
-  void resolve_dead_leases() noexcept;  // call with get_lock held
+  // With get_lock held: counts dead consumers' tasks finished, wakes join().
+  void reclaim_dead_consumers() noexcept;
   QueueState* s_;
   std::shared_ptr<const void> keep_;
   std::string label_;

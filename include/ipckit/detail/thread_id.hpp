@@ -25,6 +25,13 @@ inline const ThreadIdentity& this_thread() noexcept {
   return t_identity;
 }
 
+// The calling process as the same pair: tid is its pid, start_ticks its
+// start time. Cached; a forked child looks itself up again.
+ThreadIdentity this_process() noexcept;
+
+// Whether the process `pid` started at `start_ticks` is still running (not a zombie).
+bool process_alive(std::uint32_t pid, std::uint64_t start_ticks) noexcept;
+
 // Liveness of a thread recorded by a lock: false when it is gone, a zombie,
 // or its id now belongs to a thread started at another time. When
 // `start_ticks` is 0 (not yet recorded) only existence is checked.
