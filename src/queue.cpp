@@ -8,6 +8,7 @@
 #include <exception>
 #include <string>
 
+#include "ipckit/detail/side_lock.hpp"
 #include "ipckit/error.hpp"
 
 namespace ipckit::detail {
@@ -18,52 +19,6 @@ constexpr std::uint64_t pos_of(std::uint64_t word) { return word & kPosMask; }
 constexpr std::uint64_t count_of(std::uint64_t word) { return word >> kPosBits; }
 constexpr std::uint64_t pack(std::uint64_t count, std::uint64_t pos) {
   return ((count & kCountMask) << kPosBits) | (pos & kPosMask);
-}
-
-// A side lock is held for well under a microsecond unless its holder is
-// itself waiting on a full (or empty) queue; so even put_nowait/get_nowait
-// wait this long for it before concluding the queue is full (or empty),
-// rather than failing because another producer (consumer) was mid-put.
-constexpr auto kSideLockGrace = std::chrono::milliseconds(2);
-
-// Holds one of the queue's locks for a scope; a lock taken over from a dead
-// holder needs no repair (positions move only by single stores), so its
-// owner_died flag is simply cleared.
-class SideLock {
- public:
-  template <class KeepWaiting>
-  SideLock(LockState& s, Deadline deadline, const std::string& label, KeepWaiting&& keep_waiting) : s_(s) {
-    const auto& me = this_thread();
-    if (deadline) deadline = std::max(*deadline, std::chrono::steady_clock::now() + kSideLockGrace);
-    held_ = try_lock_fast(s_, me) || lock_slow(s_, me, deadline, false, label.c_str());
-    // The holder may just be preempted mid-operation: while `keep_waiting()`
-    // says the queue itself is not the obstacle, wait on.
-    while (!held_ && keep_waiting()) {
-      held_ = lock_slow(s_, me, std::chrono::steady_clock::now() + kSideLockGrace, false, label.c_str());
-    }
-    took_over_ = held_ && s_.owner_died.load(std::memory_order_relaxed) != 0;
-    if (took_over_) s_.owner_died.store(0, std::memory_order_relaxed);
-  }
-  ~SideLock() {
-    if (held_) unlock_owned(s_);
-  }
-  SideLock(const SideLock&) = delete;
-  SideLock& operator=(const SideLock&) = delete;
-  [[nodiscard]] bool held() const noexcept { return held_; }
-  // The previous holder died holding it.
-  [[nodiscard]] bool took_over() const noexcept { return took_over_; }
-
- private:
-  LockState& s_;
-  bool held_ = false;
-  bool took_over_ = false;
-};
-
-void wake_if_sleeping(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleepers, int n) noexcept {
-  if (sleepers.load(std::memory_order_seq_cst) != 0) {
-    word.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake(word, n);
-  }
 }
 
 constexpr auto kNoTick = std::chrono::seconds(1);
