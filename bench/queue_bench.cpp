@@ -18,10 +18,13 @@
 //    pass first); the timed region runs from the release (the parent's clock
 //    read just before it raises the start flag) to the consumer's clock read
 //    after it got and checked the last message. msg/s = messages / that time.
-//    The message is `Msg64`, a 64-byte struct (56 payload bytes + a uint64
-//    sequence number) with a cereal serialize(); the consumer checks the
-//    sequence number and two payload bytes that change with it. Rows:
-//      ipckit_queue       ipckit Queue<Msg64>: put(msg) / get()
+//    The message is `Msg64`, a plain 64-byte struct (56 payload bytes + a
+//    uint64 sequence number); the consumer checks the sequence number and two
+//    payload bytes that change with it. Rows:
+//      ipckit_queue       ipckit Queue<Msg64>: put(msg) / get() (a plain struct
+//                         travels as its bytes)
+//      ipckit_queue_cereal  the same bytes as a struct with a cereal
+//                         serialize(), which ipckit then encodes through
 //      ipckit_byte_queue  ipckit ByteQueue, the struct's 64 bytes: put(view) / get()
 //      boost_mq           Boost.Interprocess message_queue, 64-byte messages
 //      raw_ring           the floor: a shared-memory SPSC ring of 64-byte slots,
@@ -70,7 +73,8 @@
 //
 // 6. cost — one process, no peer: CPU ns per put+get pair of each queue (the
 //    consumer side never waits), and the parts of ipckit's path alone: cereal
-//    encode/decode of Msg64 as ipckit's Queue does them, memcpy of 64 bytes.
+//    cereal encode/decode of Msg64Cereal as ipckit's Queue does them, memcpy
+//    of 64 bytes.
 //    Shows where the time of a message goes when nothing is contended
 //    (CPU time of the process, so preemption by other programs is not counted).
 //
@@ -166,12 +170,18 @@ std::string unique_name(const char* what) {
 struct Msg64 {
   std::array<char, 56> data;
   std::uint64_t seq;
+};
+static_assert(sizeof(Msg64) == 64);
+
+// The same bytes with a cereal serialize(): ipckit then encodes through cereal
+// (the ipckit_queue_cereal rows) instead of copying the plain struct.
+struct Msg64Cereal : Msg64 {
   template <class Archive>
   void serialize(Archive& ar) {
     ar(data, seq);  // cereal writes the char array as one 56-byte block
   }
 };
-static_assert(sizeof(Msg64) == 64);
+static_assert(sizeof(Msg64Cereal) == 64);
 
 Msg64 blank_msg() {
   Msg64 m{};
@@ -574,11 +584,23 @@ Job oneway_job(Put put, Get get) {
 std::vector<Mode> oneway_modes() {
   std::vector<Mode> modes;
 #ifndef QUEUE_BENCH_WITHOUT_IPCKIT
-  modes.push_back({"ipckit_queue", "ipckit Queue<Msg64> (cereal)", [] {
+  modes.push_back({"ipckit_queue", "ipckit Queue<Msg64> (plain struct: copied)", [] {
                      auto s = std::make_shared<IpckitSeg>(seg_bytes_for(P.capacity, 1));
                      auto q = std::make_shared<ipckit::Queue<Msg64>>(
                          s->seg->queue<Msg64>("q", {.capacity_bytes = P.capacity}));
                      Job j = oneway_job([q](const Msg64& m) { q->put(m); }, [q](Msg64& m) { m = q->get(); });
+                     j.cleanup = [s, q]() mutable {
+                       q.reset();
+                       s.reset();
+                     };
+                     return j;
+                   }});
+  modes.push_back({"ipckit_queue_cereal", "ipckit Queue<Msg64Cereal> (cereal serialize())", [] {
+                     auto s = std::make_shared<IpckitSeg>(seg_bytes_for(P.capacity, 1));
+                     auto q = std::make_shared<ipckit::Queue<Msg64Cereal>>(
+                         s->seg->queue<Msg64Cereal>("q", {.capacity_bytes = P.capacity}));
+                     Job j = oneway_job([q](const Msg64& m) { q->put(Msg64Cereal{m}); },
+                                        [q](Msg64& m) { m = q->get(); });
                      j.cleanup = [s, q]() mutable {
                        q.reset();
                        s.reset();
@@ -1142,8 +1164,18 @@ std::vector<CostRow> cost_rows() {
                       std::memcpy(&m, b.data(), sizeof m);
                     });
                   }});
-  rows.push_back({"ipckit_encode", "cereal encode of Msg64, as Queue::put", [](std::int64_t it) {
-                    Msg64 m = blank_msg();
+  rows.push_back({"ipckit_queue_cereal_put_get", "ipckit Queue<Msg64Cereal> put+get", [](std::int64_t it) {
+                    IpckitSeg s(seg_bytes_for(P.capacity, 1));
+                    auto q = s.seg->queue<Msg64Cereal>("q", {.capacity_bytes = P.capacity});
+                    Msg64Cereal m{blank_msg()};
+                    return time_ops(it, [&](std::int64_t i) {
+                      stamp(m, static_cast<std::uint64_t>(i));
+                      q.put(m);
+                      m = q.get();
+                    });
+                  }});
+  rows.push_back({"ipckit_encode", "cereal encode of Msg64Cereal, as Queue::put", [](std::int64_t it) {
+                    Msg64Cereal m{blank_msg()};
                     std::size_t sink = 0;
                     const double ns = time_ops(it, [&](std::int64_t i) {
                       stamp(m, static_cast<std::uint64_t>(i));
@@ -1153,11 +1185,11 @@ std::vector<CostRow> cost_rows() {
                       throw std::runtime_error("Msg64 does not encode to 64 bytes");
                     return ns;
                   }});
-  rows.push_back({"ipckit_decode", "cereal decode of Msg64, as Queue::get", [](std::int64_t it) {
-                    Msg64 m = blank_msg();
+  rows.push_back({"ipckit_decode", "cereal decode of Msg64Cereal, as Queue::get", [](std::int64_t it) {
+                    Msg64Cereal m{blank_msg()};
                     stamp(m, 5);
                     const std::string bytes(ipckit::detail::encode(m));
-                    Msg64 out{};
+                    Msg64Cereal out{};
                     std::uint64_t sink = 0;
                     const double ns = time_ops(it, [&](std::int64_t) {
                       ipckit::detail::decode_into(out, bytes.data(), bytes.size());

@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstring>
 #include <exception>
+#include <stdexcept>
 #include <string>
 
 #include "ipckit/detail/side_lock.hpp"
@@ -28,7 +29,8 @@ constexpr auto kNoTick = std::chrono::seconds(1);
 QueueCore::QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label)
     : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {}
 
-void QueueCore::put(const void* data, std::size_t n, Deadline deadline) {
+void QueueCore::put(std::string_view first, std::string_view second, Deadline deadline) {
+  const std::size_t n = first.size() + second.size();
   if (n > s_->max_message)
     throw MessageTooLarge(label_, label_ + ": an item of " + std::to_string(n) + " bytes exceeds its max_message of " +
                                       std::to_string(s_->max_message) +
@@ -76,7 +78,8 @@ void QueueCore::put(const void* data, std::size_t n, Deadline deadline) {
   }
   const std::uint32_t header[2] = {static_cast<std::uint32_t>(n), 0};
   std::memcpy(r + off, header, sizeof header);
-  std::memcpy(r + off + kRecordHeader, data, n);
+  std::memcpy(r + off + kRecordHeader, first.data(), first.size());
+  if (!second.empty()) std::memcpy(r + off + kRecordHeader + first.size(), second.data(), second.size());
   // The one store that makes the record visible.
   s_->tail.store(pack(count_of(t) + 1, tpos + rec), std::memory_order_seq_cst);
   wake_if_sleeping(s_->data_seq, s_->data_sleepers, 1);
@@ -207,6 +210,11 @@ void QueueCore::reclaim_dead_consumers() noexcept {
 void QueueCore::join() {
   while (!join(std::chrono::hours(24))) {
   }
+}
+
+void throw_wrong_size(std::size_t got, std::size_t want, const char* type) {
+  throw std::runtime_error("a record of " + std::to_string(got) + " bytes cannot hold an item of type " + type +
+                           " (" + std::to_string(want) + " bytes)");
 }
 
 }  // namespace ipckit::detail

@@ -30,6 +30,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -588,15 +589,126 @@ TEST(Queue, ForeignBytesThatAreNoTThrowDecodeErrorAndAreDropped) {
   const std::string truncated("\x40\x00\x00\x00\x00\x00\x00\x00" "abc", 11);  // says 64 bytes, holds 3
   const std::string short_length("\x01\x02", 2);                   // not even a whole length
   q.put("first");
-  raw.put(absurd_length.data(), absurd_length.size(), std::nullopt);
-  raw.put(truncated.data(), truncated.size(), std::nullopt);
-  raw.put(short_length.data(), short_length.size(), std::nullopt);
-  raw.put("", 0, std::nullopt);
+  raw.put(absurd_length, {}, std::nullopt);
+  raw.put(truncated, {}, std::nullopt);
+  raw.put(short_length, {}, std::nullopt);
+  raw.put({}, {}, std::nullopt);
   q.put("last");
   EXPECT_EQ(q.get_nowait(), "first");
   for (int i = 0; i < 4; ++i) EXPECT_THROW(q.get_nowait(), ipckit::DecodeError) << "record " << i;
   EXPECT_EQ(q.get_nowait(), "last");
   EXPECT_TRUE(q.empty());
+}
+
+// A plain struct needs no serialize(): it travels as its bytes. A record of
+// another size is no such struct: DecodeError, and the queue goes on.
+struct PlainReading {
+  std::int64_t sensor;
+  double value;
+  std::array<char, 12> unit;
+};
+static_assert(ipckit::detail::kBitwiseItem<PlainReading>);
+
+TEST(Queue, PlainStructsWithoutSerializeTravelAsTheirBytesAndWrongSizesAreDecodeErrors) {
+  ScopedSegmentName n("q_plain");
+  auto seg = Segment::create(n.name, 4 << 20);
+  auto q = seg.queue<PlainReading>("readings");
+  Child producer([&] {
+    auto mine = Segment::open(n.name).queue<PlainReading>("readings");
+    for (std::int64_t i = 0; i < 100; ++i) mine.put({i, 0.5 * static_cast<double>(i), {'k', 'P', 'a'}});
+  });
+  ASSERT_EQ(producer.wait_exit(), 0);
+  for (std::int64_t i = 0; i < 100; ++i) {
+    const PlainReading r = q.get(5s);
+    EXPECT_EQ(r.sensor, i);
+    EXPECT_EQ(r.value, 0.5 * static_cast<double>(i));
+    EXPECT_STREQ(r.unit.data(), "kPa");
+  }
+  auto raw = seg.open_queue("readings", ipckit::ObjectKind::Queue, typeid(PlainReading).name(), {});
+  raw.put(std::string(sizeof(PlainReading) - 1, 'x'), {}, std::nullopt);
+  raw.put(std::string(sizeof(PlainReading) + 8, 'x'), {}, std::nullopt);
+  q.put({7, 7.0, {}});
+  for (int i = 0; i < 2; ++i) {
+    try {
+      (void)q.get_nowait();
+      ADD_FAILURE() << "record " << i << " of the wrong size decoded";
+    } catch (const ipckit::DecodeError& e) {
+      EXPECT_NE(std::string(e.what()).find("bytes"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(q.get_nowait().sensor, 7);
+}
+
+// A trivially copyable struct WITH a serialize() goes through it: the user's
+// code decides the encoding (here it rejects a reserved value on load).
+struct Checked {
+  std::int32_t value = 0;
+  template <class Archive>
+  void save(Archive& ar) const {
+    ar(value, std::int32_t{~value});
+  }
+  template <class Archive>
+  void load(Archive& ar) {
+    std::int32_t inverse = 0;
+    ar(value, inverse);
+    if (inverse != ~value) throw std::runtime_error("check word does not match");
+  }
+};
+static_assert(!ipckit::detail::kBitwiseItem<Checked>);
+
+TEST(Queue, AStructWithItsOwnSerializationIsEncodedByItEvenWhenTriviallyCopyable) {
+  ScopedSegmentName n("q_checked");
+  auto seg = Segment::create(n.name, 4 << 20);
+  auto q = seg.queue<Checked>("q");
+  q.put({41});
+  EXPECT_EQ(q.bytes_used(), 16u) << "8-byte header + the 8 bytes save() writes";
+  EXPECT_EQ(q.get_nowait().value, 41);
+  auto raw = seg.open_queue("q", ipckit::ObjectKind::Queue, typeid(Checked).name(), {});
+  const std::int32_t forged[2] = {5, 5};
+  raw.put({reinterpret_cast<const char*>(forged), sizeof forged}, {}, std::nullopt);
+  EXPECT_THROW((void)q.get_nowait(), ipckit::DecodeError) << "load() was not called";
+}
+
+// Strings and vectors of numbers are written as cereal writes them (count,
+// then the bytes) without a copy through a buffer; every size round-trips.
+TEST(Queue, StringsAndNumberVectorsOfEverySizeRoundTripAndMatchCerealsEncoding) {
+  ScopedSegmentName n("q_contiguous");
+  auto seg = Segment::create(n.name, 4 << 20);
+  auto strings = seg.queue<std::string>("s");
+  auto doubles = seg.queue<std::vector<double>>("d");
+  auto shorts = seg.queue<std::vector<std::int16_t>>("i");
+  Child producer([&] {
+    auto s = Segment::open(n.name);
+    auto qs = s.queue<std::string>("s");
+    auto qd = s.queue<std::vector<double>>("d");
+    auto qi = s.queue<std::vector<std::int16_t>>("i");
+    for (std::size_t len = 0; len < 300; len += 7) {
+      qs.put(std::string(len, static_cast<char>('a' + len % 26)));
+      std::vector<double> d(len);
+      for (std::size_t k = 0; k < len; ++k) d[k] = static_cast<double>(k) / 3;
+      qd.put(d);
+      qi.put(std::vector<std::int16_t>(len, static_cast<std::int16_t>(-static_cast<int>(len))));
+    }
+  });
+  ASSERT_EQ(producer.wait_exit(), 0);
+  for (std::size_t len = 0; len < 300; len += 7) {
+    EXPECT_EQ(strings.get(5s), std::string(len, static_cast<char>('a' + len % 26)));
+    const auto d = doubles.get(5s);
+    ASSERT_EQ(d.size(), len);
+    for (std::size_t k = 0; k < len; ++k) EXPECT_EQ(d[k], static_cast<double>(k) / 3);
+    EXPECT_EQ(shorts.get(5s), std::vector<std::int16_t>(len, static_cast<std::int16_t>(-static_cast<int>(len))));
+  }
+  // The bytes are cereal's: what a cereal archive wrote decodes, and back.
+  const std::vector<double> v = {1.5, -2.25, 1e300};
+  std::ostringstream os;
+  {
+    cereal::BinaryOutputArchive ar(os);
+    ar(v);
+  }
+  EXPECT_EQ(std::string(ipckit::detail::encode(v)), os.str());
+  std::vector<double> back;
+  ipckit::detail::decode_into(back, os.str().data(), os.str().size());
+  EXPECT_EQ(back, v);
 }
 
 // Records of every size through a small ring, so that they wrap its end at

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/lock_state.hpp"
@@ -72,9 +73,9 @@ class QueueCore {
  public:
   QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label);
 
-  // Copies `n` bytes in as one record. Throws MessageTooLarge (before
-  // anything is written), Closed, or Full when `deadline` passes first.
-  void put(const void* data, std::size_t n, Deadline deadline);
+  // Copies `first` then `second` in as one record. Throws MessageTooLarge
+  // (before anything is written), Closed, or Full when `deadline` passes first.
+  void put(std::string_view first, std::string_view second, Deadline deadline);
   // Hands the next record to `read(ctx, data, n)` (called with the consumer
   // lock held; the record is freed after it returns, or if it throws — then
   // DecodeError is thrown). Throws Empty when `deadline` passes first,
