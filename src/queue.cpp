@@ -29,63 +29,86 @@ constexpr auto kNoTick = std::chrono::seconds(1);
 QueueCore::QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label)
     : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {}
 
-void QueueCore::put(std::string_view first, std::string_view second, Deadline deadline) {
-  const std::size_t n = first.size() + second.size();
-  if (n > s_->max_message)
-    throw MessageTooLarge(label_, label_ + ": an item of " + std::to_string(n) + " bytes exceeds its max_message of " +
-                                      std::to_string(s_->max_message) +
-                                      " bytes; split it, or create the queue with a larger max_message / capacity_bytes");
-  const std::uint64_t rec = align8(kRecordHeader + n);
+void QueueCore::put_many(const Record* records, std::size_t count, Deadline deadline) {
+  if (count == 0) return;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t n = records[i].size();
+    if (n > s_->max_message)
+      throw MessageTooLarge(label_, label_ + ": an item of " + std::to_string(n) + " bytes exceeds its max_message of " +
+                                        std::to_string(s_->max_message) +
+                                        " bytes; split it, or create the queue with a larger max_message / "
+                                        "capacity_bytes" + (i != 0 ? " (nothing of this put_many was put)" : ""));
+  }
+  const std::uint64_t first_rec = align8(kRecordHeader + records[0].size());
   // A producer holding the lock waits for room only when the queue cannot
   // take its record; with room for two records of this size, that is not it.
   SideLock lock(s_->put_lock, deadline, label_, [&] {
-    return bytes_used() + 4 * rec <= s_->capacity && (s_->max_items == 0 || qsize() + 2 <= s_->max_items);
+    return bytes_used() + 4 * first_rec <= s_->capacity && (s_->max_items == 0 || qsize() + 2 <= s_->max_items);
   });
   if (!lock.held()) throw Full(label_, label_ + " is full (another producer is waiting for room)");
   if (closed()) throw Closed(label_, label_ + " is closed; nothing more can be put");
 
   const std::uint64_t cap = s_->capacity;
+  char* r = ring();
   const std::uint64_t t = s_->tail.load(std::memory_order_relaxed);  // only producers write it, one at a time
   std::uint64_t tpos = pos_of(t);
-  std::uint64_t off = tpos & (cap - 1);
-  const std::uint64_t contiguous = cap - off;
-  const std::uint64_t need = rec <= contiguous ? rec : contiguous + rec;  // a record never straddles the end
-  const auto has_room = [&] {
-    const std::uint64_t h = s_->head_cache;
-    const std::uint64_t used = (tpos - pos_of(h)) & kPosMask;
-    const std::uint64_t items = (count_of(t) - count_of(h)) & kCountMask;
-    return used + need <= cap && (s_->max_items == 0 || items < s_->max_items);
+  std::uint64_t tcount = count_of(t);
+  std::uint64_t published = tpos;
+  // The one store that makes every record written so far visible.
+  const auto publish = [&] {
+    if (published == tpos) return;
+    s_->tail.store(pack(tcount, tpos), std::memory_order_seq_cst);
+    published = tpos;
+    wake_if_sleeping(s_->data_seq, s_->data_sleepers, 1);
   };
-  if (!has_room()) {
-    // Look at the consumers' position only when the cached one says full:
-    // reading it every time would pull their cache line over for each put.
-    const auto ready = [&] {
-      s_->head_cache = s_->head.load(std::memory_order_acquire);
-      return has_room() || closed();
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t n = records[i].size();
+    const std::uint64_t rec = align8(kRecordHeader + n);
+    std::uint64_t off = tpos & (cap - 1);
+    const std::uint64_t contiguous = cap - off;
+    const std::uint64_t need = rec <= contiguous ? rec : contiguous + rec;  // a record never straddles the end
+    const auto has_room = [&] {
+      const std::uint64_t h = s_->head_cache;
+      const std::uint64_t used = (tpos - pos_of(h)) & kPosMask;
+      const std::uint64_t items = (tcount - count_of(h)) & kCountMask;
+      return used + need <= cap && (s_->max_items == 0 || items < s_->max_items);
     };
-    if (!wait_for_change(s_->space_seq, s_->space_sleepers, ready, deadline, kNoTick, [] {}))
-      throw Full(label_, label_ + " is full (" + std::to_string(qsize()) + " items, " + std::to_string(bytes_used()) +
-                             " bytes); consume faster, wait longer or make it larger");
-    if (!has_room()) throw Closed(label_, label_ + " was closed while waiting for room");
+    if (!has_room()) {
+      publish();  // what is written goes out before we wait for room
+      // Look at the consumers' position only when the cached one says full:
+      // reading it every time would pull their cache line over for each put.
+      const auto ready = [&] {
+        s_->head_cache = s_->head.load(std::memory_order_acquire);
+        return has_room() || closed();
+      };
+      const std::string put_so_far = i == 0 ? "" : " (" + std::to_string(i) + " of " + std::to_string(count) +
+                                                       " items of this put_many were put)";
+      if (!wait_for_change(s_->space_seq, s_->space_sleepers, ready, deadline, kNoTick, [] {}))
+        throw Full(label_, label_ + " is full (" + std::to_string(qsize()) + " items, " +
+                               std::to_string(bytes_used()) +
+                               " bytes); consume faster, wait longer or make it larger" + put_so_far);
+      if (!has_room()) throw Closed(label_, label_ + " was closed while waiting for room" + put_so_far);
+    }
+    if (need != rec) {
+      const std::uint32_t skip = kSkipMarker;
+      std::memcpy(r + off, &skip, sizeof skip);
+      tpos += contiguous;
+      off = 0;
+    }
+    const std::uint32_t header[2] = {static_cast<std::uint32_t>(n), 0};
+    std::memcpy(r + off, header, sizeof header);
+    std::memcpy(r + off + kRecordHeader, records[i].first.data(), records[i].first.size());
+    if (!records[i].second.empty())
+      std::memcpy(r + off + kRecordHeader + records[i].first.size(), records[i].second.data(),
+                  records[i].second.size());
+    tpos += rec;
+    tcount = (tcount + 1) & kCountMask;
   }
-
-  char* r = ring();
-  if (need != rec) {
-    const std::uint32_t skip = kSkipMarker;
-    std::memcpy(r + off, &skip, sizeof skip);
-    tpos += contiguous;
-    off = 0;
-  }
-  const std::uint32_t header[2] = {static_cast<std::uint32_t>(n), 0};
-  std::memcpy(r + off, header, sizeof header);
-  std::memcpy(r + off + kRecordHeader, first.data(), first.size());
-  if (!second.empty()) std::memcpy(r + off + kRecordHeader + first.size(), second.data(), second.size());
-  // The one store that makes the record visible.
-  s_->tail.store(pack(count_of(t) + 1, tpos + rec), std::memory_order_seq_cst);
-  wake_if_sleeping(s_->data_seq, s_->data_sleepers, 1);
+  publish();
 }
 
-void QueueCore::get(void (*read)(void* ctx, const char* data, std::size_t n), void* ctx, Deadline deadline) {
+std::size_t QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadline deadline) {
+  if (max == 0) return 0;
   // A consumer holding the lock waits for data only when the queue is empty;
   // with two or more items queued, one is left for us.
   SideLock lock(s_->get_lock, deadline, label_, [&] { return qsize() >= 2; });
@@ -95,6 +118,7 @@ void QueueCore::get(void (*read)(void* ctx, const char* data, std::size_t n), vo
 
   const std::uint64_t h = s_->head.load(std::memory_order_relaxed);  // only consumers write it, one at a time
   std::uint64_t hpos = pos_of(h);
+  std::uint64_t hcount = count_of(h);
   const auto has_data = [&] { return pos_of(s_->tail_cache) != hpos; };
   if (!has_data()) {
     const auto ready = [&] {
@@ -111,33 +135,54 @@ void QueueCore::get(void (*read)(void* ctx, const char* data, std::size_t n), vo
 
   const std::uint64_t cap = s_->capacity;
   char* r = ring();
-  std::uint64_t off = hpos & (cap - 1);
-  std::uint32_t len = 0;
-  std::memcpy(&len, r + off, sizeof len);
-  if (len == kSkipMarker) {
-    hpos += cap - off;
-    off = 0;
-    std::memcpy(&len, r, sizeof len);
-  }
-  const std::uint64_t rec = align8(kRecordHeader + std::uint64_t{len});
-  if (len > s_->max_message || off + rec > cap || ((pos_of(s_->tail_cache) - hpos) & kPosMask) < rec)
-    throw CorruptSegment(label_, label_ + " holds a record that does not fit its ring (" + std::to_string(len) +
-                                     " bytes at offset " + std::to_string(off) +
-                                     "); the segment was overwritten: recreate the queue");
-
-  // A joinable queue leases the task to this process around the free (see
-  // task_ledger.hpp), so that its death at any instant is accounted for.
+  // A joinable queue leases each task to this process around its free (see
+  // task_ledger.hpp), so that its death at any instant is accounted for: one
+  // head store per record. A plain queue frees the whole batch with one
+  // store; killed before it, every record of the batch stays queued.
   const int lease = joinable ? ledger_lease(s_->tasks, this_process()) : -1;
-  if (lease >= 0) ledger_begin_get(s_->tasks, lease, count_of(h) + 1);
+  const auto free_through = [&] {
+    if (lease >= 0) ledger_begin_get(s_->tasks, lease, hcount);
+    s_->head.store(pack(hcount, hpos), std::memory_order_seq_cst);
+    if (lease >= 0) ledger_end_get(s_->tasks, lease);
+  };
+  std::size_t got = 0;
   std::exception_ptr failure;
-  try {
-    read(ctx, r + off + kRecordHeader, len);
-  } catch (...) {
-    failure = std::current_exception();
+  std::uint32_t failed_len = 0;
+  while (got < max) {
+    if (!has_data()) {
+      s_->tail_cache = s_->tail.load(std::memory_order_acquire);
+      if (!has_data()) break;
+    }
+    std::uint64_t pos = hpos;
+    std::uint64_t off = pos & (cap - 1);
+    std::uint32_t len = 0;
+    std::memcpy(&len, r + off, sizeof len);
+    if (len == kSkipMarker) {
+      pos += cap - off;
+      off = 0;
+      std::memcpy(&len, r, sizeof len);
+    }
+    const std::uint64_t rec = align8(kRecordHeader + std::uint64_t{len});
+    if (len > s_->max_message || off + rec > cap || ((pos_of(s_->tail_cache) - pos) & kPosMask) < rec)
+      throw CorruptSegment(label_, label_ + " holds a record that does not fit its ring (" + std::to_string(len) +
+                                       " bytes at offset " + std::to_string(off) +
+                                       "); the segment was overwritten: recreate the queue");
+    try {
+      read(ctx, got, r + off + kRecordHeader, len);
+    } catch (...) {
+      // A record that does not decode ends the batch. Alone, it is dropped
+      // and reported; after others, it stays queued for the next get.
+      if (got != 0) break;
+      failure = std::current_exception();
+      failed_len = len;
+    }
+    hpos = pos + rec;
+    hcount = (hcount + 1) & kCountMask;
+    if (failure) break;
+    ++got;
+    if (joinable) free_through();
   }
-  // The one store that frees the record.
-  s_->head.store(pack(count_of(h) + 1, hpos + rec), std::memory_order_seq_cst);
-  if (lease >= 0) ledger_end_get(s_->tasks, lease);
+  if (!joinable || failure) free_through();
   wake_if_sleeping(s_->space_seq, s_->space_sleepers, 1);
   if (failure) {
     if (joinable) task_done();  // the caller never got this task
@@ -148,10 +193,11 @@ void QueueCore::get(void (*read)(void* ctx, const char* data, std::size_t n), vo
       why = e.what();
     } catch (...) {
     }
-    throw DecodeError(label_, label_ + ": an item of " + std::to_string(len) +
+    throw DecodeError(label_, label_ + ": an item of " + std::to_string(failed_len) +
                                   " bytes did not decode (" + why + ") and was dropped; "
                                   "every process must use the same item type and serialize()");
   }
+  return got;
 }
 
 std::size_t QueueCore::qsize() const noexcept {

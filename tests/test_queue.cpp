@@ -1710,6 +1710,134 @@ TEST(JoinableQueue, ConsumersKilledAtRandomInsideGetOrTaskDoneKeepTheTaskCountEx
   ::testing::Test::RecordProperty("consumed", static_cast<int>(progress[0] + progress[1]));
 }
 
+// ---------------------------------------------------------------- batches
+
+TEST(QueueBatch, PutManyAndGetManyKeepOrderAcrossProcessesAndGetManyTakesOnlyWhatIsQueued) {
+  ScopedSegmentName n("q_batch");
+  auto seg = Segment::create(n.name, 8 << 20);
+  auto ints = seg.queue<std::int64_t>("ints", {.capacity_bytes = 1 << 12});  // 256 records: batches must wait
+  auto words = seg.queue<std::string>("words");
+  Child producer([&] {
+    auto s = Segment::open(n.name);
+    auto q = s.queue<std::int64_t>("ints", {.capacity_bytes = 1 << 12});
+    std::vector<std::int64_t> v(10000);
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<std::int64_t>(i);
+    q.put_many(v);
+    s.queue<std::string>("words").put_many(std::vector<std::string>{"a", "", std::string(300, 'c')});
+  });
+  std::int64_t next = 0;
+  while (next < 10000) {
+    const auto got = ints.get_many(1000, 5s);
+    ASSERT_FALSE(got.empty());
+    ASSERT_LE(got.size(), 1000u);
+    for (const auto v : got) ASSERT_EQ(v, next++);
+  }
+  EXPECT_EQ(words.get_many(10, 5s), (std::vector<std::string>{"a", "", std::string(300, 'c')}));
+  EXPECT_EQ(producer.wait_exit(), 0);
+  // get_many waits only for the first item, then takes what is there.
+  ints.put(1);
+  ints.put(2);
+  EXPECT_EQ(ints.get_many(10), (std::vector<std::int64_t>{1, 2}));
+  const auto t0 = Clock::now();
+  EXPECT_THROW(ints.get_many(10, 50ms), ipckit::Empty);
+  EXPECT_GE(Clock::now() - t0, 50ms);
+  EXPECT_TRUE(ints.get_many(0).empty());
+  ints.put_many(std::vector<std::int64_t>{});
+  EXPECT_TRUE(ints.empty());
+  ints.close();
+  EXPECT_THROW(ints.get_many(10), ipckit::Closed);
+  EXPECT_THROW(ints.put_many(std::vector<std::int64_t>{1}), ipckit::Closed);
+}
+
+TEST(QueueBatch, PutManyRefusesAnOversizeItemBeforePuttingAnyOfItsBatchAndFullSaysHowManyWentIn) {
+  ScopedSegmentName n("q_batch_errors");
+  auto seg = Segment::create(n.name, 4 << 20);
+  auto q = seg.queue<std::string>("q", {.capacity_bytes = 1024, .max_message = 100});
+  EXPECT_THROW(q.put_many(std::vector<std::string>{"ok", std::string(200, 'x')}), ipckit::MessageTooLarge);
+  EXPECT_TRUE(q.empty()) << "nothing of the refused batch was put";
+  const std::vector<std::string> many(100, std::string(48, 'm'));  // 8 + 8 + 48 = 64 bytes each in the ring: 16 fit
+  try {
+    q.put_many(many, 20ms);
+    ADD_FAILURE() << "100 records cannot fit a 1 KiB ring";
+  } catch (const ipckit::Full& e) {
+    EXPECT_NE(std::string(e.what()).find("16 of 64 items"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(q.qsize(), 16u);
+}
+
+TEST(QueueBatch, AnItemThatDoesNotDecodeEndsAGetManyAndIsReportedByTheNextGet) {
+  ScopedSegmentName n("q_batch_decode");
+  auto seg = Segment::create(n.name, 4 << 20);
+  auto q = seg.queue<Fragile>("q");
+  q.put({1});
+  q.put({2});
+  q.put({3, false});  // does not decode
+  q.put({4});
+  const auto first = q.get_many(10);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[1].value, 2);
+  EXPECT_THROW(q.get_many(10), ipckit::DecodeError);
+  const auto rest = q.get_many(10);
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(rest[0].value, 4);
+}
+
+// A producer killed inside put_many leaves a prefix of its items: whatever
+// arrived is 0..k-1 with no gap and nothing twice. A consumer killed inside
+// get_many leaves its batch queued: nothing is lost but what get_many had
+// returned to it.
+TEST(QueueBatch, KillsInsidePutManyLeaveAPrefixAndKillsInsideGetManyLoseNothingQueued) {
+  ScopedSegmentName n("q_batch_kill");
+  auto seg = Segment::create(n.name, 8 << 20);
+  auto q = seg.queue<std::int64_t>("q", {.capacity_bytes = 1 << 13});
+  constexpr std::int64_t kItems = 4'000'000;
+  auto seen = seg.array<std::uint8_t>("seen", kItems);
+  std::mt19937 rng(99);
+  std::int64_t base = 0;
+  for (int round = 0; round < 30; ++round) {
+    // Producer: batches of 37 from `base`; killed at a random instant.
+    Child producer([&] {
+      std::vector<std::int64_t> batch(37);
+      for (std::int64_t i = base;; i += 37) {
+        for (std::int64_t k = 0; k < 37; ++k) batch[static_cast<std::size_t>(k)] = i + k;
+        q.put_many(batch);
+      }
+    });
+    Child consumer([&] {
+      for (;;) {
+        for (const auto v : q.get_many(16)) {
+          std::atomic_ref<std::uint8_t>(seen[static_cast<std::size_t>(v)]).fetch_add(1);
+        }
+      }
+    });
+    ASSERT_TRUE(eventually([&] { return q.qsize() > 0; }));
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 1000));  // a random instant
+    producer.kill(SIGKILL);
+    EXPECT_EQ(producer.wait_exit(), -SIGKILL);
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 500));
+    consumer.kill(SIGKILL);
+    EXPECT_EQ(consumer.wait_exit(), -SIGKILL);
+    while (q.qsize() > 0) {  // get_many takes the lock over if the consumer died holding it
+      for (const auto v : q.get_many(100, 5s)) ++seen[static_cast<std::size_t>(v)];
+    }
+    // What arrived of this round is a prefix of base.., seen once each, with
+    // at most 16 (the killed consumer's last batch) unaccounted inside it.
+    std::int64_t end = base;
+    while (end < kItems && seen[static_cast<std::size_t>(end)] != 0) ++end;
+    std::int64_t holes = 0;
+    std::int64_t last_seen = end;
+    for (std::int64_t i = end; i < std::min(kItems, end + 1000); ++i)
+      if (seen[static_cast<std::size_t>(i)] != 0) last_seen = i + 1;
+    for (std::int64_t i = base; i < last_seen; ++i) {
+      ASSERT_LE(seen[static_cast<std::size_t>(i)], 1) << "item " << i << " arrived twice";
+      holes += seen[static_cast<std::size_t>(i)] == 0;
+    }
+    EXPECT_LE(holes, 16) << "round " << round << ": more missing than one get_many batch";
+    ASSERT_LT(last_seen + 100000, kItems) << "the run outgrew its table";
+    base = last_seen + 37;
+  }
+}
+
 // ---------------------------------------------------------------- ByteQueue
 
 TEST(ByteQueue, RawBytesIncludingEmptyAndBinaryPayloadsRoundTripBetweenProcesses) {

@@ -73,14 +73,29 @@ class QueueCore {
  public:
   QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label);
 
-  // Copies `first` then `second` in as one record. Throws MessageTooLarge
-  // (before anything is written), Closed, or Full when `deadline` passes first.
-  void put(std::string_view first, std::string_view second, Deadline deadline);
-  // Hands the next record to `read(ctx, data, n)` (called with the consumer
-  // lock held; the record is freed after it returns, or if it throws — then
-  // DecodeError is thrown). Throws Empty when `deadline` passes first,
-  // Closed when the queue is closed and drained.
-  void get(void (*read)(void* ctx, const char* data, std::size_t n), void* ctx, Deadline deadline);
+  // One record's bytes, in two pieces (the second may be empty).
+  struct Record {
+    std::string_view first, second;
+    [[nodiscard]] std::size_t size() const noexcept { return first.size() + second.size(); }
+  };
+  // Decodes record number `index` of a get_many; may throw (DecodeError follows).
+  using ReadFn = void (*)(void* ctx, std::size_t index, const char* data, std::size_t n);
+
+  // Copies the records in, in order, under one hold of the producers' lock,
+  // making them visible with one store (more when it must wait for room in
+  // between). Throws MessageTooLarge (before anything is written), Closed, or
+  // Full when `deadline` passes first (the records before stay put).
+  void put_many(const Record* records, std::size_t count, Deadline deadline);
+  void put(std::string_view first, std::string_view second, Deadline deadline) {
+    const Record one{first, second};
+    put_many(&one, 1, deadline);
+  }
+  // Hands up to `max` queued records to `read` (called with the consumers'
+  // lock held) and frees them; waits only for the first. Returns how many.
+  // Throws Empty when `deadline` passes first, Closed when the queue is closed
+  // and drained; DecodeError when the first record does not decode (it is
+  // dropped; a later one that does not decode ends the batch and stays).
+  std::size_t get_many(ReadFn read, void* ctx, std::size_t max, Deadline deadline);
 
   [[nodiscard]] std::size_t qsize() const noexcept;
   [[nodiscard]] std::size_t bytes_used() const noexcept;
