@@ -23,6 +23,7 @@
 //    payload bytes that change with it. Rows:
 //      ipckit_queue       ipckit Queue<Msg64>: put(msg) / get() (a plain struct
 //                         travels as its bytes)
+//      ipckit_queue_batch   the same through put_many/get_many, 16 at a time
 //      ipckit_queue_cereal  the same bytes as a struct with a cereal
 //                         serialize(), which ipckit then encodes through
 //      ipckit_byte_queue  ipckit ByteQueue, the struct's 64 bytes: put(view) / get()
@@ -589,6 +590,37 @@ std::vector<Mode> oneway_modes() {
                      auto q = std::make_shared<ipckit::Queue<Msg64>>(
                          s->seg->queue<Msg64>("q", {.capacity_bytes = P.capacity}));
                      Job j = oneway_job([q](const Msg64& m) { q->put(m); }, [q](Msg64& m) { m = q->get(); });
+                     j.cleanup = [s, q]() mutable {
+                       q.reset();
+                       s.reset();
+                     };
+                     return j;
+                   }});
+  modes.push_back({"ipckit_queue_batch", "ipckit Queue<Msg64> put_many/get_many, batches of 16", [] {
+                     auto s = std::make_shared<IpckitSeg>(seg_bytes_for(P.capacity, 1));
+                     auto q = std::make_shared<ipckit::Queue<Msg64>>(
+                         s->seg->queue<Msg64>("q", {.capacity_bytes = P.capacity}));
+                     // Each side batches on its own: the producer flushes every 16th
+                     // message and the last one; the consumer refills when it runs out.
+                     const auto last = static_cast<std::uint64_t>(P.warm_messages + P.messages - 1);
+                     auto out = std::make_shared<std::vector<Msg64>>();
+                     auto in = std::make_shared<std::vector<Msg64>>();
+                     auto next = std::make_shared<std::size_t>(0);
+                     Job j = oneway_job(
+                         [q, out, last](const Msg64& m) {
+                           out->push_back(m);
+                           if (out->size() == 16 || m.seq == last || m.seq + 1 == static_cast<std::uint64_t>(P.warm_messages)) {
+                             q->put_many(*out);
+                             out->clear();
+                           }
+                         },
+                         [q, in, next](Msg64& m) {
+                           if (*next == in->size()) {
+                             *in = q->get_many(16);
+                             *next = 0;
+                           }
+                           m = (*in)[(*next)++];
+                         });
                      j.cleanup = [s, q]() mutable {
                        q.reset();
                        s.reset();
