@@ -1710,6 +1710,46 @@ TEST(JoinableQueue, ConsumersKilledAtRandomInsideGetOrTaskDoneKeepTheTaskCountEx
   ::testing::Test::RecordProperty("consumed", static_cast<int>(progress[0] + progress[1]));
 }
 
+// task_done() may come from another thread or process than the get(): the
+// task is then charged to whichever lease holds one, so the totals stay exact
+// and the getter's later death abandons nothing that was done.
+TEST(JoinableQueue, TaskDoneFromAnotherProcessOrThreadThanTheGetKeepsTheCountExact) {
+  ScopedSegmentName n("jq_handoff");
+  auto seg = Segment::create(n.name, 4 << 20);
+  auto q = seg.joinable_queue<int>("jobs");
+  auto handoff = seg.queue<int>("handoff");
+  for (int i = 0; i < 100; ++i) q.put(i);
+  Signal done_getting;
+  Child getter([&] {
+    // Two threads get; neither marks anything done.
+    std::thread t1([&] { for (int i = 0; i < 50; ++i) handoff.put(q.get(5s)); });
+    std::thread t2([&] { for (int i = 0; i < 50; ++i) handoff.put(q.get(5s)); });
+    t1.join();
+    t2.join();
+    done_getting.post();
+    ::pause();  // killed later, with no task of its own left
+  });
+  ASSERT_TRUE(done_getting.wait());
+  EXPECT_EQ(q.unfinished_tasks(), 100u);
+  Child finisher([&] {
+    std::thread t([&] { for (int i = 0; i < 50; ++i) (void)handoff.get(5s), q.task_done(); });
+    for (int i = 0; i < 50; ++i) (void)handoff.get(5s), q.task_done();
+    t.join();
+  });
+  EXPECT_EQ(finisher.wait_exit(), 0);
+  EXPECT_TRUE(q.join(2s));
+  getter.kill(SIGKILL);
+  EXPECT_EQ(getter.wait_exit(), -SIGKILL);
+  q.put(1000);  // a join() now must see the new task, not a count bent by the death
+  EXPECT_FALSE(q.join(100ms)) << "the getter's death was counted as finishing a task";
+  EXPECT_EQ(q.unfinished_tasks(), 1u);
+  EXPECT_EQ(q.abandoned_tasks(), 0u);
+  EXPECT_EQ(q.get_nowait(), 1000);
+  q.task_done();
+  EXPECT_TRUE(q.join(1s));
+  EXPECT_THROW(q.task_done(), ipckit::InvalidArgument);
+}
+
 // ---------------------------------------------------------------- batches
 
 TEST(QueueBatch, PutManyAndGetManyKeepOrderAcrossProcessesAndGetManyTakesOnlyWhatIsQueued) {
