@@ -1750,6 +1750,69 @@ TEST(JoinableQueue, TaskDoneFromAnotherProcessOrThreadThanTheGetKeepsTheCountExa
   EXPECT_THROW(q.task_done(), ipckit::InvalidArgument);
 }
 
+// Threads of ONE process only (so a thread sanitizer sees every access):
+// producers use put and put_many, consumers get and get_many; every item
+// arrives once, each producer's in order, for a plain and a joinable queue.
+TEST(QueueThreads, ProducerAndConsumerThreadsOfOneProcessMixingSinglesAndBatchesLoseAndDoubleNothing) {
+  ScopedSegmentName n("q_threads_only");
+  auto seg = Segment::create(n.name, 4 << 20);
+  for (const bool joinable : {false, true}) {
+    auto jq = seg.joinable_queue<Tagged>("jq", {.capacity_bytes = 1 << 12});
+    auto plain = seg.queue<Tagged>("q", {.capacity_bytes = 1 << 12});
+    ipckit::Queue<Tagged>& q = joinable ? static_cast<ipckit::Queue<Tagged>&>(jq) : plain;
+    constexpr std::uint32_t kProducers = 3, kConsumers = 3, kEach = 20000;
+    std::vector<std::atomic<int>> received(kProducers * kEach);
+    std::atomic<int> out_of_order{0};
+    std::vector<std::thread> threads;
+    for (std::uint32_t p = 0; p < kProducers; ++p)
+      threads.emplace_back([&, p] {
+        std::vector<Tagged> batch;
+        for (std::uint32_t i = 0; i < kEach; ++i) {
+          if (p % 2 == 0) {
+            q.put({p, i});
+            continue;
+          }
+          batch.push_back({p, i});
+          if (batch.size() == 7 || i + 1 == kEach) {
+            q.put_many(batch);
+            batch.clear();
+          }
+        }
+      });
+    for (std::uint32_t c = 0; c < kConsumers; ++c)
+      threads.emplace_back([&, c] {
+        std::vector<std::int64_t> last(kProducers, -1);
+        for (;;) {
+          std::vector<Tagged> got;
+          try {
+            if (c % 2 == 0) got.push_back(q.get(10s));
+            else got = q.get_many(5, 10s);
+          } catch (const ipckit::Closed&) {
+            return;  // closed and drained
+          }
+          for (const auto& t : got) {
+            if (static_cast<std::int64_t>(t.seq) <= last[t.producer]) ++out_of_order;
+            last[t.producer] = t.seq;
+            ++received[std::size_t{t.producer} * kEach + t.seq];
+            if (joinable) jq.task_done();
+          }
+        }
+      });
+    for (std::uint32_t p = 0; p < kProducers; ++p) threads[p].join();
+    q.close();  // the consumers drain, then end
+    for (std::size_t t = kProducers; t < threads.size(); ++t) threads[t].join();
+    EXPECT_EQ(out_of_order.load(), 0);
+    int missing = 0, doubled = 0;
+    for (const auto& r : received) {
+      missing += r.load() == 0;
+      doubled += r.load() > 1;
+    }
+    EXPECT_EQ(missing, 0) << (joinable ? "joinable" : "plain");
+    EXPECT_EQ(doubled, 0) << (joinable ? "joinable" : "plain");
+    if (joinable) EXPECT_TRUE(jq.join(1s)) << jq.unfinished_tasks() << " unfinished";
+  }
+}
+
 // ---------------------------------------------------------------- batches
 
 TEST(QueueBatch, PutManyAndGetManyKeepOrderAcrossProcessesAndGetManyTakesOnlyWhatIsQueued) {
