@@ -54,12 +54,13 @@ void QueueCore::put_many(const Record* records, std::size_t count, Deadline dead
   std::uint64_t tpos = pos_of(t);
   std::uint64_t tcount = count_of(t);
   std::uint64_t published = tpos;
-  // The one store that makes every record written so far visible.
+  // The one store that makes every record written so far visible. Sleeping
+  // consumers are looked for after a full barrier: the unlock's, at the end.
   const auto publish = [&] {
-    if (published == tpos) return;
-    s_->tail.store(pack(tcount, tpos), std::memory_order_seq_cst);
+    if (published == tpos) return false;
+    s_->tail.store(pack(tcount, tpos), std::memory_order_release);
     published = tpos;
-    wake_if_sleeping(s_->data_seq, s_->data_sleepers, 1);
+    return true;
   };
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t n = records[i].size();
@@ -74,7 +75,10 @@ void QueueCore::put_many(const Record* records, std::size_t count, Deadline dead
       return used + need <= cap && (s_->max_items == 0 || items < s_->max_items);
     };
     if (!has_room()) {
-      publish();  // what is written goes out before we wait for room
+      if (publish()) {  // what is written goes out before we wait for room
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        wake_if_sleeping(s_->data_seq, s_->data_sleepers, 1);
+      }
       // Look at the consumers' position only when the cached one says full:
       // reading it every time would pull their cache line over for each put.
       const auto ready = [&] {
@@ -104,7 +108,10 @@ void QueueCore::put_many(const Record* records, std::size_t count, Deadline dead
     tpos += rec;
     tcount = (tcount + 1) & kCountMask;
   }
-  publish();
+  if (!publish()) return;
+  lock.unlock();
+  fence_after_unlock();
+  wake_if_sleeping(s_->data_seq, s_->data_sleepers, 1);
 }
 
 std::size_t QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadline deadline) {
@@ -142,7 +149,7 @@ std::size_t QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadlin
   const int lease = joinable ? ledger_lease(s_->tasks, this_process()) : -1;
   const auto free_through = [&] {
     if (lease >= 0) ledger_begin_get(s_->tasks, lease, hcount);
-    s_->head.store(pack(hcount, hpos), std::memory_order_seq_cst);
+    s_->head.store(pack(hcount, hpos), std::memory_order_release);
     if (lease >= 0) ledger_end_get(s_->tasks, lease);
   };
   std::size_t got = 0;
@@ -183,6 +190,9 @@ std::size_t QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadlin
     if (joinable) free_through();
   }
   if (!joinable || failure) free_through();
+  // Sleeping producers are looked for after the unlock's full barrier.
+  lock.unlock();
+  fence_after_unlock();
   wake_if_sleeping(s_->space_seq, s_->space_sleepers, 1);
   if (failure) {
     if (joinable) task_done();  // the caller never got this task

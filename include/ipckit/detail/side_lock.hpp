@@ -38,8 +38,10 @@ class SideLock {
     took_over_ = held_ && s_.owner_died.load(std::memory_order_relaxed) != 0;
     if (took_over_) s_.owner_died.store(0, std::memory_order_relaxed);
   }
-  ~SideLock() {
+  ~SideLock() { unlock(); }
+  void unlock() noexcept {
     if (held_) unlock_owned(s_);
+    held_ = false;
   }
   SideLock(const SideLock&) = delete;
   SideLock& operator=(const SideLock&) = delete;
@@ -52,6 +54,18 @@ class SideLock {
   bool held_ = false;
   bool took_over_ = false;
 };
+
+// Orders a store made before SideLock::unlock() before the loads after it (a
+// publisher's "position, then sleepers?" against a sleeper's "sleepers++,
+// then position?"). On x86 the unlock's locked exchange already is that
+// barrier, so only the compiler needs telling.
+inline void fence_after_unlock() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
 
 inline void wake_if_sleeping(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleepers, int n) noexcept {
   if (sleepers.load(std::memory_order_seq_cst) != 0) {
