@@ -265,6 +265,7 @@ const char* to_string(ObjectKind kind) noexcept {
     case ObjectKind::Barrier: return "Barrier";
     case ObjectKind::Queue: return "Queue";
     case ObjectKind::JoinableQueue: return "JoinableQueue";
+    case ObjectKind::PriorityQueue: return "PriorityQueue";
   }
   return "unknown";
 }
@@ -284,6 +285,7 @@ const char* noun(ObjectKind kind) noexcept {
     case ObjectKind::Barrier: return "barrier";
     case ObjectKind::Queue: return "queue";
     case ObjectKind::JoinableQueue: return "joinable queue";
+    case ObjectKind::PriorityQueue: return "priority queue";
   }
   return "object";
 }
@@ -297,6 +299,7 @@ std::string count_words(ObjectKind kind, std::uint64_t n) {
     case ObjectKind::Condition: return "its lock at offset " + std::to_string(n);
     case ObjectKind::Queue:
     case ObjectKind::JoinableQueue: return "capacity " + std::to_string(n) + " bytes";
+    case ObjectKind::PriorityQueue: return std::to_string(n) + " slots";
     default: return std::to_string(n) + " elements";
   }
 }

@@ -39,6 +39,7 @@
 
 #include "ipckit/barrier.hpp"
 #include "ipckit/condition.hpp"
+#include "ipckit/detail/priority_queue_core.hpp"
 #include "ipckit/detail/queue_core.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/event.hpp"
@@ -51,6 +52,7 @@ template <class T> class Value;
 template <class T> class Array;
 template <class T> class Queue;
 template <class T> class JoinableQueue;
+template <class T> class PriorityQueue;
 class ByteQueue;
 
 struct SegmentOptions {
@@ -70,8 +72,9 @@ enum class ObjectKind : std::uint32_t {
   Barrier = 9,
   Queue = 10,
   JoinableQueue = 11,
+  PriorityQueue = 12,
 };
-inline constexpr std::uint32_t kLastObjectKind = 11;
+inline constexpr std::uint32_t kLastObjectKind = 12;
 const char* to_string(ObjectKind kind) noexcept;
 
 // One directory entry, as `Segment::objects()` reports it.
@@ -157,9 +160,15 @@ class Segment {
   template <class T> Queue<T> queue(std::string_view name, const QueueOptions& options = {});
   template <class T> JoinableQueue<T> joinable_queue(std::string_view name, const QueueOptions& options = {});
   ByteQueue byte_queue(std::string_view name, const QueueOptions& options = {});
-  // The untyped engine behind them.
+  // Lowest priority value first, FIFO among equal priorities (include
+  // <ipckit/priority_queue.hpp>). It keeps fixed slots of max_message bytes:
+  // max_items of them if set, else as many as capacity_bytes holds.
+  template <class T> PriorityQueue<T> priority_queue(std::string_view name, const QueueOptions& options = {});
+  // The untyped engines behind them.
   detail::QueueCore open_queue(std::string_view name, ObjectKind kind, const char* type_name,
                                const QueueOptions& options);
+  detail::PriorityQueueCore open_priority_queue(std::string_view name, const char* type_name,
+                                                const QueueOptions& options);
 
   [[nodiscard]] const std::string& name() const noexcept;
   [[nodiscard]] std::size_t size() const noexcept;

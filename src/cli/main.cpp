@@ -476,6 +476,22 @@ Contents read_sync_state(const ipckit::ObjectInfo& obj, const void* body) {
       }
       done(text, json + "}");
     }
+  } else if (obj.kind == K::PriorityQueue) {
+    if (const auto* s = sync_state<d::PriorityQueueState>(obj, body)) {
+      const auto items = s->count.load(std::memory_order_relaxed);
+      const auto lowest = s->lowest.load(std::memory_order_relaxed);
+      const bool closed = s->closed.load(std::memory_order_relaxed) != 0;
+      const auto consumers = s->data_sleepers.load(std::memory_order_relaxed);
+      const auto producers = s->space_sleepers.load(std::memory_order_relaxed);
+      std::string text = n(items) + " items in " + n(s->slot_count) + " slots of " + n(s->max_message) + " bytes, " +
+                         (items > 0 ? "lowest priority " + n(lowest) + ", " : std::string()) + n(consumers) +
+                         " consumer(s) and " + n(producers) + " producer(s) sleeping" + (closed ? ", CLOSED" : "");
+      std::string json = "{\"items\": " + n(items) + ", \"slots\": " + n(s->slot_count) + ", \"max_message\": " +
+                         n(s->max_message) + ", \"lowest_priority\": " + (items > 0 ? n(lowest) : "null") +
+                         ", \"sleeping_consumers\": " + n(consumers) + ", \"sleeping_producers\": " + n(producers) +
+                         ", \"closed\": " + (closed ? "true" : "false") + "}";
+      done(text, json);
+    }
   } else if (obj.kind == K::Barrier) {
     if (const auto* s = sync_state<d::BarrierState>(obj, body)) {
       const auto round = s->round.load(std::memory_order_relaxed);
