@@ -283,7 +283,9 @@ detail::PriorityQueueCore Segment::open_priority_queue(std::string_view name, co
   if (options.capacity_bytes < 64 || options.capacity_bytes > detail::kMaxQueueCapacity)
     throw InvalidArgument(std::string(name), what + ": capacity_bytes " + std::to_string(options.capacity_bytes) +
                                                  " is out of range; use 64 bytes to 128 MiB");
-  const std::uint64_t max_message = options.max_message == 0 ? options.capacity_bytes / 4 : options.max_message;
+  // Slots are fixed-size, so the default max_message keeps many of them: 64
+  // slots' worth of capacity each (a FIFO's records take only what they need).
+  const std::uint64_t max_message = options.max_message == 0 ? options.capacity_bytes / 64 : options.max_message;
   if (max_message > detail::kMaxPriorityMessage)
     throw InvalidArgument(std::string(name), what + ": max_message " + std::to_string(max_message) +
                                                  " is out of range; use at most 128 MiB");

@@ -427,16 +427,17 @@ TEST(PriorityQueue, AnItemLargerThanMaxMessageThrowsMessageTooLargeBeforeAnythin
   EXPECT_THROW(pq.get_nowait(), ipckit::Empty);
 }
 
-TEST(PriorityQueue, SlotsComeFromMaxItemsOrCapacityAndMaxMessageDefaultsToAQuarterOfIt) {
+TEST(PriorityQueue, SlotsComeFromMaxItemsOrCapacityAndMaxMessageDefaultsToASixtyFourthOfIt) {
   ScopedSegmentName n("pq_slots");
   auto seg = Segment::create(n.name, 8 << 20);
   EXPECT_EQ(seg.priority_queue<int>("a", {.capacity_bytes = 1 << 16, .max_message = 1000}).slots(), 64u)
       << "65536 / (1000 + 24)";
   EXPECT_EQ(seg.priority_queue<int>("b", {.capacity_bytes = 1 << 16, .max_items = 7, .max_message = 1000}).slots(), 7u);
   auto d = seg.priority_queue<std::string>("c", {.capacity_bytes = 1 << 16});
-  EXPECT_EQ(d.slots(), 3u) << "max_message 16384: three slots of 16408 bytes";
-  EXPECT_NO_THROW(d.put(0, std::string((1 << 14) - 8, 'a')));
-  EXPECT_THROW(d.put(0, std::string((1 << 14) - 7, 'a')), ipckit::MessageTooLarge);
+  EXPECT_EQ(d.slots(), 62u) << "max_message 1024: 62 slots of 1048 bytes";
+  EXPECT_NO_THROW(d.put(0, std::string(1024 - 8, 'a')));
+  EXPECT_THROW(d.put(0, std::string(1024 - 7, 'a')), ipckit::MessageTooLarge);
+  EXPECT_EQ(seg.priority_queue<int>("e").slots(), 63u) << "the default 1 MiB: 63 slots of 16 KiB";
 }
 
 TEST(PriorityQueue, OptionsThatCanNeverWorkThrowInvalidArgument) {
@@ -445,6 +446,7 @@ TEST(PriorityQueue, OptionsThatCanNeverWorkThrowInvalidArgument) {
   EXPECT_THROW(seg.priority_queue<int>("huge", {.capacity_bytes = (std::size_t{128} << 20) + 1}),
                ipckit::InvalidArgument);
   EXPECT_THROW(seg.priority_queue<int>("tiny", {.capacity_bytes = 32}), ipckit::InvalidArgument);
+  EXPECT_THROW(seg.priority_queue<int>("no_room", {.capacity_bytes = 64, .max_message = 48}), ipckit::InvalidArgument);
   EXPECT_THROW(seg.priority_queue<int>("no_slot", {.capacity_bytes = 4096, .max_message = 4096}),
                ipckit::InvalidArgument)
       << "not one slot fits";

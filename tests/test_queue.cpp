@@ -711,6 +711,37 @@ TEST(Queue, StringsAndNumberVectorsOfEverySizeRoundTripAndMatchCerealsEncoding) 
   EXPECT_EQ(back, v);
 }
 
+// An item whose load() uses the queue it is being got from would wait on
+// the consumers' lock its own get() holds: refused, not a hang.
+ipckit::Queue<struct Reentrant>* g_reentrant_queue = nullptr;
+struct Reentrant {
+  std::int32_t value = 0;
+  template <class Archive>
+  void serialize(Archive& ar);
+};
+template <class Archive>
+void Reentrant::serialize(Archive& ar) {
+  ar(value);
+  if (Archive::is_loading::value && g_reentrant_queue != nullptr) (void)g_reentrant_queue->get_nowait();
+}
+
+TEST(Queue, AGetFromInsideAnItemsOwnDecodeIsRefusedInsteadOfHanging) {
+  ScopedSegmentName n("q_reentrant");
+  auto seg = Segment::create(n.name, 4 << 20);
+  auto q = seg.queue<Reentrant>("q");
+  q.put({1});
+  q.put({2});
+  g_reentrant_queue = &q;
+  try {
+    (void)q.get(5s);
+    ADD_FAILURE() << "the nested get succeeded";
+  } catch (const ipckit::DecodeError& e) {
+    EXPECT_NE(std::string(e.what()).find("from inside"), std::string::npos) << e.what();
+  }
+  g_reentrant_queue = nullptr;
+  EXPECT_EQ(q.get_nowait().value, 2) << "the queue goes on";
+}
+
 // Records of every size through a small ring, so that they wrap its end at
 // every offset; a model deque says what must come out.
 TEST(Queue, ItemsOfVaryingSizeWrapTheRingAndStayInOrder) {

@@ -11,10 +11,10 @@
 //   urgent.close();                                // producers get Closed; consumers drain, then Closed
 //
 // The queue keeps fixed slots of `max_message` bytes each (default
-// capacity_bytes / 4, as for Queue): `max_items` slots if set, otherwise as
-// many as `capacity_bytes` holds (capacity_bytes / (max_message + 24),
-// rounded down) — so set max_message near your items' encoded size, or the
-// default options leave room for only three items. slots() says how many.
+// capacity_bytes / 64: 16 KiB items, 63 slots in the default 1 MiB):
+// `max_items` slots if set, otherwise as many as `capacity_bytes` holds
+// (capacity_bytes / (max_message + 24), rounded down) — so set max_message
+// near your items' encoded size to hold more. slots() says how many.
 // Priorities are std::int64_t; the whole range, negatives included, works.
 //
 // Errors and blocking are those of Queue: put() blocks while every slot is

@@ -10,6 +10,7 @@
 
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/lock_state.hpp"
+#include "ipckit/error.hpp"
 
 namespace ipckit::detail {
 
@@ -28,6 +29,11 @@ class SideLock {
   template <class KeepWaiting>
   SideLock(LockState& s, Deadline deadline, const std::string& label, KeepWaiting&& keep_waiting) : s_(s) {
     const auto& me = this_thread();
+    // Only an item's own serialize() can get here holding it (a get from
+    // inside a get): waiting would never end.
+    if (owned_by(s_, me))
+      throw DeadlockDetected(label, label + " was used from inside this thread's own get/put on it (from an "
+                                            "item's serialize()?); that would wait forever");
     if (deadline) deadline = std::max(*deadline, std::chrono::steady_clock::now() + kSideLockGrace);
     held_ = try_lock_fast(s_, me) || lock_slow(s_, me, deadline, false, label.c_str());
     // The holder may just be preempted mid-operation: while `keep_waiting()`
