@@ -32,6 +32,7 @@
 
 #include "ipckit/ipckit.hpp"
 #include "multiprocess.hpp"
+#include "queue_items.hpp"
 
 using namespace std::chrono_literals;
 using ipckit::QueueOptions;
@@ -48,57 +49,6 @@ std::atomic_ref<T> at(T& x) {
 
 // Roomy slots for small items: 64 KiB / (64 + 24) = 744 slots.
 const QueueOptions kSmall{.capacity_bytes = 1 << 16, .max_message = 64};
-
-// Writes `extra` only when `complete`, but always reads it back: an
-// incomplete one is put fine and then does not decode.
-struct Fragile {
-  std::int32_t value = 0;
-  bool complete = true;
-  std::int32_t extra = 0;
-  template <class Archive>
-  void save(Archive& ar) const {
-    ar(value, complete);
-    if (complete) ar(extra);
-  }
-  template <class Archive>
-  void load(Archive& ar) {
-    ar(value, complete, extra);
-  }
-};
-
-// An item whose encoding or decoding can be made to stop for good, so that a
-// test can kill a producer inside put() (encoding, before the lock) or a
-// consumer inside get() (decoding: the lock held, the item popped from the
-// heap but its slot not yet freed). Only a process that sets `g_stall_fd`
-// stalls; it posts a byte there first.
-int g_stall_fd = -1;
-constexpr std::int32_t kStallOnSave = -1, kStallOnLoad = -2;
-void stall_here() {
-  (void)!::write(g_stall_fd, "s", 1);
-  for (;;) ::pause();
-}
-struct Stalling {
-  std::int32_t value = 0;
-  template <class Archive>
-  void save(Archive& ar) const {
-    if (value == kStallOnSave && g_stall_fd >= 0) stall_here();
-    ar(value);
-  }
-  template <class Archive>
-  void load(Archive& ar) {
-    ar(value);
-    if (value == kStallOnLoad && g_stall_fd >= 0) stall_here();
-  }
-};
-
-struct Tagged {
-  std::uint32_t producer = 0;
-  std::uint32_t seq = 0;
-  template <class Archive>
-  void serialize(Archive& ar) {
-    ar(producer, seq);
-  }
-};
 
 // Five priorities, -2..2, scattered over the sequence: many equal ones.
 std::int64_t priority_of(std::uint32_t producer, std::uint32_t seq) {

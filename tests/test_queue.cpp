@@ -38,6 +38,7 @@
 
 #include "ipckit/ipckit.hpp"
 #include "multiprocess.hpp"
+#include "queue_items.hpp"
 
 using namespace std::chrono_literals;
 using ipckit::QueueOptions;
@@ -71,59 +72,6 @@ struct Point {
     ar(x, y, label, tags);
   }
   bool operator==(const Point&) const = default;
-};
-
-// Writes `extra` only when `complete`, but always reads it back: an
-// incomplete one is put fine and then does not decode.
-struct Fragile {
-  std::int32_t value = 0;
-  bool complete = true;
-  std::int32_t extra = 0;
-  template <class Archive>
-  void save(Archive& ar) const {
-    ar(value, complete);
-    if (complete) ar(extra);
-  }
-  template <class Archive>
-  void load(Archive& ar) {
-    ar(value, complete, extra);
-  }
-};
-
-// An item whose encoding or decoding can be made to stop half-way, so that a
-// test can kill a producer inside put() (encoding) or a consumer inside get()
-// (decoding: the consumer lock held, the record not yet freed). A process that
-// sets `g_stall_fd` posts a byte to it and pauses for good when it encodes a
-// value of kStallOnSave or decodes a value of kStallOnLoad; others are not
-// affected.
-int g_stall_fd = -1;
-constexpr std::int32_t kStallOnSave = -1, kStallOnLoad = -2;
-void stall_here() {
-  (void)!::write(g_stall_fd, "s", 1);
-  for (;;) ::pause();
-}
-struct Stalling {
-  std::int32_t value = 0;
-  template <class Archive>
-  void save(Archive& ar) const {
-    if (value == kStallOnSave && g_stall_fd >= 0) stall_here();
-    ar(value);
-  }
-  template <class Archive>
-  void load(Archive& ar) {
-    ar(value);
-    if (value == kStallOnLoad && g_stall_fd >= 0) stall_here();
-  }
-};
-
-// The small item of the MPMC runs.
-struct Tagged {
-  std::uint32_t producer = 0;
-  std::uint32_t seq = 0;
-  template <class Archive>
-  void serialize(Archive& ar) {
-    ar(producer, seq);
-  }
 };
 
 // The item of the crash runs: its size varies with `seq` (so records wrap
