@@ -23,6 +23,10 @@ constexpr std::uint64_t pack(std::uint64_t count, std::uint64_t pos) {
 }
 
 constexpr auto kNoTick = std::chrono::seconds(1);
+// How long a producer facing a full ring waits for a stretch of room before
+// it takes whatever room there is: within the wait's spinning phase, so that
+// consumers are not made to wake a sleeper at every get meanwhile.
+constexpr auto kStretchWait = std::chrono::microseconds(40);
 
 }  // namespace
 
@@ -68,12 +72,13 @@ void QueueCore::put_many(const Record* records, std::size_t count, Deadline dead
     std::uint64_t off = tpos & (cap - 1);
     const std::uint64_t contiguous = cap - off;
     const std::uint64_t need = rec <= contiguous ? rec : contiguous + rec;  // a record never straddles the end
-    const auto has_room = [&] {
+    const auto room_for = [&](std::uint64_t bytes) {
       const std::uint64_t h = s_->head_cache;
       const std::uint64_t used = (tpos - pos_of(h)) & kPosMask;
       const std::uint64_t items = (tcount - count_of(h)) & kCountMask;
-      return used + need <= cap && (s_->max_items == 0 || items < s_->max_items);
+      return used + bytes <= cap && (s_->max_items == 0 || items < s_->max_items);
     };
+    const auto has_room = [&] { return room_for(need); };
     if (!has_room()) {
       if (publish()) {  // what is written goes out before we wait for room
         std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -81,13 +86,22 @@ void QueueCore::put_many(const Record* records, std::size_t count, Deadline dead
       }
       // Look at the consumers' position only when the cached one says full:
       // reading it every time would pull their cache line over for each put.
-      const auto ready = [&] {
-        s_->head_cache = s_->head.load(std::memory_order_acquire);
-        return has_room() || closed();
+      // A full ring first waits (briefly) for a stretch of room, not one
+      // record's: writing each record into the bytes the consumer has just
+      // freed would share cache lines with the records it is reading, both
+      // sides paying a line transfer per record. Then any room will do.
+      const std::uint64_t stretch = std::max(need, std::min<std::uint64_t>(cap / 8, 16 * 1024));
+      const auto wait_room = [&](std::uint64_t bytes, Deadline until) {
+        return wait_for_change(s_->space_seq, s_->space_sleepers, [&] {
+          s_->head_cache = s_->head.load(std::memory_order_acquire);
+          return room_for(bytes) || closed();
+        }, until, kNoTick, [] {});
       };
+      const auto stretch_until = std::chrono::steady_clock::now() + kStretchWait;
       const std::string put_so_far = i == 0 ? "" : " (" + std::to_string(i) + " of " + std::to_string(count) +
                                                        " items of this put_many were put)";
-      if (!wait_for_change(s_->space_seq, s_->space_sleepers, ready, deadline, kNoTick, [] {}))
+      if (!wait_room(stretch, deadline ? std::min(*deadline, stretch_until) : stretch_until) &&
+          !wait_room(need, deadline))
         throw Full(label_, label_ + " is full (" + std::to_string(qsize()) + " items, " +
                                std::to_string(bytes_used()) +
                                " bytes); consume faster, wait longer or make it larger" + put_so_far);
