@@ -227,6 +227,9 @@ section_queue() {
   check "Queue 64B one-way vs Boost (medians)" q1_ipckit_queue q1_boost_mq - info
   check "Queue 64B one-way vs raw ring (medians)" q1_ipckit_queue q1_raw_ring - info
   check "Queue 64B one-way vs Python mp.Queue" q1_ipckit_queue q1_python_mp_queue - info
+  check "Queue put_many/get_many (16) 64B vs Boost (paired)" q1_paired_ipckit_queue_batch_vs_boost_mq - - value
+  check "Queue put_many/get_many (16) 64B vs raw ring (paired)" q1_paired_ipckit_queue_batch_vs_raw_ring - - value
+  check "raw ring floor vs Boost (paired): the most 'x Boost' can be" q1_paired_raw_ring_vs_boost_mq - - value
   check "Queue of a cereal-serialized 64B struct vs raw ring (paired)" q1_paired_ipckit_queue_cereal_vs_raw_ring - - value
   check "Queue of a cereal-serialized 64B struct vs Boost (paired)" q1_paired_ipckit_queue_cereal_vs_boost_mq - - value
   check "ByteQueue 64B vs raw ring floor (paired)" q1_paired_ipckit_byte_queue_vs_raw_ring - - value
