@@ -5,13 +5,12 @@
 namespace ipckit::detail {
 namespace {
 
-constexpr std::uint64_t kOutstandingMask = (std::uint64_t{1} << 38) - 1;
 constexpr std::uint64_t kInFlight = std::uint64_t{1} << 38;
 constexpr std::uint64_t kParity = std::uint64_t{1} << 39;
 constexpr int kFinishedShift = 40;
 constexpr std::uint64_t kCountMask24 = (std::uint64_t{1} << 24) - 1;
 
-constexpr std::uint64_t outstanding(std::uint64_t t) { return t & kOutstandingMask; }
+constexpr std::uint64_t outstanding(std::uint64_t t) { return ledger_outstanding(t); }
 constexpr std::uint64_t finished(std::uint64_t t) { return t >> kFinishedShift; }
 
 // Moves one outstanding task of `tally` to finished; false if it has none.

@@ -473,6 +473,19 @@ Contents read_sync_state(const ipckit::ObjectInfo& obj, const void* body) {
         const auto abandoned = s->tasks.abandoned.load(std::memory_order_relaxed);
         text += ", " + n(unfinished) + " unfinished, " + n(abandoned) + " abandoned";
         json += ", \"unfinished\": " + n(unfinished) + ", \"abandoned\": " + n(abandoned);
+        // Who holds tasks it got and has not marked done (its lease).
+        std::string held_text, held_json;
+        for (std::size_t i = 0; i < d::kLeaseSlots; ++i) {
+          const auto pid = s->tasks.pid[i].load(std::memory_order_relaxed);
+          const auto got = d::ledger_outstanding(s->tasks.tally[i].load(std::memory_order_relaxed));
+          if (pid == 0 || got == 0) continue;
+          const bool alive = d::process_alive(pid, s->tasks.start_ticks[i]);
+          held_text += (held_text.empty() ? "" : ", ") + n(got) + " by pid " + n(pid) + (alive ? "" : " (dead)");
+          held_json += std::string(held_json.empty() ? "" : ", ") + "{\"pid\": " + n(pid) + ", \"tasks\": " + n(got) +
+                       ", \"alive\": " + (alive ? "true" : "false") + "}";
+        }
+        if (!held_text.empty()) text += " (held: " + held_text + ")";
+        json += ", \"held\": [" + held_json + "]";
       }
       done(text, json + "}");
     }
