@@ -195,6 +195,12 @@ inline bool asleep(const Child& c) {
   return eventually([&] { return all_threads_sleep_in_futex(c.pid()); });
 }
 
+// Cross-process atomic access to an element of a shared Array or Value.
+template <class T>
+std::atomic_ref<T> at(T& x) {
+  return std::atomic_ref<T>(x);
+}
+
 // Steady-clock time in ns: CLOCK_MONOTONIC, the same in every process.
 inline std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
@@ -204,6 +210,5 @@ inline std::int64_t now_ns() {
 // which heals a lost wake-up and hides it from item counts. A hand-over slower
 // than this is taken for one.
 inline constexpr auto kStallLimit = 600ms;
-
 
 }  // namespace ipckit::testing

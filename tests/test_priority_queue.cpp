@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "ipckit/ipckit.hpp"
+#include "kill_harness.hpp"
 #include "multiprocess.hpp"
 #include "queue_items.hpp"
 
@@ -42,11 +43,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-template <class T>
-std::atomic_ref<T> at(T& x) {
-  return std::atomic_ref<T>(x);
-}
-
 // Roomy slots for small items: 64 KiB / (64 + 24) = 744 slots.
 const QueueOptions kSmall{.capacity_bytes = 1 << 16, .max_message = 64};
 
@@ -54,33 +50,6 @@ const QueueOptions kSmall{.capacity_bytes = 1 << 16, .max_message = 64};
 std::int64_t priority_of(std::uint32_t producer, std::uint32_t seq) {
   const std::uint32_t h = (seq * 2654435761u + producer * 40503u) >> 13;
   return static_cast<std::int64_t>(h % 5) - 2;
-}
-
-// The item of the crash runs: its size varies with `seq` and it carries a
-// check of its contents, so a torn or stale slot shows up as garbage.
-struct Stamped {
-  std::uint32_t producer = 0;
-  std::uint32_t seq = 0;
-  std::string pad;
-  std::uint64_t check = 0;
-  template <class Archive>
-  void serialize(Archive& ar) {
-    ar(producer, seq, pad, check);
-  }
-};
-
-std::uint64_t stamp_of(std::uint32_t producer, std::uint32_t seq) {
-  std::uint64_t x = ((std::uint64_t{producer} << 32) | seq) * 0x9E3779B97F4A7C15ull;
-  return x ^ (x >> 29) ^ 0x5bd1e995u;
-}
-// Up to 12 KiB: copying it into and out of a slot keeps the lock held long
-// enough for a good share of the kills to land while it is.
-std::string pad_of(std::uint32_t seq) { return std::string((seq % 61) * 200, static_cast<char>('a' + seq % 26)); }
-Stamped make_stamped(std::uint32_t producer, std::uint32_t seq) {
-  return {producer, seq, pad_of(seq), stamp_of(producer, seq)};
-}
-bool intact(const Stamped& s, std::uint32_t producers) {
-  return s.producer < producers && s.check == stamp_of(s.producer, s.seq) && s.pad == pad_of(s.seq);
 }
 
 // Direct access to a priority queue's shared state, to play a holder that
@@ -840,216 +809,62 @@ TEST(PriorityQueueCrash, AProducerKilledWhileEncodingLeavesNothingInTheQueue) {
 }
 
 // Producers and consumers SIGKILLed at random instants inside their put and
-// get loops (as QueueCrash does for the FIFO). Each producer slot is refilled
-// with a new process after every kill, carrying on from the last sequence
-// number its predecessor attempted. At the end everyone is killed and this
-// process drains the queue. Checked:
-//  - every item whose put() returned arrived at most once, and is missing
-//    only if a consumer was killed (after its get returned, before it wrote
-//    the record): at most as many missing as consumer kills; the one item a
-//    killed producer was putting arrived at most once; nothing else arrived;
-//  - nothing was garbage (each item carries a check of its contents) or came
-//    with another priority than it was put with; each consumer got each
-//    producer's items of equal priority in put order;
-//  - the heap's order survived: the drain's priorities never decrease;
-//  - the queue never wedged: each victim progressed before it was killed.
+// get loops (as QueueCrash does for the FIFO), with the checks of
+// tests/kill_harness.hpp; each item is put with priority_of(producer, seq)
+// and must come out with it, each producer's items of equal priority in put
+// order. The last round kills the consumers first, then, once they have
+// filled the queue, the producers, so that the drain has a full heap to
+// order: its priorities must never decrease. Items are up to 12 KiB: copying
+// one into or out of a slot keeps the lock held long enough for a good share
+// of the kills to land while it is, and some must (the heap is rebuilt).
 TEST(PriorityQueueCrash, ProducersAndConsumersKilledThreeHundredTimesLoseDoubleAndMisorderNothing) {
-  constexpr std::uint32_t kProducers = 2;
-  constexpr int kConsumers = 2, kSlots = static_cast<int>(kProducers) + kConsumers, kKills = 300;
-  constexpr std::uint32_t kMaxSeq = 1u << 20;
-  enum Fault { kGarbage, kNeverPut, kOutOfOrder, kTwice, kWrongPriority, kDecode, kUnexpected, kFaults };
   ScopedSegmentName n("pq_crash");
   auto seg = Segment::create(n.name, 8 << 20);
   const QueueOptions opts{.max_items = 48, .max_message = 12 << 10};
   auto pq = seg.priority_queue<Stamped>("q", opts);
   auto core = seg.open_priority_queue("q", typeid(Stamped).name(), opts);
-  auto received = seg.array<std::uint8_t>("received", std::size_t{kProducers} * kMaxSeq);
-  auto attempting = seg.array<std::int64_t>("attempting", kProducers);
-  auto returned = seg.array<std::int64_t>("returned", kProducers);
-  auto progress = seg.array<std::int64_t>("progress", kSlots);
-  auto faults = seg.array<std::int64_t>("faults", kFaults);
-  for (std::uint32_t p = 0; p < kProducers; ++p) attempting[p] = returned[p] = -1;
-  auto fault = [&](Fault f) { at(faults[f]).fetch_add(1); };
+  constexpr int kWrongPriority = KillRun::kOwnFault;
+  KillRun run(seg, {.seed = 20240611u,
+                    .kills = 300,
+                    .max_seq = 1u << 20,
+                    .max_ops_before_kill = 32,
+                    .pad_unit = 200,
+                    .order_classes = 5,  // the priorities -2..2
+                    .own_faults = {"wrong priority"}});
 
-  // What every getter does with an item; `last` is per (producer, priority).
-  auto take = [&](std::int64_t prio, const Stamped& s, std::vector<std::int64_t>& last) {
-    if (!intact(s, kProducers) || s.seq >= kMaxSeq) return fault(kGarbage);
-    if (prio != priority_of(s.producer, s.seq)) fault(kWrongPriority);
-    if (static_cast<std::int64_t>(s.seq) > at(attempting[s.producer]).load()) fault(kNeverPut);
-    auto& l = last[s.producer * 5 + static_cast<std::size_t>(prio + 2)];
-    if (static_cast<std::int64_t>(s.seq) <= l) fault(kOutOfOrder);
-    l = s.seq;
-    if (at(received[std::size_t{s.producer} * kMaxSeq + s.seq]).fetch_add(1) != 0) fault(kTwice);
+  auto put = [&](const Stamped& s, auto... timeout) { pq.put(priority_of(s.producer, s.seq), s, timeout...); };
+  // Returns the priority the item came with.
+  auto get_and_take = [&](std::vector<std::int64_t>& last, auto... timeout) {
+    const auto [prio, s] = pq.get_with_priority(timeout...);
+    const std::int64_t put_with = priority_of(s.producer, s.seq);
+    if (run.record(s, last, static_cast<std::size_t>(put_with + 2)) && prio != put_with) run.fault(kWrongPriority);
+    return prio;
   };
-  auto producer = [&](std::uint32_t p) {
-    return [&, p] {
-      for (auto seq = static_cast<std::uint32_t>(at(attempting[p]).load() + 1); seq < kMaxSeq; ++seq) {
-        at(attempting[p]).store(seq);
-        if (p == 0) {
-          pq.put(priority_of(p, seq), make_stamped(p, seq));
-        } else {
-          for (bool done = false; !done;) {
-            try {
-              pq.put(priority_of(p, seq), make_stamped(p, seq), 20ms);
-              done = true;
-            } catch (const ipckit::Full&) {
-            }
-          }
-        }
-        at(returned[p]).store(seq);
-        at(progress[p]).fetch_add(1);
-      }
-      for (;;) ::pause();
-    };
-  };
-  auto consumer = [&](int slot) {
-    return [&, slot] {
-      std::vector<std::int64_t> last(kProducers * 5, -1);
-      for (;;) {
-        std::pair<std::int64_t, Stamped> got;
-        try {
-          got = slot % 2 == 0 ? pq.get_with_priority() : pq.get_with_priority(20ms);
-        } catch (const ipckit::Empty&) {
-          continue;
-        } catch (const ipckit::DecodeError&) {
-          fault(kDecode);
-          continue;
-        } catch (...) {
-          fault(kUnexpected);
-          continue;
-        }
-        take(got.first, got.second, last);
-        at(progress[slot]).fetch_add(1);
-      }
-    };
-  };
-  auto spawn = [&](int slot) {
-    if (slot < static_cast<int>(kProducers)) return std::make_unique<Child>(producer(static_cast<std::uint32_t>(slot)));
-    return std::make_unique<Child>(consumer(slot));
-  };
-
-  std::vector<std::unique_ptr<Child>> kids(kSlots);
-  std::vector<std::int64_t> progress_at_spawn(kSlots);
-  for (int slot = 0; slot < kSlots; ++slot) {
-    progress_at_spawn[slot] = at(progress[slot]).load();
-    kids[slot] = spawn(slot);
-  }
-  std::mt19937 rng(20240611u);
-  int producer_kills = 0, consumer_kills = 0;
-  std::set<std::pair<std::uint32_t, std::int64_t>> uncertain;  // (producer, seq) whose put may not have returned
-  // Kills `victim` a random number of operations into its loop; a victim that
-  // never gets there while the others run means a wedged queue.
-  auto kill_slot = [&](int victim, std::chrono::milliseconds patience, bool wedge_fails) {
-    const std::int64_t target = progress_at_spawn[victim] + 1 + static_cast<std::int64_t>(rng() % 32);
-    const auto end = Clock::now() + patience;
-    bool progressed = true;
-    while (at(progress[victim]).load() < target) {
-      if (Clock::now() > end) {
-        progressed = false;
-        break;
-      }
-      std::this_thread::yield();
-    }
-    if (!progressed && wedge_fails)
-      ADD_FAILURE() << "slot " << victim << " made no progress for " << patience.count() << " ms after "
-                    << producer_kills + consumer_kills << " kills: the queue wedged";
-    kids[victim]->kill(SIGKILL);
-    EXPECT_EQ(kids[victim]->wait_exit(), -SIGKILL);
-    if (victim < static_cast<int>(kProducers)) {
-      ++producer_kills;
-      const auto a = at(attempting[victim]).load(), r = at(returned[victim]).load();
-      if (a != r) uncertain.emplace(static_cast<std::uint32_t>(victim), a);
-    } else {
-      ++consumer_kills;
-    }
-    progress_at_spawn[victim] = at(progress[victim]).load();
-    return progressed;
-  };
-  const auto t0 = Clock::now();
-  for (int k = 0; k < kKills; ++k) {
-    const int victim = static_cast<int>(rng() % kSlots);
-    const bool ok = kill_slot(victim, 10000ms, true);
-    kids[victim] = spawn(victim);
-    if (!ok) break;
-  }
-  // The last round kills everyone and replaces no one: the consumers first,
-  // then, once they have filled the queue, the producers (killed inside a
-  // put, or blocked in one), so that the drain below has a full heap to order.
-  for (int victim = static_cast<int>(kProducers); victim < kSlots; ++victim) (void)kill_slot(victim, 100ms, false);
+  run.kill_at_random(put, get_and_take);
+  for (int victim = KillRun::kProducers; victim < KillRun::kSlots; ++victim) run.kill_for_good(victim, 100ms);
   EXPECT_TRUE(eventually([&] { return pq.full(); }, 5s)) << "the producers never filled the queue";
-  for (int victim = 0; victim < static_cast<int>(kProducers); ++victim) (void)kill_slot(victim, 0ms, false);
-  const auto kill_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  for (int victim = 0; victim < static_cast<int>(KillRun::kProducers); ++victim) run.kill_for_good(victim, 0ms);
 
-  // Drain with a deadline: priorities must come out non-decreasing.
-  std::vector<std::int64_t> last(kProducers * 5, -1);
-  std::int64_t drained = 0, previous = std::numeric_limits<std::int64_t>::min(), inversions = 0;
-  const auto drain_end = Clock::now() + 20s;
-  for (;;) {
-    ASSERT_LT(Clock::now(), drain_end) << "the drain did not finish: the queue wedged";
-    std::optional<std::pair<std::int64_t, Stamped>> got;
-    try {
-      got = pq.get_with_priority(200ms);  // not get_nowait: a dead holder's lock may need taking over
-    } catch (const ipckit::Empty&) {
-    } catch (const ipckit::DecodeError&) {
-      fault(kDecode);
-      continue;
-    }
-    if (!got) break;
-    if (got->first < previous) ++inversions;
-    previous = got->first;
-    take(got->first, got->second, last);
-    ++drained;
-  }
+  std::int64_t previous = std::numeric_limits<std::int64_t>::min(), inversions = 0;
+  const bool drained = run.drain([&](std::vector<std::int64_t>& last, auto timeout) {
+    const std::int64_t prio = get_and_take(last, timeout);
+    if (prio < previous) ++inversions;
+    previous = prio;
+  });
+  if (!drained) return;
   EXPECT_EQ(inversions, 0) << "the drain's priorities went down: the heap lost its order";
-  EXPECT_GE(drained, static_cast<std::int64_t>(pq.slots()) - 1) << "the drain had (almost) a full queue to order";
+  EXPECT_GE(run.drained(), static_cast<std::int64_t>(pq.slots()) - 1) << "the drain had (almost) a full queue to order";
   EXPECT_EQ(pq.qsize(), 0u);
-
-  static const char* const kNames[] = {"garbage",     "never put",     "out of put order",     "delivered twice",
-                                       "wrong priority", "decode errors", "unexpected exceptions"};
-  for (int f = 0; f < kFaults; ++f) EXPECT_EQ(faults[f], 0) << kNames[f];
-  std::int64_t missing = 0, doubled = 0, never_put = 0, uncertain_arrived = 0;
-  for (std::uint32_t p = 0; p < kProducers; ++p) {
-    const std::int64_t attempted = at(attempting[p]).load();
-    if (attempted != at(returned[p]).load()) {
-      EXPECT_EQ(uncertain.count({p, attempted}), 1u) << "producer " << p;
-    }
-    for (std::int64_t s = 0; s < static_cast<std::int64_t>(kMaxSeq); ++s) {
-      const int r = received[std::size_t{p} * kMaxSeq + static_cast<std::size_t>(s)];
-      if (s > attempted) {
-        never_put += r != 0;
-        continue;
-      }
-      if (r > 1) ++doubled;
-      if (uncertain.count({p, s}) != 0) {
-        uncertain_arrived += r == 1;
-      } else if (r == 0) {
-        ++missing;
-      }
-    }
-  }
-  EXPECT_EQ(doubled, 0);
-  EXPECT_EQ(never_put, 0) << "items arrived that were never put";
-  EXPECT_LE(missing, consumer_kills) << "items whose put returned vanished beyond what killed consumers explain";
+  run.check_books();
   EXPECT_GT(core.rebuilds(), 0u) << "no kill landed inside the lock: the run did not test recovery";
 
   // The queue still works, across processes.
-  auto put_after = seg.value<std::int32_t>("put_after");
-  Child after([&] {
-    pq.put(-100, make_stamped(0, kMaxSeq - 1));
-    put_after.set(1);
-  });
-  (void)after.wait_exit();
-  EXPECT_EQ(put_after.get(), 1) << "a put after the kills failed";
+  EXPECT_TRUE(run.returns_in_a_new_process([&] { pq.put(-100, run.item(0, run.max_seq() - 1)); }))
+      << "a put after the kills failed";
   const auto last_one = pq.get_with_priority(5s);
   EXPECT_EQ(last_one.first, -100);
-  EXPECT_TRUE(intact(last_one.second, kProducers));
+  EXPECT_TRUE(run.intact(last_one.second));
 
-  ::testing::Test::RecordProperty("producer_kills", producer_kills);
-  ::testing::Test::RecordProperty("consumer_kills", consumer_kills);
+  run.record_properties();
   ::testing::Test::RecordProperty("rebuilds", static_cast<int>(core.rebuilds()));
-  ::testing::Test::RecordProperty("drained", static_cast<int>(drained));
-  ::testing::Test::RecordProperty("missing_after_consumer_kills", static_cast<int>(missing));
-  ::testing::Test::RecordProperty("uncertain_puts", static_cast<int>(uncertain.size()));
-  ::testing::Test::RecordProperty("uncertain_puts_arrived", static_cast<int>(uncertain_arrived));
-  ::testing::Test::RecordProperty("kill_phase_ms", static_cast<int>(kill_ms));
 }
