@@ -90,7 +90,7 @@ void QueueCore::put_many(const Record* records, std::size_t count, Deadline dead
       // record's: writing each record into the bytes the consumer has just
       // freed would share cache lines with the records it is reading, both
       // sides paying a line transfer per record. Then any room will do.
-      const std::uint64_t stretch = std::max(need, std::min<std::uint64_t>(cap / 8, 16 * 1024));
+      const std::uint64_t stretch = std::max(need, std::min<std::uint64_t>(cap / 8, std::uint64_t{16} * 1024));
       const auto wait_room = [&](std::uint64_t bytes, Deadline until) {
         return wait_for_change(s_->space_seq, s_->space_sleepers, [&] {
           s_->head_cache = s_->head.load(std::memory_order_acquire);
