@@ -512,6 +512,20 @@ struct Mode {
   bool slow = false;  // ping-pong: sleeps every round trip (fewer of them)
 };
 
+// A Job over one ipckit queue in a fresh segment sized for `bytes`: `open`
+// makes the queue, `make(q)` the Job; the Job's cleanup drops both.
+template <class Q, class Open, class Make>
+Job ipckit_job(std::size_t bytes, Open open, Make make) {
+  auto s = std::make_shared<IpckitSeg>(seg_bytes_for(bytes, 1));
+  auto q = std::make_shared<Q>(open(*s->seg));
+  Job j = make(q);
+  j.cleanup = [s, q]() mutable {
+    q.reset();
+    s.reset();
+  };
+  return j;
+}
+
 std::map<std::string, std::string> g_failed;  // row -> why
 
 // Runs every mode `runs` times (after `warmup` unmeasured rounds), interleaved.
@@ -586,74 +600,59 @@ std::vector<Mode> oneway_modes() {
   std::vector<Mode> modes;
 #ifndef QUEUE_BENCH_WITHOUT_IPCKIT
   modes.push_back({"ipckit_queue", "ipckit Queue<Msg64> (plain struct: copied)", [] {
-                     auto s = std::make_shared<IpckitSeg>(seg_bytes_for(P.capacity, 1));
-                     auto q = std::make_shared<ipckit::Queue<Msg64>>(
-                         s->seg->queue<Msg64>("q", {.capacity_bytes = P.capacity}));
-                     Job j = oneway_job([q](const Msg64& m) { q->put(m); }, [q](Msg64& m) { m = q->get(); });
-                     j.cleanup = [s, q]() mutable {
-                       q.reset();
-                       s.reset();
-                     };
-                     return j;
+                     const auto open = [&](ipckit::Segment& seg) { return seg.queue<Msg64>("q", {.capacity_bytes = P.capacity}); };
+                     return ipckit_job<ipckit::Queue<Msg64>>(P.capacity, open, [&](auto q) {
+                       Job j = oneway_job([q](const Msg64& m) { q->put(m); }, [q](Msg64& m) { m = q->get(); });
+                       return j;
+                     });
                    }});
   modes.push_back({"ipckit_queue_batch", "ipckit Queue<Msg64> put_many/get_many, batches of 16", [] {
-                     auto s = std::make_shared<IpckitSeg>(seg_bytes_for(P.capacity, 1));
-                     auto q = std::make_shared<ipckit::Queue<Msg64>>(
-                         s->seg->queue<Msg64>("q", {.capacity_bytes = P.capacity}));
-                     // Each side batches on its own: the producer flushes every 16th
-                     // message and the last one; the consumer refills when it runs out.
-                     const auto last = static_cast<std::uint64_t>(P.warm_messages + P.messages - 1);
-                     auto out = std::make_shared<std::vector<Msg64>>();
-                     auto in = std::make_shared<std::vector<Msg64>>();
-                     auto next = std::make_shared<std::size_t>(0);
-                     Job j = oneway_job(
-                         [q, out, last](const Msg64& m) {
-                           out->push_back(m);
-                           if (out->size() == 16 || m.seq == last || m.seq + 1 == static_cast<std::uint64_t>(P.warm_messages)) {
-                             q->put_many(*out);
-                             out->clear();
-                           }
-                         },
-                         [q, in, next](Msg64& m) {
-                           if (*next == in->size()) {
-                             *in = q->get_many(16);
-                             *next = 0;
-                           }
-                           m = (*in)[(*next)++];
-                         });
-                     j.cleanup = [s, q]() mutable {
-                       q.reset();
-                       s.reset();
-                     };
-                     return j;
+                     const auto open = [&](ipckit::Segment& seg) { return seg.queue<Msg64>("q", {.capacity_bytes = P.capacity}); };
+                     return ipckit_job<ipckit::Queue<Msg64>>(P.capacity, open, [&](auto q) {
+                       // Each side batches on its own: the producer flushes every 16th
+                       // message and the last one; the consumer refills when it runs out.
+                       const auto last = static_cast<std::uint64_t>(P.warm_messages + P.messages - 1);
+                       auto out = std::make_shared<std::vector<Msg64>>();
+                       auto in = std::make_shared<std::vector<Msg64>>();
+                       auto next = std::make_shared<std::size_t>(0);
+                       Job j = oneway_job(
+                           [q, out, last](const Msg64& m) {
+                             out->push_back(m);
+                             if (out->size() == 16 || m.seq == last || m.seq + 1 == static_cast<std::uint64_t>(P.warm_messages)) {
+                               q->put_many(*out);
+                               out->clear();
+                             }
+                           },
+                           [q, in, next](Msg64& m) {
+                             if (*next == in->size()) {
+                               *in = q->get_many(16);
+                               *next = 0;
+                             }
+                             m = (*in)[(*next)++];
+                           });
+                       return j;
+                     });
                    }});
   modes.push_back({"ipckit_queue_cereal", "ipckit Queue<Msg64Cereal> (cereal serialize())", [] {
-                     auto s = std::make_shared<IpckitSeg>(seg_bytes_for(P.capacity, 1));
-                     auto q = std::make_shared<ipckit::Queue<Msg64Cereal>>(
-                         s->seg->queue<Msg64Cereal>("q", {.capacity_bytes = P.capacity}));
-                     Job j = oneway_job([q](const Msg64& m) { q->put(Msg64Cereal{m}); },
-                                        [q](Msg64& m) { m = q->get(); });
-                     j.cleanup = [s, q]() mutable {
-                       q.reset();
-                       s.reset();
-                     };
-                     return j;
+                     const auto open = [&](ipckit::Segment& seg) { return seg.queue<Msg64Cereal>("q", {.capacity_bytes = P.capacity}); };
+                     return ipckit_job<ipckit::Queue<Msg64Cereal>>(P.capacity, open, [&](auto q) {
+                       Job j = oneway_job([q](const Msg64& m) { q->put(Msg64Cereal{m}); },
+                                          [q](Msg64& m) { m = q->get(); });
+                       return j;
+                     });
                    }});
   modes.push_back({"ipckit_byte_queue", "ipckit ByteQueue, 64 bytes", [] {
-                     auto s = std::make_shared<IpckitSeg>(seg_bytes_for(P.capacity, 1));
-                     auto q = std::make_shared<ipckit::ByteQueue>(s->seg->byte_queue("q", {.capacity_bytes = P.capacity}));
-                     Job j = oneway_job(
-                         [q](const Msg64& m) { q->put(std::string_view(reinterpret_cast<const char*>(&m), sizeof m)); },
-                         [q](Msg64& m) {
-                           const std::string b = q->get();
-                           if (b.size() != sizeof m) throw std::runtime_error("byte queue: " + std::to_string(b.size()) + " bytes");
-                           std::memcpy(&m, b.data(), sizeof m);
-                         });
-                     j.cleanup = [s, q]() mutable {
-                       q.reset();
-                       s.reset();
-                     };
-                     return j;
+                     const auto open = [&](ipckit::Segment& seg) { return seg.byte_queue("q", {.capacity_bytes = P.capacity}); };
+                     return ipckit_job<ipckit::ByteQueue>(P.capacity, open, [&](auto q) {
+                       Job j = oneway_job(
+                           [q](const Msg64& m) { q->put(std::string_view(reinterpret_cast<const char*>(&m), sizeof m)); },
+                           [q](Msg64& m) {
+                             const std::string b = q->get();
+                             if (b.size() != sizeof m) throw std::runtime_error("byte queue: " + std::to_string(b.size()) + " bytes");
+                             std::memcpy(&m, b.data(), sizeof m);
+                           });
+                       return j;
+                     });
                    }});
 #endif
   modes.push_back({"boost_mq", "Boost message_queue, 64 B", [] {
@@ -860,41 +859,33 @@ std::vector<Mode> big_modes() {
     return o;
   };
   modes.push_back({"ipckit_queue_vec", "ipckit Queue<std::vector<char>>", [opts] {
-                     auto s = std::make_shared<IpckitSeg>(seg_bytes_for(P.big_capacity, 1));
-                     auto q = std::make_shared<ipckit::Queue<std::vector<char>>>(
-                         s->seg->queue<std::vector<char>>("q", opts()));
-                     // The producer's vector is reused: put() takes a const&.
-                     auto vec = std::make_shared<std::vector<char>>();
-                     Job j = big_job(
-                         [q, vec](const char* p) {
-                           if (vec->size() != P.big_size) vec->assign(p, p + P.big_size);
-                           std::memcpy(vec->data(), p, 8);  // only the stamps change
-                           std::memcpy(vec->data() + P.big_size - 8, p + P.big_size - 8, 8);
-                           q->put(*vec);
-                         },
-                         [q](std::uint64_t seq) {
-                           const std::vector<char> v = q->get();
-                           check_big(v.data(), v.size(), seq);
-                         });
-                     j.cleanup = [s, q]() mutable {
-                       q.reset();
-                       s.reset();
-                     };
-                     return j;
+                     const auto open = [&](ipckit::Segment& seg) { return seg.queue<std::vector<char>>("q", opts()); };
+                     return ipckit_job<ipckit::Queue<std::vector<char>>>(P.big_capacity, open, [&](auto q) {
+                       // The producer's vector is reused: put() takes a const&.
+                       auto vec = std::make_shared<std::vector<char>>();
+                       return big_job(
+                           [q, vec](const char* p) {
+                             if (vec->size() != P.big_size) vec->assign(p, p + P.big_size);
+                             std::memcpy(vec->data(), p, 8);  // only the stamps change
+                             std::memcpy(vec->data() + P.big_size - 8, p + P.big_size - 8, 8);
+                             q->put(*vec);
+                           },
+                           [q](std::uint64_t seq) {
+                             const std::vector<char> v = q->get();
+                             check_big(v.data(), v.size(), seq);
+                           });
+                     });
                    }});
   modes.push_back({"ipckit_byte_queue", "ipckit ByteQueue", [opts] {
-                     auto s = std::make_shared<IpckitSeg>(seg_bytes_for(P.big_capacity, 1));
-                     auto q = std::make_shared<ipckit::ByteQueue>(s->seg->byte_queue("q", opts()));
-                     Job j = big_job([q](const char* p) { q->put(std::string_view(p, P.big_size)); },
-                                     [q](std::uint64_t seq) {
-                                       const std::string v = q->get();
-                                       check_big(v.data(), v.size(), seq);
-                                     });
-                     j.cleanup = [s, q]() mutable {
-                       q.reset();
-                       s.reset();
-                     };
-                     return j;
+                     const auto open = [&](ipckit::Segment& seg) { return seg.byte_queue("q", opts()); };
+                     return ipckit_job<ipckit::ByteQueue>(P.big_capacity, open, [&](auto q) {
+                       Job j = big_job([q](const char* p) { q->put(std::string_view(p, P.big_size)); },
+                                       [q](std::uint64_t seq) {
+                                         const std::string v = q->get();
+                                         check_big(v.data(), v.size(), seq);
+                                       });
+                       return j;
+                     });
                    }});
 #endif
   modes.push_back({"raw_copy", "floor: memcpy in/out, shared buffers", [] { return raw_copy_job(P.big_slots); }});
@@ -1003,15 +994,11 @@ std::vector<Mode> mpmc_modes() {
   std::vector<Mode> modes;
 #ifndef QUEUE_BENCH_WITHOUT_IPCKIT
   modes.push_back({"ipckit_queue", "ipckit Queue<Msg64>, 4x4", [] {
-                     auto s = std::make_shared<IpckitSeg>(seg_bytes_for(P.capacity, 1));
-                     auto q = std::make_shared<ipckit::Queue<Msg64>>(
-                         s->seg->queue<Msg64>("q", {.capacity_bytes = P.capacity}));
-                     Job j = mpmc_job([q](const Msg64& m) { q->put(m); }, [q](Msg64& m) { m = q->get(); });
-                     j.cleanup = [s, q]() mutable {
-                       q.reset();
-                       s.reset();
-                     };
-                     return j;
+                     const auto open = [&](ipckit::Segment& seg) { return seg.queue<Msg64>("q", {.capacity_bytes = P.capacity}); };
+                     return ipckit_job<ipckit::Queue<Msg64>>(P.capacity, open, [&](auto q) {
+                       Job j = mpmc_job([q](const Msg64& m) { q->put(m); }, [q](Msg64& m) { m = q->get(); });
+                       return j;
+                     });
                    }});
 #endif
   modes.push_back({"boost_mq", "Boost message_queue, 4x4", [] {
