@@ -115,7 +115,8 @@ void QueueCore::put_many(const Record* records, std::size_t count, Deadline dead
     }
     const std::uint32_t header[2] = {static_cast<std::uint32_t>(n), 0};
     std::memcpy(r + off, header, sizeof header);
-    std::memcpy(r + off + kRecordHeader, records[i].first.data(), records[i].first.size());
+    if (!records[i].first.empty())  // an empty view's data() may be null
+      std::memcpy(r + off + kRecordHeader, records[i].first.data(), records[i].first.size());
     if (!records[i].second.empty())
       std::memcpy(r + off + kRecordHeader + records[i].first.size(), records[i].second.data(),
                   records[i].second.size());

@@ -68,7 +68,7 @@ class EncodeBuffer : public std::streambuf {
   std::streamsize xsputn(const char* s, std::streamsize n) override {
     const auto need = used_ + static_cast<std::size_t>(n);
     if (need > data_.size()) data_.resize(std::max(need, 2 * data_.size() + 64));
-    std::memcpy(data_.data() + used_, s, static_cast<std::size_t>(n));
+    if (n != 0) std::memcpy(data_.data() + used_, s, static_cast<std::size_t>(n));  // s may be null when n is 0
     used_ = need;
     return n;
   }
