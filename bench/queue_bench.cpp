@@ -526,6 +526,11 @@ Job ipckit_job(std::size_t bytes, Open open, Make make) {
   return j;
 }
 
+// The queue of the 64-byte rows.
+ipckit::Queue<Msg64> open_msg64_queue(ipckit::Segment& seg) {
+  return seg.queue<Msg64>("q", {.capacity_bytes = P.capacity});
+}
+
 std::map<std::string, std::string> g_failed;  // row -> why
 
 // Runs every mode `runs` times (after `warmup` unmeasured rounds), interleaved.
@@ -600,15 +605,12 @@ std::vector<Mode> oneway_modes() {
   std::vector<Mode> modes;
 #ifndef QUEUE_BENCH_WITHOUT_IPCKIT
   modes.push_back({"ipckit_queue", "ipckit Queue<Msg64> (plain struct: copied)", [] {
-                     const auto open = [&](ipckit::Segment& seg) { return seg.queue<Msg64>("q", {.capacity_bytes = P.capacity}); };
-                     return ipckit_job<ipckit::Queue<Msg64>>(P.capacity, open, [&](auto q) {
-                       Job j = oneway_job([q](const Msg64& m) { q->put(m); }, [q](Msg64& m) { m = q->get(); });
-                       return j;
+                     return ipckit_job<ipckit::Queue<Msg64>>(P.capacity, open_msg64_queue, [&](auto q) {
+                       return oneway_job([q](const Msg64& m) { q->put(m); }, [q](Msg64& m) { m = q->get(); });
                      });
                    }});
   modes.push_back({"ipckit_queue_batch", "ipckit Queue<Msg64> put_many/get_many, batches of 16", [] {
-                     const auto open = [&](ipckit::Segment& seg) { return seg.queue<Msg64>("q", {.capacity_bytes = P.capacity}); };
-                     return ipckit_job<ipckit::Queue<Msg64>>(P.capacity, open, [&](auto q) {
+                     return ipckit_job<ipckit::Queue<Msg64>>(P.capacity, open_msg64_queue, [&](auto q) {
                        // Each side batches on its own: the producer flushes every 16th
                        // message and the last one; the consumer refills when it runs out.
                        const auto last = static_cast<std::uint64_t>(P.warm_messages + P.messages - 1);
@@ -994,10 +996,8 @@ std::vector<Mode> mpmc_modes() {
   std::vector<Mode> modes;
 #ifndef QUEUE_BENCH_WITHOUT_IPCKIT
   modes.push_back({"ipckit_queue", "ipckit Queue<Msg64>, 4x4", [] {
-                     const auto open = [&](ipckit::Segment& seg) { return seg.queue<Msg64>("q", {.capacity_bytes = P.capacity}); };
-                     return ipckit_job<ipckit::Queue<Msg64>>(P.capacity, open, [&](auto q) {
-                       Job j = mpmc_job([q](const Msg64& m) { q->put(m); }, [q](Msg64& m) { m = q->get(); });
-                       return j;
+                     return ipckit_job<ipckit::Queue<Msg64>>(P.capacity, open_msg64_queue, [&](auto q) {
+                       return mpmc_job([q](const Msg64& m) { q->put(m); }, [q](Msg64& m) { m = q->get(); });
                      });
                    }});
 #endif
