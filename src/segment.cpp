@@ -2,8 +2,6 @@
 #include "ipckit/segment.hpp"
 
 #include <dirent.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,19 +11,18 @@
 #include <cstring>
 #include <ctime>
 #include <mutex>
-#include <thread>
 
 #include "segment_layout.hpp"
+#include "shm_file.hpp"
 
 namespace ipckit {
 namespace detail {
 namespace {
 
 constexpr std::size_t kMaxSegmentName = 200;
-constexpr const char* kShmPrefix = "/ipckit.";
-constexpr const char* kShmDir = "/dev/shm/";
 constexpr std::uint64_t kMaxSegmentSize = std::uint64_t{1} << 40;
-constexpr auto kInitWait = std::chrono::seconds(3);
+constexpr std::uint32_t kMaxObjects = 1'000'000;
+constexpr std::uint64_t kDirectoryOffset = sizeof(SegmentHeader);
 
 std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -35,8 +32,12 @@ std::uint64_t fnv1a(const char* s) {
   return h;
 }
 
-std::string seg_label(std::string_view name) { return "segment '" + std::string(name) + "'"; }
-std::string shm_name(std::string_view name) { return kShmPrefix + std::string(name); }
+// One read of a plain field another process may be writing: the value is
+// checked and then used, so it must not be fetched twice.
+template <class T>
+T read_once(const T& x) {
+  return *static_cast<const volatile T*>(&x);
+}
 
 void check_segment_name(std::string_view name) {
   auto bad = [&](const std::string& why) {
@@ -65,186 +66,181 @@ void check_object_name(std::string_view seg, std::string_view name) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) bad("it contains a control character");
 }
 
-[[noreturn]] void throw_errno(int err, std::string_view seg, const std::string& action) {
-  const std::string what = seg_label(seg) + ": " + action + " failed: " + std::system_category().message(err);
-  const std::error_code code(err, std::generic_category());
-  switch (err) {
-    case ENOENT:
-      throw NotFound(std::string(seg), seg_label(seg) + " does not exist; create it first (Segment::create or open_or_create)", code);
-    case EEXIST:
-      throw AlreadyExists(std::string(seg), seg_label(seg) + " already exists; open it, or remove it first (ipckit rm " + std::string(seg) + ")", code);
-    case EACCES:
-    case EPERM:
-      throw PermissionDenied(std::string(seg), what + "; run as the segment's owner, or have the creator pass SegmentOptions::mode", code);
-    case ENAMETOOLONG:
-    case EINVAL:
-      throw InvalidName(std::string(seg), what, code);
-    case ENOSPC:
-    case ENOMEM:
-      throw OutOfSpace(std::string(seg), what + "; free memory in /dev/shm or ask for a smaller segment", code);
-    default:
-      throw SystemError(std::string(seg), what, code);
-  }
+std::uint64_t directory_bytes(std::uint32_t max_objects) {
+  return align_up(sizeof(SegmentHeader) + std::uint64_t{max_objects} * sizeof(DirEntry), 64);
 }
-
-// RAII for the descriptor while a segment is being opened.
-struct Fd {
-  int fd = -1;
-  ~Fd() { if (fd >= 0) ::close(fd); }
-};
 
 }  // namespace
 
 class SegmentImpl {
  public:
-  SegmentImpl(std::string name, void* base, std::size_t size, mode_t mode, uid_t uid)
+  SegmentImpl(std::string name, void* base, std::uint64_t size, mode_t mode, uid_t uid)
       : name_(std::move(name)), base_(static_cast<char*>(base)), size_(size), mode_(mode), uid_(uid) {}
   ~SegmentImpl() { ::munmap(base_, size_); }
   SegmentImpl(const SegmentImpl&) = delete;
   SegmentImpl& operator=(const SegmentImpl&) = delete;
 
   SegmentHeader& header() const { return *reinterpret_cast<SegmentHeader*>(base_); }
-  DirEntry* entries() const { return reinterpret_cast<DirEntry*>(base_ + header().directory_offset); }
+  // Entry `i` of the directory; i < max_objects_, where the copied geometry
+  // (not the header's fields) says the directory lies.
+  DirEntry& entry(std::uint32_t i) const { return reinterpret_cast<DirEntry*>(base_ + kDirectoryOffset)[i]; }
   char* at(std::uint64_t off) const { return base_ + off; }
+
+  [[noreturn]] void corrupt(const std::string& why) const {
+    throw CorruptSegment(name_, seg_label(name_) + " is corrupt: " + why + "; remove it (ipckit rm " + name_ +
+                                    ") and recreate it");
+  }
 
   std::string name_;
   char* base_;
-  std::size_t size_;
+  // Geometry: validated once when the segment is mapped and never re-read
+  // from it, so a stray write to the header cannot move the directory or
+  // the heap under this handle.
+  std::uint64_t size_;
+  std::uint32_t max_objects_ = 0;
+  std::uint64_t heap_offset_ = 0;
   mode_t mode_;
   uid_t uid_;
 };
 
 namespace {
 
-std::uint64_t directory_bytes(std::uint32_t max_objects) {
-  return align_up(sizeof(SegmentHeader) + std::uint64_t{max_objects} * sizeof(DirEntry), 64);
+std::shared_ptr<SegmentImpl> map_segment(std::string_view name, int fd, std::uint64_t size, const struct stat& st) {
+  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) throw_errno(errno, name, "mmap");
+  return std::make_shared<SegmentImpl>(std::string(name), base, size, st.st_mode & 0777, st.st_uid);
 }
 
-// Structure checks on a mapped, initialised header; throws CorruptSegment.
-void validate_header(const SegmentHeader& h, std::string_view name, std::uint64_t file_size) {
+// Everything an opener needs from the header, each field read once.
+struct HeaderSnapshot {
+  std::uint64_t magic, size, directory_offset, heap_offset, heap_top;
+  std::uint32_t layout_version, header_bytes, ready, max_objects, object_count;
+};
+
+HeaderSnapshot snapshot(const SegmentHeader& h) {
+  return {read_once(h.magic),
+          read_once(h.size),
+          read_once(h.directory_offset),
+          read_once(h.heap_offset),
+          h.heap_top.load(std::memory_order_acquire),
+          read_once(h.layout_version),
+          read_once(h.header_bytes),
+          h.ready.load(std::memory_order_acquire),
+          read_once(h.max_objects),
+          h.object_count.load(std::memory_order_acquire)};
+}
+
+// A file under the name that is not a complete segment. This ipckit links a
+// segment under its name only once it is complete, so such a file was put
+// there by someone else: never replaced, only reported.
+[[noreturn]] void throw_not_initialised(std::string_view name, const struct stat& st, const std::string& what) {
+  std::string holders;
+  for (int pid : lock_holders(st)) holders += (holders.empty() ? "" : ", ") + std::to_string(pid);
+  throw CorruptSegment(
+      std::string(name),
+      seg_label(name) + " (" + shm_path(name) + ") is not an initialised ipckit segment: " + what +
+          ". ipckit names a segment only once it is complete, so another program (or an older ipckit whose creator "
+          "died or is still at work) put this file there" +
+          (holders.empty() ? std::string() : "; process " + holders + " holds a lock on it") +
+          ". Remove it (ipckit rm " + std::string(name) + ") and create the segment again");
+}
+
+// Structure checks on a mapped header; throws CorruptSegment.
+void validate_header(const HeaderSnapshot& h, std::string_view name, const struct stat& st) {
+  const auto file_size = static_cast<std::uint64_t>(st.st_size);
   auto corrupt = [&](const std::string& why) {
     throw CorruptSegment(std::string(name), seg_label(name) + " is corrupt: " + why +
                                                 "; remove it (ipckit rm " + std::string(name) + ") and recreate it");
   };
+  if (h.magic == 0 && h.ready != kReady) throw_not_initialised(name, st, "its header is blank");
   if (h.magic != kSegmentMagic) corrupt("it is not an ipckit segment (bad magic number)");
   if (h.layout_version > kSegmentLayout)
     throw CorruptSegment(std::string(name), seg_label(name) + " has layout version " + std::to_string(h.layout_version) +
                                                 ", newer than this ipckit understands (" + std::to_string(kSegmentLayout) +
                                                 "); upgrade ipckit in this program");
   if (h.layout_version != kSegmentLayout) corrupt("unknown layout version " + std::to_string(h.layout_version));
+  if (h.ready != kReady) throw_not_initialised(name, st, "its header is incomplete");
   if (h.header_bytes != sizeof(SegmentHeader)) corrupt("unexpected header size");
   if (h.size != file_size)
     corrupt("it says it is " + std::to_string(h.size) + " bytes but is " + std::to_string(file_size) + " (truncated?)");
-  if (h.directory_offset != sizeof(SegmentHeader) || h.max_objects == 0 ||
+  if (h.directory_offset != kDirectoryOffset || h.max_objects == 0 || h.max_objects > kMaxObjects ||
       h.heap_offset != directory_bytes(h.max_objects) || h.heap_offset > h.size)
     corrupt("its directory lies outside the segment");
-  const std::uint64_t top = h.heap_top.load(std::memory_order_acquire);
-  if (top < h.heap_offset || top > h.size) corrupt("its allocation pointer lies outside the segment");
-  if (h.object_count.load(std::memory_order_acquire) > h.max_objects) corrupt("its object count exceeds its directory");
+  if (h.heap_top < h.heap_offset || h.heap_top > h.size) corrupt("its allocation pointer lies outside the segment");
+  if (h.object_count > h.max_objects) corrupt("its object count exceeds its directory");
 }
 
-std::shared_ptr<SegmentImpl> map_segment(std::string_view name, int fd, std::uint64_t size) {
-  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (base == MAP_FAILED) throw_errno(errno, name, "mmap");
-  struct stat st{};
-  ::fstat(fd, &st);
-  return std::make_shared<SegmentImpl>(std::string(name), base, size, st.st_mode & 07777, st.st_uid);
-}
-
-std::shared_ptr<SegmentImpl> create_segment(std::string_view name, std::size_t size, const SegmentOptions& opt) {
+void check_create_args(std::string_view name, std::size_t size, const SegmentOptions& opt) {
   check_segment_name(name);
-  if (opt.max_objects == 0 || opt.max_objects > 1'000'000)
+  if (opt.max_objects == 0 || opt.max_objects > kMaxObjects)
     throw InvalidArgument(std::string(name), seg_label(name) + ": max_objects must be between 1 and 1000000");
   const std::uint64_t min = Segment::min_size(opt.max_objects);
   if (size < min || size > kMaxSegmentSize)
     throw InvalidArgument(std::string(name), seg_label(name) + ": size " + std::to_string(size) + " is out of range; use " +
                                                  std::to_string(min) + " bytes (for " + std::to_string(opt.max_objects) +
                                                  " objects) up to 1 TiB");
-  const std::string shm = shm_name(name);
-  Fd f;
-  f.fd = ::shm_open(shm.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, opt.mode & 0777);
-  if (f.fd < 0) throw_errno(errno, name, "create");
-  // Openers that see the name before we finish wait on this flock; if we die
-  // half-way the kernel drops it and they can tell the segment was abandoned.
-  ::flock(f.fd, LOCK_EX);
-  try {
-    if (::fchmod(f.fd, opt.mode & 0777) != 0) throw_errno(errno, name, "fchmod");  // shm_open honours umask
-    if (::ftruncate(f.fd, static_cast<off_t>(size)) != 0) throw_errno(errno, name, "resize");
-    auto impl = map_segment(name, f.fd, size);
-    auto& h = impl->header();
-    h.magic = kSegmentMagic;
-    h.layout_version = kSegmentLayout;
-    h.header_bytes = sizeof(SegmentHeader);
-    h.size = size;
-    h.max_objects = opt.max_objects;
-    h.directory_offset = sizeof(SegmentHeader);
-    h.heap_offset = directory_bytes(opt.max_objects);
-    h.heap_top.store(h.heap_offset, std::memory_order_relaxed);
-    h.creator_pid = ::getpid();
-    h.creator_start_ticks = process_start_ticks(::getpid());
-    h.created_unix = std::time(nullptr);
-    h.ready.store(kReady, std::memory_order_release);
-    return impl;
-  } catch (...) {
-    ::shm_unlink(shm.c_str());
-    throw;
-  }
 }
 
-// Opens and validates, waiting (bounded) for a creator still at work. A
-// segment whose creator died mid-way is reported as CorruptSegment, or, with
-// `repair_abandoned`, unlinked so that the caller can create it anew (then
-// nullptr is returned).
-std::shared_ptr<SegmentImpl> open_segment(std::string_view name, bool repair_abandoned) {
+bool name_taken(std::string_view name) {
+  struct stat st{};
+  return ::lstat(shm_path(name).c_str(), &st) == 0;
+}
+
+void run_hook(CreateStage stage) {
+  if (g_create_hook != nullptr) [[unlikely]] g_create_hook(stage);
+}
+
+std::shared_ptr<SegmentImpl> create_segment(std::string_view name, std::size_t size, const SegmentOptions& opt) {
+  check_create_args(name, size, opt);
+  // Cheap answers before anything is reserved; publish() decides for real.
+  if (name_taken(name)) throw_errno(EEXIST, name, "create");
+  check_space(name, size);
+  run_hook(CreateStage::SpaceChecked);
+
+  UniqueFd fd = create_unnamed(name, size);
+  run_hook(CreateStage::Reserved);
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0) throw_errno(errno, name, "fstat");
+  auto impl = map_segment(name, fd.get(), size, st);
+  auto& h = impl->header();
+  const ThreadIdentity me = this_process();
+  h.magic = kSegmentMagic;
+  h.layout_version = kSegmentLayout;
+  h.header_bytes = sizeof(SegmentHeader);
+  h.size = size;
+  h.max_objects = opt.max_objects;
+  h.directory_offset = kDirectoryOffset;
+  h.heap_offset = directory_bytes(opt.max_objects);
+  h.heap_top.store(h.heap_offset, std::memory_order_relaxed);
+  h.creator_pid = static_cast<std::int32_t>(me.tid);
+  h.creator_start_ticks = me.start_ticks;
+  h.created_unix = std::time(nullptr);
+  h.ready.store(kReady, std::memory_order_release);
+  impl->max_objects_ = opt.max_objects;
+  impl->heap_offset_ = directory_bytes(opt.max_objects);
+  run_hook(CreateStage::Initialised);
+
+  if (!publish(fd.get(), name, opt.mode)) throw_errno(EEXIST, name, "create");
+  impl->mode_ = opt.mode & 0777;
+  return impl;
+}
+
+std::shared_ptr<SegmentImpl> open_segment(std::string_view name, const Trust& trust) {
   check_segment_name(name);
-  const std::string shm = shm_name(name);
-  Fd f;
-  f.fd = ::shm_open(shm.c_str(), O_RDWR | O_CLOEXEC, 0);
-  if (f.fd < 0) throw_errno(errno, name, "open");
-  const auto give_up = std::chrono::steady_clock::now() + kInitWait;
-  int unready_checks = 0;
-  for (;;) {
-    struct stat st{};
-    if (::fstat(f.fd, &st) != 0) throw_errno(errno, name, "fstat");
-    const auto file_size = static_cast<std::uint64_t>(st.st_size);
-    if (file_size >= sizeof(SegmentHeader)) {
-      auto impl = map_segment(name, f.fd, file_size);
-      if (impl->header().ready.load(std::memory_order_acquire) == kReady) {
-        validate_header(impl->header(), name, file_size);
-        return impl;
-      }
-      if (impl->header().magic != 0 && impl->header().magic != kSegmentMagic)
-        validate_header(impl->header(), name, file_size);  // garbage, not a creation in progress
-    }
-    // Not initialised yet. A live creator holds LOCK_EX until it is done.
-    if (::flock(f.fd, LOCK_EX | LOCK_NB) == 0) {
-      // Nobody is initialising it. Seen twice, 50 ms apart, it was abandoned
-      // (the first time the creator may sit between shm_open and flock).
-      if (++unready_checks >= 2) {
-        if (!repair_abandoned)
-          throw CorruptSegment(std::string(name), seg_label(name) +
-                                                      " was never initialised: its creator died while creating it; "
-                                                      "remove it (ipckit rm " + std::string(name) +
-                                                      ") or use Segment::open_or_create, which replaces it");
-        // Unlink only if the name still means this object (another opener may
-        // have replaced it already); our LOCK_EX keeps them from racing us.
-        struct stat by_name{};
-        if (::stat((kShmDir + shm.substr(1)).c_str(), &by_name) == 0 && by_name.st_ino == st.st_ino)
-          ::shm_unlink(shm.c_str());
-        return nullptr;
-      }
-      ::flock(f.fd, LOCK_UN);
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    } else {
-      // A creator is at work: its flock is dropped when it finishes or dies.
-      ::flock(f.fd, LOCK_SH);
-      ::flock(f.fd, LOCK_UN);
-    }
-    if (std::chrono::steady_clock::now() > give_up)
-      throw CorruptSegment(std::string(name), seg_label(name) + " is still not initialised after " +
-                                                  std::to_string(kInitWait.count()) + " s; remove it (ipckit rm " +
-                                                  std::string(name) + ") and recreate it");
-  }
+  CheckedFile f = open_checked(name, trust);
+  const auto file_size = static_cast<std::uint64_t>(f.st.st_size);
+  if (file_size < sizeof(SegmentHeader))
+    throw_not_initialised(name, f.st, "it is " + std::to_string(file_size) + " bytes long");
+  if (file_size > kMaxSegmentSize)
+    throw CorruptSegment(std::string(name), seg_label(name) + " is " + std::to_string(file_size) +
+                                                " bytes long, larger than any segment; remove it (ipckit rm " +
+                                                std::string(name) + ")");
+  auto impl = map_segment(name, f.fd.get(), file_size, f.st);
+  const HeaderSnapshot snap = snapshot(impl->header());
+  validate_header(snap, name, f.st);
+  impl->max_objects_ = snap.max_objects;
+  impl->heap_offset_ = snap.heap_offset;
+  return impl;
 }
 
 }  // namespace
@@ -305,6 +301,7 @@ std::string count_words(ObjectKind kind, std::uint64_t n) {
 }
 }  // namespace
 
+
 std::size_t Segment::min_size(std::uint32_t max_objects) {
   return detail::directory_bytes(max_objects) + 4096;
 }
@@ -313,41 +310,49 @@ Segment Segment::create(std::string_view name, std::size_t size, SegmentOptions 
   return Segment(detail::create_segment(name, size, options));
 }
 
-Segment Segment::open(std::string_view name) { return Segment(detail::open_segment(name, false)); }
+Segment Segment::open(std::string_view name, OpenOptions options) {
+  return Segment(detail::open_segment(name, {options.mode, options.allow_owner, options.any_owner}));
+}
 
 Segment Segment::open_or_create(std::string_view name, std::size_t size, SegmentOptions options) {
-  detail::check_segment_name(name);
-  for (int attempt = 0;; ++attempt) {
+  detail::check_create_args(name, size, options);
+  const detail::Trust trust{options.mode, options.allow_owner, false};
+  // Each round either returns or saw the name appear or vanish in between:
+  // only removals racing with us make it go round again.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    try {
+      return Segment(detail::open_segment(name, trust));
+    } catch (const NotFound&) {
+    }
     try {
       return Segment(detail::create_segment(name, size, options));
     } catch (const AlreadyExists&) {
+      // Another process published it first: open theirs.
+    } catch (const OutOfSpace&) {
+      // Racing creators each reserve the size until one publishes: if one
+      // did, use it; else there is really no room.
+      if (!detail::name_taken(name)) throw;
     }
-    try {
-      if (auto impl = detail::open_segment(name, true)) return Segment(std::move(impl));
-    } catch (const NotFound&) {
-      // Removed between our create and open: try again.
-    }
-    if (attempt > 100)
-      throw SystemError(std::string(name), detail::seg_label(name) + ": open_or_create kept racing with removals; retry");
   }
+  throw SystemError(std::string(name), detail::seg_label(name) + ": open_or_create kept racing with removals of " +
+                                           detail::shm_path(name) + "; retry");
 }
 
 bool Segment::remove(std::string_view name) {
   detail::check_segment_name(name);
-  if (::shm_unlink(detail::shm_name(name).c_str()) == 0) return true;
+  if (::unlink(detail::shm_path(name).c_str()) == 0) return true;
   if (errno == ENOENT) return false;
   detail::throw_errno(errno, name, "remove");
 }
 
 bool Segment::exists(std::string_view name) {
   detail::check_segment_name(name);
-  struct stat st{};
-  return ::stat((std::string(detail::kShmDir) + "ipckit." + std::string(name)).c_str(), &st) == 0;
+  return detail::name_taken(name);
 }
 
 std::vector<std::string> Segment::list() {
   std::vector<std::string> names;
-  DIR* d = ::opendir(detail::kShmDir);
+  DIR* d = ::opendir(detail::shm_dir().c_str());
   if (d == nullptr) return names;
   while (dirent* e = ::readdir(d)) {
     std::string_view n = e->d_name;
@@ -358,10 +363,89 @@ std::vector<std::string> Segment::list() {
   return names;
 }
 
+namespace {
+
+// The allocation pointer, checked against the handle's own geometry.
+std::uint64_t checked_top(const detail::SegmentImpl& impl) {
+  const std::uint64_t top = impl.header().heap_top.load(std::memory_order_acquire);
+  if (top < impl.heap_offset_ || top > impl.size_)
+    impl.corrupt("its allocation pointer (" + std::to_string(top) + ") lies outside its heap (" +
+                 std::to_string(impl.heap_offset_) + " to " + std::to_string(impl.size_) + ")");
+  return top;
+}
+
+// The number of published entries, checked against the handle's geometry.
+std::uint32_t checked_count(const detail::SegmentImpl& impl) {
+  const std::uint32_t n = impl.header().object_count.load(std::memory_order_acquire);
+  if (n > impl.max_objects_)
+    impl.corrupt("its object count (" + std::to_string(n) + ") exceeds its directory (" +
+                 std::to_string(impl.max_objects_) + " entries)");
+  return n;
+}
+
+// A published entry, copied out of the segment (so that it cannot change
+// between check and use) and checked against the geometry and `top`.
+DirEntry checked_entry(const detail::SegmentImpl& impl, std::uint32_t i, std::uint64_t top) {
+  DirEntry e;
+  std::memcpy(&e, &impl.entry(i), sizeof e);
+  const bool named = std::memchr(e.name, '\0', sizeof e.name) != nullptr &&
+                     std::memchr(e.type_name, '\0', sizeof e.type_name) != nullptr;
+  if (!named || e.offset < impl.heap_offset_ || e.offset % 64 != 0 || e.bytes > top || e.offset > top - e.bytes ||
+      e.kind < 1 || e.kind > kLastObjectKind)
+    impl.corrupt("directory entry " + std::to_string(i) + " points outside the segment");
+  return e;
+}
+
+// The directory as seen now: the entry named `name` if any, how many entries
+// there are, and where the objects end.
+struct Lookup {
+  std::optional<DirEntry> found;
+  std::uint32_t count = 0;
+  std::uint64_t objects_end = 0;
+};
+
+Lookup look_up(const detail::SegmentImpl& impl, std::string_view name) {
+  Lookup r;
+  const std::uint64_t top = checked_top(impl);
+  r.count = checked_count(impl);
+  r.objects_end = impl.heap_offset_;
+  std::uint32_t at = 0;
+  for (std::uint32_t i = 0; i < r.count; ++i) {
+    const DirEntry e = checked_entry(impl, i, top);
+    r.objects_end = std::max(r.objects_end, e.offset + e.bytes);
+    if (!r.found && name == e.name) {
+      r.found = e;
+      at = i;
+    }
+  }
+  if (!r.found) return r;
+  // Objects never overlap: an entry that overlaps another was rewritten, and
+  // handing it out would let two objects share memory.
+  const std::uint64_t begin = r.found->offset;
+  const std::uint64_t end = begin + r.found->bytes;
+  for (std::uint32_t i = 0; i < r.count; ++i) {
+    if (i == at) continue;
+    const DirEntry& other = impl.entry(i);
+    const std::uint64_t o_begin = detail::read_once(other.offset);
+    const std::uint64_t o_end = o_begin + std::min(detail::read_once(other.bytes), UINT64_MAX - o_begin);
+    if (o_begin < end && begin < o_end)
+      impl.corrupt("directory entries " + std::to_string(at) + " ('" + std::string(name) + "') and " +
+                   std::to_string(i) + " overlap");
+  }
+  return r;
+}
+
+ObjectInfo to_info(const DirEntry& e) {
+  return ObjectInfo{e.name, static_cast<ObjectKind>(e.kind), e.type_name, e.elem_size, e.count, e.offset, e.bytes};
+}
+
+}  // namespace
+
 const std::string& Segment::name() const noexcept { return impl_->name_; }
 std::size_t Segment::size() const noexcept { return impl_->size_; }
 std::size_t Segment::free_bytes() const noexcept {
-  return impl_->size_ - impl_->header().heap_top.load(std::memory_order_relaxed);
+  const std::uint64_t top = impl_->header().heap_top.load(std::memory_order_relaxed);
+  return top >= impl_->heap_offset_ && top <= impl_->size_ ? impl_->size_ - top : 0;
 }
 std::shared_ptr<const void> Segment::keepalive() const noexcept { return impl_; }
 
@@ -374,63 +458,33 @@ SegmentInfo Segment::info() const {
   SegmentInfo i;
   i.name = impl_->name_;
   i.size = impl_->size_;
-  i.used = h.heap_top.load(std::memory_order_relaxed);
-  i.objects = h.object_count.load(std::memory_order_acquire);
-  i.max_objects = h.max_objects;
-  i.creator_pid = h.creator_pid;
-  i.creator_alive = h.creator_start_ticks != 0 && detail::process_start_ticks(h.creator_pid) == h.creator_start_ticks;
-  i.created_unix = h.created_unix;
+  i.used = std::clamp<std::uint64_t>(h.heap_top.load(std::memory_order_relaxed), impl_->heap_offset_, impl_->size_);
+  i.objects = std::min(h.object_count.load(std::memory_order_acquire), impl_->max_objects_);
+  i.max_objects = impl_->max_objects_;
+  i.creator_pid = detail::read_once(h.creator_pid);
+  const std::uint64_t start = detail::read_once(h.creator_start_ticks);
+  i.creator_alive = start != 0 && i.creator_pid > 0 && detail::process_start_ticks(i.creator_pid) == start;
+  i.created_unix = detail::read_once(h.created_unix);
   i.mode = impl_->mode_;
   i.owner_uid = impl_->uid_;
   return i;
 }
 
-namespace {
-
-// A published entry, checked against the segment bounds before use.
-const DirEntry& checked_entry(const detail::SegmentImpl& impl, std::uint32_t i) {
-  const auto& h = impl.header();
-  const DirEntry& e = impl.entries()[i];
-  const std::uint64_t top = h.heap_top.load(std::memory_order_acquire);
-  const bool named = std::memchr(e.name, '\0', sizeof e.name) != nullptr &&
-                     std::memchr(e.type_name, '\0', sizeof e.type_name) != nullptr;
-  if (!named || e.offset < h.heap_offset || e.offset % 64 != 0 || e.bytes > top || e.offset > top - e.bytes ||
-      e.kind < 1 || e.kind > kLastObjectKind)
-    throw CorruptSegment(impl.name_, detail::seg_label(impl.name_) + " is corrupt: directory entry " +
-                                         std::to_string(i) + " points outside the segment; remove it (ipckit rm " +
-                                         impl.name_ + ") and recreate it");
-  return e;
-}
-
-const DirEntry* find_entry(const detail::SegmentImpl& impl, std::string_view name) {
-  const std::uint32_t n = impl.header().object_count.load(std::memory_order_acquire);
-  for (std::uint32_t i = 0; i < n; ++i) {
-    const DirEntry& e = checked_entry(impl, i);
-    if (name == e.name) return &e;
-  }
-  return nullptr;
-}
-
-ObjectInfo to_info(const DirEntry& e) {
-  return ObjectInfo{e.name, static_cast<ObjectKind>(e.kind), e.type_name, e.elem_size, e.count, e.offset, e.bytes};
-}
-
-}  // namespace
-
 std::vector<ObjectInfo> Segment::objects() const {
   std::vector<ObjectInfo> out;
-  const std::uint32_t n = impl_->header().object_count.load(std::memory_order_acquire);
-  for (std::uint32_t i = 0; i < n; ++i) out.push_back(to_info(checked_entry(*impl_, i)));
+  const std::uint64_t top = checked_top(*impl_);
+  const std::uint32_t n = checked_count(*impl_);
+  for (std::uint32_t i = 0; i < n; ++i) out.push_back(to_info(checked_entry(*impl_, i, top)));
   return out;
 }
 
 const void* Segment::object_body(std::string_view name, ObjectInfo* info) const {
-  const DirEntry* e = find_entry(*impl_, name);
-  if (e == nullptr)
+  const Lookup l = look_up(*impl_, name);
+  if (!l.found)
     throw NotFound(std::string(name), "no object '" + std::string(name) + "' in " + detail::seg_label(impl_->name_) +
                                           "; `ipckit inspect " + impl_->name_ + "` lists what is there");
-  if (info != nullptr) *info = to_info(*e);
-  return impl_->at(e->offset);
+  if (info != nullptr) *info = to_info(*l.found);
+  return impl_->at(l.found->offset);
 }
 
 std::optional<LockHolder> Segment::holder_of(std::string_view name) const {
@@ -438,6 +492,23 @@ std::optional<LockHolder> Segment::holder_of(std::string_view name) const {
   Lock view(static_cast<detail::LockState*>(body), keepalive(), std::string(name));
   return view.holder();
 }
+
+namespace {
+
+// Takes the directory lock for at most kDirectoryLockWait: its holder may
+// be stopped (SIGSTOP, a debugger), and creation must not wait for it forever.
+void lock_directory(Lock& dir, const std::string& what) {
+  if (dir.try_lock_for(kDirectoryLockWait)) return;
+  std::string who = "a process that has just let it go";
+  if (auto h = dir.holder())
+    who = "pid " + std::to_string(h->pid) + " (thread " + std::to_string(h->tid) + (h->alive ? ", alive)" : ", dead)");
+  throw Timeout(what, "cannot create " + what + ": the segment's directory lock has been held by " + who +
+                          " for more than " + std::to_string(kDirectoryLockWait.count()) +
+                          " s; that process is probably stopped (SIGSTOP, Ctrl-Z, a debugger) while creating an "
+                          "object: resume or end it, then retry");
+}
+
+}  // namespace
 
 void* Segment::find_or_create(std::string_view name, const detail::ObjectSpec& spec) {
   detail::check_object_name(impl_->name_, name);
@@ -467,19 +538,26 @@ void* Segment::find_or_create(std::string_view name, const detail::ObjectSpec& s
     return impl_->at(e.offset);
   };
 
-  if (const DirEntry* e = find_entry(*impl_, name)) return check_match(*e);
+  if (const Lookup l = look_up(*impl_, name); l.found) return check_match(*l.found);
 
   // Create under the directory lock. A creator killed here leaves at worst
   // leaked heap space and an unpublished entry: the count is published last.
   Lock dir(&h.directory_lock, keepalive(), "directory of " + detail::seg_label(impl_->name_));
-  std::lock_guard guard(dir);
-  if (const DirEntry* e = find_entry(*impl_, name)) return check_match(*e);
-  const std::uint32_t n = h.object_count.load(std::memory_order_relaxed);
-  if (n >= h.max_objects)
+  lock_directory(dir, label(spec.kind, name));
+  std::lock_guard guard(dir, std::adopt_lock);
+  const Lookup l = look_up(*impl_, name);
+  if (l.found) return check_match(*l.found);
+  const std::uint32_t n = l.count;
+  if (n >= impl_->max_objects_)
     throw OutOfSpace(std::string(name), detail::seg_label(impl_->name_) + " cannot hold object '" + std::string(name) +
-                                            "': its directory is full (" + std::to_string(h.max_objects) +
+                                            "': its directory is full (" + std::to_string(impl_->max_objects_) +
                                             " objects); create the segment with a larger SegmentOptions::max_objects");
-  const std::uint64_t top = h.heap_top.load(std::memory_order_relaxed);
+  const std::uint64_t top = checked_top(*impl_);
+  // The pointer only grows, past every object: one moved back would hand
+  // out live objects' memory again.
+  if (top < l.objects_end)
+    impl_->corrupt("its allocation pointer (" + std::to_string(top) + ") lies below the end of its objects (" +
+                   std::to_string(l.objects_end) + ")");
   const std::uint64_t off = detail::align_up(top, 64);
   if (off > impl_->size_ || spec.bytes > impl_->size_ - off)
     throw OutOfSpace(std::string(name), detail::seg_label(impl_->name_) + " cannot hold object '" + std::string(name) +
@@ -492,7 +570,7 @@ void* Segment::find_or_create(std::string_view name, const detail::ObjectSpec& s
   std::memset(body, 0, spec.bytes);
   if (spec.init != nullptr) spec.init(body, spec.init_arg);
 
-  DirEntry& e = impl_->entries()[n];
+  DirEntry& e = impl_->entry(n);
   std::memset(&e, 0, sizeof e);
   std::memcpy(e.name, name.data(), name.size());
   std::strncpy(e.type_name, spec.type_name, sizeof e.type_name - 1);

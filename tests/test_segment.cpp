@@ -211,13 +211,18 @@ TEST(Segment, DirectoryEntryPointingOutsideIsCorrupt) {
   EXPECT_THROW(seg.objects(), ipckit::CorruptSegment);
 }
 
-TEST(Segment, AbandonedCreationIsReportedAndReplacedByOpenOrCreate) {
+TEST(Segment, AnUninitialisedFileUnderTheNameIsReportedNotReplaced) {
   ScopedSegmentName n("abandoned");
-  // A creator that died right after shm_open leaves an empty object behind.
+  // What an older ipckit's creator left when it died right after shm_open.
+  // This one never shows an unfinished segment under its name, so such a
+  // file is someone else's: reported, never replaced (only a provably dead
+  // creator's segment could be, and this file names none).
   int fd = ::shm_open(("/ipckit." + n.name).c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
   ASSERT_GE(fd, 0);
   ::close(fd);
   EXPECT_THROW(Segment::open(n.name), ipckit::CorruptSegment);
+  EXPECT_THROW(Segment::open_or_create(n.name, 1 << 20), ipckit::CorruptSegment);
+  ASSERT_TRUE(Segment::remove(n.name));
   auto seg = Segment::open_or_create(n.name, 1 << 20);
   seg.value<int>("works").set(1);
   EXPECT_EQ(Segment::open(n.name).value<int>("works").get(), 1);

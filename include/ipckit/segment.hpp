@@ -1,24 +1,48 @@
 // ipckit/segment.hpp — a named shared-memory segment and the objects in it.
 //
-// A Segment is one POSIX shared-memory object (/dev/shm/ipckit.<name>) with a
-// header and a directory of named objects. Processes meet by name:
+// A Segment is one shared-memory file (/dev/shm/ipckit.<name>) with a header
+// and a directory of named objects. Processes meet by name:
 //
 //   auto seg = ipckit::Segment::open_or_create("demo", 1 << 20);
 //   auto counter = seg.value<std::int64_t>("counter");   // zero on first use
 //   auto lock = seg.lock("A");
 //
-// Creation is exclusive (O_EXCL: nobody can squat on a name being created)
-// and owner-only (mode 0600) unless `SegmentOptions::mode` says otherwise.
-// Many processes may race in open_or_create: exactly one creates, the others
-// wait (bounded) until it has finished initialising. A creator that died
-// half-way leaves a segment that open_or_create replaces and open() reports
-// as CorruptSegment.
+// Creation is exclusive and owner-only (mode 0600) unless
+// `SegmentOptions::mode` says otherwise. A segment is built unnamed, its
+// whole size reserved (so a full /dev/shm is an OutOfSpace at creation, never
+// a SIGBUS later), its header written, and only then linked under its name,
+// atomically and only if the name is free. So an opener never sees a
+// half-made segment and never waits for a creator; a creator that dies
+// half-way leaves nothing behind. Many processes may race in open_or_create:
+// all of them end up on the one segment that was published first.
+//
+// Opening never blocks on another process: ipckit takes no file locks, so a
+// stopped process or another user holding a flock on the file changes
+// nothing. What is found under a name is checked before it is used: by
+// default `open`/`open_or_create` refuse (PermissionDenied, saying why) a
+// file owned by another user, or one whose mode grants group/other bits the
+// caller did not ask for (another user may have planted it to read what you
+// write). `OpenOptions` / `SegmentOptions` accept a named other owner and a
+// shared mode explicitly. A file under the name that is not a complete
+// segment is CorruptSegment, never replaced: remove it (`ipckit rm`).
 //
 // Objects are created on first use, zero-initialised, and never move; each
 // carries a type tag (type name, size, alignment, kind, layout version) that
 // is checked whenever another process opens it by name. Creating objects
-// takes the segment's directory lock (crash-safe, like Lock); using them never
-// does.
+// takes the segment's directory lock (crash-safe, like Lock) for at most
+// `kDirectoryLockWait` (5 s): a holder that is stopped (SIGSTOP, a debugger)
+// makes creation fail with Timeout naming it instead of blocking forever.
+// Using objects never takes it.
+//
+// The segment's geometry (size, directory size and place) is copied into the
+// handle when it is opened and never re-read; what other processes change
+// (allocation pointer, object count, directory entries) is range-checked
+// before every use, so a stray write into the segment is a CorruptSegment,
+// never a wild memory access or an object written over another.
+//
+// Environment: IPCKIT_SHM_DIR (an absolute path) puts segment files in
+// another directory than /dev/shm, e.g. a container's shared tmpfs. Every
+// process that meets by name must use the same one.
 //
 // Destroying a Segment handle unmaps it once no object handle needs it;
 // `Segment::remove(name)` deletes the name from the system (processes that
@@ -27,6 +51,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -56,9 +81,33 @@ template <class T> class PriorityQueue;
 class ByteQueue;
 
 struct SegmentOptions {
-  mode_t mode = 0600;             // permissions of the shm object (umask is ignored)
-  std::uint32_t max_objects = 256; // directory capacity
+  // Permissions of a segment this call creates (umask is ignored). When
+  // open_or_create finds an existing segment, also the group/other bits it
+  // accepts on it (see OpenOptions::mode).
+  mode_t mode = 0600;
+  std::uint32_t max_objects = 256;  // directory capacity
+  // open_or_create finding an existing segment: also accept one owned by
+  // this user (see OpenOptions::allow_owner).
+  std::optional<uid_t> allow_owner;
 };
+
+// What Segment::open accepts. By default only a segment owned by the
+// calling user (effective uid) whose mode grants group/other nothing: any
+// local user can create files in /dev/shm, so anything else may have been
+// planted to capture what you write.
+struct OpenOptions {
+  // The group/other permission bits accepted (owner bits are not checked):
+  // 0660 to open a segment shared with a group, 0666 with everyone.
+  mode_t mode = 0600;
+  // Also accept a segment owned by this user (you trust them).
+  std::optional<uid_t> allow_owner;
+  // Accept any owner and mode: for tools that only look (ipckit ls/inspect).
+  bool any_owner = false;
+};
+
+// How long creating an object waits for the segment's directory lock before
+// it throws Timeout naming the holder (a stopped process, a debugger).
+inline constexpr std::chrono::seconds kDirectoryLockWait{5};
 
 enum class ObjectKind : std::uint32_t {
   Value = 1,
@@ -122,11 +171,16 @@ struct ObjectSpec {
 
 class Segment {
  public:
-  // Throws AlreadyExists, InvalidName, InvalidArgument (size), PermissionDenied, SystemError.
+  // Throws AlreadyExists, InvalidName, InvalidArgument (size), OutOfSpace
+  // (the file system cannot hold `size` now or ever: the message gives the
+  // numbers), PermissionDenied, SystemError.
   static Segment create(std::string_view name, std::size_t size, SegmentOptions options = {});
-  // Throws NotFound, InvalidName, PermissionDenied, CorruptSegment, SystemError.
-  static Segment open(std::string_view name);
-  // Opens the segment if it exists (its size is kept), otherwise creates it.
+  // Throws NotFound, InvalidName, PermissionDenied (another owner, a mode
+  // `options` does not accept), CorruptSegment, SystemError. Never waits.
+  static Segment open(std::string_view name, OpenOptions options = {});
+  // Opens the segment if it exists (its size is kept; it must pass the
+  // checks of open() with options.mode and options.allow_owner), otherwise
+  // creates it. Throws what create() and open() throw.
   static Segment open_or_create(std::string_view name, std::size_t size, SegmentOptions options = {});
   // Deletes the name; returns false if there was none. Throws InvalidName, PermissionDenied.
   static bool remove(std::string_view name);
