@@ -163,8 +163,8 @@ CheckedFile open_checked(std::string_view name, const Trust& trust) {
   const uid_t me = ::geteuid();
   if (f.st.st_uid != me && !(trust.allow_owner && f.st.st_uid == *trust.allow_owner))
     throw PermissionDenied(s, seg_label(name) + " (" + path + ") belongs to " + user_text(f.st.st_uid) +
-                                  ", not to you (" + user_text(me) +
-                                  "): another user may have planted it to read or change what you put in it. "
+                                  ", not to you, " + user_text(me) +
+                                  ": another user may have planted it to read or change what you put in it. "
                                   "Remove it (as its owner or root: ipckit rm " + s +
                                   ") or, if you trust that user, pass allow_owner = " +
                                   std::to_string(f.st.st_uid) + " in OpenOptions / SegmentOptions");

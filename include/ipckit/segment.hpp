@@ -180,7 +180,10 @@ class Segment {
   static Segment open(std::string_view name, OpenOptions options = {});
   // Opens the segment if it exists (its size is kept; it must pass the
   // checks of open() with options.mode and options.allow_owner), otherwise
-  // creates it. Throws what create() and open() throw.
+  // creates it. Throws what create() and open() throw. Processes racing to
+  // create it each reserve `size` until the first one publishes; where
+  // /dev/shm cannot hold all of them at once, a loser that finds nothing
+  // published yet gets OutOfSpace.
   static Segment open_or_create(std::string_view name, std::size_t size, SegmentOptions options = {});
   // Deletes the name; returns false if there was none. Throws InvalidName, PermissionDenied.
   static bool remove(std::string_view name);
