@@ -19,7 +19,7 @@ std::size_t holders_find_dead(const HolderSlot* slots, std::size_t n, DeadHolder
   std::size_t found = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const std::uint32_t tid = slots[i].tid.load(std::memory_order_acquire);
-    if (tid == 0) continue;
+    if (tid == 0 || slots[i].units.load(std::memory_order_relaxed) == 0) continue;  // nothing to give back
     // The start time was written before the tid was published; a slot that
     // changes hands meanwhile gives a pair that no longer matches the slot
     // when it is checked again under the lock.
@@ -33,16 +33,22 @@ std::size_t holders_find_dead(const HolderSlot* slots, std::size_t n, DeadHolder
 int holders_claim(HolderSlot* slots, std::size_t n, const ThreadIdentity& me) noexcept {
   const int mine = holders_find(slots, n, me.tid);
   if (mine >= 0) return mine;
+  int idle = -1;  // a slot holding nothing: its thread may have it back later, but need not
   for (std::size_t i = 0; i < n; ++i) {
     HolderSlot& h = slots[i];
-    if (h.tid.load(std::memory_order_relaxed) != 0) continue;
-    // Fill it, then publish the tid: a reader that sees the tid sees its start time.
-    h.start_ticks.store(me.start_ticks, std::memory_order_relaxed);
-    h.units.store(0, std::memory_order_relaxed);
-    h.tid.store(me.tid, std::memory_order_release);
-    return static_cast<int>(i);
+    if (h.tid.load(std::memory_order_relaxed) == 0) {
+      idle = static_cast<int>(i);
+      break;
+    }
+    if (idle < 0 && h.units.load(std::memory_order_relaxed) == 0) idle = static_cast<int>(i);
   }
-  return -1;
+  if (idle < 0) return -1;
+  // Fill it, then publish the tid: a reader that sees the tid sees its start time.
+  HolderSlot& h = slots[idle];
+  h.start_ticks.store(me.start_ticks, std::memory_order_relaxed);
+  h.units.store(0, std::memory_order_relaxed);
+  h.tid.store(me.tid, std::memory_order_release);
+  return idle;
 }
 
 std::uint32_t holders_free_dead(HolderSlot* slots, const DeadHolder& dead) noexcept {

@@ -35,8 +35,11 @@ class Semaphore::TableLock {
  public:
   TableLock(Semaphore& sem, detail::Deadline deadline) : s_(sem.s_->table_lock) {
     const auto& me = detail::this_thread();
-    if (deadline) deadline = std::max(*deadline, Clock::now() + kTableLockGrace);
-    held_ = detail::try_lock_fast(s_, me) || detail::lock_slow(s_, me, deadline, false, sem.label_.c_str());
+    held_ = detail::try_lock_fast(s_, me);
+    if (!held_) {
+      if (deadline) deadline = std::max(*deadline, Clock::now() + kTableLockGrace);
+      held_ = detail::lock_slow(s_, me, deadline, false, sem.label_.c_str());
+    }
     took_over_ = held_ && s_.owner_died.load(std::memory_order_relaxed) != 0;
   }
   ~TableLock() {
@@ -178,9 +181,8 @@ void Semaphore::release_tracked(std::uint32_t n) {
       throw CorruptSegment(label_, label_ + " is corrupt: its count " + std::to_string(c) + " and this thread's " +
                                        units(mine) + " exceed its initial value " + std::to_string(initial_) +
                                        "; remove the segment (ipckit rm) and recreate it");
-    auto& h = s_->holders[slot];
-    h.units.store(mine - n, std::memory_order_relaxed);
-    if (mine == n) h.tid.store(0, std::memory_order_release);
+    // The slot stays this thread's at 0 units (claim hands it on if needed).
+    s_->holders[slot].units.store(mine - n, std::memory_order_relaxed);
     s_->count.store(c + n, std::memory_order_seq_cst);
   }
   if (s_->sleepers.load(std::memory_order_seq_cst) != 0) detail::futex_wake(s_->count, static_cast<int>(n));

@@ -2,7 +2,9 @@
 // can be given back: a tracked semaphore's units.
 //
 // A slot belongs to one thread (tid + start time) and counts the units it
-// holds. Slots change only under their table's lock (the owner of the
+// holds. A thread keeps its slot when its count drops to 0, so that its next
+// acquire finds it at once; such idle slots are handed to other threads
+// when no slot is free. Slots change only under their table's lock (the owner of the
 // table keeps its other books, e.g. the semaphore's count, under the same
 // lock), and every change is a single store, so a process killed at any
 // instant leaves each slot whole: either as it was or as it was meant to be.
@@ -37,12 +39,13 @@ struct DeadHolder {
 int holders_find(const HolderSlot* slots, std::size_t n, std::uint32_t tid) noexcept;
 // The units thread `tid` holds.
 std::uint32_t holders_count(const HolderSlot* slots, std::size_t n, std::uint32_t tid) noexcept;
-// Fills `out` (room for n) with the claimed slots whose thread is gone;
-// returns how many. Reads /proc for every claimed slot.
+// Fills `out` (room for n) with the slots holding units whose thread is
+// gone; returns how many. Reads /proc for every slot holding units.
 std::size_t holders_find_dead(const HolderSlot* slots, std::size_t n, DeadHolder* out) noexcept;
 
 // With the table's lock held.
-// The caller's slot, claimed (with 0 units) if it has none; -1 when all are taken.
+// The caller's slot, claimed (with 0 units) if it has none: a free slot, else
+// an idle one (0 units) of another thread; -1 when every slot holds units.
 int holders_claim(HolderSlot* slots, std::size_t n, const ThreadIdentity& me) noexcept;
 // Frees `slot` if it still belongs to the dead holder `dead` (same thread,
 // same start time: a dead thread's identity never comes back); returns the
