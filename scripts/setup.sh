@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 packages=(
   cmake ninja-build g++
-  libboost-dev libcereal-dev libgtest-dev libbenchmark-dev libcli11-dev libsqlite3-dev
+  libboost-dev libcereal-dev libgtest-dev libbenchmark-dev libcli11-dev libsqlite3-dev nlohmann-json3-dev
   python3
 )
 

@@ -1,78 +1,252 @@
-// Semaphore: the count is the futex word; tracked semaphores also keep a
-// table of holders so that a dead holder's units can be given back.
+// Semaphore: the count is the futex word. An untracked semaphore changes it
+// with single atomic operations. A tracked one keeps a table of holders
+// beside it, and the two must move together: a unit is either in the count
+// or in exactly one holder's slot. They change under the table lock, a
+// crash-safe lock (LockState): if a holder of it dies half-way, the next
+// holder takes the lock over and recomputes the count from the table
+// (count = initial - every slot's units), which is exact because nothing
+// else ever changes either of them.
 #include "ipckit/semaphore.hpp"
 
+#include <algorithm>
+#include <exception>
 #include <string>
 
-#include "ipckit/detail/lock_state.hpp"
 #include "ipckit/error.hpp"
 
 namespace ipckit {
 namespace {
 
-using detail::semaphore_try_take;
+using Clock = std::chrono::steady_clock;
+
+// The table lock is held for a few dozen instructions: a try_acquire() waits
+// this long for it (a holder preempted mid-operation) before reporting no
+// unit, and an acquire(timeout) at least this long.
+constexpr auto kTableLockGrace = std::chrono::milliseconds(2);
+
+std::string units(std::uint64_t n) { return std::to_string(n) + (n == 1 ? " unit" : " units"); }
 
 }  // namespace
 
-bool Semaphore::acquire_until(detail::Deadline deadline) {
-  const bool tracked = s_->track_holders != 0;
-  bool got = semaphore_try_take(*s_);
-  if (!got && tracked && reclaim_dead_holders()) got = semaphore_try_take(*s_);
-  if (!got) {
-    // Only a tracked semaphore has dead holders to look for while it sleeps.
-    const std::chrono::nanoseconds tick = tracked ? std::chrono::nanoseconds(detail::kLivenessInterval)
-                                                  : std::chrono::nanoseconds(std::chrono::seconds(1));
-    got = detail::wait_for_change(s_->count, s_->sleepers, [this] { return semaphore_try_take(*s_); }, deadline,
-                                  tick, [this, tracked] {
-                                    if (tracked) reclaim_dead_holders();
-                                  });
+// Holds the table lock for a scope. Waits until `deadline` (never less than
+// the grace) for it; `held()` says whether it got it. A lock taken over from
+// a dead holder is repaired by the caller (repair_after_takeover) first thing.
+class Semaphore::TableLock {
+ public:
+  TableLock(Semaphore& sem, detail::Deadline deadline) : s_(sem.s_->table_lock) {
+    const auto& me = detail::this_thread();
+    held_ = detail::try_lock_fast(s_, me);
+    if (!held_) {
+      if (deadline) deadline = std::max(*deadline, Clock::now() + kTableLockGrace);
+      held_ = detail::lock_slow(s_, me, deadline, false, sem.label_.c_str());
+    }
+    took_over_ = held_ && s_.owner_died.load(std::memory_order_relaxed) != 0;
   }
-  if (got && tracked) record_holder(1);
+  ~TableLock() {
+    if (held_) detail::unlock_owned(s_);
+  }
+  TableLock(const TableLock&) = delete;
+  TableLock& operator=(const TableLock&) = delete;
+  [[nodiscard]] bool held() const noexcept { return held_; }
+  [[nodiscard]] bool took_over() const noexcept { return took_over_; }
+  // The repair is done: later holders need not repeat it.
+  void repaired() noexcept {
+    s_.owner_died.store(0, std::memory_order_relaxed);
+    took_over_ = false;
+  }
+
+ private:
+  detail::LockState& s_;
+  bool held_ = false;
+  bool took_over_ = false;
+};
+
+Semaphore::Semaphore(detail::SemaphoreState* s, std::shared_ptr<const void> keepalive, std::string label)
+    : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {
+  initial_ = s_->initial;
+  const std::uint32_t bounded = s_->bounded, tracked = s_->track_holders;
+  if (bounded > 1 || tracked > 1 || initial_ > detail::kSemaphoreMaxInitial)
+    throw CorruptSegment(label_, label_ + " is corrupt: its settings read initial " + std::to_string(initial_) +
+                                     ", bounded " + std::to_string(bounded) + ", tracked " + std::to_string(tracked) +
+                                     "; remove the segment (ipckit rm) and recreate it");
+  bounded_ = bounded != 0;
+  tracked_ = tracked != 0;
+}
+
+// ------------------------------------------------------------------ acquire
+
+bool Semaphore::acquire_until(detail::Deadline deadline) {
+  if (tracked_) return acquire_tracked(deadline);
+  return detail::wait_for_change(
+      s_->count, s_->sleepers, [this] { return detail::semaphore_try_take(*s_); }, deadline,
+      std::chrono::seconds(1), [] {});
+}
+
+bool Semaphore::acquire(std::chrono::nanoseconds timeout) { return acquire_until(Clock::now() + timeout); }
+bool Semaphore::try_acquire() { return acquire_until(Clock::time_point::min()); }
+
+bool Semaphore::acquire_tracked(detail::Deadline deadline) {
+  if (take_tracked(deadline)) return true;
+  if (reclaim_dead_holders(deadline) && take_tracked(deadline)) return true;
+  // take_tracked() may throw (OutOfSpace, CorruptSegment); carried out of the
+  // wait so that it never leaves the sleeper count raised.
+  std::exception_ptr failure;
+  const bool got = detail::wait_for_change(
+      s_->count, s_->sleepers,
+      [&] {
+        try {
+          return take_tracked(deadline);
+        } catch (...) {
+          failure = std::current_exception();
+          return true;
+        }
+      },
+      deadline, detail::kLivenessInterval, [&] { reclaim_dead_holders(deadline); });
+  if (failure) std::rethrow_exception(failure);
   return got;
 }
 
-bool Semaphore::acquire(std::chrono::nanoseconds timeout) {
-  return acquire_until(std::chrono::steady_clock::now() + timeout);
+// One unit from the count into the caller's slot, if there is one (and the
+// table lock could be had by the deadline).
+bool Semaphore::take_tracked(detail::Deadline deadline) {
+  if (s_->count.load(std::memory_order_relaxed) == 0) return false;
+  TableLock lock(*this, deadline);
+  if (!lock.held()) return false;
+  if (lock.took_over()) {
+    repair_after_takeover();
+    lock.repaired();
+  }
+  const std::uint32_t c = s_->count.load(std::memory_order_relaxed);
+  if (c == 0) return false;
+  const auto& me = detail::this_thread();
+  const int slot = detail::holders_claim(s_->holders, detail::kSemaphoreHolderSlots, me);
+  if (slot < 0)
+    throw OutOfSpace(label_, label_ + ": " + std::to_string(detail::kSemaphoreHolderSlots) +
+                                 " threads hold units already, the most a tracked semaphore records; "
+                                 "use an untracked semaphore for more holders");
+  auto& held = s_->holders[slot].units;
+  const std::uint32_t mine = held.load(std::memory_order_relaxed);
+  if (mine >= initial_)
+    throw CorruptSegment(label_, label_ + " is corrupt: this thread's slot says it holds " + units(mine) + " of " +
+                                     std::to_string(initial_) + "; remove the segment (ipckit rm) and recreate it");
+  // Two stores; a death between them is repaired by the lock's next holder.
+  s_->count.store(c - 1, std::memory_order_relaxed);
+  held.store(mine + 1, std::memory_order_relaxed);
+  return true;
 }
-bool Semaphore::try_acquire() { return acquire_until(std::chrono::steady_clock::time_point::min()); }
+
+// ------------------------------------------------------------------ release
 
 void Semaphore::release_checked(std::uint32_t n) {
   if (n == 0) throw InvalidArgument(label_, label_ + ": release(0) gives nothing back; release at least one unit");
-  if (s_->track_holders != 0) {
-    const auto& me = detail::this_thread();
-    if (!detail::holders_remove(s_->holders, detail::kSemaphoreHolderSlots, me, n))
-      throw NotOwner(label_, label_ + ": this thread holds " +
-                                 std::to_string(detail::holders_count(s_->holders, detail::kSemaphoreHolderSlots, me)) +
-                                 " unit(s) and cannot release " + std::to_string(n) +
-                                 "; a semaphore that tracks holders is released by its holders");
-  }
-  if (s_->bounded != 0) {
+  if (tracked_) return release_tracked(n);
+  if (bounded_) {
     std::uint32_t c = s_->count.load(std::memory_order_relaxed);
     do {
-      if (std::uint64_t{c} + n > s_->initial)
+      if (std::uint64_t{c} + n > initial_)
         throw TooManyReleases(label_, label_ + ": releasing " + std::to_string(n) + " would raise it to " +
                                           std::to_string(std::uint64_t{c} + n) + ", above its initial value " +
-                                          std::to_string(s_->initial) + "; release only what was acquired");
+                                          std::to_string(initial_) + "; release only what was acquired");
     } while (!s_->count.compare_exchange_weak(c, c + n, std::memory_order_seq_cst, std::memory_order_relaxed));
     if (s_->sleepers.load(std::memory_order_seq_cst) != 0) detail::futex_wake(s_->count, static_cast<int>(n));
     return;
   }
-  detail::semaphore_give(*s_, n);
+  if (!detail::semaphore_give(*s_, n)) throw_overflow(n);
 }
 
-void Semaphore::record_holder(std::uint32_t units) {
-  if (detail::holders_add(s_->holders, detail::kSemaphoreHolderSlots, detail::this_thread(), units)) return;
-  detail::semaphore_give(*s_, units);
-  throw OutOfSpace(label_, label_ + ": " + std::to_string(detail::kSemaphoreHolderSlots) +
-                               " threads hold units already, the most a tracked semaphore records; "
-                               "use an untracked semaphore for more holders");
+void Semaphore::throw_overflow(std::uint32_t n) const {
+  throw InvalidArgument(label_, label_ + ": releasing " + std::to_string(n) + " to its count of " +
+                                    std::to_string(s_->count.load(std::memory_order_relaxed)) +
+                                    " would exceed the maximum " + std::to_string(detail::kSemaphoreMaxValue) +
+                                    "; nothing was released (release only what was acquired)");
 }
 
-bool Semaphore::reclaim_dead_holders() {
-  const std::uint64_t units = detail::holders_reclaim(s_->holders, detail::kSemaphoreHolderSlots);
-  if (units == 0) return false;
-  s_->reclaimed.fetch_add(units, std::memory_order_relaxed);
-  detail::semaphore_give(*s_, static_cast<std::uint32_t>(units));
+void Semaphore::release_tracked(std::uint32_t n) {
+  {
+    // No deadline: a release must happen (the lock is held for instructions,
+    // and a dead holder's is taken over).
+    TableLock lock(*this, std::nullopt);
+    if (lock.took_over()) {
+      repair_after_takeover();
+      lock.repaired();
+    }
+    const auto& me = detail::this_thread();
+    const int slot = detail::holders_find(s_->holders, detail::kSemaphoreHolderSlots, me.tid);
+    const std::uint32_t mine = slot < 0 ? 0 : s_->holders[slot].units.load(std::memory_order_relaxed);
+    if (mine < n)
+      throw NotOwner(label_, label_ + ": this thread holds " + units(mine) + " and cannot release " +
+                                 std::to_string(n) + "; a semaphore that tracks holders is released by its holders");
+    const std::uint32_t c = s_->count.load(std::memory_order_relaxed);
+    if (std::uint64_t{c} + n > initial_)
+      throw CorruptSegment(label_, label_ + " is corrupt: its count " + std::to_string(c) + " and this thread's " +
+                                       units(mine) + " exceed its initial value " + std::to_string(initial_) +
+                                       "; remove the segment (ipckit rm) and recreate it");
+    // The slot stays this thread's at 0 units (claim hands it on if needed).
+    s_->holders[slot].units.store(mine - n, std::memory_order_relaxed);
+    s_->count.store(c + n, std::memory_order_seq_cst);
+  }
+  if (s_->sleepers.load(std::memory_order_seq_cst) != 0) detail::futex_wake(s_->count, static_cast<int>(n));
+}
+
+// ------------------------------------------------------------------ the dead
+
+// With the table lock just taken over from a dead holder: it may have died
+// between its two stores, so the count is recomputed from the table.
+void Semaphore::repair_after_takeover() {
+  const std::uint64_t held = detail::holders_total(s_->holders, detail::kSemaphoreHolderSlots);
+  if (held > initial_)
+    throw CorruptSegment(label_, label_ + " is corrupt: its holders hold " + units(held) + " of " +
+                                     std::to_string(initial_) + "; remove the segment (ipckit rm) and recreate it");
+  const auto c = static_cast<std::uint32_t>(initial_ - held);
+  const std::uint32_t before = s_->count.exchange(c, std::memory_order_seq_cst);
+  if (c > before && s_->sleepers.load(std::memory_order_seq_cst) != 0)
+    detail::futex_wake(s_->count, static_cast<int>(c - before));
+}
+
+// Looks for dead holders without the lock (that reads /proc), then frees
+// the slots that still belong to them under it. Also takes the table lock
+// when someone holds it: a holder of it that died half-way through a release
+// left a unit out of the count, and only the lock's next holder repairs that
+// (a live holder keeps it for instructions, so this rarely waits). Returns
+// whether units came back.
+bool Semaphore::reclaim_dead_holders(detail::Deadline deadline) {
+  detail::DeadHolder dead[detail::kSemaphoreHolderSlots];
+  const std::size_t found = detail::holders_find_dead(s_->holders, detail::kSemaphoreHolderSlots, dead);
+  if (found == 0 && s_->table_lock.word.load(std::memory_order_relaxed) == 0) return false;
+  std::uint32_t before = 0, after = 0;
+  std::uint64_t back = 0;
+  {
+    TableLock lock(*this, deadline);
+    if (!lock.held()) return false;
+    before = s_->count.load(std::memory_order_relaxed);
+    if (lock.took_over()) {
+      repair_after_takeover();
+      lock.repaired();
+    }
+    const std::uint32_t c = s_->count.load(std::memory_order_relaxed);
+    // Only slots that still belong to the dead holders count (one may have
+    // been freed by another reclaimer and claimed by a live thread since).
+    std::uint64_t total = 0;
+    for (std::size_t i = 0; i < found; ++i) {
+      const auto& h = s_->holders[dead[i].slot];
+      if (h.tid.load(std::memory_order_relaxed) == dead[i].tid &&
+          h.start_ticks.load(std::memory_order_relaxed) == dead[i].start_ticks)
+        total += h.units.load(std::memory_order_relaxed);
+    }
+    if (c + total > initial_)
+      throw CorruptSegment(label_, label_ + " is corrupt: its count " + std::to_string(c) + " and the " +
+                                       units(total) + " of dead holders exceed its initial value " +
+                                       std::to_string(initial_) + "; remove the segment (ipckit rm) and recreate it");
+    for (std::size_t i = 0; i < found; ++i) back += detail::holders_free_dead(s_->holders, dead[i]);
+    after = static_cast<std::uint32_t>(c + back);
+    if (back != 0) {
+      s_->count.store(after, std::memory_order_seq_cst);
+      s_->reclaimed.fetch_add(back, std::memory_order_relaxed);
+    }
+  }
+  if (after <= before) return false;
+  if (back != 0 && s_->sleepers.load(std::memory_order_seq_cst) != 0)
+    detail::futex_wake(s_->count, static_cast<int>(back));
   return true;
 }
 

@@ -1,15 +1,25 @@
 // The `ipckit` CLI run against live objects: what `inspect` says of values,
 // a lock whose holder died, queues (with the processes holding unfinished
-// tasks) and priority queues, in text and as JSON.
+// tasks) and priority queues, in text and as JSON; and against names planted
+// to forge its output (control characters, invalid UTF-8).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "ipckit/ipckit.hpp"
 #include "multiprocess.hpp"
+#include "segment_layout.hpp"
 
 using namespace std::chrono_literals;
 using ipckit::Segment;
@@ -30,6 +40,170 @@ std::pair<int, std::string> run_cli(const std::string& args) {
 }
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+std::string read_fd(int fd) {
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  return out;
+}
+
+struct CliRun {
+  int status = -1;  // exit status, -1 if it did not exit normally
+  std::string out, err;
+};
+
+// Runs the CLI with exactly these arguments (any bytes, no shell between).
+CliRun run_cli_argv(const std::vector<std::string>& args) {
+  int out[2], err[2];
+  if (::pipe(out) != 0 || ::pipe(err) != 0) return {};
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::dup2(err[1], 2);
+    ::close(out[0]), ::close(out[1]), ::close(err[0]), ::close(err[1]);
+    std::vector<char*> argv{const_cast<char*>(IPCKIT_CLI)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(IPCKIT_CLI, argv.data());
+    ::_exit(127);
+  }
+  ::close(out[1]), ::close(err[1]);
+  CliRun r;
+  // stderr is small (one message): read stdout to the end first.
+  r.out = read_fd(out[0]);
+  r.err = read_fd(err[0]);
+  ::close(out[0]), ::close(err[0]);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+// Runs a Python check on `data` (in a file whose path is sys.argv[1]);
+// returns "" when it passed, else what it printed.
+std::string python_check(const std::string& data, const std::string& script) {
+  const std::string path = "/tmp/ipckit_cli_check_" + std::to_string(::getpid()) + ".bin";
+  const std::string code = path + ".py";
+  std::ofstream(path, std::ios::binary) << data;
+  std::ofstream(code) << script;
+  const std::string command = "python3 " + code + " " + path + " 2>&1";
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
+  std::string out;
+  char buf[4096];
+  for (std::size_t n; pipe && (n = std::fread(buf, 1, sizeof buf, pipe.get())) > 0;) out.append(buf, n);
+  const int status = pipe ? ::pclose(pipe.release()) : -1;
+  ::unlink(path.c_str());
+  ::unlink(code.c_str());
+  if (status == 0) return "";
+  return out.empty() ? "python3 failed" : out;
+}
+
+// Human output: valid UTF-8 without a control character but the line ends
+// (C0, DEL, C1), nor a bidi override; its lines are printed on failure.
+const char* const kCleanText = R"(
+import sys
+raw = open(sys.argv[1], 'rb').read()
+text = raw.decode('utf-8')  # strict: raises on invalid UTF-8
+for ch in text:
+    o = ord(ch)
+    if (o < 0x20 and ch != '\n') or 0x7f <= o <= 0x9f or o in (0x2028, 0x2029, 0x202e, 0x2066, 0x2067, 0x2068):
+        sys.exit('raw control character U+%04X in %r' % (o, text))
+)";
+
+// A segment's file mapped read-write, to plant what the library refuses to write.
+class RawSegment {
+ public:
+  explicit RawSegment(const std::string& name) {
+    const int fd = ::open(("/dev/shm/ipckit." + name).c_str(), O_RDWR);
+    struct stat st{};
+    if (fd < 0 || ::fstat(fd, &st) != 0) throw std::runtime_error("cannot open segment file " + name);
+    size_ = static_cast<std::size_t>(st.st_size);
+    base_ = static_cast<char*>(::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    ::close(fd);
+    if (base_ == MAP_FAILED) throw std::runtime_error("cannot map segment file " + name);
+  }
+  ~RawSegment() { ::munmap(base_, size_); }
+  RawSegment(const RawSegment&) = delete;
+  RawSegment& operator=(const RawSegment&) = delete;
+  ipckit::detail::DirEntry& entry(const std::string& object) {
+    const auto& h = *reinterpret_cast<const ipckit::detail::SegmentHeader*>(base_);
+    auto* entries = reinterpret_cast<ipckit::detail::DirEntry*>(base_ + h.directory_offset);
+    for (std::uint32_t i = 0; i < h.object_count.load(); ++i)
+      if (object == entries[i].name) return entries[i];
+    throw std::runtime_error("no object " + object);
+  }
+  static void set(char* field, std::size_t size, const std::string& text) {
+    ASSERT_LT(text.size(), size);
+    std::memset(field, 0, size);
+    std::memcpy(field, text.data(), text.size());
+  }
+
+ private:
+  char* base_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// Segment files planted under names that ipckit itself would refuse to
+// create; unlinked directly (Segment::remove refuses such names too).
+struct PlantedFiles {
+  std::vector<std::string> paths;
+  ~PlantedFiles() {
+    for (const auto& p : paths) ::unlink(p.c_str());
+  }
+  void copy(const std::string& from_segment, const std::string& to_name) {
+    std::ifstream in("/dev/shm/ipckit." + from_segment, std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    const std::string path = "/dev/shm/ipckit." + to_name;
+    paths.push_back(path);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ASSERT_GE(fd, 0) << path;
+    const std::string b = bytes.str();
+    EXPECT_EQ(::write(fd, b.data(), b.size()), static_cast<ssize_t>(b.size()));
+    ::close(fd);
+  }
+};
+
+std::size_t count_lines_with(const std::string& text, const std::string& part) {
+  std::size_t n = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) n += has(line, part);
+  return n;
+}
+
+std::size_t count_lines_starting_with(const std::string& text, const std::string& start) {
+  std::size_t n = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) n += line.rfind(start, 0) == 0;
+  return n;
+}
+
+bool a_line_starts_with(const std::string& text, const std::string& start) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(start, 0) == 0) return true;
+  return false;
+}
+
+// Names a local user can plant (as a segment file, or by writing a segment's
+// directory): a newline that would forge a row, terminal escapes, a C1
+// control (CSI), and byte sequences that are not UTF-8: overlong forms (2-
+// and 3-byte), a UTF-16 surrogate, bytes 0xF5-0xFF. Each starts with a tag
+// that the test looks for.
+const std::vector<std::string> kEvilNames = {
+    "nl\nFORGED  value  long  1  8  free  0  42",
+    "esc\x1b[31mred\x1b]0;title\x07",
+    "c1\xc2\x9b" "31m",
+    "over2\xc0\xaf",
+    "over3\xe0\x80\xaf",
+    "surr\xed\xa0\x80",
+    "ff\xff\x80\x80",
+    "f5\xf5\x80\x80\x80",
+    "bidi\xe2\x80\xae",
+};
+const std::vector<std::string> kEvilTags = {"nl", "esc", "c1", "over2", "over3", "surr", "ff", "f5", "bidi"};
 
 }  // namespace
 
@@ -74,7 +248,14 @@ TEST(Cli, InspectShowsValuesADeadLockHolderAndWhoHoldsUnfinishedTasks) {
   const auto [rc3, json] = run_cli("inspect --json " + n.name);
   EXPECT_EQ(rc3, 0);
   EXPECT_TRUE(has(json, "\"unfinished\": 5")) << json;
-  EXPECT_TRUE(has(json, "{\"pid\": " + std::to_string(holder.pid()) + ", \"tasks\": 2, \"alive\": false}")) << json;
+  EXPECT_EQ(python_check(json, R"(
+import json, sys
+doc = json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))
+jobs = [o for o in doc['objects'] if o['name'] == 'jobs'][0]
+assert {'pid': )" + std::to_string(holder.pid()) + R"(, 'tasks': 2, 'alive': False} in jobs['state']['held'], jobs
+)"),
+            "")
+      << json;
   EXPECT_TRUE(has(json, "\"lowest_priority\": -3")) << json;
   // join() then counts the dead holder's two tasks as abandoned.
   jobs.task_done();
@@ -85,4 +266,101 @@ TEST(Cli, InspectShowsValuesADeadLockHolderAndWhoHoldsUnfinishedTasks) {
   EXPECT_TRUE(jobs.join(2s));
   EXPECT_EQ(jobs.abandoned_tasks(), 2u);
   EXPECT_TRUE(has(run_cli("inspect " + n.name).second, "2 abandoned"));
+}
+
+// Names with control characters or invalid UTF-8, planted as segment files
+// and as objects in a segment's directory (and a char array holding such
+// bytes): `ls` and `inspect` print one line per segment/object, escape every
+// control character and invalid byte, and their JSON is strictly valid UTF-8
+// with U+FFFD where the bytes were not UTF-8.
+TEST(Cli, PlantedNamesNeitherForgeRowsNorEmitControlBytesNorBreakTheJson) {
+  ScopedSegmentName n("cli_evil");
+  {
+    auto seg = Segment::create(n.name, 1 << 20);
+    for (std::size_t i = 0; i < kEvilTags.size(); ++i)
+      seg.value<std::int64_t>("obj" + std::to_string(i)).set(static_cast<std::int64_t>(i));
+    (void)seg.array<char>("typed", 8);
+    auto text = seg.array<char>("text", 32);
+    const std::string bytes = "ok\x1b[2J\n\xff\xed\xa0\x80";
+    for (std::size_t i = 0; i < bytes.size(); ++i) text[i] = bytes[i];
+  }
+  {
+    RawSegment raw(n.name);
+    for (std::size_t i = 0; i < kEvilNames.size(); ++i)
+      RawSegment::set(raw.entry("obj" + std::to_string(i)).name, sizeof(ipckit::detail::DirEntry::name),
+                      kEvilNames[i]);
+    auto& typed = raw.entry("typed");
+    RawSegment::set(typed.type_name, sizeof typed.type_name, "c\x1b]0;pwned\x07");
+  }
+  PlantedFiles planted;
+  for (const auto& evil : kEvilNames) planted.copy(n.name, n.name + "_" + evil);
+
+  // ls: one line per planted segment, nothing raw.
+  const auto ls = run_cli_argv({"ls"});
+  EXPECT_EQ(ls.status, 0) << ls.err;
+  EXPECT_EQ(python_check(ls.out, kCleanText), "");
+  for (const auto& tag : kEvilTags)
+    EXPECT_EQ(count_lines_with(ls.out, n.name + "_" + tag), 1u) << tag << " in\n" << ls.out;
+  EXPECT_FALSE(a_line_starts_with(ls.out, "FORGED")) << ls.out;
+
+  const auto ls_json = run_cli_argv({"ls", "--json"});
+  EXPECT_EQ(ls_json.status, 0) << ls_json.err;
+  EXPECT_EQ(python_check(ls_json.out, R"(
+import json, sys
+doc = json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))
+prefix = ')" + n.name + R"(_'
+names = {s['name'][len(prefix):] for s in doc['segments'] if s['name'].startswith(prefix)}
+assert len(names) == 9, names
+assert 'nl\nFORGED  value  long  1  8  free  0  42' in names, names
+assert 'esc\x1b[31mred\x1b]0;title\x07' in names, names
+assert 'c1\x9b31m' in names, names
+assert 'bidi\u202e' in names, names
+for tag in ('over2', 'over3', 'surr', 'ff', 'f5'):
+    got = [x for x in names if x.startswith(tag)]
+    assert len(got) == 1 and set(got[0][len(tag):]) == {'\ufffd'}, (tag, got)
+)"),
+            "");
+
+  // inspect: one line per object, nothing raw; the JSON names every object.
+  const auto insp = run_cli_argv({"inspect", n.name});
+  EXPECT_EQ(insp.status, 0) << insp.err;
+  EXPECT_EQ(python_check(insp.out, kCleanText), "");
+  for (const auto& tag : kEvilTags)
+    EXPECT_EQ(count_lines_starting_with(insp.out, tag), 1u) << tag << " in\n" << insp.out;
+  EXPECT_FALSE(a_line_starts_with(insp.out, "FORGED")) << insp.out;
+  EXPECT_TRUE(has(insp.out, "\\x1b[2J")) << "the char array's escape shown escaped\n" << insp.out;
+
+  const auto insp_json = run_cli_argv({"inspect", "--json", n.name});
+  EXPECT_EQ(insp_json.status, 0) << insp_json.err;
+  EXPECT_EQ(python_check(insp_json.out, R"(
+import json, sys
+doc = json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))
+objs = {o['name']: o for o in doc['objects']}
+assert len(objs) == 11, list(objs)
+assert objs['nl\nFORGED  value  long  1  8  free  0  42']['value'] == 0, objs
+assert objs['esc\x1b[31mred\x1b]0;title\x07']['value'] == 1, objs
+assert objs['typed']['type'] == 'c\x1b]0;pwned\x07', objs['typed']
+text = objs['text']['values']
+assert text.startswith('ok\x1b[2J\n') and set(text[7:]) == {'\ufffd'}, objs['text']
+for tag in ('over2', 'over3', 'surr', 'ff', 'f5'):
+    got = [x for x in objs if x.startswith(tag)]
+    assert len(got) == 1 and set(got[0][len(tag):]) == {'\ufffd'}, (tag, got)
+for name in objs:
+    assert not any(0xd800 <= ord(c) <= 0xdfff for c in name), repr(name)
+)"),
+            "");
+
+  // A segment whose own name is not UTF-8 is inspected by that name.
+  const auto ff = run_cli_argv({"inspect", "--json", n.name + "_" + kEvilNames[6]});
+  EXPECT_EQ(ff.status, 0) << ff.err;
+  EXPECT_EQ(python_check(ff.out, R"(
+import json, sys
+doc = json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))
+assert doc['segment']['name'].endswith('_ff\ufffd\ufffd\ufffd'), doc['segment']
+)"),
+            "");
+  // Errors name the object escaped too.
+  const auto missing = run_cli_argv({"inspect", n.name + "_" + kEvilNames[1]});
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_EQ(python_check(missing.err, kCleanText), "") << "stderr";
 }

@@ -16,7 +16,17 @@
 // acquire records its holder (thread id + start time), a release gives back
 // the caller's unit, and units whose holder died are returned to the pool by
 // the next waiter that finds them (within ~25 ms). A tracked semaphore has
-// room for 64 distinct holders at once.
+// room for 64 distinct holders at once. Its count and its holder table
+// change together under a small internal lock, so a holder killed at any
+// instruction of acquire() or release() neither loses nor duplicates a unit:
+// the next user of the table recomputes the count from the holders. That
+// costs a tracked acquire/release one lock and unlock more than an untracked
+// one. A process stopped (SIGSTOP) inside that lock delays the others'
+// acquire(timeout) by at most its timeout and try_acquire() by ~2 ms (both
+// then report no unit); release() waits for it.
+//
+// The count never exceeds 2^31 - 1 (POSIX's SEM_VALUE_MAX): a release that
+// would lift it higher throws InvalidArgument and gives nothing back.
 #pragma once
 
 #include <atomic>
@@ -27,6 +37,7 @@
 
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/holders.hpp"
+#include "ipckit/detail/lock_state.hpp"
 
 namespace ipckit {
 
@@ -36,8 +47,12 @@ struct SemaphoreOptions {
 
 namespace detail {
 inline constexpr std::uint32_t kSemaphoreHolderSlots = 64;
-struct SemaphoreState;
-bool semaphore_try_take(SemaphoreState& s) noexcept;
+inline constexpr std::uint32_t kSemaphoreMaxValue = 0x7fff'ffff;   // as SEM_VALUE_MAX
+inline constexpr std::uint32_t kSemaphoreMaxInitial = 1u << 30;    // what a segment accepts
+
+// The shared state. `initial`, `bounded` and `track_holders` are written once
+// by the creator; a handle copies them when it is made and never reads them
+// again (a stray write to them changes nothing for processes that have it open).
 struct alignas(64) SemaphoreState {
   std::atomic<std::uint32_t> count{0};    // futex word: units available
   std::atomic<std::uint32_t> sleepers{0};
@@ -45,7 +60,9 @@ struct alignas(64) SemaphoreState {
   std::uint32_t bounded = 0;              // 1: releases above `initial` throw
   std::uint32_t track_holders = 0;
   std::atomic<std::uint64_t> reclaimed{0};  // units given back from dead holders
-  alignas(64) std::atomic<std::uint32_t> holders_lock{0};  // spin lock for the table
+  // Tracked semaphores: `count` and `holders` change only under this lock,
+  // so that count + the holders' units == initial whenever it is free.
+  LockState table_lock;
   HolderSlot holders[kSemaphoreHolderSlots];
 };
 
@@ -57,20 +74,28 @@ inline bool semaphore_try_take(SemaphoreState& s) noexcept {
   return false;
 }
 
-inline void semaphore_give(SemaphoreState& s, std::uint32_t n) noexcept {
-  s.count.fetch_add(n, std::memory_order_seq_cst);
+// Adds `n` units unless that would lift the count above kSemaphoreMaxValue
+// (then returns false and adds nothing). A CAS rather than an add, so that
+// concurrent releases cannot each pass the check and together wrap the count.
+inline bool semaphore_give(SemaphoreState& s, std::uint32_t n) noexcept {
+  std::uint32_t c = s.count.load(std::memory_order_relaxed);
+  do {
+    if (n > kSemaphoreMaxValue || c > kSemaphoreMaxValue - n) return false;
+  } while (!s.count.compare_exchange_weak(c, c + n, std::memory_order_seq_cst, std::memory_order_relaxed));
   if (s.sleepers.load(std::memory_order_seq_cst) != 0) futex_wake(s.count, static_cast<int>(n));
+  return true;
 }
 }  // namespace detail
 
 class Semaphore {
  public:
-  Semaphore(detail::SemaphoreState* s, std::shared_ptr<const void> keepalive, std::string label)
-      : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {}
+  // Copies the creator's settings from `s`; throws CorruptSegment if they
+  // are not ones a segment can hold.
+  Semaphore(detail::SemaphoreState* s, std::shared_ptr<const void> keepalive, std::string label);
 
   // Blocks until a unit is available, then takes it.
   void acquire() {
-    if (s_->track_holders == 0 && detail::semaphore_try_take(*s_)) return;  // the common case: no call
+    if (!tracked_ && detail::semaphore_try_take(*s_)) return;  // the common case: no call
     acquire_until(std::nullopt);
   }
   // Blocks at most `timeout`; returns whether a unit was taken.
@@ -79,15 +104,16 @@ class Semaphore {
   bool try_acquire();
   // Gives back `n` units (n >= 1). Throws TooManyReleases on a bounded
   // semaphore that would exceed its initial value, NotOwner on a tracked one
-  // when the caller holds fewer than `n` units, InvalidArgument for n < 1.
+  // when the caller holds fewer than `n` units, InvalidArgument for n < 1 or
+  // when the count would exceed 2^31 - 1. A release that throws gives nothing back.
   void release(std::uint32_t n = 1) {
-    if (n == 1 && s_->bounded == 0 && s_->track_holders == 0) return detail::semaphore_give(*s_, 1);
+    if (n == 1 && !bounded_ && !tracked_ && detail::semaphore_give(*s_, 1)) return;
     release_checked(n);
   }
   [[nodiscard]] std::uint32_t value() const noexcept { return s_->count.load(std::memory_order_relaxed); }
-  [[nodiscard]] std::uint32_t initial_value() const noexcept { return s_->initial; }
-  [[nodiscard]] bool bounded() const noexcept { return s_->bounded != 0; }
-  [[nodiscard]] bool tracks_holders() const noexcept { return s_->track_holders != 0; }
+  [[nodiscard]] std::uint32_t initial_value() const noexcept { return initial_; }
+  [[nodiscard]] bool bounded() const noexcept { return bounded_; }
+  [[nodiscard]] bool tracks_holders() const noexcept { return tracked_; }
   // Units returned to the pool because their holder died (tracked semaphores).
   [[nodiscard]] std::uint64_t reclaimed() const noexcept { return s_->reclaimed.load(std::memory_order_relaxed); }
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
@@ -98,13 +124,21 @@ class Semaphore {
   void unlock() { release(); }
 
  private:
+  class TableLock;
   bool acquire_until(detail::Deadline deadline);
+  bool acquire_tracked(detail::Deadline deadline);
+  bool take_tracked(detail::Deadline deadline);
   void release_checked(std::uint32_t n);
-  void record_holder(std::uint32_t units);
-  bool reclaim_dead_holders();
+  void release_tracked(std::uint32_t n);
+  bool reclaim_dead_holders(detail::Deadline deadline);
+  void repair_after_takeover();
+  [[noreturn]] void throw_overflow(std::uint32_t n) const;
   detail::SemaphoreState* s_;
   std::shared_ptr<const void> keep_;
   std::string label_;
+  std::uint32_t initial_ = 0;  // the creator's settings, copied once
+  bool bounded_ = false;
+  bool tracked_ = false;
 };
 
 // Scope guard: acquires in the constructor, releases in the destructor.
