@@ -10,6 +10,17 @@ packages=(
   python3
 )
 
+# `setup.sh --fuzz`: also what scripts/fuzz.sh needs (clang-14's libFuzzer
+# and sanitizer runtimes, llvm-symbolizer for readable stacks). Kept apart
+# so that the default path installs and checks no more than before.
+fuzz_packages=(clang-14 libclang-rt-14-dev llvm-14)
+for arg in "$@"; do
+  case $arg in
+    --fuzz) packages+=("${fuzz_packages[@]}") ;;
+    *) echo "setup: unknown option $arg (known: --fuzz)" >&2; exit 2 ;;
+  esac
+done
+
 missing=()
 for pkg in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
