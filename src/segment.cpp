@@ -639,6 +639,10 @@ Semaphore Segment::make_semaphore(std::string_view name, std::uint32_t initial, 
   // Tracked and untracked semaphores are different types: mixing them up is a TypeMismatch.
   auto spec = plain_spec<detail::SemaphoreState>(
       kind, options.track_holders ? "ipckit::Semaphore(tracked)" : "ipckit::Semaphore", initial);
+  // Layout 2: a tracked semaphore's count and holders change under its table
+  // lock; a program built with the older protocol gets TypeMismatch, not a
+  // silent mix of the two.
+  if (options.track_holders) spec.layout_version = 2;
   struct Init { std::uint32_t initial; bool bounded; bool tracked; } init{initial, bounded, options.track_holders};
   spec.init = [](void* body, const void* arg) {
     const auto& i = *static_cast<const Init*>(arg);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -21,17 +22,25 @@ struct StatFields {
 };
 
 // Reads /proc/<path>/stat; false if the thread or process does not exist.
-bool read_stat(const char* path, StatFields& out) noexcept {
+// What reading /proc/<id>/stat found. Only a missing entry means the
+// thread is gone: any other failure (no file descriptors left, a read error)
+// says nothing, and judging a live holder dead would hand its lock or its
+// units to someone else.
+enum class StatRead { ok, gone, unknown };
+
+StatRead read_stat(const char* path, StatFields& out) noexcept {
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+  if (fd < 0) return errno == ENOENT || errno == ESRCH ? StatRead::gone : StatRead::unknown;
   char buf[1024];
   ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  const int read_errno = errno;
   ::close(fd);
-  if (n <= 0) return false;
+  if (n < 0) return read_errno == ESRCH ? StatRead::gone : StatRead::unknown;  // exited after the open
+  if (n == 0) return StatRead::gone;
   buf[n] = '\0';
   // The command name (field 2) may hold spaces and parentheses: skip to the last ')'.
   const char* p = std::strrchr(buf, ')');
-  if (p == nullptr) return false;
+  if (p == nullptr) return StatRead::unknown;
   ++p;
   // Fields 3.. follow, space-separated: state is field 3, starttime field 22.
   int field = 2;
@@ -41,11 +50,11 @@ bool read_stat(const char* path, StatFields& out) noexcept {
     if (field == 3) out.state = *p;
     if (field == 22) {
       out.start_ticks = std::strtoull(p, nullptr, 10);
-      return true;
+      return StatRead::ok;
     }
     while (*p != '\0' && *p != ' ') ++p;
   }
-  return false;
+  return StatRead::unknown;
 }
 
 // The process's identity; atomics because threads may fill it at once.
@@ -73,7 +82,7 @@ const ThreadIdentity& load_thread_identity() noexcept {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%u/stat", id.tid);
   StatFields f;
-  if (read_stat(path, f)) id.start_ticks = f.start_ticks;
+  if (read_stat(path, f) == StatRead::ok) id.start_ticks = f.start_ticks;
   t_identity = id;
   return t_identity;
 }
@@ -83,7 +92,9 @@ bool thread_alive(std::uint32_t tid, std::uint64_t start_ticks) noexcept {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%u/stat", tid);
   StatFields f;
-  if (!read_stat(path, f)) return false;
+  const StatRead r = read_stat(path, f);
+  if (r == StatRead::gone) return false;
+  if (r == StatRead::unknown) return true;  // cannot tell: never declare a live holder dead
   if (f.state == 'Z' || f.state == 'X' || f.state == 'x') return false;  // killed, not yet reaped
   return start_ticks == 0 || f.start_ticks == start_ticks;
 }
@@ -100,7 +111,14 @@ ThreadIdentity this_process() noexcept {
 }
 
 bool process_alive(std::uint32_t pid, std::uint64_t start_ticks) noexcept {
-  return pid != 0 && process_start_ticks(static_cast<int>(pid)) == start_ticks;
+  if (pid == 0) return false;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  StatFields f;
+  const StatRead r = read_stat(path, f);
+  if (r == StatRead::gone) return false;
+  if (r == StatRead::unknown) return true;  // cannot tell: never declare a live process dead
+  return f.state != 'Z' && f.state != 'X' && f.start_ticks == start_ticks;
 }
 
 int process_of_thread(std::uint32_t tid) noexcept {
@@ -121,7 +139,7 @@ std::uint64_t process_start_ticks(int pid) noexcept {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
   StatFields f;
-  if (!read_stat(path, f) || f.state == 'Z' || f.state == 'X') return 0;
+  if (read_stat(path, f) != StatRead::ok || f.state == 'Z' || f.state == 'X') return 0;
   return f.start_ticks;
 }
 
