@@ -148,7 +148,7 @@ void Semaphore::release_checked(std::uint32_t n) {
                                           std::to_string(std::uint64_t{c} + n) + ", above its initial value " +
                                           std::to_string(initial_) + "; release only what was acquired");
     } while (!s_->count.compare_exchange_weak(c, c + n, std::memory_order_seq_cst, std::memory_order_relaxed));
-    if (s_->sleepers.load(std::memory_order_seq_cst) != 0) detail::futex_wake(s_->count, static_cast<int>(n));
+    if (detail::must_wake(s_->sleepers)) detail::wake_sleepers(s_->count, s_->sleepers, static_cast<int>(n));
     return;
   }
   if (!detail::semaphore_give(*s_, n)) throw_overflow(n);
@@ -185,7 +185,7 @@ void Semaphore::release_tracked(std::uint32_t n) {
     s_->holders[slot].units.store(mine - n, std::memory_order_relaxed);
     s_->count.store(c + n, std::memory_order_seq_cst);
   }
-  if (s_->sleepers.load(std::memory_order_seq_cst) != 0) detail::futex_wake(s_->count, static_cast<int>(n));
+  if (detail::must_wake(s_->sleepers)) detail::wake_sleepers(s_->count, s_->sleepers, static_cast<int>(n));
 }
 
 // ------------------------------------------------------------------ the dead
@@ -199,8 +199,8 @@ void Semaphore::repair_after_takeover() {
                                      std::to_string(initial_) + "; remove the segment (ipckit rm) and recreate it");
   const auto c = static_cast<std::uint32_t>(initial_ - held);
   const std::uint32_t before = s_->count.exchange(c, std::memory_order_seq_cst);
-  if (c > before && s_->sleepers.load(std::memory_order_seq_cst) != 0)
-    detail::futex_wake(s_->count, static_cast<int>(c - before));
+  if (c > before && detail::must_wake(s_->sleepers))
+    detail::wake_sleepers(s_->count, s_->sleepers, static_cast<int>(c - before));
 }
 
 // Looks for dead holders without the lock (that reads /proc), then frees
@@ -245,8 +245,8 @@ bool Semaphore::reclaim_dead_holders(detail::Deadline deadline) {
     }
   }
   if (after <= before) return false;
-  if (back != 0 && s_->sleepers.load(std::memory_order_seq_cst) != 0)
-    detail::futex_wake(s_->count, static_cast<int>(back));
+  if (back != 0 && detail::must_wake(s_->sleepers))
+    detail::wake_sleepers(s_->count, s_->sleepers, static_cast<int>(back));
   return true;
 }
 

@@ -82,7 +82,7 @@ inline bool semaphore_give(SemaphoreState& s, std::uint32_t n) noexcept {
   do {
     if (n > kSemaphoreMaxValue || c > kSemaphoreMaxValue - n) return false;
   } while (!s.count.compare_exchange_weak(c, c + n, std::memory_order_seq_cst, std::memory_order_relaxed));
-  if (s.sleepers.load(std::memory_order_seq_cst) != 0) futex_wake(s.count, static_cast<int>(n));
+  if (must_wake(s.sleepers)) wake_sleepers(s.count, s.sleepers, static_cast<int>(n));
   return true;
 }
 }  // namespace detail

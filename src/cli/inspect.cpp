@@ -212,7 +212,7 @@ Contents read_sync_state(const ObjectInfo& obj, const void* body) {
   if (obj.kind == K::Semaphore || obj.kind == K::BoundedSemaphore) {
     if (const auto* s = sync_state<d::SemaphoreState>(obj, body)) {
       const auto value = s->count.load(std::memory_order_relaxed);
-      const auto sleepers = s->sleepers.load(std::memory_order_relaxed);
+      const auto sleepers = detail::sleeper_count(s->sleepers.load(std::memory_order_relaxed));
       const auto reclaimed = s->reclaimed.load(std::memory_order_relaxed);
       const bool tracked = s->track_holders != 0;
       done(n(value) + "/" + n(s->initial) + " free, " + n(sleepers) + " sleeping" +
@@ -226,13 +226,13 @@ Contents read_sync_state(const ObjectInfo& obj, const void* body) {
   } else if (obj.kind == K::Event) {
     if (const auto* s = sync_state<d::EventState>(obj, body)) {
       const bool set = s->flag.load(std::memory_order_relaxed) != 0;
-      const auto sleepers = s->sleepers.load(std::memory_order_relaxed);
+      const auto sleepers = detail::sleeper_count(s->sleepers.load(std::memory_order_relaxed));
       done(std::string(set ? "set" : "clear") + ", " + n(sleepers) + " sleeping",
            Json{{"set", set}, {"sleepers", sleepers}});
     }
   } else if (obj.kind == K::Condition) {
     if (const auto* s = sync_state<d::ConditionState>(obj, body)) {
-      const auto sleepers = s->sleepers.load(std::memory_order_relaxed);
+      const auto sleepers = detail::sleeper_count(s->sleepers.load(std::memory_order_relaxed));
       const std::string bound = obj.count == 0 ? "its own lock" : "the lock at offset " + n(obj.count);
       done(n(sleepers) + " sleeping, bound to " + bound, Json{{"sleepers", sleepers}, {"bound_lock_offset", obj.count}});
     }
@@ -243,8 +243,8 @@ Contents read_sync_state(const ObjectInfo& obj, const void* body) {
       const auto items = ((t >> d::kPosBits) - (h >> d::kPosBits)) & d::kCountMask;
       const auto bytes = ((t & d::kPosMask) - (h & d::kPosMask)) & d::kPosMask;
       const bool closed = s->closed.load(std::memory_order_relaxed) != 0;
-      const auto consumers = s->data_sleepers.load(std::memory_order_relaxed);
-      const auto producers = s->space_sleepers.load(std::memory_order_relaxed);
+      const auto consumers = detail::sleeper_count(s->data_sleepers.load(std::memory_order_relaxed));
+      const auto producers = detail::sleeper_count(s->space_sleepers.load(std::memory_order_relaxed));
       std::string text = n(items) + " items, " + n(bytes) + "/" + n(s->capacity) + " bytes, " + n(consumers) +
                          " consumer(s) and " + n(producers) + " producer(s) sleeping" + (closed ? ", CLOSED" : "");
       Json json{{"items", items},
@@ -280,8 +280,8 @@ Contents read_sync_state(const ObjectInfo& obj, const void* body) {
       const auto items = s->count.load(std::memory_order_relaxed);
       const auto lowest = s->lowest.load(std::memory_order_relaxed);
       const bool closed = s->closed.load(std::memory_order_relaxed) != 0;
-      const auto consumers = s->data_sleepers.load(std::memory_order_relaxed);
-      const auto producers = s->space_sleepers.load(std::memory_order_relaxed);
+      const auto consumers = detail::sleeper_count(s->data_sleepers.load(std::memory_order_relaxed));
+      const auto producers = detail::sleeper_count(s->space_sleepers.load(std::memory_order_relaxed));
       std::string text = n(items) + " items in " + n(s->slot_count) + " slots of " + n(s->max_message) + " bytes, " +
                          (items > 0 ? "lowest priority " + std::to_string(lowest) + ", " : std::string()) +
                          n(consumers) + " consumer(s) and " + n(producers) + " producer(s) sleeping" +
@@ -583,7 +583,9 @@ void open_one(LsWork& w, std::size_t i) {
   bool removed = false;
   // One unreadable segment (corrupt, someone else's, slow) must not hide the rest.
   try {
-    e.info = Segment::open(e.name, {.any_owner = true}).info();  // it only looks
+    OpenOptions look;  // ls only looks, so any owner's segment is listed
+    look.any_owner = true;
+    e.info = Segment::open(e.name, look).info();
   } catch (const NotFound&) {
     removed = true;  // removed since list()
   } catch (const Error& err) {

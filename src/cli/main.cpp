@@ -45,7 +45,9 @@ int cmd_ls(bool json) {
 int cmd_inspect(const std::string& seg_name, const std::optional<std::string>& obj_name, bool json,
                 std::optional<std::size_t> limit) {
   // Inspecting only reads, so a segment of another owner or mode is shown too.
-  const auto seg = ipckit::Segment::open(seg_name, {.any_owner = true});
+  ipckit::OpenOptions look;
+  look.any_owner = true;
+  const auto seg = ipckit::Segment::open(seg_name, look);
   ipckit::cli::InspectOptions options;
   options.object = obj_name;
   options.limit = limit;

@@ -610,11 +610,13 @@ int main(int argc, char** argv) {
   std::printf("             first 10 s %.0f, last 10 s %.0f items per CPU second of the producers and consumers\n",
               first_cpu_rate, last_cpu_rate);
   {
-    // Sleepers announced on the queue's futex words after everyone left: those
-    // of waiters killed asleep. While above 0, every put/get makes a wake call.
+    // Sleepers counted on the queue's futex words after everyone left: those
+    // of waiters killed asleep until a wake call that woke nobody audits them.
     const auto* q = static_cast<const ipckit::detail::QueueState*>(seg.object_body("items"));
     std::printf("             queue sleeper counts left at the end: data %u, space %u, join %u\n",
-                q->data_sleepers.load(), q->space_sleepers.load(), q->tasks.join_sleepers.load());
+                ipckit::detail::sleeper_count(q->data_sleepers.load()),
+                ipckit::detail::sleeper_count(q->space_sleepers.load()),
+                ipckit::detail::sleeper_count(q->tasks.join_sleepers.load()));
   }
   std::printf("             per second (k items/s):");
   for (const std::uint64_t v : per_second) std::printf(" %" PRIu64, v / 1000);

@@ -5,8 +5,9 @@
 // ~0.25 µs, while waking a sleeper costs ~50 µs here), then sleeps in
 // FUTEX_WAIT. Sleepers are counted so that a notifier makes no system call
 // when nobody sleeps. A sleeper killed in its sleep leaves the count one too
-// high, which costs only needless wake calls, never a lost wake-up: the
-// kernel wakes only live waiters.
+// high; that never loses a wake-up (the kernel wakes only live waiters) but
+// would make every later change pay a wake call, so the count audits itself
+// (see "The sleepers word" below).
 #pragma once
 
 #include <atomic>
@@ -21,8 +22,61 @@ using Deadline = std::optional<std::chrono::steady_clock::time_point>;
 // Raw FUTEX_WAIT on a process-shared word; returns false on timeout.
 // Spurious returns are possible: callers re-check their condition.
 bool futex_sleep(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::chrono::nanoseconds timeout) noexcept;
-// FUTEX_WAKE of up to `n` sleepers (INT32_MAX: all).
-void futex_wake(std::atomic<std::uint32_t>& word, int n) noexcept;
+// FUTEX_WAKE of up to `n` sleepers (INT32_MAX: all); returns how many woke.
+int futex_wake(std::atomic<std::uint32_t>& word, int n) noexcept;
+
+// The sleepers word: [15:0] how many sleep (or are about to), [23:16] an
+// epoch, [30:24] when the last audit began (coarse seconds, mod 128), [31]
+// the audit's grace period is on.
+//
+// Why: a sleeper killed in its sleep never takes itself off the count, and
+// a count that never returns to 0 makes every later put, release or set pay
+// a wake system call (the soak run saw a queue fall to a third of its speed
+// after a few hundred kills). So a waker whose wake call woke nobody although
+// sleepers were counted starts an audit: the count restarts at 0 in a new
+// epoch (sleepers of the old epoch leave without decrementing it), and for a
+// grace period of at least one sleeper tick (the longest a live sleeper
+// sleeps before it looks again and re-counts itself) every waker wakes
+// unconditionally, so that a live sleeper that was between counting itself
+// and entering the kernel is still woken. After the grace period the count
+// holds exactly the live sleepers again. A false alarm (a sleeper caught in
+// that window) costs only the grace period's wake calls.
+inline constexpr std::uint32_t kSleeperCount = 0xffffu;
+inline constexpr std::uint32_t kSleeperEpoch = 0xffu << 16;
+inline constexpr std::uint32_t kSleeperEpochOne = 1u << 16;
+inline constexpr unsigned kSleeperAuditShift = 24;
+inline constexpr std::uint32_t kSleeperAuditStamp = 0x7fu << kSleeperAuditShift;
+inline constexpr std::uint32_t kSleeperGrace = 1u << 31;
+
+[[nodiscard]] inline std::uint32_t sleeper_count(std::uint32_t sleepers_word) noexcept {
+  return sleepers_word & kSleeperCount;
+}
+// Counts the caller as a sleeper; returns the epoch it was counted in.
+inline std::uint32_t sleeper_enter(std::atomic<std::uint32_t>& sleepers) noexcept {
+  return sleepers.fetch_add(1, std::memory_order_seq_cst) & kSleeperEpoch;
+}
+// Takes the caller off the count, unless an audit restarted it since.
+inline void sleeper_leave(std::atomic<std::uint32_t>& sleepers, std::uint32_t epoch) noexcept {
+  std::uint32_t s = sleepers.load(std::memory_order_relaxed);
+  while ((s & kSleeperEpoch) == epoch && sleeper_count(s) != 0)
+    if (sleepers.compare_exchange_weak(s, s - 1, std::memory_order_seq_cst, std::memory_order_relaxed)) return;
+}
+// Out of line: whether an audit's grace period still runs (ends it if not).
+bool sleeper_grace_on(std::atomic<std::uint32_t>& sleepers, std::uint32_t seen) noexcept;
+// Out of line: restarts the count after a wake call that woke nobody.
+void sleeper_audit(std::atomic<std::uint32_t>& sleepers) noexcept;
+
+// Whether a change must be followed by a wake call (one load, usually).
+[[nodiscard]] inline bool must_wake(std::atomic<std::uint32_t>& sleepers) noexcept {
+  const std::uint32_t s = sleepers.load(std::memory_order_seq_cst);
+  if (sleeper_count(s) != 0) return true;
+  return (s & kSleeperGrace) != 0 && sleeper_grace_on(sleepers, s);
+}
+// Wakes up to `n` sleepers on `word`; audits the count when nobody woke.
+inline void wake_sleepers(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleepers, int n) noexcept {
+  if (futex_wake(word, n) == 0 && sleeper_count(sleepers.load(std::memory_order_relaxed)) != 0)
+    sleeper_audit(sleepers);
+}
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -91,13 +145,13 @@ bool wait_for_change(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t
     // Announce the sleep, then look once more: a change published after the
     // look but before the sleep alters `word`, so the sleep returns at once.
     // `ready()` may consume (a semaphore unit): every true is returned.
-    sleepers.fetch_add(1, std::memory_order_seq_cst);
+    const std::uint32_t epoch = sleeper_enter(sleepers);
     if (ready()) {
-      sleepers.fetch_sub(1, std::memory_order_seq_cst);
+      sleeper_leave(sleepers, epoch);
       return true;
     }
     const bool woken = futex_sleep(word, seen, sleep);
-    sleepers.fetch_sub(1, std::memory_order_seq_cst);
+    sleeper_leave(sleepers, epoch);
     if (!woken) on_tick();
   }
 }
@@ -105,7 +159,7 @@ bool wait_for_change(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t
 // Bumps `word` and wakes up to `n` sleepers if any sleep.
 inline void publish_change(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleepers, int n) noexcept {
   word.fetch_add(1, std::memory_order_seq_cst);
-  if (sleepers.load(std::memory_order_seq_cst) != 0) futex_wake(word, n);
+  if (must_wake(sleepers)) wake_sleepers(word, sleepers, n);
 }
 
 }  // namespace ipckit::detail
