@@ -159,8 +159,7 @@ void PriorityQueueCore::put(std::int64_t priority, const void* data, std::size_t
       if (!lock.held()) {
         if (closed()) throw Closed(label_, label_ + " is closed; nothing more can be put");
         if (lock.miss() == SideLockMiss::Holder)
-          throw Full(label_, label_ + " has free slots, but the put gave up at its deadline" + lock.blame("its lock") +
-                                 " (nothing was put)");
+          throw Full(label_, label_ + " has free slots, but the put gave up at its deadline" + lock.blame("its lock"));
         throw full();
       }
       Sizes z = sizes();

@@ -136,7 +136,7 @@ void QueueCore::put_many(const Record* records, std::size_t count, Deadline dead
   if (!lock.held()) {
     if (lock.miss() == SideLockMiss::Holder)
       throw Full(label_, label_ + " has room, but the put gave up at its deadline" +
-                             lock.blame("the producers' lock") + " (nothing was put)");
+                             lock.blame("the producers' lock"));
     throw Full(label_, label_ + " is full (another producer is waiting for room)");
   }
   if (closed()) throw Closed(label_, label_ + " is closed; nothing more can be put");
