@@ -27,7 +27,7 @@
 // it). put(x, t) / get(t) wait for it until their deadline; put_nowait /
 // get_nowait / try_get up to 2 ms (its holder is nearly always mid-put). Only
 // while there is room (items) and the holder is running — merely preempted —
-// do they wait up to 20 ms longer. A holder that is stopped (SIGSTOP, Ctrl-Z,
+// do they wait up to 50 ms longer. A holder that is stopped (SIGSTOP, Ctrl-Z,
 // a debugger) makes them throw Full / Empty on time, the message naming its
 // pid, although the queue has room (items): as Python's get(block=False)
 // raises Empty when it cannot take the reader lock at once. put()/get()

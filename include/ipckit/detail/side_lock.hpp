@@ -34,7 +34,10 @@ namespace ipckit::detail {
 // takes: a stopped holder is continued or dies, and a dead holder's lock is
 // taken over.
 inline constexpr auto kSideLockGrace = std::chrono::milliseconds(2);
-inline constexpr auto kSideLockPatience = std::chrono::milliseconds(20);
+// A preempted thread on a loaded machine can wait tens of milliseconds for a
+// CPU (over 20 ms was seen with two cores shared by several builds): less
+// patience than that turns a busy moment into a spurious Full / Empty.
+inline constexpr auto kSideLockPatience = std::chrono::milliseconds(50);
 
 // Why a SideLock with a deadline was not taken.
 enum class SideLockMiss : std::uint8_t {
