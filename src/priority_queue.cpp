@@ -36,13 +36,14 @@ std::string why_of(const std::exception_ptr& failure) {
 
 }  // namespace
 
-PriorityQueueCore::PriorityQueueCore(PriorityQueueState* s, std::shared_ptr<const void> keepalive, std::string label)
+PriorityQueueCore::PriorityQueueCore(PriorityQueueState* s, std::shared_ptr<const void> keepalive, std::string label,
+                                     std::uint64_t slots, std::uint64_t slot_size, std::uint64_t max_message)
     : s_(s),
       keep_(std::move(keepalive)),
       label_(std::move(label)),
-      slots_(s->slot_count),
-      slot_size_(s->slot_size),
-      max_message_(s->max_message) {
+      slots_(slots),
+      slot_size_(slot_size),
+      max_message_(max_message) {
   const auto layout = priority_queue_layout(slots_, slot_size_);
   char* base = reinterpret_cast<char*>(s_);
   heap_ = reinterpret_cast<PriorityHeapEntry*>(base + layout.heap_offset);
@@ -50,22 +51,29 @@ PriorityQueueCore::PriorityQueueCore(PriorityQueueState* s, std::shared_ptr<cons
   slots_base_ = base + layout.slots_offset;
 }
 
-bool PriorityQueueCore::consistent() const noexcept {
-  const std::uint64_t h = s_->heap_size, f = s_->free_top;
-  return h <= slots_ && f <= slots_ && h + f == slots_;
+void PriorityQueueCore::throw_corrupt(const std::string& what) const {
+  throw CorruptSegment(label_, label_ + ": " + what +
+                                   "; the segment was overwritten by a stray write: recreate the queue");
+}
+
+bool PriorityQueueCore::names_ready_slot(const PriorityHeapEntry& e) const noexcept {
+  return e.slot < slots_ && slot(e.slot).state.load(std::memory_order_acquire) == kSlotReady &&
+         slot(e.slot).seq == e.seq;
 }
 
 // The state words are the truth: every ready slot goes into the heap, every
 // other one onto the free stack. Idempotent, so a holder killed in here
-// leaves the next one nothing worse to do.
-void PriorityQueueCore::rebuild() noexcept {
+// leaves the next one nothing worse to do. Returns the sizes it derived (the
+// shared copies may be overwritten again at any time).
+PriorityQueueCore::Sizes PriorityQueueCore::rebuild() noexcept {
   std::uint64_t n = 0, f = 0, next = s_->next_seq;
   for (std::uint64_t i = 0; i < slots_; ++i) {
     PrioritySlot& sl = slot(i);
     const std::uint32_t st = sl.state.load(std::memory_order_acquire);
     if (st == kSlotReady) {
-      heap_[n++] = PriorityHeapEntry{sl.priority, sl.seq, i};
-      if (sl.seq >= next) next = sl.seq + 1;
+      const std::uint64_t seq = sl.seq;
+      heap_[n++] = PriorityHeapEntry{sl.priority, seq, i};
+      if (seq >= next) next = seq + 1;
     } else {
       if (st != kSlotFree) sl.state.store(kSlotFree, std::memory_order_release);
       free_[f++] = static_cast<std::uint32_t>(i);
@@ -89,11 +97,12 @@ void PriorityQueueCore::rebuild() noexcept {
     heap_[j] = e;
   }
   s_->rebuilds.fetch_add(1, std::memory_order_relaxed);
-  publish_counts();
+  publish_counts(n);
+  return {n, f};
 }
 
-void PriorityQueueCore::heap_push(const PriorityHeapEntry& e) noexcept {
-  std::uint64_t j = s_->heap_size;
+void PriorityQueueCore::heap_push(const PriorityHeapEntry& e, std::uint64_t heap) noexcept {
+  std::uint64_t j = heap;  // < slots_: the caller took a free slot, so the heap has room
   while (j > 0) {
     const std::uint64_t parent = (j - 1) / 2;
     if (!before(e, heap_[parent])) break;
@@ -101,12 +110,13 @@ void PriorityQueueCore::heap_push(const PriorityHeapEntry& e) noexcept {
     j = parent;
   }
   heap_[j] = e;
-  s_->heap_size += 1;
+  s_->heap_size = heap + 1;
 }
 
-PriorityHeapEntry PriorityQueueCore::heap_pop() noexcept {
+PriorityHeapEntry PriorityQueueCore::heap_pop(std::uint64_t heap) noexcept {
   const PriorityHeapEntry top = heap_[0];
-  const std::uint64_t n = --s_->heap_size;
+  const std::uint64_t n = heap - 1;
+  s_->heap_size = n;
   if (n > 0) {
     const PriorityHeapEntry last = heap_[n];
     std::uint64_t j = 0;
@@ -123,9 +133,9 @@ PriorityHeapEntry PriorityQueueCore::heap_pop() noexcept {
   return top;
 }
 
-void PriorityQueueCore::publish_counts() noexcept {
-  if (s_->heap_size > 0) s_->lowest.store(heap_[0].priority, std::memory_order_relaxed);
-  s_->count.store(s_->heap_size, std::memory_order_seq_cst);
+void PriorityQueueCore::publish_counts(std::uint64_t heap) noexcept {
+  if (heap > 0) s_->lowest.store(heap_[0].priority, std::memory_order_relaxed);
+  s_->count.store(heap, std::memory_order_seq_cst);
 }
 
 void PriorityQueueCore::put(std::int64_t priority, const void* data, std::size_t n, Deadline deadline) {
@@ -134,33 +144,43 @@ void PriorityQueueCore::put(std::int64_t priority, const void* data, std::size_t
                                       std::to_string(max_message_) +
                                       " bytes; split it, or create the queue with a larger max_message");
   const auto has_room = [&] { return qsize() < slots_; };
+  const auto full = [&] {
+    return Full(label_, label_ + " is full (" + std::to_string(qsize()) + " of " + std::to_string(slots_) +
+                            " slots); consume faster, wait longer or make it larger");
+  };
   bool recheck = false;
   for (;;) {
     if (closed()) throw Closed(label_, label_ + " is closed; nothing more can be put");
     bool put_it = false, repaired = false;
     {
       // While there is room the lock is all that stands in the way (its
-      // holder is mid-put or mid-get): wait on for it.
+      // holder is mid-put or mid-get): wait on for it, within bounds.
       SideLock lock(s_->lock, deadline, label_, [&] { return has_room() && !closed(); });
       if (!lock.held()) {
         if (closed()) throw Closed(label_, label_ + " is closed; nothing more can be put");
-        throw Full(label_, label_ + " is full (" + std::to_string(qsize()) + " of " + std::to_string(slots_) +
-                               " slots); consume faster, wait longer or make it larger");
+        if (lock.miss() == SideLockMiss::Holder)
+          throw Full(label_, label_ + " has free slots, but the put gave up at its deadline" + lock.blame("its lock"));
+        throw full();
       }
-      if (lock.took_over() || !consistent()) {
-        rebuild();
+      Sizes z = sizes();
+      if (lock.took_over() || !consistent(z)) {
+        z = rebuild();
         repaired = true;
       }
       if (closed()) throw Closed(label_, label_ + " is closed; nothing more can be put");
-      if (s_->free_top > 0) {
-        const std::uint32_t i = free_[s_->free_top - 1];
-        if (i >= slots_ || slot(i).state.load(std::memory_order_relaxed) != kSlotFree) {
-          rebuild();  // a stray write: the states are the truth
-          repaired = true;
-        }
+      // The free stack's top, read once and checked before it is used.
+      std::uint32_t i = 0;
+      const auto top_is_free = [&] {
+        i = free_[z.free - 1];
+        return i < slots_ && slot(i).state.load(std::memory_order_relaxed) == kSlotFree;
+      };
+      if (z.free > 0 && !top_is_free()) {
+        z = rebuild();  // a stray write: the states are the truth
+        repaired = true;
+        if (z.free > 0 && !top_is_free()) throw_corrupt("its free slots change under its lock");
       }
-      if (s_->free_top > 0) {
-        const std::uint32_t i = free_[--s_->free_top];
+      if (z.free > 0) {
+        s_->free_top = z.free - 1;
         PrioritySlot& sl = slot(i);
         const std::uint64_t seq = s_->next_seq;
         s_->next_seq = seq + 1;  // first: a seq is never handed out twice
@@ -170,8 +190,8 @@ void PriorityQueueCore::put(std::int64_t priority, const void* data, std::size_t
         sl.seq = seq;
         // The one store that makes the item visible.
         sl.state.store(kSlotReady, std::memory_order_release);
-        heap_push(PriorityHeapEntry{priority, seq, i});
-        publish_counts();
+        heap_push(PriorityHeapEntry{priority, seq, i}, z.heap);
+        publish_counts(z.heap + 1);
         put_it = true;
       }
     }
@@ -187,8 +207,7 @@ void PriorityQueueCore::put(std::int64_t priority, const void* data, std::size_t
     if (!wait_for_change(
             s_->space_seq, s_->space_sleepers, [&] { return recheck || has_room() || closed(); }, deadline, kRecheck,
             [&] { recheck = true; }))
-      throw Full(label_, label_ + " is full (" + std::to_string(qsize()) + " of " + std::to_string(slots_) +
-                             " slots); consume faster, wait longer or make it larger");
+      throw full();
   }
 }
 
@@ -204,31 +223,48 @@ void PriorityQueueCore::get(void (*read)(void* ctx, const char* data, std::size_
       SideLock lock(s_->lock, deadline, label_, has_item);
       if (!lock.held()) {
         if (closed() && !has_item()) throw Closed(label_, label_ + " is closed and drained");
+        if (lock.miss() == SideLockMiss::Holder)
+          throw Empty(label_, label_ + " holds items, but the get gave up at its deadline" + lock.blame("its lock"));
         throw Empty(label_, label_ + " is empty");
       }
-      if (lock.took_over() || !consistent()) {
-        rebuild();
+      Sizes z = sizes();
+      if (lock.took_over() || !consistent(z)) {
+        z = rebuild();
         repaired = true;
       }
-      if (s_->heap_size > 0) {
-        const PriorityHeapEntry& top = heap_[0];
-        if (top.slot >= slots_ || slot(top.slot).state.load(std::memory_order_acquire) != kSlotReady ||
-            slot(top.slot).seq != top.seq) {
-          rebuild();
+      // The top is taken off, then checked: the copy popped is the one used.
+      PriorityHeapEntry e{};
+      bool have = false;
+      if (z.heap > 0) {
+        e = heap_pop(z.heap);
+        z.heap -= 1;
+        have = names_ready_slot(e);
+        if (!have) {
+          z = rebuild();  // the heap was overwritten: the states are the truth
           repaired = true;
+          if (z.heap > 0) {
+            e = heap_pop(z.heap);
+            z.heap -= 1;
+            if (!names_ready_slot(e)) throw_corrupt("its heap changes under its lock");
+            have = true;
+          }
         }
       }
-      if (s_->heap_size > 0) {
-        const PriorityHeapEntry e = heap_pop();
+      if (have) {
+        // heap + free == slots_ held before the pop, so z.free < slots_ now.
         PrioritySlot& sl = slot(e.slot);
         len = sl.length;
-        if (len > max_message_) {
+        const auto release_slot = [&] {
+          // The one store that frees the slot.
           sl.state.store(kSlotFree, std::memory_order_release);
-          free_[s_->free_top++] = static_cast<std::uint32_t>(e.slot);
-          publish_counts();
-          throw CorruptSegment(label_, label_ + " held an item of " + std::to_string(len) +
-                                           " bytes in a slot of " + std::to_string(max_message_) +
-                                           "; the segment was overwritten: the item was dropped, recreate the queue");
+          free_[z.free] = static_cast<std::uint32_t>(e.slot);
+          s_->free_top = z.free + 1;
+          publish_counts(z.heap);
+        };
+        if (len > max_message_) {
+          release_slot();
+          throw_corrupt("it held an item of " + std::to_string(len) + " bytes in a slot of " +
+                        std::to_string(max_message_) + " (the item was dropped)");
         }
         if (priority != nullptr) *priority = sl.priority;
         try {
@@ -236,10 +272,7 @@ void PriorityQueueCore::get(void (*read)(void* ctx, const char* data, std::size_
         } catch (...) {
           failure = std::current_exception();
         }
-        // The one store that frees the slot.
-        sl.state.store(kSlotFree, std::memory_order_release);
-        free_[s_->free_top++] = static_cast<std::uint32_t>(e.slot);
-        publish_counts();
+        release_slot();
         got = true;
       } else if (closed()) {
         throw Closed(label_, label_ + " is closed and drained");
@@ -351,7 +384,8 @@ detail::PriorityQueueCore Segment::open_priority_queue(std::string_view name, co
   if (q->capacity_bytes != options.capacity_bytes || q->max_message != max_message ||
       q->max_items != options.max_items || q->slot_count != slots || q->slot_size != slot_size)
     throw mismatch(*q);
-  return detail::PriorityQueueCore(q, keepalive(), what);
+  // The handle keeps the geometry validated here, not the segment's copy.
+  return detail::PriorityQueueCore(q, keepalive(), what, slots, slot_size, max_message);
 }
 
 }  // namespace ipckit

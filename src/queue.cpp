@@ -2,8 +2,12 @@
 // queue_core.hpp for the layout and why one store publishes or frees a record.
 #include "ipckit/detail/queue_core.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
@@ -28,18 +32,98 @@ constexpr auto kNoTick = std::chrono::seconds(1);
 // consumers are not made to wake a sleeper at every get meanwhile.
 constexpr auto kStretchWait = std::chrono::microseconds(40);
 
+bool possible(const QueueGeometry& g) {
+  return g.capacity >= 64 && g.capacity <= kMaxQueueCapacity && (g.capacity & (g.capacity - 1)) == 0 &&
+         g.max_message <= g.capacity / 2 - kRecordHeader;
+}
+
+// The scheduler state of thread `tid` ('R', 'S', 'D', 'T', ...), 0 if it is gone.
+char thread_run_state(std::uint32_t tid) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%u/stat", tid);
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[512];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  // The command name (field 2) may hold spaces and parentheses: the state
+  // follows the last ')'.
+  const char* p = std::strrchr(buf, ')');
+  return p != nullptr && p[1] == ' ' ? p[2] : 0;
+}
+
 }  // namespace
 
+bool side_lock_holder_may_be_preempted(const LockState& s) noexcept {
+  const std::uint32_t tid = s.word.load(std::memory_order_relaxed) & kLockTidMask;
+  if (tid == 0) return true;  // just let go
+  switch (thread_run_state(tid)) {
+    case 'R':  // running, or runnable and waiting for a CPU
+    case 'D':  // a page fault, a brief uninterruptible wait
+    case 0:    // gone: the next attempt takes its lock over
+    case 'Z':
+    case 'X':
+      return true;
+    default:  // stopped ('T', 't': SIGSTOP, a debugger), or asleep ('S'): not coming back soon
+      return false;
+  }
+}
+
+std::string describe_side_lock_holder(const LockState& s) {
+  const std::uint32_t tid = s.word.load(std::memory_order_relaxed) & kLockTidMask;
+  if (tid == 0) return "a thread that has let go since";
+  const int pid = process_of_thread(tid);
+  std::string state;
+  switch (thread_run_state(tid)) {
+    case 'T':
+    case 't': state = "which is stopped (SIGSTOP, Ctrl-Z or a debugger)"; break;
+    case 'R': state = "which is running"; break;
+    case 'S': state = "which is asleep"; break;
+    case 'D': state = "which is in an uninterruptible wait"; break;
+    default: state = "which has just exited"; break;
+  }
+  std::string who;
+  if (pid == ::getpid()) who = "thread " + std::to_string(tid) + " of this process";
+  else if (pid != 0) who = "another live process, pid " + std::to_string(pid) + " (thread " + std::to_string(tid) + ")";
+  else who = "thread " + std::to_string(tid);
+  return who + ", " + state;
+}
+
 QueueCore::QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label)
-    : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {}
+    : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {
+  // Each field read once: what is checked is what is kept.
+  const std::uint32_t joinable = s->joinable;
+  geo_ = QueueGeometry{s->capacity, s->max_message, s->max_items, joinable != 0};
+  if (joinable > 1 || !possible(geo_))
+    throw_corrupt("its geometry (capacity " + std::to_string(geo_.capacity) + ", max_message " +
+                  std::to_string(geo_.max_message) + ", joinable " + std::to_string(joinable) +
+                  ") is not one a queue can have");
+}
+
+QueueCore::QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label,
+                     const QueueGeometry& geometry)
+    : s_(s), keep_(std::move(keepalive)), label_(std::move(label)), geo_(geometry) {
+  if (!possible(geo_))
+    throw_corrupt("its geometry (capacity " + std::to_string(geo_.capacity) + ", max_message " +
+                  std::to_string(geo_.max_message) + ") is not one a queue can have");
+}
+
+void QueueCore::throw_corrupt(const std::string& what) const {
+  throw CorruptSegment(label_, label_ + ": " + what +
+                                   "; the segment was overwritten by a stray write: recreate the queue");
+}
 
 void QueueCore::put_many(const Record* records, std::size_t count, Deadline deadline) {
   if (count == 0) return;
+  const std::uint64_t cap = geo_.capacity;
+  const std::uint64_t max_items = geo_.max_items;
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t n = records[i].size();
-    if (n > s_->max_message)
+    if (n > geo_.max_message)
       throw MessageTooLarge(label_, label_ + ": an item of " + std::to_string(n) + " bytes exceeds its max_message of " +
-                                        std::to_string(s_->max_message) +
+                                        std::to_string(geo_.max_message) +
                                         " bytes; split it, or create the queue with a larger max_message / "
                                         "capacity_bytes" + (i != 0 ? " (nothing of this put_many was put)" : ""));
   }
@@ -47,16 +131,22 @@ void QueueCore::put_many(const Record* records, std::size_t count, Deadline dead
   // A producer holding the lock waits for room only when the queue cannot
   // take its record; with room for two records of this size, that is not it.
   SideLock lock(s_->put_lock, deadline, label_, [&] {
-    return bytes_used() + 4 * first_rec <= s_->capacity && (s_->max_items == 0 || qsize() + 2 <= s_->max_items);
+    return bytes_used() + 4 * first_rec <= cap && (max_items == 0 || qsize() + 2 <= max_items);
   });
-  if (!lock.held()) throw Full(label_, label_ + " is full (another producer is waiting for room)");
+  if (!lock.held()) {
+    if (lock.miss() == SideLockMiss::Holder)
+      throw Full(label_, label_ + " has room, but the put gave up at its deadline" +
+                             lock.blame("the producers' lock"));
+    throw Full(label_, label_ + " is full (another producer is waiting for room)");
+  }
   if (closed()) throw Closed(label_, label_ + " is closed; nothing more can be put");
 
-  const std::uint64_t cap = s_->capacity;
   char* r = ring();
   const std::uint64_t t = s_->tail.load(std::memory_order_relaxed);  // only producers write it, one at a time
   std::uint64_t tpos = pos_of(t);
   std::uint64_t tcount = count_of(t);
+  // Records start 8-aligned, so every header and skip marker lies inside the ring.
+  if ((tpos & 7) != 0) throw_corrupt("its tail position " + std::to_string(tpos) + " is not 8-aligned");
   std::uint64_t published = tpos;
   // The one store that makes every record written so far visible. Sleeping
   // consumers are looked for after a full barrier: the unlock's, at the end.
@@ -72,11 +162,15 @@ void QueueCore::put_many(const Record* records, std::size_t count, Deadline dead
     std::uint64_t off = tpos & (cap - 1);
     const std::uint64_t contiguous = cap - off;
     const std::uint64_t need = rec <= contiguous ? rec : contiguous + rec;  // a record never straddles the end
+    // Positions further apart than the ring is long cannot be: that ends
+    // any wait (true), to be reported below.
+    bool torn = false;
     const auto room_for = [&](std::uint64_t bytes) {
       const std::uint64_t h = s_->head_cache;
       const std::uint64_t used = (tpos - pos_of(h)) & kPosMask;
+      if (used > cap) return torn = true;
       const std::uint64_t items = (tcount - count_of(h)) & kCountMask;
-      return used + bytes <= cap && (s_->max_items == 0 || items < s_->max_items);
+      return used + bytes <= cap && (max_items == 0 || items < max_items);
     };
     const auto has_room = [&] { return room_for(need); };
     if (!has_room()) {
@@ -107,6 +201,9 @@ void QueueCore::put_many(const Record* records, std::size_t count, Deadline dead
                                " bytes); consume faster, wait longer or make it larger" + put_so_far);
       if (!has_room()) throw Closed(label_, label_ + " was closed while waiting for room" + put_so_far);
     }
+    if (torn)
+      throw_corrupt("its producers' position is " + std::to_string((tpos - pos_of(s_->head_cache)) & kPosMask) +
+                    " bytes past its consumers' in a ring of " + std::to_string(cap));
     if (need != rec) {
       const std::uint32_t skip = kSkipMarker;
       std::memcpy(r + off, &skip, sizeof skip);
@@ -134,13 +231,19 @@ std::size_t QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadlin
   // A consumer holding the lock waits for data only when the queue is empty;
   // with two or more items queued, one is left for us.
   SideLock lock(s_->get_lock, deadline, label_, [&] { return qsize() >= 2; });
-  if (!lock.held()) throw Empty(label_, label_ + " is empty (another consumer is waiting for an item)");
-  const bool joinable = s_->joinable != 0;
+  if (!lock.held()) {
+    if (lock.miss() == SideLockMiss::Holder)
+      throw Empty(label_, label_ + " holds items, but the get gave up at its deadline" +
+                              lock.blame("the consumers' lock"));
+    throw Empty(label_, label_ + " is empty (another consumer is waiting for an item)");
+  }
+  const bool joinable = geo_.joinable;
   if (lock.took_over() && joinable) ledger_settle(s_->tasks, count_of(s_->head.load(std::memory_order_acquire)));
 
   const std::uint64_t h = s_->head.load(std::memory_order_relaxed);  // only consumers write it, one at a time
   std::uint64_t hpos = pos_of(h);
   std::uint64_t hcount = count_of(h);
+  if ((hpos & 7) != 0) throw_corrupt("its head position " + std::to_string(hpos) + " is not 8-aligned");
   const auto has_data = [&] { return pos_of(s_->tail_cache) != hpos; };
   if (!has_data()) {
     const auto ready = [&] {
@@ -155,7 +258,7 @@ std::size_t QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadlin
     if (!has_data()) throw Closed(label_, label_ + " is closed and drained");
   }
 
-  const std::uint64_t cap = s_->capacity;
+  const std::uint64_t cap = geo_.capacity;
   char* r = ring();
   // A joinable queue leases each task to this process around its free (see
   // task_ledger.hpp), so that its death at any instant is accounted for: one
@@ -175,8 +278,12 @@ std::size_t QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadlin
       s_->tail_cache = s_->tail.load(std::memory_order_acquire);
       if (!has_data()) break;
     }
+    // Every value read from the ring or the positions is checked before it
+    // indexes anything: the record (after a skip marker, if any) must lie
+    // inside the ring and before the tail.
     std::uint64_t pos = hpos;
-    std::uint64_t off = pos & (cap - 1);
+    const std::uint64_t tpos = pos_of(s_->tail_cache);
+    std::uint64_t off = pos & (cap - 1);  // 8-aligned: a header fits before the end
     std::uint32_t len = 0;
     std::memcpy(&len, r + off, sizeof len);
     if (len == kSkipMarker) {
@@ -185,10 +292,14 @@ std::size_t QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadlin
       std::memcpy(&len, r, sizeof len);
     }
     const std::uint64_t rec = align8(kRecordHeader + std::uint64_t{len});
-    if (len > s_->max_message || off + rec > cap || ((pos_of(s_->tail_cache) - pos) & kPosMask) < rec)
-      throw CorruptSegment(label_, label_ + " holds a record that does not fit its ring (" + std::to_string(len) +
-                                       " bytes at offset " + std::to_string(off) +
-                                       "); the segment was overwritten: recreate the queue");
+    const std::uint64_t queued = (tpos - hpos) & kPosMask;
+    if (len > geo_.max_message || off + rec > cap || queued > cap || ((tpos - pos) & kPosMask) < rec ||
+        ((tpos - pos) & kPosMask) > queued) {
+      if (got != 0) break;  // hand over what was read; the next get reports it
+      throw_corrupt("it holds a record that does not fit its ring (" + std::to_string(len) + " bytes at offset " +
+                    std::to_string(off) + ", " + std::to_string(queued) + " bytes queued in a ring of " +
+                    std::to_string(cap) + ")");
+    }
     try {
       read(ctx, got, r + off + kRecordHeader, len);
     } catch (...) {
@@ -236,8 +347,8 @@ std::size_t QueueCore::bytes_used() const noexcept {
 }
 
 bool QueueCore::full() const noexcept {
-  if (s_->max_items != 0 && qsize() >= s_->max_items) return true;
-  return bytes_used() + kRecordHeader > s_->capacity;
+  if (geo_.max_items != 0 && qsize() >= geo_.max_items) return true;
+  return bytes_used() + kRecordHeader > geo_.capacity;
 }
 
 void QueueCore::close() noexcept {
@@ -255,7 +366,8 @@ std::uint64_t QueueCore::unfinished_tasks() const noexcept {
 
 void QueueCore::task_done() {
   if (!ledger_task_done(s_->tasks, this_process(), count_of(s_->tail.load(std::memory_order_acquire))))
-    throw InvalidArgument(label_, label_ + ": task_done() called more times than items were put");
+    throw InvalidArgument(label_, label_ + ": task_done() called more times than items were put (every task is "
+                                           "done and no abandoned one is left to settle)");
   wake_if_sleeping(s_->tasks.join_seq, s_->tasks.join_sleepers, INT_MAX);
 }
 

@@ -88,11 +88,29 @@ std::uint64_t ledger_reclaim_dead(TaskLedger& l) noexcept {
   return reclaimed;
 }
 
+namespace {
+
+// Settles one abandoned task (already counted finished): false if there is none.
+bool settle_abandoned(TaskLedger& l) noexcept {
+  std::uint64_t a = l.abandoned.load(std::memory_order_acquire);
+  do {
+    if (a == 0) return false;
+  } while (!l.abandoned.compare_exchange_weak(a, a - 1, std::memory_order_acq_rel));
+  return true;
+}
+
+}  // namespace
+
 bool ledger_task_done(TaskLedger& l, const ThreadIdentity& process, std::uint64_t published) noexcept {
   for (std::size_t i = 0; i < kLeaseSlots; ++i)
     if (owned_by(l, i, process) && finish_one(l.tally[i])) return true;
-  // Not one of ours (handed over from another process, or got without a
-  // lease): any lease's outstanding task will do, the total is the same.
+  // Not one of ours: most likely handed over by a consumer that has since
+  // exited, so settle one of the gone consumers' tasks first. It already
+  // counts as finished: only `abandoned` goes down, and a live consumer's
+  // unfinished task stays unfinished (join() still waits for it).
+  if (settle_abandoned(l)) return true;
+  // Handed over by a live consumer, or got without a lease: any lease's
+  // outstanding task will do, the total is the same.
   for (auto& tally : l.tally)
     if (finish_one(tally)) return true;
   std::uint64_t extra = l.done_extra.load(std::memory_order_acquire);

@@ -23,6 +23,9 @@
 // max_message gets MessageTooLarge before anything is written; a payload that
 // does not decode as T is dropped with DecodeError and the queue goes on;
 // every process must open it with the same T and options (TypeMismatch).
+// Timed and non-blocking calls keep their bound as Queue's do (queue.hpp):
+// a process stopped (SIGSTOP, a debugger) while it holds the queue's lock
+// makes them throw Full / Empty by their deadline, naming it.
 //
 // Crash-safe: a producer killed inside put() leaves its item wholly in or
 // wholly out; a consumer killed inside get() leaves the item queued unless

@@ -21,13 +21,36 @@
 // with the same T and options (TypeMismatch otherwise). A payload that does
 // not decode as T is dropped with DecodeError, and the queue goes on.
 //
+// Timed and non-blocking calls keep their bound whatever other processes do.
+// Producers take an internal lock for each put, consumers another for each
+// get (a consumer waiting for an item, a producer waiting for room, holds
+// it). put(x, t) / get(t) wait for it until their deadline; put_nowait /
+// get_nowait / try_get up to 2 ms (its holder is nearly always mid-put). Only
+// while there is room (items) and the holder is running — merely preempted —
+// do they wait up to 50 ms longer. A holder that is stopped (SIGSTOP, Ctrl-Z,
+// a debugger) makes them throw Full / Empty on time, the message naming its
+// pid, although the queue has room (items): as Python's get(block=False)
+// raises Empty when it cannot take the reader lock at once. put()/get()
+// without a timeout wait for it; a holder that dies is taken over.
+//
 // JoinableQueue adds task_done()/join(): join() returns when every item put
-// has been marked done. A consumer process that dies between get() and
-// task_done() does not make join() hang: within ~25 ms its tasks are counted
-// done and reported by abandoned_tasks() (tasks are leased to processes, at
-// most 64 consumer processes at once; beyond that a task is not leased and a
-// dead consumer's task is waited for). Killed at any instant inside get() or
-// task_done(), a consumer never leaves a task counted twice or never.
+// has been marked done. Tasks are leased to the consumer PROCESS that got
+// them (pid + start time; at most 64 consumer processes at once, beyond that
+// a task is not leased and is waited for like Python's). A task counts as
+// ABANDONED when the process that got it has ended — killed, crashed, or
+// exited normally — without a task_done() for it, as soon as a liveness pass
+// notices: every ~25 ms while a consumer waits in get() on the queue or a
+// process waits in join(), and whenever a get() needs a lease while all 64
+// are taken. An abandoned task counts as done (join() does not hang on a
+// dead consumer) and is counted by abandoned_tasks(). A later task_done()
+// from any process that has no unfinished task of its own settles an
+// abandoned task first: abandoned_tasks() goes down by one, unfinished_tasks()
+// stays. So a consumer may hand its task to another process and exit, but
+// join() may then return once the exit is noticed, before that task_done().
+// task_done() throws InvalidArgument only when every item put is already
+// done, and no abandoned task is left to settle. Killed at any instant
+// inside get() or task_done(), a consumer never leaves a task counted twice
+// or never.
 #pragma once
 
 #include <cereal/archives/binary.hpp>
@@ -243,9 +266,10 @@ class Queue {
 
   // Blocks while the queue is full. Throws MessageTooLarge, Closed.
   void put(const T& item) { put_until(item, std::nullopt); }
-  // Throws Full if no room came within `timeout`.
+  // Throws Full if no room came within `timeout` (or another producer held
+  // the producers' lock that long: see the top of this file).
   void put(const T& item, std::chrono::nanoseconds timeout) { put_until(item, detail::deadline_in(timeout)); }
-  // Throws Full at once if there is no room.
+  // Throws Full at once if there is no room (or the producers' lock is held).
   void put_nowait(const T& item) { put_until(item, detail::deadline_now()); }
 
   // Puts every item, in order, taking the producers' lock and publishing once
@@ -261,11 +285,12 @@ class Queue {
 
   // Blocks while the queue is empty. Throws Closed once closed and drained, DecodeError.
   T get() { return get_until(std::nullopt); }
-  // Throws Empty if nothing came within `timeout`.
+  // Throws Empty if nothing came within `timeout` (or another consumer held
+  // the consumers' lock that long: see the top of this file).
   T get(std::chrono::nanoseconds timeout) { return get_until(detail::deadline_in(timeout)); }
-  // Throws Empty at once if there is nothing.
+  // Throws Empty at once if there is nothing (or the consumers' lock is held).
   T get_nowait() { return get_until(detail::deadline_now()); }
-  // nullopt if empty (or closed and drained); never blocks.
+  // nullopt where get_nowait() throws Empty (or Closed: closed and drained).
   std::optional<T> try_get() {
     try {
       return get_until(detail::deadline_now());
@@ -339,15 +364,17 @@ template <class T>
 class JoinableQueue : public Queue<T> {
  public:
   using Queue<T>::Queue;
-  // Marks one task done, by preference one this process got. Throws
-  // InvalidArgument when there are no unfinished tasks (Python's ValueError).
+  // Marks one task done: one this process got if it has any, else an
+  // abandoned one (settled), else another process's. Throws InvalidArgument
+  // when there are no unfinished and no abandoned tasks (Python's ValueError).
   void task_done() { this->core_.task_done(); }
   // Blocks until every item put has been marked done.
   void join() { this->core_.join(); }
   // Returns whether all were done within `timeout`.
   bool join(std::chrono::nanoseconds timeout) { return this->core_.join(timeout); }
   [[nodiscard]] std::uint64_t unfinished_tasks() const noexcept { return this->core_.unfinished_tasks(); }
-  // Tasks of consumers that died before task_done(), counted as done.
+  // Tasks of consumers that ended before task_done(), counted as done and
+  // not yet settled by a later task_done().
   [[nodiscard]] std::uint64_t abandoned_tasks() const noexcept { return this->core_.abandoned_tasks(); }
 };
 

@@ -20,7 +20,17 @@
 //
 // Nobody sleeps holding the lock: a consumer finding no item (a producer
 // finding no free slot) releases it and waits on a futex sequence word, so
-// producers and consumers never wait for each other's lock hold.
+// producers and consumers never wait for each other's lock hold. A holder
+// stopped (SIGSTOP) or preempted keeps it, though: timed and non-blocking
+// calls then wait for it as side_lock.hpp says, bounded by their deadline.
+//
+// Any process mapping the segment can overwrite any of it. The geometry
+// (slot count, slot size, max_message) is the handle's own copy, never read
+// from the segment again; every shared value that indexes memory (heap size,
+// free-stack top, heap entries' and the free stack's slot numbers, a slot's
+// length) is read once, range-checked and used as read. A derived value out
+// of range is rebuilt from the slot states; a length out of range, or a heap
+// that is wrong again right after a rebuild, is CorruptSegment.
 #pragma once
 
 #include <atomic>
@@ -107,8 +117,10 @@ constexpr std::uint64_t priority_slot_size(std::uint64_t max_message) {
 // The non-template engine; PriorityQueue<T> encodes/decodes around it.
 class PriorityQueueCore {
  public:
-  // `s` must have been validated against `slot_count`/`slot_size` (Segment does).
-  PriorityQueueCore(PriorityQueueState* s, std::shared_ptr<const void> keepalive, std::string label);
+  // `s` must be an object of priority_queue_layout(slots, slot_size).bytes
+  // bytes, validated for this geometry by the opener.
+  PriorityQueueCore(PriorityQueueState* s, std::shared_ptr<const void> keepalive, std::string label,
+                    std::uint64_t slots, std::uint64_t slot_size, std::uint64_t max_message);
 
   // Copies `n` bytes in as one item of `priority`. Throws MessageTooLarge
   // (before anything is written), Closed, or Full when `deadline` passes first.
@@ -135,12 +147,24 @@ class PriorityQueueCore {
     return *reinterpret_cast<PrioritySlot*>(slots_base_ + i * slot_size_);
   }
   char* payload(std::uint64_t i) const noexcept { return slots_base_ + i * slot_size_ + kPrioritySlotHeader; }
-  // With the lock held: whether the derived state is in range, and its repair.
-  [[nodiscard]] bool consistent() const noexcept;
-  void rebuild() noexcept;
-  void heap_push(const PriorityHeapEntry& e) noexcept;
-  PriorityHeapEntry heap_pop() noexcept;
-  void publish_counts() noexcept;
+  // The heap size and free-stack top, each read once, with the lock held.
+  struct Sizes {
+    std::uint64_t heap = 0, free = 0;
+  };
+  // Whether `z` is in range: what may index heap_ and free_.
+  [[nodiscard]] bool consistent(const Sizes& z) const noexcept {
+    return z.heap <= slots_ && z.free <= slots_ && z.heap + z.free == slots_;
+  }
+  [[nodiscard]] Sizes sizes() const noexcept { return {s_->heap_size, s_->free_top}; }
+  // The repair: derives heap, free stack and counts from the slot states.
+  Sizes rebuild() noexcept;
+  // Whether a heap entry names a ready slot holding that very item.
+  [[nodiscard]] bool names_ready_slot(const PriorityHeapEntry& e) const noexcept;
+  // With `heap` entries (checked) in the heap: adds `e`, or takes the top.
+  void heap_push(const PriorityHeapEntry& e, std::uint64_t heap) noexcept;
+  PriorityHeapEntry heap_pop(std::uint64_t heap) noexcept;
+  void publish_counts(std::uint64_t heap) noexcept;
+  [[noreturn]] void throw_corrupt(const std::string& what) const;
 
   PriorityQueueState* s_;
   std::shared_ptr<const void> keep_;

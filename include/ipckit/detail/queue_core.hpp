@@ -43,7 +43,7 @@ inline constexpr std::size_t kRecordHeader = 8;
 inline constexpr std::uint64_t kMaxQueueCapacity = std::uint64_t{1} << 27;  // 128 MiB: counts fit 24 bits
 
 struct alignas(64) QueueState {
-  // Fixed at creation.
+  // Fixed at creation; every handle works from its own copy (QueueGeometry).
   std::uint64_t capacity = 0;        // ring bytes, a power of two
   std::uint64_t max_message = 0;     // largest payload accepted
   std::uint64_t max_items = 0;       // 0: bounded by bytes only
@@ -68,10 +68,30 @@ struct alignas(64) QueueState {
 };
 static_assert(sizeof(QueueState) % 64 == 0);
 
+// A queue's fixed geometry, as its opener validated it.
+struct QueueGeometry {
+  std::uint64_t capacity = 0;     // ring bytes: a power of two, 64 .. kMaxQueueCapacity
+  std::uint64_t max_message = 0;  // at most capacity / 2 - kRecordHeader
+  std::uint64_t max_items = 0;
+  bool joinable = false;
+};
+
 // The non-template engine; typed queues encode/decode around it.
+//
+// Everything in QueueState is shared memory that any process mapping the
+// segment can overwrite. The geometry is therefore copied into the handle
+// once, at open, and never read from the segment again; the shared values
+// that must be read per operation (positions, record lengths, skip markers,
+// counts) are range-checked before they index anything, and a value out of
+// range is CorruptSegment: never an access outside the queue's ring.
 class QueueCore {
  public:
+  // Copies the geometry from `s`; CorruptSegment if it is not one a queue can have.
   QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label);
+  // Takes the geometry the opener validated (so no later write to the
+  // segment can slip in between that check and the copy); CorruptSegment if
+  // the segment no longer agrees with it.
+  QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label, const QueueGeometry& geometry);
 
   // One record's bytes, in two pieces (the second may be empty).
   struct Record {
@@ -102,8 +122,8 @@ class QueueCore {
   [[nodiscard]] bool full() const noexcept;
   void close() noexcept;
   [[nodiscard]] bool closed() const noexcept { return s_->closed.load(std::memory_order_acquire) != 0; }
-  [[nodiscard]] std::size_t capacity_bytes() const noexcept { return s_->capacity; }
-  [[nodiscard]] std::size_t max_message() const noexcept { return s_->max_message; }
+  [[nodiscard]] std::size_t capacity_bytes() const noexcept { return geo_.capacity; }
+  [[nodiscard]] std::size_t max_message() const noexcept { return geo_.max_message; }
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
 
   // JoinableQueue.
@@ -119,9 +139,11 @@ class QueueCore {
   char* ring() const noexcept { return reinterpret_cast<char*>(s_) + sizeof(QueueState); }
   // With get_lock held: counts dead consumers' tasks finished, wakes join().
   void reclaim_dead_consumers() noexcept;
+  [[noreturn]] void throw_corrupt(const std::string& what) const;
   QueueState* s_;
   std::shared_ptr<const void> keep_;
   std::string label_;
+  QueueGeometry geo_;  // never re-read from s_
 };
 
 }  // namespace ipckit::detail

@@ -16,7 +16,12 @@
 //   get       mark in flight · free the record (head store) · outstanding+1 and
 //             clear the mark (one add)
 //   task_done outstanding−1, finished+1 (one CAS)
-//   a death   outstanding → finished (one CAS, counted in `abandoned`)
+//   a death   outstanding → finished (one CAS), then added to `abandoned`
+//   a late task_done() of a gone consumer's task: `abandoned` − 1 (one CAS;
+//             it was counted finished at the death)
+// (`abandoned` is the one count kept apart from the tally: a reclaimer killed
+// between a death's two steps leaves it short; the totals stay exact, but a
+// late task_done() of those tasks is then refused, as if never abandoned.)
 // A get() cut short is settled by the next holder of the consumers' lock: the
 // head count's parity says whether its free happened. Lease slots change
 // owner only under the consumers' lock; a freed slot keeps its finished count
@@ -35,7 +40,7 @@ inline constexpr std::size_t kLeaseSlots = 64;  // consumer processes with a lea
 
 struct TaskLedger {
   std::atomic<std::uint64_t> done_extra{0};  // task_done()s no lease could be charged with
-  std::atomic<std::uint64_t> abandoned{0};   // tasks of consumers that died before task_done
+  std::atomic<std::uint64_t> abandoned{0};   // counted finished at their consumer's death, not yet task_done()
   std::atomic<std::uint32_t> join_seq{0};    // futex: join() sleeps here
   std::atomic<std::uint32_t> join_sleepers{0};
   std::atomic<std::uint32_t> pid[kLeaseSlots] = {};  // lease owner; 0: free
@@ -58,8 +63,9 @@ std::uint64_t ledger_reclaim_dead(TaskLedger& l) noexcept;
 
 // Any process, any time.
 // Marks one task finished: one of the caller process's own if it has any,
-// else one of another lease's, else one never leased. False (nothing
-// changed) when `published` leaves no unfinished task.
+// else settles an abandoned one (the finished count stays), else one of
+// another lease's, else one never leased. False (nothing changed) when
+// `published` leaves no unfinished task and none is abandoned.
 bool ledger_task_done(TaskLedger& l, const ThreadIdentity& process, std::uint64_t published) noexcept;
 std::uint64_t ledger_unfinished(const TaskLedger& l, std::uint64_t published) noexcept;
 // The tasks a lease's tally says its process got and has not marked done.
