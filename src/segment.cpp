@@ -711,7 +711,9 @@ detail::QueueCore Segment::open_queue(std::string_view name, ObjectKind kind, co
                                               " and max_items " + std::to_string(q->max_items) + ", not " +
                                               std::to_string(max_message) + " and " +
                                               std::to_string(options.max_items) + "; open it with its options");
-  return detail::QueueCore(q, keepalive(), what);
+  return detail::QueueCore(q, keepalive(), what,
+                           detail::QueueGeometry{capacity, max_message, options.max_items,
+                                                 kind == ObjectKind::JoinableQueue});
 }
 
 }  // namespace ipckit

@@ -132,9 +132,9 @@ inline void fence_after_unlock() noexcept {
 }
 
 inline void wake_if_sleeping(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleepers, int n) noexcept {
-  if (sleepers.load(std::memory_order_seq_cst) != 0) {
+  if (must_wake(sleepers)) {
     word.fetch_add(1, std::memory_order_seq_cst);
-    futex_wake(word, n);
+    wake_sleepers(word, sleepers, n);
   }
 }
 
