@@ -414,10 +414,13 @@ TEST(BarrierHardening, TimedWaitKeepsItsDeadlineWhileAStoppedProcessHoldsTheInte
     // while the lock is held by the stopped process.
     std::atomic<std::int64_t> arrived_ms{-1};
     std::atomic<int> arrived_outcome{0};  // 1 BrokenBarrier, 2 returned, 3 other
+    // Declared before the thread, so that a failing ASSERT's join of it (the
+    // jthread's destructor runs first) cannot wait forever on the old code.
+    Watchdog watchdog(holder, 6s);
     const auto t_arrive = Clock::now();
-    std::thread arriving([&] {
+    std::jthread arriving([&] {
       try {
-        (void)b.wait(1500ms);
+        (void)b.wait(600ms);
         arrived_outcome = 2;
       } catch (const ipckit::BrokenBarrier&) {
         arrived_outcome = 1;
@@ -428,20 +431,20 @@ TEST(BarrierHardening, TimedWaitKeepsItsDeadlineWhileAStoppedProcessHoldsTheInte
     });
     ASSERT_TRUE(eventually([&] { return b.n_waiting() == 1 || arrived_ms.load() >= 0; }));
     ASSERT_TRUE(stop_while_holding(seg, "B", holder, rng)) << "never caught the child holding the lock";
-    if (ms_since(t_arrive) > 1000) {  // too slow to test the arrived waiter's deadline this time
+    if (ms_since(t_arrive) > 450) {  // too slow to test the arrived waiter's deadline this time
       holder.kill(SIGCONT);
       arriving.join();
       continue;
     }
-    Watchdog watchdog(holder, 4s);
+    // The arrived waiter's time runs out while the stopped process holds the lock.
+    arriving.join();
+    EXPECT_EQ(arrived_outcome.load(), 1);
+    EXPECT_LT(arrived_ms.load(), 600 + 250) << "an arrived wait(600ms) overran its deadline";
+    EXPECT_TRUE(b.broken());
     // A wait that cannot get in.
     auto t0 = Clock::now();
     EXPECT_THROW((void)b.wait(200ms), ipckit::BrokenBarrier);
     EXPECT_LT(ms_since(t0), 200 + 250) << "wait(200ms) overran its deadline behind the stopped holder";
-    arriving.join();
-    EXPECT_EQ(arrived_outcome.load(), 1);
-    EXPECT_LT(arrived_ms.load(), 1500 + 250) << "an arrived wait(1500ms) overran its deadline";
-    EXPECT_TRUE(b.broken());
     // abort() and the untimed accessors do not wait for the stopped holder.
     t0 = Clock::now();
     b.abort();
