@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <climits>
 #include <mutex>
 #include <optional>
@@ -30,6 +31,10 @@ ProcessIdentity this_process() {
   if (cached.pid != pid) cached = {pid, detail::process_start_ticks(pid)};
   return cached;
 }
+
+// `arrived` is a plain field (the CLI reads it as one) written under the
+// lock; n_waiting() reads it without: every access here is atomic.
+std::atomic_ref<std::uint32_t> arrived(detail::BarrierState& s) noexcept { return std::atomic_ref(s.arrived); }
 
 void bump(detail::BarrierState& s) noexcept { detail::publish_change(s.wake, s.sleepers, INT_MAX); }
 
@@ -75,7 +80,7 @@ bool Barrier::break_unlocked(detail::BreakReason why) noexcept {
 
 // Called with the lock held: the round sealed for `round` is complete.
 void Barrier::finish_round_locked(std::uint32_t round) noexcept {
-  s_->arrived = 0;
+  arrived(*s_).store(0, std::memory_order_relaxed);
   s_->round.store(round + 1, std::memory_order_seq_cst);
   s_->broken.store(0, std::memory_order_seq_cst);
   bump(*s_);
@@ -140,8 +145,9 @@ std::uint32_t Barrier::arrive_locked(std::uint32_t& my_round) {
   if (shared_parties != parties_)
     throw_corrupt("its shared party count changed from " + std::to_string(parties_) + " to " +
                   std::to_string(shared_parties));
-  if (s_->arrived >= parties_)
-    throw_corrupt(std::to_string(s_->arrived) + " parties are recorded as waiting, of " + std::to_string(parties_));
+  const std::uint32_t waiting = arrived(*s_).load(std::memory_order_relaxed);
+  if (waiting >= parties_)
+    throw_corrupt(std::to_string(waiting) + " parties are recorded as waiting, of " + std::to_string(parties_));
   my_round = s_->round.load(std::memory_order_relaxed);
   // Register as a party of this round (see barrier.hpp for the rule).
   const ProcessIdentity me = this_process();
@@ -160,11 +166,12 @@ std::uint32_t Barrier::arrive_locked(std::uint32_t& my_round) {
     slot->start_ticks = me.start_ticks;
     slot->last_round = my_round;
   }
-  const std::uint32_t index = s_->arrived++;
-  if (s_->arrived == parties_) {
+  const std::uint32_t index = waiting;
+  arrived(*s_).store(waiting + 1, std::memory_order_relaxed);
+  if (waiting + 1 == parties_) {
     std::uint32_t expected = 0;
     if (!s_->broken.compare_exchange_strong(expected, sealed(my_round), std::memory_order_seq_cst)) {
-      --s_->arrived;  // broken without the lock just now: this round is over for all
+      arrived(*s_).store(waiting, std::memory_order_relaxed);  // broken without the lock just now: over for all
       throw_broken();
     }
     finish_round_locked(my_round);
@@ -264,11 +271,11 @@ void Barrier::reset() {
   std::lock_guard g(lock, std::adopt_lock);
   const std::uint32_t round = s_->round.load(std::memory_order_relaxed);
   // Whoever waits in the current round (broken or not) ends with BrokenBarrier.
-  if (s_->arrived > 0 || s_->broken.load(std::memory_order_relaxed) != 0) {
+  if (arrived(*s_).load(std::memory_order_relaxed) > 0 || s_->broken.load(std::memory_order_relaxed) != 0) {
     s_->broken_round.store(round + 1, std::memory_order_seq_cst);
     s_->round.store(round + 1, std::memory_order_seq_cst);
   }
-  s_->arrived = 0;
+  arrived(*s_).store(0, std::memory_order_relaxed);
   s_->broken.store(0, std::memory_order_seq_cst);
   // Back to the initial state: who took part before the reset is forgotten.
   for (auto& p : s_->party) p = detail::BarrierParty{};
@@ -284,6 +291,6 @@ void Barrier::leave() {
     if (p.pid == me.pid && p.start_ticks == me.start_ticks) p = detail::BarrierParty{};
 }
 
-std::uint32_t Barrier::n_waiting() const noexcept { return s_->arrived; }
+std::uint32_t Barrier::n_waiting() const noexcept { return arrived(*s_).load(std::memory_order_relaxed); }
 
 }  // namespace ipckit

@@ -129,10 +129,12 @@ TEST(ConditionHardening, NotifyNWakesExactlyNOfTheWaitersAcrossProcessesAndThrea
   for (int p = 0; p < kProcs; ++p)
     kids.emplace_back([&, p] {
       std::vector<std::thread> ts;
+      ts.reserve(kThreadsPerProc);
       for (int t = 0; t < kThreadsPerProc; ++t) ts.emplace_back(waiter, p * kThreadsPerProc + t);
       for (auto& t : ts) t.join();
     });
   std::vector<std::thread> local;
+  local.reserve(kLocalThreads);
   for (int t = 0; t < kLocalThreads; ++t) local.emplace_back(waiter, kProcs * kThreadsPerProc + t);
 
   constexpr int kRounds = 20000;
@@ -273,6 +275,7 @@ TEST(ConditionHardening, WaitersKilledAnywhereInWaitNeitherSwallowANotifyNorMake
       for (int f = 0; f < kFields; ++f) st[f] = 0;
     }
     std::vector<Child> victims;
+    victims.reserve(6);
     for (int i = 0; i < 3; ++i)
       victims.emplace_back([&] {
         std::unique_lock g(c);
@@ -331,6 +334,7 @@ TEST(ConditionHardening, MoreWaitersThanTableSlotsAreAllWokenByNotifyAll) {
   constexpr int kThreads = static_cast<int>(ipckit::detail::kConditionSlots) + 24;
   std::atomic<int> waiting{0}, trues{0}, done{0};
   std::vector<std::thread> ts;
+  ts.reserve(kThreads);
   for (int i = 0; i < kThreads; ++i)
     ts.emplace_back([&] {
       std::unique_lock g(c);
@@ -490,7 +494,7 @@ TEST(BarrierHardening, TimeoutsRacingTheLastArrivalGiveEveryPartyTheSameOutcome)
     ASSERT_EQ(late.wait_exit(10s), 0);
     // The late one may arrive after the break (then it is broken too) or in
     // time (both pass); never one passed and one broken in the same round.
-    mixed += at(outcome[0]).load() != at(outcome[1]).load();
+    if (at(outcome[0]).load() != at(outcome[1]).load()) ++mixed;
   }
   EXPECT_EQ(mixed, 0);
 }
