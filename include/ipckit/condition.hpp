@@ -20,7 +20,7 @@
 // it; notify_all() wakes all of those. `wait_for(t)` returns true only when
 // the caller consumed a notification, false when its time ran out. A waiter
 // killed in its wait costs nobody a notification: one it had been given and
-// not consumed is passed on to another waiter within about 50 ms (see
+// not consumed is passed on to another waiter within about 0.1 s (see
 // detail/condition_slots.hpp for how, and for what happens beyond 256
 // simultaneous waiters). A holder killed with the lock held is handled as
 // for Lock: the next one to take it (a notifier, or a waiter on its way out
