@@ -1,18 +1,24 @@
 // Barrier: arrivals are counted under a (crash-safe) lock; waiters sleep on a
-// change counter and, while they sleep, look for parties that died.
+// change counter and, while they sleep, look for parties that died. A timed
+// wait never waits for the lock past its deadline (see barrier.hpp, Sealing).
 #include "ipckit/barrier.hpp"
 
 #include <unistd.h>
 
+#include <atomic>
 #include <climits>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "ipckit/error.hpp"
-#include "ipckit/lock.hpp"
 
 namespace ipckit {
 namespace {
+
+// How long a waiter whose time is up still tries for the lock to record its
+// timeout in order, before it breaks the barrier without the lock.
+constexpr std::chrono::milliseconds kLockGrace{5};
 
 struct ProcessIdentity {
   int pid;
@@ -26,14 +32,85 @@ ProcessIdentity this_process() {
   return cached;
 }
 
+// `arrived` is a plain field (the CLI reads it as one) written under the
+// lock; n_waiting() reads it without: every access here is atomic.
+std::atomic_ref<std::uint32_t> arrived(detail::BarrierState& s) noexcept { return std::atomic_ref(s.arrived); }
+
 void bump(detail::BarrierState& s) noexcept { detail::publish_change(s.wake, s.sleepers, INT_MAX); }
 
+std::uint32_t sealed(std::uint32_t round) noexcept { return detail::kBarrierSealed | (round & ~detail::kBarrierSealed); }
+
+// Whether a round is over for its waiters: advanced, or really broken (a
+// sealed round is being completed).
+bool round_over(const detail::BarrierState& s, std::uint32_t my_round) noexcept {
+  return s.round.load(std::memory_order_acquire) != my_round ||
+         detail::barrier_broken(s.broken.load(std::memory_order_acquire));
+}
+
 }  // namespace
+
+Barrier::Barrier(detail::BarrierState* s, std::shared_ptr<const void> keepalive, std::string label)
+    : s_(s), parties_(s->parties), keep_(std::move(keepalive)), label_(std::move(label)) {
+  if (parties_ < 1 || parties_ > detail::kBarrierMaxParties)
+    throw_corrupt("its shared party count is " + std::to_string(parties_) + ", outside 1.." +
+                  std::to_string(detail::kBarrierMaxParties));
+}
+
+void Barrier::throw_corrupt(const std::string& what) const {
+  throw CorruptSegment(label_, label_ + ": " + what +
+                                   "; its shared state was overwritten (a stray write by a process using the "
+                                   "segment?): recreate the segment");
+}
 
 // Called with the lock held.
 void Barrier::break_locked(detail::BreakReason why) noexcept {
   s_->broken.store(static_cast<std::uint32_t>(why), std::memory_order_seq_cst);
   bump(*s_);
+}
+
+// Breaks the current round without the lock, unless it is broken already
+// or sealed (being completed). True if this call broke it.
+bool Barrier::break_unlocked(detail::BreakReason why) noexcept {
+  std::uint32_t expected = 0;
+  if (!s_->broken.compare_exchange_strong(expected, static_cast<std::uint32_t>(why), std::memory_order_seq_cst))
+    return false;
+  bump(*s_);
+  return true;
+}
+
+// Called with the lock held: the round sealed for `round` is complete.
+void Barrier::finish_round_locked(std::uint32_t round) noexcept {
+  arrived(*s_).store(0, std::memory_order_relaxed);
+  s_->round.store(round + 1, std::memory_order_seq_cst);
+  s_->broken.store(0, std::memory_order_seq_cst);
+  bump(*s_);
+}
+
+// Called holding a lock taken over from a holder that died.
+void Barrier::recover_locked() noexcept {
+  const std::uint32_t b = s_->broken.load(std::memory_order_acquire);
+  if ((b & detail::kBarrierSealed) != 0) {
+    // It died completing a round: finish it (advance `round` only if it had not).
+    const std::uint32_t round = s_->round.load(std::memory_order_acquire);
+    const std::uint32_t sealed_round = b & ~detail::kBarrierSealed;
+    finish_round_locked((round & ~detail::kBarrierSealed) == sealed_round ? round : round - 1);
+    return;
+  }
+  // It died elsewhere inside an operation: the arrival count may be off by
+  // one. Say so to everyone rather than guess.
+  break_locked(detail::BreakReason::DiedInWait);
+}
+
+// Takes the lock by `deadline` (nullopt: however long it takes) and repairs
+// what a dead holder left. False on deadline.
+bool Barrier::lock_until(Lock& lock, detail::Deadline deadline) {
+  if (!deadline) lock.lock();
+  else if (!lock.try_lock_until(*deadline)) return false;
+  if (lock.owner_died()) {
+    recover_locked();
+    lock.mark_consistent();
+  }
+  return true;
 }
 
 void Barrier::throw_broken() const {
@@ -60,59 +137,104 @@ bool Barrier::missing_party_died(std::uint32_t round) const noexcept {
   return false;
 }
 
+// Called with the lock held: registers the caller and counts its arrival.
+// Returns its index; sets `my_round`. Completes the round if it is the last.
+std::uint32_t Barrier::arrive_locked(std::uint32_t& my_round) {
+  if (detail::barrier_broken(s_->broken.load(std::memory_order_relaxed))) throw_broken();
+  const std::uint32_t shared_parties = s_->parties;
+  if (shared_parties != parties_)
+    throw_corrupt("its shared party count changed from " + std::to_string(parties_) + " to " +
+                  std::to_string(shared_parties));
+  const std::uint32_t waiting = arrived(*s_).load(std::memory_order_relaxed);
+  if (waiting >= parties_)
+    throw_corrupt(std::to_string(waiting) + " parties are recorded as waiting, of " + std::to_string(parties_));
+  my_round = s_->round.load(std::memory_order_relaxed);
+  // Register as a party of this round (see barrier.hpp for the rule).
+  const ProcessIdentity me = this_process();
+  detail::BarrierParty* slot = nullptr;
+  for (auto& p : s_->party) {
+    if (p.pid == me.pid && p.start_ticks == me.start_ticks) {
+      slot = &p;
+      break;
+    }
+    if (slot == nullptr &&
+        (p.pid == 0 || (p.last_round + 1 < my_round && detail::process_start_ticks(p.pid) != p.start_ticks)))
+      slot = &p;
+  }
+  if (slot != nullptr) {
+    slot->pid = me.pid;
+    slot->start_ticks = me.start_ticks;
+    slot->last_round = my_round;
+  }
+  const std::uint32_t index = waiting;
+  arrived(*s_).store(waiting + 1, std::memory_order_relaxed);
+  if (waiting + 1 == parties_) {
+    std::uint32_t expected = 0;
+    if (!s_->broken.compare_exchange_strong(expected, sealed(my_round), std::memory_order_seq_cst)) {
+      arrived(*s_).store(waiting, std::memory_order_relaxed);  // broken without the lock just now: over for all
+      throw_broken();
+    }
+    finish_round_locked(my_round);
+  }
+  return index;
+}
+
+// How round `my_round` ended for a party that arrived in it with `index`.
+std::uint32_t Barrier::outcome(std::uint32_t my_round, std::uint32_t index) const {
+  const std::uint32_t round = s_->round.load(std::memory_order_acquire);
+  if (round != my_round) {
+    if (s_->broken_round.load(std::memory_order_acquire) != my_round + 1) return index;
+    throw_broken();  // reset() while it waited
+  }
+  // Sealed: the last party arrived and is completing the round.
+  if ((s_->broken.load(std::memory_order_acquire) & detail::kBarrierSealed) != 0) return index;
+  throw_broken();
+}
+
 std::uint32_t Barrier::wait_impl(detail::Deadline deadline) {
   Lock lock(&s_->lock, keep_, label_ + " (its lock)");
-  const ProcessIdentity me = this_process();
   std::uint32_t my_round = 0;
   std::uint32_t index = 0;
+  if (!lock_until(lock, deadline)) {
+    // It could not even arrive in time: a timeout all the same, which
+    // breaks the barrier (as in Python); done without the lock.
+    break_unlocked(detail::BreakReason::Timeout);
+    std::string who = "another thread";
+    if (auto h = lock.holder()) who = "pid " + std::to_string(h->pid) + (h->alive ? " (alive: stopped?)" : " (dead)");
+    throw BrokenBarrier(label_, label_ + ": wait() timed out before it could arrive: its internal lock is held by " +
+                                    who + "; the barrier is broken; call reset() before using it again");
+  }
   {
-    std::lock_guard g(lock);
-    if (lock.owner_died()) {
-      // A process died inside wait() with the lock held: the arrival count
-      // may be off by one. Say so to everyone rather than guess.
-      break_locked(detail::BreakReason::DiedInWait);
-      lock.mark_consistent();
-    }
-    if (s_->broken.load(std::memory_order_relaxed) != 0) throw_broken();
-    my_round = s_->round.load(std::memory_order_relaxed);
-    // Register as a party of this round (see barrier.hpp for the rule).
-    detail::BarrierParty* slot = nullptr;
-    for (auto& p : s_->party) {
-      if (p.pid == me.pid && p.start_ticks == me.start_ticks) { slot = &p; break; }
-      if (slot == nullptr && (p.pid == 0 || (p.last_round + 1 < my_round && detail::process_start_ticks(p.pid) != p.start_ticks)))
-        slot = &p;
-    }
-    if (slot != nullptr) {
-      slot->pid = me.pid;
-      slot->start_ticks = me.start_ticks;
-      slot->last_round = my_round;
-    }
-    index = s_->arrived++;
-    if (s_->arrived == s_->parties) {
-      s_->arrived = 0;
-      s_->round.store(my_round + 1, std::memory_order_seq_cst);
-      bump(*s_);
-      return index;
-    }
+    std::lock_guard g(lock, std::adopt_lock);
+    index = arrive_locked(my_round);
+    if (s_->round.load(std::memory_order_relaxed) != my_round) return index;  // it was the last
   }
 
-  const auto round_over = [&] {
-    return s_->round.load(std::memory_order_acquire) != my_round || s_->broken.load(std::memory_order_acquire) != 0;
+  const auto on_tick = [&] {
+    // A dead missing party, or a holder of the lock that died (perhaps while
+    // completing this round): take the lock (never past the deadline) to act.
+    const auto holder = lock.locked() ? lock.holder() : std::nullopt;
+    if (!missing_party_died(my_round) && !(holder && !holder->alive)) return;
+    if (!lock_until(lock, deadline)) return;
+    std::lock_guard g(lock, std::adopt_lock);
+    if (s_->round.load() == my_round && missing_party_died(my_round)) break_locked(detail::BreakReason::PartyDied);
   };
-  const bool over = detail::wait_for_change(s_->wake, s_->sleepers, round_over, deadline, detail::kLivenessInterval,
-                                            [&] {
-                                              if (!missing_party_died(my_round)) return;
-                                              std::lock_guard g(lock);
-                                              if (s_->round.load() == my_round) break_locked(detail::BreakReason::PartyDied);
-                                            });
+  const bool over = detail::wait_for_change(
+      s_->wake, s_->sleepers, [&] { return round_over(*s_, my_round); }, deadline, detail::kLivenessInterval, on_tick);
   if (!over) {
-    std::lock_guard g(lock);
-    if (s_->round.load() == my_round) break_locked(detail::BreakReason::Timeout);
+    // Time is up: break the round, in order under the lock if it can be had
+    // at once, else without it (its holder may be stopped).
+    if (lock_until(lock, std::chrono::steady_clock::now() + kLockGrace)) {
+      std::lock_guard g(lock, std::adopt_lock);
+      if (!round_over(*s_, my_round)) break_locked(detail::BreakReason::Timeout);
+    } else if (s_->round.load(std::memory_order_acquire) == my_round) {
+      // Should the round complete between this check and the CAS, the break
+      // lands on the next round instead: that one is then broken for all of
+      // its parties alike, and this one completed for all of its own.
+      break_unlocked(detail::BreakReason::Timeout);
+    }
   }
-  const std::uint32_t round = s_->round.load(std::memory_order_acquire);
-  const bool completed = round != my_round && s_->broken_round.load(std::memory_order_acquire) != my_round + 1;
-  if (completed) return index;
-  throw_broken();
+  return outcome(my_round, index);
 }
 
 std::uint32_t Barrier::wait() { return wait_impl(std::nullopt); }
@@ -122,10 +244,21 @@ std::uint32_t Barrier::wait(std::chrono::nanoseconds timeout) {
 }
 
 void Barrier::abort() noexcept {
-  Lock lock(&s_->lock, keep_, label_);
+  // Without the lock: a process stopped holding it must not hold up abort().
+  std::uint32_t b = s_->broken.load(std::memory_order_acquire);
+  while ((b & detail::kBarrierSealed) == 0) {
+    if (s_->broken.compare_exchange_weak(b, static_cast<std::uint32_t>(detail::BreakReason::Aborted),
+                                         std::memory_order_seq_cst)) {
+      bump(*s_);
+      return;
+    }
+  }
+  // A round is being completed: abort breaks the next one, once it has.
+  Lock lock(&s_->lock, keep_, label_ + " (its lock)");
   try {
-    std::lock_guard g(lock);
+    lock_until(lock, std::nullopt);
     break_locked(detail::BreakReason::Aborted);
+    lock.unlock();
   } catch (...) {
     // Locking cannot fail here but for a deadlock with ourselves; break anyway.
     break_locked(detail::BreakReason::Aborted);
@@ -134,29 +267,30 @@ void Barrier::abort() noexcept {
 
 void Barrier::reset() {
   Lock lock(&s_->lock, keep_, label_ + " (its lock)");
-  std::lock_guard g(lock);
+  lock_until(lock, std::nullopt);
+  std::lock_guard g(lock, std::adopt_lock);
   const std::uint32_t round = s_->round.load(std::memory_order_relaxed);
   // Whoever waits in the current round (broken or not) ends with BrokenBarrier.
-  if (s_->arrived > 0 || s_->broken.load(std::memory_order_relaxed) != 0) {
+  if (arrived(*s_).load(std::memory_order_relaxed) > 0 || s_->broken.load(std::memory_order_relaxed) != 0) {
     s_->broken_round.store(round + 1, std::memory_order_seq_cst);
     s_->round.store(round + 1, std::memory_order_seq_cst);
   }
-  s_->arrived = 0;
+  arrived(*s_).store(0, std::memory_order_relaxed);
   s_->broken.store(0, std::memory_order_seq_cst);
   // Back to the initial state: who took part before the reset is forgotten.
   for (auto& p : s_->party) p = detail::BarrierParty{};
-  if (lock.owner_died()) lock.mark_consistent();
   bump(*s_);
 }
 
 void Barrier::leave() {
   Lock lock(&s_->lock, keep_, label_ + " (its lock)");
-  std::lock_guard g(lock);
+  lock_until(lock, std::nullopt);
+  std::lock_guard g(lock, std::adopt_lock);
   const ProcessIdentity me = this_process();
   for (auto& p : s_->party)
     if (p.pid == me.pid && p.start_ticks == me.start_ticks) p = detail::BarrierParty{};
 }
 
-std::uint32_t Barrier::n_waiting() const noexcept { return s_->arrived; }
+std::uint32_t Barrier::n_waiting() const noexcept { return arrived(*s_).load(std::memory_order_relaxed); }
 
 }  // namespace ipckit

@@ -16,6 +16,18 @@
 // before it exits, so that its end is not taken for a death; reset()
 // forgets every party.
 //
+// A timed wait() keeps its deadline (+ a few ms) whatever another process
+// does, even one stopped (SIGSTOP, a debugger) while it holds the barrier's
+// internal lock: a wait that cannot get the lock in time, or cannot get it
+// to record its timeout, breaks the barrier without it (see "Sealing"
+// below) and throws BrokenBarrier. abort() does not take the lock either.
+// reset() and leave() have no timed form and wait for the lock.
+//
+// Corruption: the party count is copied into the handle when it is opened
+// (CorruptSegment if the shared one is out of range) and the shared counts
+// are checked against it on every wait(): a stray write is CorruptSegment,
+// never a wait that cannot end.
+//
 //   auto start = seg.barrier("start", 4);
 //   std::uint32_t index = start.wait();
 #pragma once
@@ -28,6 +40,7 @@
 
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/lock_state.hpp"
+#include "ipckit/lock.hpp"
 
 namespace ipckit {
 
@@ -41,12 +54,27 @@ struct BarrierParty {
 };
 // A round is one use of the barrier: it ends when the last party arrives, or
 // broken (timeout, abort, dead party: `broken` set) and then reset().
+//
+// Sealing. Breaking without the lock (a CAS of `broken` from 0) must not
+// race with the last arrival completing the round, or some parties of one
+// round would pass and others be broken. So the last arrival, under the
+// lock, first CASes `broken` from 0 to kBarrierSealed | round: if that fails
+// the round was broken first and it throws like the others; if it succeeds
+// no break can land until the round is over (round advanced, then `broken`
+// back to 0). A sealed `broken` is not a broken barrier. A process killed
+// between sealing and finishing leaves the seal behind: whoever takes the
+// lock over from it finishes the round (the sealed round number says
+// whether `round` was already advanced).
+inline constexpr std::uint32_t kBarrierSealed = 0x8000'0000u;
+inline constexpr bool barrier_broken(std::uint32_t broken) noexcept {
+  return broken != 0 && (broken & kBarrierSealed) == 0;
+}
 struct alignas(64) BarrierState {
   LockState lock;                           // guards arrived, party[] and round changes
   std::uint32_t parties = 0;
   std::uint32_t arrived = 0;                // in the current round
   std::atomic<std::uint32_t> round{0};      // rounds ended so far
-  std::atomic<std::uint32_t> broken{0};     // the current round is broken: a BreakReason
+  std::atomic<std::uint32_t> broken{0};     // the current round is broken: a BreakReason (or sealed)
   std::atomic<std::uint32_t> broken_round{0};  // 1 + the last round that ended broken (0: none)
   std::atomic<std::uint32_t> wake{0};       // futex word: bumped on every change above
   std::atomic<std::uint32_t> sleepers{0};
@@ -56,8 +84,8 @@ struct alignas(64) BarrierState {
 
 class Barrier {
  public:
-  Barrier(detail::BarrierState* s, std::shared_ptr<const void> keepalive, std::string label)
-      : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {}
+  // Throws CorruptSegment if the shared party count is out of range.
+  Barrier(detail::BarrierState* s, std::shared_ptr<const void> keepalive, std::string label);
 
   // Blocks until all parties arrive; returns this caller's arrival index.
   // Throws BrokenBarrier if the barrier is or becomes broken.
@@ -71,18 +99,28 @@ class Barrier {
   void reset();
   // This process takes no further part: its exit will not break the barrier.
   void leave();
-  [[nodiscard]] bool broken() const noexcept { return s_->broken.load(std::memory_order_acquire) != 0; }
-  [[nodiscard]] std::uint32_t parties() const noexcept { return s_->parties; }
+  [[nodiscard]] bool broken() const noexcept {
+    return detail::barrier_broken(s_->broken.load(std::memory_order_acquire));
+  }
+  [[nodiscard]] std::uint32_t parties() const noexcept { return parties_; }
   // How many are waiting in the current phase.
   [[nodiscard]] std::uint32_t n_waiting() const noexcept;
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
 
  private:
   std::uint32_t wait_impl(detail::Deadline deadline);
+  std::uint32_t arrive_locked(std::uint32_t& my_round);
+  std::uint32_t outcome(std::uint32_t my_round, std::uint32_t index) const;
+  bool lock_until(Lock& lock, detail::Deadline deadline);
+  void recover_locked() noexcept;
+  void finish_round_locked(std::uint32_t round) noexcept;
   void break_locked(detail::BreakReason why) noexcept;
+  bool break_unlocked(detail::BreakReason why) noexcept;
   [[noreturn]] void throw_broken() const;
+  [[noreturn]] void throw_corrupt(const std::string& what) const;
   bool missing_party_died(std::uint32_t round) const noexcept;
   detail::BarrierState* s_;
+  std::uint32_t parties_;  // copied at open: the shared one is only checked against it
   std::shared_ptr<const void> keep_;
   std::string label_;
 };

@@ -10,13 +10,21 @@
 //
 // `wait()` must be called holding the lock (else NotOwner); it releases the
 // lock, sleeps until notified, and takes the lock again before returning
-// (an RLock is released fully and restored to its depth). Wake-ups can be
-// spurious, as in Python: wait with a predicate, or re-check in a loop.
+// (an RLock is released fully and restored to its depth). Wait with a
+// predicate, or re-check in a loop, as with any condition variable: another
+// thread may take the lock (and what was notified) first, and beyond 256
+// simultaneous waiters the extra ones can wake spuriously.
 //
-// The condition keeps no per-waiter state: a waiter killed in its wait costs
-// nobody a notification. A holder killed with the lock held is handled as
-// for Lock: the next one to take it (a notifier, or a waiter on its way out of
-// wait()) gets it and sees `owner_died()`.
+// notify(n) wakes at most n of the threads that were waiting when it was
+// called, the longest-waiting first, and never one that began waiting after
+// it; notify_all() wakes all of those. `wait_for(t)` returns true only when
+// the caller consumed a notification, false when its time ran out. A waiter
+// killed in its wait costs nobody a notification: one it had been given and
+// not consumed is passed on to another waiter within about 0.1 s (see
+// detail/condition_slots.hpp for how, and for what happens beyond 256
+// simultaneous waiters). A holder killed with the lock held is handled as
+// for Lock: the next one to take it (a notifier, or a waiter on its way out
+// of wait()) gets it and sees `owner_died()`.
 #pragma once
 
 #include <atomic>
@@ -25,20 +33,12 @@
 #include <memory>
 #include <string>
 
+#include "ipckit/detail/condition_slots.hpp"
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/lock_state.hpp"
 #include "ipckit/lock.hpp"
 
 namespace ipckit {
-
-namespace detail {
-struct alignas(64) ConditionState {
-  LockState own_lock;                       // used when not bound to a named lock
-  std::atomic<std::uint32_t> seq{0};        // futex word: bumped by every notify
-  std::atomic<std::uint32_t> sleepers{0};
-  std::atomic<std::uint64_t> bound_lock{0}; // offset of the named lock it is bound to (0: own)
-};
-}  // namespace detail
 
 class Condition {
  public:
@@ -53,10 +53,12 @@ class Condition {
   // True while the caller holds the bound lock and took it from a holder that died.
   [[nodiscard]] bool owner_died() const noexcept;
 
-  // Releases the lock, sleeps until notified (or spuriously), re-acquires.
-  // Throws NotOwner if the caller does not hold the lock.
+  // Releases the lock, sleeps until notified, re-acquires. Throws NotOwner
+  // if the caller does not hold the lock, CorruptSegment if the condition's
+  // shared state was overwritten (the lock is held again then too).
   void wait();
-  // As wait(); returns false if `timeout` passed without a notification.
+  // As wait(); true if it consumed a notification, false if `timeout` passed
+  // without one.
   bool wait_for(std::chrono::nanoseconds timeout);
   template <class Clock, class Duration>
   bool wait_until(const std::chrono::time_point<Clock, Duration>& t) {
@@ -83,15 +85,26 @@ class Condition {
     return wait_for(std::chrono::duration_cast<std::chrono::nanoseconds>(t - Clock::now()), std::move(pred));
   }
 
-  // Wakes up to `n` waiters (they may also wake spuriously). Python requires
-  // the lock to be held here; ipckit does not, but holding it avoids a
-  // notification slipping between a waiter's check and its wait.
+  // Wakes up to `n` of the waiters waiting now, longest-waiting first.
+  // Python requires the lock to be held here; ipckit does not, but holding
+  // it avoids a notification slipping between a waiter's check and its wait.
   void notify(int n = 1) noexcept;
   void notify_all() noexcept;
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
 
  private:
   bool wait_impl(detail::Deadline deadline);
+  // What a waiter holds between releasing the lock and retaking it.
+  struct Enlisted {
+    int slot = -1;               // -1: no slot free, waits as an overflow waiter
+    std::uint32_t word = 0;      // its WAITING word (slot) or the overflow_seq seen
+  };
+  Enlisted enlist(const detail::ThreadIdentity& me);
+  enum class WaitEnd { Notified, TimedOut, Corrupt };
+  WaitEnd sleep_in_slot(const Enlisted& e, detail::Deadline deadline) noexcept;
+  bool sleep_in_overflow(const Enlisted& e, detail::Deadline deadline) noexcept;
+  void notify_n(std::uint32_t n) noexcept;
+  [[noreturn]] void throw_corrupt(const std::string& what) const;
   detail::ConditionState* s_;
   detail::LockState* lock_;
   bool reentrant_;
