@@ -237,9 +237,9 @@ Condition::WaitEnd Condition::sleep_in_slot(const Enlisted& e, detail::Deadline 
     }
     std::chrono::nanoseconds nap = kConditionTick;
     if (deadline) nap = std::min<std::chrono::nanoseconds>(nap, *deadline - std::chrono::steady_clock::now());
-    s_->sleepers.fetch_add(1, std::memory_order_relaxed);
+    const std::uint32_t epoch = detail::sleeper_enter(s_->sleepers);  // counted for `ipckit inspect`
     const bool woken = futex_sleep(slot.word, mine, nap);
-    s_->sleepers.fetch_sub(1, std::memory_order_relaxed);
+    detail::sleeper_leave(s_->sleepers, epoch);
     if (!woken) sweep_dead_notified(*s_);
   }
   // Notified: consume it and free the slot (word first: a free tid means a free word).

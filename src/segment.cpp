@@ -620,6 +620,7 @@ Condition Segment::bind_condition(std::string_view name, detail::LockState* lock
     offset = static_cast<std::uint64_t>(p - impl_->base_);
   }
   auto spec = plain_spec<detail::ConditionState>(ObjectKind::Condition, "ipckit::Condition", offset);
+  spec.layout_version = 2;  // 2: the waiter table (notify(n) wakes n)
   auto* s = static_cast<detail::ConditionState*>(find_or_create(name, spec));
   return Condition(s, lock != nullptr ? lock : &s->own_lock, reentrant, keepalive(), label(ObjectKind::Condition, name));
 }
@@ -667,6 +668,7 @@ Barrier Segment::barrier(std::string_view name, std::uint32_t parties) {
                                                  " parties is out of range; use 1 to " +
                                                  std::to_string(detail::kBarrierMaxParties));
   auto spec = plain_spec<detail::BarrierState>(ObjectKind::Barrier, "ipckit::Barrier", parties);
+  spec.layout_version = 2;  // 2: rounds are sealed by their last arrival
   spec.init = [](void* body, const void* arg) {
     static_cast<detail::BarrierState*>(body)->parties = *static_cast<const std::uint32_t*>(arg);
   };

@@ -297,7 +297,7 @@ Contents read_sync_state(const ObjectInfo& obj, const void* body) {
   } else if (obj.kind == K::Barrier) {
     if (const auto* s = sync_state<d::BarrierState>(obj, body)) {
       const auto round = s->round.load(std::memory_order_relaxed);
-      const bool broken = s->broken.load(std::memory_order_relaxed) != 0;
+      const bool broken = detail::barrier_broken(s->broken.load(std::memory_order_relaxed));  // not a sealed round
       done(n(s->arrived) + "/" + n(s->parties) + " arrived, round " + n(round) + (broken ? ", BROKEN" : ""),
            Json{{"arrived", s->arrived}, {"parties", s->parties}, {"round", round}, {"broken", broken}});
     }
