@@ -719,3 +719,78 @@ TEST(JoinableQueueHandover, ATaskDoneBeforeTheExitIsNoticedFinishesTheTaskAndNot
   EXPECT_EQ(q.abandoned_tasks(), 0u);
   EXPECT_THROW(q.task_done(), ipckit::InvalidArgument);
 }
+
+// ============================================ waiters killed in their sleep
+
+// A consumer SIGKILLed while asleep in get() never takes itself off the
+// queue's sleeper count. Before, the count stayed at 1 for good and every
+// later put paid a wake system call (the soak run lost two thirds of its
+// throughput after a few hundred kills). Now the first wake call that wakes
+// nobody audits the count: it restarts at 0, and once the audit's grace
+// period is over a put makes no wake call again. A live consumer asleep
+// through all this is still woken by the next put.
+TEST(SleeperAudit, AConsumerKilledAsleepStopsCostingEveryPutAWakeCall) {
+  ScopedSegmentName n("hq_sleeper_audit");
+  auto seg = Segment::create(n.name, 4 << 20);
+  auto q = seg.queue<int>("q", {.capacity_bytes = 1 << 16});
+  const auto* state = static_cast<const d::QueueState*>(seg.object_body("q"));
+  auto& sleepers = const_cast<std::atomic<std::uint32_t>&>(state->data_sleepers);
+
+  {
+    Child doomed([&] { (void)q.get(); });
+    ASSERT_TRUE(asleep(doomed));
+    ASSERT_EQ(d::sleeper_count(sleepers.load()), 1u);
+    doomed.kill(SIGKILL);
+    EXPECT_EQ(doomed.wait_exit(), -SIGKILL);
+  }
+  EXPECT_EQ(d::sleeper_count(sleepers.load()), 1u) << "the dead consumer is still counted";
+
+  q.put(1);  // wakes nobody: the audit restarts the count
+  EXPECT_EQ(q.get(1s), 1);
+  EXPECT_EQ(d::sleeper_count(sleepers.load()), 0u) << "a dead sleeper stayed counted";
+
+  // A live consumer that falls asleep during the grace period is counted in
+  // the new epoch and woken by the next put.
+  Signal got;
+  Child live([&] {
+    EXPECT_EQ(q.get(10s), 2);
+    got.post();
+  });
+  ASSERT_TRUE(asleep(live));
+  q.put(2);
+  EXPECT_TRUE(got.wait(2s)) << "a live sleeper missed its wake-up after the audit";
+  EXPECT_EQ(live.wait_exit(), 0);
+
+  // After the grace period, with nobody asleep, changes make no wake call.
+  EXPECT_TRUE(eventually([&] { return !d::must_wake(sleepers); }, 6s))
+      << "sleepers word " << std::hex << sleepers.load();
+}
+
+// The same for a semaphore, whose futex word is its count.
+TEST(SleeperAudit, AWaiterKilledAsleepOnASemaphoreIsAuditedAway) {
+  ScopedSegmentName n("hq_sleeper_audit_sem");
+  auto seg = Segment::create(n.name, 1 << 20);
+  auto sem = seg.semaphore("s", 0);
+  const auto* state = static_cast<const d::SemaphoreState*>(seg.object_body("s"));
+  auto& sleepers = const_cast<std::atomic<std::uint32_t>&>(state->sleepers);
+  {
+    Child doomed([&] { sem.acquire(); });
+    ASSERT_TRUE(asleep(doomed));
+    doomed.kill(SIGKILL);
+    EXPECT_EQ(doomed.wait_exit(), -SIGKILL);
+  }
+  ASSERT_EQ(d::sleeper_count(sleepers.load()), 1u);
+  sem.release();
+  EXPECT_EQ(d::sleeper_count(sleepers.load()), 0u);
+  EXPECT_TRUE(sem.try_acquire());
+  Signal got;
+  Child live([&] {
+    EXPECT_TRUE(sem.acquire(10s));
+    got.post();
+  });
+  ASSERT_TRUE(asleep(live));
+  sem.release();
+  EXPECT_TRUE(got.wait(2s));
+  EXPECT_EQ(live.wait_exit(), 0);
+  EXPECT_TRUE(eventually([&] { return !d::must_wake(sleepers); }, 6s));
+}
