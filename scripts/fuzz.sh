@@ -16,7 +16,7 @@
 #
 # Environment:
 #   FUZZ_TARGETS="fuzz_open_segment fuzz_live_corruption"  which targets
-#   FUZZ_TIMEOUT=5         seconds one input may take
+#   FUZZ_TIMEOUT=15        seconds one input may take
 #   FUZZ_RSS_MB=2048       memory limit (-rss_limit_mb)
 #   FUZZ_BUILD_DIR=build-fuzz
 #   FUZZ_FINDINGS=$FUZZ_BUILD_DIR/findings   where finding inputs and logs go
@@ -29,7 +29,9 @@ ROOT=$PWD
 
 DURATION=${1:-30}
 BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
-TIMEOUT=${FUZZ_TIMEOUT:-5}
+# Longer than the library's own longest bounded wait (5 s for the directory
+# lock of a segment, which a forged lock word makes it wait for).
+TIMEOUT=${FUZZ_TIMEOUT:-15}
 RSS_MB=${FUZZ_RSS_MB:-2048}
 FINDINGS=${FUZZ_FINDINGS:-$BUILD_DIR/findings}
 read -r -a TARGETS <<<"${FUZZ_TARGETS:-fuzz_open_segment fuzz_live_corruption}"

@@ -284,7 +284,12 @@ void act(Action a, Handles& h, Segment& seg, const std::string& name, Reader& in
       break;
     case BarrierPair:
       quietly([&] { (void)h.barrier2.wait(kShort); });  // times out: BrokenBarrier
-      quietly([&] { h.barrier2.reset(); });
+      // reset() has no timed form: it waits for the barrier's lock like an
+      // untimed lock(), so only while no (forged) holder is recorded there.
+      quietly([&] {
+        const auto* b = static_cast<const ipckit::detail::BarrierState*>(seg.object_body(kNames[Barrier2]));
+        if (b->lock.word.load(std::memory_order_acquire) == 0) h.barrier2.reset();
+      });
       break;
     case QueuePut:
       quietly([&] { h.queue.put_nowait(std::string(arg % 64, 'q')); });

@@ -90,7 +90,7 @@ void open_segment_corpus(const std::string& dir) {
     in_dying_child([&] { held.get_lock().lock(); });
   });
 
-  image(dir + "/sync.seg", 32 * 1024, 20, [](Segment& seg) {
+  image(dir + "/sync.seg", 48 * 1024, 20, [](Segment& seg) {
     auto lock = seg.lock("lock");
     auto rlock = seg.rlock("rlock");
     seg.condition("cond");
