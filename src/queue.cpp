@@ -91,17 +91,6 @@ std::string describe_side_lock_holder(const LockState& s) {
   return who + ", " + state;
 }
 
-QueueCore::QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label)
-    : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {
-  // Each field read once: what is checked is what is kept.
-  const std::uint32_t joinable = s->joinable;
-  geo_ = QueueGeometry{s->capacity, s->max_message, s->max_items, joinable != 0};
-  if (joinable > 1 || !possible(geo_))
-    throw_corrupt("its geometry (capacity " + std::to_string(geo_.capacity) + ", max_message " +
-                  std::to_string(geo_.max_message) + ", joinable " + std::to_string(joinable) +
-                  ") is not one a queue can have");
-}
-
 QueueCore::QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label,
                      const QueueGeometry& geometry)
     : s_(s), keep_(std::move(keepalive)), label_(std::move(label)), geo_(geometry) {

@@ -87,10 +87,14 @@ const ThreadIdentity& load_thread_identity() noexcept {
   return t_identity;
 }
 
-bool thread_alive(std::uint32_t tid, std::uint64_t start_ticks) noexcept {
-  if (tid == 0) return false;
+namespace {
+
+// Whether /proc/<id>/stat shows a live thread (or process) that started at
+// `start_ticks` (0: whichever holds the id now).
+bool alive_by_stat(std::uint32_t id, std::uint64_t start_ticks) noexcept {
+  if (id == 0) return false;
   char path[64];
-  std::snprintf(path, sizeof path, "/proc/%u/stat", tid);
+  std::snprintf(path, sizeof path, "/proc/%u/stat", id);
   StatFields f;
   const StatRead r = read_stat(path, f);
   if (r == StatRead::gone) return false;
@@ -98,6 +102,10 @@ bool thread_alive(std::uint32_t tid, std::uint64_t start_ticks) noexcept {
   if (f.state == 'Z' || f.state == 'X' || f.state == 'x') return false;  // killed, not yet reaped
   return start_ticks == 0 || f.start_ticks == start_ticks;
 }
+
+}  // namespace
+
+bool thread_alive(std::uint32_t tid, std::uint64_t start_ticks) noexcept { return alive_by_stat(tid, start_ticks); }
 
 ThreadIdentity this_process() noexcept {
   std::uint32_t pid = g_process_id.load(std::memory_order_acquire);
@@ -110,16 +118,7 @@ ThreadIdentity this_process() noexcept {
   return {pid, g_process_start.load(std::memory_order_relaxed)};
 }
 
-bool process_alive(std::uint32_t pid, std::uint64_t start_ticks) noexcept {
-  if (pid == 0) return false;
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
-  StatFields f;
-  const StatRead r = read_stat(path, f);
-  if (r == StatRead::gone) return false;
-  if (r == StatRead::unknown) return true;  // cannot tell: never declare a live process dead
-  return f.state != 'Z' && f.state != 'X' && f.start_ticks == start_ticks;
-}
+bool process_alive(std::uint32_t pid, std::uint64_t start_ticks) noexcept { return alive_by_stat(pid, start_ticks); }
 
 int process_of_thread(std::uint32_t tid) noexcept {
   char path[64];

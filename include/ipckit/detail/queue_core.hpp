@@ -86,11 +86,9 @@ struct QueueGeometry {
 // range is CorruptSegment: never an access outside the queue's ring.
 class QueueCore {
  public:
-  // Copies the geometry from `s`; CorruptSegment if it is not one a queue can have.
-  QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label);
   // Takes the geometry the opener validated (so no later write to the
   // segment can slip in between that check and the copy); CorruptSegment if
-  // the segment no longer agrees with it.
+  // it is not one a queue can have.
   QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label, const QueueGeometry& geometry);
 
   // One record's bytes, in two pieces (the second may be empty).
