@@ -172,7 +172,7 @@ constexpr std::uint64_t pack(std::uint64_t count, std::uint64_t pos) {
 
 }  // namespace
 
-// ===================================================== defect 2: stopped peers
+// ================================ stopped peers
 
 // A consumer stopped inside get() (while decoding, so holding the consumers'
 // lock with items still queued): every other consumer's timed and
@@ -363,7 +363,7 @@ TEST(QueueStoppedPeer, AnUntimedGetWaitsForTheStoppedHolderAndGoesOnWhenItIsCont
   EXPECT_EQ(q.get(1s).v, 2);
 }
 
-// ================================================ defect 7: corrupted words
+// ================================ corrupted words
 
 // A stray write raises a queue's capacity and max_message after it was
 // opened. The handle keeps the geometry it opened with: puts stop at the
@@ -637,7 +637,7 @@ TEST(PriorityQueueCorruption, ForgedLengthsHeapEntriesCountsAndGeometryAreCorrup
   EXPECT_TRUE(pq.empty()) << "the forged item was dropped";
 }
 
-// ====================================== defect 11: a task handed over at exit
+// ================================ a task handed over at exit
 
 // A consumer gets a task and exits normally without task_done(), handing
 // the work to another process (legal in Python). Its task counts as

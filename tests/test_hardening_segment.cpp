@@ -125,7 +125,7 @@ Child plant_locked_file(const std::string& path, mode_t mode, bool as_nobody) {
 }  // namespace
 
 // ---------------------------------------------------------------------------
-// Defect 4: open/open_or_create never block on someone's flock of the file.
+// Open/open_or_create never block on someone's flock of the file.
 
 TEST(SegmentHardening, OpenDoesNotWaitForAStoppedProcessHoldingAFlockOnTheFile) {
   ScopedSegmentName n("flocked");
@@ -169,7 +169,7 @@ TEST(SegmentHardening, AStoppedCreatorHoldsUpNobody) {
 }
 
 // ---------------------------------------------------------------------------
-// Defect 6: no timing window decides that a segment was abandoned.
+// No timing window decides that a segment was abandoned.
 
 namespace {
 // One round: process A's creation stalls for `delay` at `stage` while process
@@ -236,7 +236,7 @@ TEST(SegmentHardening, ACreatorKilledMidwayLeavesNothingUnderTheName) {
 }
 
 // ---------------------------------------------------------------------------
-// Defect 5: group/other bits the caller did not ask for are refused.
+// Group/other bits the caller did not ask for are refused.
 
 TEST(SegmentHardening, OpenRefusesModeBitsItDidNotAskFor) {
   ScopedSegmentName n("mode");
@@ -268,7 +268,7 @@ TEST(SegmentHardening, ASymlinkOrFifoUnderTheNameIsRefused) {
 }
 
 // ---------------------------------------------------------------------------
-// Defect 8: space is reserved at creation; a full /dev/shm is OutOfSpace.
+// Space is reserved at creation; a full /dev/shm is OutOfSpace.
 
 TEST(SegmentHardening, ATebibyteSegmentIsOutOfSpaceBeforeAnythingIsTouched) {
   ScopedSegmentName n("huge");
@@ -353,7 +353,7 @@ TEST(SegmentHardening, AFullShmDirectoryIsOutOfSpaceNeverSigbus) {
 }
 
 // ---------------------------------------------------------------------------
-// Defect 7: a word changed in the header or directory after open never leads
+// A word changed in the header or directory after open never leads
 // to a wild access or to one object written over another.
 
 TEST(SegmentHardening, StrayWritesToTheHeaderNeverCrashOrOverwriteObjects) {
@@ -420,7 +420,7 @@ TEST(SegmentHardening, StrayWritesToTheHeaderNeverCrashOrOverwriteObjects) {
 }
 
 // ---------------------------------------------------------------------------
-// Defect 2 (segment part): creating an object gives up on a stopped holder
+// Creating an object gives up on a stopped holder
 // of the directory lock.
 
 TEST(SegmentHardening, ObjectCreationTimesOutOnAStoppedDirectoryLockHolder) {
