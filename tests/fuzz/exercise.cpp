@@ -16,18 +16,9 @@
 
 #include "ipckit/ipckit.hpp"
 
-// ---------------------------------------------------------------------------
-// The CLI's inspect renderer wires itself in once src/cli/inspect.hpp exists
-// (tests/fuzz/CMakeLists.txt then links its library and defines
-// IPCKIT_FUZZ_HAVE_INSPECT).
-#if defined(IPCKIT_FUZZ_HAVE_INSPECT) && __has_include("cli/inspect.hpp")
-#include "cli/inspect.hpp"
-#define IPCKIT_FUZZ_INSPECT 1
-#endif
-#if __has_include(<nlohmann/json.hpp>)
 #include <nlohmann/json.hpp>
-#define IPCKIT_FUZZ_NLOHMANN 1
-#endif
+
+#include "cli/inspect.hpp"
 
 namespace ipckit::fuzz {
 
@@ -570,60 +561,28 @@ bool valid_utf8(std::string_view s) noexcept {
 
 namespace {
 
-[[maybe_unused]] void check_text_output(const std::string& text) {
+void check_text_output(const std::string& text) {
   if (!oracles_enabled()) return;
   for (const unsigned char c : text)
     if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
       finding("inspect's text output holds a raw control character (" + std::to_string(c) + ")");
 }
 
-[[maybe_unused]] void check_json_output(const std::string& json) {
+void check_json_output(const std::string& json) {
   if (!oracles_enabled()) return;
   if (!valid_utf8(json)) finding("inspect's JSON output is not valid UTF-8");
-#ifdef IPCKIT_FUZZ_NLOHMANN
   try {
     (void)nlohmann::json::parse(json);
   } catch (const nlohmann::json::exception& e) {
     finding(std::string("inspect's JSON output does not parse: ") + e.what());
   }
-#else
-  for (const unsigned char c : json)
-    if (c < 0x20 && c != '\n' && c != '\t' && c != '\r') finding("inspect's JSON output holds a raw control character");
-#endif
 }
-
-#ifdef IPCKIT_FUZZ_INSPECT
-// ======== HOOK: the CLI's inspect renderer (src/cli/inspect.hpp) ========
-// Probes the spellings the renderer may have; if none fits, the build stops
-// here on purpose: adapt this one function to the renderer's signature.
-template <class Seg>
-std::string render_inspect_for_fuzz(const Seg& seg, bool json) {
-  using namespace ipckit::cli;  // NOLINT: the renderer's namespace
-  if constexpr (requires { { render_inspect(seg, json) } -> std::convertible_to<std::string>; }) {
-    return render_inspect(seg, json);
-  } else if constexpr (requires(std::ostream& os) { render_inspect(os, seg, json); }) {
-    std::ostringstream os;
-    render_inspect(os, seg, json);
-    return os.str();
-  } else if constexpr (requires(std::ostream& os) { render_inspect(seg, os, json); }) {
-    std::ostringstream os;
-    render_inspect(seg, os, json);
-    return os.str();
-  } else {
-    static_assert(sizeof(Seg) == 0,
-                  "tests/fuzz/exercise.cpp: adapt render_inspect_for_fuzz() to the signature in src/cli/inspect.hpp");
-    return {};
-  }
-}
-#endif
 
 }  // namespace
 
-void exercise_inspect([[maybe_unused]] const Segment& seg) {
-#ifdef IPCKIT_FUZZ_INSPECT
-  expect_errors([&] { check_text_output(render_inspect_for_fuzz(seg, false)); });
-  expect_errors([&] { check_json_output(render_inspect_for_fuzz(seg, true)); });
-#endif
+void exercise_inspect(const Segment& seg) {
+  expect_errors([&] { check_text_output(cli::render_inspect(seg, false)); });
+  expect_errors([&] { check_json_output(cli::render_inspect(seg, true)); });
 }
 
 }  // namespace ipckit::fuzz
