@@ -2,12 +2,10 @@
 // queue_core.hpp for the layout and why one store publishes or frees a record.
 #include "ipckit/detail/queue_core.hpp"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <climits>
-#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
@@ -35,23 +33,6 @@ constexpr auto kStretchWait = std::chrono::microseconds(40);
 bool possible(const QueueGeometry& g) {
   return g.capacity >= 64 && g.capacity <= kMaxQueueCapacity && (g.capacity & (g.capacity - 1)) == 0 &&
          g.max_message <= g.capacity / 2 - kRecordHeader;
-}
-
-// The scheduler state of thread `tid` ('R', 'S', 'D', 'T', ...), 0 if it is gone.
-char thread_run_state(std::uint32_t tid) noexcept {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%u/stat", tid);
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  char buf[512];
-  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  // The command name (field 2) may hold spaces and parentheses: the state
-  // follows the last ')'.
-  const char* p = std::strrchr(buf, ')');
-  return p != nullptr && p[1] == ' ' ? p[2] : 0;
 }
 
 }  // namespace

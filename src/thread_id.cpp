@@ -142,4 +142,11 @@ std::uint64_t process_start_ticks(int pid) noexcept {
   return f.start_ticks;
 }
 
+char thread_run_state(std::uint32_t tid) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%u/stat", tid);
+  StatFields f;
+  return read_stat(path, f) == StatRead::ok ? f.state : 0;
+}
+
 }  // namespace ipckit::detail

@@ -43,4 +43,8 @@ int process_of_thread(std::uint32_t tid) noexcept;
 // Start time (clock ticks since boot) of a process, 0 if it is gone.
 std::uint64_t process_start_ticks(int pid) noexcept;
 
+// The scheduler state of a thread ('R', 'S', 'D', 'T', ...), 0 if it is gone
+// or cannot be read.
+char thread_run_state(std::uint32_t tid) noexcept;
+
 }  // namespace ipckit::detail
