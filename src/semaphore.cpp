@@ -12,6 +12,7 @@
 #include <exception>
 #include <string>
 
+#include "ipckit/detail/side_lock.hpp"
 #include "ipckit/error.hpp"
 
 namespace ipckit {
@@ -19,47 +20,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The table lock is held for a few dozen instructions: a try_acquire() waits
-// this long for it (a holder preempted mid-operation) before reporting no
-// unit, and an acquire(timeout) at least this long.
-constexpr auto kTableLockGrace = std::chrono::milliseconds(2);
-
 std::string units(std::uint64_t n) { return std::to_string(n) + (n == 1 ? " unit" : " units"); }
 
+// The table lock is held for a few dozen instructions, so it is taken as a
+// queue's side lock that never waits on the semaphore itself: a caller with a
+// deadline waits for it until then (at least kSideLockGrace, for a holder
+// preempted mid-operation) and no longer. A lock taken over from a dead
+// holder is repaired by the caller (repair_after_takeover) first thing.
+constexpr auto kOnlyTheHolderIsInTheWay = [] { return false; };
+
 }  // namespace
-
-// Holds the table lock for a scope. Waits until `deadline` (never less than
-// the grace) for it; `held()` says whether it got it. A lock taken over from
-// a dead holder is repaired by the caller (repair_after_takeover) first thing.
-class Semaphore::TableLock {
- public:
-  TableLock(Semaphore& sem, detail::Deadline deadline) : s_(sem.s_->table_lock) {
-    const auto& me = detail::this_thread();
-    held_ = detail::try_lock_fast(s_, me);
-    if (!held_) {
-      if (deadline) deadline = std::max(*deadline, Clock::now() + kTableLockGrace);
-      held_ = detail::lock_slow(s_, me, deadline, false, sem.label_.c_str());
-    }
-    took_over_ = held_ && s_.owner_died.load(std::memory_order_relaxed) != 0;
-  }
-  ~TableLock() {
-    if (held_) detail::unlock_owned(s_);
-  }
-  TableLock(const TableLock&) = delete;
-  TableLock& operator=(const TableLock&) = delete;
-  [[nodiscard]] bool held() const noexcept { return held_; }
-  [[nodiscard]] bool took_over() const noexcept { return took_over_; }
-  // The repair is done: later holders need not repeat it.
-  void repaired() noexcept {
-    s_.owner_died.store(0, std::memory_order_relaxed);
-    took_over_ = false;
-  }
-
- private:
-  detail::LockState& s_;
-  bool held_ = false;
-  bool took_over_ = false;
-};
 
 Semaphore::Semaphore(detail::SemaphoreState* s, std::shared_ptr<const void> keepalive, std::string label)
     : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {
@@ -110,12 +80,9 @@ bool Semaphore::acquire_tracked(detail::Deadline deadline) {
 // table lock could be had by the deadline).
 bool Semaphore::take_tracked(detail::Deadline deadline) {
   if (s_->count.load(std::memory_order_relaxed) == 0) return false;
-  TableLock lock(*this, deadline);
+  detail::SideLock lock(s_->table_lock, deadline, label_, kOnlyTheHolderIsInTheWay);
   if (!lock.held()) return false;
-  if (lock.took_over()) {
-    repair_after_takeover();
-    lock.repaired();
-  }
+  if (lock.took_over()) repair_after_takeover();
   const std::uint32_t c = s_->count.load(std::memory_order_relaxed);
   if (c == 0) return false;
   const auto& me = detail::this_thread();
@@ -165,11 +132,8 @@ void Semaphore::release_tracked(std::uint32_t n) {
   {
     // No deadline: a release must happen (the lock is held for instructions,
     // and a dead holder's is taken over).
-    TableLock lock(*this, std::nullopt);
-    if (lock.took_over()) {
-      repair_after_takeover();
-      lock.repaired();
-    }
+    detail::SideLock lock(s_->table_lock, std::nullopt, label_, kOnlyTheHolderIsInTheWay);
+    if (lock.took_over()) repair_after_takeover();
     const auto& me = detail::this_thread();
     const int slot = detail::holders_find(s_->holders, detail::kSemaphoreHolderSlots, me.tid);
     const std::uint32_t mine = slot < 0 ? 0 : s_->holders[slot].units.load(std::memory_order_relaxed);
@@ -216,13 +180,10 @@ bool Semaphore::reclaim_dead_holders(detail::Deadline deadline) {
   std::uint32_t before = 0, after = 0;
   std::uint64_t back = 0;
   {
-    TableLock lock(*this, deadline);
+    detail::SideLock lock(s_->table_lock, deadline, label_, kOnlyTheHolderIsInTheWay);
     if (!lock.held()) return false;
     before = s_->count.load(std::memory_order_relaxed);
-    if (lock.took_over()) {
-      repair_after_takeover();
-      lock.repaired();
-    }
+    if (lock.took_over()) repair_after_takeover();
     const std::uint32_t c = s_->count.load(std::memory_order_relaxed);
     // Only slots that still belong to the dead holders count (one may have
     // been freed by another reclaimer and claimed by a live thread since).

@@ -124,7 +124,6 @@ class Semaphore {
   void unlock() { release(); }
 
  private:
-  class TableLock;
   bool acquire_until(detail::Deadline deadline);
   bool acquire_tracked(detail::Deadline deadline);
   bool take_tracked(detail::Deadline deadline);
