@@ -101,11 +101,9 @@ void Barrier::recover_locked() noexcept {
   break_locked(detail::BreakReason::DiedInWait);
 }
 
-// Takes the lock by `deadline` (nullopt: however long it takes) and repairs
-// what a dead holder left. False on deadline.
-bool Barrier::lock_until(Lock& lock, detail::Deadline deadline) {
-  if (!deadline) lock.lock();
-  else if (!lock.try_lock_until(*deadline)) return false;
+// Takes the lock by `deadline` and repairs what a dead holder left. False on deadline.
+bool Barrier::lock_by(Lock& lock, detail::Deadline deadline) {
+  if (!lock.try_lock_by(deadline)) return false;
   if (lock.owner_died()) {
     recover_locked();
     lock.mark_consistent();
@@ -191,11 +189,11 @@ std::uint32_t Barrier::outcome(std::uint32_t my_round, std::uint32_t index) cons
   throw_broken();
 }
 
-std::uint32_t Barrier::wait_impl(detail::Deadline deadline) {
+std::uint32_t Barrier::wait_by(detail::Deadline deadline) {
   Lock lock(&s_->lock, keep_, label_ + " (its lock)");
   std::uint32_t my_round = 0;
   std::uint32_t index = 0;
-  if (!lock_until(lock, deadline)) {
+  if (!lock_by(lock, deadline)) {
     // It could not even arrive in time: a timeout all the same, which
     // breaks the barrier (as in Python); done without the lock.
     break_unlocked(detail::BreakReason::Timeout);
@@ -215,7 +213,7 @@ std::uint32_t Barrier::wait_impl(detail::Deadline deadline) {
     // completing this round): take the lock (never past the deadline) to act.
     const auto holder = lock.locked() ? lock.holder() : std::nullopt;
     if (!missing_party_died(my_round) && !(holder && !holder->alive)) return;
-    if (!lock_until(lock, deadline)) return;
+    if (!lock_by(lock, deadline)) return;
     std::lock_guard g(lock, std::adopt_lock);
     if (s_->round.load() == my_round && missing_party_died(my_round)) break_locked(detail::BreakReason::PartyDied);
   };
@@ -224,7 +222,7 @@ std::uint32_t Barrier::wait_impl(detail::Deadline deadline) {
   if (!over) {
     // Time is up: break the round, in order under the lock if it can be had
     // at once, else without it (its holder may be stopped).
-    if (lock_until(lock, std::chrono::steady_clock::now() + kLockGrace)) {
+    if (lock_by(lock, detail::Deadline::after(kLockGrace))) {
       std::lock_guard g(lock, std::adopt_lock);
       if (!round_over(*s_, my_round)) break_locked(detail::BreakReason::Timeout);
     } else if (s_->round.load(std::memory_order_acquire) == my_round) {
@@ -235,12 +233,6 @@ std::uint32_t Barrier::wait_impl(detail::Deadline deadline) {
     }
   }
   return outcome(my_round, index);
-}
-
-std::uint32_t Barrier::wait() { return wait_impl(std::nullopt); }
-
-std::uint32_t Barrier::wait(std::chrono::nanoseconds timeout) {
-  return wait_impl(std::chrono::steady_clock::now() + timeout);
 }
 
 void Barrier::abort() noexcept {
@@ -256,7 +248,7 @@ void Barrier::abort() noexcept {
   // A round is being completed: abort breaks the next one, once it has.
   Lock lock(&s_->lock, keep_, label_ + " (its lock)");
   try {
-    lock_until(lock, std::nullopt);
+    lock_by(lock, detail::Deadline::never());
     break_locked(detail::BreakReason::Aborted);
     lock.unlock();
   } catch (...) {
@@ -267,7 +259,7 @@ void Barrier::abort() noexcept {
 
 void Barrier::reset() {
   Lock lock(&s_->lock, keep_, label_ + " (its lock)");
-  lock_until(lock, std::nullopt);
+  lock_by(lock, detail::Deadline::never());
   std::lock_guard g(lock, std::adopt_lock);
   const std::uint32_t round = s_->round.load(std::memory_order_relaxed);
   // Whoever waits in the current round (broken or not) ends with BrokenBarrier.
@@ -284,7 +276,7 @@ void Barrier::reset() {
 
 void Barrier::leave() {
   Lock lock(&s_->lock, keep_, label_ + " (its lock)");
-  lock_until(lock, std::nullopt);
+  lock_by(lock, detail::Deadline::never());
   std::lock_guard g(lock, std::adopt_lock);
   const ProcessIdentity me = this_process();
   for (auto& p : s_->party)

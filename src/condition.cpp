@@ -217,7 +217,7 @@ Condition::WaitEnd Condition::sleep_in_slot(const Enlisted& e, detail::Deadline 
   using namespace detail;
   ConditionSlot& slot = s_->slot[e.slot];
   std::uint32_t mine = e.word;  // gains kWaiterSleeping before the first sleep
-  if (!deadline || *deadline > std::chrono::steady_clock::now())
+  if (!deadline.passed())
     spin_until([&] { return slot.word.load(std::memory_order_acquire) != mine; });
   for (;;) {
     std::uint32_t seen = slot.word.load(std::memory_order_acquire);
@@ -225,7 +225,8 @@ Condition::WaitEnd Condition::sleep_in_slot(const Enlisted& e, detail::Deadline 
       if (slot_status(seen) != kWaiterNotified) return WaitEnd::Corrupt;  // not ours to touch any more
       break;
     }
-    if (deadline && std::chrono::steady_clock::now() >= *deadline) {
+    const auto now = std::chrono::steady_clock::now();
+    if (deadline.passed(now)) {
       // Withdraw; losing this CAS means a notification just arrived: take it.
       if (!slot.word.compare_exchange_strong(seen, kWaiterFree, std::memory_order_acq_rel)) continue;
       slot.tid.store(0, std::memory_order_release);
@@ -235,8 +236,7 @@ Condition::WaitEnd Condition::sleep_in_slot(const Enlisted& e, detail::Deadline 
       if (!slot.word.compare_exchange_strong(seen, mine | kWaiterSleeping, std::memory_order_acq_rel)) continue;
       mine |= kWaiterSleeping;
     }
-    std::chrono::nanoseconds nap = kConditionTick;
-    if (deadline) nap = std::min<std::chrono::nanoseconds>(nap, *deadline - std::chrono::steady_clock::now());
+    const std::chrono::nanoseconds nap = deadline.nap(kConditionTick, now);
     const std::uint32_t epoch = detail::sleeper_enter(s_->sleepers);  // counted for `ipckit inspect`
     const bool woken = futex_sleep(slot.word, mine, nap);
     detail::sleeper_leave(s_->sleepers, epoch);
@@ -256,7 +256,7 @@ bool Condition::sleep_in_overflow(const Enlisted& e, detail::Deadline deadline) 
   return notified;
 }
 
-bool Condition::wait_impl(detail::Deadline deadline) {
+bool Condition::wait_by(detail::Deadline deadline) {
   const auto& me = detail::this_thread();
   if (!detail::owned_by(*lock_, me))
     throw NotOwner(label_, label_ + ": wait() needs the condition's lock held by this thread; take it first "
@@ -271,18 +271,13 @@ bool Condition::wait_impl(detail::Deadline deadline) {
   else end = sleep_in_overflow(e, deadline) ? WaitEnd::Notified : WaitEnd::TimedOut;
   // Re-acquire without a deadline, as Python does; a dead holder's lock is
   // taken over and reported through owner_died().
-  if (!detail::try_lock_fast(*lock_, me)) detail::lock_slow(*lock_, me, std::nullopt, reentrant_, label_.c_str());
+  if (!detail::try_lock_fast(*lock_, me)) detail::lock_slow(*lock_, me, detail::Deadline::never(), reentrant_, label_.c_str());
   lock_->depth = depth;
   if (end == WaitEnd::Corrupt)
     throw_corrupt("waiter slot " + std::to_string(e.slot) + " changed into something no waiter or notifier writes");
   return end == WaitEnd::Notified;
 }
 
-void Condition::wait() { wait_impl(std::nullopt); }
-
-bool Condition::wait_for(std::chrono::nanoseconds timeout) {
-  return wait_impl(std::chrono::steady_clock::now() + timeout);
-}
 
 void Condition::notify_n(std::uint32_t n) noexcept {
   detail::ConditionState& s = *s_;

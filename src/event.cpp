@@ -12,14 +12,9 @@ void Event::set() noexcept {
   detail::publish_change(s_->seq, s_->sleepers, INT_MAX);
 }
 
-void Event::wait() {
-  detail::wait_for_change(s_->seq, s_->sleepers, [this] { return is_set(); }, std::nullopt, std::chrono::seconds(1),
-                          [] {});
-}
-
-bool Event::wait(std::chrono::nanoseconds timeout) {
-  return detail::wait_for_change(s_->seq, s_->sleepers, [this] { return is_set(); },
-                                 std::chrono::steady_clock::now() + timeout, std::chrono::seconds(1), [] {});
+bool Event::wait_by(detail::Deadline deadline) {
+  return detail::wait_for_change(s_->seq, s_->sleepers, [this] { return is_set(); }, deadline,
+                                 std::chrono::seconds(1), [] {});
 }
 
 }  // namespace ipckit

@@ -45,7 +45,7 @@ void wake_one(LockState& s) noexcept { futex_wake(s.word, 1); }
 bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool reentrant,
                const char* what_for_errors) {
   const auto owned_by_me = [&](std::uint32_t v) { return (v & kLockTidMask) == me.tid; };
-  if (deadline && *deadline <= std::chrono::steady_clock::now()) {
+  if (deadline.passed()) {
     // try_lock: no spinning, no sleeping; only a dead owner's lock is taken.
     const std::uint32_t v = s.word.load(std::memory_order_relaxed);
     if (v == 0) return try_lock_fast(s, me);
@@ -73,7 +73,7 @@ bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool r
       continue;
     }
     if (owned_by_me(v) && !reentrant) {
-      if (deadline) return false;  // a timed wait on oneself can only time out
+      if (!deadline.is_never()) return false;  // a timed wait on oneself can only time out
       throw DeadlockDetected(what_for_errors, std::string(what_for_errors) +
                                                   ": this thread already holds it, so waiting would never end; "
                                                   "unlock it first or use an RLock");
@@ -82,13 +82,9 @@ bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool r
       if (!cas(s, v, v | kLockWaiters)) continue;
       v |= kLockWaiters;
     }
-    std::chrono::nanoseconds wait = kLivenessInterval;
-    if (deadline) {
-      const auto now = std::chrono::steady_clock::now();
-      if (now >= *deadline) return take_over_if_owner_dead(s, me, v);
-      wait = std::min<std::chrono::nanoseconds>(wait, *deadline - now);
-    }
-    if (!futex_sleep(s.word, v, wait) && take_over_if_owner_dead(s, me, v)) return true;
+    const auto now = std::chrono::steady_clock::now();
+    if (deadline.passed(now)) return take_over_if_owner_dead(s, me, v);
+    if (!futex_sleep(s.word, v, deadline.nap(kLivenessInterval, now)) && take_over_if_owner_dead(s, me, v)) return true;
   }
 }
 
@@ -100,18 +96,20 @@ bool LockHandle::acquire(Deadline deadline, bool reentrant) {
   return lock_slow(*s_, this_thread(), deadline, reentrant, label_.c_str());
 }
 
-void LockHandle::acquire_or_throw(std::chrono::nanoseconds timeout, bool reentrant) {
+void LockHandle::acquire_or_throw(Deadline deadline, bool reentrant) {
   const auto& me = this_thread();
   if (try_lock_fast(*s_, me)) return;
-  if (lock_slow(*s_, me, std::chrono::steady_clock::now() + timeout, reentrant, label_.c_str())) return;
+  const auto start = std::chrono::steady_clock::now();
+  if (lock_slow(*s_, me, deadline, reentrant, label_.c_str())) return;
   std::string who = "nobody (it was just released)";
   if (auto h = holder()) {
     who = h->tid == me.tid ? "this thread itself"
                            : "pid " + std::to_string(h->pid) + " (thread " + std::to_string(h->tid) + ", " +
                                  (h->alive ? "alive" : "dead") + ")";
   }
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
-  throw Timeout(label_, label_ + ": not acquired within " + std::to_string(ms) + " ms; it is held by " + who +
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  throw Timeout(label_, label_ + ": not acquired by its deadline (waited " + std::to_string(ms.count()) +
+                            " ms); it is held by " + who +
                             "; look for a lock-order cycle (`ipckit inspect`) or raise the timeout");
 }
 

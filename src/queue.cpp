@@ -161,10 +161,9 @@ void QueueCore::put_many(const Record* records, std::size_t count, Deadline dead
           return room_for(bytes) || closed();
         }, until, kNoTick, [] {});
       };
-      const auto stretch_until = std::chrono::steady_clock::now() + kStretchWait;
       const std::string put_so_far = i == 0 ? "" : " (" + std::to_string(i) + " of " + std::to_string(count) +
                                                        " items of this put_many were put)";
-      if (!wait_room(stretch, deadline ? std::min(*deadline, stretch_until) : stretch_until) &&
+      if (!wait_room(stretch, std::min(deadline, Deadline::after(kStretchWait))) &&
           !wait_room(need, deadline))
         throw Full(label_, label_ + " is full (" + std::to_string(qsize()) + " items, " +
                                std::to_string(bytes_used()) +
@@ -342,13 +341,13 @@ void QueueCore::task_done() {
 }
 
 bool QueueCore::join(std::chrono::nanoseconds timeout) {
-  const Deadline deadline = std::chrono::steady_clock::now() + timeout;
+  const Deadline deadline = Deadline::after(timeout);
   return wait_for_change(s_->tasks.join_seq, s_->tasks.join_sleepers, [&] { return unfinished_tasks() == 0; },
                          deadline, kLivenessInterval, [&] {
                            // Tasks of consumers that died before task_done() will never be
                            // done: count them finished (abandoned_tasks() tells how many).
                            // If a consumer holds the lock, it does this while it waits.
-                           SideLock lock(s_->get_lock, std::chrono::steady_clock::now(), label_, [] { return false; });
+                           SideLock lock(s_->get_lock, Deadline::now(), label_, [] { return false; });
                            if (!lock.held()) return;
                            if (lock.took_over())
                              ledger_settle(s_->tasks, count_of(s_->head.load(std::memory_order_acquire)));

@@ -18,7 +18,6 @@
 namespace ipckit {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 
 std::string units(std::uint64_t n) { return std::to_string(n) + (n == 1 ? " unit" : " units"); }
 
@@ -45,15 +44,13 @@ Semaphore::Semaphore(detail::SemaphoreState* s, std::shared_ptr<const void> keep
 
 // ------------------------------------------------------------------ acquire
 
-bool Semaphore::acquire_until(detail::Deadline deadline) {
+bool Semaphore::acquire_by(detail::Deadline deadline) {
   if (tracked_) return acquire_tracked(deadline);
   return detail::wait_for_change(
       s_->count, s_->sleepers, [this] { return detail::semaphore_try_take(*s_); }, deadline,
       std::chrono::seconds(1), [] {});
 }
 
-bool Semaphore::acquire(std::chrono::nanoseconds timeout) { return acquire_until(Clock::now() + timeout); }
-bool Semaphore::try_acquire() { return acquire_until(Clock::time_point::min()); }
 
 bool Semaphore::acquire_tracked(detail::Deadline deadline) {
   if (take_tracked(deadline)) return true;
@@ -132,7 +129,7 @@ void Semaphore::release_tracked(std::uint32_t n) {
   {
     // No deadline: a release must happen (the lock is held for instructions,
     // and a dead holder's is taken over).
-    detail::SideLock lock(s_->table_lock, std::nullopt, label_, kOnlyTheHolderIsInTheWay);
+    detail::SideLock lock(s_->table_lock, detail::Deadline::never(), label_, kOnlyTheHolderIsInTheWay);
     if (lock.took_over()) repair_after_takeover();
     const auto& me = detail::this_thread();
     const int slot = detail::holders_find(s_->holders, detail::kSemaphoreHolderSlots, me.tid);

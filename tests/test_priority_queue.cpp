@@ -405,8 +405,8 @@ TEST(PriorityQueue, APayloadThatDoesNotDecodeThrowsDecodeErrorAndTheQueueGoesOn)
   // Bytes that are no T at all, written past the typed layer.
   auto raw = seg.open_priority_queue("q", typeid(Fragile).name(), kSmall);
   const std::string absurd(8, '\xff');
-  raw.put(0, absurd.data(), absurd.size(), std::nullopt);
-  raw.put(0, "", 0, std::nullopt);
+  raw.put(0, absurd.data(), absurd.size(), ipckit::detail::Deadline::never());
+  raw.put(0, "", 0, ipckit::detail::Deadline::never());
   pq.put(0, {7, true, 70});
   EXPECT_THROW(pq.get_nowait(), ipckit::DecodeError);
   EXPECT_THROW(pq.get_nowait(), ipckit::DecodeError);

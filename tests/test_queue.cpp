@@ -501,10 +501,10 @@ TEST(Queue, ForeignBytesThatAreNoTThrowDecodeErrorAndAreDropped) {
   const std::string truncated("\x40\x00\x00\x00\x00\x00\x00\x00" "abc", 11);  // says 64 bytes, holds 3
   const std::string short_length("\x01\x02", 2);                   // not even a whole length
   q.put("first");
-  raw.put(absurd_length, {}, std::nullopt);
-  raw.put(truncated, {}, std::nullopt);
-  raw.put(short_length, {}, std::nullopt);
-  raw.put({}, {}, std::nullopt);
+  raw.put(absurd_length, {}, ipckit::detail::Deadline::never());
+  raw.put(truncated, {}, ipckit::detail::Deadline::never());
+  raw.put(short_length, {}, ipckit::detail::Deadline::never());
+  raw.put({}, {}, ipckit::detail::Deadline::never());
   q.put("last");
   EXPECT_EQ(q.get_nowait(), "first");
   for (int i = 0; i < 4; ++i) EXPECT_THROW(q.get_nowait(), ipckit::DecodeError) << "record " << i;
@@ -537,8 +537,8 @@ TEST(Queue, PlainStructsWithoutSerializeTravelAsTheirBytesAndWrongSizesAreDecode
     EXPECT_STREQ(r.unit.data(), "kPa");
   }
   auto raw = seg.open_queue("readings", ipckit::ObjectKind::Queue, typeid(PlainReading).name(), {});
-  raw.put(std::string(sizeof(PlainReading) - 1, 'x'), {}, std::nullopt);
-  raw.put(std::string(sizeof(PlainReading) + 8, 'x'), {}, std::nullopt);
+  raw.put(std::string(sizeof(PlainReading) - 1, 'x'), {}, ipckit::detail::Deadline::never());
+  raw.put(std::string(sizeof(PlainReading) + 8, 'x'), {}, ipckit::detail::Deadline::never());
   q.put({7, 7.0, {}});
   for (int i = 0; i < 2; ++i) {
     try {
@@ -577,7 +577,7 @@ TEST(Queue, AStructWithItsOwnSerializationIsEncodedByItEvenWhenTriviallyCopyable
   EXPECT_EQ(q.get_nowait().value, 41);
   auto raw = seg.open_queue("q", ipckit::ObjectKind::Queue, typeid(Checked).name(), {});
   const std::int32_t forged[2] = {5, 5};
-  raw.put({reinterpret_cast<const char*>(forged), sizeof forged}, {}, std::nullopt);
+  raw.put({reinterpret_cast<const char*>(forged), sizeof forged}, {}, ipckit::detail::Deadline::never());
   EXPECT_THROW((void)q.get_nowait(), ipckit::DecodeError) << "load() was not called";
 }
 

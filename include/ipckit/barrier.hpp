@@ -89,9 +89,13 @@ class Barrier {
 
   // Blocks until all parties arrive; returns this caller's arrival index.
   // Throws BrokenBarrier if the barrier is or becomes broken.
-  std::uint32_t wait();
+  std::uint32_t wait() { return wait_by(detail::Deadline::never()); }
   // As wait(); on timeout breaks the barrier and throws BrokenBarrier.
-  std::uint32_t wait(std::chrono::nanoseconds timeout);
+  std::uint32_t wait(std::chrono::nanoseconds timeout) { return wait_by(detail::Deadline::after(timeout)); }
+  template <class Clock, class Duration>
+  std::uint32_t wait_until(const std::chrono::time_point<Clock, Duration>& t) {
+    return wait_by(detail::Deadline::at(t));
+  }
   // Breaks the barrier: current and future waiters get BrokenBarrier.
   void abort() noexcept;
   // Returns the barrier to its initial, unbroken state (waiters in the
@@ -108,10 +112,10 @@ class Barrier {
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
 
  private:
-  std::uint32_t wait_impl(detail::Deadline deadline);
+  std::uint32_t wait_by(detail::Deadline deadline);
   std::uint32_t arrive_locked(std::uint32_t& my_round);
   std::uint32_t outcome(std::uint32_t my_round, std::uint32_t index) const;
-  bool lock_until(Lock& lock, detail::Deadline deadline);
+  bool lock_by(Lock& lock, detail::Deadline deadline);
   void recover_locked() noexcept;
   void finish_round_locked(std::uint32_t round) noexcept;
   void break_locked(detail::BreakReason why) noexcept;

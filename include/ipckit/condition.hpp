@@ -29,6 +29,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -53,36 +54,37 @@ class Condition {
   // True while the caller holds the bound lock and took it from a holder that died.
   [[nodiscard]] bool owner_died() const noexcept;
 
-  // Releases the lock, sleeps until notified, re-acquires. Throws NotOwner
-  // if the caller does not hold the lock, CorruptSegment if the condition's
-  // shared state was overwritten (the lock is held again then too).
-  void wait();
+  // Releases the lock, sleeps until notified, re-acquires; returns true.
+  // Throws NotOwner if the caller does not hold the lock, CorruptSegment if
+  // the condition's shared state was overwritten (the lock is held again
+  // then too).
+  bool wait() { return wait_by(detail::Deadline::never()); }
   // As wait(); true if it consumed a notification, false if `timeout` passed
-  // without one.
-  bool wait_for(std::chrono::nanoseconds timeout);
+  // without one (Python's wait(timeout)). wait_for is the same call under
+  // std::condition_variable's name.
+  bool wait(std::chrono::nanoseconds timeout) { return wait_by(detail::Deadline::after(timeout)); }
+  bool wait_for(std::chrono::nanoseconds timeout) { return wait(timeout); }
   template <class Clock, class Duration>
   bool wait_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return wait_for(std::chrono::duration_cast<std::chrono::nanoseconds>(t - Clock::now()));
+    return wait_by(detail::Deadline::at(t));
   }
-  // Waits until `pred()` holds (checked with the lock held).
-  template <class Pred>
+  // Waits until `pred()` holds (checked with the lock held), as Python's wait_for(pred).
+  template <std::predicate Pred>
   void wait(Pred pred) {
     while (!pred()) wait();
   }
   // Returns pred()'s last value: false if it still fails when `timeout` is up.
-  template <class Pred>
-  bool wait_for(std::chrono::nanoseconds timeout, Pred pred) {
-    const auto end = std::chrono::steady_clock::now() + timeout;
-    while (!pred()) {
-      const auto left = end - std::chrono::steady_clock::now();
-      if (left <= std::chrono::nanoseconds::zero()) return pred();
-      wait_for(std::chrono::duration_cast<std::chrono::nanoseconds>(left));
-    }
-    return true;
+  template <std::predicate Pred>
+  bool wait(std::chrono::nanoseconds timeout, Pred pred) {
+    return wait_by(detail::Deadline::after(timeout), std::move(pred));
   }
-  template <class Clock, class Duration, class Pred>
+  template <std::predicate Pred>
+  bool wait_for(std::chrono::nanoseconds timeout, Pred pred) {
+    return wait(timeout, std::move(pred));
+  }
+  template <class Clock, class Duration, std::predicate Pred>
   bool wait_until(const std::chrono::time_point<Clock, Duration>& t, Pred pred) {
-    return wait_for(std::chrono::duration_cast<std::chrono::nanoseconds>(t - Clock::now()), std::move(pred));
+    return wait_by(detail::Deadline::at(t), std::move(pred));
   }
 
   // Wakes up to `n` of the waiters waiting now, longest-waiting first.
@@ -93,7 +95,15 @@ class Condition {
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
 
  private:
-  bool wait_impl(detail::Deadline deadline);
+  bool wait_by(detail::Deadline deadline);
+  template <class Pred>
+  bool wait_by(detail::Deadline deadline, Pred pred) {
+    while (!pred()) {
+      if (deadline.passed()) return pred();
+      wait_by(deadline);
+    }
+    return true;
+  }
   // What a waiter holds between releasing the lock and retaking it.
   struct Enlisted {
     int slot = -1;               // -1: no slot free, waits as an overflow waiter

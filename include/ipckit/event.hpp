@@ -10,6 +10,10 @@
 //   auto green = seg.event("green");
 //   if (!green.wait(2s)) { ... }   // timed out
 //   green.set();
+//
+// wait() comes in the four forms of every blocking call (README, "Blocking
+// calls"): wait(), wait(d), wait_until(t) of any clock, and try_wait(); each
+// returns whether the flag is set, as Python's wait() does.
 #pragma once
 
 #include <atomic>
@@ -40,17 +44,20 @@ class Event {
   // Lowers the flag. Never throws.
   void clear() noexcept { s_->flag.store(0, std::memory_order_seq_cst); }
   [[nodiscard]] bool is_set() const noexcept { return s_->flag.load(std::memory_order_acquire) != 0; }
-  // Blocks until the flag is set.
-  void wait();
+  // Blocks until the flag is set; returns true (as Python's wait()).
+  bool wait() { return is_set() || wait_by(detail::Deadline::never()); }
   // Blocks at most `timeout`; returns whether the flag is set (as Python's wait(timeout)).
-  bool wait(std::chrono::nanoseconds timeout);
+  bool wait(std::chrono::nanoseconds timeout) { return is_set() || wait_by(detail::Deadline::after(timeout)); }
   template <class Clock, class Duration>
   bool wait_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return wait(std::chrono::duration_cast<std::chrono::nanoseconds>(t - Clock::now()));
+    return is_set() || wait_by(detail::Deadline::at(t));
   }
+  // Never blocks: whether the flag is set.
+  [[nodiscard]] bool try_wait() const noexcept { return is_set(); }
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
 
  private:
+  bool wait_by(detail::Deadline deadline);
   detail::EventState* s_;
   std::shared_ptr<const void> keep_;
   std::string label_;

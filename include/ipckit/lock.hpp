@@ -75,18 +75,8 @@ class LockHandle {
  protected:
   friend class ipckit::Segment;  // binds conditions to the lock's state
   bool acquire(Deadline deadline, bool reentrant);
-  void acquire_or_throw(std::chrono::nanoseconds timeout, bool reentrant);
+  void acquire_or_throw(Deadline deadline, bool reentrant);
   [[noreturn]] void throw_not_owner(const char* action) const;
-
-  template <class Clock, class Duration>
-  static Deadline to_deadline(const std::chrono::time_point<Clock, Duration>& t) {
-    if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
-      return std::chrono::time_point_cast<std::chrono::steady_clock::duration>(t);
-    } else {
-      return std::chrono::steady_clock::now() +
-             std::chrono::duration_cast<std::chrono::steady_clock::duration>(t - Clock::now());
-    }
-  }
 
   LockState* s_;
   std::shared_ptr<const void> keep_;
@@ -101,19 +91,29 @@ class Lock : public detail::LockHandle {
 
   // Blocks until acquired. Throws DeadlockDetected if this thread already holds it.
   void lock() {
-    if (!detail::try_lock_fast(*s_, detail::this_thread())) acquire(std::nullopt, false);
+    if (!detail::try_lock_fast(*s_, detail::this_thread())) acquire(detail::Deadline::never(), false);
   }
-  // Blocks at most `timeout`; throws Timeout naming the lock and its holder.
-  void lock(std::chrono::nanoseconds timeout) { acquire_or_throw(timeout, false); }
+  // Blocks at most `timeout` / until `t`; throws Timeout naming the lock and
+  // its holder (for code where not getting the lock is an error; the
+  // try_lock forms return false instead).
+  void lock(std::chrono::nanoseconds timeout) { acquire_or_throw(detail::Deadline::after(timeout), false); }
+  template <class Clock, class Duration>
+  void lock_until(const std::chrono::time_point<Clock, Duration>& t) {
+    acquire_or_throw(detail::Deadline::at(t), false);
+  }
   // Never blocks. Takes the lock over if its holder died.
-  [[nodiscard]] bool try_lock() { return try_lock_until(std::chrono::steady_clock::time_point::min()); }
+  [[nodiscard]] bool try_lock() { return try_lock_by(detail::Deadline::now()); }
   template <class Rep, class Period>
   [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
-    return try_lock_until(std::chrono::steady_clock::now() + d);
+    return try_lock_by(detail::Deadline::after(d));
   }
   template <class Clock, class Duration>
   [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return detail::try_lock_fast(*s_, detail::this_thread()) || acquire(to_deadline(t), false);
+    return try_lock_by(detail::Deadline::at(t));
+  }
+  // Every form above in one call, for ipckit's own primitives.
+  [[nodiscard]] bool try_lock_by(detail::Deadline deadline) {
+    return detail::try_lock_fast(*s_, detail::this_thread()) || acquire(deadline, false);
   }
   // Throws NotOwner unless the calling thread holds the lock.
   void unlock() {
@@ -130,31 +130,31 @@ class RLock : public detail::LockHandle {
     const auto& me = detail::this_thread();
     if (detail::owned_by(*s_, me)) {
       ++s_->depth;
-    } else if (detail::try_lock_fast(*s_, me) || acquire(std::nullopt, true)) {
+    } else if (detail::try_lock_fast(*s_, me) || acquire(detail::Deadline::never(), true)) {
       s_->depth = 1;
     }
   }
-  void lock(std::chrono::nanoseconds timeout) {
-    if (detail::owned_by(*s_, detail::this_thread())) {
-      ++s_->depth;
-      return;
-    }
-    acquire_or_throw(timeout, true);
-    s_->depth = 1;
+  void lock(std::chrono::nanoseconds timeout) { lock_or_throw(detail::Deadline::after(timeout)); }
+  template <class Clock, class Duration>
+  void lock_until(const std::chrono::time_point<Clock, Duration>& t) {
+    lock_or_throw(detail::Deadline::at(t));
   }
-  [[nodiscard]] bool try_lock() { return try_lock_until(std::chrono::steady_clock::time_point::min()); }
+  [[nodiscard]] bool try_lock() { return try_lock_by(detail::Deadline::now()); }
   template <class Rep, class Period>
   [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
-    return try_lock_until(std::chrono::steady_clock::now() + d);
+    return try_lock_by(detail::Deadline::after(d));
   }
   template <class Clock, class Duration>
   [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
+    return try_lock_by(detail::Deadline::at(t));
+  }
+  [[nodiscard]] bool try_lock_by(detail::Deadline deadline) {
     const auto& me = detail::this_thread();
     if (detail::owned_by(*s_, me)) {
       ++s_->depth;
       return true;
     }
-    if (!detail::try_lock_fast(*s_, me) && !acquire(to_deadline(t), true)) return false;
+    if (!detail::try_lock_fast(*s_, me) && !acquire(deadline, true)) return false;
     s_->depth = 1;
     return true;
   }
@@ -165,6 +165,16 @@ class RLock : public detail::LockHandle {
   }
   // How many times the calling thread holds it (0 if it does not).
   [[nodiscard]] std::uint32_t depth() const noexcept { return held_by_me() ? s_->depth : 0; }
+
+ private:
+  void lock_or_throw(detail::Deadline deadline) {
+    if (detail::owned_by(*s_, detail::this_thread())) {
+      ++s_->depth;
+      return;
+    }
+    acquire_or_throw(deadline, true);
+    s_->depth = 1;
+  }
 };
 
 }  // namespace ipckit

@@ -57,25 +57,25 @@ class PriorityQueue {
   explicit PriorityQueue(detail::PriorityQueueCore core) : core_(std::move(core)) {}
 
   // Blocks while every slot is taken. Throws MessageTooLarge, Closed.
-  void put(std::int64_t priority, const T& item) { put_until(priority, item, std::nullopt); }
+  void put(std::int64_t priority, const T& item) { put_by(priority, item, detail::Deadline::never()); }
   // Throws Full if no slot came free within `timeout`.
   void put(std::int64_t priority, const T& item, std::chrono::nanoseconds timeout) {
-    put_until(priority, item, in(timeout));
+    put_by(priority, item, detail::Deadline::after(timeout));
   }
   // Throws Full at once if every slot is taken.
-  void put_nowait(std::int64_t priority, const T& item) { put_until(priority, item, now()); }
+  void put_nowait(std::int64_t priority, const T& item) { put_by(priority, item, detail::Deadline::now()); }
 
   // The item of lowest priority (the earliest put among equals). Blocks
   // while the queue is empty. Throws Closed once closed and drained, DecodeError.
-  T get() { return get_until(std::nullopt).second; }
+  T get() { return get_by(detail::Deadline::never()).second; }
   // Throws Empty if nothing came within `timeout`.
-  T get(std::chrono::nanoseconds timeout) { return get_until(in(timeout)).second; }
+  T get(std::chrono::nanoseconds timeout) { return get_by(detail::Deadline::after(timeout)).second; }
   // Throws Empty at once if there is nothing.
-  T get_nowait() { return get_until(now()).second; }
+  T get_nowait() { return get_by(detail::Deadline::now()).second; }
   // nullopt if empty (or closed and drained); never blocks.
   std::optional<T> try_get() {
     try {
-      return get_until(now()).second;
+      return get_by(detail::Deadline::now()).second;
     } catch (const Empty&) {
       return std::nullopt;
     } catch (const Closed&) {
@@ -83,8 +83,8 @@ class PriorityQueue {
     }
   }
   // The item with the priority it was put with.
-  std::pair<std::int64_t, T> get_with_priority() { return get_until(std::nullopt); }
-  std::pair<std::int64_t, T> get_with_priority(std::chrono::nanoseconds timeout) { return get_until(in(timeout)); }
+  std::pair<std::int64_t, T> get_with_priority() { return get_by(detail::Deadline::never()); }
+  std::pair<std::int64_t, T> get_with_priority(std::chrono::nanoseconds timeout) { return get_by(detail::Deadline::after(timeout)); }
 
   [[nodiscard]] std::size_t qsize() const noexcept { return core_.qsize(); }
   [[nodiscard]] bool empty() const noexcept { return core_.qsize() == 0; }
@@ -97,14 +97,11 @@ class PriorityQueue {
   [[nodiscard]] const std::string& label() const noexcept { return core_.label(); }
 
  private:
-  static detail::Deadline in(std::chrono::nanoseconds timeout) { return std::chrono::steady_clock::now() + timeout; }
-  static detail::Deadline now() { return std::chrono::steady_clock::time_point::min(); }
-
-  void put_until(std::int64_t priority, const T& item, detail::Deadline deadline) {
+  void put_by(std::int64_t priority, const T& item, detail::Deadline deadline) {
     const std::string_view bytes = detail::encode(item);  // outside the lock
     core_.put(priority, bytes.data(), bytes.size(), deadline);
   }
-  std::pair<std::int64_t, T> get_until(detail::Deadline deadline) {
+  std::pair<std::int64_t, T> get_by(detail::Deadline deadline) {
     std::pair<std::int64_t, T> out{0, T{}};
     core_.get([](void* ctx, const char* p, std::size_t n) { detail::decode_into(*static_cast<T*>(ctx), p, n); },
               &out.second, deadline, &out.first);

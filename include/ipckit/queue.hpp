@@ -254,9 +254,6 @@ void decode_into(T& out, const char* p, std::size_t n) {
   }
 }
 
-inline Deadline deadline_in(std::chrono::nanoseconds timeout) { return std::chrono::steady_clock::now() + timeout; }
-inline Deadline deadline_now() { return std::chrono::steady_clock::time_point::min(); }
-
 }  // namespace detail
 
 template <class T>
@@ -265,35 +262,35 @@ class Queue {
   explicit Queue(detail::QueueCore core) : core_(std::move(core)) {}
 
   // Blocks while the queue is full. Throws MessageTooLarge, Closed.
-  void put(const T& item) { put_until(item, std::nullopt); }
+  void put(const T& item) { put_by(item, detail::Deadline::never()); }
   // Throws Full if no room came within `timeout` (or another producer held
   // the producers' lock that long: see the top of this file).
-  void put(const T& item, std::chrono::nanoseconds timeout) { put_until(item, detail::deadline_in(timeout)); }
+  void put(const T& item, std::chrono::nanoseconds timeout) { put_by(item, detail::Deadline::after(timeout)); }
   // Throws Full at once if there is no room (or the producers' lock is held).
-  void put_nowait(const T& item) { put_until(item, detail::deadline_now()); }
+  void put_nowait(const T& item) { put_by(item, detail::Deadline::now()); }
 
   // Puts every item, in order, taking the producers' lock and publishing once
   // per batch of up to 64 (far cheaper per item than put() for small items).
   // Blocks while full; a producer killed inside leaves a prefix of the items
   // put. Throws MessageTooLarge (nothing of that batch put), Closed.
-  void put_many(std::span<const T> items) { put_many_until(items, std::nullopt); }
+  void put_many(std::span<const T> items) { put_many_by(items, detail::Deadline::never()); }
   // Throws Full if room for all did not come within `timeout` (the message
   // says how many were put).
   void put_many(std::span<const T> items, std::chrono::nanoseconds timeout) {
-    put_many_until(items, detail::deadline_in(timeout));
+    put_many_by(items, detail::Deadline::after(timeout));
   }
 
   // Blocks while the queue is empty. Throws Closed once closed and drained, DecodeError.
-  T get() { return get_until(std::nullopt); }
+  T get() { return get_by(detail::Deadline::never()); }
   // Throws Empty if nothing came within `timeout` (or another consumer held
   // the consumers' lock that long: see the top of this file).
-  T get(std::chrono::nanoseconds timeout) { return get_until(detail::deadline_in(timeout)); }
+  T get(std::chrono::nanoseconds timeout) { return get_by(detail::Deadline::after(timeout)); }
   // Throws Empty at once if there is nothing (or the consumers' lock is held).
-  T get_nowait() { return get_until(detail::deadline_now()); }
+  T get_nowait() { return get_by(detail::Deadline::now()); }
   // nullopt where get_nowait() throws Empty (or Closed: closed and drained).
   std::optional<T> try_get() {
     try {
-      return get_until(detail::deadline_now());
+      return get_by(detail::Deadline::now());
     } catch (const Empty&) {
       return std::nullopt;
     } catch (const Closed&) {
@@ -305,10 +302,10 @@ class Queue {
   // already queued, under one hold of the consumers' lock. Throws Closed once
   // closed and drained, DecodeError if the first item does not decode (an
   // item after the first that does not decode is left for the next get).
-  std::vector<T> get_many(std::size_t max) { return get_many_until(max, std::nullopt); }
+  std::vector<T> get_many(std::size_t max) { return get_many_by(max, detail::Deadline::never()); }
   // Throws Empty if nothing came within `timeout`.
   std::vector<T> get_many(std::size_t max, std::chrono::nanoseconds timeout) {
-    return get_many_until(max, detail::deadline_in(timeout));
+    return get_many_by(max, detail::Deadline::after(timeout));
   }
 
   [[nodiscard]] std::size_t qsize() const noexcept { return core_.qsize(); }
@@ -321,11 +318,11 @@ class Queue {
   [[nodiscard]] const std::string& label() const noexcept { return core_.label(); }
 
  protected:
-  void put_until(const T& item, detail::Deadline deadline) {
+  void put_by(const T& item, detail::Deadline deadline) {
     const auto [first, second] = detail::encode_pieces(item);
     core_.put(first, second, deadline);
   }
-  T get_until(detail::Deadline deadline) {
+  T get_by(detail::Deadline deadline) {
     T out{};
     core_.get_many([](void* ctx, std::size_t, const char* p, std::size_t n) {
                      detail::decode_into(*static_cast<T*>(ctx), p, n);
@@ -333,7 +330,7 @@ class Queue {
                    &out, 1, deadline);
     return out;
   }
-  void put_many_until(std::span<const T> items, detail::Deadline deadline) {
+  void put_many_by(std::span<const T> items, detail::Deadline deadline) {
     thread_local std::vector<detail::QueueCore::Record> records;
     constexpr std::size_t kBatch = 64;
     for (std::size_t i = 0; i < items.size(); i += kBatch) {
@@ -341,7 +338,7 @@ class Queue {
       core_.put_many(records.data(), records.size(), deadline);
     }
   }
-  std::vector<T> get_many_until(std::size_t max, detail::Deadline deadline) {
+  std::vector<T> get_many_by(std::size_t max, detail::Deadline deadline) {
     std::vector<T> out;
     out.reserve(std::min<std::size_t>(max, 1024));
     core_.get_many([](void* ctx, std::size_t, const char* p, std::size_t n) {
@@ -382,20 +379,20 @@ class JoinableQueue : public Queue<T> {
 class ByteQueue {
  public:
   explicit ByteQueue(detail::QueueCore core) : core_(std::move(core)) {}
-  void put(std::string_view bytes) { core_.put(bytes, {}, std::nullopt); }
+  void put(std::string_view bytes) { core_.put(bytes, {}, detail::Deadline::never()); }
   void put(std::string_view bytes, std::chrono::nanoseconds timeout) {
-    core_.put(bytes, {}, detail::deadline_in(timeout));
+    core_.put(bytes, {}, detail::Deadline::after(timeout));
   }
-  void put_nowait(std::string_view bytes) { core_.put(bytes, {}, detail::deadline_now()); }
-  std::string get() { return get_until(std::nullopt); }
-  std::string get(std::chrono::nanoseconds timeout) { return get_until(detail::deadline_in(timeout)); }
-  std::string get_nowait() { return get_until(detail::deadline_now()); }
+  void put_nowait(std::string_view bytes) { core_.put(bytes, {}, detail::Deadline::now()); }
+  std::string get() { return get_by(detail::Deadline::never()); }
+  std::string get(std::chrono::nanoseconds timeout) { return get_by(detail::Deadline::after(timeout)); }
+  std::string get_nowait() { return get_by(detail::Deadline::now()); }
   [[nodiscard]] std::size_t qsize() const noexcept { return core_.qsize(); }
   void close() noexcept { core_.close(); }
   [[nodiscard]] bool closed() const noexcept { return core_.closed(); }
 
  private:
-  std::string get_until(detail::Deadline deadline) {
+  std::string get_by(detail::Deadline deadline) {
     std::string out;
     core_.get_many([](void* ctx, std::size_t, const char* p, std::size_t n) {
                      static_cast<std::string*>(ctx)->assign(p, n);

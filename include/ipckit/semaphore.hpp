@@ -96,12 +96,19 @@ class Semaphore {
   // Blocks until a unit is available, then takes it.
   void acquire() {
     if (!tracked_ && detail::semaphore_try_take(*s_)) return;  // the common case: no call
-    acquire_until(std::nullopt);
+    acquire_by(detail::Deadline::never());
   }
   // Blocks at most `timeout`; returns whether a unit was taken.
-  bool acquire(std::chrono::nanoseconds timeout);
-  // Never blocks.
-  bool try_acquire();
+  bool acquire(std::chrono::nanoseconds timeout) { return acquire_by(detail::Deadline::after(timeout)); }
+  template <class Clock, class Duration>
+  bool acquire_until(const std::chrono::time_point<Clock, Duration>& t) {
+    return acquire_by(detail::Deadline::at(t));
+  }
+  // Never blocks: takes a unit if one is free now.
+  bool try_acquire() {
+    if (!tracked_) return detail::semaphore_try_take(*s_);
+    return acquire_by(detail::Deadline::now());
+  }
   // Gives back `n` units (n >= 1). Throws TooManyReleases on a bounded
   // semaphore that would exceed its initial value, NotOwner on a tracked one
   // when the caller holds fewer than `n` units, InvalidArgument for n < 1 or
@@ -118,13 +125,21 @@ class Semaphore {
   [[nodiscard]] std::uint64_t reclaimed() const noexcept { return s_->reclaimed.load(std::memory_order_relaxed); }
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
 
-  // Lockable spelling, so std::lock_guard / std::unique_lock / std::scoped_lock work.
+  // TimedLockable spelling, so std::lock_guard / std::unique_lock / std::scoped_lock work.
   void lock() { acquire(); }
   bool try_lock() { return try_acquire(); }
+  template <class Rep, class Period>
+  bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
+    return acquire_by(detail::Deadline::after(d));
+  }
+  template <class Clock, class Duration>
+  bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
+    return acquire_by(detail::Deadline::at(t));
+  }
   void unlock() { release(); }
 
  private:
-  bool acquire_until(detail::Deadline deadline);
+  bool acquire_by(detail::Deadline deadline);
   bool acquire_tracked(detail::Deadline deadline);
   bool take_tracked(detail::Deadline deadline);
   void release_checked(std::uint32_t n);

@@ -13,11 +13,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <optional>
+
+#include "ipckit/detail/deadline.hpp"
 
 namespace ipckit::detail {
-
-using Deadline = std::optional<std::chrono::steady_clock::time_point>;
 
 // Raw FUTEX_WAIT on a process-shared word; returns false on timeout.
 // Spurious returns are possible: callers re-check their condition.
@@ -131,17 +130,14 @@ bool spin_until(Ready&& ready) noexcept {
 template <class Ready, class OnTick>
 bool wait_for_change(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleepers, Ready&& ready,
                      Deadline deadline, std::chrono::nanoseconds tick, OnTick&& on_tick) {
-  if (deadline && *deadline <= std::chrono::steady_clock::now()) return ready();
+  if (deadline.passed()) return ready();
   if (spin_until(ready)) return true;
   for (;;) {
     const std::uint32_t seen = word.load(std::memory_order_seq_cst);
     if (ready()) return true;
-    std::chrono::nanoseconds sleep = tick;
-    if (deadline) {
-      const auto now = std::chrono::steady_clock::now();
-      if (now >= *deadline) return ready();
-      if (*deadline - now < sleep) sleep = *deadline - now;
-    }
+    const auto now = std::chrono::steady_clock::now();
+    if (deadline.passed(now)) return ready();
+    const std::chrono::nanoseconds sleep = deadline.nap(tick, now);
     // Announce the sleep, then look once more: a change published after the
     // look but before the sleep alters `word`, so the sleep returns at once.
     // `ready()` may consume (a semaphore unit): every true is returned.

@@ -95,10 +95,10 @@ class SideLock {
  private:
   template <class KeepWaiting>
   bool lock_slowly(const ThreadIdentity& me, Deadline deadline, const char* label, KeepWaiting& keep_waiting) {
-    if (!deadline) return lock_slow(s_, me, std::nullopt, false, label);
-    const auto limit = std::max(*deadline, std::chrono::steady_clock::now() + kSideLockGrace);
+    if (deadline.is_never()) return lock_slow(s_, me, deadline, false, label);
+    const auto limit = std::max(deadline, Deadline::after(kSideLockGrace));
     if (lock_slow(s_, me, limit, false, label)) return true;
-    const auto last = limit + kSideLockPatience;
+    const auto last = limit.when() + kSideLockPatience;
     for (;;) {
       if (!keep_waiting()) {
         miss_ = SideLockMiss::Queue;
@@ -109,7 +109,7 @@ class SideLock {
         miss_ = SideLockMiss::Holder;
         return false;
       }
-      if (lock_slow(s_, me, std::min(last, now + kSideLockGrace), false, label)) return true;
+      if (lock_slow(s_, me, Deadline::at(std::min(last, now + kSideLockGrace)), false, label)) return true;
     }
   }
 
