@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 packages=(
   cmake ninja-build g++
-  libboost-dev libcereal-dev libgtest-dev libbenchmark-dev libcli11-dev libsqlite3-dev nlohmann-json3-dev
+  libboost-dev libcereal-dev libgtest-dev libcli11-dev nlohmann-json3-dev
   python3
 )
 
@@ -14,10 +14,13 @@ packages=(
 # and sanitizer runtimes, llvm-symbolizer for readable stacks). Kept apart
 # so that the default path installs and checks no more than before.
 fuzz_packages=(clang-14 libclang-rt-14-dev llvm-14)
+# `setup.sh --lint`: what scripts/lint.sh runs.
+lint_packages=(clang-format-14 clang-tidy-14)
 for arg in "$@"; do
   case $arg in
     --fuzz) packages+=("${fuzz_packages[@]}") ;;
-    *) echo "setup: unknown option $arg (known: --fuzz)" >&2; exit 2 ;;
+    --lint) packages+=("${lint_packages[@]}") ;;
+    *) echo "setup: unknown option $arg (known: --fuzz, --lint)" >&2; exit 2 ;;
   esac
 done
 

@@ -8,6 +8,16 @@
 #include <string>
 
 #include <ipckit/ipckit.hpp>
+#include <ipckit/queue.hpp>  // cereal comes with the package's dependencies
+
+struct Reading {
+  std::string sensor;
+  double value = 0;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(sensor, value);
+  }
+};
 
 int main() {
   const std::string name = "ipckit_pkg_test_" + std::to_string(::getpid());
@@ -21,6 +31,12 @@ int main() {
       counter.set(counter.get() + 1);
     }
     const std::int64_t seen = ipckit::Segment::open(name).value<std::int64_t>("counter").get();
+    auto readings = seg.queue<Reading>("readings");
+    readings.put({"t1", 21.5});
+    if (readings.get().sensor != "t1") {
+      std::fprintf(stderr, "package_consumer: the queue lost its item\n");
+      return 1;
+    }
     if (!ipckit::Segment::remove(name)) {
       std::fprintf(stderr, "package_consumer: segment %s was already gone\n", name.c_str());
       return 1;
