@@ -8,7 +8,8 @@
 #include <string>
 
 #include <ipckit/ipckit.hpp>
-#include <ipckit/queue.hpp>  // cereal comes with the package's dependencies
+#include <cereal/types/string.hpp>  // cereal comes with the package's dependencies
+#include <ipckit/queue.hpp>
 
 struct Reading {
   std::string sensor;
