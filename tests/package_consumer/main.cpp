@@ -32,7 +32,7 @@ int main() {
       counter.set(counter.get() + 1);
     }
     const std::int64_t seen = ipckit::Segment::open(name).value<std::int64_t>("counter").get();
-    auto readings = seg.queue<Reading>("readings");
+    auto readings = seg.queue<Reading>("readings", {.capacity_bytes = 4096});
     readings.put({"t1", 21.5});
     if (readings.get().sensor != "t1") {
       std::fprintf(stderr, "package_consumer: the queue lost its item\n");
