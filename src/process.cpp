@@ -529,11 +529,9 @@ struct SelfRecord {
 std::atomic<bool> g_pool_worker{false};
 
 // How an exec'd child learns who it is (see child_environment).
-constexpr std::string_view kNameVar = "IPCKIT_PROCESS_NAME";
-constexpr std::string_view kDaemonVar = "IPCKIT_PROCESS_DAEMON";     // "1" for a daemon
-constexpr std::string_view kParentVar = "IPCKIT_PARENT_PROCESS";     // "<pid>:<start ticks>:<name>"
-
-std::string var_name(std::string_view var) { return std::string(var); }
+constexpr const char* kNameVar = "IPCKIT_PROCESS_NAME";
+constexpr const char* kDaemonVar = "IPCKIT_PROCESS_DAEMON";     // "1" for a daemon
+constexpr const char* kParentVar = "IPCKIT_PARENT_PROCESS";     // "<pid>:<start ticks>:<name>"
 
 // A record of the parent `pid`. `still_there()`, asked once its pidfd is open,
 // says whether the parent had not ended yet: then the pidfd is surely the
@@ -576,11 +574,11 @@ ParentRecordPtr parent_from_environment(const char* text) {
 
 SelfRecord self_from_environment() {
   SelfRecord me;
-  const char* name = std::getenv(var_name(kNameVar).c_str());
+  const char* name = std::getenv(kNameVar);
   if (name != nullptr && *name != '\0') me.name = name;
-  const char* daemon = std::getenv(var_name(kDaemonVar).c_str());
+  const char* daemon = std::getenv(kDaemonVar);
   me.daemon = daemon != nullptr && std::string_view(daemon) == "1";
-  if (const char* parent = std::getenv(var_name(kParentVar).c_str())) me.parent = parent_from_environment(parent);
+  if (const char* parent = std::getenv(kParentVar)) me.parent = parent_from_environment(parent);
   return me;
 }
 
@@ -591,12 +589,24 @@ bool wait_for_parent(const ParentProcess::Record& r, detail::Deadline deadline) 
   });
 }
 
-// This process's record: read from the environment on first use, replaced in
-// each child that start() forks.
+// This process's record: read from the environment when the program loads
+// (below), replaced in each child that start() forks.
 SelfRecord& self() {
   static SelfRecord me = self_from_environment();
   return me;
 }
+
+// The variables describe how this program was started: read them before
+// main() can change the environment. (If this fails for lack of memory, the
+// first call tries again.)
+const bool g_self_read_at_load = [] {
+  try {
+    (void)self();
+    return true;
+  } catch (...) {
+    return false;
+  }
+}();
 
 // What a child of this process learns about its parent, gathered before fork.
 struct ParentSeed {
@@ -641,9 +651,9 @@ std::vector<std::string> child_environment(const ChildState& s, const ParentSeed
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e)
     if (!is_ipckit_variable(*e)) env.emplace_back(*e);
-  env.push_back(var_name(kNameVar) + "=" + s.name);
-  if (s.daemon) env.push_back(var_name(kDaemonVar) + "=1");
-  env.push_back(var_name(kParentVar) + "=" + std::to_string(parent.pid) + ":" + std::to_string(parent.start_ticks) +
+  env.push_back(std::string(kNameVar) + "=" + s.name);
+  if (s.daemon) env.push_back(std::string(kDaemonVar) + "=1");
+  env.push_back(std::string(kParentVar) + "=" + std::to_string(parent.pid) + ":" + std::to_string(parent.start_ticks) +
                 ":" + parent.name);
   return env;
 }
@@ -835,7 +845,9 @@ void Process::start() {
   std::unique_lock lk(s.mu);
   require_not_started(s, "start", "a Process runs once, create a new one to run again");
   Registry& registry = Registry::get();   // registers the fork handlers before the first fork
-  const ParentSeed parent = seed_for_child();   // and self() is set up before it, too
+  // Also sets up this process's SelfRecord before the fork, so that no child
+  // runs its one-time initialisation (whose guard another thread may hold).
+  const ParentSeed parent = seed_for_child();
   s.pid = s.argv.empty() ? fork_function(s, parent) : fork_exec(s, registry, parent);
   s.started = true;
   // Unreaped, so the pid is surely our child.

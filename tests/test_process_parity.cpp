@@ -484,6 +484,7 @@ TEST(ProcessExec, ChildSeesItsNameDaemonFlagAndParentInTheEnvironment) {
       "printf '%s|%s|%s|%s\\n' \"$IPCKIT_PROCESS_NAME\" \"${IPCKIT_PROCESS_DAEMON-unset}\" "
       "\"$IPCKIT_PARENT_PROCESS\" \"$OTHER_VAR\" > \"$1\"";
   ::setenv("OTHER_VAR", "kept", 1);
+  EXPECT_EQ(ipckit::current_process().name, "MainProcess");   // read when the program started
   auto p = Process::exec({"/bin/sh", "-c", script, "sh", path}, {.name = "exec'd worker"});
   ::unsetenv("IPCKIT_PROCESS_NAME");
   ::unsetenv("IPCKIT_PROCESS_DAEMON");
