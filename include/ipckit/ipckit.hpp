@@ -3,6 +3,7 @@
 
 #include "ipckit/barrier.hpp"
 #include "ipckit/condition.hpp"
+#include "ipckit/current_process.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/event.hpp"
 #include "ipckit/lock.hpp"
