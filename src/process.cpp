@@ -764,13 +764,7 @@ const std::string& ParentProcess::name() const noexcept { return r_->name; }
 
 bool ParentProcess::is_alive() const { return r_->alive(); }
 
-void ParentProcess::join() const { (void)wait_for_parent(*r_, detail::Deadline::never()); }
-
-bool ParentProcess::join(std::chrono::nanoseconds timeout) const {
-  return wait_for_parent(*r_, detail::Deadline::after(timeout));
-}
-
-bool ParentProcess::try_join() const { return wait_for_parent(*r_, detail::Deadline::now()); }
+bool ParentProcess::join_by(detail::Deadline deadline) const { return wait_for_parent(*r_, deadline); }
 
 int ParentProcess::sentinel() const {
   if (!r_->fd)
@@ -873,11 +867,7 @@ void Process::start() {
   lk.unlock();
 }
 
-void Process::join() { (void)join_state(state_, detail::Deadline::never()); }
-
-bool Process::join(std::chrono::nanoseconds timeout) { return join_state(state_, detail::Deadline::after(timeout)); }
-
-bool Process::try_join() { return join_state(state_, detail::Deadline::now()); }
+bool Process::join_by(detail::Deadline deadline) { return join_state(state_, deadline); }
 
 bool Process::is_alive() const {
   ChildState& s = require(state_, "check");

@@ -57,13 +57,17 @@ class ParentProcess {
   // point of any clock, or just a look); the timed forms return whether it
   // has ended. A zero or negative timeout, or a time point already past, is
   // a single look.
-  void join() const;
-  bool join(std::chrono::nanoseconds timeout) const;
+  void join() const { (void)join_by(detail::Deadline::never()); }
+  template <class Rep, class Period>
+  bool join(const std::chrono::duration<Rep, Period>& timeout) const {
+    return join_by(detail::Deadline::after(timeout));
+  }
   template <class Clock, class Duration>
   bool join_until(const std::chrono::time_point<Clock, Duration>& t) const {
-    return join(detail::timeout_until(t));
+    return join_by(detail::Deadline::at(t));
   }
-  [[nodiscard]] bool try_join() const;
+  [[nodiscard]] bool try_join() const { return join_by(detail::Deadline::now()); }
+  bool join_by(detail::Deadline deadline) const;
   // A descriptor for poll/select/epoll that becomes readable when the parent
   // ends (already readable if it had ended when this process started). Owned
   // by the ParentProcess objects of this process: do not close it; valid as

@@ -30,27 +30,10 @@
 #include <string>
 #include <vector>
 
+#include "ipckit/detail/deadline.hpp"
 #include "ipckit/error.hpp"
 
 namespace ipckit {
-
-namespace detail {
-// The time left until `t` (a time point of any clock), as the timed join(d)
-// takes it: zero once past, nanoseconds::max() (no limit) for
-// time_point::max() or beyond what nanoseconds hold. Converted once, by the
-// distance from now, as detail::Deadline::at does; the _until forms call
-// Deadline::at directly once no header defines another detail::Deadline.
-template <class Clock, class Duration>
-std::chrono::nanoseconds timeout_until(const std::chrono::time_point<Clock, Duration>& t) {
-  using std::chrono::nanoseconds;
-  if (t == std::chrono::time_point<Clock, Duration>::max()) return nanoseconds::max();
-  const auto now = Clock::now();
-  if (t <= now) return nanoseconds::zero();
-  const std::chrono::duration<long double, std::nano> left = t - now;
-  if (left.count() >= static_cast<long double>(nanoseconds::max().count())) return nanoseconds::max();
-  return nanoseconds(static_cast<nanoseconds::rep>(left.count()));
-}
-}  // namespace detail
 
 struct ProcessOptions {
   std::string name{};    // default "Process-<n>", as in Python
@@ -76,13 +59,18 @@ class Process {
   // Waiting for the end, in the four forms. Each throws ProcessError if the
   // process was never started. The timed forms return whether it has ended; a
   // zero or negative timeout, or a time point already past, is a single look.
-  void join();
-  bool join(std::chrono::nanoseconds timeout);
+  void join() { (void)join_by(detail::Deadline::never()); }
+  template <class Rep, class Period>
+  bool join(const std::chrono::duration<Rep, Period>& timeout) {
+    return join_by(detail::Deadline::after(timeout));
+  }
   template <class Clock, class Duration>
   bool join_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return join(detail::timeout_until(t));
+    return join_by(detail::Deadline::at(t));
   }
-  [[nodiscard]] bool try_join();
+  [[nodiscard]] bool try_join() { return join_by(detail::Deadline::now()); }
+  // Every form above in one call.
+  bool join_by(detail::Deadline deadline);
   // False before start and once it has ended (never throws for "not started").
   [[nodiscard]] bool is_alive() const;
   // nullopt while running (or not started); else the exit status, or the

@@ -60,7 +60,11 @@ class Deadline {
       return Deadline(t);  // the extremes are never() and now() already
     } else {
       if (t == std::chrono::time_point<C, D>::max()) return never();
-      return after(t - C::now());  // another clock: converted once, by its distance from now
+      // Another clock: converted once, by its distance from now (compared
+      // first, so that a time point far in the past cannot overflow it).
+      const auto from = C::now();
+      if (t <= from) return now();
+      return after(t - from);
     }
   }
 
