@@ -88,7 +88,8 @@ ObjectStats condition(const Target& t) {
       return o.offset == offset && (o.kind == ObjectKind::Lock || o.kind == ObjectKind::RLock) &&
              o.bytes >= sizeof(detail::LockState);
     });
-    if (bound == objects.end()) throw_corrupt(t, "it is bound to offset " + std::to_string(offset) + ", where no lock is");
+    if (bound == objects.end())
+      throw_corrupt(t, "it is bound to offset " + std::to_string(offset) + ", where no lock is");
     lock = static_cast<detail::LockState*>(const_cast<void*>(t.seg.object_body(bound->name)));
     reentrant = bound->kind == ObjectKind::RLock;
   }

@@ -39,27 +39,21 @@ LockStats inner_lock_stats(const LockState& s) {
 // Appends one more thing found wrong to `corrupt`.
 void note(std::string& corrupt, const std::string& what) { corrupt += (corrupt.empty() ? "" : "; ") + what; }
 
+template <class U>
+void load_into(unsigned char* out, const unsigned char* in) {
+  const U v = __atomic_load_n(reinterpret_cast<const U*>(in), __ATOMIC_ACQUIRE);
+  std::memcpy(out, &v, sizeof v);
+}
+
 // One element of `size` bytes: a single atomic load when the hardware has
 // one of that size and it is aligned (how Value<T>::set stores it), else a copy.
 void copy_element(unsigned char* out, const unsigned char* in, std::size_t size) {
   const bool aligned = reinterpret_cast<std::uintptr_t>(in) % size == 0;
   switch (aligned ? size : 0) {
-    case 1: *out = __atomic_load_n(in, __ATOMIC_ACQUIRE); return;
-    case 2: {
-      const auto v = __atomic_load_n(reinterpret_cast<const std::uint16_t*>(in), __ATOMIC_ACQUIRE);
-      std::memcpy(out, &v, 2);
-      return;
-    }
-    case 4: {
-      const auto v = __atomic_load_n(reinterpret_cast<const std::uint32_t*>(in), __ATOMIC_ACQUIRE);
-      std::memcpy(out, &v, 4);
-      return;
-    }
-    case 8: {
-      const auto v = __atomic_load_n(reinterpret_cast<const std::uint64_t*>(in), __ATOMIC_ACQUIRE);
-      std::memcpy(out, &v, 8);
-      return;
-    }
+    case 1: return load_into<std::uint8_t>(out, in);
+    case 2: return load_into<std::uint16_t>(out, in);
+    case 4: return load_into<std::uint32_t>(out, in);
+    case 8: return load_into<std::uint64_t>(out, in);
     default: std::memcpy(out, in, size);
   }
 }
@@ -158,7 +152,8 @@ PriorityQueueStats PriorityQueueCore::stats() const {
   st.lock = inner_lock_stats(s_->lock);
   // The count changes under the lock only, never past the slots.
   if (st.items > slots_)
-    note(st.corrupt, "its item count " + std::to_string(st.items) + " exceeds its " + std::to_string(slots_) + " slots");
+    note(st.corrupt,
+         "its item count " + std::to_string(st.items) + " exceeds its " + std::to_string(slots_) + " slots");
   return st;
 }
 

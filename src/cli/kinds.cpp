@@ -70,7 +70,8 @@ constexpr KindView kUnknownKind{
 }  // namespace
 
 const KindView& kind_view(ObjectKind kind) {
-  const auto* row = std::find_if(std::begin(kKinds), std::end(kKinds), [&](const KindView& k) { return k.kind == kind; });
+  const auto* row =
+      std::find_if(std::begin(kKinds), std::end(kKinds), [&](const KindView& k) { return k.kind == kind; });
   return row != std::end(kKinds) ? *row : kUnknownKind;
 }
 
