@@ -58,6 +58,22 @@ void copy_element(unsigned char* out, const unsigned char* in, std::size_t size)
   }
 }
 
+// A joinable queue's books: who holds tasks (each lease slot is read once).
+TaskStats task_stats(TaskLedger& l, std::uint64_t unfinished) {
+  TaskStats t;
+  t.unfinished = unfinished;
+  t.abandoned = l.abandoned.load(std::memory_order_relaxed);
+  t.joiners = sleepers_of(l.join_sleepers);
+  for (std::size_t i = 0; i < kLeaseSlots; ++i) {
+    const auto pid = l.pid[i].load(std::memory_order_relaxed);
+    const auto got = ledger_outstanding(l.tally[i].load(std::memory_order_relaxed));
+    if (pid == 0 || got == 0) continue;
+    const bool alive = process_alive(pid, std::atomic_ref(l.start_ticks[i]).load(std::memory_order_relaxed));
+    t.holders.push_back(TaskHolder{static_cast<int>(pid), got, alive});
+  }
+  return t;
+}
+
 const char* break_reason(std::uint32_t broken) {
   switch (static_cast<BreakReason>(broken)) {
     case BreakReason::Timeout: return "timeout";
@@ -122,19 +138,7 @@ QueueStats QueueCore::stats() const {
   if (st.bytes_used > st.capacity && bytes_used() > st.capacity)
     note(st.corrupt, "its positions are " + std::to_string(bytes_used()) + " bytes apart in a ring of " +
                          std::to_string(st.capacity));
-  if (!geo_.joinable) return st;
-  TaskStats t;
-  t.unfinished = unfinished_tasks();
-  t.abandoned = abandoned_tasks();
-  t.joiners = sleepers_of(s_->tasks.join_sleepers);
-  for (std::size_t i = 0; i < kLeaseSlots; ++i) {
-    const auto pid = s_->tasks.pid[i].load(std::memory_order_relaxed);
-    const auto got = ledger_outstanding(s_->tasks.tally[i].load(std::memory_order_relaxed));
-    if (pid == 0 || got == 0) continue;
-    const bool alive = process_alive(pid, std::atomic_ref(s_->tasks.start_ticks[i]).load(std::memory_order_relaxed));
-    t.holders.push_back(TaskHolder{static_cast<int>(pid), got, alive});
-  }
-  st.tasks = std::move(t);
+  if (geo_.joinable) st.tasks = task_stats(s_->tasks, unfinished_tasks());
   return st;
 }
 

@@ -107,7 +107,7 @@ struct TaskHolder {
   bool alive = false;                // false: its tasks are counted done (abandoned) at the next get()
 };
 
-// JoinableQueue: the task_done() / join() books.
+// Joinable queues: the task_done() / join() books.
 struct TaskStats {
   std::uint64_t unfinished = 0;      // put and not marked done
   std::uint64_t abandoned = 0;       // held by processes that died, not (yet) marked done
@@ -140,6 +140,7 @@ struct PriorityQueueStats {
   std::uint32_t sleeping_consumers = 0;
   std::uint32_t sleeping_producers = 0;
   std::uint64_t rebuilds = 0;        // heap rebuilds after a holder died, ever
+  std::optional<TaskStats> tasks;    // joinable priority queues only
   LockStats lock;                    // the one lock of producers and consumers
   std::string corrupt;
 };

@@ -135,16 +135,16 @@ void state_json(Json& o, const QueueStats& s, const ObjectInfo&, std::size_t) {
 }
 
 void state_json(Json& o, const PriorityQueueStats& s, const ObjectInfo&, std::size_t) {
-  put_state(o,
-            Json{{"items", s.items},
-                 {"slots", s.slots},
-                 {"max_message", s.max_message},
-                 {"lowest_priority", s.lowest_priority ? Json(*s.lowest_priority) : Json(nullptr)},
-                 {"sleeping_consumers", s.sleeping_consumers},
-                 {"sleeping_producers", s.sleeping_producers},
-                 {"closed", s.closed},
-                 {"rebuilds", s.rebuilds}},
-            s.corrupt);
+  Json state{{"items", s.items},
+             {"slots", s.slots},
+             {"max_message", s.max_message},
+             {"lowest_priority", s.lowest_priority ? Json(*s.lowest_priority) : Json(nullptr)},
+             {"sleeping_consumers", s.sleeping_consumers},
+             {"sleeping_producers", s.sleeping_producers},
+             {"closed", s.closed},
+             {"rebuilds", s.rebuilds}};
+  if (s.tasks) state = tasks_json(std::move(state), *s.tasks);
+  put_state(o, std::move(state), s.corrupt);
 }
 
 }  // namespace ipckit::cli

@@ -101,6 +101,7 @@ std::string state_text(const PriorityQueueStats& s, const ObjectInfo&, std::size
   std::string text = n(s.items) + " items in " + n(s.slots) + " slots of " + n(s.max_message) + " bytes, " +
                      (s.lowest_priority ? "lowest priority " + std::to_string(*s.lowest_priority) + ", " : "") +
                      sleeping(s.sleeping_consumers, s.sleeping_producers) + (s.closed ? ", CLOSED" : "");
+  if (s.tasks) text += tasks_text(*s.tasks);
   return with_corrupt(std::move(text), s.corrupt);
 }
 
