@@ -364,3 +364,77 @@ assert doc['segment']['name'].endswith('_ff\ufffd\ufffd\ufffd'), doc['segment']
   EXPECT_EQ(missing.status, 1);
   EXPECT_EQ(python_check(missing.err, kCleanText), "") << "stderr";
 }
+
+// What the library's snapshots add: who holds a tracked semaphore's units,
+// a condition's waiter, a barrier's party and why it broke; a state that
+// cannot be right is flagged CORRUPT in its row, and an object whose fixed
+// settings were overwritten is an error row, the others still shown.
+TEST(Cli, InspectShowsHoldersWaitersAndPartiesAndFlagsACorruptState) {
+  ScopedSegmentName n("cli_snapshots");
+  auto seg = Segment::create(n.name, 4 << 20);
+  auto units = seg.semaphore("units", 3, {.track_holders = true});
+  auto ready = seg.condition("ready");
+  auto start = seg.barrier("start", 2);
+  auto aborted = seg.barrier("aborted", 2);
+  auto odd = seg.barrier("odd", 2);
+  (void)seg.queue<int>("mangled");
+  aborted.abort();
+  std::atomic_ref(static_cast<ipckit::detail::BarrierState*>(const_cast<void*>(seg.object_body("odd")))->arrived)
+      .store(9);
+  static_cast<ipckit::detail::QueueState*>(const_cast<void*>(seg.object_body("mangled")))->capacity = 12345;
+
+  Signal holding;
+  Child holder([&] {
+    units.acquire();
+    units.acquire();
+    std::unique_lock g(ready);
+    holding.post();
+    (void)ready.wait(20s);
+  });
+  Child party([&] { EXPECT_THROW(start.wait(20s), ipckit::BrokenBarrier); });
+  ASSERT_TRUE(holding.wait());
+  ASSERT_TRUE(asleep(holder));
+  ASSERT_TRUE(eventually([&] { return start.n_waiting() == 1; }));
+
+  const auto [rc, text] = run_cli("inspect " + n.name);
+  EXPECT_EQ(rc, 0) << text;
+  EXPECT_TRUE(has(text, "1/3 free, 0 sleeping, tracked, 0 reclaimed (held: 2 by pid " + std::to_string(holder.pid())))
+      << text;
+  EXPECT_TRUE(has(text, "1 sleeping, bound to its own lock, 1 waiting")) << text;
+  EXPECT_TRUE(has(text, "1/2 arrived, round 0")) << text;
+  EXPECT_TRUE(has(text, "BROKEN (aborted)")) << text;
+  EXPECT_TRUE(has(text, "CORRUPT: 9 parties arrived of 2")) << text;
+  EXPECT_EQ(count_lines_starting_with(text, "mangled"), 1u) << text;
+  EXPECT_TRUE(has(text, "error: queue 'mangled'")) << text;
+
+  const auto [rc2, json] = run_cli("inspect --json " + n.name);
+  EXPECT_EQ(rc2, 0) << json;
+  EXPECT_EQ(python_check(json, R"(
+import json, sys
+doc = json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))
+objs = {o['name']: o for o in doc['objects']}
+units = objs['units']['state']
+assert units['holders'] == [{'pid': )" + std::to_string(holder.pid()) + R"(, 'tid': units['holders'][0]['tid'],
+                             'units': 2, 'alive': True}], units
+assert objs['ready']['state']['waiters'] == 1, objs['ready']
+assert objs['start']['state']['arrived'] == 1 and not objs['start']['state']['broken'], objs['start']
+assert objs['aborted']['state']['broken_reason'] == 'aborted', objs['aborted']
+assert '9 parties arrived of 2' in objs['odd']['state']['corrupt'], objs['odd']
+assert 'corrupt' not in objs['start']['state'], objs['start']
+assert 'mangled' in objs['mangled']['error'] and 'state' not in objs['mangled'], objs['mangled']
+)"),
+            "")
+      << json;
+
+  // One object asked for by name: its error is the command's.
+  const auto one = run_cli_argv({"inspect", n.name, "mangled"});
+  EXPECT_EQ(one.status, 1);
+  EXPECT_TRUE(has(one.err, "ipckit: queue 'mangled'")) << one.err;
+  start.abort();
+  {
+    std::lock_guard g(ready);
+    ready.notify();
+  }
+  EXPECT_EQ(party.wait_exit(), 0);
+  EXPECT_EQ(holder.wait_exit(), 0);
+}

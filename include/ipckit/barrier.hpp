@@ -110,6 +110,7 @@ class Barrier {
   // How many are waiting in the current phase.
   [[nodiscard]] std::uint32_t n_waiting() const noexcept;
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] BarrierStats stats() const;  // a read-only snapshot (ipckit/stats.hpp)
 
  private:
   std::uint32_t wait_by(detail::Deadline deadline);

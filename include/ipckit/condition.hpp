@@ -93,6 +93,7 @@ class Condition {
   void notify(int n = 1) noexcept;
   void notify_all() noexcept;
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] ConditionStats stats() const;  // a read-only snapshot (ipckit/stats.hpp)
 
  private:
   bool wait_by(detail::Deadline deadline);

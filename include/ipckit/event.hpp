@@ -23,6 +23,7 @@
 #include <string>
 
 #include "ipckit/detail/futex.hpp"
+#include "ipckit/stats.hpp"
 
 namespace ipckit {
 
@@ -55,6 +56,7 @@ class Event {
   // Never blocks: whether the flag is set.
   [[nodiscard]] bool try_wait() const noexcept { return is_set(); }
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] EventStats stats() const;  // a read-only snapshot (ipckit/stats.hpp)
 
  private:
   bool wait_by(detail::Deadline deadline);

@@ -31,6 +31,7 @@
 #include <string>
 
 #include "ipckit/detail/lock_state.hpp"
+#include "ipckit/stats.hpp"
 
 namespace ipckit {
 
@@ -71,6 +72,7 @@ class LockHandle {
     return s_->recoveries.load(std::memory_order_relaxed);
   }
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] LockStats stats() const;  // a read-only snapshot (ipckit/stats.hpp)
 
  protected:
   friend class ipckit::Segment;  // binds conditions to the lock's state

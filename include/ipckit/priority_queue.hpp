@@ -95,6 +95,7 @@ class PriorityQueue {
   void close() noexcept { core_.close(); }
   [[nodiscard]] bool closed() const noexcept { return core_.closed(); }
   [[nodiscard]] const std::string& label() const noexcept { return core_.label(); }
+  [[nodiscard]] PriorityQueueStats stats() const { return core_.stats(); }  // a read-only snapshot
 
  private:
   void put_by(std::int64_t priority, const T& item, detail::Deadline deadline) {

@@ -316,6 +316,7 @@ class Queue {
   void close() noexcept { core_.close(); }
   [[nodiscard]] bool closed() const noexcept { return core_.closed(); }
   [[nodiscard]] const std::string& label() const noexcept { return core_.label(); }
+  [[nodiscard]] QueueStats stats() const { return core_.stats(); }  // a read-only snapshot (ipckit/stats.hpp)
 
  protected:
   void put_by(const T& item, detail::Deadline deadline) {
@@ -390,6 +391,7 @@ class ByteQueue {
   [[nodiscard]] std::size_t qsize() const noexcept { return core_.qsize(); }
   void close() noexcept { core_.close(); }
   [[nodiscard]] bool closed() const noexcept { return core_.closed(); }
+  [[nodiscard]] QueueStats stats() const { return core_.stats(); }  // a read-only snapshot (ipckit/stats.hpp)
 
  private:
   std::string get_by(detail::Deadline deadline) {

@@ -137,6 +137,8 @@ struct ObjectInfo {
   std::uint64_t bytes = 0;
 };
 
+struct ObjectSnapshot;  // ipckit/inspect.hpp
+
 // What `Segment::info()` and `ipckit ls` report about a segment.
 struct SegmentInfo {
   std::string name;
@@ -232,6 +234,8 @@ class Segment {
   [[nodiscard]] std::size_t free_bytes() const noexcept;
   [[nodiscard]] SegmentInfo info() const;
   [[nodiscard]] std::vector<ObjectInfo> objects() const;
+  // A snapshot of object `name`, whatever its kind (include <ipckit/inspect.hpp>).
+  [[nodiscard]] ObjectSnapshot inspect(std::string_view name, std::size_t max_elements = SIZE_MAX) const;
   // Raw access for tools (the CLI): the body of object `name`, validated.
   [[nodiscard]] const void* object_body(std::string_view name, ObjectInfo* info = nullptr) const;
   // The lock every Value/Array/Lock/RLock object starts with (for inspection).

@@ -38,6 +38,7 @@
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/holders.hpp"
 #include "ipckit/detail/lock_state.hpp"
+#include "ipckit/stats.hpp"
 
 namespace ipckit {
 
@@ -124,6 +125,7 @@ class Semaphore {
   // Units returned to the pool because their holder died (tracked semaphores).
   [[nodiscard]] std::uint64_t reclaimed() const noexcept { return s_->reclaimed.load(std::memory_order_relaxed); }
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] SemaphoreStats stats() const;  // a read-only snapshot (ipckit/stats.hpp)
 
   // TimedLockable spelling, so std::lock_guard / std::unique_lock / std::scoped_lock work.
   void lock() { acquire(); }

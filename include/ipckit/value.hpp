@@ -70,6 +70,7 @@ class Value {
   // The RLock guarding read-modify-write sequences (Python's get_lock()).
   [[nodiscard]] RLock& get_lock() const noexcept { return lock_; }
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] ValueStats stats() const { return detail::value_stats(lock_.stats(), data_, 1); }  // a snapshot
 
  private:
   mutable RLock lock_;
@@ -110,6 +111,10 @@ class Array {
 
   [[nodiscard]] RLock& get_lock() const noexcept { return lock_; }
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  // A read-only snapshot of the first max_elements elements (ipckit/stats.hpp).
+  [[nodiscard]] ValueStats stats(std::size_t max_elements = SIZE_MAX) const {
+    return detail::value_stats(lock_.stats(), data_, size_, max_elements);
+  }
 
  private:
   [[noreturn]] void throw_out_of_range(std::size_t i) const {

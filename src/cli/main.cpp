@@ -7,8 +7,11 @@
 // The CLI only observes: it never takes an object's lock, so it cannot block
 // or disturb the processes it looks at. Values are read as a snapshot (single
 // atomic loads for scalars), which is what a lock-free observer can promise.
-// What it prints is rendered by inspect.hpp (ipckit_cli_lib); names and
-// messages are escaped for the terminal, JSON is always valid UTF-8.
+// What it prints comes from the library (Segment::info(), Segment::inspect())
+// and is rendered by ipckit_cli_lib: ls.hpp and inspect.hpp put it together,
+// tables.hpp and json.hpp write each snapshot, kinds.hpp says which for each
+// kind of object. Names and messages are escaped for the terminal, JSON is
+// always valid UTF-8.
 //
 // Exit status: 0 on success, 1 when ipckit reports an error (printed as
 // "ipckit: <message>" on stderr), 2 for a bad command line.
@@ -24,6 +27,7 @@
 #include "inspect.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/segment.hpp"
+#include "ls.hpp"
 #include "text.hpp"
 
 namespace {

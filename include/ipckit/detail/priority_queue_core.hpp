@@ -141,6 +141,7 @@ class PriorityQueueCore {
   // Times the heap was rebuilt from the slot states after a holder died.
   [[nodiscard]] std::uint64_t rebuilds() const noexcept { return s_->rebuilds.load(std::memory_order_relaxed); }
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] PriorityQueueStats stats() const;
 
  private:
   PrioritySlot& slot(std::uint64_t i) const noexcept {

@@ -21,6 +21,7 @@
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/lock_state.hpp"
 #include "ipckit/detail/task_ledger.hpp"
+#include "ipckit/stats.hpp"
 
 namespace ipckit {
 
@@ -123,6 +124,7 @@ class QueueCore {
   [[nodiscard]] std::size_t capacity_bytes() const noexcept { return geo_.capacity; }
   [[nodiscard]] std::size_t max_message() const noexcept { return geo_.max_message; }
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] QueueStats stats() const;
 
   // JoinableQueue.
   void task_done();

@@ -1,0 +1,164 @@
+// Segment::inspect: a snapshot of any object by name (ipckit/inspect.hpp).
+//
+// The object's directory entry is checked by object_body(); here its size is
+// checked against its kind, a read-only view handle is made over its state
+// (the handles' constructors check the fixed settings they copy: a queue's
+// geometry, a barrier's parties, a semaphore's settings) and the view's own
+// stats() takes the snapshot. Each kind is one row of kKinds.
+#include "ipckit/inspect.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <iterator>
+#include <memory>
+#include <string>
+
+#include "ipckit/barrier.hpp"
+#include "ipckit/condition.hpp"
+#include "ipckit/detail/priority_queue_core.hpp"
+#include "ipckit/detail/queue_core.hpp"
+#include "ipckit/event.hpp"
+#include "ipckit/lock.hpp"
+#include "ipckit/semaphore.hpp"
+#include "ipckit/value.hpp"
+
+namespace ipckit {
+namespace {
+
+// What a row needs to know about the object it looks at.
+struct Target {
+  const Segment& seg;
+  const ObjectInfo& info;
+  void* body;
+  std::string label;  // "queue 'jobs' in segment 'demo'"
+  std::shared_ptr<const void> keep;
+  std::size_t max_elements;
+};
+
+// One read of a field another process may write: it is checked, then used as read.
+template <class T>
+T load_once(T& field) {
+  return std::atomic_ref<T>(field).load(std::memory_order_relaxed);
+}
+
+[[noreturn]] void throw_corrupt(const Target& t, const std::string& what) {
+  throw CorruptSegment(t.info.name, t.label + " is corrupt: " + what + "; remove the segment (ipckit rm " +
+                                        t.seg.name() + ") and recreate it");
+}
+
+LockStats lock_at(const Target& t) {
+  return Lock(static_cast<detail::LockState*>(t.body), t.keep, t.label).stats();
+}
+
+// Value and Array: [lock][data] and [lock][count, padded][data].
+ObjectStats values(const Target& t, std::size_t data_offset, std::uint64_t count) {
+  const auto& i = t.info;
+  if (i.elem_size == 0 || i.bytes < data_offset || (i.bytes - data_offset) / i.elem_size < count)
+    throw_corrupt(t, std::to_string(count) + " elements of " + std::to_string(i.elem_size) + " bytes do not fit its " +
+                         std::to_string(i.bytes) + " bytes");
+  return detail::value_stats(lock_at(t), i.type_name.c_str(), i.elem_size, count,
+                             static_cast<const char*>(t.body) + data_offset, t.max_elements);
+}
+
+ObjectStats value(const Target& t) { return values(t, detail::kValueDataOffset, 1); }
+ObjectStats array(const Target& t) { return values(t, detail::kArrayDataOffset, t.info.count); }
+ObjectStats lock(const Target& t) { return lock_at(t); }
+
+ObjectStats event(const Target& t) {
+  return Event(static_cast<detail::EventState*>(t.body), t.keep, t.label).stats();
+}
+
+ObjectStats semaphore(const Target& t) {
+  return Semaphore(static_cast<detail::SemaphoreState*>(t.body), t.keep, t.label).stats();
+}
+
+ObjectStats barrier(const Target& t) {
+  return Barrier(static_cast<detail::BarrierState*>(t.body), t.keep, t.label).stats();
+}
+
+// A condition's entry count is the offset of the named lock it is bound to
+// (0: its own), which must be a Lock or RLock of this segment.
+ObjectStats condition(const Target& t) {
+  auto* s = static_cast<detail::ConditionState*>(t.body);
+  detail::LockState* lock = &s->own_lock;
+  bool reentrant = false;
+  if (const std::uint64_t offset = t.info.count; offset != 0) {
+    const auto objects = t.seg.objects();
+    const auto bound = std::find_if(objects.begin(), objects.end(), [&](const ObjectInfo& o) {
+      return o.offset == offset && (o.kind == ObjectKind::Lock || o.kind == ObjectKind::RLock) &&
+             o.bytes >= sizeof(detail::LockState);
+    });
+    if (bound == objects.end())
+      throw_corrupt(t, "it is bound to offset " + std::to_string(offset) + ", where no lock is");
+    lock = static_cast<detail::LockState*>(const_cast<void*>(t.seg.object_body(bound->name)));
+    reentrant = bound->kind == ObjectKind::RLock;
+  }
+  return Condition(s, lock, reentrant, t.keep, t.label).stats();
+}
+
+// A queue's geometry is written once by its creator; the QueueCore
+// constructor refuses one a queue cannot have.
+ObjectStats queue(const Target& t) {
+  auto* s = static_cast<detail::QueueState*>(t.body);
+  const detail::QueueGeometry geo{load_once(s->capacity), load_once(s->max_message),
+                                  load_once(s->max_items), t.info.kind == ObjectKind::JoinableQueue};
+  if (t.info.bytes != sizeof(detail::QueueState) + geo.capacity)
+    throw_corrupt(t, "its ring of " + std::to_string(geo.capacity) + " bytes does not fit its " +
+                         std::to_string(t.info.bytes) + " bytes");
+  return detail::QueueCore(s, t.keep, t.label, geo).stats();
+}
+
+ObjectStats priority_queue(const Target& t) {
+  auto* s = static_cast<detail::PriorityQueueState*>(t.body);
+  const std::uint64_t slots = load_once(s->slot_count);
+  const std::uint64_t max_message = load_once(s->max_message);
+  const std::uint64_t slot_size = load_once(s->slot_size);
+  // What open_priority_queue checks, and the layout the entry's size must match.
+  if (slots == 0 || slots > detail::kMaxPrioritySlots || slots != t.info.count ||
+      max_message > detail::kMaxPriorityMessage || slot_size != detail::priority_slot_size(max_message) ||
+      detail::priority_queue_layout(slots, slot_size).bytes != t.info.bytes)
+    throw_corrupt(t, "its geometry (" + std::to_string(slots) + " slots of " + std::to_string(slot_size) +
+                         " bytes, max_message " + std::to_string(max_message) + ") does not match its " +
+                         std::to_string(t.info.bytes) + " bytes");
+  return detail::PriorityQueueCore(s, t.keep, t.label, slots, slot_size, max_message).stats();
+}
+
+// One row per kind: the state it needs at least, and how to take its snapshot.
+struct KindSnapshot {
+  ObjectKind kind;
+  std::size_t state_bytes;
+  ObjectStats (*take)(const Target&);
+};
+
+constexpr KindSnapshot kKinds[] = {
+    {ObjectKind::Value, detail::kValueDataOffset, value},
+    {ObjectKind::Array, detail::kArrayDataOffset, array},
+    {ObjectKind::Lock, sizeof(detail::LockState), lock},
+    {ObjectKind::RLock, sizeof(detail::LockState), lock},
+    {ObjectKind::Condition, sizeof(detail::ConditionState), condition},
+    {ObjectKind::Semaphore, sizeof(detail::SemaphoreState), semaphore},
+    {ObjectKind::BoundedSemaphore, sizeof(detail::SemaphoreState), semaphore},
+    {ObjectKind::Event, sizeof(detail::EventState), event},
+    {ObjectKind::Barrier, sizeof(detail::BarrierState), barrier},
+    {ObjectKind::Queue, sizeof(detail::QueueState), queue},
+    {ObjectKind::JoinableQueue, sizeof(detail::QueueState), queue},
+    {ObjectKind::PriorityQueue, sizeof(detail::PriorityQueueState), priority_queue},
+};
+
+}  // namespace
+
+ObjectSnapshot Segment::inspect(std::string_view name, std::size_t max_elements) const {
+  ObjectSnapshot snap;
+  void* body = const_cast<void*>(object_body(name, &snap.info));
+  const auto row = std::find_if(std::begin(kKinds), std::end(kKinds),
+                                [&](const KindSnapshot& k) { return k.kind == snap.info.kind; });
+  if (row == std::end(kKinds)) return snap;  // a kind without a snapshot: monostate
+  const Target t{*this, snap.info, body, label(snap.info.kind, name), keepalive(), max_elements};
+  if (snap.info.bytes < row->state_bytes)
+    throw_corrupt(t, "it occupies " + std::to_string(snap.info.bytes) + " bytes, fewer than the " +
+                         std::to_string(row->state_bytes) + " of its state");
+  snap.stats = row->take(t);
+  return snap;
+}
+
+}  // namespace ipckit
