@@ -320,9 +320,9 @@ void Connection::finish_frame() noexcept {
 }
 
 void Connection::throw_timeout(std::optional<std::chrono::nanoseconds> timeout) const {
+  using std::chrono::milliseconds;
   std::string when = "by the deadline";
-  if (timeout) when = "within " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(*timeout).count()) +
-                      " ms";
+  if (timeout) when = "within " + std::to_string(std::chrono::duration_cast<milliseconds>(*timeout).count()) + " ms";
   std::string part;
   if (header_got_ == kHeaderSize)
     part = " (" + size_text(frame_got_) + " of a message of " + size_text(frame_length_) +
