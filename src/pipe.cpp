@@ -41,11 +41,10 @@ std::string size_text(std::size_t bytes) {
 }
 
 [[noreturn]] void throw_errno(const std::string& label, const char* call, int err) {
-  const std::string what = label + ": " + call + " failed: " + std::strerror(err);
-  if (err == EMFILE || err == ENFILE)
-    throw SystemError(label, what + " (out of file descriptors: close some, or raise `ulimit -n`)",
-                      std::error_code(err, std::system_category()));
-  throw SystemError(label, what, std::error_code(err, std::system_category()));
+  const std::error_code code(err, std::system_category());
+  std::string what = label + ": " + call + " failed: " + code.message();
+  if (err == EMFILE || err == ENFILE) what += " (out of file descriptors: close some, or raise `ulimit -n`)";
+  throw SystemError(label, what, code);
 }
 
 // Writing to a pipe whose reader is gone raises SIGPIPE, which kills by
@@ -337,7 +336,7 @@ void Connection::throw_undecodable(const char* type, const char* why, std::size_
 
 // ---------------------------------------------------------------------------
 
-std::pair<Connection, Connection> Pipe(bool duplex, PipeOptions options) {
+std::pair<Connection, Connection> Pipe(bool duplex, const PipeOptions& options) {
   static std::atomic<unsigned> pipes{0};
   const std::string name = options.name.empty() ? "Pipe-" + std::to_string(++pipes) : options.name;
   if (options.max_message == 0) throw InvalidArgument(name, name + ": PipeOptions::max_message must be at least 1");

@@ -63,8 +63,9 @@
 // thread receives on the same end is fine (they share no state); two senders
 // or two receivers need a lock of their own; close() must not race with any
 // other call. fileno() is for poll/select/epoll: read and write the end only
-// through its Connection (the receiving descriptor is non-blocking, and a
-// message is a frame, not raw bytes).
+// through its Connection: a message is a frame, not raw bytes, and the
+// reading end of Pipe(false) is non-blocking (O_NONBLOCK, shared by every
+// process that holds it) so that a timed receive never blocks in read().
 #pragma once
 
 #include <chrono>
@@ -93,7 +94,7 @@ struct PipeOptions {
 // otherwise the first end only receives and the second only sends (a pipe).
 // Both descriptors are close-on-exec. Throws SystemError (out of descriptors),
 // InvalidArgument (max_message 0).
-std::pair<Connection, Connection> Pipe(bool duplex = true, PipeOptions options = {});
+std::pair<Connection, Connection> Pipe(bool duplex = true, const PipeOptions& options = {});
 
 class Connection {
  public:
@@ -179,7 +180,7 @@ class Connection {
   void set_max_message(std::size_t bytes);
 
  private:
-  friend std::pair<Connection, Connection> Pipe(bool duplex, PipeOptions options);
+  friend std::pair<Connection, Connection> Pipe(bool duplex, const PipeOptions& options);
 
   // When a receive or poll gives up: a steady-clock instant, with max() for
   // never and min() for now. (detail::Deadline's representation: this header
