@@ -7,6 +7,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/event.hpp"
 #include "ipckit/lock.hpp"
+#include "ipckit/pipe.hpp"
 #include "ipckit/priority_queue.hpp"
 #include "ipckit/process.hpp"
 #include "ipckit/queue.hpp"
