@@ -185,31 +185,15 @@ void Connection::send_frame(std::string_view first, std::string_view second) {
 // ---------------------------------------------------------------------------
 // Receiving
 
-Connection::Instant Connection::give_up_after(std::chrono::nanoseconds timeout) noexcept {
-  if (timeout <= std::chrono::nanoseconds::zero()) return kNow;
-  const auto start = std::chrono::steady_clock::now();
-  if (timeout >= kNever - start) return kNever;
-  return start + timeout;
-}
-
-Connection::Instant Connection::give_up_in(std::chrono::duration<long double, std::nano> timeout) noexcept {
-  using std::chrono::nanoseconds;
-  if (timeout.count() >= static_cast<long double>(nanoseconds::max().count())) return kNever;
-  if (timeout.count() <= 0) return kNow;
-  return give_up_after(nanoseconds(static_cast<nanoseconds::rep>(timeout.count())));
-}
-
 namespace {
 
 // Waits until `fd` has `events` or `until` comes; EINTR resumes with the time left.
-bool wait_for(int fd, short events, std::chrono::steady_clock::time_point until, const std::string& label) {
-  using Instant = std::chrono::steady_clock::time_point;
+bool wait_for(int fd, short events, detail::Deadline until, const std::string& label) {
   for (;;) {
     timespec ts{};
     timespec* left = nullptr;
-    if (until != Instant::max()) {
-      const auto now = std::chrono::steady_clock::now();
-      const auto ns = until > now ? std::chrono::duration_cast<std::chrono::nanoseconds>(until - now).count() : 0;
+    if (!until.is_never()) {
+      const auto ns = until.left().count();
       ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
       ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
       left = &ts;
@@ -224,7 +208,7 @@ bool wait_for(int fd, short events, std::chrono::steady_clock::time_point until,
 
 }  // namespace
 
-bool Connection::wait_readable(Instant until) {
+bool Connection::wait_readable(detail::Deadline until) {
   check_usable(label_, fd_.n, readable_, "poll", "send-only end of a one-way Pipe(false): poll the first end");
   return wait_for(fd_.n, POLLIN, until, label_);
 }
@@ -233,7 +217,7 @@ bool Connection::wait_readable(Instant until) {
 // the count read, or 0 when `until` came first. The descriptor never blocks
 // a read: a socket is read with MSG_DONTWAIT, a pipe's reading end is
 // non-blocking (Pipe() makes it so).
-std::size_t Connection::read_some(char* p, std::size_t n, Instant until) {
+std::size_t Connection::read_some(char* p, std::size_t n, detail::Deadline until) {
   for (;;) {
     const ssize_t r = socket_ ? ::recv(fd_.n, p, n, MSG_DONTWAIT) : ::read(fd_.n, p, n);
     if (r > 0) return static_cast<std::size_t>(r);
@@ -242,7 +226,7 @@ std::size_t Connection::read_some(char* p, std::size_t n, Instant until) {
     if (err == EINTR) continue;
     if (err == ECONNRESET) throw_eof();  // a Unix socket's peer closed with data of ours unread
     if (err != EAGAIN && err != EWOULDBLOCK) throw_errno(label_, socket_ ? "recv" : "read", err);
-    if (until == kNow || !wait_for(fd_.n, POLLIN, until, label_)) return 0;
+    if (until.is_now() || !wait_for(fd_.n, POLLIN, until, label_)) return 0;
   }
 }
 
@@ -278,7 +262,7 @@ void Connection::check_header() {
   frame_got_ = 0;
 }
 
-bool Connection::receive_frame(Instant until, std::size_t max_length) {
+bool Connection::receive_frame(detail::Deadline until, std::size_t max_length) {
   check_usable(label_, fd_.n, readable_, "recv", "send-only end of a one-way Pipe(false): receive on the first end");
   if (!broken_.empty())
     throw DecodeError(label_, label_ + ": cannot receive: earlier, " + broken_ + ". Close this connection");

@@ -6,6 +6,7 @@
 #include "ipckit/current_process.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/event.hpp"
+#include "ipckit/inspect.hpp"
 #include "ipckit/lock.hpp"
 #include "ipckit/pipe.hpp"
 #include "ipckit/priority_queue.hpp"

@@ -78,6 +78,7 @@
 #include <typeinfo>
 #include <utility>
 
+#include "ipckit/detail/deadline.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/queue.hpp"  // detail::encode_pieces / decode_into: messages are encoded as queue items
 
@@ -124,47 +125,51 @@ class Connection {
   // header over max_message), InvalidArgument (closed, or the send-only end).
   template <class T>
   T recv() {
-    return *take<T>(kNever);
+    return *take<T>(detail::Deadline::never());
   }
   // As recv(), but throws Timeout if no whole message came within `timeout`.
-  template <class T>
-  T recv(std::chrono::nanoseconds timeout) {
-    return take_or_throw<T>(give_up_after(timeout), timeout);
+  template <class T, class Rep, class Period>
+  T recv(const std::chrono::duration<Rep, Period>& timeout) {
+    return take_or_throw<T>(detail::Deadline::after(timeout), detail::saturating_ns(timeout));
   }
   template <class T, class C, class D>
   T recv_until(const std::chrono::time_point<C, D>& t) {
-    return take_or_throw<T>(give_up_at(t), std::nullopt);
+    return take_or_throw<T>(detail::Deadline::at(t), std::nullopt);
   }
   // nullopt unless a whole message is there now; throws as recv() otherwise.
   template <class T>
   std::optional<T> try_recv() {
-    return take<T>(kNow);
+    return take<T>(detail::Deadline::now());
   }
 
   // Receives one message's bytes (of send_bytes, or any send's encoding).
   // Throws as recv() (no DecodeError for the message itself).
-  std::string recv_bytes() { return *take_bytes(kNever, kNoLimit); }
+  std::string recv_bytes() { return *take_bytes(detail::Deadline::never(), kNoLimit); }
   // As Python's recv_bytes(maxlength): throws MessageTooLarge if the next
   // message is longer than `max_length`. Unlike Python's, the end stays
   // usable: the message stays first in line for a call that accepts it.
-  std::string recv_bytes(std::size_t max_length) { return *take_bytes(kNever, max_length); }
-  std::string recv_bytes(std::chrono::nanoseconds timeout) {
-    return bytes_or_throw(give_up_after(timeout), timeout);
+  std::string recv_bytes(std::size_t max_length) { return *take_bytes(detail::Deadline::never(), max_length); }
+  template <class Rep, class Period>
+  std::string recv_bytes(const std::chrono::duration<Rep, Period>& timeout) {
+    return bytes_or_throw(detail::Deadline::after(timeout), detail::saturating_ns(timeout));
   }
   template <class C, class D>
   std::string recv_bytes_until(const std::chrono::time_point<C, D>& t) {
-    return bytes_or_throw(give_up_at(t), std::nullopt);
+    return bytes_or_throw(detail::Deadline::at(t), std::nullopt);
   }
-  std::optional<std::string> try_recv_bytes() { return take_bytes(kNow, kNoLimit); }
+  std::optional<std::string> try_recv_bytes() { return take_bytes(detail::Deadline::now(), kNoLimit); }
 
   // Whether there is data to read: part of a message, or the peer's EOF (a
   // recv then throws Closed). poll() does not wait; poll(d) waits up to `d`.
   // Throws InvalidArgument (closed, or the send-only end).
-  bool poll() { return wait_readable(kNow); }
-  bool poll(std::chrono::nanoseconds timeout) { return wait_readable(give_up_after(timeout)); }
+  bool poll() { return wait_readable(detail::Deadline::now()); }
+  template <class Rep, class Period>
+  bool poll(const std::chrono::duration<Rep, Period>& timeout) {
+    return wait_readable(detail::Deadline::after(timeout));
+  }
   template <class C, class D>
   bool poll_until(const std::chrono::time_point<C, D>& t) {
-    return wait_readable(give_up_at(t));
+    return wait_readable(detail::Deadline::at(t));
   }
 
   // Closes this process's descriptor of this end. Repeating it does nothing.
@@ -182,44 +187,23 @@ class Connection {
  private:
   friend std::pair<Connection, Connection> Pipe(bool duplex, const PipeOptions& options);
 
-  // When a receive or poll gives up: a steady-clock instant, with max() for
-  // never and min() for now. (detail::Deadline's representation: this header
-  // cannot include detail/deadline.hpp while futex.hpp still declares
-  // detail::Deadline as an optional. Once it can, Instant becomes Deadline and
-  // give_up_after / give_up_at its after / at.)
-  using Instant = std::chrono::steady_clock::time_point;
-  static constexpr Instant kNever = Instant::max();
-  static constexpr Instant kNow = Instant::min();
   static constexpr std::size_t kNoLimit = static_cast<std::size_t>(-1);
   static constexpr std::size_t kHeaderSize = 12;  // a 4-byte magic, then the length in 8 bytes
 
   Connection(int fd, bool readable, bool writable, bool socket, std::string label, std::size_t max_message) noexcept;
-
-  static Instant give_up_after(std::chrono::nanoseconds timeout) noexcept;
-  // Any span, saturating: hours::max() is never, not an overflow into the past.
-  static Instant give_up_in(std::chrono::duration<long double, std::nano> timeout) noexcept;
-  template <class C, class D>
-  static Instant give_up_at(const std::chrono::time_point<C, D>& t) noexcept {
-    if constexpr (std::is_same_v<std::chrono::time_point<C, D>, Instant>) {
-      return t;  // min() and max() are now and never already
-    } else {
-      if (t == std::chrono::time_point<C, D>::max()) return kNever;
-      return give_up_in(t - C::now());  // another clock: converted once, by its distance from now
-    }
-  }
 
   void send_frame(std::string_view first, std::string_view second);
   // Reads until one whole message is in frame_; false if `until` came first
   // (what came is kept for the next call). Throws Closed, MessageTooLarge
   // (longer than `max_length`, which leaves the message in line; or a header
   // over max_message), DecodeError (not a frame), InvalidArgument.
-  bool receive_frame(Instant until, std::size_t max_length);
+  bool receive_frame(detail::Deadline until, std::size_t max_length);
   // Up to `n` bytes, what is there, waiting until `until` for the first; 0 if it came first.
-  std::size_t read_some(char* p, std::size_t n, Instant until);
+  std::size_t read_some(char* p, std::size_t n, detail::Deadline until);
   // Checks the header just read and takes the message's length from it.
   void check_header();
   [[noreturn]] void throw_eof() const;
-  bool wait_readable(Instant until);
+  bool wait_readable(detail::Deadline until);
   // The message received, moved out; the next receive starts a new one.
   std::string take_frame() noexcept;
   // Forgets the message received, keeping the buffer for the next one.
@@ -228,7 +212,7 @@ class Connection {
   [[noreturn]] void throw_undecodable(const char* type, const char* why, std::size_t bytes) const;
 
   template <class T>
-  std::optional<T> take(Instant until) {
+  std::optional<T> take(detail::Deadline until) {
     if (!receive_frame(until, kNoLimit)) return std::nullopt;
     struct Finish {  // the message is consumed whether it decodes or not
       Connection* c;
@@ -244,16 +228,16 @@ class Connection {
     return out;
   }
   template <class T>
-  T take_or_throw(Instant until, std::optional<std::chrono::nanoseconds> timeout) {
+  T take_or_throw(detail::Deadline until, std::optional<std::chrono::nanoseconds> timeout) {
     auto out = take<T>(until);
     if (!out) throw_timeout(timeout);
     return std::move(*out);
   }
-  std::optional<std::string> take_bytes(Instant until, std::size_t max_length) {
+  std::optional<std::string> take_bytes(detail::Deadline until, std::size_t max_length) {
     if (!receive_frame(until, max_length)) return std::nullopt;
     return take_frame();
   }
-  std::string bytes_or_throw(Instant until, std::optional<std::chrono::nanoseconds> timeout) {
+  std::string bytes_or_throw(detail::Deadline until, std::optional<std::chrono::nanoseconds> timeout) {
     auto out = take_bytes(until, kNoLimit);
     if (!out) throw_timeout(timeout);
     return std::move(*out);
