@@ -192,7 +192,8 @@ QueueOutcome PriorityQueueCore::put(std::int64_t priority, const void* data, std
 void PriorityQueueCore::raise_put(const QueueOutcome& outcome) const {
   switch (outcome.miss) {
     case QueueMiss::Holder:
-      throw Full(label_, label_ + " has free slots, but the put gave up at its deadline" + holder_blame(s_->lock, "its lock"));
+      throw Full(label_, label_ + " has free slots, but the put gave up at its deadline" +
+                             holder_blame(s_->lock, "its lock"));
     case QueueMiss::Closed:
     case QueueMiss::ClosedWhileWaiting: throw Closed(label_, label_ + " is closed; nothing more can be put");
     default:
@@ -308,7 +309,8 @@ QueueOutcome PriorityQueueCore::get(ReadFn read, void* ctx, Deadline deadline, s
 void PriorityQueueCore::raise_get(const QueueOutcome& outcome) const {
   switch (outcome.miss) {
     case QueueMiss::Holder:
-      throw Empty(label_, label_ + " holds items, but the get gave up at its deadline" + holder_blame(s_->lock, "its lock"));
+      throw Empty(label_, label_ + " holds items, but the get gave up at its deadline" +
+                              holder_blame(s_->lock, "its lock"));
     case QueueMiss::Closed: throw Closed(label_, label_ + " is closed and drained");
     default: throw Empty(label_, label_ + " is empty");
   }

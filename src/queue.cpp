@@ -82,7 +82,8 @@ std::string holder_blame(const LockState& lock, const char* lock_name) {
 }
 
 void throw_queue_corrupt(const std::string& label, const std::string& what) {
-  throw CorruptSegment(label, label + ": " + what + "; the segment was overwritten by a stray write: recreate the queue");
+  throw CorruptSegment(label,
+                       label + ": " + what + "; the segment was overwritten by a stray write: recreate the queue");
 }
 
 void throw_decode_error(const std::string& label, std::size_t bytes, const std::exception_ptr& failure) {
@@ -119,8 +120,8 @@ QueueOutcome QueueCore::put_many(const Record* records, std::size_t count, Deadl
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t n = records[i].size();
     if (n > geo_.max_message)
-      throw MessageTooLarge(label_, label_ + ": an item of " + std::to_string(n) + " bytes exceeds its max_message of " +
-                                        std::to_string(geo_.max_message) +
+      throw MessageTooLarge(label_, label_ + ": an item of " + std::to_string(n) +
+                                        " bytes exceeds its max_message of " + std::to_string(geo_.max_message) +
                                         " bytes; split it, or create the queue with a larger max_message / "
                                         "capacity_bytes" + (i != 0 ? " (nothing of this put_many was put)" : ""));
   }

@@ -282,10 +282,10 @@ TEST(PriorityQueue, OpeningWithAnotherTypeOptionsOrKindThrowsTypeMismatch) {
   EXPECT_NO_THROW(seg.priority_queue<std::int32_t>("q", made));
   EXPECT_THROW(seg.priority_queue<std::int64_t>("q", made), ipckit::TypeMismatch);
   EXPECT_THROW(seg.priority_queue<std::string>("q", made), ipckit::TypeMismatch);
-  EXPECT_THROW(seg.priority_queue<std::int32_t>("q", {.capacity_bytes = 1 << 17, .max_items = 100, .max_message = 1000}),
-               ipckit::TypeMismatch);
-  EXPECT_THROW(seg.priority_queue<std::int32_t>("q", {.capacity_bytes = 1 << 16, .max_items = 101, .max_message = 1000}),
-               ipckit::TypeMismatch);
+  const QueueOptions larger{.capacity_bytes = 1 << 17, .max_items = 100, .max_message = 1000};
+  const QueueOptions more_items{.capacity_bytes = 1 << 16, .max_items = 101, .max_message = 1000};
+  EXPECT_THROW(seg.priority_queue<std::int32_t>("q", larger), ipckit::TypeMismatch);
+  EXPECT_THROW(seg.priority_queue<std::int32_t>("q", more_items), ipckit::TypeMismatch);
   EXPECT_THROW(seg.priority_queue<std::int32_t>("q", {.capacity_bytes = 1 << 16, .max_items = 0, .max_message = 1000}),
                ipckit::TypeMismatch);
   try {

@@ -158,7 +158,8 @@ PriorityQueue<T> Segment::priority_queue(std::string_view name, const QueueOptio
 
 template <class T>
 JoinablePriorityQueue<T> Segment::joinable_priority_queue(std::string_view name, const QueueOptions& options) {
-  return JoinablePriorityQueue<T>(open_priority_queue(name, typeid(T).name(), options, ObjectKind::JoinablePriorityQueue));
+  return JoinablePriorityQueue<T>(
+      open_priority_queue(name, typeid(T).name(), options, ObjectKind::JoinablePriorityQueue));
 }
 
 }  // namespace ipckit

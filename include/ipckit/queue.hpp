@@ -433,7 +433,7 @@ class Joinable : public Base {
   // Marks one task done: one this process got if it has any, else an
   // abandoned one (settled), else another process's. Throws InvalidArgument
   // when there are no unfinished and no abandoned tasks (Python's ValueError).
-  void task_done() { this->core_.task_done(); }
+  void task_done() { detail::tasks_done(this->core_.ledger(), this->core_.published(), this->core_.label()); }
   // Blocks until every item put has been marked done.
   void join() { (void)this->core_.join(Deadline::never()); }
   // Whether all were done within `timeout`.
@@ -442,18 +442,23 @@ class Joinable : public Base {
   bool join_until(const std::chrono::time_point<Clock, Duration>& t) {
     return this->core_.join(Deadline::at(t));
   }
-  [[nodiscard]] std::uint64_t unfinished_tasks() const noexcept { return this->core_.unfinished_tasks(); }
+  [[nodiscard]] std::uint64_t unfinished_tasks() const noexcept {
+    return detail::ledger_unfinished(this->core_.ledger(), this->core_.published());
+  }
   // Tasks of consumers that ended before task_done(), counted as done and
   // not yet settled by a later task_done().
-  [[nodiscard]] std::uint64_t abandoned_tasks() const noexcept { return this->core_.abandoned_tasks(); }
+  [[nodiscard]] std::uint64_t abandoned_tasks() const noexcept {
+    return this->core_.ledger().abandoned.load(std::memory_order_acquire);
+  }
 };
 
 // A ring queue's get into `out` (one item) or onto `out` (up to max), each
 // decoded by Decode.
 template <class Out, void (*Decode)(Out&, const char*, std::size_t)>
 QueueOutcome get_one(QueueCore& core, Out& out, Deadline deadline) {
-  return core.get_many([](void* ctx, std::size_t, const char* p, std::size_t n) { Decode(*static_cast<Out*>(ctx), p, n); },
-                       &out, 1, deadline);
+  return core.get_many(
+      [](void* ctx, std::size_t, const char* p, std::size_t n) { Decode(*static_cast<Out*>(ctx), p, n); }, &out, 1,
+      deadline);
 }
 template <class Out, void (*Decode)(Out&, const char*, std::size_t)>
 QueueOutcome get_appending(QueueCore& core, std::vector<Out>& out, std::size_t max, Deadline deadline) {
@@ -546,11 +551,11 @@ class ByteQueue : public detail::QueueHandle<detail::QueueCore>,
     return detail::get_one<std::string, &detail::assign_bytes>(core_, out, deadline);
   }
   detail::QueueOutcome put_many_outcome(std::span<const std::string_view> items, detail::Deadline deadline) {
-    return detail::put_batches(core_, items, deadline,
-                               [](std::span<const std::string_view> batch, std::vector<detail::QueueCore::Record>& out) {
-                                 out.clear();
-                                 for (const std::string_view b : batch) out.push_back({b, {}});
-                               });
+    using Records = std::vector<detail::QueueCore::Record>;
+    return detail::put_batches(core_, items, deadline, [](std::span<const std::string_view> batch, Records& out) {
+      out.clear();
+      for (const std::string_view b : batch) out.push_back({b, {}});
+    });
   }
   detail::QueueOutcome get_many_outcome(std::vector<std::string>& out, std::size_t max, detail::Deadline deadline) {
     return detail::get_appending<std::string, &detail::assign_bytes>(core_, out, max, deadline);

@@ -91,20 +91,17 @@ class PriorityQueueCore {
   [[nodiscard]] std::uint64_t rebuilds() const noexcept { return s_->rebuilds.load(std::memory_order_relaxed); }
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
 
-  // Joinable.
-  void task_done() { tasks_done(s_->tasks, published(), label_); }
+  // Joinable: as QueueCore's.
+  [[nodiscard]] TaskLedger& ledger() const noexcept { return s_->tasks; }
+  [[nodiscard]] std::uint64_t published() const noexcept { return s_->next_seq.load(std::memory_order_acquire); }
   bool join(Deadline deadline);
-  [[nodiscard]] std::uint64_t unfinished_tasks() const noexcept { return ledger_unfinished(s_->tasks, published()); }
-  [[nodiscard]] std::uint64_t abandoned_tasks() const noexcept {
-    return s_->tasks.abandoned.load(std::memory_order_acquire);
-  }
 
  private:
   PrioritySlot& slot(std::uint64_t i) const noexcept {
     return *reinterpret_cast<PrioritySlot*>(slots_base_ + i * slot_size_);
   }
   char* payload(std::uint64_t i) const noexcept { return slots_base_ + i * slot_size_ + kPrioritySlotHeader; }
-  [[nodiscard]] std::uint64_t published() const noexcept { return s_->next_seq.load(std::memory_order_acquire); }
+  void task_done() { tasks_done(s_->tasks, published(), label_); }
   // The heap size and free-stack top, each read once, with the lock held.
   struct Sizes {
     std::uint64_t heap = 0, free = 0;

@@ -148,17 +148,15 @@ class QueueCore {
   [[nodiscard]] std::size_t max_message() const noexcept { return geo_.max_message; }
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
 
-  // JoinableQueue.
-  void task_done() { tasks_done(s_->tasks, published(), label_); }
+  // JoinableQueue: its task ledger, the count of items ever put (see
+  // Joinable in queue.hpp), and join(), which reclaims dead consumers' tasks.
+  [[nodiscard]] TaskLedger& ledger() const noexcept { return s_->tasks; }
+  [[nodiscard]] std::uint64_t published() const noexcept;
   bool join(Deadline deadline);
-  [[nodiscard]] std::uint64_t unfinished_tasks() const noexcept { return ledger_unfinished(s_->tasks, published()); }
-  [[nodiscard]] std::uint64_t abandoned_tasks() const noexcept {
-    return s_->tasks.abandoned.load(std::memory_order_acquire);
-  }
 
  private:
   char* ring() const noexcept { return reinterpret_cast<char*>(s_) + sizeof(QueueState); }
-  [[nodiscard]] std::uint64_t published() const noexcept;
+  void task_done() { tasks_done(s_->tasks, published(), label_); }
   // With get_lock held: takes up to `max` records (`read` null: discards
   // them); a record that fails to decode is stored in `failure` (len in
   // `failed_len`) when it is the first.
