@@ -120,7 +120,12 @@ ObjectStats priority_queue(const Target& t) {
     throw_corrupt(t, "its geometry (" + std::to_string(slots) + " slots of " + std::to_string(slot_size) +
                          " bytes, max_message " + std::to_string(max_message) + ") does not match its " +
                          std::to_string(t.info.bytes) + " bytes");
-  return detail::PriorityQueueCore(s, t.keep, t.label, slots, slot_size, max_message).stats();
+  const auto kind = t.info.kind;
+  return detail::PriorityQueueCore(s, t.keep, t.label,
+                                   {slots, slot_size, max_message,
+                                    kind == ObjectKind::LifoQueue ? detail::kOrderLifo : detail::kOrderPriority,
+                                    kind == ObjectKind::JoinablePriorityQueue})
+      .stats();
 }
 
 // One row per kind: the state it needs at least, and how to take its snapshot.
@@ -143,6 +148,8 @@ constexpr KindSnapshot kKinds[] = {
     {ObjectKind::Queue, sizeof(detail::QueueState), queue},
     {ObjectKind::JoinableQueue, sizeof(detail::QueueState), queue},
     {ObjectKind::PriorityQueue, sizeof(detail::PriorityQueueState), priority_queue},
+    {ObjectKind::LifoQueue, sizeof(detail::PriorityQueueState), priority_queue},
+    {ObjectKind::JoinablePriorityQueue, sizeof(detail::PriorityQueueState), priority_queue},
 };
 
 }  // namespace

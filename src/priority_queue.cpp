@@ -1,7 +1,9 @@
-// The slots and heap behind PriorityQueue<T>. See priority_queue_core.hpp for
-// the layout and why one store publishes or frees an item.
+// The slots and heap behind PriorityQueue<T>, LifoQueue<T> and
+// JoinablePriorityQueue<T>, and Segment::open_priority_queue. See
+// priority_queue_core.hpp for why one store publishes or frees an item.
 #include "ipckit/detail/priority_queue_core.hpp"
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <exception>
@@ -20,40 +22,37 @@ namespace {
 // next lock holder (who takes the dead one's lock over) repairs it.
 constexpr auto kRecheck = std::chrono::seconds(1);
 
-bool before(const PriorityHeapEntry& a, const PriorityHeapEntry& b) noexcept {
-  return a.priority < b.priority || (a.priority == b.priority && a.seq < b.seq);
-}
-
-std::string why_of(const std::exception_ptr& failure) {
-  try {
-    std::rethrow_exception(failure);
-  } catch (const std::exception& e) {
-    return e.what();
-  } catch (...) {
+// The heap's order for the standard heap algorithms (a max-heap): whether
+// `a` comes out after `b`, so that the top is the item to come out first.
+struct ComesOutAfter {
+  bool lifo;
+  bool operator()(const PriorityHeapEntry& a, const PriorityHeapEntry& b) const noexcept {
+    if (lifo) return a.seq < b.seq;
+    return a.priority > b.priority || (a.priority == b.priority && a.seq > b.seq);
   }
-  return "unknown error";
-}
+};
+
+// The parity a joinable get records in its lease (ledger_begin_get) and the
+// "head count" its settling passes: equal when the dead get's free happened.
+constexpr std::uint64_t kFreed = 1, kNotFreed = 0;
 
 }  // namespace
 
 PriorityQueueCore::PriorityQueueCore(PriorityQueueState* s, std::shared_ptr<const void> keepalive, std::string label,
-                                     std::uint64_t slots, std::uint64_t slot_size, std::uint64_t max_message)
+                                     const PriorityGeometry& geometry)
     : s_(s),
       keep_(std::move(keepalive)),
       label_(std::move(label)),
-      slots_(slots),
-      slot_size_(slot_size),
-      max_message_(max_message) {
+      slots_(geometry.slots),
+      slot_size_(geometry.slot_size),
+      max_message_(geometry.max_message),
+      lifo_(geometry.order == kOrderLifo),
+      joinable_(geometry.joinable) {
   const auto layout = priority_queue_layout(slots_, slot_size_);
   char* base = reinterpret_cast<char*>(s_);
   heap_ = reinterpret_cast<PriorityHeapEntry*>(base + layout.heap_offset);
   free_ = reinterpret_cast<std::uint32_t*>(base + layout.free_offset);
   slots_base_ = base + layout.slots_offset;
-}
-
-void PriorityQueueCore::throw_corrupt(const std::string& what) const {
-  throw CorruptSegment(label_, label_ + ": " + what +
-                                   "; the segment was overwritten by a stray write: recreate the queue");
 }
 
 bool PriorityQueueCore::names_ready_slot(const PriorityHeapEntry& e) const noexcept {
@@ -62,11 +61,12 @@ bool PriorityQueueCore::names_ready_slot(const PriorityHeapEntry& e) const noexc
 }
 
 // The state words are the truth: every ready slot goes into the heap, every
-// other one onto the free stack. Idempotent, so a holder killed in here
-// leaves the next one nothing worse to do. Returns the sizes it derived (the
-// shared copies may be overwritten again at any time).
+// other one onto the free stack, and the next seq follows the highest seq
+// ever published (ready now, or got: got_end). Idempotent, so a holder killed
+// in here leaves the next one nothing worse to do. Returns the sizes it
+// derived (the shared copies may be overwritten again at any time).
 PriorityQueueCore::Sizes PriorityQueueCore::rebuild() noexcept {
-  std::uint64_t n = 0, f = 0, next = s_->next_seq;
+  std::uint64_t n = 0, f = 0, next = s_->got_end;
   for (std::uint64_t i = 0; i < slots_; ++i) {
     PrioritySlot& sl = slot(i);
     const std::uint32_t st = sl.state.load(std::memory_order_acquire);
@@ -81,56 +81,38 @@ PriorityQueueCore::Sizes PriorityQueueCore::rebuild() noexcept {
   }
   s_->heap_size = n;
   s_->free_top = f;
-  s_->next_seq = next;
-  // Bottom-up heapify.
-  for (std::uint64_t i = n / 2; i-- > 0;) {
-    std::uint64_t j = i;
-    const PriorityHeapEntry e = heap_[j];
-    for (;;) {
-      std::uint64_t c = 2 * j + 1;
-      if (c >= n) break;
-      if (c + 1 < n && before(heap_[c + 1], heap_[c])) ++c;
-      if (!before(heap_[c], e)) break;
-      heap_[j] = heap_[c];
-      j = c;
-    }
-    heap_[j] = e;
-  }
+  // A producer killed between its seq bump and its publishing store took a
+  // seq (a task, if joinable) that no item carries: given back here.
+  s_->next_seq.store(next, std::memory_order_release);
+  std::make_heap(heap_, heap_ + n, ComesOutAfter{lifo_});
   s_->rebuilds.fetch_add(1, std::memory_order_relaxed);
   publish_counts(n);
   return {n, f};
 }
 
-void PriorityQueueCore::heap_push(const PriorityHeapEntry& e, std::uint64_t heap) noexcept {
-  std::uint64_t j = heap;  // < slots_: the caller took a free slot, so the heap has room
-  while (j > 0) {
-    const std::uint64_t parent = (j - 1) / 2;
-    if (!before(e, heap_[parent])) break;
-    heap_[j] = heap_[parent];
-    j = parent;
+PriorityQueueCore::Sizes PriorityQueueCore::recover_locked() {
+  if (joinable_) {
+    // A get killed with its task in flight: its free happened iff the slot
+    // it noted is free (nobody has used the slot since: we hold the lock next).
+    const std::uint64_t i = s_->get_slot;
+    const bool freed = i < slots_ && slot(i).state.load(std::memory_order_acquire) == kSlotFree;
+    ledger_settle(s_->tasks, freed ? kFreed : kNotFreed);
   }
-  heap_[j] = e;
+  Sizes z = rebuild();
+  if ((s_->closed.load(std::memory_order_acquire) & kQueueDiscard) != 0) discard_locked(z);
+  return z;
+}
+
+void PriorityQueueCore::heap_push(const PriorityHeapEntry& e, std::uint64_t heap) noexcept {
+  heap_[heap] = e;  // heap < slots_: the caller took a free slot, so the heap has room
+  std::push_heap(heap_, heap_ + heap + 1, ComesOutAfter{lifo_});
   s_->heap_size = heap + 1;
 }
 
 PriorityHeapEntry PriorityQueueCore::heap_pop(std::uint64_t heap) noexcept {
-  const PriorityHeapEntry top = heap_[0];
-  const std::uint64_t n = heap - 1;
-  s_->heap_size = n;
-  if (n > 0) {
-    const PriorityHeapEntry last = heap_[n];
-    std::uint64_t j = 0;
-    for (;;) {
-      std::uint64_t c = 2 * j + 1;
-      if (c >= n) break;
-      if (c + 1 < n && before(heap_[c + 1], heap_[c])) ++c;
-      if (!before(heap_[c], last)) break;
-      heap_[j] = heap_[c];
-      j = c;
-    }
-    heap_[j] = last;
-  }
-  return top;
+  std::pop_heap(heap_, heap_ + heap, ComesOutAfter{lifo_});
+  s_->heap_size = heap - 1;
+  return heap_[heap - 1];
 }
 
 void PriorityQueueCore::publish_counts(std::uint64_t heap) noexcept {
@@ -138,36 +120,35 @@ void PriorityQueueCore::publish_counts(std::uint64_t heap) noexcept {
   s_->count.store(heap, std::memory_order_seq_cst);
 }
 
-void PriorityQueueCore::put(std::int64_t priority, const void* data, std::size_t n, Deadline deadline) {
+void PriorityQueueCore::wake_all_after_repair() noexcept {
+  publish_change(s_->data_seq, s_->data_sleepers, INT_MAX);
+  publish_change(s_->space_seq, s_->space_sleepers, INT_MAX);
+}
+
+QueueOutcome PriorityQueueCore::put(std::int64_t priority, const void* data, std::size_t n, Deadline deadline) {
   if (n > max_message_)
     throw MessageTooLarge(label_, label_ + ": an item of " + std::to_string(n) + " bytes exceeds its max_message of " +
                                       std::to_string(max_message_) +
                                       " bytes; split it, or create the queue with a larger max_message");
   const auto has_room = [&] { return qsize() < slots_; };
-  const auto full = [&] {
-    return Full(label_, label_ + " is full (" + std::to_string(qsize()) + " of " + std::to_string(slots_) +
-                            " slots); consume faster, wait longer or make it larger");
-  };
   bool recheck = false;
   for (;;) {
-    if (closed()) throw Closed(label_, label_ + " is closed; nothing more can be put");
+    if (closed()) return {0, QueueMiss::Closed};
     bool put_it = false, repaired = false;
     {
       // While there is room the lock is all that stands in the way (its
       // holder is mid-put or mid-get): wait on for it, within bounds.
       SideLock lock(s_->lock, deadline, label_, [&] { return has_room() && !closed(); });
       if (!lock.held()) {
-        if (closed()) throw Closed(label_, label_ + " is closed; nothing more can be put");
-        if (lock.miss() == SideLockMiss::Holder)
-          throw Full(label_, label_ + " has free slots, but the put gave up at its deadline" + lock.blame("its lock"));
-        throw full();
+        if (closed()) return {0, QueueMiss::Closed};
+        return {0, lock.miss() == SideLockMiss::Holder ? QueueMiss::Holder : QueueMiss::Waited};
       }
       Sizes z = sizes();
       if (lock.took_over() || !consistent(z)) {
-        z = rebuild();
+        z = recover_locked();
         repaired = true;
       }
-      if (closed()) throw Closed(label_, label_ + " is closed; nothing more can be put");
+      if (closed()) return {0, QueueMiss::Closed};
       // The free stack's top, read once and checked before it is used.
       std::uint32_t i = 0;
       const auto top_is_free = [&] {
@@ -182,8 +163,8 @@ void PriorityQueueCore::put(std::int64_t priority, const void* data, std::size_t
       if (z.free > 0) {
         s_->free_top = z.free - 1;
         PrioritySlot& sl = slot(i);
-        const std::uint64_t seq = s_->next_seq;
-        s_->next_seq = seq + 1;  // first: a seq is never handed out twice
+        const std::uint64_t seq = s_->next_seq.load(std::memory_order_relaxed);
+        s_->next_seq.store(seq + 1, std::memory_order_relaxed);  // first: a seq is never handed out twice
         if (n != 0) std::memcpy(payload(i), data, n);
         sl.length = static_cast<std::uint32_t>(n);
         sl.priority = priority;
@@ -195,24 +176,99 @@ void PriorityQueueCore::put(std::int64_t priority, const void* data, std::size_t
         put_it = true;
       }
     }
-    if (repaired) {
-      publish_change(s_->data_seq, s_->data_sleepers, INT_MAX);
-      publish_change(s_->space_seq, s_->space_sleepers, INT_MAX);
-    }
+    if (repaired) wake_all_after_repair();
     if (put_it) {
       wake_if_sleeping(s_->data_seq, s_->data_sleepers, 1);
-      return;
+      return {1, QueueMiss::None};
     }
     recheck = false;
     if (!wait_for_change(
             s_->space_seq, s_->space_sleepers, [&] { return recheck || has_room() || closed(); }, deadline, kRecheck,
             [&] { recheck = true; }))
-      throw full();
+      return {0, QueueMiss::Waited};
   }
 }
 
-void PriorityQueueCore::get(void (*read)(void* ctx, const char* data, std::size_t n), void* ctx, Deadline deadline,
-                            std::int64_t* priority) {
+void PriorityQueueCore::raise_put(const QueueOutcome& outcome) const {
+  switch (outcome.miss) {
+    case QueueMiss::Holder:
+      throw Full(label_, label_ + " has free slots, but the put gave up at its deadline" +
+                             holder_blame(s_->lock, "its lock"));
+    case QueueMiss::Closed:
+    case QueueMiss::ClosedWhileWaiting: throw Closed(label_, label_ + " is closed; nothing more can be put");
+    default:
+      throw Full(label_, label_ + " is full (" + std::to_string(qsize()) + " of " + std::to_string(slots_) +
+                             " slots); consume faster, wait longer or make it larger");
+  }
+}
+
+void PriorityQueueCore::free_slot(const PriorityHeapEntry& e, Sizes& z, int lease) noexcept {
+  // Before the free: rebuild derives the next seq from it.
+  if (s_->got_end <= e.seq) s_->got_end = e.seq + 1;
+  if (lease >= 0) {
+    s_->get_slot = e.slot;
+    ledger_begin_get(s_->tasks, lease, kFreed);
+  }
+  // The one store that frees the slot.
+  slot(e.slot).state.store(kSlotFree, std::memory_order_release);
+  if (lease >= 0) ledger_end_get(s_->tasks, lease);
+  // heap + free == slots_ held before the pop, so z.free < slots_ here.
+  free_[z.free] = static_cast<std::uint32_t>(e.slot);
+  z.free += 1;
+  s_->free_top = z.free;
+  publish_counts(z.heap);
+}
+
+bool PriorityQueueCore::take_locked(Sizes& z, ReadFn read, void* ctx, std::int64_t* priority,
+                                    std::exception_ptr& failure, std::uint32_t& len, bool& repaired) {
+  if (z.heap == 0) return false;
+  // The top is taken off, then checked: the copy popped is the one used.
+  PriorityHeapEntry e = heap_pop(z.heap);
+  z.heap -= 1;
+  if (!names_ready_slot(e)) {
+    z = rebuild();  // the heap was overwritten: the states are the truth
+    repaired = true;
+    if (z.heap == 0) return false;
+    e = heap_pop(z.heap);
+    z.heap -= 1;
+    if (!names_ready_slot(e)) throw_corrupt("its heap changes under its lock");
+  }
+  const int lease = joinable_ ? ledger_lease(s_->tasks, this_process()) : -1;
+  PrioritySlot& sl = slot(e.slot);
+  len = sl.length;
+  if (len > max_message_) {
+    free_slot(e, z, lease);
+    if (joinable_) (void)ledger_task_done(s_->tasks, this_process(), published());  // nobody got it
+    throw_corrupt("it held an item of " + std::to_string(len) + " bytes in a slot of " +
+                  std::to_string(max_message_) + " (the item was dropped)");
+  }
+  if (priority != nullptr) *priority = sl.priority;
+  if (read != nullptr) {
+    try {
+      read(ctx, payload(e.slot), len);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  }
+  free_slot(e, z, lease);
+  return true;
+}
+
+void PriorityQueueCore::discard_locked(Sizes& z) {
+  s_->closed.fetch_or(kQueueClosed | kQueueDiscard, std::memory_order_seq_cst);
+  std::exception_ptr none;
+  std::uint32_t len = 0;
+  bool repaired = false;
+  std::size_t discarded = 0;
+  while (take_locked(z, nullptr, nullptr, nullptr, none, len, repaired)) ++discarded;
+  if (!joinable_ || discarded == 0) return;
+  // Leased to this process as they were taken: done, as Python's shutdown
+  // does. Killed before, they count as abandoned.
+  for (std::size_t i = 0; i < discarded; ++i) (void)ledger_task_done(s_->tasks, this_process(), published());
+  wake_if_sleeping(s_->tasks.join_seq, s_->tasks.join_sleepers, INT_MAX);
+}
+
+QueueOutcome PriorityQueueCore::get(ReadFn read, void* ctx, Deadline deadline, std::int64_t* priority) {
   const auto has_item = [&] { return qsize() > 0; };
   bool recheck = false;
   for (;;) {
@@ -222,88 +278,76 @@ void PriorityQueueCore::get(void (*read)(void* ctx, const char* data, std::size_
     {
       SideLock lock(s_->lock, deadline, label_, has_item);
       if (!lock.held()) {
-        if (closed() && !has_item()) throw Closed(label_, label_ + " is closed and drained");
-        if (lock.miss() == SideLockMiss::Holder)
-          throw Empty(label_, label_ + " holds items, but the get gave up at its deadline" + lock.blame("its lock"));
-        throw Empty(label_, label_ + " is empty");
+        if (closed() && !has_item()) return {0, QueueMiss::Closed};
+        return {0, lock.miss() == SideLockMiss::Holder ? QueueMiss::Holder : QueueMiss::Waited};
       }
       Sizes z = sizes();
       if (lock.took_over() || !consistent(z)) {
-        z = rebuild();
+        z = recover_locked();
         repaired = true;
       }
-      // The top is taken off, then checked: the copy popped is the one used.
-      PriorityHeapEntry e{};
-      bool have = false;
-      if (z.heap > 0) {
-        e = heap_pop(z.heap);
-        z.heap -= 1;
-        have = names_ready_slot(e);
-        if (!have) {
-          z = rebuild();  // the heap was overwritten: the states are the truth
-          repaired = true;
-          if (z.heap > 0) {
-            e = heap_pop(z.heap);
-            z.heap -= 1;
-            if (!names_ready_slot(e)) throw_corrupt("its heap changes under its lock");
-            have = true;
-          }
-        }
-      }
-      if (have) {
-        // heap + free == slots_ held before the pop, so z.free < slots_ now.
-        PrioritySlot& sl = slot(e.slot);
-        len = sl.length;
-        const auto release_slot = [&] {
-          // The one store that frees the slot.
-          sl.state.store(kSlotFree, std::memory_order_release);
-          free_[z.free] = static_cast<std::uint32_t>(e.slot);
-          s_->free_top = z.free + 1;
-          publish_counts(z.heap);
-        };
-        if (len > max_message_) {
-          release_slot();
-          throw_corrupt("it held an item of " + std::to_string(len) + " bytes in a slot of " +
-                        std::to_string(max_message_) + " (the item was dropped)");
-        }
-        if (priority != nullptr) *priority = sl.priority;
-        try {
-          read(ctx, payload(e.slot), len);
-        } catch (...) {
-          failure = std::current_exception();
-        }
-        release_slot();
-        got = true;
-      } else if (closed()) {
-        throw Closed(label_, label_ + " is closed and drained");
-      }
+      got = take_locked(z, read, ctx, priority, failure, len, repaired);
+      if (!got && closed()) return {0, QueueMiss::Closed};
     }
-    if (repaired) {
-      publish_change(s_->data_seq, s_->data_sleepers, INT_MAX);
-      publish_change(s_->space_seq, s_->space_sleepers, INT_MAX);
-    }
+    if (repaired) wake_all_after_repair();
     if (got) {
       wake_if_sleeping(s_->space_seq, s_->space_sleepers, 1);
-      if (failure)
-        throw DecodeError(label_, label_ + ": an item of " + std::to_string(len) + " bytes did not decode (" +
-                                      why_of(failure) +
-                                      ") and was dropped; every process must use the same item type and serialize()");
-      return;
+      if (failure) {
+        if (joinable_) task_done();  // the caller never got this task
+        throw_decode_error(label_, len, failure);
+      }
+      return {1, QueueMiss::None};
     }
     recheck = false;
     if (!wait_for_change(
             s_->data_seq, s_->data_sleepers, [&] { return recheck || has_item() || closed(); }, deadline, kRecheck,
             [&] { recheck = true; }))
-      throw Empty(label_, label_ + " is empty");
+      return {0, QueueMiss::Waited};
   }
 }
 
-void PriorityQueueCore::close() noexcept {
-  s_->closed.store(1, std::memory_order_seq_cst);
-  s_->data_seq.fetch_add(1, std::memory_order_seq_cst);
-  futex_wake(s_->data_seq, INT_MAX);
-  s_->space_seq.fetch_add(1, std::memory_order_seq_cst);
-  futex_wake(s_->space_seq, INT_MAX);
+void PriorityQueueCore::raise_get(const QueueOutcome& outcome) const {
+  switch (outcome.miss) {
+    case QueueMiss::Holder:
+      throw Empty(label_, label_ + " holds items, but the get gave up at its deadline" +
+                              holder_blame(s_->lock, "its lock"));
+    case QueueMiss::Closed: throw Closed(label_, label_ + " is closed and drained");
+    default: throw Empty(label_, label_ + " is empty");
+  }
+}
+
+void PriorityQueueCore::shutdown(bool immediate) {
+  close();
+  if (!immediate) return;
+  {
+    // Like put() and get() without a timeout, this waits for the lock (a
+    // dead holder's is taken over). Puts check the closed word under it, so
+    // once it is held nothing more is published.
+    SideLock lock(s_->lock, Deadline::never(), label_, [] { return false; });
+    Sizes z = sizes();
+    if (lock.took_over() || !consistent(z)) z = recover_locked();
+    discard_locked(z);
+  }
+  close_queue(*s_, kQueueClosed);  // producers and consumers look again: Closed
+}
+
+bool PriorityQueueCore::join(Deadline deadline) {
+  return tasks_join(s_->tasks, deadline, [&] { return published(); }, [&] {
+    // Nobody waits holding the lock, so join() itself counts the tasks of
+    // consumers that died before task_done() finished (abandoned_tasks()),
+    // and repairs after a dead holder: its seq count may be one too high.
+    bool repaired = false;
+    {
+      SideLock lock(s_->lock, Deadline::now(), label_, [] { return false; });
+      if (!lock.held()) return;
+      if (lock.took_over() || !consistent(sizes())) {
+        (void)recover_locked();
+        repaired = true;
+      }
+      if (ledger_reclaim_dead(s_->tasks) != 0) wake_if_sleeping(s_->tasks.join_seq, s_->tasks.join_sleepers, INT_MAX);
+    }
+    if (repaired) wake_all_after_repair();
+  });
 }
 
 }  // namespace ipckit::detail
@@ -311,8 +355,11 @@ void PriorityQueueCore::close() noexcept {
 namespace ipckit {
 
 detail::PriorityQueueCore Segment::open_priority_queue(std::string_view name, const char* type_name,
-                                                       const QueueOptions& options) {
-  const std::string what = label(ObjectKind::PriorityQueue, name);
+                                                       const QueueOptions& options, ObjectKind kind) {
+  const std::string what = label(kind, name);
+  if (kind != ObjectKind::PriorityQueue && kind != ObjectKind::LifoQueue && kind != ObjectKind::JoinablePriorityQueue)
+    throw InvalidArgument(std::string(name), what + ": open_priority_queue opens priority, LIFO and joinable "
+                                                    "priority queues only");
   if (options.capacity_bytes < 64 || options.capacity_bytes > detail::kMaxQueueCapacity)
     throw InvalidArgument(std::string(name), what + ": capacity_bytes " + std::to_string(options.capacity_bytes) +
                                                  " is out of range; use 64 bytes to 128 MiB");
@@ -334,24 +381,28 @@ detail::PriorityQueueCore Segment::open_priority_queue(std::string_view name, co
                                                  std::to_string(detail::kMaxPrioritySlots) +
                                                  " (max_items, or capacity_bytes / (max_message + header))");
   const auto layout = detail::priority_queue_layout(slots, slot_size);
-  auto spec = detail::ObjectSpec{ObjectKind::PriorityQueue, type_name, 0, 1, slots, detail::kPriorityQueueLayout,
-                                 layout.bytes};
+  auto spec = detail::ObjectSpec{kind, type_name, 0, 1, slots, detail::kPriorityQueueLayout, layout.bytes};
   struct Init {
-    std::uint64_t capacity_bytes, max_message, max_items, slots, slot_size;
-  } init{options.capacity_bytes, max_message, options.max_items, slots, slot_size};
+    std::uint64_t capacity_bytes, max_items;
+    detail::PriorityGeometry geometry;
+  } init{options.capacity_bytes, options.max_items,
+         {slots, slot_size, max_message, kind == ObjectKind::LifoQueue ? detail::kOrderLifo : detail::kOrderPriority,
+          kind == ObjectKind::JoinablePriorityQueue}};
   spec.init = [](void* body, const void* arg) {
     const auto& i = *static_cast<const Init*>(arg);
     auto* q = static_cast<detail::PriorityQueueState*>(body);
     q->capacity_bytes = i.capacity_bytes;
-    q->max_message = i.max_message;
+    q->max_message = i.geometry.max_message;
     q->max_items = i.max_items;
-    q->slot_count = i.slots;
-    q->slot_size = i.slot_size;
-    q->free_top = i.slots;
-    auto* free = reinterpret_cast<std::uint32_t*>(static_cast<char*>(body) +
-                                                  detail::priority_queue_layout(i.slots, i.slot_size).free_offset);
+    q->slot_count = i.geometry.slots;
+    q->slot_size = i.geometry.slot_size;
+    q->order = i.geometry.order;
+    q->joinable = i.geometry.joinable ? 1 : 0;
+    q->free_top = i.geometry.slots;
+    auto* free = reinterpret_cast<std::uint32_t*>(
+        static_cast<char*>(body) + detail::priority_queue_layout(i.geometry.slots, i.geometry.slot_size).free_offset);
     // Lowest index on top: the first puts use the first slots.
-    for (std::uint64_t k = 0; k < i.slots; ++k) free[k] = static_cast<std::uint32_t>(i.slots - 1 - k);
+    for (std::uint64_t k = 0; k < i.geometry.slots; ++k) free[k] = static_cast<std::uint32_t>(i.geometry.slots - 1 - k);
   };
   spec.init_arg = &init;
 
@@ -375,7 +426,7 @@ detail::PriorityQueueCore Segment::open_priority_queue(std::string_view name, co
       body = object_body(name, &info);
     } catch (const Error&) {
     }
-    if (body != nullptr && info.kind == ObjectKind::PriorityQueue && info.bytes >= sizeof(detail::PriorityQueueState)) {
+    if (body != nullptr && info.kind == kind && info.bytes >= sizeof(detail::PriorityQueueState)) {
       const auto& existing = *static_cast<const detail::PriorityQueueState*>(body);
       if (existing.max_message != max_message) throw mismatch(existing);
     }
@@ -385,7 +436,7 @@ detail::PriorityQueueCore Segment::open_priority_queue(std::string_view name, co
       q->max_items != options.max_items || q->slot_count != slots || q->slot_size != slot_size)
     throw mismatch(*q);
   // The handle keeps the geometry validated here, not the segment's copy.
-  return detail::PriorityQueueCore(q, keepalive(), what, slots, slot_size, max_message);
+  return detail::PriorityQueueCore(q, keepalive(), what, init.geometry);
 }
 
 }  // namespace ipckit

@@ -1,5 +1,7 @@
-// The byte ring behind Queue<T>, JoinableQueue<T> and ByteQueue. See
-// queue_core.hpp for the layout and why one store publishes or frees a record.
+// The byte ring behind Queue<T>, JoinableQueue<T> and ByteQueue, what it
+// shares with the priority engine, and Segment::open_queue. See
+// queue_core.hpp for who writes what and why one store publishes or frees a
+// record.
 #include "ipckit/detail/queue_core.hpp"
 
 #include <unistd.h>
@@ -7,12 +9,14 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <cstdint>
 #include <exception>
 #include <stdexcept>
 #include <string>
 
 #include "ipckit/detail/side_lock.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/segment.hpp"
 
 namespace ipckit::detail {
 namespace {
@@ -72,6 +76,35 @@ std::string describe_side_lock_holder(const LockState& s) {
   return who + ", " + state;
 }
 
+std::string holder_blame(const LockState& lock, const char* lock_name) {
+  return "; " + describe_side_lock_holder(lock) + ", held " + lock_name +
+         " past the deadline (a stopped process keeps its locks: continue or kill it)";
+}
+
+void throw_queue_corrupt(const std::string& label, const std::string& what) {
+  throw CorruptSegment(label,
+                       label + ": " + what + "; the segment was overwritten by a stray write: recreate the queue");
+}
+
+void throw_decode_error(const std::string& label, std::size_t bytes, const std::exception_ptr& failure) {
+  std::string why = "unknown error";
+  try {
+    std::rethrow_exception(failure);
+  } catch (const std::exception& e) {
+    why = e.what();
+  } catch (...) {
+  }
+  throw DecodeError(label, label + ": an item of " + std::to_string(bytes) + " bytes did not decode (" + why +
+                               ") and was dropped; every process must use the same item type and serialize()");
+}
+
+void tasks_done(TaskLedger& l, std::uint64_t published, const std::string& label) {
+  if (!ledger_task_done(l, this_process(), published))
+    throw InvalidArgument(label, label + ": task_done() called more times than items were put (every task is "
+                                         "done and no abandoned one is left to settle)");
+  wake_if_sleeping(l.join_seq, l.join_sleepers, INT_MAX);
+}
+
 QueueCore::QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label,
                      const QueueGeometry& geometry)
     : s_(s), keep_(std::move(keepalive)), label_(std::move(label)), geo_(geometry) {
@@ -80,20 +113,15 @@ QueueCore::QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::
                   std::to_string(geo_.max_message) + ") is not one a queue can have");
 }
 
-void QueueCore::throw_corrupt(const std::string& what) const {
-  throw CorruptSegment(label_, label_ + ": " + what +
-                                   "; the segment was overwritten by a stray write: recreate the queue");
-}
-
-void QueueCore::put_many(const Record* records, std::size_t count, Deadline deadline) {
-  if (count == 0) return;
+QueueOutcome QueueCore::put_many(const Record* records, std::size_t count, Deadline deadline) {
+  if (count == 0) return {};
   const std::uint64_t cap = geo_.capacity;
   const std::uint64_t max_items = geo_.max_items;
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t n = records[i].size();
     if (n > geo_.max_message)
-      throw MessageTooLarge(label_, label_ + ": an item of " + std::to_string(n) + " bytes exceeds its max_message of " +
-                                        std::to_string(geo_.max_message) +
+      throw MessageTooLarge(label_, label_ + ": an item of " + std::to_string(n) +
+                                        " bytes exceeds its max_message of " + std::to_string(geo_.max_message) +
                                         " bytes; split it, or create the queue with a larger max_message / "
                                         "capacity_bytes" + (i != 0 ? " (nothing of this put_many was put)" : ""));
   }
@@ -103,13 +131,8 @@ void QueueCore::put_many(const Record* records, std::size_t count, Deadline dead
   SideLock lock(s_->put_lock, deadline, label_, [&] {
     return bytes_used() + 4 * first_rec <= cap && (max_items == 0 || qsize() + 2 <= max_items);
   });
-  if (!lock.held()) {
-    if (lock.miss() == SideLockMiss::Holder)
-      throw Full(label_, label_ + " has room, but the put gave up at its deadline" +
-                             lock.blame("the producers' lock"));
-    throw Full(label_, label_ + " is full (another producer is waiting for room)");
-  }
-  if (closed()) throw Closed(label_, label_ + " is closed; nothing more can be put");
+  if (!lock.held()) return {0, lock.miss() == SideLockMiss::Holder ? QueueMiss::Holder : QueueMiss::Waiter};
+  if (closed()) return {0, QueueMiss::Closed};
 
   char* r = ring();
   const std::uint64_t t = s_->tail.load(std::memory_order_relaxed);  // only producers write it, one at a time
@@ -161,14 +184,9 @@ void QueueCore::put_many(const Record* records, std::size_t count, Deadline dead
           return room_for(bytes) || closed();
         }, until, kNoTick, [] {});
       };
-      const std::string put_so_far = i == 0 ? "" : " (" + std::to_string(i) + " of " + std::to_string(count) +
-                                                       " items of this put_many were put)";
-      if (!wait_room(stretch, std::min(deadline, Deadline::after(kStretchWait))) &&
-          !wait_room(need, deadline))
-        throw Full(label_, label_ + " is full (" + std::to_string(qsize()) + " items, " +
-                               std::to_string(bytes_used()) +
-                               " bytes); consume faster, wait longer or make it larger" + put_so_far);
-      if (!has_room()) throw Closed(label_, label_ + " was closed while waiting for room" + put_so_far);
+      if (!wait_room(stretch, std::min(deadline, Deadline::after(kStretchWait))) && !wait_room(need, deadline))
+        return {i, QueueMiss::Waited};
+      if (!has_room()) return {i, QueueMiss::ClosedWhileWaiting};
     }
     if (torn)
       throw_corrupt("its producers' position is " + std::to_string((tpos - pos_of(s_->head_cache)) & kPosMask) +
@@ -189,31 +207,40 @@ void QueueCore::put_many(const Record* records, std::size_t count, Deadline dead
     tpos += rec;
     tcount = (tcount + 1) & kCountMask;
   }
-  if (!publish()) return;
+  if (!publish()) return {count, QueueMiss::None};
   lock.unlock();
   fence_after_unlock();
   wake_if_sleeping(s_->data_seq, s_->data_sleepers, 1);
+  return {count, QueueMiss::None};
 }
 
-std::size_t QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadline deadline) {
-  if (max == 0) return 0;
+void QueueCore::raise_put(const QueueOutcome& outcome, std::size_t count) const {
+  const std::string so_far = outcome.done == 0 ? "" : " (" + std::to_string(outcome.done) + " of " +
+                                                         std::to_string(count) + " items of this put_many were put)";
+  switch (outcome.miss) {
+    case QueueMiss::Holder:
+      throw Full(label_, label_ + " has room, but the put gave up at its deadline" +
+                             holder_blame(s_->put_lock, "the producers' lock") + so_far);
+    case QueueMiss::Waiter: throw Full(label_, label_ + " is full (another producer is waiting for room)" + so_far);
+    case QueueMiss::Closed: throw Closed(label_, label_ + " is closed; nothing more can be put" + so_far);
+    case QueueMiss::ClosedWhileWaiting:
+      throw Closed(label_, label_ + " was closed while waiting for room" + so_far);
+    default:
+      throw Full(label_, label_ + " is full (" + std::to_string(qsize()) + " items, " + std::to_string(bytes_used()) +
+                             " bytes); consume faster, wait longer or make it larger" + so_far);
+  }
+}
+
+QueueOutcome QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadline deadline) {
+  if (max == 0) return {};
   // A consumer holding the lock waits for data only when the queue is empty;
   // with two or more items queued, one is left for us.
   SideLock lock(s_->get_lock, deadline, label_, [&] { return qsize() >= 2; });
-  if (!lock.held()) {
-    if (lock.miss() == SideLockMiss::Holder)
-      throw Empty(label_, label_ + " holds items, but the get gave up at its deadline" +
-                              lock.blame("the consumers' lock"));
-    throw Empty(label_, label_ + " is empty (another consumer is waiting for an item)");
-  }
-  const bool joinable = geo_.joinable;
-  if (lock.took_over() && joinable) ledger_settle(s_->tasks, count_of(s_->head.load(std::memory_order_acquire)));
+  if (!lock.held()) return {0, lock.miss() == SideLockMiss::Holder ? QueueMiss::Holder : QueueMiss::Waiter};
+  if (lock.took_over()) recover_locked();
 
-  const std::uint64_t h = s_->head.load(std::memory_order_relaxed);  // only consumers write it, one at a time
-  std::uint64_t hpos = pos_of(h);
-  std::uint64_t hcount = count_of(h);
-  if ((hpos & 7) != 0) throw_corrupt("its head position " + std::to_string(hpos) + " is not 8-aligned");
-  const auto has_data = [&] { return pos_of(s_->tail_cache) != hpos; };
+  // Only consumers write the head, one at a time.
+  const auto has_data = [&] { return pos_of(s_->tail_cache) != pos_of(s_->head.load(std::memory_order_relaxed)); };
   if (!has_data()) {
     const auto ready = [&] {
       s_->tail_cache = s_->tail.load(std::memory_order_acquire);
@@ -221,12 +248,45 @@ std::size_t QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadlin
     };
     // A joinable queue's waiting consumer holds the lock that reclaiming a
     // dead consumer's tasks needs, so it does that while it waits.
+    const bool joinable = geo_.joinable;
     if (!wait_for_change(s_->data_seq, s_->data_sleepers, ready, deadline, joinable ? kLivenessInterval : kNoTick,
                          [&] { if (joinable) reclaim_dead_consumers(); }))
-      throw Empty(label_, label_ + " is empty");
-    if (!has_data()) throw Closed(label_, label_ + " is closed and drained");
+      return {0, QueueMiss::Waited};
+    if (!has_data()) return {0, QueueMiss::Closed};
   }
+  std::exception_ptr failure;
+  std::uint32_t failed_len = 0;
+  const std::size_t got = take_locked(read, ctx, max, failure, failed_len);
+  // Sleeping producers are looked for after the unlock's full barrier.
+  lock.unlock();
+  fence_after_unlock();
+  wake_if_sleeping(s_->space_seq, s_->space_sleepers, 1);
+  if (failure) {
+    if (geo_.joinable) task_done();  // the caller never got this task
+    throw_decode_error(label_, failed_len, failure);
+  }
+  return {got, QueueMiss::None};
+}
 
+void QueueCore::raise_get(const QueueOutcome& outcome) const {
+  switch (outcome.miss) {
+    case QueueMiss::Holder:
+      throw Empty(label_, label_ + " holds items, but the get gave up at its deadline" +
+                              holder_blame(s_->get_lock, "the consumers' lock"));
+    case QueueMiss::Waiter: throw Empty(label_, label_ + " is empty (another consumer is waiting for an item)");
+    case QueueMiss::Closed: throw Closed(label_, label_ + " is closed and drained");
+    default: throw Empty(label_, label_ + " is empty");
+  }
+}
+
+std::size_t QueueCore::take_locked(ReadFn read, void* ctx, std::size_t max, std::exception_ptr& failure,
+                                   std::uint32_t& failed_len) {
+  const bool joinable = geo_.joinable;
+  const std::uint64_t h = s_->head.load(std::memory_order_relaxed);
+  std::uint64_t hpos = pos_of(h);
+  std::uint64_t hcount = count_of(h);
+  if ((hpos & 7) != 0) throw_corrupt("its head position " + std::to_string(hpos) + " is not 8-aligned");
+  const auto has_data = [&] { return pos_of(s_->tail_cache) != hpos; };
   const std::uint64_t cap = geo_.capacity;
   char* r = ring();
   // A joinable queue leases each task to this process around its free (see
@@ -240,8 +300,6 @@ std::size_t QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadlin
     if (lease >= 0) ledger_end_get(s_->tasks, lease);
   };
   std::size_t got = 0;
-  std::exception_ptr failure;
-  std::uint32_t failed_len = 0;
   while (got < max) {
     if (!has_data()) {
       s_->tail_cache = s_->tail.load(std::memory_order_acquire);
@@ -269,14 +327,16 @@ std::size_t QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadlin
                     std::to_string(off) + ", " + std::to_string(queued) + " bytes queued in a ring of " +
                     std::to_string(cap) + ")");
     }
-    try {
-      read(ctx, got, r + off + kRecordHeader, len);
-    } catch (...) {
-      // A record that does not decode ends the batch. Alone, it is dropped
-      // and reported; after others, it stays queued for the next get.
-      if (got != 0) break;
-      failure = std::current_exception();
-      failed_len = len;
+    if (read != nullptr) {
+      try {
+        read(ctx, got, r + off + kRecordHeader, len);
+      } catch (...) {
+        // A record that does not decode ends the batch. Alone, it is dropped
+        // and reported; after others, it stays queued for the next get.
+        if (got != 0) break;
+        failure = std::current_exception();
+        failed_len = len;
+      }
     }
     hpos = pos + rec;
     hcount = (hcount + 1) & kCountMask;
@@ -285,25 +345,42 @@ std::size_t QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadlin
     if (joinable) free_through();
   }
   if (!joinable || failure) free_through();
-  // Sleeping producers are looked for after the unlock's full barrier.
-  lock.unlock();
-  fence_after_unlock();
-  wake_if_sleeping(s_->space_seq, s_->space_sleepers, 1);
-  if (failure) {
-    if (joinable) task_done();  // the caller never got this task
-    std::string why = "unknown error";
-    try {
-      std::rethrow_exception(failure);
-    } catch (const std::exception& e) {
-      why = e.what();
-    } catch (...) {
-    }
-    throw DecodeError(label_, label_ + ": an item of " + std::to_string(failed_len) +
-                                  " bytes did not decode (" + why + ") and was dropped; "
-                                  "every process must use the same item type and serialize()");
-  }
   return got;
 }
+
+void QueueCore::discard_locked() {
+  s_->closed.fetch_or(kQueueClosed | kQueueDiscard, std::memory_order_seq_cst);
+  std::exception_ptr none;
+  std::uint32_t len = 0;
+  const std::size_t discarded = take_locked(nullptr, nullptr, SIZE_MAX, none, len);
+  if (!geo_.joinable || discarded == 0) return;
+  // This process got them (its lease counts them outstanding): done, as
+  // Python's shutdown does. Killed before, they count as abandoned.
+  for (std::size_t i = 0; i < discarded; ++i) (void)ledger_task_done(s_->tasks, this_process(), published());
+  wake_if_sleeping(s_->tasks.join_seq, s_->tasks.join_sleepers, INT_MAX);
+}
+
+void QueueCore::recover_locked() {
+  if (geo_.joinable) ledger_settle(s_->tasks, count_of(s_->head.load(std::memory_order_acquire)));
+  if ((s_->closed.load(std::memory_order_acquire) & kQueueDiscard) != 0) discard_locked();
+}
+
+void QueueCore::shutdown(bool immediate) {
+  close();
+  if (!immediate) return;
+  // Like put() and get() without a timeout, this waits for the locks (a dead
+  // holder's is taken over). First every producer past its closed check
+  // finishes its put: after that nothing more is published.
+  { SideLock producers(s_->put_lock, Deadline::never(), label_, [] { return false; }); }
+  {
+    SideLock consumers(s_->get_lock, Deadline::never(), label_, [] { return false; });
+    if (consumers.took_over()) recover_locked();
+    discard_locked();
+  }
+  close_queue(*s_, kQueueClosed);  // producers and consumers look again: Closed
+}
+
+std::uint64_t QueueCore::published() const noexcept { return count_of(s_->tail.load(std::memory_order_acquire)); }
 
 std::size_t QueueCore::qsize() const noexcept {
   return (count_of(s_->tail.load(std::memory_order_acquire)) - count_of(s_->head.load(std::memory_order_acquire))) &
@@ -320,48 +397,20 @@ bool QueueCore::full() const noexcept {
   return bytes_used() + kRecordHeader > geo_.capacity;
 }
 
-void QueueCore::close() noexcept {
-  s_->closed.store(1, std::memory_order_seq_cst);
-  // Everybody re-checks: blocked producers, consumers and the lock waiters behind them.
-  s_->data_seq.fetch_add(1, std::memory_order_seq_cst);
-  futex_wake(s_->data_seq, INT_MAX);
-  s_->space_seq.fetch_add(1, std::memory_order_seq_cst);
-  futex_wake(s_->space_seq, INT_MAX);
-}
-
-std::uint64_t QueueCore::unfinished_tasks() const noexcept {
-  return ledger_unfinished(s_->tasks, count_of(s_->tail.load(std::memory_order_acquire)));
-}
-
-void QueueCore::task_done() {
-  if (!ledger_task_done(s_->tasks, this_process(), count_of(s_->tail.load(std::memory_order_acquire))))
-    throw InvalidArgument(label_, label_ + ": task_done() called more times than items were put (every task is "
-                                           "done and no abandoned one is left to settle)");
-  wake_if_sleeping(s_->tasks.join_seq, s_->tasks.join_sleepers, INT_MAX);
-}
-
-bool QueueCore::join(std::chrono::nanoseconds timeout) {
-  const Deadline deadline = Deadline::after(timeout);
-  return wait_for_change(s_->tasks.join_seq, s_->tasks.join_sleepers, [&] { return unfinished_tasks() == 0; },
-                         deadline, kLivenessInterval, [&] {
-                           // Tasks of consumers that died before task_done() will never be
-                           // done: count them finished (abandoned_tasks() tells how many).
-                           // If a consumer holds the lock, it does this while it waits.
-                           SideLock lock(s_->get_lock, Deadline::now(), label_, [] { return false; });
-                           if (!lock.held()) return;
-                           if (lock.took_over())
-                             ledger_settle(s_->tasks, count_of(s_->head.load(std::memory_order_acquire)));
-                           reclaim_dead_consumers();
-                         });
+bool QueueCore::join(Deadline deadline) {
+  return tasks_join(s_->tasks, deadline, [&] { return published(); }, [&] {
+    // Tasks of consumers that died before task_done() will never be done:
+    // count them finished (abandoned_tasks() tells how many). If a consumer
+    // holds the lock, it does this while it waits.
+    SideLock lock(s_->get_lock, Deadline::now(), label_, [] { return false; });
+    if (!lock.held()) return;
+    if (lock.took_over()) recover_locked();
+    reclaim_dead_consumers();
+  });
 }
 
 void QueueCore::reclaim_dead_consumers() noexcept {
   if (ledger_reclaim_dead(s_->tasks) != 0) wake_if_sleeping(s_->tasks.join_seq, s_->tasks.join_sleepers, INT_MAX);
-}
-
-void QueueCore::join() {
-  while (!join(std::chrono::hours(24))) {
-  }
 }
 
 void throw_wrong_size(std::size_t got, std::size_t want, const char* type) {
@@ -370,3 +419,45 @@ void throw_wrong_size(std::size_t got, std::size_t want, const char* type) {
 }
 
 }  // namespace ipckit::detail
+
+namespace ipckit {
+
+detail::QueueCore Segment::open_queue(std::string_view name, ObjectKind kind, const char* type_name,
+                                     const QueueOptions& options) {
+  const std::string what = label(kind, name);
+  if (options.capacity_bytes < 64 || options.capacity_bytes > detail::kMaxQueueCapacity)
+    throw InvalidArgument(std::string(name), what + ": capacity_bytes " + std::to_string(options.capacity_bytes) +
+                                                 " is out of range; use 64 bytes to 128 MiB");
+  std::uint64_t capacity = 64;
+  while (capacity < options.capacity_bytes) capacity <<= 1;
+  // A record (8-byte header + payload, padded) must fit twice over: one may
+  // be skipped at the ring's end to keep the next contiguous.
+  const std::uint64_t largest = capacity / 2 - detail::kRecordHeader;
+  const std::uint64_t max_message = options.max_message == 0 ? capacity / 4 : options.max_message;
+  if (max_message > largest)
+    throw InvalidArgument(std::string(name), what + ": max_message " + std::to_string(max_message) +
+                                                 " cannot fit a ring of " + std::to_string(capacity) +
+                                                 " bytes; use at most " + std::to_string(largest) +
+                                                 " or a larger capacity_bytes");
+  const detail::QueueGeometry geometry{capacity, max_message, options.max_items, kind == ObjectKind::JoinableQueue};
+  auto spec = detail::ObjectSpec{kind, type_name, 0, 1, capacity, detail::kQueueLayout,
+                                 sizeof(detail::QueueState) + capacity};
+  spec.init = [](void* body, const void* arg) {
+    const auto& g = *static_cast<const detail::QueueGeometry*>(arg);
+    auto* q = static_cast<detail::QueueState*>(body);
+    q->capacity = g.capacity;
+    q->max_message = g.max_message;
+    q->max_items = g.max_items;
+    q->joinable = g.joinable ? 1 : 0;
+  };
+  spec.init_arg = &geometry;
+  auto* q = static_cast<detail::QueueState*>(find_or_create(name, spec));
+  if (q->capacity != capacity || q->max_message != max_message || q->max_items != options.max_items)
+    throw TypeMismatch(std::string(name), what + " was created with max_message " + std::to_string(q->max_message) +
+                                              " and max_items " + std::to_string(q->max_items) + ", not " +
+                                              std::to_string(max_message) + " and " +
+                                              std::to_string(options.max_items) + "; open it with its options");
+  return detail::QueueCore(q, keepalive(), what, geometry);
+}
+
+}  // namespace ipckit

@@ -677,45 +677,4 @@ Barrier Segment::barrier(std::string_view name, std::uint32_t parties) {
                  label(ObjectKind::Barrier, name));
 }
 
-detail::QueueCore Segment::open_queue(std::string_view name, ObjectKind kind, const char* type_name,
-                                     const QueueOptions& options) {
-  const std::string what = label(kind, name);
-  if (options.capacity_bytes < 64 || options.capacity_bytes > detail::kMaxQueueCapacity)
-    throw InvalidArgument(std::string(name), what + ": capacity_bytes " + std::to_string(options.capacity_bytes) +
-                                                 " is out of range; use 64 bytes to 128 MiB");
-  std::uint64_t capacity = 64;
-  while (capacity < options.capacity_bytes) capacity <<= 1;
-  // A record (8-byte header + payload, padded) must fit twice over: one may
-  // be skipped at the ring's end to keep the next contiguous.
-  const std::uint64_t largest = capacity / 2 - detail::kRecordHeader;
-  const std::uint64_t max_message = options.max_message == 0 ? capacity / 4 : options.max_message;
-  if (max_message > largest)
-    throw InvalidArgument(std::string(name), what + ": max_message " + std::to_string(max_message) +
-                                                 " cannot fit a ring of " + std::to_string(capacity) +
-                                                 " bytes; use at most " + std::to_string(largest) +
-                                                 " or a larger capacity_bytes");
-  auto spec = detail::ObjectSpec{kind, type_name, 0, 1, capacity, detail::kQueueLayout,
-                                 sizeof(detail::QueueState) + capacity};
-  struct Init { std::uint64_t capacity, max_message, max_items; bool joinable; } init{
-      capacity, max_message, options.max_items, kind == ObjectKind::JoinableQueue};
-  spec.init = [](void* body, const void* arg) {
-    const auto& i = *static_cast<const Init*>(arg);
-    auto* q = static_cast<detail::QueueState*>(body);
-    q->capacity = i.capacity;
-    q->max_message = i.max_message;
-    q->max_items = i.max_items;
-    q->joinable = i.joinable ? 1 : 0;
-  };
-  spec.init_arg = &init;
-  auto* q = static_cast<detail::QueueState*>(find_or_create(name, spec));
-  if (q->capacity != capacity || q->max_message != max_message || q->max_items != options.max_items)
-    throw TypeMismatch(std::string(name), what + " was created with max_message " + std::to_string(q->max_message) +
-                                              " and max_items " + std::to_string(q->max_items) + ", not " +
-                                              std::to_string(max_message) + " and " +
-                                              std::to_string(options.max_items) + "; open it with its options");
-  return detail::QueueCore(q, keepalive(), what,
-                           detail::QueueGeometry{capacity, max_message, options.max_items,
-                                                 kind == ObjectKind::JoinableQueue});
-}
-
 }  // namespace ipckit

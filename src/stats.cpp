@@ -138,7 +138,7 @@ QueueStats QueueCore::stats() const {
   if (st.bytes_used > st.capacity && bytes_used() > st.capacity)
     note(st.corrupt, "its positions are " + std::to_string(bytes_used()) + " bytes apart in a ring of " +
                          std::to_string(st.capacity));
-  if (geo_.joinable) st.tasks = task_stats(s_->tasks, unfinished_tasks());
+  if (geo_.joinable) st.tasks = task_stats(s_->tasks, ledger_unfinished(s_->tasks, published()));
   return st;
 }
 
@@ -154,6 +154,7 @@ PriorityQueueStats PriorityQueueCore::stats() const {
   st.sleeping_producers = sleepers_of(s_->space_sleepers);
   st.rebuilds = rebuilds();
   st.lock = inner_lock_stats(s_->lock);
+  if (joinable_) st.tasks = task_stats(s_->tasks, ledger_unfinished(s_->tasks, published()));
   // The count changes under the lock only, never past the slots.
   if (st.items > slots_)
     note(st.corrupt,

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "ipckit/ipckit.hpp"
+#include "ipckit/lifo_queue.hpp"
 #include "kill_harness.hpp"
 #include "multiprocess.hpp"
 #include "queue_items.hpp"
@@ -281,10 +282,10 @@ TEST(PriorityQueue, OpeningWithAnotherTypeOptionsOrKindThrowsTypeMismatch) {
   EXPECT_NO_THROW(seg.priority_queue<std::int32_t>("q", made));
   EXPECT_THROW(seg.priority_queue<std::int64_t>("q", made), ipckit::TypeMismatch);
   EXPECT_THROW(seg.priority_queue<std::string>("q", made), ipckit::TypeMismatch);
-  EXPECT_THROW(seg.priority_queue<std::int32_t>("q", {.capacity_bytes = 1 << 17, .max_items = 100, .max_message = 1000}),
-               ipckit::TypeMismatch);
-  EXPECT_THROW(seg.priority_queue<std::int32_t>("q", {.capacity_bytes = 1 << 16, .max_items = 101, .max_message = 1000}),
-               ipckit::TypeMismatch);
+  const QueueOptions larger{.capacity_bytes = 1 << 17, .max_items = 100, .max_message = 1000};
+  const QueueOptions more_items{.capacity_bytes = 1 << 16, .max_items = 101, .max_message = 1000};
+  EXPECT_THROW(seg.priority_queue<std::int32_t>("q", larger), ipckit::TypeMismatch);
+  EXPECT_THROW(seg.priority_queue<std::int32_t>("q", more_items), ipckit::TypeMismatch);
   EXPECT_THROW(seg.priority_queue<std::int32_t>("q", {.capacity_bytes = 1 << 16, .max_items = 0, .max_message = 1000}),
                ipckit::TypeMismatch);
   try {
@@ -867,4 +868,65 @@ TEST(PriorityQueueCrash, ProducersAndConsumersKilledThreeHundredTimesLoseDoubleA
 
   run.record_properties();
   ::testing::Test::RecordProperty("rebuilds", static_cast<int>(core.rebuilds()));
+}
+
+// ---------------------------------------------------------------- LifoQueue
+
+// Python's queue.LifoQueue: the item put last comes out first, whichever
+// process put it.
+TEST(LifoQueue, TheLastItemPutComesOutFirstWhicheverProcessPutIt) {
+  ScopedSegmentName n("lifo_order");
+  auto seg = Segment::create(n.name, 4 << 20);
+  auto stack = seg.lifo_queue<std::string>("stack", kSmall);
+  EXPECT_TRUE(stack.empty());
+  Child producer([&] {
+    auto mine = Segment::open(n.name).lifo_queue<std::string>("stack", kSmall);
+    for (int i = 0; i < 100; ++i) mine.put(std::to_string(i));
+  });
+  ASSERT_EQ(producer.wait_exit(), 0);
+  EXPECT_EQ(stack.qsize(), 100u);
+  stack.put("a");
+  stack.put("b");
+  EXPECT_EQ(stack.get(), "b");
+  EXPECT_EQ(stack.get(), "a");
+  Child consumer([&] {
+    for (int i = 99; i >= 50; --i) ASSERT_EQ(stack.get_nowait(), std::to_string(i));
+  });
+  ASSERT_EQ(consumer.wait_exit(), 0);
+  stack.put("c");
+  EXPECT_EQ(stack.get(1s), "c");
+  for (int i = 49; i >= 0; --i) ASSERT_EQ(stack.get_nowait(), std::to_string(i));
+  EXPECT_FALSE(stack.try_get().has_value());
+  EXPECT_EQ(stack.slots(), 744u) << "the slots of a priority queue of the same options";
+}
+
+TEST(LifoQueue, IsAKindOfItsOwn) {
+  ScopedSegmentName n("lifo_kind");
+  auto seg = Segment::create(n.name, 4 << 20);
+  (void)seg.lifo_queue<int>("stack", kSmall);
+  (void)seg.priority_queue<int>("heap", kSmall);
+  EXPECT_THROW(seg.priority_queue<int>("stack", kSmall), ipckit::TypeMismatch);
+  EXPECT_THROW(seg.joinable_priority_queue<int>("stack", kSmall), ipckit::TypeMismatch);
+  EXPECT_THROW(seg.lifo_queue<int>("heap", kSmall), ipckit::TypeMismatch);
+  EXPECT_THROW(seg.lifo_queue<long>("stack", kSmall), ipckit::TypeMismatch);
+  EXPECT_THROW(seg.queue<int>("stack"), ipckit::TypeMismatch);
+}
+
+// A holder that dies with the heap scrambled: the next process rebuilds it
+// in LIFO order, not in priority order.
+TEST(LifoQueue, AHolderThatDiesWithTheHeapScrambledLeavesItRebuiltInLifoOrder) {
+  ScopedSegmentName n("lifo_rebuild");
+  auto seg = Segment::create(n.name, 4 << 20);
+  auto stack = seg.lifo_queue<std::int32_t>("q", kSmall);
+  for (std::int32_t i = 0; i < 30; ++i) stack.put(i);
+  Child holder([&] {
+    RawPriorityQueue raw(seg, "q");
+    raw.lock_for_good();
+    std::reverse(raw.heap, raw.heap + raw.s->heap_size);
+    raw.publish_only(0, ipckit::detail::encode(std::int32_t{100}));  // published, in no heap: the latest
+  });
+  ASSERT_EQ(holder.wait_exit(), 0);
+  EXPECT_EQ(stack.get(5s), 100);
+  for (std::int32_t i = 29; i >= 0; --i) ASSERT_EQ(stack.get_nowait(), i);
+  EXPECT_TRUE(stack.empty());
 }

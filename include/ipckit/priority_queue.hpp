@@ -10,6 +10,19 @@
 //   auto [priority, next] = urgent.get_with_priority();   // {2, task_b}
 //   urgent.close();                                // producers get Closed; consumers drain, then Closed
 //
+// put(priority, item) and get() / get_with_priority() come in the four forms
+// of queue.hpp: put(p, x) / put(p, x, timeout) / put_until(p, x, t) /
+// put_nowait(p, x) (Full) / try_put(p, x) -> bool, and get() / get(timeout) /
+// get_until(t) / get_nowait() (Empty) / try_get() -> optional<T>, likewise
+// get_with_priority...() and try_get_with_priority() -> optional<pair>.
+// close() and shutdown(immediate) behave as a FIFO queue's.
+//
+// JoinablePriorityQueue<T> (seg.joinable_priority_queue<T>) adds
+// task_done()/join()/unfinished_tasks()/abandoned_tasks() with the crash
+// accounting of JoinableQueue (queue.hpp): a consumer killed between get()
+// and task_done() leaves its task abandoned, counted done once a liveness
+// pass of join() (every ~25 ms) notices, so join() does not hang on it.
+//
 // The queue keeps fixed slots of `max_message` bytes each (default
 // capacity_bytes / 64: 16 KiB items, 63 slots in the default 1 MiB):
 // `max_items` slots if set, otherwise as many as `capacity_bytes` holds
@@ -18,14 +31,13 @@
 // Priorities are std::int64_t; the whole range, negatives included, works.
 //
 // Errors and blocking are those of Queue: put() blocks while every slot is
-// taken (put(item, timeout) and put_nowait throw Full), get() while empty
-// (get(timeout) and get_nowait throw Empty); an item whose encoding exceeds
-// max_message gets MessageTooLarge before anything is written; a payload that
-// does not decode as T is dropped with DecodeError and the queue goes on;
-// every process must open it with the same T and options (TypeMismatch).
-// Timed and non-blocking calls keep their bound as Queue's do (queue.hpp):
-// a process stopped (SIGSTOP, a debugger) while it holds the queue's lock
-// makes them throw Full / Empty by their deadline, naming it.
+// taken, get() while empty; an item whose encoding exceeds max_message gets
+// MessageTooLarge before anything is written; a payload that does not decode
+// as T is dropped with DecodeError and the queue goes on; every process must
+// open it with the same T and options (TypeMismatch). Timed and non-blocking
+// calls keep their bound as Queue's do: a process stopped (SIGSTOP, a
+// debugger) while it holds the queue's lock makes them fail by their
+// deadline, naming it.
 //
 // Crash-safe: a producer killed inside put() leaves its item wholly in or
 // wholly out; a consumer killed inside get() leaves the item queued unless
@@ -44,17 +56,47 @@
 #include <typeinfo>
 #include <utility>
 
+#include "ipckit/detail/deadline.hpp"
 #include "ipckit/detail/priority_queue_core.hpp"
 #include "ipckit/error.hpp"
-#include "ipckit/queue.hpp"  // detail::encode, detail::decode_into
+#include "ipckit/queue.hpp"  // the codecs, the forms
 #include "ipckit/segment.hpp"
 
 namespace ipckit {
 
-template <class T>
-class PriorityQueue {
+namespace detail {
+
+// A slot queue's handle: the get forms, and the hooks every slot queue's
+// forms use.
+template <class Derived, class T>
+class SlotQueue : public QueueHandle<PriorityQueueCore>, public GetForms<Derived, T> {
  public:
-  explicit PriorityQueue(detail::PriorityQueueCore core) : core_(std::move(core)) {}
+  // How many items it holds at most.
+  [[nodiscard]] std::size_t slots() const noexcept { return this->core_.slots(); }
+
+ protected:
+  explicit SlotQueue(PriorityQueueCore core) : QueueHandle<PriorityQueueCore>(std::move(core)) {}
+  QueueOutcome put_with(std::int64_t priority, const T& item, Deadline deadline) {
+    const std::string_view bytes = encode(item);  // outside the lock
+    return this->core_.put(priority, bytes.data(), bytes.size(), deadline);
+  }
+  QueueOutcome get_with(T& out, std::int64_t* priority, Deadline deadline) {
+    return this->core_.get([](void* ctx, const char* p, std::size_t n) { decode_into(*static_cast<T*>(ctx), p, n); },
+                           &out, deadline, priority);
+  }
+
+ private:
+  friend GetForms<Derived, T>;
+  QueueOutcome get_outcome(T& out, Deadline deadline) { return get_with(out, nullptr, deadline); }
+  [[noreturn]] void raise_get(const QueueOutcome& r) const { this->core_.raise_get(r); }
+};
+
+}  // namespace detail
+
+template <class T>
+class PriorityQueue : public detail::SlotQueue<PriorityQueue<T>, T> {
+ public:
+  explicit PriorityQueue(detail::PriorityQueueCore core) : detail::SlotQueue<PriorityQueue<T>, T>(std::move(core)) {}
 
   // Blocks while every slot is taken. Throws MessageTooLarge, Closed.
   void put(std::int64_t priority, const T& item) { put_by(priority, item, detail::Deadline::never()); }
@@ -62,59 +104,62 @@ class PriorityQueue {
   void put(std::int64_t priority, const T& item, std::chrono::nanoseconds timeout) {
     put_by(priority, item, detail::Deadline::after(timeout));
   }
+  template <class Clock, class Duration>
+  void put_until(std::int64_t priority, const T& item, const std::chrono::time_point<Clock, Duration>& t) {
+    put_by(priority, item, detail::Deadline::at(t));
+  }
   // Throws Full at once if every slot is taken.
   void put_nowait(std::int64_t priority, const T& item) { put_by(priority, item, detail::Deadline::now()); }
-
-  // The item of lowest priority (the earliest put among equals). Blocks
-  // while the queue is empty. Throws Closed once closed and drained, DecodeError.
-  T get() { return get_by(detail::Deadline::never()).second; }
-  // Throws Empty if nothing came within `timeout`.
-  T get(std::chrono::nanoseconds timeout) { return get_by(detail::Deadline::after(timeout)).second; }
-  // Throws Empty at once if there is nothing.
-  T get_nowait() { return get_by(detail::Deadline::now()).second; }
-  // nullopt if empty (or closed and drained); never blocks.
-  std::optional<T> try_get() {
-    try {
-      return get_by(detail::Deadline::now()).second;
-    } catch (const Empty&) {
-      return std::nullopt;
-    } catch (const Closed&) {
-      return std::nullopt;
-    }
+  // False where put_nowait() throws Full or Closed.
+  [[nodiscard]] bool try_put(std::int64_t priority, const T& item) {
+    return this->put_with(priority, item, detail::Deadline::now()).ok();
   }
-  // The item with the priority it was put with.
-  std::pair<std::int64_t, T> get_with_priority() { return get_by(detail::Deadline::never()); }
-  std::pair<std::int64_t, T> get_with_priority(std::chrono::nanoseconds timeout) { return get_by(detail::Deadline::after(timeout)); }
 
-  [[nodiscard]] std::size_t qsize() const noexcept { return core_.qsize(); }
-  [[nodiscard]] bool empty() const noexcept { return core_.qsize() == 0; }
-  [[nodiscard]] bool full() const noexcept { return core_.full(); }
-  // How many items it holds at most.
-  [[nodiscard]] std::size_t slots() const noexcept { return core_.slots(); }
-  // Producers then get Closed; consumers drain what is left, then get Closed.
-  void close() noexcept { core_.close(); }
-  [[nodiscard]] bool closed() const noexcept { return core_.closed(); }
-  [[nodiscard]] const std::string& label() const noexcept { return core_.label(); }
-  [[nodiscard]] PriorityQueueStats stats() const { return core_.stats(); }  // a read-only snapshot
-
- private:
-  void put_by(std::int64_t priority, const T& item, detail::Deadline deadline) {
-    const std::string_view bytes = detail::encode(item);  // outside the lock
-    core_.put(priority, bytes.data(), bytes.size(), deadline);
+  // The item with the priority it was put with; the forms of get().
+  using Prioritized = std::pair<std::int64_t, T>;
+  Prioritized get_with_priority() { return prioritized_by(detail::Deadline::never()); }
+  Prioritized get_with_priority(std::chrono::nanoseconds timeout) {
+    return prioritized_by(detail::Deadline::after(timeout));
   }
-  std::pair<std::int64_t, T> get_by(detail::Deadline deadline) {
-    std::pair<std::int64_t, T> out{0, T{}};
-    core_.get([](void* ctx, const char* p, std::size_t n) { detail::decode_into(*static_cast<T*>(ctx), p, n); },
-              &out.second, deadline, &out.first);
+  template <class Clock, class Duration>
+  Prioritized get_with_priority_until(const std::chrono::time_point<Clock, Duration>& t) {
+    return prioritized_by(detail::Deadline::at(t));
+  }
+  Prioritized get_with_priority_nowait() { return prioritized_by(detail::Deadline::now()); }
+  std::optional<Prioritized> try_get_with_priority() {
+    std::optional<Prioritized> out(std::in_place);
+    if (!this->get_with(out->second, &out->first, detail::Deadline::now()).ok()) out.reset();
     return out;
   }
 
-  detail::PriorityQueueCore core_;
+ private:
+  void put_by(std::int64_t priority, const T& item, detail::Deadline deadline) {
+    const detail::QueueOutcome r = this->put_with(priority, item, deadline);
+    if (!r.ok()) [[unlikely]] this->core_.raise_put(r);
+  }
+  Prioritized prioritized_by(detail::Deadline deadline) {
+    Prioritized out{0, T{}};
+    const detail::QueueOutcome r = this->get_with(out.second, &out.first, deadline);
+    if (!r.ok()) [[unlikely]] this->core_.raise_get(r);
+    return out;
+  }
+};
+
+template <class T>
+class JoinablePriorityQueue : public detail::Joinable<PriorityQueue<T>> {
+ public:
+  using detail::Joinable<PriorityQueue<T>>::Joinable;
 };
 
 template <class T>
 PriorityQueue<T> Segment::priority_queue(std::string_view name, const QueueOptions& options) {
   return PriorityQueue<T>(open_priority_queue(name, typeid(T).name(), options));
+}
+
+template <class T>
+JoinablePriorityQueue<T> Segment::joinable_priority_queue(std::string_view name, const QueueOptions& options) {
+  return JoinablePriorityQueue<T>(
+      open_priority_queue(name, typeid(T).name(), options, ObjectKind::JoinablePriorityQueue));
 }
 
 }  // namespace ipckit

@@ -64,11 +64,10 @@
 
 #include "ipckit/barrier.hpp"
 #include "ipckit/condition.hpp"
-#include "ipckit/detail/priority_queue_core.hpp"
-#include "ipckit/detail/queue_core.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/event.hpp"
 #include "ipckit/lock.hpp"
+#include "ipckit/queue_options.hpp"
 #include "ipckit/semaphore.hpp"
 
 namespace ipckit {
@@ -78,7 +77,13 @@ template <class T> class Array;
 template <class T> class Queue;
 template <class T> class JoinableQueue;
 template <class T> class PriorityQueue;
+template <class T> class JoinablePriorityQueue;
+template <class T> class LifoQueue;
 class ByteQueue;
+namespace detail {
+class QueueCore;
+class PriorityQueueCore;
+}  // namespace detail
 
 struct SegmentOptions {
   // Permissions of a segment this call creates (umask is ignored). When
@@ -122,8 +127,10 @@ enum class ObjectKind : std::uint32_t {
   Queue = 10,
   JoinableQueue = 11,
   PriorityQueue = 12,
+  LifoQueue = 13,
+  JoinablePriorityQueue = 14,
 };
-inline constexpr std::uint32_t kLastObjectKind = 12;
+inline constexpr std::uint32_t kLastObjectKind = 14;
 const char* to_string(ObjectKind kind) noexcept;
 
 // One directory entry, as `Segment::objects()` reports it.
@@ -223,11 +230,18 @@ class Segment {
   // <ipckit/priority_queue.hpp>). It keeps fixed slots of max_message bytes:
   // max_items of them if set, else as many as capacity_bytes holds.
   template <class T> PriorityQueue<T> priority_queue(std::string_view name, const QueueOptions& options = {});
-  // The untyped engines behind them.
+  // A priority queue with task_done()/join() (include <ipckit/priority_queue.hpp>).
+  template <class T>
+  JoinablePriorityQueue<T> joinable_priority_queue(std::string_view name, const QueueOptions& options = {});
+  // Last put, first got: Python's queue.LifoQueue (include <ipckit/lifo_queue.hpp>);
+  // fixed slots as a priority queue's.
+  template <class T> LifoQueue<T> lifo_queue(std::string_view name, const QueueOptions& options = {});
+  // The untyped engines behind them (src/queue.cpp, src/priority_queue.cpp).
   detail::QueueCore open_queue(std::string_view name, ObjectKind kind, const char* type_name,
                                const QueueOptions& options);
   detail::PriorityQueueCore open_priority_queue(std::string_view name, const char* type_name,
-                                                const QueueOptions& options);
+                                                const QueueOptions& options,
+                                                ObjectKind kind = ObjectKind::PriorityQueue);
 
   [[nodiscard]] const std::string& name() const noexcept;
   [[nodiscard]] std::size_t size() const noexcept;

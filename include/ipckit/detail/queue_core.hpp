@@ -1,73 +1,55 @@
-// ipckit/detail/queue_core.hpp — the byte ring under every typed queue.
+// ipckit/detail/queue_core.hpp — the byte ring under every FIFO queue, and
+// what the FIFO and the priority engines share.
 //
-// Records [u32 length][u32 0][payload, padded to 8] in a power-of-two ring.
-// Producers serialise on `put_lock`, consumers on `get_lock` (both crash-safe
-// Locks), so each side is a single writer of its own position. A position
-// word packs the byte position (low 40 bits) and the count of records that
-// passed it (high 24 bits), so ONE release store publishes a record (tail)
-// or frees it (head): a producer killed before that store leaves nothing
-// visible, a consumer killed before it leaves the record queued. A record
-// that would straddle the ring's end is preceded by a skip marker.
+// The ring (queue_state.hpp) is written by producers serialised on
+// `put_lock` and read by consumers serialised on `get_lock` (both crash-safe
+// Locks), so each side is a single writer of its own position. A producer
+// killed before its publishing store leaves nothing visible, a consumer
+// killed before its freeing store leaves the record queued.
+//
+// Every engine call reports "not now" (no room, no item, closed) by value,
+// as a QueueOutcome: the non-blocking forms (try_put, try_get) return it as
+// false / nullopt, and the others hand it to raise_put / raise_get, which
+// build Full, Empty or Closed. Only real errors are thrown from inside:
+// MessageTooLarge, DecodeError, CorruptSegment, DeadlockDetected.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "ipckit/detail/deadline.hpp"
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/lock_state.hpp"
+#include "ipckit/detail/queue_state.hpp"
 #include "ipckit/detail/task_ledger.hpp"
+#include "ipckit/queue_options.hpp"
 #include "ipckit/stats.hpp"
-
-namespace ipckit {
-
-struct QueueOptions {
-  std::size_t capacity_bytes = std::size_t{1} << 20;  // rounded up to a power of two; at most 128 MiB
-  std::size_t max_items = 0;     // 0: limited by bytes only
-  std::size_t max_message = 0;   // largest encoded item; 0: capacity_bytes / 4
-};
-
-}  // namespace ipckit
 
 namespace ipckit::detail {
 
-inline constexpr std::uint32_t kQueueLayout = 2;
-inline constexpr std::uint64_t kPosBits = 40;
-inline constexpr std::uint64_t kPosMask = (std::uint64_t{1} << kPosBits) - 1;
-inline constexpr std::uint64_t kCountMask = (std::uint64_t{1} << 24) - 1;
-inline constexpr std::uint32_t kSkipMarker = 0xffff'ffffu;
-inline constexpr std::size_t kRecordHeader = 8;
-inline constexpr std::uint64_t kMaxQueueCapacity = std::uint64_t{1} << 27;  // 128 MiB: counts fit 24 bits
-
-struct alignas(64) QueueState {
-  // Fixed at creation; every handle works from its own copy (QueueGeometry).
-  std::uint64_t capacity = 0;        // ring bytes, a power of two
-  std::uint64_t max_message = 0;     // largest payload accepted
-  std::uint64_t max_items = 0;       // 0: bounded by bytes only
-  std::uint32_t joinable = 0;
-  std::atomic<std::uint32_t> closed{0};
-
-  alignas(64) LockState put_lock;
-  alignas(64) std::atomic<std::uint64_t> tail{0};   // published: count<<40 | pos
-  std::uint64_t head_cache = 0;                    // producers' last look at head (under put_lock)
-  alignas(64) std::atomic<std::uint32_t> data_seq{0};      // futex: consumers sleep here
-  std::atomic<std::uint32_t> data_sleepers{0};
-
-  alignas(64) LockState get_lock;
-  alignas(64) std::atomic<std::uint64_t> head{0};   // freed: count<<40 | pos
-  std::uint64_t tail_cache = 0;                    // consumers' last look at tail (under get_lock)
-  alignas(64) std::atomic<std::uint32_t> space_seq{0};     // futex: producers sleep here
-  std::atomic<std::uint32_t> space_sleepers{0};
-
-  // JoinableQueue: unfinished tasks = tail's count - tasks.finished.
-  alignas(64) TaskLedger tasks;
-  // ring bytes follow, 64-aligned
+// Why a put or get did not happen.
+enum class QueueMiss : std::uint8_t {
+  None,                // it happened
+  Waited,              // no room (no item) came by the deadline
+  Waiter,              // another producer (consumer) held the queue's lock, itself waiting on the queue
+  Holder,              // another thread held the queue's lock past the deadline (stopped, asleep, slow)
+  Closed,              // closed (a get: closed and drained)
+  ClosedWhileWaiting,  // a put: closed while it waited for room
 };
-static_assert(sizeof(QueueState) % 64 == 0);
+
+// What a put or get did: how many records it put (got), and why not more.
+struct QueueOutcome {
+  std::size_t done = 0;
+  QueueMiss miss = QueueMiss::None;
+  [[nodiscard]] bool ok() const noexcept { return miss == QueueMiss::None; }
+};
 
 // A queue's fixed geometry, as its opener validated it.
 struct QueueGeometry {
@@ -76,6 +58,39 @@ struct QueueGeometry {
   std::uint64_t max_items = 0;
   bool joinable = false;
 };
+
+// Sets `bits` of a queue's closed word and wakes every producer and consumer
+// (and the lock waiters behind them) to look again. Any queue state with the
+// closed word and both futex words will do.
+template <class State>
+void close_queue(State& s, std::uint32_t bits) noexcept {
+  s.closed.fetch_or(bits, std::memory_order_seq_cst);
+  s.data_seq.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(s.data_seq, INT_MAX);
+  s.space_seq.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(s.space_seq, INT_MAX);
+}
+
+// Shared by both engines' error paths.
+[[noreturn]] void throw_queue_corrupt(const std::string& label, const std::string& what);
+// DecodeError for an item of `bytes` bytes whose decoding threw `failure`.
+[[noreturn]] void throw_decode_error(const std::string& label, std::size_t bytes, const std::exception_ptr& failure);
+// "; <who> held <lock_name> past the deadline (...)": names the holder of a
+// queue's lock that kept a call from it.
+std::string holder_blame(const LockState& lock, const char* lock_name);
+
+// A joinable queue's side, shared by both engines: `published` is the
+// engine's count of items ever put. task_done() throws InvalidArgument when
+// no task is left to mark done.
+void tasks_done(TaskLedger& l, std::uint64_t published, const std::string& label);
+// Waits until no task is unfinished; `reclaim` runs every kLivenessInterval
+// meanwhile (it takes the consumers' lock if free and counts dead
+// consumers' tasks finished).
+template <class Published, class Reclaim>
+bool tasks_join(TaskLedger& l, Deadline deadline, Published&& published, Reclaim&& reclaim) {
+  return wait_for_change(l.join_seq, l.join_sleepers, [&] { return ledger_unfinished(l, published()) == 0; },
+                         deadline, kLivenessInterval, reclaim);
+}
 
 // The non-template engine; typed queues encode/decode around it.
 //
@@ -102,44 +117,62 @@ class QueueCore {
 
   // Copies the records in, in order, under one hold of the producers' lock,
   // making them visible with one store (more when it must wait for room in
-  // between). Throws MessageTooLarge (before anything is written), Closed, or
-  // Full when `deadline` passes first (the records before stay put).
-  void put_many(const Record* records, std::size_t count, Deadline deadline);
-  void put(std::string_view first, std::string_view second, Deadline deadline) {
+  // between). Reports Full / Closed by value when `deadline` passes first or
+  // the queue is closed (the records before stay put). Throws
+  // MessageTooLarge (before anything is written).
+  QueueOutcome put_many(const Record* records, std::size_t count, Deadline deadline);
+  QueueOutcome put(std::string_view first, std::string_view second, Deadline deadline) {
     const Record one{first, second};
-    put_many(&one, 1, deadline);
+    return put_many(&one, 1, deadline);
   }
   // Hands up to `max` queued records to `read` (called with the consumers'
-  // lock held) and frees them; waits only for the first. Returns how many.
-  // Throws Empty when `deadline` passes first, Closed when the queue is closed
-  // and drained; DecodeError when the first record does not decode (it is
-  // dropped; a later one that does not decode ends the batch and stays).
-  std::size_t get_many(ReadFn read, void* ctx, std::size_t max, Deadline deadline);
+  // lock held) and frees them; waits only for the first. Reports Empty /
+  // Closed (closed and drained) by value. Throws DecodeError when the first
+  // record does not decode (it is dropped; a later one that does not decode
+  // ends the batch and stays).
+  QueueOutcome get_many(ReadFn read, void* ctx, std::size_t max, Deadline deadline);
+  // Full or Closed for a put_many of `count` records that missed.
+  [[noreturn]] void raise_put(const QueueOutcome& outcome, std::size_t count) const;
+  // Empty or Closed for a get that missed.
+  [[noreturn]] void raise_get(const QueueOutcome& outcome) const;
 
   [[nodiscard]] std::size_t qsize() const noexcept;
   [[nodiscard]] std::size_t bytes_used() const noexcept;
   [[nodiscard]] bool full() const noexcept;
-  void close() noexcept;
+  // Producers get Closed; consumers drain, then get Closed.
+  void close() noexcept { close_queue(*s_, kQueueClosed); }
+  // close(), and with `immediate` the items queued are discarded (a joinable
+  // queue's tasks for them marked done) so consumers get Closed at once.
+  void shutdown(bool immediate);
   [[nodiscard]] bool closed() const noexcept { return s_->closed.load(std::memory_order_acquire) != 0; }
   [[nodiscard]] std::size_t capacity_bytes() const noexcept { return geo_.capacity; }
   [[nodiscard]] std::size_t max_message() const noexcept { return geo_.max_message; }
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
   [[nodiscard]] QueueStats stats() const;
 
-  // JoinableQueue.
-  void task_done();
-  void join();
-  bool join(std::chrono::nanoseconds timeout);
-  [[nodiscard]] std::uint64_t unfinished_tasks() const noexcept;
-  [[nodiscard]] std::uint64_t abandoned_tasks() const noexcept {
-    return s_->tasks.abandoned.load(std::memory_order_acquire);
-  }
+  // JoinableQueue: its task ledger, the count of items ever put (see
+  // Joinable in queue.hpp), and join(), which reclaims dead consumers' tasks.
+  [[nodiscard]] TaskLedger& ledger() const noexcept { return s_->tasks; }
+  [[nodiscard]] std::uint64_t published() const noexcept;
+  bool join(Deadline deadline);
 
  private:
   char* ring() const noexcept { return reinterpret_cast<char*>(s_) + sizeof(QueueState); }
+  void task_done() { tasks_done(s_->tasks, published(), label_); }
+  // With get_lock held: takes up to `max` records (`read` null: discards
+  // them); a record that fails to decode is stored in `failure` (len in
+  // `failed_len`) when it is the first.
+  std::size_t take_locked(ReadFn read, void* ctx, std::size_t max, std::exception_ptr& failure,
+                          std::uint32_t& failed_len);
+  // With get_lock held: discards every record (marking a joinable queue's
+  // tasks for them done) and sets the discard bit.
+  void discard_locked();
+  // With get_lock just taken over from a dead holder: settles its get, and
+  // finishes its discard if it was shutting the queue down.
+  void recover_locked();
   // With get_lock held: counts dead consumers' tasks finished, wakes join().
   void reclaim_dead_consumers() noexcept;
-  [[noreturn]] void throw_corrupt(const std::string& what) const;
+  [[noreturn]] void throw_corrupt(const std::string& what) const { throw_queue_corrupt(label_, what); }
   QueueState* s_;
   std::shared_ptr<const void> keep_;
   std::string label_;
