@@ -11,6 +11,7 @@
 //   --fix ordered    func2 takes A before B as func1 does: no cycle
 #include <CLI/CLI.hpp>
 #include <ipckit/ipckit.hpp>
+#include "demo.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -20,6 +21,8 @@
 #include <unistd.h>
 #include <vector>
 
+using demo::say;
+
 namespace {
 
 struct Config {
@@ -27,11 +30,6 @@ struct Config {
   int timeout_ms = 0;  // 0: wait forever, as the seed does
   bool ordered = false;
 };
-
-void say(const std::string& who, const char* what) {
-  std::printf("%s %s\n", who.c_str(), what);
-  std::fflush(stdout);
-}
 
 template <class L>
 std::unique_lock<L> take(L& lock, const Config& cfg) {
@@ -45,26 +43,26 @@ std::unique_lock<L> take(L& lock, const Config& cfg) {
 template <class L>
 void func1(L& a, L& b, const std::string& me, const Config& cfg) {
   auto ga = take(a, cfg);
-  say(me, "acquired lock A");
+  say("%s acquired lock A\n", me.c_str());
   auto gb = take(b, cfg);
-  say(me, "acquired lock B");
+  say("%s acquired lock B\n", me.c_str());
 }
 
 template <class L>
 void func2(L& a, L& b, const std::string& me, const Config& cfg) {
   if (cfg.ordered) {  // the fix: every path takes A before B
     auto ga = take(a, cfg);
-    say(me, "acquired lock A");
+    say("%s acquired lock A\n", me.c_str());
     auto gb = take(b, cfg);
-    say(me, "acquired lock B");
+    say("%s acquired lock B\n", me.c_str());
     std::this_thread::sleep_for(std::chrono::milliseconds(cfg.hold_ms));
     return;
   }
   auto gb = take(b, cfg);
-  say(me, "acquired lock B");
+  say("%s acquired lock B\n", me.c_str());
   std::this_thread::sleep_for(std::chrono::milliseconds(cfg.hold_ms));
   auto ga = take(a, cfg);
-  say(me, "acquired lock A");
+  say("%s acquired lock A\n", me.c_str());
 }
 
 // Exit code 0: finished; 2: gave up on a timed acquire (the message says why).
@@ -73,11 +71,10 @@ int run_worker(L& a, L& b, const std::string& me, const Config& cfg) {
   try {
     func1(a, b, me, cfg);
     func2(a, b, me, cfg);
-    say(me, "finished");
+    say("%s finished\n", me.c_str());
     return 0;
   } catch (const ipckit::Timeout& e) {
-    std::printf("%s gave up: %s\n", me.c_str(), e.what());
-    std::fflush(stdout);
+    say("%s gave up: %s\n", me.c_str(), e.what());
     return 2;
   }
 }

@@ -15,10 +15,10 @@
 // `counter --no-lock` does).
 #include <CLI/CLI.hpp>
 #include <ipckit/ipckit.hpp>
+#include "demo.hpp"
 
 #include <algorithm>
 #include <chrono>
-#include <cstdarg>
 #include <cstdio>
 #include <mutex>
 #include <optional>
@@ -29,23 +29,8 @@
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-namespace {
-
-__attribute__((format(printf, 1, 2))) void say(const char* fmt, ...) {
-  va_list args;
-  va_start(args, fmt);
-  std::vprintf(fmt, args);
-  va_end(args);
-  std::fflush(stdout);
-}
-
-// Nanoseconds on the monotonic clock, which every process on the machine shares.
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
+using demo::say;
+using demo::now_ns;
 
 int main(int argc, char** argv) {
   CLI::App app{"Many processes, at most N inside: an ipckit::Semaphore guarding a section"};
