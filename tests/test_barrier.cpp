@@ -1,5 +1,6 @@
 // Barrier across real processes (and threads): Python's semantics, reuse
-// across phases, timeouts, abort/reset, parties killed with SIGKILL.
+// across phases, timeouts, abort/reset, parties killed with SIGKILL, the
+// action (Python's action=, a party killed inside it) and the default timeout.
 //
 // Readiness is reached through pipes, the primitives themselves, or by
 // polling /proc until a waiter sleeps in the kernel, never by a bare sleep;
@@ -10,9 +11,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <numeric>
+#include <optional>
+#include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -268,4 +274,239 @@ TEST(Barrier, APartyKilledBeforeArrivingInPhaseTwoBreaksItForLaterArrivals) {
   go.post(2);
   for (auto& o : others) EXPECT_EQ(o.wait_exit(10s), 0);
   EXPECT_TRUE(b.broken());
+}
+
+// ---------------------------------------------------------------- action= and timeout=
+
+namespace {
+std::string what_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+}  // namespace
+
+// CPython's test_action: the action runs once per phase, in one party, and
+// no party leaves wait() before it has run. Here: in the last to arrive.
+TEST(BarrierAction, RunsOncePerPhaseInTheLastArrivalBeforeAnyPartyIsReleased) {
+  ScopedSegmentName n("bar_action");
+  auto seg = Segment::create(n.name, 1 << 20);
+  constexpr int kN = 4, kPhases = 30;
+  auto runs = seg.value<std::int32_t>("runs");
+  auto runner = seg.array<std::int32_t>("runner", kPhases);
+  const auto action = [&] {
+    const std::int32_t r = runs.get();
+    if (r < kPhases) runner[r] = ::getpid();
+    // Widens the window in which a party released too early would see the
+    // count not yet bumped (not a synchronisation).
+    if (r % 5 == 0) std::this_thread::sleep_for(2ms);
+    runs.set(r + 1);
+  };
+  std::vector<Child> kids;
+  kids.reserve(kN);
+  for (int i = 0; i < kN; ++i)
+    kids.emplace_back([&] {
+      auto b = Segment::open(n.name).barrier("B", kN, {.action = action});
+      for (int p = 0; p < kPhases; ++p) {
+        const std::uint32_t index = b.wait(10s);
+        ASSERT_EQ(runs.get(), p + 1) << "released in phase " << p << " before the action ran, or it ran twice";
+        if (index == kN - 1) EXPECT_EQ(runner[p], ::getpid()) << "the last arrival runs the action";
+        if (index != kN - 1) EXPECT_NE(runner[p], ::getpid());
+      }
+    });
+  for (auto& k : kids) EXPECT_EQ(k.wait_exit(60s), 0);
+  EXPECT_EQ(runs.get(), kPhases);
+}
+
+// Python: an exception in the action goes on in the thread that ran it, and
+// the barrier is broken for everyone else.
+TEST(BarrierAction, AnExceptionInTheActionReachesItsRunnerAndBreaksTheBarrierForTheOthers) {
+  ScopedSegmentName n("bar_action_throws");
+  auto seg = Segment::create(n.name, 1 << 20);
+  constexpr int kN = 3;
+  auto b = seg.barrier("B", kN, {.action = [] { throw std::runtime_error("the action failed"); }});
+  std::vector<Child> kids;
+  kids.reserve(kN);
+  for (int i = 0; i < kN; ++i)
+    kids.emplace_back([&] {
+      try {
+        b.wait(10s);
+      } catch (const ipckit::BrokenBarrier& e) {
+        EXPECT_NE(std::string(e.what()).find("action threw"), std::string::npos) << e.what();
+        std::_Exit(21);
+      } catch (const std::runtime_error& e) {
+        EXPECT_STREQ(e.what(), "the action failed");
+        std::_Exit(20);
+      }
+    });
+  std::multiset<int> codes;
+  for (auto& k : kids) codes.insert(k.wait_exit());
+  EXPECT_EQ(codes, (std::multiset<int>{20, 21, 21}));
+  EXPECT_TRUE(b.broken());
+  EXPECT_EQ(b.n_waiting(), 0u);
+  EXPECT_THROW(b.wait(1s), ipckit::BrokenBarrier);
+  b.reset();
+  EXPECT_FALSE(b.broken());
+}
+
+// The party running the action is SIGKILLed inside it, holding the
+// barrier's internal lock: the others, in untimed waits, must not hang.
+TEST(BarrierAction, APartyKilledInsideTheActionBreaksTheBarrierForTheOthersWithinABound) {
+  ScopedSegmentName n("bar_action_killed");
+  auto seg = Segment::create(n.name, 1 << 20);
+  constexpr int kN = 4;
+  auto runner = seg.value<std::int32_t>("runner");
+  Signal in_action;
+  auto b = seg.barrier("B", kN, {.action = [&] {
+                                   runner.set(::getpid());
+                                   in_action.post();
+                                   ::pause();
+                                 }});
+  auto broken_after_kill_ns = seg.array<std::int64_t>("broken_at", kN);
+  auto kill_ns = seg.value<std::int64_t>("kill_ns");
+  std::vector<Child> kids;
+  kids.reserve(kN);
+  for (int i = 0; i < kN; ++i)
+    kids.emplace_back([&, i] {
+      const std::string what = what_of([&] { b.wait(); });
+      broken_after_kill_ns[i] = now_ns() - kill_ns.get();
+      EXPECT_NE(what.find("the party running its action died"), std::string::npos) << what;
+    });
+  ASSERT_TRUE(in_action.wait(20s));
+  const pid_t victim = runner.get();
+  ASSERT_TRUE(eventually([&] {
+    return std::all_of(kids.begin(), kids.end(), [&](const Child& k) { return k.pid() == victim || asleep(k); });
+  }));
+  kill_ns.set(now_ns());
+  ::kill(victim, SIGKILL);
+  std::int64_t slowest = 0;
+  for (int i = 0; i < kN; ++i) {
+    if (kids[i].pid() == victim) {
+      EXPECT_EQ(kids[i].wait_exit(), -SIGKILL);
+      continue;
+    }
+    EXPECT_EQ(kids[i].wait_exit(10s), 0);
+    slowest = std::max(slowest, broken_after_kill_ns[i]);
+  }
+  EXPECT_LT(slowest, std::chrono::nanoseconds(3s).count()) << "the dead runner should be noticed within ~25 ms";
+  std::printf("BrokenBarrier reached the slowest survivor %.1f ms after the kill\n", slowest / 1e6);
+  EXPECT_TRUE(b.broken());
+  EXPECT_TRUE(b.reset(5s)) << "the dead runner's lock is taken over";
+  EXPECT_FALSE(b.broken());
+}
+
+// A wait whose time runs out while the action runs cannot be held back (it
+// keeps its deadline) and cannot pass (the action is not done): it breaks
+// the round, for every party of it, the action's runner included.
+TEST(BarrierAction, AWaitTimingOutDuringASlowActionBreaksTheRoundForAllItsParties) {
+  ScopedSegmentName n("bar_action_slow");
+  auto seg = Segment::create(n.name, 1 << 20);
+  auto b = seg.barrier("B", 3);
+  Signal in_action, finish;
+  constexpr auto kTimeout = 4s;
+  std::vector<Child> early;
+  early.reserve(2);
+  for (int i = 0; i < 2; ++i)
+    early.emplace_back([&] {
+      const auto t0 = Clock::now();
+      EXPECT_THROW(b.wait(kTimeout), ipckit::BrokenBarrier);
+      EXPECT_GE(Clock::now() - t0, kTimeout);
+      EXPECT_LT(Clock::now() - t0, kTimeout + 2s) << "the deadline is kept while the action holds the lock";
+    });
+  ASSERT_TRUE(eventually([&] { return b.n_waiting() == 2; }));
+  Child last([&] {
+    auto mine = Segment::open(n.name).barrier("B", 3, {.action = [&] {
+                                                          in_action.post();
+                                                          EXPECT_TRUE(finish.wait(20s));
+                                                        }});
+    const std::string what = what_of([&] { mine.wait(20s); });
+    EXPECT_NE(what.find("a wait timed out"), std::string::npos) << what;
+  });
+  ASSERT_TRUE(in_action.wait(20s));
+  for (auto& e : early) EXPECT_EQ(e.wait_exit(20s), 0);
+  finish.post();
+  EXPECT_EQ(last.wait_exit(20s), 0);
+  EXPECT_TRUE(b.broken());
+}
+
+// CPython's test_default_timeout: one party is later than the barrier's
+// default timeout, so the others' wait() breaks it.
+TEST(BarrierTimeout, TheDefaultTimeoutBoundsWaitAndBreaksTheBarrier) {
+  ScopedSegmentName n("bar_default_timeout");
+  auto seg = Segment::create(n.name, 1 << 20);
+  constexpr int kN = 3;
+  constexpr auto kDefault = 300ms;
+  auto b = seg.barrier("B", kN, {.timeout = kDefault});
+  EXPECT_EQ(b.timeout(), std::optional<std::chrono::nanoseconds>(kDefault));
+  EXPECT_EQ(seg.barrier("B", kN).timeout(), std::nullopt) << "options belong to the handle";
+  Signal others_done;
+  std::vector<Child> kids;
+  kids.reserve(kN);
+  for (int i = 0; i < kN; ++i)
+    kids.emplace_back([&, i] {
+      b.wait(10s);  // phase 1: everyone in time
+      if (i == kN / 2) {
+        ASSERT_TRUE(others_done.wait_n(kN - 1, 20s));  // late for phase 2
+        EXPECT_THROW(b.wait(), ipckit::BrokenBarrier);
+        return;
+      }
+      const auto t0 = Clock::now();
+      EXPECT_THROW(b.wait(), ipckit::BrokenBarrier);
+      EXPECT_GE(Clock::now() - t0, kDefault);
+      EXPECT_LT(Clock::now() - t0, kDefault + 3s);
+      others_done.post();
+    });
+  for (auto& k : kids) EXPECT_EQ(k.wait_exit(30s), 0);
+  EXPECT_TRUE(b.broken());
+}
+
+TEST(BarrierTimeout, AnExplicitTimeoutOverridesTheDefaultOne) {
+  ScopedSegmentName n("bar_explicit_timeout");
+  auto seg = Segment::create(n.name, 1 << 20);
+  auto b = seg.barrier("B", 2, {.timeout = 50ms});
+  Child first([&] { EXPECT_NO_THROW(b.wait(20s)); });
+  ASSERT_TRUE(eventually([&] { return b.n_waiting() == 1; }));
+  // Later than the default timeout on purpose (the scenario, not a synchronisation).
+  std::this_thread::sleep_for(300ms);
+  EXPECT_NO_THROW(b.wait_until(std::chrono::system_clock::now() + 20s));
+  EXPECT_EQ(first.wait_exit(), 0);
+  EXPECT_FALSE(b.broken());
+}
+
+// reset() and leave() wait for the internal lock; their bounded forms give
+// up in time (here it is held by a party stuck in its action) and change
+// nothing, and take it over once its holder is dead.
+TEST(Barrier, BoundedResetAndLeaveGiveUpBehindAHeldInternalLock) {
+  ScopedSegmentName n("bar_bounded_reset");
+  auto seg = Segment::create(n.name, 1 << 20);
+  auto b = seg.barrier("B", 1);
+  Signal in_action;
+  Child stuck([&] {
+    auto mine = Segment::open(n.name).barrier("B", 1, {.action = [&] {
+                                                         in_action.post();
+                                                         ::pause();
+                                                       }});
+    mine.wait();
+  });
+  ASSERT_TRUE(in_action.wait(20s));
+  EXPECT_FALSE(b.try_reset());
+  EXPECT_FALSE(b.try_leave());
+  auto t0 = Clock::now();
+  EXPECT_FALSE(b.reset(200ms));
+  EXPECT_GE(Clock::now() - t0, 200ms);
+  EXPECT_LT(Clock::now() - t0, 2200ms);
+  t0 = Clock::now();
+  EXPECT_FALSE(b.leave_until(Clock::now() + 100ms));
+  EXPECT_LT(Clock::now() - t0, 2100ms);
+  EXPECT_EQ(b.n_waiting(), 1u) << "a reset that gave up changed nothing";
+  EXPECT_FALSE(b.broken());
+  stuck.kill(SIGKILL);
+  EXPECT_EQ(stuck.wait_exit(), -SIGKILL);
+  EXPECT_TRUE(b.reset(10s));
+  EXPECT_FALSE(b.broken());
+  EXPECT_TRUE(b.leave(1s));
+  EXPECT_EQ(b.wait(1s), 0u);
 }
