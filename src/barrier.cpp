@@ -35,7 +35,9 @@ std::atomic_ref<std::uint32_t> arrived(detail::BarrierState& s) noexcept { retur
 
 void bump(detail::BarrierState& s) noexcept { detail::publish_change(s.wake, s.sleepers, INT_MAX); }
 
-std::uint32_t sealed(std::uint32_t round) noexcept { return detail::kBarrierSealed | (round & ~detail::kBarrierSealed); }
+std::uint32_t sealed(std::uint32_t round) noexcept {
+  return detail::kBarrierSealed | (round & ~detail::kBarrierSealed);
+}
 
 // Whether a round is over for its waiters: advanced, or really broken (a
 // sealed round is being completed).

@@ -629,24 +629,6 @@ Condition Segment::bind_condition(std::string_view name, detail::LockState* lock
 // ---------------------------------------------------------------- Value and Array bindings
 namespace {
 
-// The guard is part of the type tag: the type name carries it as a prefix
-// (mangled names never contain ':'), so opening an object with another guard
-// fails the type check.
-std::string_view guard_prefix(detail::Guard guard) noexcept {
-  switch (guard) {
-    case detail::Guard::Raw: return "raw:";
-    case detail::Guard::Bound: return "bound:";
-    case detail::Guard::Own: break;
-  }
-  return "";
-}
-
-detail::Guard guard_of(std::string_view type_name) noexcept {
-  for (const auto g : {detail::Guard::Raw, detail::Guard::Bound})
-    if (type_name.starts_with(guard_prefix(g))) return g;
-  return detail::Guard::Own;
-}
-
 // "a raw value without a lock (raw_value<T>)", for mismatch messages.
 std::string guard_words(ObjectKind kind, detail::Guard guard) {
   const std::string noun = kind == ObjectKind::Value ? "value" : "array";
@@ -687,7 +669,8 @@ void* Segment::bind_data(std::string_view name, const detail::DataSpec& d) {
   const std::string what = label(d.kind, name);
   if (d.count == 0) throw InvalidArgument(std::string(name), what + ": an array needs at least one element");
   if (d.count > (std::uint64_t{1} << 40) / d.elem_size)
-    throw InvalidArgument(std::string(name), what + ": " + std::to_string(d.count) + " elements is too many for any segment");
+    throw InvalidArgument(std::string(name),
+                          what + ": " + std::to_string(d.count) + " elements is too many for any segment");
   std::uint64_t lock_offset = 0;
   if (d.guard == detail::Guard::Bound) {
     const char* p = reinterpret_cast<const char*>(d.lock);
@@ -699,12 +682,12 @@ void* Segment::bind_data(std::string_view name, const detail::DataSpec& d) {
   // Another guard than the one it was created with: say so plainly (the
   // type check below would only show the prefixed type names).
   if (const Lookup l = look_up(*impl_, name); l.found && l.found->kind == static_cast<std::uint32_t>(d.kind)) {
-    const detail::Guard was = guard_of(l.found->type_name);
+    const detail::Guard was = detail::guard_of(l.found->type_name);
     if (was != d.guard)
       throw TypeMismatch(std::string(name), what + " is " + guard_words(d.kind, was) + ", not " +
                                                 guard_words(d.kind, d.guard) + "; open it as it was created");
   }
-  const std::string type_name = std::string(guard_prefix(d.guard)) + d.type_name;
+  const std::string type_name = std::string(detail::guard_prefix(d.guard)) + d.type_name;
   detail::ObjectSpec spec{d.kind,
                           type_name.c_str(),
                           d.elem_size,

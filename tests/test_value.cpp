@@ -308,7 +308,7 @@ TEST(ValueLock, AnArrayBoundToAnRLockSharesItWithAValue) {
   auto r = seg.rlock("R");
   auto sum = seg.value<std::int64_t>("sum", r);
   const std::vector<std::int64_t> init{5, 6, 7};
-  auto items = seg.array<std::int64_t>("items", std::span<const std::int64_t>(init), r);
+  auto items = seg.array<std::int64_t>("items", {5, 6, 7}, r);
   std::vector<Child> kids;
   for (int w = 0; w < 3; ++w)
     kids.emplace_back([&, w] {
@@ -389,3 +389,9 @@ TEST(Array, SlicesAreViewsThatWriteThroughToOtherProcessesAndBadRangesThrowOutOf
   }
   EXPECT_THROW(ca.subspan(11), ipckit::OutOfRange);
 }
+
+// How tools (the CLI) read the guard back from a directory type name.
+static_assert(ipckit::detail::guard_of("raw:l") == ipckit::detail::Guard::Raw);
+static_assert(ipckit::detail::guard_of("bound:4Pose") == ipckit::detail::Guard::Bound);
+static_assert(ipckit::detail::guard_of("l") == ipckit::detail::Guard::Own);
+static_assert(ipckit::detail::unguarded_type_name("bound:4Pose") == "4Pose");

@@ -165,7 +165,8 @@ bool act_two(ipckit::Segment& seg, int workers, int break_timeout_ms) {
   for (int k = 0; k < workers; ++k) {
     if (k == victim) {
       if (procs[k].exitcode() != -SIGKILL) {
-        std::printf("FAILED: %s ended with %d, not by SIGKILL\n", worker_name(k).c_str(), procs[k].exitcode().value_or(0));
+        std::printf("FAILED: %s ended with %d, not by SIGKILL\n", worker_name(k).c_str(),
+                    procs[k].exitcode().value_or(0));
         ok = false;
       }
       continue;

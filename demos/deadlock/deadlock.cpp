@@ -93,10 +93,12 @@ int main(int argc, char** argv) {
   std::string fix;
   app.add_option("-w,--workers", workers, "worker processes (the seed uses 5)")->check(CLI::Range(2, 32));
   app.add_option("--hold-ms", cfg.hold_ms, "pause in func2 while holding a lock")->check(CLI::Range(0, 60000));
-  app.add_option("--timeout", cfg.timeout_ms, "time out each acquire after MS and name the holder")->check(CLI::Range(1, 600000));
+  app.add_option("--timeout", cfg.timeout_ms, "time out each acquire after MS and name the holder")
+      ->check(CLI::Range(1, 600000));
   app.add_option("--fix", fix, "apply a remedy: rlock (one re-entrant lock) or ordered (A before B everywhere)")
       ->check(CLI::IsMember({"rlock", "ordered"}));
-  app.add_option("--watchdog-ms", watchdog_ms, "how long to wait before calling it a deadlock")->check(CLI::Range(100, 600000));
+  app.add_option("--watchdog-ms", watchdog_ms, "how long to wait before calling it a deadlock")
+      ->check(CLI::Range(100, 600000));
   CLI11_PARSE(app, argc, argv);
   cfg.ordered = fix == "ordered";
 
@@ -121,7 +123,10 @@ int main(int argc, char** argv) {
 
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(watchdog_ms);
     bool stuck = false;
-    for (auto& p : procs) stuck |= !p.join(std::max(deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero()));
+    for (auto& p : procs) {
+      using std::chrono::steady_clock;
+      stuck |= !p.join(std::max(deadline - steady_clock::now(), steady_clock::duration::zero()));
+    }
 
     if (stuck) {
       std::printf("\nDEADLOCK: no progress for %d ms.\n  lock 'A' is %s\n  lock 'B' is %s\n", watchdog_ms,

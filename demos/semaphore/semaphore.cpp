@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
   int workers = 10, limit = 3, hold_ms = 100, rounds = 1;
   bool no_semaphore = false;
   app.add_option("-w,--workers", workers, "worker processes")->check(CLI::Range(1, 256));
-  app.add_option("-l,--limit", limit, "units of the semaphore: how many may be inside at once")->check(CLI::Range(1, 256));
+  app.add_option("-l,--limit", limit, "units of the semaphore: how many may be inside at once")
+      ->check(CLI::Range(1, 256));
   app.add_option("--hold-ms", hold_ms, "time each worker spends inside")->check(CLI::Range(1, 10000));
   app.add_option("--rounds", rounds, "times each worker enters")->check(CLI::Range(1, 1000));
   app.add_flag("--no-semaphore", no_semaphore, "no guard: show how many get in without it");

@@ -222,6 +222,8 @@ class Segment {
   template <class T> Array<T> array(std::string_view name, std::initializer_list<T> values);
   template <class T, ValueLock L> Array<T, L> array(std::string_view name, std::size_t count, const L& lock);
   template <class T, ValueLock L> Array<T, L> array(std::string_view name, std::span<const T> values, const L& lock);
+  template <class T, ValueLock L>
+  Array<T, L> array(std::string_view name, std::initializer_list<T> values, const L& lock);
   template <class T> RawArray<T> raw_array(std::string_view name, std::size_t count);
   template <class T> RawArray<T> raw_array(std::string_view name, std::span<const T> values);
   template <class T> RawArray<T> raw_array(std::string_view name, std::initializer_list<T> values);

@@ -38,6 +38,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -60,8 +61,28 @@ inline constexpr std::size_t kValueDataOffset = sizeof(LockState);      // 64
 inline constexpr std::size_t kArrayDataOffset = 2 * sizeof(LockState);  // 128
 
 // How a Value or Array is guarded. It is part of the object's type tag: the
-// directory's type name is the typeid name, prefixed "raw:" or "bound:".
+// directory's type name is the typeid name, prefixed "raw:" or "bound:"
+// (mangled names never contain ':'), so opening an object with another
+// guard fails the type check. Tools read it back with guard_of().
 enum class Guard : std::uint8_t { Own, Raw, Bound };
+
+constexpr std::string_view guard_prefix(Guard guard) noexcept {
+  switch (guard) {
+    case Guard::Raw: return "raw:";
+    case Guard::Bound: return "bound:";
+    case Guard::Own: break;
+  }
+  return "";
+}
+// The guard of a Value/Array from its directory type name, and that name without it.
+constexpr Guard guard_of(std::string_view type_name) noexcept {
+  for (const Guard g : {Guard::Raw, Guard::Bound})
+    if (type_name.starts_with(guard_prefix(g))) return g;
+  return Guard::Own;
+}
+constexpr std::string_view unguarded_type_name(std::string_view type_name) noexcept {
+  return type_name.substr(guard_prefix(guard_of(type_name)).size());
+}
 
 // Where a bound object's lock is (an offset in the segment), in place of the
 // own lock: the binding every process must repeat.
@@ -340,6 +361,10 @@ Array<T, L> Segment::array(std::string_view name, std::size_t count, const L& lo
 template <class T, ValueLock L>
 Array<T, L> Segment::array(std::string_view name, std::span<const T> values, const L& lock) {
   return make_array<T, L>(name, values.size(), values.data(), &lock);
+}
+template <class T, ValueLock L>
+Array<T, L> Segment::array(std::string_view name, std::initializer_list<T> values, const L& lock) {
+  return make_array<T, L>(name, values.size(), values.begin(), &lock);
 }
 template <class T>
 RawArray<T> Segment::raw_array(std::string_view name, std::size_t count) {
