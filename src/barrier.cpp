@@ -1,9 +1,8 @@
 // Barrier: arrivals are counted under a (crash-safe) lock; waiters sleep on a
 // change counter and, while they sleep, look for parties that died. A timed
 // wait never waits for the lock past its deadline (see barrier.hpp, Sealing).
+// Also Segment::barrier, its factory.
 #include "ipckit/barrier.hpp"
-
-#include <unistd.h>
 
 #include <atomic>
 #include <climits>
@@ -11,7 +10,9 @@
 #include <optional>
 #include <string>
 
+#include "ipckit/detail/thread_id.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/segment.hpp"
 
 namespace ipckit {
 namespace {
@@ -20,16 +21,12 @@ namespace {
 // timeout in order, before it breaks the barrier without the lock.
 constexpr std::chrono::milliseconds kLockGrace{5};
 
-struct ProcessIdentity {
-  int pid;
-  std::uint64_t start_ticks;
-};
+// Layout 2: rounds are sealed by their last arrival.
+constexpr std::uint32_t kBarrierLayout = 2;
 
-ProcessIdentity this_process() {
-  static thread_local ProcessIdentity cached{0, 0};
-  const int pid = ::getpid();
-  if (cached.pid != pid) cached = {pid, detail::process_start_ticks(pid)};
-  return cached;
+// Whether a party slot records the calling process.
+bool is_me(const detail::BarrierParty& p, const detail::ThreadIdentity& me) noexcept {
+  return p.pid == static_cast<std::int32_t>(me.tid) && p.start_ticks == me.start_ticks;
 }
 
 // `arrived` is a plain field (the CLI reads it as one) written under the
@@ -38,7 +35,9 @@ std::atomic_ref<std::uint32_t> arrived(detail::BarrierState& s) noexcept { retur
 
 void bump(detail::BarrierState& s) noexcept { detail::publish_change(s.wake, s.sleepers, INT_MAX); }
 
-std::uint32_t sealed(std::uint32_t round) noexcept { return detail::kBarrierSealed | (round & ~detail::kBarrierSealed); }
+std::uint32_t sealed(std::uint32_t round) noexcept {
+  return detail::kBarrierSealed | (round & ~detail::kBarrierSealed);
+}
 
 // Whether a round is over for its waiters: advanced, or really broken (a
 // sealed round is being completed).
@@ -49,8 +48,14 @@ bool round_over(const detail::BarrierState& s, std::uint32_t my_round) noexcept 
 
 }  // namespace
 
-Barrier::Barrier(detail::BarrierState* s, std::shared_ptr<const void> keepalive, std::string label)
-    : s_(s), parties_(s->parties), keep_(std::move(keepalive)), label_(std::move(label)) {
+Barrier::Barrier(detail::BarrierState* s, std::shared_ptr<const void> keepalive, std::string label,
+                 BarrierOptions options)
+    : s_(s),
+      parties_(s->parties),
+      keep_(std::move(keepalive)),
+      label_(std::move(label)),
+      action_(std::move(options.action)),
+      timeout_(options.timeout) {
   if (parties_ < 1 || parties_ > detail::kBarrierMaxParties)
     throw_corrupt("its shared party count is " + std::to_string(parties_) + ", outside 1.." +
                   std::to_string(detail::kBarrierMaxParties));
@@ -96,9 +101,11 @@ void Barrier::recover_locked() noexcept {
     finish_round_locked((round & ~detail::kBarrierSealed) == sealed_round ? round : round - 1);
     return;
   }
-  // It died elsewhere inside an operation: the arrival count may be off by
-  // one. Say so to everyone rather than guess.
-  break_locked(detail::BreakReason::DiedInWait);
+  // Every party had arrived: the last one died before sealing, running the
+  // action. Else it died elsewhere inside an operation: the arrival count may
+  // be off by one. Either way say so to everyone rather than guess.
+  const bool tripping = arrived(*s_).load(std::memory_order_relaxed) == parties_;
+  break_locked(tripping ? detail::BreakReason::ActionDied : detail::BreakReason::DiedInWait);
 }
 
 // Takes the lock by `deadline` and repairs what a dead holder left. False on deadline.
@@ -119,6 +126,8 @@ void Barrier::throw_broken() const {
     case BreakReason::Aborted: why = "abort() was called"; break;
     case BreakReason::PartyDied: why = "a party died before arriving"; break;
     case BreakReason::DiedInWait: why = "a party died inside wait()"; break;
+    case BreakReason::ActionFailed: why = "its action threw (in the party that ran it)"; break;
+    case BreakReason::ActionDied: why = "the party running its action died"; break;
     default: why = "it was reset while parties waited"; break;
   }
   throw BrokenBarrier(label_, label_ + " is broken: " + why + "; call reset() before using it again");
@@ -148,10 +157,10 @@ std::uint32_t Barrier::arrive_locked(std::uint32_t& my_round) {
     throw_corrupt(std::to_string(waiting) + " parties are recorded as waiting, of " + std::to_string(parties_));
   my_round = s_->round.load(std::memory_order_relaxed);
   // Register as a party of this round (see barrier.hpp for the rule).
-  const ProcessIdentity me = this_process();
+  const detail::ThreadIdentity me = detail::this_process();
   detail::BarrierParty* slot = nullptr;
   for (auto& p : s_->party) {
-    if (p.pid == me.pid && p.start_ticks == me.start_ticks) {
+    if (is_me(p, me)) {
       slot = &p;
       break;
     }
@@ -160,21 +169,36 @@ std::uint32_t Barrier::arrive_locked(std::uint32_t& my_round) {
       slot = &p;
   }
   if (slot != nullptr) {
-    slot->pid = me.pid;
+    slot->pid = static_cast<std::int32_t>(me.tid);
     slot->start_ticks = me.start_ticks;
     slot->last_round = my_round;
   }
   const std::uint32_t index = waiting;
   arrived(*s_).store(waiting + 1, std::memory_order_relaxed);
-  if (waiting + 1 == parties_) {
-    std::uint32_t expected = 0;
-    if (!s_->broken.compare_exchange_strong(expected, sealed(my_round), std::memory_order_seq_cst)) {
-      arrived(*s_).store(waiting, std::memory_order_relaxed);  // broken without the lock just now: over for all
-      throw_broken();
-    }
-    finish_round_locked(my_round);
-  }
+  if (waiting + 1 == parties_) trip_locked(my_round, index);
   return index;
+}
+
+// Called with the lock held by the last arrival, `index`: runs the action,
+// then seals and completes the round (see barrier.hpp, Sealing). Throws what
+// the action threw (having broken the round), or BrokenBarrier if the round
+// was broken without the lock meanwhile.
+void Barrier::trip_locked(std::uint32_t my_round, std::uint32_t index) {
+  if (action_) {
+    try {
+      action_();
+    } catch (...) {
+      arrived(*s_).store(index, std::memory_order_relaxed);
+      break_unlocked(detail::BreakReason::ActionFailed);  // unless a timeout or abort() broke it first
+      throw;
+    }
+  }
+  std::uint32_t expected = 0;
+  if (!s_->broken.compare_exchange_strong(expected, sealed(my_round), std::memory_order_seq_cst)) {
+    arrived(*s_).store(index, std::memory_order_relaxed);  // broken without the lock just now: over for all
+    throw_broken();
+  }
+  finish_round_locked(my_round);
 }
 
 // How round `my_round` ended for a party that arrived in it with `index`.
@@ -189,8 +213,10 @@ std::uint32_t Barrier::outcome(std::uint32_t my_round, std::uint32_t index) cons
   throw_broken();
 }
 
+Lock Barrier::internal_lock() const { return Lock(&s_->lock, keep_, label_ + " (its lock)"); }
+
 std::uint32_t Barrier::wait_by(detail::Deadline deadline) {
-  Lock lock(&s_->lock, keep_, label_ + " (its lock)");
+  Lock lock = internal_lock();
   std::uint32_t my_round = 0;
   std::uint32_t index = 0;
   if (!lock_by(lock, deadline)) {
@@ -246,7 +272,7 @@ void Barrier::abort() noexcept {
     }
   }
   // A round is being completed: abort breaks the next one, once it has.
-  Lock lock(&s_->lock, keep_, label_ + " (its lock)");
+  Lock lock = internal_lock();
   try {
     lock_by(lock, detail::Deadline::never());
     break_locked(detail::BreakReason::Aborted);
@@ -257,9 +283,9 @@ void Barrier::abort() noexcept {
   }
 }
 
-void Barrier::reset() {
-  Lock lock(&s_->lock, keep_, label_ + " (its lock)");
-  lock_by(lock, detail::Deadline::never());
+bool Barrier::reset_by(detail::Deadline deadline) {
+  Lock lock = internal_lock();
+  if (!lock_by(lock, deadline)) return false;
   std::lock_guard g(lock, std::adopt_lock);
   const std::uint32_t round = s_->round.load(std::memory_order_relaxed);
   // Whoever waits in the current round (broken or not) ends with BrokenBarrier.
@@ -272,17 +298,36 @@ void Barrier::reset() {
   // Back to the initial state: who took part before the reset is forgotten.
   for (auto& p : s_->party) p = detail::BarrierParty{};
   bump(*s_);
+  return true;
 }
 
-void Barrier::leave() {
-  Lock lock(&s_->lock, keep_, label_ + " (its lock)");
-  lock_by(lock, detail::Deadline::never());
+bool Barrier::leave_by(detail::Deadline deadline) {
+  Lock lock = internal_lock();
+  if (!lock_by(lock, deadline)) return false;
   std::lock_guard g(lock, std::adopt_lock);
-  const ProcessIdentity me = this_process();
+  const detail::ThreadIdentity me = detail::this_process();
   for (auto& p : s_->party)
-    if (p.pid == me.pid && p.start_ticks == me.start_ticks) p = detail::BarrierParty{};
+    if (is_me(p, me)) p = detail::BarrierParty{};
+  return true;
 }
 
-std::uint32_t Barrier::n_waiting() const noexcept { return arrived(*s_).load(std::memory_order_relaxed); }
+std::uint32_t Barrier::n_waiting() const noexcept {
+  return broken() ? 0 : arrived(*s_).load(std::memory_order_relaxed);
+}
+
+Barrier Segment::barrier(std::string_view name, std::uint32_t parties, BarrierOptions options) {
+  if (parties < 1 || parties > detail::kBarrierMaxParties)
+    throw InvalidArgument(std::string(name), label(ObjectKind::Barrier, name) + ": " + std::to_string(parties) +
+                                                 " parties is out of range; use 1 to " +
+                                                 std::to_string(detail::kBarrierMaxParties));
+  detail::ObjectSpec spec{ObjectKind::Barrier,  "ipckit::Barrier", sizeof(detail::BarrierState),
+                          alignof(detail::BarrierState), parties, kBarrierLayout, sizeof(detail::BarrierState)};
+  spec.init = [](void* body, const void* arg) {
+    static_cast<detail::BarrierState*>(body)->parties = *static_cast<const std::uint32_t*>(arg);
+  };
+  spec.init_arg = &parties;
+  return Barrier(static_cast<detail::BarrierState*>(find_or_create(name, spec)), keepalive(),
+                 label(ObjectKind::Barrier, name), std::move(options));
+}
 
 }  // namespace ipckit

@@ -12,6 +12,7 @@
 #include <ctime>
 #include <mutex>
 
+#include "ipckit/value.hpp"
 #include "segment_layout.hpp"
 #include "shm_file.hpp"
 
@@ -625,6 +626,89 @@ Condition Segment::bind_condition(std::string_view name, detail::LockState* lock
   return Condition(s, lock != nullptr ? lock : &s->own_lock, reentrant, keepalive(), label(ObjectKind::Condition, name));
 }
 
+// ---------------------------------------------------------------- Value and Array bindings
+namespace {
+
+// "a raw value without a lock (raw_value<T>)", for mismatch messages.
+std::string guard_words(ObjectKind kind, detail::Guard guard) {
+  const std::string noun = kind == ObjectKind::Value ? "value" : "array";
+  switch (guard) {
+    case detail::Guard::Raw: return "a raw " + noun + " without a lock (raw_" + noun + "<T>)";
+    case detail::Guard::Bound: return "a " + noun + " bound to a named lock (" + noun + "<T>(..., lock))";
+    case detail::Guard::Own: break;
+  }
+  return "a " + noun + " with its own lock (" + noun + "<T>)";
+}
+
+// Written into a new value or array before it is published.
+struct DataInit {
+  const detail::DataSpec* spec;
+  std::uint64_t lock_offset;
+};
+
+void init_data(void* body, const void* arg) {
+  const auto& init = *static_cast<const DataInit*>(arg);
+  const detail::DataSpec& d = *init.spec;
+  char* b = static_cast<char*>(body);
+  if (d.guard == detail::Guard::Bound) reinterpret_cast<detail::BoundHeader*>(b)->lock_offset = init.lock_offset;
+  if (d.kind == ObjectKind::Array && d.guard != detail::Guard::Raw)
+    *reinterpret_cast<std::uint64_t*>(b + sizeof(detail::LockState)) = d.count;
+  if (d.initial != nullptr) std::memcpy(b + detail::data_offset(d.kind, d.guard), d.initial, d.elem_size * d.count);
+}
+
+}  // namespace
+
+// "lock 'A' in segment 'demo'" for the Lock/RLock at `offset`, for messages.
+std::string Segment::lock_at(std::uint64_t offset) const {
+  for (const ObjectInfo& o : objects())
+    if (o.offset == offset && (o.kind == ObjectKind::Lock || o.kind == ObjectKind::RLock)) return label(o.kind, o.name);
+  return "the object at offset " + std::to_string(offset) + " of segment '" + impl_->name_ + "'";
+}
+
+void* Segment::bind_data(std::string_view name, const detail::DataSpec& d) {
+  const std::string what = label(d.kind, name);
+  if (d.count == 0) throw InvalidArgument(std::string(name), what + ": an array needs at least one element");
+  if (d.count > (std::uint64_t{1} << 40) / d.elem_size)
+    throw InvalidArgument(std::string(name),
+                          what + ": " + std::to_string(d.count) + " elements is too many for any segment");
+  std::uint64_t lock_offset = 0;
+  if (d.guard == detail::Guard::Bound) {
+    const char* p = reinterpret_cast<const char*>(d.lock);
+    if (p < impl_->base_ || p >= impl_->base_ + impl_->size_)
+      throw InvalidArgument(std::string(name), what + ": its lock must live in the same segment; open the lock from '" +
+                                                   impl_->name_ + "'");
+    lock_offset = static_cast<std::uint64_t>(p - impl_->base_);
+  }
+  // Another guard than the one it was created with: say so plainly (the
+  // type check below would only show the prefixed type names).
+  if (const Lookup l = look_up(*impl_, name); l.found && l.found->kind == static_cast<std::uint32_t>(d.kind)) {
+    const detail::Guard was = detail::guard_of(l.found->type_name);
+    if (was != d.guard)
+      throw TypeMismatch(std::string(name), what + " is " + guard_words(d.kind, was) + ", not " +
+                                                guard_words(d.kind, d.guard) + "; open it as it was created");
+  }
+  const std::string type_name = std::string(detail::guard_prefix(d.guard)) + d.type_name;
+  detail::ObjectSpec spec{d.kind,
+                          type_name.c_str(),
+                          d.elem_size,
+                          d.elem_align,
+                          d.count,
+                          d.kind == ObjectKind::Value ? detail::kValueLayout : detail::kArrayLayout,
+                          detail::data_offset(d.kind, d.guard) + std::uint64_t{d.elem_size} * d.count};
+  const DataInit init{&d, lock_offset};
+  spec.init = init_data;
+  spec.init_arg = &init;
+  void* body = find_or_create(name, spec);
+  if (d.guard == detail::Guard::Bound) {
+    // Every process must bind it to the same lock (like a condition).
+    const std::uint64_t bound = detail::read_once(static_cast<const detail::BoundHeader*>(body)->lock_offset);
+    if (bound != lock_offset)
+      throw TypeMismatch(std::string(name), what + " is bound to " + lock_at(bound) + ", not to " +
+                                                lock_at(lock_offset) + "; bind it to the same lock in every process");
+  }
+  return body;
+}
+
 Semaphore Segment::semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options) {
   return make_semaphore(name, initial, false, options);
 }
@@ -660,21 +744,6 @@ Semaphore Segment::make_semaphore(std::string_view name, std::uint32_t initial, 
 Event Segment::event(std::string_view name) {
   auto spec = plain_spec<detail::EventState>(ObjectKind::Event, "ipckit::Event");
   return Event(static_cast<detail::EventState*>(find_or_create(name, spec)), keepalive(), label(ObjectKind::Event, name));
-}
-
-Barrier Segment::barrier(std::string_view name, std::uint32_t parties) {
-  if (parties < 1 || parties > detail::kBarrierMaxParties)
-    throw InvalidArgument(std::string(name), label(ObjectKind::Barrier, name) + ": " + std::to_string(parties) +
-                                                 " parties is out of range; use 1 to " +
-                                                 std::to_string(detail::kBarrierMaxParties));
-  auto spec = plain_spec<detail::BarrierState>(ObjectKind::Barrier, "ipckit::Barrier", parties);
-  spec.layout_version = 2;  // 2: rounds are sealed by their last arrival
-  spec.init = [](void* body, const void* arg) {
-    static_cast<detail::BarrierState*>(body)->parties = *static_cast<const std::uint32_t*>(arg);
-  };
-  spec.init_arg = &parties;
-  return Barrier(static_cast<detail::BarrierState*>(find_or_create(name, spec)), keepalive(),
-                 label(ObjectKind::Barrier, name));
 }
 
 }  // namespace ipckit

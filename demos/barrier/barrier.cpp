@@ -20,6 +20,7 @@
 // 0 when so, 1 otherwise.
 #include <CLI/CLI.hpp>
 #include <ipckit/ipckit.hpp>
+#include "demo.hpp"
 
 #include <signal.h>
 #include <unistd.h>
@@ -27,7 +28,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdarg>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -35,21 +35,10 @@
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using demo::say;
+using demo::now_ns;
 
 namespace {
-
-__attribute__((format(printf, 1, 2))) void say(const char* fmt, ...) {
-  va_list args;
-  va_start(args, fmt);
-  std::vprintf(fmt, args);
-  va_end(args);
-  std::fflush(stdout);  // the victim dies by SIGKILL: nothing may stay buffered
-}
-
-// Nanoseconds on the monotonic clock, which every process on the machine shares.
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
-}
 
 std::string worker_name(int k) { return "worker-" + std::to_string(k + 1); }
 
@@ -74,8 +63,7 @@ bool act_one(ipckit::Segment& seg, int workers, int phases) {
   auto index_uses = seg.array<std::int32_t>("index-uses", workers * phases);  // per phase and index: times given
   auto early = seg.value<std::int32_t>("early");  // a phase started before all had finished the previous one
 
-  std::printf("act 1: %d workers, %d phases, each starting at barrier 'phase'\n", workers, phases);
-  std::fflush(stdout);
+  say("act 1: %d workers, %d phases, each starting at barrier 'phase'\n", workers, phases);
   std::vector<ipckit::Process> procs;
   for (int k = 0; k < workers; ++k) {
     procs.emplace_back([&, k] {
@@ -131,9 +119,8 @@ bool act_two(ipckit::Segment& seg, int workers, int break_timeout_ms) {
   auto broken_us = seg.array<std::int64_t>("broken-us", workers);  // BrokenBarrier this long after the kill
   const int victim = workers - 1;
 
-  std::printf("\nact 2: %d workers on a fresh barrier 'act2'; %s will be killed after phase 1\n", workers,
-              worker_name(victim).c_str());
-  std::fflush(stdout);
+  say("\nact 2: %d workers on a fresh barrier 'act2'; %s will be killed after phase 1\n", workers,
+      worker_name(victim).c_str());
   std::vector<ipckit::Process> procs;
   for (int k = 0; k < workers; ++k) {
     procs.emplace_back([&, k] {
@@ -169,9 +156,8 @@ bool act_two(ipckit::Segment& seg, int workers, int break_timeout_ms) {
   const unsigned waiting = barrier.n_waiting();
   kill_ns.set(now_ns());
   procs[victim].kill();
-  std::printf("  main: %u workers wait at phase 2; SIGKILL %s (pid %d)\n", waiting, worker_name(victim).c_str(),
-              procs[victim].pid());
-  std::fflush(stdout);
+  say("  main: %u workers wait at phase 2; SIGKILL %s (pid %d)\n", waiting, worker_name(victim).c_str(),
+      procs[victim].pid());
   if (!passed) std::printf("  (the victim never reported passing phase 1)\n");
 
   const std::string hung = join_or_kill(procs, Clock::now() + std::chrono::milliseconds(break_timeout_ms));
@@ -179,7 +165,8 @@ bool act_two(ipckit::Segment& seg, int workers, int break_timeout_ms) {
   for (int k = 0; k < workers; ++k) {
     if (k == victim) {
       if (procs[k].exitcode() != -SIGKILL) {
-        std::printf("FAILED: %s ended with %d, not by SIGKILL\n", worker_name(k).c_str(), procs[k].exitcode().value_or(0));
+        std::printf("FAILED: %s ended with %d, not by SIGKILL\n", worker_name(k).c_str(),
+                    procs[k].exitcode().value_or(0));
         ok = false;
       }
       continue;

@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
 
     const long expected = workers * increments;
     const long actual = counter.get();
-    std::printf("%d workers x %ld increments %s\n", workers, increments, no_lock ? "WITHOUT a lock" : "under ipckit::Lock");
+    std::printf("%d workers x %ld increments %s\n", workers, increments,
+                no_lock ? "WITHOUT a lock" : "under ipckit::Lock");
     std::printf("expected: %ld\nactual:   %ld\n", expected, actual);
     if (actual == expected) {
       std::printf("exact: no update was lost (%.2f M increments/s)\n", expected / secs / 1e6);

@@ -11,6 +11,7 @@
 //   --fix ordered    func2 takes A before B as func1 does: no cycle
 #include <CLI/CLI.hpp>
 #include <ipckit/ipckit.hpp>
+#include "demo.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -20,6 +21,8 @@
 #include <unistd.h>
 #include <vector>
 
+using demo::say;
+
 namespace {
 
 struct Config {
@@ -27,11 +30,6 @@ struct Config {
   int timeout_ms = 0;  // 0: wait forever, as the seed does
   bool ordered = false;
 };
-
-void say(const std::string& who, const char* what) {
-  std::printf("%s %s\n", who.c_str(), what);
-  std::fflush(stdout);
-}
 
 template <class L>
 std::unique_lock<L> take(L& lock, const Config& cfg) {
@@ -45,26 +43,26 @@ std::unique_lock<L> take(L& lock, const Config& cfg) {
 template <class L>
 void func1(L& a, L& b, const std::string& me, const Config& cfg) {
   auto ga = take(a, cfg);
-  say(me, "acquired lock A");
+  say("%s acquired lock A\n", me.c_str());
   auto gb = take(b, cfg);
-  say(me, "acquired lock B");
+  say("%s acquired lock B\n", me.c_str());
 }
 
 template <class L>
 void func2(L& a, L& b, const std::string& me, const Config& cfg) {
   if (cfg.ordered) {  // the fix: every path takes A before B
     auto ga = take(a, cfg);
-    say(me, "acquired lock A");
+    say("%s acquired lock A\n", me.c_str());
     auto gb = take(b, cfg);
-    say(me, "acquired lock B");
+    say("%s acquired lock B\n", me.c_str());
     std::this_thread::sleep_for(std::chrono::milliseconds(cfg.hold_ms));
     return;
   }
   auto gb = take(b, cfg);
-  say(me, "acquired lock B");
+  say("%s acquired lock B\n", me.c_str());
   std::this_thread::sleep_for(std::chrono::milliseconds(cfg.hold_ms));
   auto ga = take(a, cfg);
-  say(me, "acquired lock A");
+  say("%s acquired lock A\n", me.c_str());
 }
 
 // Exit code 0: finished; 2: gave up on a timed acquire (the message says why).
@@ -73,11 +71,10 @@ int run_worker(L& a, L& b, const std::string& me, const Config& cfg) {
   try {
     func1(a, b, me, cfg);
     func2(a, b, me, cfg);
-    say(me, "finished");
+    say("%s finished\n", me.c_str());
     return 0;
   } catch (const ipckit::Timeout& e) {
-    std::printf("%s gave up: %s\n", me.c_str(), e.what());
-    std::fflush(stdout);
+    say("%s gave up: %s\n", me.c_str(), e.what());
     return 2;
   }
 }
@@ -96,10 +93,12 @@ int main(int argc, char** argv) {
   std::string fix;
   app.add_option("-w,--workers", workers, "worker processes (the seed uses 5)")->check(CLI::Range(2, 32));
   app.add_option("--hold-ms", cfg.hold_ms, "pause in func2 while holding a lock")->check(CLI::Range(0, 60000));
-  app.add_option("--timeout", cfg.timeout_ms, "time out each acquire after MS and name the holder")->check(CLI::Range(1, 600000));
+  app.add_option("--timeout", cfg.timeout_ms, "time out each acquire after MS and name the holder")
+      ->check(CLI::Range(1, 600000));
   app.add_option("--fix", fix, "apply a remedy: rlock (one re-entrant lock) or ordered (A before B everywhere)")
       ->check(CLI::IsMember({"rlock", "ordered"}));
-  app.add_option("--watchdog-ms", watchdog_ms, "how long to wait before calling it a deadlock")->check(CLI::Range(100, 600000));
+  app.add_option("--watchdog-ms", watchdog_ms, "how long to wait before calling it a deadlock")
+      ->check(CLI::Range(100, 600000));
   CLI11_PARSE(app, argc, argv);
   cfg.ordered = fix == "ordered";
 
@@ -124,7 +123,10 @@ int main(int argc, char** argv) {
 
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(watchdog_ms);
     bool stuck = false;
-    for (auto& p : procs) stuck |= !p.join(std::max(deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero()));
+    for (auto& p : procs) {
+      using std::chrono::steady_clock;
+      stuck |= !p.join(std::max(deadline - steady_clock::now(), steady_clock::duration::zero()));
+    }
 
     if (stuck) {
       std::printf("\nDEADLOCK: no progress for %d ms.\n  lock 'A' is %s\n  lock 'B' is %s\n", watchdog_ms,

@@ -24,7 +24,6 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
-#include <cstdarg>
 #include <cstdio>
 #include <optional>
 #include <stdexcept>
@@ -32,27 +31,18 @@
 #include <vector>
 
 #include <ipckit/process.hpp>
+#include "demo.hpp"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using demo::say;
+using demo::ms_since;
 
 namespace {
 
 // Long enough that, in daemon mode, only the death of their parent can end
 // the workers within the demo's deadlines.
 constexpr auto kDaemonSleep = 60s;
-
-long long ms_since(Clock::time_point t0) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
-}
-
-__attribute__((format(printf, 1, 2))) void say(const char* fmt, ...) {
-  va_list args;
-  va_start(args, fmt);
-  std::vprintf(fmt, args);
-  va_end(args);
-  std::fflush(stdout);   // daemon workers die by SIGKILL: nothing may stay buffered
-}
 
 // A pipe that carries pids from the workers to the top process.
 class PidPipe {

@@ -227,7 +227,8 @@ int main(int argc, char** argv) {
     if (missing || doubled || got.get() != total)
       std::printf("FAILED: %d chores never got, %d got more than once (%lld got for %d put)\n", missing, doubled,
                   static_cast<long long>(got.get()), total);
-    if (garbled.get()) std::printf("FAILED: %lld chores were not what was put\n", static_cast<long long>(garbled.get()));
+    if (garbled.get())
+      std::printf("FAILED: %lld chores were not what was put\n", static_cast<long long>(garbled.get()));
     if (descents.get())
       std::printf("FAILED: the priority went down %lld time(s)\n", static_cast<long long>(descents.get()));
     if (reorders.get())

@@ -149,7 +149,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::size_t{1024}, std::size_t{64} << 20));
   app.add_option("--work-us", work_us, "time a consumer spends on each message (so close() finds some queued)")
       ->check(CLI::Range(0, 10'000'000));
-  app.add_option("--show", show, "messages each consumer prints (the rest are counted)")->check(CLI::Range(0, 1'000'000));
+  app.add_option("--show", show, "messages each consumer prints (the rest are counted)")
+      ->check(CLI::Range(0, 1'000'000));
   app.add_option("--timeout-s", timeout_s, "give up (and fail) if the processes have not ended by then")
       ->check(CLI::Range(1, 3600));
   CLI11_PARSE(app, argc, argv);

@@ -15,10 +15,10 @@
 // `counter --no-lock` does).
 #include <CLI/CLI.hpp>
 #include <ipckit/ipckit.hpp>
+#include "demo.hpp"
 
 #include <algorithm>
 #include <chrono>
-#include <cstdarg>
 #include <cstdio>
 #include <mutex>
 #include <optional>
@@ -29,30 +29,16 @@
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-namespace {
-
-__attribute__((format(printf, 1, 2))) void say(const char* fmt, ...) {
-  va_list args;
-  va_start(args, fmt);
-  std::vprintf(fmt, args);
-  va_end(args);
-  std::fflush(stdout);
-}
-
-// Nanoseconds on the monotonic clock, which every process on the machine shares.
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
+using demo::say;
+using demo::now_ns;
 
 int main(int argc, char** argv) {
   CLI::App app{"Many processes, at most N inside: an ipckit::Semaphore guarding a section"};
   int workers = 10, limit = 3, hold_ms = 100, rounds = 1;
   bool no_semaphore = false;
   app.add_option("-w,--workers", workers, "worker processes")->check(CLI::Range(1, 256));
-  app.add_option("-l,--limit", limit, "units of the semaphore: how many may be inside at once")->check(CLI::Range(1, 256));
+  app.add_option("-l,--limit", limit, "units of the semaphore: how many may be inside at once")
+      ->check(CLI::Range(1, 256));
   app.add_option("--hold-ms", hold_ms, "time each worker spends inside")->check(CLI::Range(1, 10000));
   app.add_option("--rounds", rounds, "times each worker enters")->check(CLI::Range(1, 1000));
   app.add_flag("--no-semaphore", no_semaphore, "no guard: show how many get in without it");

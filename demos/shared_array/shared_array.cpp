@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
   int workers = 4, rounds = 10000;
   std::string name = "demo-shared-array-" + std::to_string(::getpid());
   app.add_option("-w,--workers", workers, "worker processes")->check(CLI::Range(1, 64));
-  app.add_option("-r,--rounds", rounds, "times each worker runs worker(counter, array)")->check(CLI::Range(1, 10'000'000));
+  app.add_option("-r,--rounds", rounds, "times each worker runs worker(counter, array)")
+      ->check(CLI::Range(1, 10'000'000));
   app.add_option("--segment", name, "segment name (removed at the end)");
   CLI11_PARSE(app, argc, argv);
 

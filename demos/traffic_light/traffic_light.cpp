@@ -21,10 +21,10 @@
 // every car has stopped (a sensor at the crossing, bounded by --grace-ms).
 #include <CLI/CLI.hpp>
 #include <ipckit/ipckit.hpp>
+#include "demo.hpp"
 
 #include <algorithm>
 #include <chrono>
-#include <cstdarg>
 #include <cstdio>
 #include <mutex>
 #include <string>
@@ -34,16 +34,9 @@
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using demo::say;
 
 namespace {
-
-__attribute__((format(printf, 1, 2))) void say(const char* fmt, ...) {
-  va_list args;
-  va_start(args, fmt);
-  std::vprintf(fmt, args);
-  va_end(args);
-  std::fflush(stdout);  // one line per write: the processes' lines do not mix
-}
 
 std::string car_name(int i) {
   static const char* const names[] = {"Tesla", "BMW", "Audi", "Volvo", "Toyota", "Honda", "Ford", "Fiat"};

@@ -5,37 +5,58 @@
 // distinct arrival index (0 .. parties-1). The barrier is then reused for the
 // next phase.
 //
+//   auto start = seg.barrier("start", 4, {.action = [] { log_phase(); }, .timeout = 5s});
+//   std::uint32_t index = start.wait();
+//
+// Options (BarrierOptions), Python's `action=` and `timeout=`, belong to the
+// handle: a function cannot live in shared memory. `action` is run by exactly
+// one party when the barrier trips: the last to arrive, in its own process,
+// after every party has arrived and before any is released, so that what it
+// writes is seen by all of them when their wait() returns. Give every
+// process the same action: the last arrival runs its own handle's (none if
+// its handle has none). `timeout` is the bound of the untimed wait() (a
+// wait(d) or wait_until(t) uses its own).
+//
 // A barrier breaks — every current and later wait() throws BrokenBarrier,
-// until reset() — when a wait times out, when abort() is called, or when a
-// party dies: a process becomes a party at its first wait(), and if one that
-// took part in the previous phase is found dead (pid + start time, checked
-// every ~25 ms by the sleepers) before arriving in the current one, the
-// others get BrokenBarrier instead of hanging. A process that dies before its
-// first wait() is unknown to the barrier: use a timed wait to cover that.
-// A process that is done with a barrier others go on using calls leave()
-// before it exits, so that its end is not taken for a death; reset()
-// forgets every party.
+// until reset() — when a wait times out, when abort() is called, when the
+// action throws (its exception goes on in the party that ran it, as in
+// Python; the others get BrokenBarrier), or when a party dies: a process
+// becomes a party at its first wait(), and if one that took part in the
+// previous phase is found dead (pid + start time, checked every ~25 ms by the
+// sleepers) before arriving in the current one, the others get BrokenBarrier
+// instead of hanging. A process that dies before its first wait() is unknown
+// to the barrier: use a timed wait to cover that. A process that is done
+// with a barrier others go on using calls leave() before it exits, so that
+// its end is not taken for a death; reset() forgets every party.
+//
+// The action runs holding the barrier's internal lock (no party can arrive,
+// leave or reset meanwhile). If its process dies inside it, the sleepers find
+// the lock's holder dead within ~25 ms and break the barrier. A wait whose
+// time runs out while the action runs breaks the round (see "Sealing"
+// below): its party, the others and the one running the action all get
+// BrokenBarrier (the last once its action returns), never some released and
+// some broken.
 //
 // A timed wait() keeps its deadline (+ a few ms) whatever another process
 // does, even one stopped (SIGSTOP, a debugger) while it holds the barrier's
 // internal lock: a wait that cannot get the lock in time, or cannot get it
-// to record its timeout, breaks the barrier without it (see "Sealing"
-// below) and throws BrokenBarrier. abort() does not take the lock either.
-// reset() and leave() have no timed form and wait for the lock.
+// to record its timeout, breaks the barrier without it and throws
+// BrokenBarrier. abort() does not take the lock either. reset() and leave()
+// come in the four forms; the bounded ones return false, having done
+// nothing, when the lock cannot be had in time.
 //
 // Corruption: the party count is copied into the handle when it is opened
 // (CorruptSegment if the shared one is out of range) and the shared counts
 // are checked against it on every wait(): a stray write is CorruptSegment,
 // never a wait that cannot end.
-//
-//   auto start = seg.barrier("start", 4);
-//   std::uint32_t index = start.wait();
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "ipckit/detail/futex.hpp"
@@ -46,25 +67,39 @@ namespace ipckit {
 
 namespace detail {
 inline constexpr std::uint32_t kBarrierMaxParties = 256;
-enum class BreakReason : std::uint32_t { None = 0, Timeout = 1, Aborted = 2, PartyDied = 3, DiedInWait = 4 };
+enum class BreakReason : std::uint32_t {
+  None = 0,
+  Timeout = 1,
+  Aborted = 2,
+  PartyDied = 3,
+  DiedInWait = 4,
+  ActionFailed = 5,  // the action threw
+  ActionDied = 6,    // the last arrival died before releasing the round (in its action)
+};
 struct BarrierParty {
   std::int32_t pid = 0;               // 0: free slot
   std::uint32_t last_round = 0;       // round in which it last arrived
   std::uint64_t start_ticks = 0;
 };
 // A round is one use of the barrier: it ends when the last party arrives, or
-// broken (timeout, abort, dead party: `broken` set) and then reset().
+// broken (timeout, abort, dead party, failed action: `broken` set) and then
+// reset().
 //
 // Sealing. Breaking without the lock (a CAS of `broken` from 0) must not
 // race with the last arrival completing the round, or some parties of one
 // round would pass and others be broken. So the last arrival, under the
-// lock, first CASes `broken` from 0 to kBarrierSealed | round: if that fails
-// the round was broken first and it throws like the others; if it succeeds
-// no break can land until the round is over (round advanced, then `broken`
-// back to 0). A sealed `broken` is not a broken barrier. A process killed
-// between sealing and finishing leaves the seal behind: whoever takes the
-// lock over from it finishes the round (the sealed round number says
-// whether `round` was already advanced).
+// lock, counts itself (`arrived` == parties), runs the action if it has one,
+// and then CASes `broken` from 0 to kBarrierSealed | round: if that fails
+// the round was broken first (during the action, say) and it throws like the
+// others; if it succeeds no break can land until the round is over (round
+// advanced, then `broken` back to 0). The action thus runs before the seal:
+// a wait timing out meanwhile can still break the round for everyone, which
+// keeps its deadline without releasing anyone before the action is done. A
+// sealed `broken` is not a broken barrier. Whoever takes the lock over from
+// a process killed with it held repairs the round: it finishes a sealed one
+// (the sealed round number says whether `round` was already advanced), and
+// breaks an unsealed one (ActionDied if every party had arrived: the action
+// was running, else DiedInWait).
 inline constexpr std::uint32_t kBarrierSealed = 0x8000'0000u;
 inline constexpr bool barrier_broken(std::uint32_t broken) noexcept {
   return broken != 0 && (broken & kBarrierSealed) == 0;
@@ -82,15 +117,24 @@ struct alignas(64) BarrierState {
 };
 }  // namespace detail
 
+// Per-handle options of a barrier (see above): Python's `action=` and `timeout=`.
+struct BarrierOptions {
+  std::function<void()> action;                    // run by the last arrival before the round is released
+  std::optional<std::chrono::nanoseconds> timeout;  // the bound of wait(); none: it waits as long as it takes
+};
+
 class Barrier {
  public:
   // Throws CorruptSegment if the shared party count is out of range.
-  Barrier(detail::BarrierState* s, std::shared_ptr<const void> keepalive, std::string label);
+  Barrier(detail::BarrierState* s, std::shared_ptr<const void> keepalive, std::string label,
+          BarrierOptions options = {});
 
-  // Blocks until all parties arrive; returns this caller's arrival index.
-  // Throws BrokenBarrier if the barrier is or becomes broken.
-  std::uint32_t wait() { return wait_by(detail::Deadline::never()); }
-  // As wait(); on timeout breaks the barrier and throws BrokenBarrier.
+  // Blocks until all parties arrive (at most the options' timeout, if set);
+  // returns this caller's arrival index. Throws BrokenBarrier if the barrier
+  // is or becomes broken (a timeout breaks it), or what the action threw in
+  // the party that ran it.
+  std::uint32_t wait() { return wait_by(timeout_ ? detail::Deadline::after(*timeout_) : detail::Deadline::never()); }
+  // As wait(), bounded by `timeout` / `t` instead of the options' timeout.
   std::uint32_t wait(std::chrono::nanoseconds timeout) { return wait_by(detail::Deadline::after(timeout)); }
   template <class Clock, class Duration>
   std::uint32_t wait_until(const std::chrono::time_point<Clock, Duration>& t) {
@@ -99,23 +143,45 @@ class Barrier {
   // Breaks the barrier: current and future waiters get BrokenBarrier.
   void abort() noexcept;
   // Returns the barrier to its initial, unbroken state (waiters in the
-  // current phase get BrokenBarrier, as in Python).
-  void reset();
+  // current phase get BrokenBarrier, as in Python). The bounded forms return
+  // false, having changed nothing, if the internal lock is not had in time
+  // (its holder is running the action, or stopped).
+  void reset() { (void)reset_by(detail::Deadline::never()); }
+  [[nodiscard]] bool reset(std::chrono::nanoseconds timeout) { return reset_by(detail::Deadline::after(timeout)); }
+  template <class Clock, class Duration>
+  [[nodiscard]] bool reset_until(const std::chrono::time_point<Clock, Duration>& t) {
+    return reset_by(detail::Deadline::at(t));
+  }
+  [[nodiscard]] bool try_reset() { return reset_by(detail::Deadline::now()); }
   // This process takes no further part: its exit will not break the barrier.
-  void leave();
+  // Bounded forms as for reset().
+  void leave() { (void)leave_by(detail::Deadline::never()); }
+  [[nodiscard]] bool leave(std::chrono::nanoseconds timeout) { return leave_by(detail::Deadline::after(timeout)); }
+  template <class Clock, class Duration>
+  [[nodiscard]] bool leave_until(const std::chrono::time_point<Clock, Duration>& t) {
+    return leave_by(detail::Deadline::at(t));
+  }
+  [[nodiscard]] bool try_leave() { return leave_by(detail::Deadline::now()); }
   [[nodiscard]] bool broken() const noexcept {
     return detail::barrier_broken(s_->broken.load(std::memory_order_acquire));
   }
   [[nodiscard]] std::uint32_t parties() const noexcept { return parties_; }
-  // How many are waiting in the current phase.
+  // How many are waiting in the current phase (all of its parties while the
+  // action runs; 0 once it is broken: its waiters are being released).
   [[nodiscard]] std::uint32_t n_waiting() const noexcept;
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
   [[nodiscard]] BarrierStats stats() const;  // a read-only snapshot (ipckit/stats.hpp)
+  // The options' timeout (Python's `timeout` attribute).
+  [[nodiscard]] std::optional<std::chrono::nanoseconds> timeout() const noexcept { return timeout_; }
 
  private:
   std::uint32_t wait_by(detail::Deadline deadline);
+  bool reset_by(detail::Deadline deadline);
+  bool leave_by(detail::Deadline deadline);
   std::uint32_t arrive_locked(std::uint32_t& my_round);
+  void trip_locked(std::uint32_t my_round, std::uint32_t index);
   std::uint32_t outcome(std::uint32_t my_round, std::uint32_t index) const;
+  [[nodiscard]] Lock internal_lock() const;
   bool lock_by(Lock& lock, detail::Deadline deadline);
   void recover_locked() noexcept;
   void finish_round_locked(std::uint32_t round) noexcept;
@@ -128,6 +194,8 @@ class Barrier {
   std::uint32_t parties_;  // copied at open: the shared one is only checked against it
   std::shared_ptr<const void> keep_;
   std::string label_;
+  std::function<void()> action_;
+  std::optional<std::chrono::nanoseconds> timeout_;
 };
 
 }  // namespace ipckit

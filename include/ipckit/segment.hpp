@@ -54,12 +54,15 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <typeinfo>
+#include <utility>
 #include <vector>
 
 #include "ipckit/barrier.hpp"
@@ -72,8 +75,13 @@
 
 namespace ipckit {
 
-template <class T> class Value;
-template <class T> class Array;
+template <class T, class L = RLock> class Value;
+template <class T, class L = RLock> class Array;
+template <class T> class RawValue;
+template <class T> class RawArray;
+// The locks a Value or Array may be bound to (Python's `lock=`).
+template <class L>
+concept ValueLock = std::is_same_v<L, Lock> || std::is_same_v<L, RLock>;
 template <class T> class Queue;
 template <class T> class JoinableQueue;
 template <class T> class PriorityQueue;
@@ -162,6 +170,7 @@ struct SegmentInfo {
 
 namespace detail {
 class SegmentImpl;
+struct DataSpec;
 
 struct ObjectSpec {
   ObjectKind kind;
@@ -204,10 +213,29 @@ class Segment {
 
   // Objects: opened by name, created zero-initialised on first use.
   // Throw TypeMismatch, InvalidName, OutOfSpace, CorruptSegment.
+  // Values and arrays (include <ipckit/value.hpp>) come with their own RLock,
+  // bound to a Lock/RLock of this segment (Python's `lock=`: every process
+  // must bind the same one, TypeMismatch otherwise; InvalidArgument for a
+  // lock of another segment), or raw (no lock). An initial value or sequence
+  // is set only if this call creates the object; every process must give an
+  // array the same length. Arrays of no or absurdly many elements are
+  // InvalidArgument.
   template <class T> Value<T> value(std::string_view name);
-  // Sets `initial` only if this call creates the value.
   template <class T> Value<T> value(std::string_view name, const T& initial);
+  template <class T, ValueLock L> Value<T, L> value(std::string_view name, const L& lock);
+  template <class T, ValueLock L> Value<T, L> value(std::string_view name, const T& initial, const L& lock);
+  template <class T> RawValue<T> raw_value(std::string_view name);
+  template <class T> RawValue<T> raw_value(std::string_view name, const T& initial);
   template <class T> Array<T> array(std::string_view name, std::size_t count);
+  template <class T> Array<T> array(std::string_view name, std::span<const T> values);
+  template <class T> Array<T> array(std::string_view name, std::initializer_list<T> values);
+  template <class T, ValueLock L> Array<T, L> array(std::string_view name, std::size_t count, const L& lock);
+  template <class T, ValueLock L> Array<T, L> array(std::string_view name, std::span<const T> values, const L& lock);
+  template <class T, ValueLock L>
+  Array<T, L> array(std::string_view name, std::initializer_list<T> values, const L& lock);
+  template <class T> RawArray<T> raw_array(std::string_view name, std::size_t count);
+  template <class T> RawArray<T> raw_array(std::string_view name, std::span<const T> values);
+  template <class T> RawArray<T> raw_array(std::string_view name, std::initializer_list<T> values);
   Lock lock(std::string_view name);
   RLock rlock(std::string_view name);
   // A condition with its own lock, or bound to a named Lock/RLock of this
@@ -219,8 +247,9 @@ class Segment {
   Semaphore semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options = {});
   Semaphore bounded_semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options = {});
   Event event(std::string_view name);
-  // Throws InvalidArgument unless 1 <= parties <= 256.
-  Barrier barrier(std::string_view name, std::uint32_t parties);
+  // Throws InvalidArgument unless 1 <= parties <= 256. `options` (an action
+  // run by the last arrival, a default timeout) belong to this handle.
+  Barrier barrier(std::string_view name, std::uint32_t parties, BarrierOptions options = {});
   // Queues of cereal-serialized T (include <ipckit/queue.hpp>); every process
   // must pass the same T and options (TypeMismatch otherwise).
   template <class T> Queue<T> queue(std::string_view name, const QueueOptions& options = {});
@@ -263,6 +292,17 @@ class Segment {
  private:
   explicit Segment(std::shared_ptr<detail::SegmentImpl> impl) : impl_(std::move(impl)) {}
   Condition bind_condition(std::string_view name, detail::LockState* lock, bool reentrant);
+  // Values and arrays (value.hpp): finds or creates the object, checks how it is guarded.
+  void* bind_data(std::string_view name, const detail::DataSpec& spec);
+  [[nodiscard]] std::string lock_at(std::uint64_t offset) const;
+  template <class T, class L>
+  std::pair<T*, L> bind_guarded(std::string_view name, ObjectKind kind, std::size_t count, const T* initial,
+                                const L* lock);
+  template <class T, class L> Value<T, L> make_value(std::string_view name, const T* initial, const L* lock);
+  template <class T, class L>
+  Array<T, L> make_array(std::string_view name, std::size_t count, const T* initial, const L* lock);
+  template <class T> RawValue<T> make_raw_value(std::string_view name, const T* initial);
+  template <class T> RawArray<T> make_raw_array(std::string_view name, std::size_t count, const T* initial);
   Semaphore make_semaphore(std::string_view name, std::uint32_t initial, bool bounded, SemaphoreOptions options);
   std::shared_ptr<detail::SegmentImpl> impl_;
 };

@@ -1,28 +1,51 @@
 // ipckit/value.hpp — Value<T> and Array<T>: plain data shared by name.
 //
-// Python's multiprocessing.Value / Array for trivially copyable T. Each object
-// carries an RLock (`get_lock()`), so the seed's pattern translates directly:
+// Python's multiprocessing.Value / Array (and RawValue / RawArray) for
+// trivially copyable T. The seed's pattern translates directly:
 //
 //   auto counter = seg.value<std::int64_t>("counter");
 //   auto array = seg.array<std::int32_t>("array", 3);
 //   { std::lock_guard g(counter.get_lock()); counter.set(counter.get() + 1); array[0] += 1; }
 //
-// `get()` and `set()` alone are atomic: for T of up to 8 bytes they are single
-// atomic loads/stores, for larger T they take the object's RLock (which the
-// caller may already hold). A read-modify-write needs get_lock(), as in Python.
+// Three ways to guard one, part of its type tag (opening it another way is
+// TypeMismatch, naming the way it was created):
+//   seg.value<T>(name)              its own RLock: get_lock() returns an RLock&;
+//   seg.value<T>(name, lock)        Python's `lock=`: an existing Lock or RLock of
+//                                   the same segment guards it (several values may
+//                                   share one); get_lock() returns that lock (a
+//                                   Lock& or RLock&, both usable with std::lock_guard).
+//                                   Every process must bind the same lock;
+//   seg.raw_value<T>(name)          Python's RawValue: no lock at all, not even a
+//                                   lock word in the segment, no get_lock().
+// Arrays likewise (array / raw_array, with a count or created from a sequence).
+//
+// `get()` and `set()` of a Value alone are atomic: for T of up to 8 bytes they
+// are single atomic loads/stores, for larger T they take the value's lock
+// unless the calling thread holds it already. A read-modify-write needs
+// get_lock(), as in Python. Array elements and RawValue/RawArray contents are
+// plain memory: ordering concurrent access to them (a lock, an Event, a
+// Barrier) is the caller's job, as it is in Python.
+//
+// Slices are std::span views of the shared elements (`span()`,
+// `subspan(offset, count)`): writes through them are seen by every process.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <mutex>
+#include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
+#include <utility>
 
 #include "ipckit/error.hpp"
 #include "ipckit/lock.hpp"
 #include "ipckit/segment.hpp"
+#include "ipckit/stats.hpp"
 
 namespace ipckit {
 
@@ -32,75 +55,87 @@ concept Shareable = std::is_trivially_copyable_v<T> && !std::is_pointer_v<T> && 
 namespace detail {
 inline constexpr std::uint32_t kValueLayout = 1;
 inline constexpr std::uint32_t kArrayLayout = 1;
-inline constexpr std::size_t kValueDataOffset = sizeof(LockState);   // 64
-inline constexpr std::size_t kArrayDataOffset = 2 * sizeof(LockState);  // 128: lock, count
+// Own lock or bound: [64: its LockState, or a BoundHeader][value]
+//                    [64: its LockState, or a BoundHeader][64: count][elements].
+// Raw: the value or the elements alone.
+inline constexpr std::size_t kValueDataOffset = sizeof(LockState);      // 64
+inline constexpr std::size_t kArrayDataOffset = 2 * sizeof(LockState);  // 128
+
+// How a Value or Array is guarded. It is part of the object's type tag: the
+// directory's type name is the typeid name, prefixed "raw:" or "bound:"
+// (mangled names never contain ':'), so opening an object with another
+// guard fails the type check. Tools read it back with guard_of().
+enum class Guard : std::uint8_t { Own, Raw, Bound };
+
+constexpr std::string_view guard_prefix(Guard guard) noexcept {
+  switch (guard) {
+    case Guard::Raw: return "raw:";
+    case Guard::Bound: return "bound:";
+    case Guard::Own: break;
+  }
+  return "";
+}
+// The guard of a Value/Array from its directory type name, and that name without it.
+constexpr Guard guard_of(std::string_view type_name) noexcept {
+  for (const Guard g : {Guard::Raw, Guard::Bound})
+    if (type_name.starts_with(guard_prefix(g))) return g;
+  return Guard::Own;
+}
+constexpr std::string_view unguarded_type_name(std::string_view type_name) noexcept {
+  return type_name.substr(guard_prefix(guard_of(type_name)).size());
+}
+
+// Where a bound object's lock is (an offset in the segment), in place of the
+// own lock: the binding every process must repeat.
+struct alignas(64) BoundHeader {
+  std::uint64_t lock_offset;
+};
+static_assert(sizeof(BoundHeader) == sizeof(LockState));
+
+// What Segment::bind_data finds or creates: a Value (count 1) or an Array.
+struct DataSpec {
+  ObjectKind kind;
+  const char* type_name;  // typeid(T).name()
+  std::uint32_t elem_size;
+  std::uint32_t elem_align;
+  std::uint64_t count;
+  Guard guard;
+  const LockState* lock = nullptr;  // Bound: the lock
+  const void* initial = nullptr;    // `count` elements copied in if this call creates it (else zero)
+};
+
+inline constexpr std::size_t data_offset(ObjectKind kind, Guard guard) noexcept {
+  if (guard == Guard::Raw) return 0;
+  return kind == ObjectKind::Value ? kValueDataOffset : kArrayDataOffset;
+}
+
+template <class T>
+DataSpec data_spec(ObjectKind kind, std::uint64_t count, Guard guard, const void* initial = nullptr) {
+  static_assert(Shareable<T>, "Value<T> and Array<T> need a trivially copyable, non-pointer T aligned to at most 64");
+  return DataSpec{kind, typeid(T).name(), sizeof(T), alignof(T), count, guard, nullptr, initial};
+}
 
 template <class T>
 inline constexpr bool kAtomicAccess =
     std::is_trivially_copyable_v<T> && std::atomic_ref<T>::is_always_lock_free &&
     sizeof(T) <= 8 && alignof(T) >= sizeof(T);
-}  // namespace detail
 
+// What Array and RawArray share: `size()` elements of T in the segment,
+// indexed, iterated and sliced.
 template <class T>
-class Value {
-  static_assert(Shareable<T>, "Value<T> needs a trivially copyable, non-pointer T aligned to at most 64");
-
+class Elements {
  public:
-  Value(void* body, std::shared_ptr<const void> keepalive, std::string label)
-      : lock_(static_cast<detail::LockState*>(body), std::move(keepalive), label + " (its lock)"),
-        data_(reinterpret_cast<T*>(static_cast<char*>(body) + detail::kValueDataOffset)),
-        label_(std::move(label)) {}
-
-  [[nodiscard]] T get() const {
-    if constexpr (detail::kAtomicAccess<T>) {
-      return std::atomic_ref<T>(*data_).load(std::memory_order_acquire);
-    } else {
-      std::lock_guard g(lock_);
-      return *data_;
-    }
-  }
-  void set(const T& v) {
-    if constexpr (detail::kAtomicAccess<T>) {
-      std::atomic_ref<T>(*data_).store(v, std::memory_order_release);
-    } else {
-      std::lock_guard g(lock_);
-      *data_ = v;
-    }
-  }
-  // The RLock guarding read-modify-write sequences (Python's get_lock()).
-  [[nodiscard]] RLock& get_lock() const noexcept { return lock_; }
-  [[nodiscard]] const std::string& label() const noexcept { return label_; }
-  [[nodiscard]] ValueStats stats() const { return detail::value_stats(lock_.stats(), data_, 1); }  // a snapshot
-
- private:
-  mutable RLock lock_;
-  T* data_;
-  std::string label_;
-};
-
-template <class T>
-class Array {
-  static_assert(Shareable<T>, "Array<T> needs a trivially copyable, non-pointer T aligned to at most 64");
-
- public:
-  // `count` is the validated length from the segment's directory.
-  Array(void* body, std::size_t count, std::shared_ptr<const void> keepalive, std::string label)
-      : lock_(static_cast<detail::LockState*>(body), std::move(keepalive), label + " (its lock)"),
-        size_(count),
-        data_(reinterpret_cast<T*>(static_cast<char*>(body) + detail::kArrayDataOffset)),
-        label_(std::move(label)) {}
-
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
-  // Unchecked, like std::vector; hold get_lock() for read-modify-write.
+  // Unchecked, like std::vector.
   T& operator[](std::size_t i) noexcept { return data_[i]; }
   const T& operator[](std::size_t i) const noexcept { return data_[i]; }
   // Bounds-checked; throws OutOfRange naming the array.
   T& at(std::size_t i) {
-    if (i >= size_) throw_out_of_range(i);
+    check_index(i);
     return data_[i];
   }
   const T& at(std::size_t i) const {
-    if (i >= size_) throw_out_of_range(i);
+    check_index(i);
     return data_[i];
   }
   T* begin() noexcept { return data_; }
@@ -108,62 +143,250 @@ class Array {
   const T* begin() const noexcept { return data_; }
   const T* end() const noexcept { return data_ + size_; }
   T* data() noexcept { return data_; }
-
-  [[nodiscard]] RLock& get_lock() const noexcept { return lock_; }
-  [[nodiscard]] const std::string& label() const noexcept { return label_; }
-  // A read-only snapshot of the first max_elements elements (ipckit/stats.hpp).
-  [[nodiscard]] ValueStats stats(std::size_t max_elements = SIZE_MAX) const {
-    return detail::value_stats(lock_.stats(), data_, size_, max_elements);
+  const T* data() const noexcept { return data_; }
+  // The whole array (Python's get_obj() / a[:]) as a view of the shared elements.
+  std::span<T> span() noexcept { return {data_, size_}; }
+  std::span<const T> span() const noexcept { return {data_, size_}; }
+  // Elements [offset, offset + count) (to the end by default: a[offset:]);
+  // throws OutOfRange naming the array unless the range lies inside it.
+  std::span<T> subspan(std::size_t offset, std::size_t count = std::dynamic_extent) {
+    return span().subspan(offset, checked_count(offset, count));
   }
+  std::span<const T> subspan(std::size_t offset, std::size_t count = std::dynamic_extent) const {
+    return span().subspan(offset, checked_count(offset, count));
+  }
+  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+
+ protected:
+  Elements(T* data, std::size_t count, std::string label) : data_(data), size_(count), label_(std::move(label)) {}
 
  private:
-  [[noreturn]] void throw_out_of_range(std::size_t i) const {
-    throw OutOfRange(label_, label_ + ": index " + std::to_string(i) + " is out of range (size " +
-                                 std::to_string(size_) + "); use an index below size()");
+  void check_index(std::size_t i) const {
+    if (i >= size_)
+      throw OutOfRange(label_, label_ + ": index " + std::to_string(i) + " is out of range (size " +
+                                   std::to_string(size_) + "); use an index below size()");
   }
-  mutable RLock lock_;
+  std::size_t checked_count(std::size_t offset, std::size_t count) const {
+    if (offset <= size_ && count == std::dynamic_extent) return size_ - offset;
+    if (offset <= size_ && count <= size_ - offset) return count;
+    throw OutOfRange(label_, label_ + ": elements [" + std::to_string(offset) + ", " + std::to_string(offset) +
+                                 " + " + std::to_string(count) + ") are out of range (size " + std::to_string(size_) +
+                                 "); use a range inside 0.." + std::to_string(size_));
+  }
+  T* data_;
   std::size_t size_;
+  std::string label_;
+};
+}  // namespace detail
+
+template <class T, class L>
+class Value {
+  static_assert(Shareable<T>, "Value<T> needs a trivially copyable, non-pointer T aligned to at most 64");
+  static_assert(ValueLock<L>, "a Value is guarded by an ipckit::Lock or ipckit::RLock");
+
+ public:
+  // `data` lies in the segment that `lock` keeps mapped.
+  Value(T* data, L lock, std::string label) : lock_(std::move(lock)), data_(data), label_(std::move(label)) {}
+
+  [[nodiscard]] T get() const {
+    if constexpr (detail::kAtomicAccess<T>) {
+      return std::atomic_ref<T>(*data_).load(std::memory_order_acquire);
+    } else {
+      if (lock_.held_by_me()) return *data_;
+      std::lock_guard g(lock_);
+      return *data_;
+    }
+  }
+  void set(const T& v) {
+    if constexpr (detail::kAtomicAccess<T>) {
+      std::atomic_ref<T>(*data_).store(v, std::memory_order_release);
+    } else if (lock_.held_by_me()) {
+      *data_ = v;
+    } else {
+      std::lock_guard g(lock_);
+      *data_ = v;
+    }
+  }
+  // The lock guarding read-modify-write sequences (Python's get_lock()): the
+  // value's own RLock, or the Lock/RLock it was bound to.
+  [[nodiscard]] L& get_lock() const noexcept { return lock_; }
+  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] ValueStats stats() const { return detail::value_stats(lock_.stats(), data_, 1); }  // a snapshot
+
+ private:
+  mutable L lock_;
   T* data_;
   std::string label_;
 };
 
+// Python's RawValue: no lock. get()/set() are plain reads and writes.
 template <class T>
-Value<T> Segment::value(std::string_view name) {
-  static_assert(Shareable<T>, "Value<T> needs a trivially copyable, non-pointer T aligned to at most 64");
-  detail::ObjectSpec spec{ObjectKind::Value, typeid(T).name(), sizeof(T), alignof(T), 1,
-                          detail::kValueLayout, detail::kValueDataOffset + sizeof(T)};
-  return Value<T>(find_or_create(name, spec), keepalive(), label(ObjectKind::Value, name));
+class RawValue {
+  static_assert(Shareable<T>, "RawValue<T> needs a trivially copyable, non-pointer T aligned to at most 64");
+
+ public:
+  RawValue(T* data, std::shared_ptr<const void> keepalive, std::string label)
+      : keep_(std::move(keepalive)), data_(data), label_(std::move(label)) {}
+
+  [[nodiscard]] T get() const noexcept { return *data_; }
+  void set(const T& v) noexcept { *data_ = v; }
+  // The shared value in place (a struct's fields: v.ref().x = 1).
+  T& ref() noexcept { return *data_; }
+  const T& ref() const noexcept { return *data_; }
+  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] ValueStats stats() const { return detail::value_stats(std::nullopt, data_, 1); }  // a snapshot
+
+ private:
+  std::shared_ptr<const void> keep_;
+  T* data_;
+  std::string label_;
+};
+
+template <class T, class L>
+class Array : public detail::Elements<T> {
+  static_assert(Shareable<T>, "Array<T> needs a trivially copyable, non-pointer T aligned to at most 64");
+  static_assert(ValueLock<L>, "an Array is guarded by an ipckit::Lock or ipckit::RLock");
+
+ public:
+  // `count` is the validated length from the segment's directory; `data`
+  // lies in the segment that `lock` keeps mapped.
+  Array(T* data, std::size_t count, L lock, std::string label)
+      : detail::Elements<T>(data, count, std::move(label)), lock_(std::move(lock)) {}
+
+  // Hold it for read-modify-write (Python's get_lock()).
+  [[nodiscard]] L& get_lock() const noexcept { return lock_; }
+  // A read-only snapshot of the first max_elements elements (ipckit/stats.hpp).
+  [[nodiscard]] ValueStats stats(std::size_t max_elements = SIZE_MAX) const {
+    return detail::value_stats(lock_.stats(), this->data(), this->size(), max_elements);
+  }
+
+ private:
+  mutable L lock_;
+};
+
+// Python's RawArray: no lock.
+template <class T>
+class RawArray : public detail::Elements<T> {
+  static_assert(Shareable<T>, "RawArray<T> needs a trivially copyable, non-pointer T aligned to at most 64");
+
+ public:
+  RawArray(T* data, std::size_t count, std::shared_ptr<const void> keepalive, std::string label)
+      : detail::Elements<T>(data, count, std::move(label)), keep_(std::move(keepalive)) {}
+  [[nodiscard]] ValueStats stats(std::size_t max_elements = SIZE_MAX) const {
+    return detail::value_stats(std::nullopt, this->data(), this->size(), max_elements);
+  }
+
+ private:
+  std::shared_ptr<const void> keep_;
+};
+
+// ---------------------------------------------------------------- factories
+
+namespace detail {
+template <class T>
+T* data_at(void* body, const DataSpec& spec) noexcept {
+  return reinterpret_cast<T*>(static_cast<char*>(body) + data_offset(spec.kind, spec.guard));
+}
+}  // namespace detail
+
+// The data of a Value or Array and its lock: without `lock`, the object's
+// own RLock (L is RLock); with it, bound to it.
+template <class T, class L>
+std::pair<T*, L> Segment::bind_guarded(std::string_view name, ObjectKind kind, std::size_t count, const T* initial,
+                                       const L* lock) {
+  auto spec = detail::data_spec<T>(kind, count, lock ? detail::Guard::Bound : detail::Guard::Own, initial);
+  if (lock != nullptr) spec.lock = lock->s_;
+  void* body = bind_data(name, spec);
+  T* data = detail::data_at<T>(body, spec);
+  if (lock != nullptr) return {data, *lock};
+  return {data, L(static_cast<detail::LockState*>(body), keepalive(), label(kind, name) + " (its lock)")};
+}
+
+template <class T, class L>
+Value<T, L> Segment::make_value(std::string_view name, const T* initial, const L* lock) {
+  auto [data, guard] = bind_guarded<T>(name, ObjectKind::Value, 1, initial, lock);
+  return Value<T, L>(data, std::move(guard), label(ObjectKind::Value, name));
+}
+
+template <class T, class L>
+Array<T, L> Segment::make_array(std::string_view name, std::size_t count, const T* initial, const L* lock) {
+  auto [data, guard] = bind_guarded<T>(name, ObjectKind::Array, count, initial, lock);
+  return Array<T, L>(data, count, std::move(guard), label(ObjectKind::Array, name));
 }
 
 template <class T>
+RawValue<T> Segment::make_raw_value(std::string_view name, const T* initial) {
+  const auto spec = detail::data_spec<T>(ObjectKind::Value, 1, detail::Guard::Raw, initial);
+  return RawValue<T>(detail::data_at<T>(bind_data(name, spec), spec), keepalive(), label(ObjectKind::Value, name));
+}
+
+template <class T>
+RawArray<T> Segment::make_raw_array(std::string_view name, std::size_t count, const T* initial) {
+  const auto spec = detail::data_spec<T>(ObjectKind::Array, count, detail::Guard::Raw, initial);
+  return RawArray<T>(detail::data_at<T>(bind_data(name, spec), spec), count, keepalive(),
+                     label(ObjectKind::Array, name));
+}
+
+template <class T>
+Value<T> Segment::value(std::string_view name) {
+  return make_value<T, RLock>(name, nullptr, nullptr);
+}
+template <class T>
 Value<T> Segment::value(std::string_view name, const T& initial) {
-  static_assert(Shareable<T>, "Value<T> needs a trivially copyable, non-pointer T aligned to at most 64");
-  detail::ObjectSpec spec{ObjectKind::Value, typeid(T).name(), sizeof(T), alignof(T), 1,
-                          detail::kValueLayout, detail::kValueDataOffset + sizeof(T)};
-  spec.init = [](void* body, const void* arg) {
-    std::memcpy(static_cast<char*>(body) + detail::kValueDataOffset, arg, sizeof(T));
-  };
-  spec.init_arg = &initial;
-  return Value<T>(find_or_create(name, spec), keepalive(), label(ObjectKind::Value, name));
+  return make_value<T, RLock>(name, &initial, nullptr);
+}
+template <class T, ValueLock L>
+Value<T, L> Segment::value(std::string_view name, const L& lock) {
+  return make_value<T, L>(name, nullptr, &lock);
+}
+template <class T, ValueLock L>
+Value<T, L> Segment::value(std::string_view name, const T& initial, const L& lock) {
+  return make_value<T, L>(name, &initial, &lock);
+}
+template <class T>
+RawValue<T> Segment::raw_value(std::string_view name) {
+  return make_raw_value<T>(name, nullptr);
+}
+template <class T>
+RawValue<T> Segment::raw_value(std::string_view name, const T& initial) {
+  return make_raw_value<T>(name, &initial);
 }
 
 template <class T>
 Array<T> Segment::array(std::string_view name, std::size_t count) {
-  static_assert(Shareable<T>, "Array<T> needs a trivially copyable, non-pointer T aligned to at most 64");
-  if (count == 0)
-    throw InvalidArgument(std::string(name), label(ObjectKind::Array, name) + ": an array needs at least one element");
-  if (count > (std::uint64_t{1} << 40) / sizeof(T))
-    throw InvalidArgument(std::string(name), label(ObjectKind::Array, name) + ": " + std::to_string(count) +
-                                                 " elements is too many for any segment");
-  detail::ObjectSpec spec{ObjectKind::Array, typeid(T).name(), sizeof(T), alignof(T), count,
-                          detail::kArrayLayout, detail::kArrayDataOffset + sizeof(T) * count};
-  spec.init = [](void* body, const void* arg) {
-    *reinterpret_cast<std::uint64_t*>(static_cast<char*>(body) + sizeof(detail::LockState)) =
-        *static_cast<const std::uint64_t*>(arg);
-  };
-  const std::uint64_t n = count;
-  spec.init_arg = &n;
-  return Array<T>(find_or_create(name, spec), count, keepalive(), label(ObjectKind::Array, name));
+  return make_array<T, RLock>(name, count, nullptr, nullptr);
+}
+template <class T>
+Array<T> Segment::array(std::string_view name, std::span<const T> values) {
+  return make_array<T, RLock>(name, values.size(), values.data(), nullptr);
+}
+template <class T>
+Array<T> Segment::array(std::string_view name, std::initializer_list<T> values) {
+  return make_array<T, RLock>(name, values.size(), values.begin(), nullptr);
+}
+template <class T, ValueLock L>
+Array<T, L> Segment::array(std::string_view name, std::size_t count, const L& lock) {
+  return make_array<T, L>(name, count, nullptr, &lock);
+}
+template <class T, ValueLock L>
+Array<T, L> Segment::array(std::string_view name, std::span<const T> values, const L& lock) {
+  return make_array<T, L>(name, values.size(), values.data(), &lock);
+}
+template <class T, ValueLock L>
+Array<T, L> Segment::array(std::string_view name, std::initializer_list<T> values, const L& lock) {
+  return make_array<T, L>(name, values.size(), values.begin(), &lock);
+}
+template <class T>
+RawArray<T> Segment::raw_array(std::string_view name, std::size_t count) {
+  return make_raw_array<T>(name, count, nullptr);
+}
+template <class T>
+RawArray<T> Segment::raw_array(std::string_view name, std::span<const T> values) {
+  return make_raw_array<T>(name, values.size(), values.data());
+}
+template <class T>
+RawArray<T> Segment::raw_array(std::string_view name, std::initializer_list<T> values) {
+  return make_raw_array<T>(name, values.size(), values.begin());
 }
 
 }  // namespace ipckit
