@@ -1,5 +1,5 @@
 // Condition: every waiter holds a slot of a table in the shared state and a
-// notification is handed to one slot by CAS (see detail/condition_slots.hpp).
+// notification is handed to one slot by CAS (see detail/condition_state.hpp).
 #include "ipckit/condition.hpp"
 
 #include <algorithm>
@@ -7,10 +7,16 @@
 #include <string>
 
 #include "ipckit/error.hpp"
+#include "ipckit/segment.hpp"
 
 namespace ipckit {
 namespace detail {
 namespace {
+
+constexpr std::chrono::milliseconds kConditionTick{50};   // a sleeper's liveness tick
+constexpr std::chrono::milliseconds kConditionSweep{50};  // at most one sweep per this
+
+std::uint32_t notify_slots(ConditionState& s, std::uint32_t before, std::uint32_t n, bool check_alive) noexcept;
 
 std::int64_t steady_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -61,8 +67,9 @@ bool hand_over(ConditionSlot& slot, std::uint32_t& seen, std::uint32_t before) n
   return true;
 }
 
-}  // namespace
-
+// Hands up to `n` notifications to the longest-waiting slots whose ticket is
+// before `before`; with `check_alive`, skips (and reclaims) dead owners.
+// Returns how many were handed out.
 std::uint32_t notify_slots(ConditionState& s, std::uint32_t before, std::uint32_t n, bool check_alive) noexcept {
   const std::uint32_t used = used_slots(s);
   std::uint32_t handed = 0;
@@ -107,6 +114,8 @@ std::uint32_t notify_slots(ConditionState& s, std::uint32_t before, std::uint32_
   return handed;
 }
 
+// Passes on the notifications that dead waiters were given, at most once per
+// kConditionSweep over all callers.
 void sweep_dead_notified(ConditionState& s) noexcept {
   // One sweeper per interval, whoever ticks first. A corrupt (future) stamp
   // must not stop the sweeps: only a recent past one defers them.
@@ -126,6 +135,8 @@ void sweep_dead_notified(ConditionState& s) noexcept {
   }
 }
 
+// Frees the slots of every dead owner (passing on their notifications);
+// for a waiter that found the table full.
 void reclaim_dead_slots(ConditionState& s) noexcept {
   for (ConditionSlot& slot : s.slot) {
     const std::uint32_t tid = slot.tid.load(std::memory_order_acquire);
@@ -138,6 +149,7 @@ void reclaim_dead_slots(ConditionState& s) noexcept {
   }
 }
 
+}  // namespace
 }  // namespace detail
 
 Condition::Condition(detail::ConditionState* s, detail::LockState* lock, bool reentrant,
@@ -293,5 +305,30 @@ void Condition::notify(int n) noexcept {
 }
 
 void Condition::notify_all() noexcept { notify_n(UINT32_MAX); }
+
+// ------------------------------------------------------------------ opening
+
+Condition Segment::condition(std::string_view name) { return bind_condition(name, nullptr, false); }
+Condition Segment::condition(std::string_view name, const Lock& lock) { return bind_condition(name, lock.s_, false); }
+Condition Segment::condition(std::string_view name, const RLock& lock) { return bind_condition(name, lock.s_, true); }
+
+// The offset of the bound lock is the entry's count, so a process binding
+// the name to another lock gets TypeMismatch (0: the condition's own lock).
+Condition Segment::bind_condition(std::string_view name, detail::LockState* lock, bool reentrant) {
+  std::uint64_t offset = 0;
+  if (lock != nullptr) {
+    const auto at = offset_of(lock);
+    if (!at)
+      throw InvalidArgument(std::string(name), label(ObjectKind::Condition, name) +
+                                                   ": its lock must live in the same segment; open the lock from '" +
+                                                   this->name() + "'");
+    offset = *at;
+  }
+  const auto spec = detail::state_spec<detail::ConditionState>(ObjectKind::Condition, "ipckit::Condition",
+                                                               detail::kConditionLayout, offset);
+  auto* s = static_cast<detail::ConditionState*>(find_or_create(name, spec));
+  return Condition(s, lock != nullptr ? lock : &s->own_lock, reentrant, keepalive(),
+                   label(ObjectKind::Condition, name));
+}
 
 }  // namespace ipckit

@@ -4,6 +4,7 @@
 
 #include "ipckit/error.hpp"
 #include "ipckit/lock.hpp"
+#include "ipckit/segment.hpp"
 
 namespace ipckit::detail {
 namespace {
@@ -138,3 +139,18 @@ void LockHandle::throw_not_owner(const char* action) const {
 }
 
 }  // namespace ipckit::detail
+
+namespace ipckit {
+
+Lock Segment::lock(std::string_view name) {
+  const auto spec = detail::state_spec<detail::LockState>(ObjectKind::Lock, "ipckit::Lock", detail::kLockLayout);
+  return Lock(static_cast<detail::LockState*>(find_or_create(name, spec)), keepalive(), label(ObjectKind::Lock, name));
+}
+
+RLock Segment::rlock(std::string_view name) {
+  const auto spec = detail::state_spec<detail::LockState>(ObjectKind::RLock, "ipckit::RLock", detail::kLockLayout);
+  return RLock(static_cast<detail::LockState*>(find_or_create(name, spec)), keepalive(),
+               label(ObjectKind::RLock, name));
+}
+
+}  // namespace ipckit

@@ -449,6 +449,12 @@ std::size_t Segment::free_bytes() const noexcept {
 }
 std::shared_ptr<const void> Segment::keepalive() const noexcept { return impl_; }
 
+std::optional<std::uint64_t> Segment::offset_of(const void* p) const noexcept {
+  const auto* c = static_cast<const char*>(p);
+  if (c < impl_->base_ || c >= impl_->base_ + impl_->size_) return std::nullopt;
+  return static_cast<std::uint64_t>(c - impl_->base_);
+}
+
 std::string Segment::label(ObjectKind kind, std::string_view name) const {
   return std::string(noun(kind)) + " '" + std::string(name) + "' in segment '" + impl_->name_ + "'";
 }
@@ -586,89 +592,13 @@ void* Segment::find_or_create(std::string_view name, const detail::ObjectSpec& s
   return body;
 }
 
-namespace {
-template <class State>
-detail::ObjectSpec plain_spec(ObjectKind kind, const char* type_name, std::uint64_t count = 1) {
-  return detail::ObjectSpec{kind, type_name, sizeof(State), alignof(State), count, 1, sizeof(State)};
-}
-}  // namespace
-
-Lock Segment::lock(std::string_view name) {
-  auto spec = plain_spec<detail::LockState>(ObjectKind::Lock, "ipckit::Lock");
-  return Lock(static_cast<detail::LockState*>(find_or_create(name, spec)), keepalive(), label(ObjectKind::Lock, name));
-}
-
-RLock Segment::rlock(std::string_view name) {
-  auto spec = plain_spec<detail::LockState>(ObjectKind::RLock, "ipckit::RLock");
-  return RLock(static_cast<detail::LockState*>(find_or_create(name, spec)), keepalive(), label(ObjectKind::RLock, name));
-}
-
-Condition Segment::condition(std::string_view name) { return bind_condition(name, nullptr, false); }
-Condition Segment::condition(std::string_view name, const Lock& lock) { return bind_condition(name, lock.s_, false); }
-Condition Segment::condition(std::string_view name, const RLock& lock) { return bind_condition(name, lock.s_, true); }
-
-// The offset of the bound lock is the entry's count, so a process binding
-// the name to another lock gets TypeMismatch (0: the condition's own lock).
-Condition Segment::bind_condition(std::string_view name, detail::LockState* lock, bool reentrant) {
-  std::uint64_t offset = 0;
-  if (lock != nullptr) {
-    const char* p = reinterpret_cast<const char*>(lock);
-    if (p < impl_->base_ || p >= impl_->base_ + impl_->size_)
-      throw InvalidArgument(std::string(name), label(ObjectKind::Condition, name) +
-                                                   ": its lock must live in the same segment; open the lock from '" +
-                                                   impl_->name_ + "'");
-    offset = static_cast<std::uint64_t>(p - impl_->base_);
-  }
-  auto spec = plain_spec<detail::ConditionState>(ObjectKind::Condition, "ipckit::Condition", offset);
-  spec.layout_version = 2;  // 2: the waiter table (notify(n) wakes n)
-  auto* s = static_cast<detail::ConditionState*>(find_or_create(name, spec));
-  return Condition(s, lock != nullptr ? lock : &s->own_lock, reentrant, keepalive(), label(ObjectKind::Condition, name));
-}
-
-Semaphore Segment::semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options) {
-  return make_semaphore(name, initial, false, options);
-}
-Semaphore Segment::bounded_semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options) {
-  return make_semaphore(name, initial, true, options);
-}
-
-Semaphore Segment::make_semaphore(std::string_view name, std::uint32_t initial, bool bounded, SemaphoreOptions options) {
-  const ObjectKind kind = bounded ? ObjectKind::BoundedSemaphore : ObjectKind::Semaphore;
-  if (initial > (1u << 30))
-    throw InvalidArgument(std::string(name), label(kind, name) + ": initial value " + std::to_string(initial) +
-                                                 " is too large; use at most 2^30");
-  // Tracked and untracked semaphores are different types: mixing them up is a TypeMismatch.
-  auto spec = plain_spec<detail::SemaphoreState>(
-      kind, options.track_holders ? "ipckit::Semaphore(tracked)" : "ipckit::Semaphore", initial);
-  // Layout 2: a tracked semaphore's count and holders change under its table
-  // lock; a program built with the older protocol gets TypeMismatch, not a
-  // silent mix of the two.
-  if (options.track_holders) spec.layout_version = 2;
-  struct Init { std::uint32_t initial; bool bounded; bool tracked; } init{initial, bounded, options.track_holders};
-  spec.init = [](void* body, const void* arg) {
-    const auto& i = *static_cast<const Init*>(arg);
-    auto* st = static_cast<detail::SemaphoreState*>(body);
-    st->count.store(i.initial, std::memory_order_relaxed);
-    st->initial = i.initial;
-    st->bounded = i.bounded ? 1 : 0;
-    st->track_holders = i.tracked ? 1 : 0;
-  };
-  spec.init_arg = &init;
-  return Semaphore(static_cast<detail::SemaphoreState*>(find_or_create(name, spec)), keepalive(), label(kind, name));
-}
-
-Event Segment::event(std::string_view name) {
-  auto spec = plain_spec<detail::EventState>(ObjectKind::Event, "ipckit::Event");
-  return Event(static_cast<detail::EventState*>(find_or_create(name, spec)), keepalive(), label(ObjectKind::Event, name));
-}
-
 Barrier Segment::barrier(std::string_view name, std::uint32_t parties) {
   if (parties < 1 || parties > detail::kBarrierMaxParties)
     throw InvalidArgument(std::string(name), label(ObjectKind::Barrier, name) + ": " + std::to_string(parties) +
                                                  " parties is out of range; use 1 to " +
                                                  std::to_string(detail::kBarrierMaxParties));
-  auto spec = plain_spec<detail::BarrierState>(ObjectKind::Barrier, "ipckit::Barrier", parties);
-  spec.layout_version = 2;  // 2: rounds are sealed by their last arrival
+  // Layout 2: rounds are sealed by their last arrival.
+  auto spec = detail::state_spec<detail::BarrierState>(ObjectKind::Barrier, "ipckit::Barrier", 2, parties);
   spec.init = [](void* body, const void* arg) {
     static_cast<detail::BarrierState*>(body)->parties = *static_cast<const std::uint32_t*>(arg);
   };

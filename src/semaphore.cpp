@@ -14,6 +14,7 @@
 
 #include "ipckit/detail/side_lock.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/segment.hpp"
 
 namespace ipckit {
 namespace {
@@ -206,6 +207,40 @@ bool Semaphore::reclaim_dead_holders(detail::Deadline deadline) {
   if (back != 0 && detail::must_wake(s_->sleepers))
     detail::wake_sleepers(s_->count, s_->sleepers, static_cast<int>(back));
   return true;
+}
+
+// ------------------------------------------------------------------ opening
+
+Semaphore Segment::semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options) {
+  return make_semaphore(name, initial, false, options);
+}
+Semaphore Segment::bounded_semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options) {
+  return make_semaphore(name, initial, true, options);
+}
+
+Semaphore Segment::make_semaphore(std::string_view name, std::uint32_t initial, bool bounded,
+                                  SemaphoreOptions options) {
+  const ObjectKind kind = bounded ? ObjectKind::BoundedSemaphore : ObjectKind::Semaphore;
+  if (initial > detail::kSemaphoreMaxInitial)
+    throw InvalidArgument(std::string(name), label(kind, name) + ": initial value " + std::to_string(initial) +
+                                                 " is too large; use at most 2^30");
+  // Tracked and untracked semaphores are different types: mixing them up is a TypeMismatch.
+  auto spec = options.track_holders
+                  ? detail::state_spec<detail::SemaphoreState>(kind, "ipckit::Semaphore(tracked)",
+                                                               detail::kTrackedSemaphoreLayout, initial)
+                  : detail::state_spec<detail::SemaphoreState>(kind, "ipckit::Semaphore", detail::kSemaphoreLayout,
+                                                               initial);
+  struct Init { std::uint32_t initial; bool bounded; bool tracked; } init{initial, bounded, options.track_holders};
+  spec.init = [](void* body, const void* arg) {
+    const auto& i = *static_cast<const Init*>(arg);
+    auto* st = static_cast<detail::SemaphoreState*>(body);
+    st->count.store(i.initial, std::memory_order_relaxed);
+    st->initial = i.initial;
+    st->bounded = i.bounded ? 1 : 0;
+    st->track_holders = i.tracked ? 1 : 0;
+  };
+  spec.init_arg = &init;
+  return Semaphore(static_cast<detail::SemaphoreState*>(find_or_create(name, spec)), keepalive(), label(kind, name));
 }
 
 }  // namespace ipckit

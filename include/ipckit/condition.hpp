@@ -21,7 +21,7 @@
 // the caller consumed a notification, false when its time ran out. A waiter
 // killed in its wait costs nobody a notification: one it had been given and
 // not consumed is passed on to another waiter within about 0.1 s (see
-// detail/condition_slots.hpp for how, and for what happens beyond 256
+// detail/condition_state.hpp for how, and for what happens beyond 256
 // simultaneous waiters). A holder killed with the lock held is handled as
 // for Lock: the next one to take it (a notifier, or a waiter on its way out
 // of wait()) gets it and sees `owner_died()`.
@@ -34,7 +34,7 @@
 #include <memory>
 #include <string>
 
-#include "ipckit/detail/condition_slots.hpp"
+#include "ipckit/detail/condition_state.hpp"
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/lock_state.hpp"
 #include "ipckit/lock.hpp"

@@ -22,17 +22,10 @@
 #include <memory>
 #include <string>
 
+#include "ipckit/detail/event_state.hpp"
 #include "ipckit/detail/futex.hpp"
 
 namespace ipckit {
-
-namespace detail {
-struct alignas(64) EventState {
-  std::atomic<std::uint32_t> flag{0};
-  std::atomic<std::uint32_t> seq{0};       // futex word: bumped by set()
-  std::atomic<std::uint32_t> sleepers{0};
-};
-}  // namespace detail
 
 class Event {
  public:

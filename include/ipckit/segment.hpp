@@ -167,6 +167,12 @@ struct ObjectSpec {
   void (*init)(void* body, const void* arg) = nullptr;
   const void* init_arg = nullptr;
 };
+
+// The spec of an object that is one State struct (a lock, an event, ...).
+template <class State>
+ObjectSpec state_spec(ObjectKind kind, const char* type_name, std::uint32_t layout, std::uint64_t count = 1) {
+  return ObjectSpec{kind, type_name, sizeof(State), alignof(State), count, layout, sizeof(State)};
+}
 }  // namespace detail
 
 class Segment {
@@ -244,6 +250,8 @@ class Segment {
 
  private:
   explicit Segment(std::shared_ptr<detail::SegmentImpl> impl) : impl_(std::move(impl)) {}
+  // Where `p` lies in this segment's mapping, if it does.
+  [[nodiscard]] std::optional<std::uint64_t> offset_of(const void* p) const noexcept;
   Condition bind_condition(std::string_view name, detail::LockState* lock, bool reentrant);
   Semaphore make_semaphore(std::string_view name, std::uint32_t initial, bool bounded, SemaphoreOptions options);
   std::shared_ptr<detail::SegmentImpl> impl_;

@@ -23,6 +23,9 @@
 
 namespace ipckit::detail {
 
+// Checked whenever a process opens a Lock or RLock: change it with the layout.
+inline constexpr std::uint32_t kLockLayout = 1;
+
 inline constexpr std::uint32_t kLockWaiters = 0x8000'0000u;
 inline constexpr std::uint32_t kLockTidMask = 0x3fff'ffffu;
 inline constexpr std::chrono::milliseconds kLivenessInterval{25};
