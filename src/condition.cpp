@@ -7,7 +7,7 @@
 #include <string>
 
 #include "ipckit/error.hpp"
-#include "ipckit/segment.hpp"
+#include "ipckit/detail/segment_access.hpp"
 
 namespace ipckit {
 namespace detail {
@@ -159,8 +159,8 @@ Condition::Condition(detail::ConditionState* s, detail::LockState* lock, bool re
       reentrant_(reentrant),
       keep_(std::move(keepalive)),
       label_(std::move(label)),
-      plain_(lock, keep_, label_ + " (its lock)"),
-      rlock_(lock, keep_, label_ + " (its lock)") {}
+      plain_(detail::SegmentAccess::make<Lock>(lock, keep_, label_ + " (its lock)")),
+      rlock_(detail::SegmentAccess::make<RLock>(lock, keep_, label_ + " (its lock)")) {}
 
 void Condition::lock() {
   if (reentrant_) rlock_.lock();
@@ -283,7 +283,8 @@ bool Condition::wait_by(detail::Deadline deadline) {
   else end = sleep_in_overflow(e, deadline) ? WaitEnd::Notified : WaitEnd::TimedOut;
   // Re-acquire without a deadline, as Python does; a dead holder's lock is
   // taken over and reported through owner_died().
-  if (!detail::try_lock_fast(*lock_, me)) detail::lock_slow(*lock_, me, detail::Deadline::never(), reentrant_, label_.c_str());
+  if (!detail::try_lock_fast(*lock_, me))
+    detail::lock_slow(*lock_, me, detail::Deadline::never(), reentrant_, label_.c_str());
   lock_->depth = depth;
   if (end == WaitEnd::Corrupt)
     throw_corrupt("waiter slot " + std::to_string(e.slot) + " changed into something no waiter or notifier writes");
@@ -308,27 +309,39 @@ void Condition::notify_all() noexcept { notify_n(UINT32_MAX); }
 
 // ------------------------------------------------------------------ opening
 
-Condition Segment::condition(std::string_view name) { return bind_condition(name, nullptr, false); }
-Condition Segment::condition(std::string_view name, const Lock& lock) { return bind_condition(name, lock.s_, false); }
-Condition Segment::condition(std::string_view name, const RLock& lock) { return bind_condition(name, lock.s_, true); }
+namespace {
 
 // The offset of the bound lock is the entry's count, so a process binding
 // the name to another lock gets TypeMismatch (0: the condition's own lock).
-Condition Segment::bind_condition(std::string_view name, detail::LockState* lock, bool reentrant) {
+Condition open_condition(Segment& seg, std::string_view name, detail::LockState* lock, bool reentrant) {
+  using detail::SegmentAccess;
   std::uint64_t offset = 0;
   if (lock != nullptr) {
-    const auto at = offset_of(lock);
+    const auto at = SegmentAccess::offset_of(seg, lock);
     if (!at)
-      throw InvalidArgument(std::string(name), label(ObjectKind::Condition, name) +
+      throw InvalidArgument(std::string(name), SegmentAccess::label(seg, ObjectKind::Condition, name) +
                                                    ": its lock must live in the same segment; open the lock from '" +
-                                                   this->name() + "'");
+                                                   seg.name() + "'");
     offset = *at;
   }
   const auto spec = detail::state_spec<detail::ConditionState>(ObjectKind::Condition, "ipckit::Condition",
                                                                detail::kConditionLayout, offset);
-  auto* s = static_cast<detail::ConditionState*>(find_or_create(name, spec));
-  return Condition(s, lock != nullptr ? lock : &s->own_lock, reentrant, keepalive(),
-                   label(ObjectKind::Condition, name));
+  auto* s = static_cast<detail::ConditionState*>(SegmentAccess::find_or_create(seg, name, spec));
+  return SegmentAccess::make<Condition>(s, lock != nullptr ? lock : &s->own_lock, reentrant,
+                                        SegmentAccess::keepalive(seg),
+                                        SegmentAccess::label(seg, ObjectKind::Condition, name));
+}
+
+}  // namespace
+
+Condition Segment::condition(std::string_view name) { return open_condition(*this, name, nullptr, false); }
+
+Condition Segment::condition(std::string_view name, const Lock& lock) {
+  return open_condition(*this, name, detail::SegmentAccess::state_of(lock), false);
+}
+
+Condition Segment::condition(std::string_view name, const RLock& lock) {
+  return open_condition(*this, name, detail::SegmentAccess::state_of(lock), true);
 }
 
 }  // namespace ipckit

@@ -3,7 +3,7 @@
 
 #include <climits>
 
-#include "ipckit/segment.hpp"
+#include "ipckit/detail/segment_access.hpp"
 
 namespace ipckit {
 
@@ -19,8 +19,7 @@ bool Event::wait_by(detail::Deadline deadline) {
 
 Event Segment::event(std::string_view name) {
   const auto spec = detail::state_spec<detail::EventState>(ObjectKind::Event, "ipckit::Event", detail::kEventLayout);
-  return Event(static_cast<detail::EventState*>(find_or_create(name, spec)), keepalive(),
-               label(ObjectKind::Event, name));
+  return detail::SegmentAccess::open<Event, detail::EventState>(*this, name, spec);
 }
 
 }  // namespace ipckit

@@ -4,7 +4,7 @@
 
 #include "ipckit/error.hpp"
 #include "ipckit/lock.hpp"
-#include "ipckit/segment.hpp"
+#include "ipckit/detail/segment_access.hpp"
 
 namespace ipckit::detail {
 namespace {
@@ -133,7 +133,8 @@ void LockHandle::mark_consistent() {
 
 void LockHandle::throw_not_owner(const char* action) const {
   std::string state = "it is not locked";
-  if (auto h = holder()) state = "it is held by pid " + std::to_string(h->pid) + " (thread " + std::to_string(h->tid) + ")";
+  if (auto h = holder())
+    state = "it is held by pid " + std::to_string(h->pid) + " (thread " + std::to_string(h->tid) + ")";
   throw NotOwner(label_, label_ + ": cannot " + action + " from thread " + std::to_string(this_thread().tid) +
                              ": " + state + "; only the holder may unlock it");
 }
@@ -144,13 +145,12 @@ namespace ipckit {
 
 Lock Segment::lock(std::string_view name) {
   const auto spec = detail::state_spec<detail::LockState>(ObjectKind::Lock, "ipckit::Lock", detail::kLockLayout);
-  return Lock(static_cast<detail::LockState*>(find_or_create(name, spec)), keepalive(), label(ObjectKind::Lock, name));
+  return detail::SegmentAccess::open<Lock, detail::LockState>(*this, name, spec);
 }
 
 RLock Segment::rlock(std::string_view name) {
   const auto spec = detail::state_spec<detail::LockState>(ObjectKind::RLock, "ipckit::RLock", detail::kLockLayout);
-  return RLock(static_cast<detail::LockState*>(find_or_create(name, spec)), keepalive(),
-               label(ObjectKind::RLock, name));
+  return detail::SegmentAccess::open<RLock, detail::LockState>(*this, name, spec);
 }
 
 }  // namespace ipckit

@@ -1,6 +1,8 @@
 // Segments: creation, opening, validation and the object directory.
 #include "ipckit/segment.hpp"
 
+#include "ipckit/detail/segment_access.hpp"
+
 #include <dirent.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -495,7 +497,7 @@ const void* Segment::object_body(std::string_view name, ObjectInfo* info) const 
 
 std::optional<LockHolder> Segment::holder_of(std::string_view name) const {
   auto* body = const_cast<void*>(object_body(name));
-  Lock view(static_cast<detail::LockState*>(body), keepalive(), std::string(name));
+  auto view = detail::SegmentAccess::make<Lock>(static_cast<detail::LockState*>(body), keepalive(), std::string(name));
   return view.holder();
 }
 
@@ -548,7 +550,8 @@ void* Segment::find_or_create(std::string_view name, const detail::ObjectSpec& s
 
   // Create under the directory lock. A creator killed here leaves at worst
   // leaked heap space and an unpublished entry: the count is published last.
-  Lock dir(&h.directory_lock, keepalive(), "directory of " + detail::seg_label(impl_->name_));
+  auto dir = detail::SegmentAccess::make<Lock>(&h.directory_lock, keepalive(),
+                                               "directory of " + detail::seg_label(impl_->name_));
   lock_directory(dir, label(spec.kind, name));
   std::lock_guard guard(dir, std::adopt_lock);
   const Lookup l = look_up(*impl_, name);

@@ -14,7 +14,7 @@
 
 #include "ipckit/detail/side_lock.hpp"
 #include "ipckit/error.hpp"
-#include "ipckit/segment.hpp"
+#include "ipckit/detail/segment_access.hpp"
 
 namespace ipckit {
 namespace {
@@ -211,19 +211,14 @@ bool Semaphore::reclaim_dead_holders(detail::Deadline deadline) {
 
 // ------------------------------------------------------------------ opening
 
-Semaphore Segment::semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options) {
-  return make_semaphore(name, initial, false, options);
-}
-Semaphore Segment::bounded_semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options) {
-  return make_semaphore(name, initial, true, options);
-}
+namespace {
 
-Semaphore Segment::make_semaphore(std::string_view name, std::uint32_t initial, bool bounded,
-                                  SemaphoreOptions options) {
+Semaphore open_semaphore(Segment& seg, std::string_view name, std::uint32_t initial, bool bounded,
+                         SemaphoreOptions options) {
   const ObjectKind kind = bounded ? ObjectKind::BoundedSemaphore : ObjectKind::Semaphore;
   if (initial > detail::kSemaphoreMaxInitial)
-    throw InvalidArgument(std::string(name), label(kind, name) + ": initial value " + std::to_string(initial) +
-                                                 " is too large; use at most 2^30");
+    throw InvalidArgument(std::string(name), detail::SegmentAccess::label(seg, kind, name) + ": initial value " +
+                                                 std::to_string(initial) + " is too large; use at most 2^30");
   // Tracked and untracked semaphores are different types: mixing them up is a TypeMismatch.
   auto spec = options.track_holders
                   ? detail::state_spec<detail::SemaphoreState>(kind, "ipckit::Semaphore(tracked)",
@@ -240,7 +235,17 @@ Semaphore Segment::make_semaphore(std::string_view name, std::uint32_t initial, 
     st->track_holders = i.tracked ? 1 : 0;
   };
   spec.init_arg = &init;
-  return Semaphore(static_cast<detail::SemaphoreState*>(find_or_create(name, spec)), keepalive(), label(kind, name));
+  return detail::SegmentAccess::open<Semaphore, detail::SemaphoreState>(seg, name, spec);
+}
+
+}  // namespace
+
+Semaphore Segment::semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options) {
+  return open_semaphore(*this, name, initial, false, options);
+}
+
+Semaphore Segment::bounded_semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options) {
+  return open_semaphore(*this, name, initial, true, options);
 }
 
 }  // namespace ipckit

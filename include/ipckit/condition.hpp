@@ -41,12 +41,12 @@
 
 namespace ipckit {
 
+namespace detail {
+class SegmentAccess;
+}
+
 class Condition {
  public:
-  // `lock` is the LockState the condition is bound to; `reentrant` when it is an RLock's.
-  Condition(detail::ConditionState* s, detail::LockState* lock, bool reentrant, std::shared_ptr<const void> keepalive,
-            std::string label);
-
   // The bound lock, so std::lock_guard / std::unique_lock work on the Condition.
   void lock();
   bool try_lock();
@@ -95,6 +95,11 @@ class Condition {
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
 
  private:
+  // Made on a state by Segment::condition() (through detail::SegmentAccess).
+  // `lock` is the LockState it is bound to; `reentrant` when it is an RLock's.
+  friend class detail::SegmentAccess;
+  Condition(detail::ConditionState* s, detail::LockState* lock, bool reentrant, std::shared_ptr<const void> keepalive,
+            std::string label);
   bool wait_by(detail::Deadline deadline);
   template <class Pred>
   bool wait_by(detail::Deadline deadline, Pred pred) {

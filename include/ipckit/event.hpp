@@ -27,11 +27,12 @@
 
 namespace ipckit {
 
+namespace detail {
+class SegmentAccess;
+}
+
 class Event {
  public:
-  Event(detail::EventState* s, std::shared_ptr<const void> keepalive, std::string label)
-      : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {}
-
   // Raises the flag and wakes every waiter. Never throws.
   void set() noexcept;
   // Lowers the flag. Never throws.
@@ -50,6 +51,10 @@ class Event {
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
 
  private:
+  // Made on a state by Segment::event() (through detail::SegmentAccess).
+  friend class detail::SegmentAccess;
+  Event(detail::EventState* s, std::shared_ptr<const void> keepalive, std::string label)
+      : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {}
   bool wait_by(detail::Deadline deadline);
   detail::EventState* s_;
   std::shared_ptr<const void> keep_;

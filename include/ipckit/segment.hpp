@@ -153,6 +153,7 @@ struct SegmentInfo {
 
 namespace detail {
 class SegmentImpl;
+class SegmentAccess;
 
 struct ObjectSpec {
   ObjectKind kind;
@@ -243,17 +244,14 @@ class Segment {
   // The lock every Value/Array/Lock/RLock object starts with (for inspection).
   [[nodiscard]] std::optional<LockHolder> holder_of(std::string_view name) const;
 
-  // Lower-level entry point used by the typed accessors.
+ private:
+  // What the library builds objects from; reached through detail::SegmentAccess.
+  friend class detail::SegmentAccess;
+  explicit Segment(std::shared_ptr<detail::SegmentImpl> impl) : impl_(std::move(impl)) {}
   void* find_or_create(std::string_view name, const detail::ObjectSpec& spec);
   [[nodiscard]] std::shared_ptr<const void> keepalive() const noexcept;
   [[nodiscard]] std::string label(ObjectKind kind, std::string_view name) const;
-
- private:
-  explicit Segment(std::shared_ptr<detail::SegmentImpl> impl) : impl_(std::move(impl)) {}
-  // Where `p` lies in this segment's mapping, if it does.
   [[nodiscard]] std::optional<std::uint64_t> offset_of(const void* p) const noexcept;
-  Condition bind_condition(std::string_view name, detail::LockState* lock, bool reentrant);
-  Semaphore make_semaphore(std::string_view name, std::uint32_t initial, bool bounded, SemaphoreOptions options);
   std::shared_ptr<detail::SegmentImpl> impl_;
 };
 

@@ -43,12 +43,12 @@ struct SemaphoreOptions {
   bool track_holders = false;  // give back units of holders that die
 };
 
+namespace detail {
+class SegmentAccess;
+}
+
 class Semaphore {
  public:
-  // Copies the creator's settings from `s`; throws CorruptSegment if they
-  // are not ones a segment can hold.
-  Semaphore(detail::SemaphoreState* s, std::shared_ptr<const void> keepalive, std::string label);
-
   // Blocks until a unit is available, then takes it.
   void acquire() {
     if (!tracked_ && detail::semaphore_try_take(*s_)) return;  // the common case: no call
@@ -95,6 +95,11 @@ class Semaphore {
   void unlock() { release(); }
 
  private:
+  // Made on a state by Segment::semaphore() (through detail::SegmentAccess).
+  // Copies the creator's settings from `s`; throws CorruptSegment if they
+  // are not ones a segment can hold.
+  friend class detail::SegmentAccess;
+  Semaphore(detail::SemaphoreState* s, std::shared_ptr<const void> keepalive, std::string label);
   bool acquire_by(detail::Deadline deadline);
   bool acquire_tracked(detail::Deadline deadline);
   bool take_tracked(detail::Deadline deadline);
