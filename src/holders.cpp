@@ -1,5 +1,5 @@
 // Holder tables: find, claim, count, and free the slots of the dead.
-#include "ipckit/detail/holders.hpp"
+#include "holders.hpp"
 
 namespace ipckit::detail {
 

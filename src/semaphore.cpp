@@ -12,9 +12,10 @@
 #include <exception>
 #include <string>
 
-#include "ipckit/detail/side_lock.hpp"
-#include "ipckit/error.hpp"
+#include "holders.hpp"
 #include "ipckit/detail/segment_access.hpp"
+#include "ipckit/error.hpp"
+#include "side_lock.hpp"
 
 namespace ipckit {
 namespace {

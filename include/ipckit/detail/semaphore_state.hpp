@@ -12,7 +12,6 @@
 #include <cstdint>
 
 #include "ipckit/detail/futex.hpp"
-#include "ipckit/detail/holders.hpp"
 #include "ipckit/detail/lock_state.hpp"
 
 namespace ipckit::detail {
@@ -26,6 +25,15 @@ inline constexpr std::uint32_t kTrackedSemaphoreLayout = 2;
 inline constexpr std::uint32_t kSemaphoreHolderSlots = 64;
 inline constexpr std::uint32_t kSemaphoreMaxValue = 0x7fff'ffff;   // as SEM_VALUE_MAX
 inline constexpr std::uint32_t kSemaphoreMaxInitial = 1u << 30;    // what a segment accepts
+
+// One holder of a tracked semaphore: a thread (tid + start time) and the
+// units it holds (src/holders.hpp keeps the table).
+struct HolderSlot {
+  std::atomic<std::uint32_t> tid{0};  // 0: free; published last when a slot is claimed
+  std::atomic<std::uint32_t> units{0};
+  std::atomic<std::uint64_t> start_ticks{0};
+};
+static_assert(sizeof(HolderSlot) == 16);
 
 // `initial`, `bounded` and `track_holders` are written once by the creator;
 // a handle copies them when it is made and never reads them again (a stray
