@@ -1,8 +1,10 @@
 // Segment files: location, exclusive publication, trust checks, space.
 #include "shm_file.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -21,6 +23,7 @@ namespace ipckit::detail {
 namespace {
 
 constexpr const char* kDefaultShmDir = "/dev/shm";
+constexpr std::string_view kPrefix = "ipckit.";
 
 std::string octal(mode_t m) {
   char buf[8];
@@ -98,7 +101,7 @@ std::string shm_dir() {
   return dir;
 }
 
-std::string shm_path(std::string_view name) { return shm_dir() + "/ipckit." + std::string(name); }
+std::string shm_path(std::string_view name) { return shm_dir() + "/" + std::string(kPrefix) + std::string(name); }
 
 std::string seg_label(std::string_view name) { return "segment '" + std::string(name) + "'"; }
 
@@ -131,8 +134,49 @@ void throw_errno(int err, std::string_view seg, const std::string& action) {
 UniqueFd::~UniqueFd() { reset(); }
 
 void UniqueFd::reset() noexcept {
+  // close() failing on a file only read and mapped loses nothing: ignored.
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+}
+
+Mapping::Mapping(int fd, std::uint64_t size, std::string_view name) : size_(size) {
+  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) throw_errno(errno, name, "mmap");
+  base_ = static_cast<char*>(base);
+}
+
+Mapping::~Mapping() {
+  if (base_ != nullptr) ::munmap(base_, size_);
+}
+
+struct stat stat_of(int fd, std::string_view name) {
+  struct stat st{};
+  if (::fstat(fd, &st) != 0) throw_errno(errno, name, "fstat");
+  return st;
+}
+
+bool name_taken(std::string_view name) {
+  struct stat st{};
+  return ::lstat(shm_path(name).c_str(), &st) == 0;
+}
+
+bool remove_file(std::string_view name) {
+  if (::unlink(shm_path(name).c_str()) == 0) return true;
+  if (errno == ENOENT) return false;
+  throw_errno(errno, name, "remove");
+}
+
+std::vector<std::string> list_names() {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(shm_dir().c_str());
+  if (d == nullptr) return names;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view n = e->d_name;
+    if (n.starts_with(kPrefix) && n.size() > kPrefix.size()) names.emplace_back(n.substr(kPrefix.size()));
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 CheckedFile open_checked(std::string_view name, const Trust& trust) {
@@ -153,7 +197,7 @@ CheckedFile open_checked(std::string_view name, const Trust& trust) {
                                                            "remove it (ipckit rm " + s + ")");
     throw_errno(err, name, "open");
   }
-  if (::fstat(f.fd.get(), &f.st) != 0) throw_errno(errno, name, "fstat");
+  f.st = stat_of(f.fd.get(), name);
   if (!S_ISREG(f.st.st_mode))
     throw CorruptSegment(s, seg_label(name) + ": " + path + " is not a regular file (a FIFO or socket planted "
                                                          "under its name), so not an ipckit segment; remove it (ipckit rm " +
