@@ -153,14 +153,14 @@ void reclaim_dead_slots(ConditionState& s) noexcept {
 }  // namespace detail
 
 Condition::Condition(detail::ConditionState* s, detail::LockState* lock, bool reentrant,
-                     std::shared_ptr<const void> keepalive, std::string label)
+                     std::shared_ptr<const void> keepalive, detail::Label label)
     : s_(s),
       lock_(lock),
       reentrant_(reentrant),
       keep_(std::move(keepalive)),
       label_(std::move(label)),
-      plain_(detail::SegmentAccess::make<Lock>(lock, keep_, label_ + " (its lock)")),
-      rlock_(detail::SegmentAccess::make<RLock>(lock, keep_, label_ + " (its lock)")) {}
+      plain_(detail::SegmentAccess::make<Lock>(lock, keep_, label_.part("its lock"))),
+      rlock_(detail::SegmentAccess::make<RLock>(lock, keep_, label_.part("its lock"))) {}
 
 void Condition::lock() {
   if (reentrant_) rlock_.lock();
@@ -176,20 +176,14 @@ void Condition::unlock() {
 
 bool Condition::owner_died() const noexcept { return plain_.owner_died(); }
 
-void Condition::throw_corrupt(const std::string& what) const {
-  throw CorruptSegment(label_, label_ + ": " + what +
-                                   "; its shared state was overwritten (a stray write by a process using the "
-                                   "segment?): recreate the segment");
-}
-
 // Called holding the lock, so tickets are drawn in the order waiters came.
 Condition::Enlisted Condition::enlist(const detail::ThreadIdentity& me) {
   using namespace detail;
   ConditionState& s = *s_;
   const std::uint32_t high = s.high.load(std::memory_order_relaxed);
   if (high > kConditionSlots)
-    throw_corrupt("its waiter table claims " + std::to_string(high) + " slots in use, more than the " +
-                  std::to_string(kConditionSlots) + " it has");
+    detail::raise_corrupt(label_, "its waiter table claims " + std::to_string(high) + " slots in use, more than the " +
+                                      std::to_string(kConditionSlots) + " it has");
   const auto claim = [&]() -> int {
     for (std::uint32_t i = 0; i < kConditionSlots; ++i) {
       ConditionSlot& slot = s.slot[i];
@@ -202,7 +196,7 @@ Condition::Enlisted Condition::enlist(const detail::ThreadIdentity& me) {
       slot.tid.store(me.tid, std::memory_order_release);
       if (slot.word.load(std::memory_order_acquire) != kWaiterFree) {
         slot.tid.store(0, std::memory_order_release);
-        throw_corrupt("waiter slot " + std::to_string(i) + " is owned by nobody but not free");
+        detail::raise_corrupt(label_, "waiter slot " + std::to_string(i) + " is owned by nobody but not free");
       }
       return static_cast<int>(i);
     }
@@ -271,8 +265,8 @@ bool Condition::sleep_in_overflow(const Enlisted& e, detail::Deadline deadline) 
 bool Condition::wait_by(detail::Deadline deadline) {
   const auto& me = detail::this_thread();
   if (!detail::owned_by(*lock_, me))
-    throw NotOwner(label_, label_ + ": wait() needs the condition's lock held by this thread; take it first "
-                                    "(std::unique_lock g(condition))");
+    detail::raise<NotOwner>(label_, "wait() needs the condition's lock held by this thread",
+                            "take it first (std::unique_lock g(condition))");
   // Enlisted before the lock is let go: a notify that comes after the
   // release finds this waiter in the table.
   const Enlisted e = enlist(me);
@@ -283,11 +277,11 @@ bool Condition::wait_by(detail::Deadline deadline) {
   else end = sleep_in_overflow(e, deadline) ? WaitEnd::Notified : WaitEnd::TimedOut;
   // Re-acquire without a deadline, as Python does; a dead holder's lock is
   // taken over and reported through owner_died().
-  if (!detail::try_lock_fast(*lock_, me))
-    detail::lock_slow(*lock_, me, detail::Deadline::never(), reentrant_, label_.c_str());
+  if (!detail::try_lock_fast(*lock_, me)) detail::lock_slow(*lock_, me, detail::Deadline::never(), reentrant_);
   lock_->depth = depth;
   if (end == WaitEnd::Corrupt)
-    throw_corrupt("waiter slot " + std::to_string(e.slot) + " changed into something no waiter or notifier writes");
+    detail::raise_corrupt(
+        label_, "waiter slot " + std::to_string(e.slot) + " changed into something no waiter or notifier writes");
   return end == WaitEnd::Notified;
 }
 
@@ -319,17 +313,16 @@ Condition open_condition(Segment& seg, std::string_view name, detail::LockState*
   if (lock != nullptr) {
     const auto at = SegmentAccess::offset_of(seg, lock);
     if (!at)
-      throw InvalidArgument(std::string(name), SegmentAccess::label(seg, ObjectKind::Condition, name) +
-                                                   ": its lock must live in the same segment; open the lock from '" +
-                                                   seg.name() + "'");
+      detail::raise<InvalidArgument>(SegmentAccess::label(seg, ObjectKind::Condition, name),
+                                     "its lock must live in the same segment",
+                                     "open the lock from '" + seg.name() + "'");
     offset = *at;
   }
   const auto spec = detail::state_spec<detail::ConditionState>(ObjectKind::Condition, "ipckit::Condition",
                                                                detail::kConditionLayout, offset);
   auto* s = static_cast<detail::ConditionState*>(SegmentAccess::find_or_create(seg, name, spec));
   return SegmentAccess::make<Condition>(s, lock != nullptr ? lock : &s->own_lock, reentrant,
-                                        SegmentAccess::keepalive(seg),
-                                        SegmentAccess::label(seg, ObjectKind::Condition, name));
+                                        SegmentAccess::keepalive(seg), SegmentAccess::label(seg, spec.kind, name));
 }
 
 }  // namespace

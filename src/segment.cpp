@@ -22,9 +22,9 @@ constexpr std::size_t kMaxSegmentName = 200;
 
 void check_segment_name(std::string_view name) {
   auto bad = [&](const std::string& why) {
-    throw InvalidName(std::string(name), "invalid segment name '" + std::string(name) + "': " + why +
-                                             "; use 1-" + std::to_string(kMaxSegmentName) +
-                                             " printable characters without '/'");
+    throw InvalidName(std::string(name), std::string(name),
+                      "invalid segment name '" + std::string(name) + "': " + why + "; use 1-" +
+                          std::to_string(kMaxSegmentName) + " printable characters without '/'");
   };
   if (name.empty()) bad("it is empty");
   if (name.size() > kMaxSegmentName) bad("it is " + std::to_string(name.size()) + " characters long");
@@ -38,12 +38,14 @@ void check_segment_name(std::string_view name) {
 void check_create_args(std::string_view name, std::size_t size, const SegmentOptions& opt) {
   check_segment_name(name);
   if (opt.max_objects == 0 || opt.max_objects > kMaxObjects)
-    throw InvalidArgument(std::string(name), seg_label(name) + ": max_objects must be between 1 and 1000000");
+    throw InvalidArgument(std::string(name), std::string(name),
+                          seg_label(name) + ": max_objects must be between 1 and 1000000");
   const std::uint64_t min = Segment::min_size(opt.max_objects);
   if (size < min || size > kMaxSegmentSize)
-    throw InvalidArgument(std::string(name), seg_label(name) + ": size " + std::to_string(size) + " is out of range; use " +
-                                                 std::to_string(min) + " bytes (for " + std::to_string(opt.max_objects) +
-                                                 " objects) up to 1 TiB");
+    throw InvalidArgument(std::string(name), std::string(name),
+                          seg_label(name) + ": size " + std::to_string(size) + " is out of range; use " +
+                              std::to_string(min) + " bytes (for " + std::to_string(opt.max_objects) +
+                              " objects) up to 1 TiB");
 }
 
 void run_hook(CreateStage stage) {
@@ -76,9 +78,9 @@ std::shared_ptr<SegmentImpl> open_segment(std::string_view name, const Trust& tr
   if (file_size < sizeof(SegmentHeader))
     throw_not_initialised(name, f.st, "it is " + std::to_string(file_size) + " bytes long");
   if (file_size > kMaxSegmentSize)
-    throw CorruptSegment(std::string(name), seg_label(name) + " is " + std::to_string(file_size) +
-                                                " bytes long, larger than any segment; remove it (ipckit rm " +
-                                                std::string(name) + ")");
+    throw CorruptSegment(std::string(name), std::string(name),
+                         seg_label(name) + " is " + std::to_string(file_size) +
+                             " bytes long, larger than any segment; remove it (ipckit rm " + std::string(name) + ")");
   Mapping map(f.fd.get(), file_size, name);
   const Geometry geometry = validate_header(*reinterpret_cast<const SegmentHeader*>(map.base()), name, f.st);
   return std::make_shared<SegmentImpl>(std::string(name), std::move(map), geometry, f.st.st_mode, f.st.st_uid);
@@ -158,8 +160,9 @@ Segment Segment::open_or_create(std::string_view name, std::size_t size, Segment
       if (!detail::name_taken(name)) throw;
     }
   }
-  throw SystemError(std::string(name), detail::seg_label(name) + ": open_or_create kept racing with removals of " +
-                                           detail::shm_path(name) + "; retry");
+  throw SystemError(
+      std::string(name), std::string(name),
+      detail::seg_label(name) + ": open_or_create kept racing with removals of " + detail::shm_path(name) + "; retry");
 }
 
 bool Segment::remove(std::string_view name) {
@@ -188,8 +191,9 @@ std::optional<std::uint64_t> Segment::offset_of(const void* p) const noexcept {
   return static_cast<std::uint64_t>(static_cast<const char*>(p) - impl_->at(0));
 }
 
-std::string Segment::label(ObjectKind kind, std::string_view name) const {
-  return std::string(noun(kind)) + " '" + std::string(name) + "' in segment '" + impl_->name() + "'";
+detail::Label Segment::label_of(ObjectKind kind, std::string_view name) const {
+  return {std::string(name), impl_->name(),
+          std::string(noun(kind)) + " '" + std::string(name) + "' in segment '" + impl_->name() + "'"};
 }
 
 SegmentInfo Segment::info() const {

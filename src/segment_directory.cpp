@@ -25,9 +25,9 @@ std::uint64_t fnv1a(const char* s) {
 
 void check_object_name(std::string_view seg, std::string_view name) {
   auto bad = [&](const std::string& why) {
-    throw InvalidName(std::string(name), "invalid object name '" + std::string(name) + "' in " + detail::seg_label(seg) +
-                                             ": " + why + "; use 1-" + std::to_string(detail::kMaxObjectName) +
-                                             " printable characters");
+    const detail::Label who{std::string(name), std::string(seg),
+                            "invalid object name '" + std::string(name) + "' in segment '" + std::string(seg) + "'"};
+    detail::raise<InvalidName>(who, why, "use 1-" + std::to_string(detail::kMaxObjectName) + " printable characters");
   };
   if (name.empty()) bad("it is empty");
   if (name.size() > detail::kMaxObjectName) bad("it is " + std::to_string(name.size()) + " characters long");
@@ -74,8 +74,8 @@ DirEntry checked_entry(const detail::SegmentImpl& impl, std::uint32_t i, std::ui
   std::memcpy(&e, &impl.entry(i), sizeof e);
   const bool named = std::memchr(e.name, '\0', sizeof e.name) != nullptr &&
                      std::memchr(e.type_name, '\0', sizeof e.type_name) != nullptr;
-  if (!named || e.offset < impl.geometry().heap_offset || e.offset % 64 != 0 || e.bytes > top || e.offset > top - e.bytes ||
-      e.kind < 1 || e.kind > kLastObjectKind)
+  if (!named || e.offset < impl.geometry().heap_offset || e.offset % 64 != 0 || e.bytes > top ||
+      e.offset > top - e.bytes || e.kind < 1 || e.kind > kLastObjectKind)
     impl.corrupt("directory entry " + std::to_string(i) + " points outside the segment");
   return e;
 }
@@ -124,16 +124,67 @@ ObjectInfo to_info(const DirEntry& e) {
 }
 
 // Takes the directory lock for at most kDirectoryLockWait: its holder may
-// be stopped (SIGSTOP, a debugger), and creation must not wait for it forever.
-void lock_directory(Lock& dir, const std::string& what) {
+// be stopped (SIGSTOP, a debugger), and creation must not wait for it
+// forever. `what` is the object to be created.
+void lock_directory(Lock& dir, const detail::Label& what) {
   if (dir.try_lock_for(kDirectoryLockWait)) return;
   std::string who = "a process that has just let it go";
   if (auto h = dir.holder())
     who = "pid " + std::to_string(h->pid) + " (thread " + std::to_string(h->tid) + (h->alive ? ", alive)" : ", dead)");
-  throw Timeout(what, "cannot create " + what + ": the segment's directory lock has been held by " + who +
-                          " for more than " + std::to_string(kDirectoryLockWait.count()) +
-                          " s; that process is probably stopped (SIGSTOP, Ctrl-Z, a debugger) while creating an "
-                          "object: resume or end it, then retry");
+  detail::raise<Timeout>(what,
+                         "cannot create it: the segment's directory lock has been held by " + who + " for more than " +
+                             std::to_string(kDirectoryLockWait.count()) + " s",
+                         "that process is probably stopped (SIGSTOP, Ctrl-Z, a debugger) while creating an object: "
+                         "resume or end it, then retry");
+}
+
+// The existing entry `e` must be what `spec` asks for. `who` names it as it is.
+void check_match(const detail::Label& who, const DirEntry& e, const detail::ObjectSpec& spec) {
+  const auto kind = static_cast<ObjectKind>(e.kind);
+  if (kind != spec.kind)
+    detail::raise<TypeMismatch>(who, std::string("it is a ") + to_string(kind) + ", not a " + to_string(spec.kind),
+                                std::string("use another name or open it as a ") + to_string(kind));
+  if (e.type_hash != fnv1a(spec.type_name) || e.elem_size != spec.elem_size || e.elem_align != spec.elem_align)
+    detail::raise<TypeMismatch>(who,
+                                "it holds type '" + std::string(e.type_name) + "' (" + std::to_string(e.elem_size) +
+                                    " bytes), not '" + spec.type_name + "' (" + std::to_string(spec.elem_size) +
+                                    " bytes)",
+                                "open it with the type it was created with");
+  if (e.layout_version != spec.layout_version)
+    detail::raise<TypeMismatch>(who,
+                                "it has layout version " + std::to_string(e.layout_version) +
+                                    ", this program expects " + std::to_string(spec.layout_version),
+                                "build every program with the same ipckit");
+  if (e.count != spec.count)
+    detail::raise<TypeMismatch>(
+        who, "it was created with " + count_words(spec.kind, e.count) + ", not " + count_words(spec.kind, spec.count),
+        "open it as it was created");
+  if (e.bytes != spec.bytes) detail::raise_corrupt(who, "its size is inconsistent with its type");
+}
+
+// Where a new object of `bytes` goes: past every object, inside the segment.
+std::uint64_t place_object(const detail::SegmentImpl& impl, const Lookup& l, std::string_view name,
+                           std::uint64_t bytes) {
+  const detail::Geometry& g = impl.geometry();
+  const detail::Label who{std::string(name), impl.name(), detail::segment_label(impl.name()).text};
+  if (l.count >= g.max_objects)
+    detail::raise<OutOfSpace>(who,
+                              "cannot hold object '" + std::string(name) + "': its directory is full (" +
+                                  std::to_string(g.max_objects) + " objects)",
+                              "create the segment with a larger SegmentOptions::max_objects");
+  const std::uint64_t top = checked_top(impl);
+  // The pointer only grows, past every object: one moved back would hand
+  // out live objects' memory again.
+  if (top < l.objects_end)
+    impl.corrupt("its allocation pointer (" + std::to_string(top) + ") lies below the end of its objects (" +
+                 std::to_string(l.objects_end) + ")");
+  const std::uint64_t off = detail::align_up(top, 64);
+  if (off > g.size || bytes > g.size - off)
+    detail::raise<OutOfSpace>(who,
+                              "cannot hold object '" + std::string(name) + "': it needs " + std::to_string(bytes) +
+                                  " bytes and " + std::to_string(g.size > off ? g.size - off : 0) + " are left",
+                              "create the segment larger");
+  return off;
 }
 
 }  // namespace
@@ -149,15 +200,17 @@ std::vector<ObjectInfo> Segment::objects() const {
 const void* Segment::object_body(std::string_view name, ObjectInfo* info) const {
   const Lookup l = look_up(*impl_, name);
   if (!l.found)
-    throw NotFound(std::string(name), "no object '" + std::string(name) + "' in " + detail::seg_label(impl_->name()) +
-                                          "; `ipckit inspect " + impl_->name() + "` lists what is there");
+    detail::raise<NotFound>({std::string(name), impl_->name(), detail::segment_label(impl_->name()).text},
+                            "it has no object '" + std::string(name) + "'",
+                            "`ipckit inspect " + impl_->name() + "` lists what is there");
   if (info != nullptr) *info = to_info(*l.found);
   return impl_->at(l.found->offset);
 }
 
 std::optional<LockHolder> Segment::holder_of(std::string_view name) const {
   auto* body = const_cast<void*>(object_body(name));
-  auto view = detail::SegmentAccess::make<Lock>(static_cast<detail::LockState*>(body), keepalive(), std::string(name));
+  auto view = detail::SegmentAccess::make<Lock>(static_cast<detail::LockState*>(body), keepalive(),
+                                                label_of(ObjectKind::Lock, name));
   return view.holder();
 }
 
@@ -165,57 +218,24 @@ void* Segment::find_or_create(std::string_view name, const detail::ObjectSpec& s
   check_object_name(impl_->name(), name);
   auto& h = impl_->header();
 
-  const auto check_match = [&](const DirEntry& e) -> void* {
-    const std::string what = label(static_cast<ObjectKind>(e.kind), name);
-    if (e.kind != static_cast<std::uint32_t>(spec.kind))
-      throw TypeMismatch(std::string(name), "'" + std::string(name) + "' in segment '" + impl_->name() + "' is a " +
-                                                to_string(static_cast<ObjectKind>(e.kind)) + ", not a " +
-                                                to_string(spec.kind) + "; use another name or open it as a " +
-                                                to_string(static_cast<ObjectKind>(e.kind)));
-    if (e.type_hash != fnv1a(spec.type_name) || e.elem_size != spec.elem_size ||
-        e.elem_align != spec.elem_align)
-      throw TypeMismatch(std::string(name), what + " holds type '" + e.type_name + "' (" + std::to_string(e.elem_size) +
-                                                " bytes), not '" + spec.type_name + "' (" +
-                                                std::to_string(spec.elem_size) +
-                                                " bytes); open it with the type it was created with");
-    if (e.layout_version != spec.layout_version)
-      throw TypeMismatch(std::string(name), what + " has layout version " + std::to_string(e.layout_version) +
-                                                ", this program expects " + std::to_string(spec.layout_version) +
-                                                "; build every program with the same ipckit");
-    if (e.count != spec.count)
-      throw TypeMismatch(std::string(name), what + " was created with " + count_words(spec.kind, e.count) + ", not " +
-                                                count_words(spec.kind, spec.count) + "; open it as it was created");
-    if (e.bytes != spec.bytes) throw CorruptSegment(std::string(name), what + " has an inconsistent size; recreate the segment");
+  // An existing object is checked against the spec, under the name of what it is.
+  const auto found = [&](const DirEntry& e) -> void* {
+    check_match(label_of(static_cast<ObjectKind>(e.kind), name), e, spec);
     return impl_->at(e.offset);
   };
-
-  if (const Lookup l = look_up(*impl_, name); l.found) return check_match(*l.found);
+  if (const Lookup l = look_up(*impl_, name); l.found) return found(*l.found);
 
   // Create under the directory lock. A creator killed here leaves at worst
   // leaked heap space and an unpublished entry: the count is published last.
-  auto dir = detail::SegmentAccess::make<Lock>(&h.directory_lock, keepalive(),
-                                               "directory of " + detail::seg_label(impl_->name()));
-  lock_directory(dir, label(spec.kind, name));
+  auto dir = detail::SegmentAccess::make<Lock>(
+      &h.directory_lock, keepalive(),
+      detail::Label{impl_->name(), impl_->name(), "directory of " + detail::segment_label(impl_->name()).text});
+  lock_directory(dir, label_of(spec.kind, name));
   std::lock_guard guard(dir, std::adopt_lock);
   const Lookup l = look_up(*impl_, name);
-  if (l.found) return check_match(*l.found);
+  if (l.found) return found(*l.found);
   const std::uint32_t n = l.count;
-  if (n >= impl_->geometry().max_objects)
-    throw OutOfSpace(std::string(name), detail::seg_label(impl_->name()) + " cannot hold object '" + std::string(name) +
-                                            "': its directory is full (" + std::to_string(impl_->geometry().max_objects) +
-                                            " objects); create the segment with a larger SegmentOptions::max_objects");
-  const std::uint64_t top = checked_top(*impl_);
-  // The pointer only grows, past every object: one moved back would hand
-  // out live objects' memory again.
-  if (top < l.objects_end)
-    impl_->corrupt("its allocation pointer (" + std::to_string(top) + ") lies below the end of its objects (" +
-                   std::to_string(l.objects_end) + ")");
-  const std::uint64_t off = detail::align_up(top, 64);
-  if (off > impl_->geometry().size || spec.bytes > impl_->geometry().size - off)
-    throw OutOfSpace(std::string(name), detail::seg_label(impl_->name()) + " cannot hold object '" + std::string(name) +
-                                            "': it needs " + std::to_string(spec.bytes) + " bytes and " +
-                                            std::to_string(impl_->geometry().size > off ? impl_->geometry().size - off : 0) +
-                                            " are left; create the segment larger");
+  const std::uint64_t off = place_object(*impl_, l, name, spec.bytes);
   // Space is claimed before it is written, so it is never handed out twice.
   h.heap_top.store(off + spec.bytes, std::memory_order_release);
   void* body = impl_->at(off);

@@ -3,6 +3,7 @@
 #include <ctime>
 #include <string>
 
+#include "ipckit/detail/label.hpp"
 #include "ipckit/detail/thread_id.hpp"
 #include "ipckit/error.hpp"
 #include "segment_impl.hpp"
@@ -31,19 +32,13 @@ HeaderSnapshot snapshot(const SegmentHeader& h) {
 
 }  // namespace
 
-void throw_corrupt_segment(std::string_view name, const std::string& why) {
-  const std::string s(name);
-  throw CorruptSegment(s, seg_label(name) + " is corrupt: " + why + "; remove it (ipckit rm " + s +
-                              ") and recreate it");
-}
-
 // This ipckit links a segment under its name only once it is complete, so
 // such a file was put there by someone else: never replaced, only reported.
 void throw_not_initialised(std::string_view name, const struct stat& st, const std::string& what) {
   std::string holders;
   for (int pid : lock_holders(st)) holders += (holders.empty() ? "" : ", ") + std::to_string(pid);
   throw CorruptSegment(
-      std::string(name),
+      std::string(name), std::string(name),
       seg_label(name) + " (" + shm_path(name) + ") is not an initialised ipckit segment: " + what +
           ". ipckit names a segment only once it is complete, so another program (or an older ipckit whose creator "
           "died or is still at work) put this file there" +
@@ -70,14 +65,14 @@ void write_header(SegmentHeader& h, std::uint64_t size, std::uint32_t max_object
 Geometry validate_header(const SegmentHeader& header, std::string_view name, const struct stat& st) {
   const HeaderSnapshot h = snapshot(header);
   const auto file_size = static_cast<std::uint64_t>(st.st_size);
-  const auto corrupt = [&](const std::string& why) { throw_corrupt_segment(name, why); };
+  const auto corrupt = [&](const std::string& why) { raise_corrupt(segment_label(name), why); };
   if (h.magic == 0 && h.ready != kReady) throw_not_initialised(name, st, "its header is blank");
   if (h.magic != kSegmentMagic) corrupt("it is not an ipckit segment (bad magic number)");
   if (h.layout_version > kSegmentLayout)
-    throw CorruptSegment(std::string(name), seg_label(name) + " has layout version " +
-                                                std::to_string(h.layout_version) +
-                                                ", newer than this ipckit understands (" +
-                                                std::to_string(kSegmentLayout) + "); upgrade ipckit in this program");
+    throw CorruptSegment(std::string(name), std::string(name),
+                         seg_label(name) + " has layout version " + std::to_string(h.layout_version) +
+                             ", newer than this ipckit understands (" + std::to_string(kSegmentLayout) +
+                             "); upgrade ipckit in this program");
   if (h.layout_version != kSegmentLayout) corrupt("unknown layout version " + std::to_string(h.layout_version));
   if (h.ready != kReady) throw_not_initialised(name, st, "its header is incomplete");
   if (h.header_bytes != sizeof(SegmentHeader)) corrupt("unexpected header size");

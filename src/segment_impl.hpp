@@ -16,6 +16,7 @@
 #include <string_view>
 #include <utility>
 
+#include "ipckit/detail/label.hpp"
 #include "segment_layout.hpp"
 #include "shm_file.hpp"
 
@@ -49,9 +50,6 @@ struct Geometry {
   std::uint64_t heap_offset = 0;
 };
 
-// "segment 'demo' is corrupt: <why>; remove it (ipckit rm demo) and recreate it"
-[[noreturn]] void throw_corrupt_segment(std::string_view name, const std::string& why);
-
 class SegmentImpl {
  public:
   SegmentImpl(std::string name, Mapping map, const Geometry& geometry, mode_t mode, uid_t owner)
@@ -68,7 +66,8 @@ class SegmentImpl {
     const auto* c = static_cast<const char*>(p);
     return c >= map_.base() && c < map_.base() + geo_.size;
   }
-  [[noreturn]] void corrupt(const std::string& why) const { throw_corrupt_segment(name_, why); }
+  // "segment 'demo' is corrupt: <why>; remove the segment (ipckit rm demo) and recreate it"
+  [[noreturn]] void corrupt(const std::string& why) const { raise_corrupt(segment_label(name_), why); }
 
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
   [[nodiscard]] const Geometry& geometry() const noexcept { return geo_; }

@@ -69,7 +69,7 @@ class SideLock {
     if (owned_by(s_, me))
       throw DeadlockDetected(label, label + " was used from inside this thread's own get/put on it (from an "
                                             "item's serialize()?); that would wait forever");
-    held_ = try_lock_fast(s_, me) || lock_slowly(me, deadline, label.c_str(), keep_waiting);
+    held_ = try_lock_fast(s_, me) || lock_slowly(me, deadline, keep_waiting);
     took_over_ = held_ && s_.owner_died.load(std::memory_order_relaxed) != 0;
     if (took_over_) s_.owner_died.store(0, std::memory_order_relaxed);
   }
@@ -95,10 +95,10 @@ class SideLock {
 
  private:
   template <class KeepWaiting>
-  bool lock_slowly(const ThreadIdentity& me, Deadline deadline, const char* label, KeepWaiting& keep_waiting) {
-    if (deadline.is_never()) return lock_slow(s_, me, deadline, false, label);
+  bool lock_slowly(const ThreadIdentity& me, Deadline deadline, KeepWaiting& keep_waiting) {
+    if (deadline.is_never()) return lock_slow(s_, me, deadline, false);
     const auto limit = std::max(deadline, Deadline::after(kSideLockGrace));
-    if (lock_slow(s_, me, limit, false, label)) return true;
+    if (lock_slow(s_, me, limit, false)) return true;
     const auto last = limit.when() + kSideLockPatience;
     for (;;) {
       if (!keep_waiting()) {
@@ -110,7 +110,7 @@ class SideLock {
         miss_ = SideLockMiss::Holder;
         return false;
       }
-      if (lock_slow(s_, me, Deadline::at(std::min(last, now + kSideLockGrace)), false, label)) return true;
+      if (lock_slow(s_, me, Deadline::at(std::min(last, now + kSideLockGrace)), false)) return true;
     }
   }
 

@@ -431,7 +431,8 @@ TEST(SegmentHardening, ObjectCreationTimesOutOnAStoppedDirectoryLockHolder) {
   Signal holding;
   Child holder([&] {
     RawMapping raw(n.name);
-    auto dir = ipckit::detail::SegmentAccess::make<ipckit::Lock>(&raw.header().directory_lock, nullptr, "directory");
+    auto dir = ipckit::detail::SegmentAccess::make<ipckit::Lock>(&raw.header().directory_lock, nullptr,
+                                                                 std::string("directory"));
     dir.lock();
     holding.post();
     ::raise(SIGSTOP);

@@ -346,7 +346,8 @@ TEST(Lock, ACreatorKilledHoldingTheDirectoryLockDoesNotWedgeTheSegment) {
   auto* body = static_cast<const char*>(seg.object_body("anchor", &info));
   auto* header = reinterpret_cast<ipckit::detail::SegmentHeader*>(const_cast<char*>(body - info.offset));
   using ipckit::detail::SegmentAccess;
-  auto dir = SegmentAccess::make<ipckit::Lock>(&header->directory_lock, SegmentAccess::keepalive(seg), "directory");
+  auto dir = SegmentAccess::make<ipckit::Lock>(&header->directory_lock, SegmentAccess::keepalive(seg),
+                                               std::string("directory"));
   Signal held;
   Child child([&] {
     dir.lock();  // as a creator in the middle of find_or_create

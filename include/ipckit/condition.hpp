@@ -36,6 +36,7 @@
 
 #include "ipckit/detail/condition_state.hpp"
 #include "ipckit/detail/futex.hpp"
+#include "ipckit/detail/label.hpp"
 #include "ipckit/detail/lock_state.hpp"
 #include "ipckit/lock.hpp"
 
@@ -92,14 +93,14 @@ class Condition {
   // it avoids a notification slipping between a waiter's check and its wait.
   void notify(int n = 1) noexcept;
   void notify_all() noexcept;
-  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] const std::string& label() const noexcept { return label_.text; }
 
  private:
   // Made on a state by Segment::condition() (through detail::SegmentAccess).
   // `lock` is the LockState it is bound to; `reentrant` when it is an RLock's.
   friend class detail::SegmentAccess;
   Condition(detail::ConditionState* s, detail::LockState* lock, bool reentrant, std::shared_ptr<const void> keepalive,
-            std::string label);
+            detail::Label label);
   bool wait_by(detail::Deadline deadline);
   template <class Pred>
   bool wait_by(detail::Deadline deadline, Pred pred) {
@@ -119,12 +120,11 @@ class Condition {
   WaitEnd sleep_in_slot(const Enlisted& e, detail::Deadline deadline) noexcept;
   bool sleep_in_overflow(const Enlisted& e, detail::Deadline deadline) noexcept;
   void notify_n(std::uint32_t n) noexcept;
-  [[noreturn]] void throw_corrupt(const std::string& what) const;
   detail::ConditionState* s_;
   detail::LockState* lock_;
   bool reentrant_;
   std::shared_ptr<const void> keep_;
-  std::string label_;
+  detail::Label label_;
   Lock plain_;   // views of the bound lock; `reentrant_` says which one is used
   RLock rlock_;
 };

@@ -24,6 +24,7 @@
 
 #include "ipckit/detail/event_state.hpp"
 #include "ipckit/detail/futex.hpp"
+#include "ipckit/detail/label.hpp"
 
 namespace ipckit {
 
@@ -48,17 +49,17 @@ class Event {
   }
   // Never blocks: whether the flag is set.
   [[nodiscard]] bool try_wait() const noexcept { return is_set(); }
-  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] const std::string& label() const noexcept { return label_.text; }
 
  private:
   // Made on a state by Segment::event() (through detail::SegmentAccess).
   friend class detail::SegmentAccess;
-  Event(detail::EventState* s, std::shared_ptr<const void> keepalive, std::string label)
+  Event(detail::EventState* s, std::shared_ptr<const void> keepalive, detail::Label label)
       : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {}
   bool wait_by(detail::Deadline deadline);
   detail::EventState* s_;
   std::shared_ptr<const void> keep_;
-  std::string label_;
+  detail::Label label_;
 };
 
 }  // namespace ipckit

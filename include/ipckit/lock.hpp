@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 
+#include "ipckit/detail/label.hpp"
 #include "ipckit/detail/lock_state.hpp"
 
 namespace ipckit {
@@ -48,7 +49,7 @@ struct LockHolder {
 namespace detail {
 
 // What Lock and RLock share: the state pointer, the mapping it lives in and
-// a label for messages ("lock 'A' in segment 'demo'").
+// who it is, for messages ("lock 'A' in segment 'demo'").
 class SegmentAccess;
 
 class LockHandle {
@@ -71,11 +72,11 @@ class LockHandle {
   [[nodiscard]] std::uint64_t recoveries() const noexcept {
     return s_->recoveries.load(std::memory_order_relaxed);
   }
-  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] const std::string& label() const noexcept { return label_.text; }
 
  protected:
   friend class SegmentAccess;  // hands the state to a condition bound to the lock
-  LockHandle(LockState* state, std::shared_ptr<const void> keepalive, std::string label)
+  LockHandle(LockState* state, std::shared_ptr<const void> keepalive, Label label)
       : s_(state), keep_(std::move(keepalive)), label_(std::move(label)) {}
   bool acquire(Deadline deadline, bool reentrant);
   void acquire_or_throw(Deadline deadline, bool reentrant);
@@ -83,7 +84,7 @@ class LockHandle {
 
   LockState* s_;
   std::shared_ptr<const void> keep_;
-  std::string label_;
+  Label label_;
 };
 
 }  // namespace detail
@@ -126,7 +127,7 @@ class Lock : public detail::LockHandle {
   // Made on a state by Segment::lock() (through detail::SegmentAccess).
   friend class detail::SegmentAccess;
   friend class Barrier;  // views of its internal lock (until barrier.cpp makes them through SegmentAccess)
-  Lock(detail::LockState* s, std::shared_ptr<const void> keepalive, std::string label)
+  Lock(detail::LockState* s, std::shared_ptr<const void> keepalive, detail::Label label)
       : LockHandle(s, std::move(keepalive), std::move(label)) {}
 };
 
@@ -178,7 +179,7 @@ class RLock : public detail::LockHandle {
   // Their get_lock() (until value.hpp makes it through SegmentAccess).
   template <class T> friend class Value;
   template <class T> friend class Array;
-  RLock(detail::LockState* s, std::shared_ptr<const void> keepalive, std::string label)
+  RLock(detail::LockState* s, std::shared_ptr<const void> keepalive, detail::Label label)
       : LockHandle(s, std::move(keepalive), std::move(label)) {}
   void lock_or_throw(detail::Deadline deadline) {
     if (detail::owned_by(*s_, detail::this_thread())) {

@@ -65,6 +65,7 @@
 #include "ipckit/barrier.hpp"
 #include "ipckit/condition.hpp"
 #include "ipckit/detail/priority_queue_core.hpp"
+#include "ipckit/detail/label.hpp"
 #include "ipckit/detail/queue_core.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/event.hpp"
@@ -250,7 +251,10 @@ class Segment {
   explicit Segment(std::shared_ptr<detail::SegmentImpl> impl) : impl_(std::move(impl)) {}
   void* find_or_create(std::string_view name, const detail::ObjectSpec& spec);
   [[nodiscard]] std::shared_ptr<const void> keepalive() const noexcept;
-  [[nodiscard]] std::string label(ObjectKind kind, std::string_view name) const;
+  // How messages name object `name`: "lock 'A' in segment 'demo'". label()
+  // is its text alone, for handles not yet made from a Label (Value, Array, Barrier, queues).
+  [[nodiscard]] detail::Label label_of(ObjectKind kind, std::string_view name) const;
+  [[nodiscard]] std::string label(ObjectKind kind, std::string_view name) const { return label_of(kind, name).text; }
   [[nodiscard]] std::optional<std::uint64_t> offset_of(const void* p) const noexcept;
   std::shared_ptr<detail::SegmentImpl> impl_;
 };

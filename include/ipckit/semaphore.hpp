@@ -35,6 +35,7 @@
 #include <memory>
 #include <string>
 
+#include "ipckit/detail/label.hpp"
 #include "ipckit/detail/semaphore_state.hpp"
 
 namespace ipckit {
@@ -79,7 +80,7 @@ class Semaphore {
   [[nodiscard]] bool tracks_holders() const noexcept { return tracked_; }
   // Units returned to the pool because their holder died (tracked semaphores).
   [[nodiscard]] std::uint64_t reclaimed() const noexcept { return s_->reclaimed.load(std::memory_order_relaxed); }
-  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] const std::string& label() const noexcept { return label_.text; }
 
   // TimedLockable spelling, so std::lock_guard / std::unique_lock / std::scoped_lock work.
   void lock() { acquire(); }
@@ -99,7 +100,7 @@ class Semaphore {
   // Copies the creator's settings from `s`; throws CorruptSegment if they
   // are not ones a segment can hold.
   friend class detail::SegmentAccess;
-  Semaphore(detail::SemaphoreState* s, std::shared_ptr<const void> keepalive, std::string label);
+  Semaphore(detail::SemaphoreState* s, std::shared_ptr<const void> keepalive, detail::Label label);
   bool acquire_by(detail::Deadline deadline);
   bool acquire_tracked(detail::Deadline deadline);
   bool take_tracked(detail::Deadline deadline);
@@ -110,7 +111,7 @@ class Semaphore {
   [[noreturn]] void throw_overflow(std::uint32_t n) const;
   detail::SemaphoreState* s_;
   std::shared_ptr<const void> keep_;
-  std::string label_;
+  detail::Label label_;
   std::uint32_t initial_ = 0;  // the creator's settings, copied once
   bool bounded_ = false;
   bool tracked_ = false;

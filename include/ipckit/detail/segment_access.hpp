@@ -17,6 +17,7 @@
 #include <string_view>
 #include <utility>
 
+#include "ipckit/detail/label.hpp"
 #include "ipckit/segment.hpp"
 
 namespace ipckit::detail {
@@ -31,8 +32,8 @@ class SegmentAccess {
   // What a handle holds to keep the segment mapped.
   [[nodiscard]] static std::shared_ptr<const void> keepalive(const Segment& seg) noexcept { return seg.keepalive(); }
   // Who object `name` of `kind` is, for messages and errors ("lock 'A' in segment 'demo'").
-  [[nodiscard]] static std::string label(const Segment& seg, ObjectKind kind, std::string_view name) {
-    return seg.label(kind, name);
+  [[nodiscard]] static Label label(const Segment& seg, ObjectKind kind, std::string_view name) {
+    return seg.label_of(kind, name);
   }
   // Where `p` lies in the segment's mapping, if it does.
   [[nodiscard]] static std::optional<std::uint64_t> offset_of(const Segment& seg, const void* p) noexcept {
@@ -48,7 +49,7 @@ class SegmentAccess {
   template <class Handle, class State>
   [[nodiscard]] static Handle open(Segment& seg, std::string_view name, const ObjectSpec& spec) {
     auto* state = static_cast<State*>(seg.find_or_create(name, spec));
-    return Handle(state, seg.keepalive(), seg.label(spec.kind, name));
+    return Handle(state, seg.keepalive(), seg.label_of(spec.kind, name));
   }
   // The state a Lock or RLock works on (a condition binds to it).
   [[nodiscard]] static LockState* state_of(const LockHandle& lock) noexcept { return lock.s_; }
