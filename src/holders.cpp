@@ -10,11 +10,6 @@ int holders_find(const HolderSlot* slots, std::size_t n, std::uint32_t tid) noex
   return -1;
 }
 
-std::uint32_t holders_count(const HolderSlot* slots, std::size_t n, std::uint32_t tid) noexcept {
-  const int i = holders_find(slots, n, tid);
-  return i < 0 ? 0 : slots[i].units.load(std::memory_order_relaxed);
-}
-
 std::size_t holders_find_dead(const HolderSlot* slots, std::size_t n, DeadHolder* out) noexcept {
   std::size_t found = 0;
   for (std::size_t i = 0; i < n; ++i) {

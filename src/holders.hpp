@@ -31,8 +31,6 @@ struct DeadHolder {
 // Any time, without the lock.
 // The slot of thread `tid`, or -1.
 int holders_find(const HolderSlot* slots, std::size_t n, std::uint32_t tid) noexcept;
-// The units thread `tid` holds.
-std::uint32_t holders_count(const HolderSlot* slots, std::size_t n, std::uint32_t tid) noexcept;
 // Fills `out` (room for n) with the slots holding units whose thread is
 // gone; returns how many. Reads /proc for every slot holding units.
 std::size_t holders_find_dead(const HolderSlot* slots, std::size_t n, DeadHolder* out) noexcept;

@@ -78,7 +78,7 @@ bool Semaphore::acquire_tracked(detail::Deadline deadline) {
 // table lock could be had by the deadline).
 bool Semaphore::take_tracked(detail::Deadline deadline) {
   if (s_->count.load(std::memory_order_relaxed) == 0) return false;
-  detail::SideLock lock(s_->table_lock, deadline, label_.text, kOnlyTheHolderIsInTheWay);
+  detail::SideLock lock(s_->table_lock, deadline, label_, kOnlyTheHolderIsInTheWay);
   if (!lock.held()) return false;
   if (lock.took_over()) repair_after_takeover();
   const std::uint32_t c = s_->count.load(std::memory_order_relaxed);
@@ -134,7 +134,7 @@ void Semaphore::release_tracked(std::uint32_t n) {
   {
     // No deadline: a release must happen (the lock is held for instructions,
     // and a dead holder's is taken over).
-    detail::SideLock lock(s_->table_lock, detail::Deadline::never(), label_.text, kOnlyTheHolderIsInTheWay);
+    detail::SideLock lock(s_->table_lock, detail::Deadline::never(), label_, kOnlyTheHolderIsInTheWay);
     if (lock.took_over()) repair_after_takeover();
     const auto& me = detail::this_thread();
     const int slot = detail::holders_find(s_->holders, detail::kSemaphoreHolderSlots, me.tid);
@@ -180,7 +180,7 @@ bool Semaphore::reclaim_dead_holders(detail::Deadline deadline) {
   std::uint32_t before = 0, after = 0;
   std::uint64_t back = 0;
   {
-    detail::SideLock lock(s_->table_lock, deadline, label_.text, kOnlyTheHolderIsInTheWay);
+    detail::SideLock lock(s_->table_lock, deadline, label_, kOnlyTheHolderIsInTheWay);
     if (!lock.held()) return false;
     before = s_->count.load(std::memory_order_relaxed);
     if (lock.took_over()) repair_after_takeover();

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "ipckit/detail/futex.hpp"
+#include "ipckit/detail/label.hpp"
 #include "ipckit/detail/lock_state.hpp"
 #include "ipckit/error.hpp"
 
@@ -61,14 +62,15 @@ std::string describe_side_lock_holder(const LockState& s);
 class SideLock {
  public:
   // `keep_waiting()` says whether the queue itself is not the obstacle (rule 2).
+  // `owner` is the object the lock belongs to, for errors.
   template <class KeepWaiting>
-  SideLock(LockState& s, Deadline deadline, const std::string& label, KeepWaiting&& keep_waiting) : s_(s) {
+  SideLock(LockState& s, Deadline deadline, const Label& owner, KeepWaiting&& keep_waiting) : s_(s) {
     const auto& me = this_thread();
     // Only an item's own serialize() can get here holding it (a get from
     // inside a get): waiting would never end.
     if (owned_by(s_, me))
-      throw DeadlockDetected(label, label + " was used from inside this thread's own get/put on it (from an "
-                                            "item's serialize()?); that would wait forever");
+      raise<DeadlockDetected>(owner, "it was used from inside this thread's own get/put on it (from an item's "
+                                     "serialize()?)", "that would wait forever: do not use it from there");
     held_ = try_lock_fast(s_, me) || lock_slowly(me, deadline, keep_waiting);
     took_over_ = held_ && s_.owner_died.load(std::memory_order_relaxed) != 0;
     if (took_over_) s_.owner_died.store(0, std::memory_order_relaxed);
