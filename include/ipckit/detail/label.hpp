@@ -19,9 +19,9 @@ struct Label {
   Label(std::string object_name, std::string segment_name, std::string label_text)
       : object(std::move(object_name)), segment(std::move(segment_name)), text(std::move(label_text)) {}
   // Transitional, for handles still built from a label's text alone (Value,
-  // Array, Barrier): their errors' object() is that whole text, as before.
-  Label(std::string label_text)
-      : object(label_text), text(std::move(label_text)) {}  // NOLINT(google-explicit-constructor)
+  // Array, Barrier, queues): their errors' object() is that whole text, as before.
+  // NOLINTNEXTLINE(google-explicit-constructor, hicpp-explicit-conversions)
+  Label(std::string label_text) : object(label_text), text(std::move(label_text)) {}
 
   // A part of this object with its own label, e.g. "... (its lock)".
   [[nodiscard]] Label part(std::string_view what) const {
