@@ -1,5 +1,5 @@
 // Condition: every waiter holds a slot of a table in the shared state and a
-// notification is handed to one slot by CAS (see detail/condition_slots.hpp).
+// notification is handed to one slot by CAS (see detail/condition_state.hpp).
 #include "ipckit/condition.hpp"
 
 #include <algorithm>
@@ -7,10 +7,16 @@
 #include <string>
 
 #include "ipckit/error.hpp"
+#include "ipckit/detail/segment_access.hpp"
 
 namespace ipckit {
 namespace detail {
 namespace {
+
+constexpr std::chrono::milliseconds kConditionTick{50};   // a sleeper's liveness tick
+constexpr std::chrono::milliseconds kConditionSweep{50};  // at most one sweep per this
+
+std::uint32_t notify_slots(ConditionState& s, std::uint32_t before, std::uint32_t n, bool check_alive) noexcept;
 
 std::int64_t steady_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -61,8 +67,9 @@ bool hand_over(ConditionSlot& slot, std::uint32_t& seen, std::uint32_t before) n
   return true;
 }
 
-}  // namespace
-
+// Hands up to `n` notifications to the longest-waiting slots whose ticket is
+// before `before`; with `check_alive`, skips (and reclaims) dead owners.
+// Returns how many were handed out.
 std::uint32_t notify_slots(ConditionState& s, std::uint32_t before, std::uint32_t n, bool check_alive) noexcept {
   const std::uint32_t used = used_slots(s);
   std::uint32_t handed = 0;
@@ -107,6 +114,8 @@ std::uint32_t notify_slots(ConditionState& s, std::uint32_t before, std::uint32_
   return handed;
 }
 
+// Passes on the notifications that dead waiters were given, at most once per
+// kConditionSweep over all callers.
 void sweep_dead_notified(ConditionState& s) noexcept {
   // One sweeper per interval, whoever ticks first. A corrupt (future) stamp
   // must not stop the sweeps: only a recent past one defers them.
@@ -126,6 +135,8 @@ void sweep_dead_notified(ConditionState& s) noexcept {
   }
 }
 
+// Frees the slots of every dead owner (passing on their notifications);
+// for a waiter that found the table full.
 void reclaim_dead_slots(ConditionState& s) noexcept {
   for (ConditionSlot& slot : s.slot) {
     const std::uint32_t tid = slot.tid.load(std::memory_order_acquire);
@@ -138,17 +149,18 @@ void reclaim_dead_slots(ConditionState& s) noexcept {
   }
 }
 
+}  // namespace
 }  // namespace detail
 
 Condition::Condition(detail::ConditionState* s, detail::LockState* lock, bool reentrant,
-                     std::shared_ptr<const void> keepalive, std::string label)
+                     std::shared_ptr<const void> keepalive, detail::Label label)
     : s_(s),
       lock_(lock),
       reentrant_(reentrant),
       keep_(std::move(keepalive)),
       label_(std::move(label)),
-      plain_(lock, keep_, label_ + " (its lock)"),
-      rlock_(lock, keep_, label_ + " (its lock)") {}
+      plain_(detail::SegmentAccess::make<Lock>(lock, keep_, label_.part("its lock"))),
+      rlock_(detail::SegmentAccess::make<RLock>(lock, keep_, label_.part("its lock"))) {}
 
 void Condition::lock() {
   if (reentrant_) rlock_.lock();
@@ -164,20 +176,14 @@ void Condition::unlock() {
 
 bool Condition::owner_died() const noexcept { return plain_.owner_died(); }
 
-void Condition::throw_corrupt(const std::string& what) const {
-  throw CorruptSegment(label_, label_ + ": " + what +
-                                   "; its shared state was overwritten (a stray write by a process using the "
-                                   "segment?): recreate the segment");
-}
-
 // Called holding the lock, so tickets are drawn in the order waiters came.
 Condition::Enlisted Condition::enlist(const detail::ThreadIdentity& me) {
   using namespace detail;
   ConditionState& s = *s_;
   const std::uint32_t high = s.high.load(std::memory_order_relaxed);
   if (high > kConditionSlots)
-    throw_corrupt("its waiter table claims " + std::to_string(high) + " slots in use, more than the " +
-                  std::to_string(kConditionSlots) + " it has");
+    detail::raise_corrupt(label_, "its waiter table claims " + std::to_string(high) + " slots in use, more than the " +
+                                      std::to_string(kConditionSlots) + " it has");
   const auto claim = [&]() -> int {
     for (std::uint32_t i = 0; i < kConditionSlots; ++i) {
       ConditionSlot& slot = s.slot[i];
@@ -190,7 +196,7 @@ Condition::Enlisted Condition::enlist(const detail::ThreadIdentity& me) {
       slot.tid.store(me.tid, std::memory_order_release);
       if (slot.word.load(std::memory_order_acquire) != kWaiterFree) {
         slot.tid.store(0, std::memory_order_release);
-        throw_corrupt("waiter slot " + std::to_string(i) + " is owned by nobody but not free");
+        detail::raise_corrupt(label_, "waiter slot " + std::to_string(i) + " is owned by nobody but not free");
       }
       return static_cast<int>(i);
     }
@@ -259,8 +265,8 @@ bool Condition::sleep_in_overflow(const Enlisted& e, detail::Deadline deadline) 
 bool Condition::wait_by(detail::Deadline deadline) {
   const auto& me = detail::this_thread();
   if (!detail::owned_by(*lock_, me))
-    throw NotOwner(label_, label_ + ": wait() needs the condition's lock held by this thread; take it first "
-                                    "(std::unique_lock g(condition))");
+    detail::raise<NotOwner>(label_, "wait() needs the condition's lock held by this thread",
+                            "take it first (std::unique_lock g(condition))");
   // Enlisted before the lock is let go: a notify that comes after the
   // release finds this waiter in the table.
   const Enlisted e = enlist(me);
@@ -271,10 +277,11 @@ bool Condition::wait_by(detail::Deadline deadline) {
   else end = sleep_in_overflow(e, deadline) ? WaitEnd::Notified : WaitEnd::TimedOut;
   // Re-acquire without a deadline, as Python does; a dead holder's lock is
   // taken over and reported through owner_died().
-  if (!detail::try_lock_fast(*lock_, me)) detail::lock_slow(*lock_, me, detail::Deadline::never(), reentrant_, label_.c_str());
+  if (!detail::try_lock_fast(*lock_, me)) detail::lock_slow(*lock_, me, detail::Deadline::never(), reentrant_);
   lock_->depth = depth;
   if (end == WaitEnd::Corrupt)
-    throw_corrupt("waiter slot " + std::to_string(e.slot) + " changed into something no waiter or notifier writes");
+    detail::raise_corrupt(
+        label_, "waiter slot " + std::to_string(e.slot) + " changed into something no waiter or notifier writes");
   return end == WaitEnd::Notified;
 }
 
@@ -293,5 +300,41 @@ void Condition::notify(int n) noexcept {
 }
 
 void Condition::notify_all() noexcept { notify_n(UINT32_MAX); }
+
+// ------------------------------------------------------------------ opening
+
+namespace {
+
+// The offset of the bound lock is the entry's count, so a process binding
+// the name to another lock gets TypeMismatch (0: the condition's own lock).
+Condition open_condition(Segment& seg, std::string_view name, detail::LockState* lock, bool reentrant) {
+  using detail::SegmentAccess;
+  std::uint64_t offset = 0;
+  if (lock != nullptr) {
+    const auto at = SegmentAccess::offset_of(seg, lock);
+    if (!at)
+      detail::raise<InvalidArgument>(SegmentAccess::label(seg, ObjectKind::Condition, name),
+                                     "its lock must live in the same segment",
+                                     "open the lock from '" + seg.name() + "'");
+    offset = *at;
+  }
+  const auto spec = detail::state_spec<detail::ConditionState>(ObjectKind::Condition, "ipckit::Condition",
+                                                               detail::kConditionLayout, offset);
+  auto* s = static_cast<detail::ConditionState*>(SegmentAccess::find_or_create(seg, name, spec));
+  return SegmentAccess::make<Condition>(s, lock != nullptr ? lock : &s->own_lock, reentrant,
+                                        SegmentAccess::keepalive(seg), SegmentAccess::label(seg, spec.kind, name));
+}
+
+}  // namespace
+
+Condition Segment::condition(std::string_view name) { return open_condition(*this, name, nullptr, false); }
+
+Condition Segment::condition(std::string_view name, const Lock& lock) {
+  return open_condition(*this, name, detail::SegmentAccess::state_of(lock), false);
+}
+
+Condition Segment::condition(std::string_view name, const RLock& lock) {
+  return open_condition(*this, name, detail::SegmentAccess::state_of(lock), true);
+}
 
 }  // namespace ipckit

@@ -3,7 +3,7 @@
 
 #include <climits>
 
-#include "ipckit/detail/lock_state.hpp"
+#include "ipckit/detail/segment_access.hpp"
 
 namespace ipckit {
 
@@ -15,6 +15,11 @@ void Event::set() noexcept {
 bool Event::wait_by(detail::Deadline deadline) {
   return detail::wait_for_change(s_->seq, s_->sleepers, [this] { return is_set(); }, deadline,
                                  std::chrono::seconds(1), [] {});
+}
+
+Event Segment::event(std::string_view name) {
+  const auto spec = detail::state_spec<detail::EventState>(ObjectKind::Event, "ipckit::Event", detail::kEventLayout);
+  return detail::SegmentAccess::open<Event, detail::EventState>(*this, name, spec);
 }
 
 }  // namespace ipckit

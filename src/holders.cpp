@@ -1,5 +1,5 @@
 // Holder tables: find, claim, count, and free the slots of the dead.
-#include "ipckit/detail/holders.hpp"
+#include "holders.hpp"
 
 namespace ipckit::detail {
 
@@ -8,11 +8,6 @@ int holders_find(const HolderSlot* slots, std::size_t n, std::uint32_t tid) noex
   for (std::size_t i = 0; i < n; ++i)
     if (slots[i].tid.load(std::memory_order_acquire) == tid) return static_cast<int>(i);
   return -1;
-}
-
-std::uint32_t holders_count(const HolderSlot* slots, std::size_t n, std::uint32_t tid) noexcept {
-  const int i = holders_find(slots, n, tid);
-  return i < 0 ? 0 : slots[i].units.load(std::memory_order_relaxed);
 }
 
 std::size_t holders_find_dead(const HolderSlot* slots, std::size_t n, DeadHolder* out) noexcept {

@@ -20,6 +20,7 @@
 #include "ipckit/event.hpp"
 #include "ipckit/lock.hpp"
 #include "ipckit/semaphore.hpp"
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/value.hpp"
 
 namespace ipckit {
@@ -46,30 +47,54 @@ T load_once(T& field) {
                                         t.seg.name() + ") and recreate it");
 }
 
-LockStats lock_at(const Target& t) {
-  return Lock(static_cast<detail::LockState*>(t.body), t.keep, t.label).stats();
+LockStats lock_at(const Target& t, void* state) {
+  return detail::SegmentAccess::make<Lock>(static_cast<detail::LockState*>(state), t.keep, t.label).stats();
 }
 
-// Value and Array: [lock][data] and [lock][count, padded][data].
-ObjectStats values(const Target& t, std::size_t data_offset, std::uint64_t count) {
+// The named Lock or RLock of this segment at `offset` (what a condition or a
+// bound value records), or CorruptSegment.
+const ObjectInfo& lock_named_at(const Target& t, const std::vector<ObjectInfo>& objects, std::uint64_t offset) {
+  const auto bound = std::find_if(objects.begin(), objects.end(), [&](const ObjectInfo& o) {
+    return o.offset == offset && (o.kind == ObjectKind::Lock || o.kind == ObjectKind::RLock) &&
+           o.bytes >= sizeof(detail::LockState);
+  });
+  if (bound == objects.end()) throw_corrupt(t, "it is bound to offset " + std::to_string(offset) + ", where no lock is");
+  return *bound;
+}
+
+// Value and Array: [guard][data] and [guard][count, padded][data], where the
+// guard is its own lock or a BoundHeader naming a lock; a raw one is its data alone.
+ObjectStats values(const Target& t, std::uint64_t count) {
   const auto& i = t.info;
+  const detail::Guard guard = detail::guard_of(i.type_name);
+  const std::size_t data_offset = detail::data_offset(i.kind, guard);
   if (i.elem_size == 0 || i.bytes < data_offset || (i.bytes - data_offset) / i.elem_size < count)
     throw_corrupt(t, std::to_string(count) + " elements of " + std::to_string(i.elem_size) + " bytes do not fit its " +
                          std::to_string(i.bytes) + " bytes");
-  return detail::value_stats(lock_at(t), i.type_name.c_str(), i.elem_size, count,
+  std::optional<LockStats> lock;
+  if (guard == detail::Guard::Own) lock = lock_at(t, t.body);
+  if (guard == detail::Guard::Bound) {
+    const auto offset = load_once(static_cast<detail::BoundHeader*>(t.body)->lock_offset);
+    const auto objects = t.seg.objects();
+    const ObjectInfo& named = lock_named_at(t, objects, offset);
+    lock = lock_at(t, const_cast<void*>(detail::SegmentAccess::object_body(t.seg, named.name)));
+  }
+  const std::string type(detail::unguarded_type_name(i.type_name));
+  return detail::value_stats(std::move(lock), type.c_str(), i.elem_size, count,
                              static_cast<const char*>(t.body) + data_offset, t.max_elements);
 }
 
-ObjectStats value(const Target& t) { return values(t, detail::kValueDataOffset, 1); }
-ObjectStats array(const Target& t) { return values(t, detail::kArrayDataOffset, t.info.count); }
-ObjectStats lock(const Target& t) { return lock_at(t); }
+ObjectStats value(const Target& t) { return values(t, 1); }
+ObjectStats array(const Target& t) { return values(t, t.info.count); }
+ObjectStats lock(const Target& t) { return lock_at(t, t.body); }
 
 ObjectStats event(const Target& t) {
-  return Event(static_cast<detail::EventState*>(t.body), t.keep, t.label).stats();
+  return detail::SegmentAccess::make<Event>(static_cast<detail::EventState*>(t.body), t.keep, t.label).stats();
 }
 
 ObjectStats semaphore(const Target& t) {
-  return Semaphore(static_cast<detail::SemaphoreState*>(t.body), t.keep, t.label).stats();
+  return detail::SegmentAccess::make<Semaphore>(static_cast<detail::SemaphoreState*>(t.body), t.keep, t.label)
+      .stats();
 }
 
 ObjectStats barrier(const Target& t) {
@@ -84,16 +109,11 @@ ObjectStats condition(const Target& t) {
   bool reentrant = false;
   if (const std::uint64_t offset = t.info.count; offset != 0) {
     const auto objects = t.seg.objects();
-    const auto bound = std::find_if(objects.begin(), objects.end(), [&](const ObjectInfo& o) {
-      return o.offset == offset && (o.kind == ObjectKind::Lock || o.kind == ObjectKind::RLock) &&
-             o.bytes >= sizeof(detail::LockState);
-    });
-    if (bound == objects.end())
-      throw_corrupt(t, "it is bound to offset " + std::to_string(offset) + ", where no lock is");
-    lock = static_cast<detail::LockState*>(const_cast<void*>(t.seg.object_body(bound->name)));
-    reentrant = bound->kind == ObjectKind::RLock;
+    const ObjectInfo& bound = lock_named_at(t, objects, offset);
+    lock = static_cast<detail::LockState*>(const_cast<void*>(detail::SegmentAccess::object_body(t.seg, bound.name)));
+    reentrant = bound.kind == ObjectKind::RLock;
   }
-  return Condition(s, lock, reentrant, t.keep, t.label).stats();
+  return detail::SegmentAccess::make<Condition>(s, lock, reentrant, t.keep, t.label).stats();
 }
 
 // A queue's geometry is written once by its creator; the QueueCore
@@ -136,8 +156,8 @@ struct KindSnapshot {
 };
 
 constexpr KindSnapshot kKinds[] = {
-    {ObjectKind::Value, detail::kValueDataOffset, value},
-    {ObjectKind::Array, detail::kArrayDataOffset, array},
+    {ObjectKind::Value, 0, value},  // its size depends on its guard: values() checks it
+    {ObjectKind::Array, 0, array},
     {ObjectKind::Lock, sizeof(detail::LockState), lock},
     {ObjectKind::RLock, sizeof(detail::LockState), lock},
     {ObjectKind::Condition, sizeof(detail::ConditionState), condition},

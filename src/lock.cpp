@@ -4,6 +4,7 @@
 
 #include "ipckit/error.hpp"
 #include "ipckit/lock.hpp"
+#include "ipckit/detail/segment_access.hpp"
 
 namespace ipckit::detail {
 namespace {
@@ -42,8 +43,7 @@ bool take_over_if_owner_dead(LockState& s, const ThreadIdentity& me, std::uint32
 
 void wake_one(LockState& s) noexcept { futex_wake(s.word, 1); }
 
-bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool reentrant,
-               const char* what_for_errors) {
+bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool reentrant) {
   const auto owned_by_me = [&](std::uint32_t v) { return (v & kLockTidMask) == me.tid; };
   if (deadline.passed()) {
     // try_lock: no spinning, no sleeping; only a dead owner's lock is taken.
@@ -72,12 +72,7 @@ bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool r
       }
       continue;
     }
-    if (owned_by_me(v) && !reentrant) {
-      if (!deadline.is_never()) return false;  // a timed wait on oneself can only time out
-      throw DeadlockDetected(what_for_errors, std::string(what_for_errors) +
-                                                  ": this thread already holds it, so waiting would never end; "
-                                                  "unlock it first or use an RLock");
-    }
+    if (owned_by_me(v) && !reentrant) return false;  // a wait on oneself can only time out
     if ((v & kLockWaiters) == 0) {
       if (!cas(s, v, v | kLockWaiters)) continue;
       v |= kLockWaiters;
@@ -93,14 +88,18 @@ bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool r
 namespace ipckit::detail {
 
 bool LockHandle::acquire(Deadline deadline, bool reentrant) {
-  return lock_slow(*s_, this_thread(), deadline, reentrant, label_.c_str());
+  const auto& me = this_thread();
+  if (!reentrant && deadline.is_never() && owned_by(*s_, me))
+    raise<DeadlockDetected>(label_, "this thread already holds it, so waiting would never end",
+                            "unlock it first or use an RLock");
+  return lock_slow(*s_, me, deadline, reentrant);
 }
 
 void LockHandle::acquire_or_throw(Deadline deadline, bool reentrant) {
   const auto& me = this_thread();
   if (try_lock_fast(*s_, me)) return;
   const auto start = std::chrono::steady_clock::now();
-  if (lock_slow(*s_, me, deadline, reentrant, label_.c_str())) return;
+  if (lock_slow(*s_, me, deadline, reentrant)) return;
   std::string who = "nobody (it was just released)";
   if (auto h = holder()) {
     who = h->tid == me.tid ? "this thread itself"
@@ -108,9 +107,9 @@ void LockHandle::acquire_or_throw(Deadline deadline, bool reentrant) {
                                  (h->alive ? "alive" : "dead") + ")";
   }
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
-  throw Timeout(label_, label_ + ": not acquired by its deadline (waited " + std::to_string(ms.count()) +
-                            " ms); it is held by " + who +
-                            "; look for a lock-order cycle (`ipckit inspect`) or raise the timeout");
+  raise<Timeout>(label_,
+                 "not acquired by its deadline (waited " + std::to_string(ms.count()) + " ms); it is held by " + who,
+                 "look for a lock-order cycle (`ipckit inspect`) or raise the timeout");
 }
 
 std::optional<LockHolder> LockHandle::holder() const {
@@ -132,9 +131,25 @@ void LockHandle::mark_consistent() {
 
 void LockHandle::throw_not_owner(const char* action) const {
   std::string state = "it is not locked";
-  if (auto h = holder()) state = "it is held by pid " + std::to_string(h->pid) + " (thread " + std::to_string(h->tid) + ")";
-  throw NotOwner(label_, label_ + ": cannot " + action + " from thread " + std::to_string(this_thread().tid) +
-                             ": " + state + "; only the holder may unlock it");
+  if (auto h = holder())
+    state = "it is held by pid " + std::to_string(h->pid) + " (thread " + std::to_string(h->tid) + ")";
+  raise<NotOwner>(label_,
+                  "cannot " + std::string(action) + " from thread " + std::to_string(this_thread().tid) + ": " + state,
+                  "only the holder may unlock it");
 }
 
 }  // namespace ipckit::detail
+
+namespace ipckit {
+
+Lock Segment::lock(std::string_view name) {
+  const auto spec = detail::state_spec<detail::LockState>(ObjectKind::Lock, "ipckit::Lock", detail::kLockLayout);
+  return detail::SegmentAccess::open<Lock, detail::LockState>(*this, name, spec);
+}
+
+RLock Segment::rlock(std::string_view name) {
+  const auto spec = detail::state_spec<detail::LockState>(ObjectKind::RLock, "ipckit::RLock", detail::kLockLayout);
+  return detail::SegmentAccess::open<RLock, detail::LockState>(*this, name, spec);
+}
+
+}  // namespace ipckit

@@ -1,50 +1,30 @@
-// Segments: creation, opening, validation and the object directory.
+// Segments: the public entry points (create, open, remove, list, info). The
+// layers below them: shm_file.cpp (the file and its system calls),
+// segment_header.cpp (the header), segment_directory.cpp (the objects).
 #include "ipckit/segment.hpp"
-
-#include <dirent.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
-#include <ctime>
-#include <mutex>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
-#include "ipckit/value.hpp"
-#include "segment_layout.hpp"
-#include "shm_file.hpp"
+#include "ipckit/detail/segment_access.hpp"
+#include "segment_impl.hpp"
 
 namespace ipckit {
 namespace detail {
 namespace {
 
 constexpr std::size_t kMaxSegmentName = 200;
-constexpr std::uint64_t kMaxSegmentSize = std::uint64_t{1} << 40;
-constexpr std::uint32_t kMaxObjects = 1'000'000;
-constexpr std::uint64_t kDirectoryOffset = sizeof(SegmentHeader);
-
-std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
-
-std::uint64_t fnv1a(const char* s) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (; *s != '\0'; ++s) h = (h ^ static_cast<unsigned char>(*s)) * 0x100000001b3ULL;
-  return h;
-}
-
-// One read of a plain field another process may be writing: the value is
-// checked and then used, so it must not be fetched twice.
-template <class T>
-T read_once(const T& x) {
-  return *static_cast<const volatile T*>(&x);
-}
 
 void check_segment_name(std::string_view name) {
   auto bad = [&](const std::string& why) {
-    throw InvalidName(std::string(name), "invalid segment name '" + std::string(name) + "': " + why +
-                                             "; use 1-" + std::to_string(kMaxSegmentName) +
-                                             " printable characters without '/'");
+    throw InvalidName(std::string(name), std::string(name),
+                      "invalid segment name '" + std::string(name) + "': " + why + "; use 1-" +
+                          std::to_string(kMaxSegmentName) + " printable characters without '/'");
   };
   if (name.empty()) bad("it is empty");
   if (name.size() > kMaxSegmentName) bad("it is " + std::to_string(name.size()) + " characters long");
@@ -55,136 +35,17 @@ void check_segment_name(std::string_view name) {
   }
 }
 
-void check_object_name(std::string_view seg, std::string_view name) {
-  auto bad = [&](const std::string& why) {
-    throw InvalidName(std::string(name), "invalid object name '" + std::string(name) + "' in " + seg_label(seg) +
-                                             ": " + why + "; use 1-" + std::to_string(kMaxObjectName) +
-                                             " printable characters");
-  };
-  if (name.empty()) bad("it is empty");
-  if (name.size() > kMaxObjectName) bad("it is " + std::to_string(name.size()) + " characters long");
-  for (char c : name)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) bad("it contains a control character");
-}
-
-std::uint64_t directory_bytes(std::uint32_t max_objects) {
-  return align_up(sizeof(SegmentHeader) + std::uint64_t{max_objects} * sizeof(DirEntry), 64);
-}
-
-}  // namespace
-
-class SegmentImpl {
- public:
-  SegmentImpl(std::string name, void* base, std::uint64_t size, mode_t mode, uid_t uid)
-      : name_(std::move(name)), base_(static_cast<char*>(base)), size_(size), mode_(mode), uid_(uid) {}
-  ~SegmentImpl() { ::munmap(base_, size_); }
-  SegmentImpl(const SegmentImpl&) = delete;
-  SegmentImpl& operator=(const SegmentImpl&) = delete;
-
-  SegmentHeader& header() const { return *reinterpret_cast<SegmentHeader*>(base_); }
-  // Entry `i` of the directory; i < max_objects_, where the copied geometry
-  // (not the header's fields) says the directory lies.
-  DirEntry& entry(std::uint32_t i) const { return reinterpret_cast<DirEntry*>(base_ + kDirectoryOffset)[i]; }
-  char* at(std::uint64_t off) const { return base_ + off; }
-
-  [[noreturn]] void corrupt(const std::string& why) const {
-    throw CorruptSegment(name_, seg_label(name_) + " is corrupt: " + why + "; remove it (ipckit rm " + name_ +
-                                    ") and recreate it");
-  }
-
-  std::string name_;
-  char* base_;
-  // Geometry: validated once when the segment is mapped and never re-read
-  // from it, so a stray write to the header cannot move the directory or
-  // the heap under this handle.
-  std::uint64_t size_;
-  std::uint32_t max_objects_ = 0;
-  std::uint64_t heap_offset_ = 0;
-  mode_t mode_;
-  uid_t uid_;
-};
-
-namespace {
-
-std::shared_ptr<SegmentImpl> map_segment(std::string_view name, int fd, std::uint64_t size, const struct stat& st) {
-  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (base == MAP_FAILED) throw_errno(errno, name, "mmap");
-  return std::make_shared<SegmentImpl>(std::string(name), base, size, st.st_mode & 0777, st.st_uid);
-}
-
-// Everything an opener needs from the header, each field read once.
-struct HeaderSnapshot {
-  std::uint64_t magic, size, directory_offset, heap_offset, heap_top;
-  std::uint32_t layout_version, header_bytes, ready, max_objects, object_count;
-};
-
-HeaderSnapshot snapshot(const SegmentHeader& h) {
-  return {read_once(h.magic),
-          read_once(h.size),
-          read_once(h.directory_offset),
-          read_once(h.heap_offset),
-          h.heap_top.load(std::memory_order_acquire),
-          read_once(h.layout_version),
-          read_once(h.header_bytes),
-          h.ready.load(std::memory_order_acquire),
-          read_once(h.max_objects),
-          h.object_count.load(std::memory_order_acquire)};
-}
-
-// A file under the name that is not a complete segment. This ipckit links a
-// segment under its name only once it is complete, so such a file was put
-// there by someone else: never replaced, only reported.
-[[noreturn]] void throw_not_initialised(std::string_view name, const struct stat& st, const std::string& what) {
-  std::string holders;
-  for (int pid : lock_holders(st)) holders += (holders.empty() ? "" : ", ") + std::to_string(pid);
-  throw CorruptSegment(
-      std::string(name),
-      seg_label(name) + " (" + shm_path(name) + ") is not an initialised ipckit segment: " + what +
-          ". ipckit names a segment only once it is complete, so another program (or an older ipckit whose creator "
-          "died or is still at work) put this file there" +
-          (holders.empty() ? std::string() : "; process " + holders + " holds a lock on it") +
-          ". Remove it (ipckit rm " + std::string(name) + ") and create the segment again");
-}
-
-// Structure checks on a mapped header; throws CorruptSegment.
-void validate_header(const HeaderSnapshot& h, std::string_view name, const struct stat& st) {
-  const auto file_size = static_cast<std::uint64_t>(st.st_size);
-  auto corrupt = [&](const std::string& why) {
-    throw CorruptSegment(std::string(name), seg_label(name) + " is corrupt: " + why +
-                                                "; remove it (ipckit rm " + std::string(name) + ") and recreate it");
-  };
-  if (h.magic == 0 && h.ready != kReady) throw_not_initialised(name, st, "its header is blank");
-  if (h.magic != kSegmentMagic) corrupt("it is not an ipckit segment (bad magic number)");
-  if (h.layout_version > kSegmentLayout)
-    throw CorruptSegment(std::string(name), seg_label(name) + " has layout version " + std::to_string(h.layout_version) +
-                                                ", newer than this ipckit understands (" + std::to_string(kSegmentLayout) +
-                                                "); upgrade ipckit in this program");
-  if (h.layout_version != kSegmentLayout) corrupt("unknown layout version " + std::to_string(h.layout_version));
-  if (h.ready != kReady) throw_not_initialised(name, st, "its header is incomplete");
-  if (h.header_bytes != sizeof(SegmentHeader)) corrupt("unexpected header size");
-  if (h.size != file_size)
-    corrupt("it says it is " + std::to_string(h.size) + " bytes but is " + std::to_string(file_size) + " (truncated?)");
-  if (h.directory_offset != kDirectoryOffset || h.max_objects == 0 || h.max_objects > kMaxObjects ||
-      h.heap_offset != directory_bytes(h.max_objects) || h.heap_offset > h.size)
-    corrupt("its directory lies outside the segment");
-  if (h.heap_top < h.heap_offset || h.heap_top > h.size) corrupt("its allocation pointer lies outside the segment");
-  if (h.object_count > h.max_objects) corrupt("its object count exceeds its directory");
-}
-
 void check_create_args(std::string_view name, std::size_t size, const SegmentOptions& opt) {
   check_segment_name(name);
   if (opt.max_objects == 0 || opt.max_objects > kMaxObjects)
-    throw InvalidArgument(std::string(name), seg_label(name) + ": max_objects must be between 1 and 1000000");
+    throw InvalidArgument(std::string(name), std::string(name),
+                          seg_label(name) + ": max_objects must be between 1 and 1000000");
   const std::uint64_t min = Segment::min_size(opt.max_objects);
   if (size < min || size > kMaxSegmentSize)
-    throw InvalidArgument(std::string(name), seg_label(name) + ": size " + std::to_string(size) + " is out of range; use " +
-                                                 std::to_string(min) + " bytes (for " + std::to_string(opt.max_objects) +
-                                                 " objects) up to 1 TiB");
-}
-
-bool name_taken(std::string_view name) {
-  struct stat st{};
-  return ::lstat(shm_path(name).c_str(), &st) == 0;
+    throw InvalidArgument(std::string(name), std::string(name),
+                          seg_label(name) + ": size " + std::to_string(size) + " is out of range; use " +
+                              std::to_string(min) + " bytes (for " + std::to_string(opt.max_objects) +
+                              " objects) up to 1 TiB");
 }
 
 void run_hook(CreateStage stage) {
@@ -200,30 +61,14 @@ std::shared_ptr<SegmentImpl> create_segment(std::string_view name, std::size_t s
 
   UniqueFd fd = create_unnamed(name, size);
   run_hook(CreateStage::Reserved);
-  struct stat st{};
-  if (::fstat(fd.get(), &st) != 0) throw_errno(errno, name, "fstat");
-  auto impl = map_segment(name, fd.get(), size, st);
-  auto& h = impl->header();
-  const ThreadIdentity me = this_process();
-  h.magic = kSegmentMagic;
-  h.layout_version = kSegmentLayout;
-  h.header_bytes = sizeof(SegmentHeader);
-  h.size = size;
-  h.max_objects = opt.max_objects;
-  h.directory_offset = kDirectoryOffset;
-  h.heap_offset = directory_bytes(opt.max_objects);
-  h.heap_top.store(h.heap_offset, std::memory_order_relaxed);
-  h.creator_pid = static_cast<std::int32_t>(me.tid);
-  h.creator_start_ticks = me.start_ticks;
-  h.created_unix = std::time(nullptr);
-  h.ready.store(kReady, std::memory_order_release);
-  impl->max_objects_ = opt.max_objects;
-  impl->heap_offset_ = directory_bytes(opt.max_objects);
+  const struct stat st = stat_of(fd.get(), name);
+  Mapping map(fd.get(), size, name);
+  write_header(*reinterpret_cast<SegmentHeader*>(map.base()), size, opt.max_objects);
   run_hook(CreateStage::Initialised);
 
   if (!publish(fd.get(), name, opt.mode)) throw_errno(EEXIST, name, "create");
-  impl->mode_ = opt.mode & 0777;
-  return impl;
+  const Geometry geometry{size, opt.max_objects, directory_bytes(opt.max_objects)};
+  return std::make_shared<SegmentImpl>(std::string(name), std::move(map), geometry, opt.mode, st.st_uid);
 }
 
 std::shared_ptr<SegmentImpl> open_segment(std::string_view name, const Trust& trust) {
@@ -233,21 +78,16 @@ std::shared_ptr<SegmentImpl> open_segment(std::string_view name, const Trust& tr
   if (file_size < sizeof(SegmentHeader))
     throw_not_initialised(name, f.st, "it is " + std::to_string(file_size) + " bytes long");
   if (file_size > kMaxSegmentSize)
-    throw CorruptSegment(std::string(name), seg_label(name) + " is " + std::to_string(file_size) +
-                                                " bytes long, larger than any segment; remove it (ipckit rm " +
-                                                std::string(name) + ")");
-  auto impl = map_segment(name, f.fd.get(), file_size, f.st);
-  const HeaderSnapshot snap = snapshot(impl->header());
-  validate_header(snap, name, f.st);
-  impl->max_objects_ = snap.max_objects;
-  impl->heap_offset_ = snap.heap_offset;
-  return impl;
+    throw CorruptSegment(std::string(name), std::string(name),
+                         seg_label(name) + " is " + std::to_string(file_size) +
+                             " bytes long, larger than any segment; remove it (ipckit rm " + std::string(name) + ")");
+  Mapping map(f.fd.get(), file_size, name);
+  const Geometry geometry = validate_header(*reinterpret_cast<const SegmentHeader*>(map.base()), name, f.st);
+  return std::make_shared<SegmentImpl>(std::string(name), std::move(map), geometry, f.st.st_mode, f.st.st_uid);
 }
 
 }  // namespace
 }  // namespace detail
-
-using detail::DirEntry;
 
 const char* to_string(ObjectKind kind) noexcept {
   switch (kind) {
@@ -263,6 +103,8 @@ const char* to_string(ObjectKind kind) noexcept {
     case ObjectKind::Queue: return "Queue";
     case ObjectKind::JoinableQueue: return "JoinableQueue";
     case ObjectKind::PriorityQueue: return "PriorityQueue";
+    case ObjectKind::LifoQueue: return "LifoQueue";
+    case ObjectKind::JoinablePriorityQueue: return "JoinablePriorityQueue";
   }
   return "unknown";
 }
@@ -283,25 +125,12 @@ const char* noun(ObjectKind kind) noexcept {
     case ObjectKind::Queue: return "queue";
     case ObjectKind::JoinableQueue: return "joinable queue";
     case ObjectKind::PriorityQueue: return "priority queue";
+    case ObjectKind::LifoQueue: return "lifo queue";
+    case ObjectKind::JoinablePriorityQueue: return "joinable priority queue";
   }
   return "object";
 }
-
-// What DirEntry::count means for a kind, for mismatch messages.
-std::string count_words(ObjectKind kind, std::uint64_t n) {
-  switch (kind) {
-    case ObjectKind::Semaphore:
-    case ObjectKind::BoundedSemaphore: return "initial value " + std::to_string(n);
-    case ObjectKind::Barrier: return std::to_string(n) + " parties";
-    case ObjectKind::Condition: return "its lock at offset " + std::to_string(n);
-    case ObjectKind::Queue:
-    case ObjectKind::JoinableQueue: return "capacity " + std::to_string(n) + " bytes";
-    case ObjectKind::PriorityQueue: return std::to_string(n) + " slots";
-    default: return std::to_string(n) + " elements";
-  }
-}
 }  // namespace
-
 
 std::size_t Segment::min_size(std::uint32_t max_objects) {
   return detail::directory_bytes(max_objects) + 4096;
@@ -335,15 +164,14 @@ Segment Segment::open_or_create(std::string_view name, std::size_t size, Segment
       if (!detail::name_taken(name)) throw;
     }
   }
-  throw SystemError(std::string(name), detail::seg_label(name) + ": open_or_create kept racing with removals of " +
-                                           detail::shm_path(name) + "; retry");
+  throw SystemError(
+      std::string(name), std::string(name),
+      detail::seg_label(name) + ": open_or_create kept racing with removals of " + detail::shm_path(name) + "; retry");
 }
 
 bool Segment::remove(std::string_view name) {
   detail::check_segment_name(name);
-  if (::unlink(detail::shm_path(name).c_str()) == 0) return true;
-  if (errno == ENOENT) return false;
-  detail::throw_errno(errno, name, "remove");
+  return detail::remove_file(name);
 }
 
 bool Segment::exists(std::string_view name) {
@@ -351,399 +179,43 @@ bool Segment::exists(std::string_view name) {
   return detail::name_taken(name);
 }
 
-std::vector<std::string> Segment::list() {
-  std::vector<std::string> names;
-  DIR* d = ::opendir(detail::shm_dir().c_str());
-  if (d == nullptr) return names;
-  while (dirent* e = ::readdir(d)) {
-    std::string_view n = e->d_name;
-    if (n.starts_with("ipckit.") && n.size() > 7) names.emplace_back(n.substr(7));
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
-}
+std::vector<std::string> Segment::list() { return detail::list_names(); }
 
-namespace {
-
-// The allocation pointer, checked against the handle's own geometry.
-std::uint64_t checked_top(const detail::SegmentImpl& impl) {
-  const std::uint64_t top = impl.header().heap_top.load(std::memory_order_acquire);
-  if (top < impl.heap_offset_ || top > impl.size_)
-    impl.corrupt("its allocation pointer (" + std::to_string(top) + ") lies outside its heap (" +
-                 std::to_string(impl.heap_offset_) + " to " + std::to_string(impl.size_) + ")");
-  return top;
-}
-
-// The number of published entries, checked against the handle's geometry.
-std::uint32_t checked_count(const detail::SegmentImpl& impl) {
-  const std::uint32_t n = impl.header().object_count.load(std::memory_order_acquire);
-  if (n > impl.max_objects_)
-    impl.corrupt("its object count (" + std::to_string(n) + ") exceeds its directory (" +
-                 std::to_string(impl.max_objects_) + " entries)");
-  return n;
-}
-
-// A published entry, copied out of the segment (so that it cannot change
-// between check and use) and checked against the geometry and `top`.
-DirEntry checked_entry(const detail::SegmentImpl& impl, std::uint32_t i, std::uint64_t top) {
-  DirEntry e;
-  std::memcpy(&e, &impl.entry(i), sizeof e);
-  const bool named = std::memchr(e.name, '\0', sizeof e.name) != nullptr &&
-                     std::memchr(e.type_name, '\0', sizeof e.type_name) != nullptr;
-  if (!named || e.offset < impl.heap_offset_ || e.offset % 64 != 0 || e.bytes > top || e.offset > top - e.bytes ||
-      e.kind < 1 || e.kind > kLastObjectKind)
-    impl.corrupt("directory entry " + std::to_string(i) + " points outside the segment");
-  return e;
-}
-
-// The directory as seen now: the entry named `name` if any, how many entries
-// there are, and where the objects end.
-struct Lookup {
-  std::optional<DirEntry> found;
-  std::uint32_t count = 0;
-  std::uint64_t objects_end = 0;
-};
-
-Lookup look_up(const detail::SegmentImpl& impl, std::string_view name) {
-  Lookup r;
-  const std::uint64_t top = checked_top(impl);
-  r.count = checked_count(impl);
-  r.objects_end = impl.heap_offset_;
-  std::uint32_t at = 0;
-  for (std::uint32_t i = 0; i < r.count; ++i) {
-    const DirEntry e = checked_entry(impl, i, top);
-    r.objects_end = std::max(r.objects_end, e.offset + e.bytes);
-    if (!r.found && name == e.name) {
-      r.found = e;
-      at = i;
-    }
-  }
-  if (!r.found) return r;
-  // Objects never overlap: an entry that overlaps another was rewritten, and
-  // handing it out would let two objects share memory.
-  const std::uint64_t begin = r.found->offset;
-  const std::uint64_t end = begin + r.found->bytes;
-  for (std::uint32_t i = 0; i < r.count; ++i) {
-    if (i == at) continue;
-    const DirEntry& other = impl.entry(i);
-    const std::uint64_t o_begin = detail::read_once(other.offset);
-    const std::uint64_t o_end = o_begin + std::min(detail::read_once(other.bytes), UINT64_MAX - o_begin);
-    if (o_begin < end && begin < o_end)
-      impl.corrupt("directory entries " + std::to_string(at) + " ('" + std::string(name) + "') and " +
-                   std::to_string(i) + " overlap");
-  }
-  return r;
-}
-
-ObjectInfo to_info(const DirEntry& e) {
-  return ObjectInfo{e.name, static_cast<ObjectKind>(e.kind), e.type_name, e.elem_size, e.count, e.offset, e.bytes};
-}
-
-}  // namespace
-
-const std::string& Segment::name() const noexcept { return impl_->name_; }
-std::size_t Segment::size() const noexcept { return impl_->size_; }
+const std::string& Segment::name() const noexcept { return impl_->name(); }
+std::size_t Segment::size() const noexcept { return impl_->geometry().size; }
 std::size_t Segment::free_bytes() const noexcept {
   const std::uint64_t top = impl_->header().heap_top.load(std::memory_order_relaxed);
-  return top >= impl_->heap_offset_ && top <= impl_->size_ ? impl_->size_ - top : 0;
+  const detail::Geometry& g = impl_->geometry();
+  return top >= g.heap_offset && top <= g.size ? g.size - top : 0;
 }
 std::shared_ptr<const void> Segment::keepalive() const noexcept { return impl_; }
 
-std::string Segment::label(ObjectKind kind, std::string_view name) const {
-  return std::string(noun(kind)) + " '" + std::string(name) + "' in segment '" + impl_->name_ + "'";
+std::optional<std::uint64_t> Segment::offset_of(const void* p) const noexcept {
+  if (!impl_->contains(p)) return std::nullopt;
+  return static_cast<std::uint64_t>(static_cast<const char*>(p) - impl_->at(0));
+}
+
+detail::Label Segment::label_of(ObjectKind kind, std::string_view name) const {
+  return {std::string(name), impl_->name(),
+          std::string(noun(kind)) + " '" + std::string(name) + "' in segment '" + impl_->name() + "'"};
 }
 
 SegmentInfo Segment::info() const {
   const auto& h = impl_->header();
+  const detail::Geometry& g = impl_->geometry();
   SegmentInfo i;
-  i.name = impl_->name_;
-  i.size = impl_->size_;
-  i.used = std::clamp<std::uint64_t>(h.heap_top.load(std::memory_order_relaxed), impl_->heap_offset_, impl_->size_);
-  i.objects = std::min(h.object_count.load(std::memory_order_acquire), impl_->max_objects_);
-  i.max_objects = impl_->max_objects_;
+  i.name = impl_->name();
+  i.size = g.size;
+  i.used = std::clamp<std::uint64_t>(h.heap_top.load(std::memory_order_relaxed), g.heap_offset, g.size);
+  i.objects = std::min(h.object_count.load(std::memory_order_acquire), g.max_objects);
+  i.max_objects = g.max_objects;
   i.creator_pid = detail::read_once(h.creator_pid);
   const std::uint64_t start = detail::read_once(h.creator_start_ticks);
   i.creator_alive = start != 0 && i.creator_pid > 0 && detail::process_start_ticks(i.creator_pid) == start;
   i.created_unix = detail::read_once(h.created_unix);
-  i.mode = impl_->mode_;
-  i.owner_uid = impl_->uid_;
+  i.mode = impl_->mode();
+  i.owner_uid = impl_->owner();
   return i;
-}
-
-std::vector<ObjectInfo> Segment::objects() const {
-  std::vector<ObjectInfo> out;
-  const std::uint64_t top = checked_top(*impl_);
-  const std::uint32_t n = checked_count(*impl_);
-  for (std::uint32_t i = 0; i < n; ++i) out.push_back(to_info(checked_entry(*impl_, i, top)));
-  return out;
-}
-
-const void* Segment::object_body(std::string_view name, ObjectInfo* info) const {
-  const Lookup l = look_up(*impl_, name);
-  if (!l.found)
-    throw NotFound(std::string(name), "no object '" + std::string(name) + "' in " + detail::seg_label(impl_->name_) +
-                                          "; `ipckit inspect " + impl_->name_ + "` lists what is there");
-  if (info != nullptr) *info = to_info(*l.found);
-  return impl_->at(l.found->offset);
-}
-
-std::optional<LockHolder> Segment::holder_of(std::string_view name) const {
-  auto* body = const_cast<void*>(object_body(name));
-  Lock view(static_cast<detail::LockState*>(body), keepalive(), std::string(name));
-  return view.holder();
-}
-
-namespace {
-
-// Takes the directory lock for at most kDirectoryLockWait: its holder may
-// be stopped (SIGSTOP, a debugger), and creation must not wait for it forever.
-void lock_directory(Lock& dir, const std::string& what) {
-  if (dir.try_lock_for(kDirectoryLockWait)) return;
-  std::string who = "a process that has just let it go";
-  if (auto h = dir.holder())
-    who = "pid " + std::to_string(h->pid) + " (thread " + std::to_string(h->tid) + (h->alive ? ", alive)" : ", dead)");
-  throw Timeout(what, "cannot create " + what + ": the segment's directory lock has been held by " + who +
-                          " for more than " + std::to_string(kDirectoryLockWait.count()) +
-                          " s; that process is probably stopped (SIGSTOP, Ctrl-Z, a debugger) while creating an "
-                          "object: resume or end it, then retry");
-}
-
-}  // namespace
-
-void* Segment::find_or_create(std::string_view name, const detail::ObjectSpec& spec) {
-  detail::check_object_name(impl_->name_, name);
-  auto& h = impl_->header();
-
-  const auto check_match = [&](const DirEntry& e) -> void* {
-    const std::string what = label(static_cast<ObjectKind>(e.kind), name);
-    if (e.kind != static_cast<std::uint32_t>(spec.kind))
-      throw TypeMismatch(std::string(name), "'" + std::string(name) + "' in segment '" + impl_->name_ + "' is a " +
-                                                to_string(static_cast<ObjectKind>(e.kind)) + ", not a " +
-                                                to_string(spec.kind) + "; use another name or open it as a " +
-                                                to_string(static_cast<ObjectKind>(e.kind)));
-    if (e.type_hash != detail::fnv1a(spec.type_name) || e.elem_size != spec.elem_size ||
-        e.elem_align != spec.elem_align)
-      throw TypeMismatch(std::string(name), what + " holds type '" + e.type_name + "' (" + std::to_string(e.elem_size) +
-                                                " bytes), not '" + spec.type_name + "' (" +
-                                                std::to_string(spec.elem_size) +
-                                                " bytes); open it with the type it was created with");
-    if (e.layout_version != spec.layout_version)
-      throw TypeMismatch(std::string(name), what + " has layout version " + std::to_string(e.layout_version) +
-                                                ", this program expects " + std::to_string(spec.layout_version) +
-                                                "; build every program with the same ipckit");
-    if (e.count != spec.count)
-      throw TypeMismatch(std::string(name), what + " was created with " + count_words(spec.kind, e.count) + ", not " +
-                                                count_words(spec.kind, spec.count) + "; open it as it was created");
-    if (e.bytes != spec.bytes) throw CorruptSegment(std::string(name), what + " has an inconsistent size; recreate the segment");
-    return impl_->at(e.offset);
-  };
-
-  if (const Lookup l = look_up(*impl_, name); l.found) return check_match(*l.found);
-
-  // Create under the directory lock. A creator killed here leaves at worst
-  // leaked heap space and an unpublished entry: the count is published last.
-  Lock dir(&h.directory_lock, keepalive(), "directory of " + detail::seg_label(impl_->name_));
-  lock_directory(dir, label(spec.kind, name));
-  std::lock_guard guard(dir, std::adopt_lock);
-  const Lookup l = look_up(*impl_, name);
-  if (l.found) return check_match(*l.found);
-  const std::uint32_t n = l.count;
-  if (n >= impl_->max_objects_)
-    throw OutOfSpace(std::string(name), detail::seg_label(impl_->name_) + " cannot hold object '" + std::string(name) +
-                                            "': its directory is full (" + std::to_string(impl_->max_objects_) +
-                                            " objects); create the segment with a larger SegmentOptions::max_objects");
-  const std::uint64_t top = checked_top(*impl_);
-  // The pointer only grows, past every object: one moved back would hand
-  // out live objects' memory again.
-  if (top < l.objects_end)
-    impl_->corrupt("its allocation pointer (" + std::to_string(top) + ") lies below the end of its objects (" +
-                   std::to_string(l.objects_end) + ")");
-  const std::uint64_t off = detail::align_up(top, 64);
-  if (off > impl_->size_ || spec.bytes > impl_->size_ - off)
-    throw OutOfSpace(std::string(name), detail::seg_label(impl_->name_) + " cannot hold object '" + std::string(name) +
-                                            "': it needs " + std::to_string(spec.bytes) + " bytes and " +
-                                            std::to_string(impl_->size_ > off ? impl_->size_ - off : 0) +
-                                            " are left; create the segment larger");
-  // Space is claimed before it is written, so it is never handed out twice.
-  h.heap_top.store(off + spec.bytes, std::memory_order_release);
-  void* body = impl_->at(off);
-  std::memset(body, 0, spec.bytes);
-  if (spec.init != nullptr) spec.init(body, spec.init_arg);
-
-  DirEntry& e = impl_->entry(n);
-  std::memset(&e, 0, sizeof e);
-  std::memcpy(e.name, name.data(), name.size());
-  std::strncpy(e.type_name, spec.type_name, sizeof e.type_name - 1);
-  e.type_hash = detail::fnv1a(spec.type_name);
-  e.kind = static_cast<std::uint32_t>(spec.kind);
-  e.layout_version = spec.layout_version;
-  e.elem_size = spec.elem_size;
-  e.elem_align = spec.elem_align;
-  e.count = spec.count;
-  e.offset = off;
-  e.bytes = spec.bytes;
-  h.object_count.store(n + 1, std::memory_order_release);
-  return body;
-}
-
-namespace {
-template <class State>
-detail::ObjectSpec plain_spec(ObjectKind kind, const char* type_name, std::uint64_t count = 1) {
-  return detail::ObjectSpec{kind, type_name, sizeof(State), alignof(State), count, 1, sizeof(State)};
-}
-}  // namespace
-
-Lock Segment::lock(std::string_view name) {
-  auto spec = plain_spec<detail::LockState>(ObjectKind::Lock, "ipckit::Lock");
-  return Lock(static_cast<detail::LockState*>(find_or_create(name, spec)), keepalive(), label(ObjectKind::Lock, name));
-}
-
-RLock Segment::rlock(std::string_view name) {
-  auto spec = plain_spec<detail::LockState>(ObjectKind::RLock, "ipckit::RLock");
-  return RLock(static_cast<detail::LockState*>(find_or_create(name, spec)), keepalive(), label(ObjectKind::RLock, name));
-}
-
-Condition Segment::condition(std::string_view name) { return bind_condition(name, nullptr, false); }
-Condition Segment::condition(std::string_view name, const Lock& lock) { return bind_condition(name, lock.s_, false); }
-Condition Segment::condition(std::string_view name, const RLock& lock) { return bind_condition(name, lock.s_, true); }
-
-// The offset of the bound lock is the entry's count, so a process binding
-// the name to another lock gets TypeMismatch (0: the condition's own lock).
-Condition Segment::bind_condition(std::string_view name, detail::LockState* lock, bool reentrant) {
-  std::uint64_t offset = 0;
-  if (lock != nullptr) {
-    const char* p = reinterpret_cast<const char*>(lock);
-    if (p < impl_->base_ || p >= impl_->base_ + impl_->size_)
-      throw InvalidArgument(std::string(name), label(ObjectKind::Condition, name) +
-                                                   ": its lock must live in the same segment; open the lock from '" +
-                                                   impl_->name_ + "'");
-    offset = static_cast<std::uint64_t>(p - impl_->base_);
-  }
-  auto spec = plain_spec<detail::ConditionState>(ObjectKind::Condition, "ipckit::Condition", offset);
-  spec.layout_version = 2;  // 2: the waiter table (notify(n) wakes n)
-  auto* s = static_cast<detail::ConditionState*>(find_or_create(name, spec));
-  return Condition(s, lock != nullptr ? lock : &s->own_lock, reentrant, keepalive(), label(ObjectKind::Condition, name));
-}
-
-// ---------------------------------------------------------------- Value and Array bindings
-namespace {
-
-// "a raw value without a lock (raw_value<T>)", for mismatch messages.
-std::string guard_words(ObjectKind kind, detail::Guard guard) {
-  const std::string noun = kind == ObjectKind::Value ? "value" : "array";
-  switch (guard) {
-    case detail::Guard::Raw: return "a raw " + noun + " without a lock (raw_" + noun + "<T>)";
-    case detail::Guard::Bound: return "a " + noun + " bound to a named lock (" + noun + "<T>(..., lock))";
-    case detail::Guard::Own: break;
-  }
-  return "a " + noun + " with its own lock (" + noun + "<T>)";
-}
-
-// Written into a new value or array before it is published.
-struct DataInit {
-  const detail::DataSpec* spec;
-  std::uint64_t lock_offset;
-};
-
-void init_data(void* body, const void* arg) {
-  const auto& init = *static_cast<const DataInit*>(arg);
-  const detail::DataSpec& d = *init.spec;
-  char* b = static_cast<char*>(body);
-  if (d.guard == detail::Guard::Bound) reinterpret_cast<detail::BoundHeader*>(b)->lock_offset = init.lock_offset;
-  if (d.kind == ObjectKind::Array && d.guard != detail::Guard::Raw)
-    *reinterpret_cast<std::uint64_t*>(b + sizeof(detail::LockState)) = d.count;
-  if (d.initial != nullptr) std::memcpy(b + detail::data_offset(d.kind, d.guard), d.initial, d.elem_size * d.count);
-}
-
-}  // namespace
-
-// "lock 'A' in segment 'demo'" for the Lock/RLock at `offset`, for messages.
-std::string Segment::lock_at(std::uint64_t offset) const {
-  for (const ObjectInfo& o : objects())
-    if (o.offset == offset && (o.kind == ObjectKind::Lock || o.kind == ObjectKind::RLock)) return label(o.kind, o.name);
-  return "the object at offset " + std::to_string(offset) + " of segment '" + impl_->name_ + "'";
-}
-
-void* Segment::bind_data(std::string_view name, const detail::DataSpec& d) {
-  const std::string what = label(d.kind, name);
-  if (d.count == 0) throw InvalidArgument(std::string(name), what + ": an array needs at least one element");
-  if (d.count > (std::uint64_t{1} << 40) / d.elem_size)
-    throw InvalidArgument(std::string(name),
-                          what + ": " + std::to_string(d.count) + " elements is too many for any segment");
-  std::uint64_t lock_offset = 0;
-  if (d.guard == detail::Guard::Bound) {
-    const char* p = reinterpret_cast<const char*>(d.lock);
-    if (p < impl_->base_ || p >= impl_->base_ + impl_->size_)
-      throw InvalidArgument(std::string(name), what + ": its lock must live in the same segment; open the lock from '" +
-                                                   impl_->name_ + "'");
-    lock_offset = static_cast<std::uint64_t>(p - impl_->base_);
-  }
-  // Another guard than the one it was created with: say so plainly (the
-  // type check below would only show the prefixed type names).
-  if (const Lookup l = look_up(*impl_, name); l.found && l.found->kind == static_cast<std::uint32_t>(d.kind)) {
-    const detail::Guard was = detail::guard_of(l.found->type_name);
-    if (was != d.guard)
-      throw TypeMismatch(std::string(name), what + " is " + guard_words(d.kind, was) + ", not " +
-                                                guard_words(d.kind, d.guard) + "; open it as it was created");
-  }
-  const std::string type_name = std::string(detail::guard_prefix(d.guard)) + d.type_name;
-  detail::ObjectSpec spec{d.kind,
-                          type_name.c_str(),
-                          d.elem_size,
-                          d.elem_align,
-                          d.count,
-                          d.kind == ObjectKind::Value ? detail::kValueLayout : detail::kArrayLayout,
-                          detail::data_offset(d.kind, d.guard) + std::uint64_t{d.elem_size} * d.count};
-  const DataInit init{&d, lock_offset};
-  spec.init = init_data;
-  spec.init_arg = &init;
-  void* body = find_or_create(name, spec);
-  if (d.guard == detail::Guard::Bound) {
-    // Every process must bind it to the same lock (like a condition).
-    const std::uint64_t bound = detail::read_once(static_cast<const detail::BoundHeader*>(body)->lock_offset);
-    if (bound != lock_offset)
-      throw TypeMismatch(std::string(name), what + " is bound to " + lock_at(bound) + ", not to " +
-                                                lock_at(lock_offset) + "; bind it to the same lock in every process");
-  }
-  return body;
-}
-
-Semaphore Segment::semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options) {
-  return make_semaphore(name, initial, false, options);
-}
-Semaphore Segment::bounded_semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options) {
-  return make_semaphore(name, initial, true, options);
-}
-
-Semaphore Segment::make_semaphore(std::string_view name, std::uint32_t initial, bool bounded, SemaphoreOptions options) {
-  const ObjectKind kind = bounded ? ObjectKind::BoundedSemaphore : ObjectKind::Semaphore;
-  if (initial > (1u << 30))
-    throw InvalidArgument(std::string(name), label(kind, name) + ": initial value " + std::to_string(initial) +
-                                                 " is too large; use at most 2^30");
-  // Tracked and untracked semaphores are different types: mixing them up is a TypeMismatch.
-  auto spec = plain_spec<detail::SemaphoreState>(
-      kind, options.track_holders ? "ipckit::Semaphore(tracked)" : "ipckit::Semaphore", initial);
-  // Layout 2: a tracked semaphore's count and holders change under its table
-  // lock; a program built with the older protocol gets TypeMismatch, not a
-  // silent mix of the two.
-  if (options.track_holders) spec.layout_version = 2;
-  struct Init { std::uint32_t initial; bool bounded; bool tracked; } init{initial, bounded, options.track_holders};
-  spec.init = [](void* body, const void* arg) {
-    const auto& i = *static_cast<const Init*>(arg);
-    auto* st = static_cast<detail::SemaphoreState*>(body);
-    st->count.store(i.initial, std::memory_order_relaxed);
-    st->initial = i.initial;
-    st->bounded = i.bounded ? 1 : 0;
-    st->track_holders = i.tracked ? 1 : 0;
-  };
-  spec.init_arg = &init;
-  return Semaphore(static_cast<detail::SemaphoreState*>(find_or_create(name, spec)), keepalive(), label(kind, name));
-}
-
-Event Segment::event(std::string_view name) {
-  auto spec = plain_spec<detail::EventState>(ObjectKind::Event, "ipckit::Event");
-  return Event(static_cast<detail::EventState*>(find_or_create(name, spec)), keepalive(), label(ObjectKind::Event, name));
 }
 
 }  // namespace ipckit

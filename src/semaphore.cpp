@@ -12,8 +12,10 @@
 #include <exception>
 #include <string>
 
-#include "ipckit/detail/side_lock.hpp"
+#include "holders.hpp"
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/error.hpp"
+#include "side_lock.hpp"
 
 namespace ipckit {
 namespace {
@@ -30,14 +32,13 @@ constexpr auto kOnlyTheHolderIsInTheWay = [] { return false; };
 
 }  // namespace
 
-Semaphore::Semaphore(detail::SemaphoreState* s, std::shared_ptr<const void> keepalive, std::string label)
+Semaphore::Semaphore(detail::SemaphoreState* s, std::shared_ptr<const void> keepalive, detail::Label label)
     : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {
   initial_ = s_->initial;
   const std::uint32_t bounded = s_->bounded, tracked = s_->track_holders;
   if (bounded > 1 || tracked > 1 || initial_ > detail::kSemaphoreMaxInitial)
-    throw CorruptSegment(label_, label_ + " is corrupt: its settings read initial " + std::to_string(initial_) +
-                                     ", bounded " + std::to_string(bounded) + ", tracked " + std::to_string(tracked) +
-                                     "; remove the segment (ipckit rm) and recreate it");
+    detail::raise_corrupt(label_, "its settings read initial " + std::to_string(initial_) + ", bounded " +
+                                      std::to_string(bounded) + ", tracked " + std::to_string(tracked));
   bounded_ = bounded != 0;
   tracked_ = tracked != 0;
 }
@@ -85,14 +86,15 @@ bool Semaphore::take_tracked(detail::Deadline deadline) {
   const auto& me = detail::this_thread();
   const int slot = detail::holders_claim(s_->holders, detail::kSemaphoreHolderSlots, me);
   if (slot < 0)
-    throw OutOfSpace(label_, label_ + ": " + std::to_string(detail::kSemaphoreHolderSlots) +
-                                 " threads hold units already, the most a tracked semaphore records; "
-                                 "use an untracked semaphore for more holders");
+    detail::raise<OutOfSpace>(label_,
+                              std::to_string(detail::kSemaphoreHolderSlots) +
+                                  " threads hold units already, the most a tracked semaphore records",
+                              "use an untracked semaphore for more holders");
   auto& held = s_->holders[slot].units;
   const std::uint32_t mine = held.load(std::memory_order_relaxed);
   if (mine >= initial_)
-    throw CorruptSegment(label_, label_ + " is corrupt: this thread's slot says it holds " + units(mine) + " of " +
-                                     std::to_string(initial_) + "; remove the segment (ipckit rm) and recreate it");
+    detail::raise_corrupt(label_,
+                          "this thread's slot says it holds " + units(mine) + " of " + std::to_string(initial_));
   // Two stores; a death between them is repaired by the lock's next holder.
   s_->count.store(c - 1, std::memory_order_relaxed);
   held.store(mine + 1, std::memory_order_relaxed);
@@ -102,15 +104,17 @@ bool Semaphore::take_tracked(detail::Deadline deadline) {
 // ------------------------------------------------------------------ release
 
 void Semaphore::release_checked(std::uint32_t n) {
-  if (n == 0) throw InvalidArgument(label_, label_ + ": release(0) gives nothing back; release at least one unit");
+  if (n == 0) detail::raise<InvalidArgument>(label_, "release(0) gives nothing back", "release at least one unit");
   if (tracked_) return release_tracked(n);
   if (bounded_) {
     std::uint32_t c = s_->count.load(std::memory_order_relaxed);
     do {
       if (std::uint64_t{c} + n > initial_)
-        throw TooManyReleases(label_, label_ + ": releasing " + std::to_string(n) + " would raise it to " +
-                                          std::to_string(std::uint64_t{c} + n) + ", above its initial value " +
-                                          std::to_string(initial_) + "; release only what was acquired");
+        detail::raise<TooManyReleases>(label_,
+                                       "releasing " + std::to_string(n) + " would raise it to " +
+                                           std::to_string(std::uint64_t{c} + n) + ", above its initial value " +
+                                           std::to_string(initial_),
+                                       "release only what was acquired");
     } while (!s_->count.compare_exchange_weak(c, c + n, std::memory_order_seq_cst, std::memory_order_relaxed));
     if (detail::must_wake(s_->sleepers)) detail::wake_sleepers(s_->count, s_->sleepers, static_cast<int>(n));
     return;
@@ -119,10 +123,11 @@ void Semaphore::release_checked(std::uint32_t n) {
 }
 
 void Semaphore::throw_overflow(std::uint32_t n) const {
-  throw InvalidArgument(label_, label_ + ": releasing " + std::to_string(n) + " to its count of " +
-                                    std::to_string(s_->count.load(std::memory_order_relaxed)) +
-                                    " would exceed the maximum " + std::to_string(detail::kSemaphoreMaxValue) +
-                                    "; nothing was released (release only what was acquired)");
+  detail::raise<InvalidArgument>(label_,
+                                 "releasing " + std::to_string(n) + " to its count of " +
+                                     std::to_string(s_->count.load(std::memory_order_relaxed)) +
+                                     " would exceed the maximum " + std::to_string(detail::kSemaphoreMaxValue),
+                                 "nothing was released (release only what was acquired)");
 }
 
 void Semaphore::release_tracked(std::uint32_t n) {
@@ -135,13 +140,12 @@ void Semaphore::release_tracked(std::uint32_t n) {
     const int slot = detail::holders_find(s_->holders, detail::kSemaphoreHolderSlots, me.tid);
     const std::uint32_t mine = slot < 0 ? 0 : s_->holders[slot].units.load(std::memory_order_relaxed);
     if (mine < n)
-      throw NotOwner(label_, label_ + ": this thread holds " + units(mine) + " and cannot release " +
-                                 std::to_string(n) + "; a semaphore that tracks holders is released by its holders");
+      detail::raise<NotOwner>(label_, "this thread holds " + units(mine) + " and cannot release " + std::to_string(n),
+                              "a semaphore that tracks holders is released by its holders");
     const std::uint32_t c = s_->count.load(std::memory_order_relaxed);
     if (std::uint64_t{c} + n > initial_)
-      throw CorruptSegment(label_, label_ + " is corrupt: its count " + std::to_string(c) + " and this thread's " +
-                                       units(mine) + " exceed its initial value " + std::to_string(initial_) +
-                                       "; remove the segment (ipckit rm) and recreate it");
+      detail::raise_corrupt(label_, "its count " + std::to_string(c) + " and this thread's " + units(mine) +
+                                        " exceed its initial value " + std::to_string(initial_));
     // The slot stays this thread's at 0 units (claim hands it on if needed).
     s_->holders[slot].units.store(mine - n, std::memory_order_relaxed);
     s_->count.store(c + n, std::memory_order_seq_cst);
@@ -156,8 +160,7 @@ void Semaphore::release_tracked(std::uint32_t n) {
 void Semaphore::repair_after_takeover() {
   const std::uint64_t held = detail::holders_total(s_->holders, detail::kSemaphoreHolderSlots);
   if (held > initial_)
-    throw CorruptSegment(label_, label_ + " is corrupt: its holders hold " + units(held) + " of " +
-                                     std::to_string(initial_) + "; remove the segment (ipckit rm) and recreate it");
+    detail::raise_corrupt(label_, "its holders hold " + units(held) + " of " + std::to_string(initial_));
   const auto c = static_cast<std::uint32_t>(initial_ - held);
   const std::uint32_t before = s_->count.exchange(c, std::memory_order_seq_cst);
   if (c > before && detail::must_wake(s_->sleepers))
@@ -192,9 +195,8 @@ bool Semaphore::reclaim_dead_holders(detail::Deadline deadline) {
         total += h.units.load(std::memory_order_relaxed);
     }
     if (c + total > initial_)
-      throw CorruptSegment(label_, label_ + " is corrupt: its count " + std::to_string(c) + " and the " +
-                                       units(total) + " of dead holders exceed its initial value " +
-                                       std::to_string(initial_) + "; remove the segment (ipckit rm) and recreate it");
+      detail::raise_corrupt(label_, "its count " + std::to_string(c) + " and the " + units(total) +
+                                        " of dead holders exceed its initial value " + std::to_string(initial_));
     for (std::size_t i = 0; i < found; ++i) back += detail::holders_free_dead(s_->holders, dead[i]);
     after = static_cast<std::uint32_t>(c + back);
     if (back != 0) {
@@ -206,6 +208,45 @@ bool Semaphore::reclaim_dead_holders(detail::Deadline deadline) {
   if (back != 0 && detail::must_wake(s_->sleepers))
     detail::wake_sleepers(s_->count, s_->sleepers, static_cast<int>(back));
   return true;
+}
+
+// ------------------------------------------------------------------ opening
+
+namespace {
+
+Semaphore open_semaphore(Segment& seg, std::string_view name, std::uint32_t initial, bool bounded,
+                         SemaphoreOptions options) {
+  const ObjectKind kind = bounded ? ObjectKind::BoundedSemaphore : ObjectKind::Semaphore;
+  if (initial > detail::kSemaphoreMaxInitial)
+    detail::raise<InvalidArgument>(detail::SegmentAccess::label(seg, kind, name),
+                                   "initial value " + std::to_string(initial) + " is too large", "use at most 2^30");
+  // Tracked and untracked semaphores are different types: mixing them up is a TypeMismatch.
+  auto spec = options.track_holders
+                  ? detail::state_spec<detail::SemaphoreState>(kind, "ipckit::Semaphore(tracked)",
+                                                               detail::kTrackedSemaphoreLayout, initial)
+                  : detail::state_spec<detail::SemaphoreState>(kind, "ipckit::Semaphore", detail::kSemaphoreLayout,
+                                                               initial);
+  struct Init { std::uint32_t initial; bool bounded; bool tracked; } init{initial, bounded, options.track_holders};
+  spec.init = [](void* body, const void* arg) {
+    const auto& i = *static_cast<const Init*>(arg);
+    auto* st = static_cast<detail::SemaphoreState*>(body);
+    st->count.store(i.initial, std::memory_order_relaxed);
+    st->initial = i.initial;
+    st->bounded = i.bounded ? 1 : 0;
+    st->track_holders = i.tracked ? 1 : 0;
+  };
+  spec.init_arg = &init;
+  return detail::SegmentAccess::open<Semaphore, detail::SemaphoreState>(seg, name, spec);
+}
+
+}  // namespace
+
+Semaphore Segment::semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options) {
+  return open_semaphore(*this, name, initial, false, options);
+}
+
+Semaphore Segment::bounded_semaphore(std::string_view name, std::uint32_t initial, SemaphoreOptions options) {
+  return open_semaphore(*this, name, initial, true, options);
 }
 
 }  // namespace ipckit

@@ -1,8 +1,10 @@
 // Segment files: location, exclusive publication, trust checks, space.
 #include "shm_file.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -15,12 +17,14 @@
 #include <sstream>
 #include <system_error>
 
+#include "ipckit/detail/label.hpp"
 #include "ipckit/error.hpp"
 
 namespace ipckit::detail {
 namespace {
 
 constexpr const char* kDefaultShmDir = "/dev/shm";
+constexpr std::string_view kPrefix = "ipckit.";
 
 std::string octal(mode_t m) {
   char buf[8];
@@ -34,7 +38,8 @@ std::string user_text(uid_t uid) {
   struct passwd pw{};
   struct passwd* found = nullptr;
   char buf[1024];
-  if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr) s += " (" + std::string(pw.pw_name) + ")";
+  if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr)
+    s += " (" + std::string(pw.pw_name) + ")";
   return s;
 }
 
@@ -73,8 +78,9 @@ Space space_of(const std::string& dir) {
   const std::string why =
       ever ? "the file system of " + dir + " holds only " + bytes_text(sp.total) + " in all"
            : "only " + bytes_text(sp.available) + " of " + bytes_text(sp.total) + " are free in " + dir;
-  throw OutOfSpace(std::string(name), seg_label(name) + ": cannot reserve " + bytes_text(size) + ": " + why +
-                                          "; ask for a smaller segment, or free space there (ipckit ls, ipckit rm)",
+  throw OutOfSpace(std::string(name), std::string(name),
+                   seg_label(name) + ": cannot reserve " + bytes_text(size) + ": " + why +
+                       "; ask for a smaller segment, or free space there (ipckit ls, ipckit rm)",
                    std::error_code(ENOSPC, std::generic_category()));
 }
 
@@ -92,15 +98,17 @@ std::string shm_dir() {
   if (env == nullptr || *env == '\0') return kDefaultShmDir;
   std::string dir = env;
   if (dir.front() != '/')
-    throw InvalidArgument(dir, "IPCKIT_SHM_DIR='" + dir + "' is not an absolute path; set it to a directory such as "
-                               "/dev/shm, or unset it");
+    throw InvalidArgument(dir, "",
+                          "IPCKIT_SHM_DIR='" + dir +
+                              "' is not an absolute path; set it to a directory such as "
+                              "/dev/shm, or unset it");
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   return dir;
 }
 
-std::string shm_path(std::string_view name) { return shm_dir() + "/ipckit." + std::string(name); }
+std::string shm_path(std::string_view name) { return shm_dir() + "/" + std::string(kPrefix) + std::string(name); }
 
-std::string seg_label(std::string_view name) { return "segment '" + std::string(name) + "'"; }
+std::string seg_label(std::string_view name) { return segment_label(name).text; }
 
 void throw_errno(int err, std::string_view seg, const std::string& action) {
   const std::string what = seg_label(seg) + ": " + action + " failed: " + std::system_category().message(err);
@@ -108,31 +116,75 @@ void throw_errno(int err, std::string_view seg, const std::string& action) {
   const std::string s(seg);
   switch (err) {
     case ENOENT:
-      throw NotFound(s, seg_label(seg) + " does not exist; create it first (Segment::create or open_or_create)", code);
+      throw NotFound(s, s, seg_label(seg) + " does not exist; create it first (Segment::create or open_or_create)",
+                     code);
     case EEXIST:
-      throw AlreadyExists(s, seg_label(seg) + " already exists; open it, or remove it first (ipckit rm " + s + ")", code);
+      throw AlreadyExists(s, s, seg_label(seg) + " already exists; open it, or remove it first (ipckit rm " + s + ")",
+                          code);
     case EACCES:
     case EPERM:
-      throw PermissionDenied(s, what + owner_text(shm_path(seg)) +
-                                    "; run as the segment's owner, or have the creator pass SegmentOptions::mode",
+      throw PermissionDenied(s, s,
+                             what + owner_text(shm_path(seg)) +
+                                 "; run as the segment's owner, or have the creator pass SegmentOptions::mode",
                              code);
     case ENAMETOOLONG:
     case EINVAL:
-      throw InvalidName(s, what, code);
+      throw InvalidName(s, s, what, code);
     case ENOSPC:
     case ENOMEM:
     case EFBIG:
-      throw OutOfSpace(s, what + "; free memory in " + shm_dir() + " or ask for a smaller segment", code);
+      throw OutOfSpace(s, s, what + "; free memory in " + shm_dir() + " or ask for a smaller segment", code);
     default:
-      throw SystemError(s, what, code);
+      throw SystemError(s, s, what, code);
   }
 }
 
 UniqueFd::~UniqueFd() { reset(); }
 
 void UniqueFd::reset() noexcept {
+  // close() failing on a file only read and mapped loses nothing: ignored.
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+}
+
+Mapping::Mapping(int fd, std::uint64_t size, std::string_view name) : size_(size) {
+  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) throw_errno(errno, name, "mmap");
+  base_ = static_cast<char*>(base);
+}
+
+Mapping::~Mapping() {
+  if (base_ != nullptr) ::munmap(base_, size_);
+}
+
+struct stat stat_of(int fd, std::string_view name) {
+  struct stat st{};
+  if (::fstat(fd, &st) != 0) throw_errno(errno, name, "fstat");
+  return st;
+}
+
+bool name_taken(std::string_view name) {
+  struct stat st{};
+  return ::lstat(shm_path(name).c_str(), &st) == 0;
+}
+
+bool remove_file(std::string_view name) {
+  if (::unlink(shm_path(name).c_str()) == 0) return true;
+  if (errno == ENOENT) return false;
+  throw_errno(errno, name, "remove");
+}
+
+std::vector<std::string> list_names() {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(shm_dir().c_str());
+  if (d == nullptr) return names;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view n = e->d_name;
+    if (n.starts_with(kPrefix) && n.size() > kPrefix.size()) names.emplace_back(n.substr(kPrefix.size()));
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 CheckedFile open_checked(std::string_view name, const Trust& trust) {
@@ -145,37 +197,44 @@ CheckedFile open_checked(std::string_view name, const Trust& trust) {
   if (f.fd.get() < 0) {
     const int err = errno;
     if (err == ELOOP)
-      throw PermissionDenied(s, seg_label(name) + ": " + path + " is a symbolic link" + owner_text(path) +
-                                    "; ipckit never makes one, so someone planted it: remove it (ipckit rm " + s + ")",
+      throw PermissionDenied(s, s,
+                             seg_label(name) + ": " + path + " is a symbolic link" + owner_text(path) +
+                                 "; ipckit never makes one, so someone planted it: remove it (ipckit rm " + s + ")",
                              std::error_code(err, std::generic_category()));
     if (err == EISDIR || err == ENXIO)
-      throw CorruptSegment(s, seg_label(name) + ": " + path + " is not a regular file, so not an ipckit segment; "
-                                                           "remove it (ipckit rm " + s + ")");
+      throw CorruptSegment(s, s,
+                           seg_label(name) + ": " + path +
+                               " is not a regular file, so not an ipckit segment; "
+                               "remove it (ipckit rm " +
+                               s + ")");
     throw_errno(err, name, "open");
   }
-  if (::fstat(f.fd.get(), &f.st) != 0) throw_errno(errno, name, "fstat");
+  f.st = stat_of(f.fd.get(), name);
   if (!S_ISREG(f.st.st_mode))
-    throw CorruptSegment(s, seg_label(name) + ": " + path + " is not a regular file (a FIFO or socket planted "
-                                                         "under its name), so not an ipckit segment; remove it (ipckit rm " +
-                                s + ")");
+    throw CorruptSegment(s, s,
+                         seg_label(name) + ": " + path +
+                             " is not a regular file (a FIFO or socket planted "
+                             "under its name), so not an ipckit segment; remove it (ipckit rm " +
+                             s + ")");
   if (trust.any) return f;
 
   const uid_t me = ::geteuid();
   if (f.st.st_uid != me && !(trust.allow_owner && f.st.st_uid == *trust.allow_owner))
-    throw PermissionDenied(s, seg_label(name) + " (" + path + ") belongs to " + user_text(f.st.st_uid) +
-                                  ", not to you, " + user_text(me) +
-                                  ": another user may have planted it to read or change what you put in it. "
-                                  "Remove it (as its owner or root: ipckit rm " + s +
-                                  ") or, if you trust that user, pass allow_owner = " +
-                                  std::to_string(f.st.st_uid) + " in OpenOptions / SegmentOptions");
+    throw PermissionDenied(s, s,
+                           seg_label(name) + " (" + path + ") belongs to " + user_text(f.st.st_uid) + ", not to you, " +
+                               user_text(me) +
+                               ": another user may have planted it to read or change what you put in it. "
+                               "Remove it (as its owner or root: ipckit rm " +
+                               s + ") or, if you trust that user, pass allow_owner = " + std::to_string(f.st.st_uid) +
+                               " in OpenOptions / SegmentOptions");
   const mode_t extra = f.st.st_mode & 077 & ~(trust.mode & 077);
   if (extra != 0)
-    throw PermissionDenied(s, seg_label(name) + " (" + path + ") has mode " + octal(f.st.st_mode) +
-                                  ", which grants group/other access you did not ask for (" + octal(extra) +
-                                  "; you accept " + octal(trust.mode) +
-                                  "): others could read or change it. If it is meant to be shared, pass mode = " +
-                                  octal(f.st.st_mode) + " in OpenOptions / SegmentOptions; else remove it (ipckit rm " +
-                                  s + ")");
+    throw PermissionDenied(
+        s, s,
+        seg_label(name) + " (" + path + ") has mode " + octal(f.st.st_mode) +
+            ", which grants group/other access you did not ask for (" + octal(extra) + "; you accept " +
+            octal(trust.mode) + "): others could read or change it. If it is meant to be shared, pass mode = " +
+            octal(f.st.st_mode) + " in OpenOptions / SegmentOptions; else remove it (ipckit rm " + s + ")");
   return f;
 }
 
@@ -194,17 +253,21 @@ UniqueFd create_unnamed(std::string_view name, std::uint64_t size) {
     const int err = errno;
     const std::error_code code(err, std::generic_category());
     if (err == EOPNOTSUPP || err == EISDIR)
-      throw SystemError(std::string(name), seg_label(name) + ": the file system of " + dir +
-                                               " cannot make unnamed files (O_TMPFILE), which segment creation needs; "
-                                               "point IPCKIT_SHM_DIR at a tmpfs",
+      throw SystemError(std::string(name), std::string(name),
+                        seg_label(name) + ": the file system of " + dir +
+                            " cannot make unnamed files (O_TMPFILE), which segment creation needs; "
+                            "point IPCKIT_SHM_DIR at a tmpfs",
                         code);
     if (err == ENOENT || err == ENOTDIR)
-      throw SystemError(std::string(name), seg_label(name) + ": " + dir + " is not a directory; mount a tmpfs there "
-                                                                          "or point IPCKIT_SHM_DIR at one",
+      throw SystemError(std::string(name), std::string(name),
+                        seg_label(name) + ": " + dir +
+                            " is not a directory; mount a tmpfs there "
+                            "or point IPCKIT_SHM_DIR at one",
                         code);
     if (err == EACCES || err == EPERM)
-      throw PermissionDenied(std::string(name), seg_label(name) + ": cannot create files in " + dir +
-                                                    owner_text(dir) + "; point IPCKIT_SHM_DIR at a directory you may write",
+      throw PermissionDenied(std::string(name), std::string(name),
+                             seg_label(name) + ": cannot create files in " + dir + owner_text(dir) +
+                                 "; point IPCKIT_SHM_DIR at a directory you may write",
                              code);
     throw_errno(err, name, "create");
   }

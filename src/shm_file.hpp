@@ -65,6 +65,35 @@ class UniqueFd {
   int fd_ = -1;
 };
 
+// A shared read-write mapping of a segment file, unmapped when destroyed.
+class Mapping {
+ public:
+  // Maps `size` bytes of `fd`; throws as throw_errno does for mmap's error.
+  Mapping(int fd, std::uint64_t size, std::string_view name);
+  ~Mapping();
+  Mapping(Mapping&& o) noexcept : base_(o.base_), size_(o.size_) { o.base_ = nullptr; }
+  Mapping& operator=(Mapping&&) = delete;
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  [[nodiscard]] char* base() const noexcept { return base_; }
+
+ private:
+  char* base_ = nullptr;
+  std::uint64_t size_ = 0;
+};
+
+// fstat of a segment's descriptor; throws as throw_errno does.
+struct stat stat_of(int fd, std::string_view name);
+
+// Whether something (anything) is under the segment's name.
+bool name_taken(std::string_view name);
+
+// Unlinks the segment's name; false if there was none. Throws as throw_errno does.
+bool remove_file(std::string_view name);
+
+// The segment names in the shm directory, sorted (none if it cannot be read).
+std::vector<std::string> list_names();
+
 // Whom an opener trusts (see OpenOptions in segment.hpp).
 struct Trust {
   mode_t mode = 0600;                // group/other bits accepted

@@ -21,6 +21,8 @@
 #include "ipckit/semaphore.hpp"
 #include "ipckit/stats.hpp"
 
+#include "ipckit/detail/segment_access.hpp"
+
 namespace ipckit {
 
 namespace detail {
@@ -33,7 +35,7 @@ std::uint32_t sleepers_of(const std::atomic<std::uint32_t>& word) {
 // The lock inside another object (a queue's, a barrier's), seen through a
 // handle that names nothing: stats() reads no label.
 LockStats inner_lock_stats(const LockState& s) {
-  return LockHandle(const_cast<LockState*>(&s), nullptr, std::string()).stats();
+  return SegmentAccess::make<Lock>(const_cast<LockState*>(&s), nullptr, Label(std::string())).stats();
 }
 
 // Appends one more thing found wrong to `corrupt`.

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/ipckit.hpp"
 #include "multiprocess.hpp"
 #include "segment_layout.hpp"
@@ -430,7 +431,8 @@ TEST(SegmentHardening, ObjectCreationTimesOutOnAStoppedDirectoryLockHolder) {
   Signal holding;
   Child holder([&] {
     RawMapping raw(n.name);
-    ipckit::Lock dir(&raw.header().directory_lock, nullptr, "directory");
+    auto dir = ipckit::detail::SegmentAccess::make<ipckit::Lock>(&raw.header().directory_lock, nullptr,
+                                                                 std::string("directory"));
     dir.lock();
     holding.post();
     ::raise(SIGSTOP);

@@ -124,6 +124,42 @@ TEST(Inspect, AValueAndAnArrayShowTheirTypeTheirElementsAndTheirLockHolder) {
   EXPECT_FALSE(v.stats().lock->locked);
 }
 
+TEST(Inspect, RawValuesHaveNoLockAndBoundOnesShowTheNamedLock) {
+  ScopedSegmentName n("insp_guards");
+  auto seg = Segment::create(n.name, 1 << 20);
+  auto raw = seg.raw_value<std::int32_t>("raw", 7);
+  auto raw_array = seg.raw_array<std::int16_t>("raw_array", {1, 2, 3});
+  auto named = seg.lock("L");
+  auto bound = seg.array<std::int64_t>("bound", {10, 20}, named);
+
+  const auto r = stats_of<ipckit::ValueStats>(seg, "raw");
+  EXPECT_FALSE(r.lock.has_value());
+  EXPECT_EQ(r.type_name, typeid(std::int32_t).name());  // without the guard's prefix
+  std::int32_t seven = 0;
+  ASSERT_EQ(r.data.size(), sizeof seven);
+  std::memcpy(&seven, r.data.data(), sizeof seven);
+  EXPECT_EQ(seven, 7);
+  const auto ra = stats_of<ipckit::ValueStats>(seg, "raw_array");
+  EXPECT_FALSE(ra.lock.has_value());
+  std::int16_t third = 0;
+  ASSERT_EQ(ra.data.size(), 3 * sizeof third);
+  std::memcpy(&third, ra.data.data() + 2 * sizeof third, sizeof third);
+  EXPECT_EQ(third, 3);
+
+  std::lock_guard g(named);
+  const auto b = stats_of<ipckit::ValueStats>(seg, "bound");
+  ASSERT_TRUE(b.lock.has_value());
+  EXPECT_TRUE(b.lock->locked);
+  EXPECT_EQ(b.lock->holder_pid, ::getpid());
+  std::int64_t second = 0;
+  ASSERT_EQ(b.data.size(), 2 * sizeof second);
+  std::memcpy(&second, b.data.data() + sizeof second, sizeof second);
+  EXPECT_EQ(second, 20);
+  EXPECT_EQ(bound.stats().data, b.data);
+  EXPECT_EQ(raw.stats().data, r.data);
+  EXPECT_EQ(raw_array.stats().data, ra.data);
+}
+
 TEST(Inspect, AChildWaitingOnAConditionIsAWaiterUntilNotified) {
   ScopedSegmentName n("insp_cond");
   auto seg = Segment::create(n.name, 1 << 20);

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/ipckit.hpp"
 #include "multiprocess.hpp"
 #include "segment_layout.hpp"
@@ -344,7 +345,9 @@ TEST(Lock, ACreatorKilledHoldingTheDirectoryLockDoesNotWedgeTheSegment) {
   ipckit::ObjectInfo info;
   auto* body = static_cast<const char*>(seg.object_body("anchor", &info));
   auto* header = reinterpret_cast<ipckit::detail::SegmentHeader*>(const_cast<char*>(body - info.offset));
-  ipckit::Lock dir(&header->directory_lock, seg.keepalive(), "directory");
+  using ipckit::detail::SegmentAccess;
+  auto dir = SegmentAccess::make<ipckit::Lock>(&header->directory_lock, SegmentAccess::keepalive(seg),
+                                               std::string("directory"));
   Signal held;
   Child child([&] {
     dir.lock();  // as a creator in the middle of find_or_create

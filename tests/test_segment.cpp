@@ -62,6 +62,7 @@ TEST(Segment, OpenOfAMissingNameThrowsNotFound) {
   } catch (const ipckit::NotFound& e) {
     EXPECT_NE(std::string(e.what()).find(n.name), std::string::npos);
     EXPECT_EQ(e.object(), n.name);
+    EXPECT_EQ(e.segment(), n.name);
   }
 }
 
@@ -264,6 +265,37 @@ TEST(Segment, OpeningAsAnotherTypeThrowsTypeMismatch) {
   EXPECT_THROW(seg.array<int>("arr", 4), ipckit::TypeMismatch);
   EXPECT_THROW(seg.array<long>("arr", 3), ipckit::TypeMismatch);
   EXPECT_NO_THROW(seg.array<int>("arr", 3));
+}
+
+// Errors name the object and its segment apart, whichever layer raises them.
+TEST(Segment, ErrorsCarryTheBareObjectNameAndItsSegment) {
+  ScopedSegmentName n("names");
+  auto seg = Segment::create(n.name, 1 << 20);
+  seg.lock("L");
+  const auto expect_names = [&](auto&& f, const std::string& object, const std::string& in_message) {
+    try {
+      f();
+      ADD_FAILURE() << "expected an error";
+    } catch (const ipckit::Error& e) {
+      EXPECT_EQ(e.object(), object) << e.what();
+      EXPECT_EQ(e.segment(), n.name) << e.what();
+      EXPECT_NE(std::string(e.what()).find(in_message), std::string::npos) << e.what();
+    }
+  };
+  // The directory: a kind mismatch, a bad object name.
+  expect_names([&] { seg.event("L"); }, "L", "lock 'L' in segment '" + n.name + "'");
+  expect_names([&] { seg.event(std::string("bad\n")); }, "bad\n", "invalid object name");
+  // The handles: a lock, a semaphore, a condition.
+  auto lock = seg.lock("L");
+  expect_names([&] { lock.unlock(); }, "L", "only the holder");
+  auto sem = seg.bounded_semaphore("S", 1);
+  expect_names([&] { sem.release(); }, "S", "above its initial value");
+  expect_names([&] { sem.release(0); }, "S", "release(0)");
+  expect_names([&] { seg.semaphore("big", 1u << 31); }, "big", "too large");
+  auto cond = seg.condition("C");
+  expect_names([&] { cond.wait(); }, "C", "condition 'C'");
+  std::lock_guard g(lock);
+  expect_names([&] { lock.lock(); }, "L", "already holds it");
 }
 
 TEST(Segment, TypeMismatchIsSeenFromAnotherProcess) {

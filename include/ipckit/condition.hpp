@@ -21,7 +21,7 @@
 // the caller consumed a notification, false when its time ran out. A waiter
 // killed in its wait costs nobody a notification: one it had been given and
 // not consumed is passed on to another waiter within about 0.1 s (see
-// detail/condition_slots.hpp for how, and for what happens beyond 256
+// detail/condition_state.hpp for how, and for what happens beyond 256
 // simultaneous waiters). A holder killed with the lock held is handled as
 // for Lock: the next one to take it (a notifier, or a waiter on its way out
 // of wait()) gets it and sees `owner_died()`.
@@ -34,19 +34,20 @@
 #include <memory>
 #include <string>
 
-#include "ipckit/detail/condition_slots.hpp"
+#include "ipckit/detail/condition_state.hpp"
 #include "ipckit/detail/futex.hpp"
+#include "ipckit/detail/label.hpp"
 #include "ipckit/detail/lock_state.hpp"
 #include "ipckit/lock.hpp"
 
 namespace ipckit {
 
+namespace detail {
+class SegmentAccess;
+}
+
 class Condition {
  public:
-  // `lock` is the LockState the condition is bound to; `reentrant` when it is an RLock's.
-  Condition(detail::ConditionState* s, detail::LockState* lock, bool reentrant, std::shared_ptr<const void> keepalive,
-            std::string label);
-
   // The bound lock, so std::lock_guard / std::unique_lock work on the Condition.
   void lock();
   bool try_lock();
@@ -92,10 +93,15 @@ class Condition {
   // it avoids a notification slipping between a waiter's check and its wait.
   void notify(int n = 1) noexcept;
   void notify_all() noexcept;
-  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] const std::string& label() const noexcept { return label_.text; }
   [[nodiscard]] ConditionStats stats() const;  // a read-only snapshot (ipckit/stats.hpp)
 
  private:
+  // Made on a state by Segment::condition() (through detail::SegmentAccess).
+  // `lock` is the LockState it is bound to; `reentrant` when it is an RLock's.
+  friend class detail::SegmentAccess;
+  Condition(detail::ConditionState* s, detail::LockState* lock, bool reentrant, std::shared_ptr<const void> keepalive,
+            detail::Label label);
   bool wait_by(detail::Deadline deadline);
   template <class Pred>
   bool wait_by(detail::Deadline deadline, Pred pred) {
@@ -115,12 +121,11 @@ class Condition {
   WaitEnd sleep_in_slot(const Enlisted& e, detail::Deadline deadline) noexcept;
   bool sleep_in_overflow(const Enlisted& e, detail::Deadline deadline) noexcept;
   void notify_n(std::uint32_t n) noexcept;
-  [[noreturn]] void throw_corrupt(const std::string& what) const;
   detail::ConditionState* s_;
   detail::LockState* lock_;
   bool reentrant_;
   std::shared_ptr<const void> keep_;
-  std::string label_;
+  detail::Label label_;
   Lock plain_;   // views of the bound lock; `reentrant_` says which one is used
   RLock rlock_;
 };

@@ -2,26 +2,33 @@
 //
 // Every failure is an `ipckit::Error` (a std::runtime_error). Its message names
 // the object involved (segment, object, process) and says what to do about it.
-// `object()` returns that name alone; `code()` the underlying system error when
+// `object()` returns that name alone ("counter"), `segment()` the segment it
+// lives in, or the segment the error is about ("demo"; empty when no segment
+// is involved, e.g. for a process), `code()` the underlying system error when
 // there is one (default-constructed otherwise).
 #pragma once
 
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
 
 namespace ipckit {
 
 class Error : public std::runtime_error {
  public:
-  Error(const std::string& object, const std::string& message, std::error_code code = {})
-      : std::runtime_error(message), object_(object), code_(code) {}
+  Error(std::string object, const std::string& message, std::error_code code = {})
+      : std::runtime_error(message), object_(std::move(object)), code_(code) {}
+  Error(std::string object, std::string segment, const std::string& message, std::error_code code = {})
+      : std::runtime_error(message), object_(std::move(object)), segment_(std::move(segment)), code_(code) {}
 
   [[nodiscard]] const std::string& object() const noexcept { return object_; }
+  [[nodiscard]] const std::string& segment() const noexcept { return segment_; }
   [[nodiscard]] std::error_code code() const noexcept { return code_; }
 
  private:
   std::string object_;
+  std::string segment_;
   std::error_code code_;
 };
 

@@ -22,24 +22,19 @@
 #include <memory>
 #include <string>
 
+#include "ipckit/detail/event_state.hpp"
 #include "ipckit/detail/futex.hpp"
+#include "ipckit/detail/label.hpp"
 #include "ipckit/stats.hpp"
 
 namespace ipckit {
 
 namespace detail {
-struct alignas(64) EventState {
-  std::atomic<std::uint32_t> flag{0};
-  std::atomic<std::uint32_t> seq{0};       // futex word: bumped by set()
-  std::atomic<std::uint32_t> sleepers{0};
-};
-}  // namespace detail
+class SegmentAccess;
+}
 
 class Event {
  public:
-  Event(detail::EventState* s, std::shared_ptr<const void> keepalive, std::string label)
-      : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {}
-
   // Raises the flag and wakes every waiter. Never throws.
   void set() noexcept;
   // Lowers the flag. Never throws.
@@ -55,14 +50,18 @@ class Event {
   }
   // Never blocks: whether the flag is set.
   [[nodiscard]] bool try_wait() const noexcept { return is_set(); }
-  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] const std::string& label() const noexcept { return label_.text; }
   [[nodiscard]] EventStats stats() const;  // a read-only snapshot (ipckit/stats.hpp)
 
  private:
+  // Made on a state by Segment::event() (through detail::SegmentAccess).
+  friend class detail::SegmentAccess;
+  Event(detail::EventState* s, std::shared_ptr<const void> keepalive, detail::Label label)
+      : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {}
   bool wait_by(detail::Deadline deadline);
   detail::EventState* s_;
   std::shared_ptr<const void> keep_;
-  std::string label_;
+  detail::Label label_;
 };
 
 }  // namespace ipckit

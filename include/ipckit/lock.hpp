@@ -30,12 +30,13 @@
 #include <optional>
 #include <string>
 
+#include "ipckit/detail/label.hpp"
 #include "ipckit/detail/lock_state.hpp"
 #include "ipckit/stats.hpp"
 
 namespace ipckit {
 
-class Segment;
+class Barrier;
 
 // Who holds a lock right now, as seen by `holder()`.
 struct LockHolder {
@@ -47,12 +48,11 @@ struct LockHolder {
 namespace detail {
 
 // What Lock and RLock share: the state pointer, the mapping it lives in and
-// a label for messages ("lock 'A' in segment 'demo'").
+// who it is, for messages ("lock 'A' in segment 'demo'").
+class SegmentAccess;
+
 class LockHandle {
  public:
-  LockHandle(LockState* state, std::shared_ptr<const void> keepalive, std::string label)
-      : s_(state), keep_(std::move(keepalive)), label_(std::move(label)) {}
-
   // True while the caller holds the lock and took it over from a holder that
   // died. Never throws.
   [[nodiscard]] bool owner_died() const noexcept {
@@ -71,26 +71,26 @@ class LockHandle {
   [[nodiscard]] std::uint64_t recoveries() const noexcept {
     return s_->recoveries.load(std::memory_order_relaxed);
   }
-  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] const std::string& label() const noexcept { return label_.text; }
   [[nodiscard]] LockStats stats() const;  // a read-only snapshot (ipckit/stats.hpp)
 
  protected:
-  friend class ipckit::Segment;  // binds conditions to the lock's state
+  friend class SegmentAccess;  // hands the state to a condition bound to the lock
+  LockHandle(LockState* state, std::shared_ptr<const void> keepalive, Label label)
+      : s_(state), keep_(std::move(keepalive)), label_(std::move(label)) {}
   bool acquire(Deadline deadline, bool reentrant);
   void acquire_or_throw(Deadline deadline, bool reentrant);
   [[noreturn]] void throw_not_owner(const char* action) const;
 
   LockState* s_;
   std::shared_ptr<const void> keep_;
-  std::string label_;
+  Label label_;
 };
 
 }  // namespace detail
 
 class Lock : public detail::LockHandle {
  public:
-  using LockHandle::LockHandle;
-
   // Blocks until acquired. Throws DeadlockDetected if this thread already holds it.
   void lock() {
     if (!detail::try_lock_fast(*s_, detail::this_thread())) acquire(detail::Deadline::never(), false);
@@ -122,12 +122,17 @@ class Lock : public detail::LockHandle {
     if (!detail::owned_by(*s_, detail::this_thread())) [[unlikely]] throw_not_owner("unlock");
     detail::unlock_owned(*s_);
   }
+
+ private:
+  // Made on a state by Segment::lock() (through detail::SegmentAccess).
+  friend class detail::SegmentAccess;
+  friend class Barrier;  // views of its internal lock (until barrier.cpp makes them through SegmentAccess)
+  Lock(detail::LockState* s, std::shared_ptr<const void> keepalive, detail::Label label)
+      : LockHandle(s, std::move(keepalive), std::move(label)) {}
 };
 
 class RLock : public detail::LockHandle {
  public:
-  using LockHandle::LockHandle;
-
   void lock() {
     const auto& me = detail::this_thread();
     if (detail::owned_by(*s_, me)) {
@@ -169,6 +174,10 @@ class RLock : public detail::LockHandle {
   [[nodiscard]] std::uint32_t depth() const noexcept { return held_by_me() ? s_->depth : 0; }
 
  private:
+  // Made on a state by Segment::rlock() (through detail::SegmentAccess).
+  friend class detail::SegmentAccess;
+  RLock(detail::LockState* s, std::shared_ptr<const void> keepalive, detail::Label label)
+      : LockHandle(s, std::move(keepalive), std::move(label)) {}
   void lock_or_throw(detail::Deadline deadline) {
     if (detail::owned_by(*s_, detail::this_thread())) {
       ++s_->depth;

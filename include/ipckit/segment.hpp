@@ -67,6 +67,7 @@
 
 #include "ipckit/barrier.hpp"
 #include "ipckit/condition.hpp"
+#include "ipckit/detail/label.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/event.hpp"
 #include "ipckit/lock.hpp"
@@ -171,6 +172,7 @@ struct SegmentInfo {
 namespace detail {
 class SegmentImpl;
 struct DataSpec;
+class SegmentAccess;
 
 struct ObjectSpec {
   ObjectKind kind;
@@ -185,6 +187,12 @@ struct ObjectSpec {
   void (*init)(void* body, const void* arg) = nullptr;
   const void* init_arg = nullptr;
 };
+
+// The spec of an object that is one State struct (a lock, an event, ...).
+template <class State>
+ObjectSpec state_spec(ObjectKind kind, const char* type_name, std::uint32_t layout, std::uint64_t count = 1) {
+  return ObjectSpec{kind, type_name, sizeof(State), alignof(State), count, layout, sizeof(State)};
+}
 }  // namespace detail
 
 class Segment {
@@ -284,14 +292,17 @@ class Segment {
   // The lock every Value/Array/Lock/RLock object starts with (for inspection).
   [[nodiscard]] std::optional<LockHolder> holder_of(std::string_view name) const;
 
-  // Lower-level entry point used by the typed accessors.
+ private:
+  // What the library builds objects from; reached through detail::SegmentAccess.
+  friend class detail::SegmentAccess;
+  explicit Segment(std::shared_ptr<detail::SegmentImpl> impl) : impl_(std::move(impl)) {}
   void* find_or_create(std::string_view name, const detail::ObjectSpec& spec);
   [[nodiscard]] std::shared_ptr<const void> keepalive() const noexcept;
-  [[nodiscard]] std::string label(ObjectKind kind, std::string_view name) const;
-
- private:
-  explicit Segment(std::shared_ptr<detail::SegmentImpl> impl) : impl_(std::move(impl)) {}
-  Condition bind_condition(std::string_view name, detail::LockState* lock, bool reentrant);
+  // How messages name object `name`: "lock 'A' in segment 'demo'". label()
+  // is its text alone, for handles not yet made from a Label (Value, Array, Barrier, queues).
+  [[nodiscard]] detail::Label label_of(ObjectKind kind, std::string_view name) const;
+  [[nodiscard]] std::string label(ObjectKind kind, std::string_view name) const { return label_of(kind, name).text; }
+  [[nodiscard]] std::optional<std::uint64_t> offset_of(const void* p) const noexcept;
   // Values and arrays (value.hpp): finds or creates the object, checks how it is guarded.
   void* bind_data(std::string_view name, const detail::DataSpec& spec);
   [[nodiscard]] std::string lock_at(std::uint64_t offset) const;
@@ -303,7 +314,6 @@ class Segment {
   Array<T, L> make_array(std::string_view name, std::size_t count, const T* initial, const L* lock);
   template <class T> RawValue<T> make_raw_value(std::string_view name, const T* initial);
   template <class T> RawArray<T> make_raw_array(std::string_view name, std::size_t count, const T* initial);
-  Semaphore make_semaphore(std::string_view name, std::uint32_t initial, bool bounded, SemaphoreOptions options);
   std::shared_ptr<detail::SegmentImpl> impl_;
 };
 

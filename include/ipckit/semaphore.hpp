@@ -35,9 +35,8 @@
 #include <memory>
 #include <string>
 
-#include "ipckit/detail/futex.hpp"
-#include "ipckit/detail/holders.hpp"
-#include "ipckit/detail/lock_state.hpp"
+#include "ipckit/detail/label.hpp"
+#include "ipckit/detail/semaphore_state.hpp"
 #include "ipckit/stats.hpp"
 
 namespace ipckit {
@@ -47,53 +46,11 @@ struct SemaphoreOptions {
 };
 
 namespace detail {
-inline constexpr std::uint32_t kSemaphoreHolderSlots = 64;
-inline constexpr std::uint32_t kSemaphoreMaxValue = 0x7fff'ffff;   // as SEM_VALUE_MAX
-inline constexpr std::uint32_t kSemaphoreMaxInitial = 1u << 30;    // what a segment accepts
-
-// The shared state. `initial`, `bounded` and `track_holders` are written once
-// by the creator; a handle copies them when it is made and never reads them
-// again (a stray write to them changes nothing for processes that have it open).
-struct alignas(64) SemaphoreState {
-  std::atomic<std::uint32_t> count{0};    // futex word: units available
-  std::atomic<std::uint32_t> sleepers{0};
-  std::uint32_t initial = 0;
-  std::uint32_t bounded = 0;              // 1: releases above `initial` throw
-  std::uint32_t track_holders = 0;
-  std::atomic<std::uint64_t> reclaimed{0};  // units given back from dead holders
-  // Tracked semaphores: `count` and `holders` change only under this lock,
-  // so that count + the holders' units == initial whenever it is free.
-  LockState table_lock;
-  HolderSlot holders[kSemaphoreHolderSlots];
-};
-
-inline bool semaphore_try_take(SemaphoreState& s) noexcept {
-  std::uint32_t c = s.count.load(std::memory_order_relaxed);
-  while (c > 0) {
-    if (s.count.compare_exchange_weak(c, c - 1, std::memory_order_acquire, std::memory_order_relaxed)) return true;
-  }
-  return false;
+class SegmentAccess;
 }
-
-// Adds `n` units unless that would lift the count above kSemaphoreMaxValue
-// (then returns false and adds nothing). A CAS rather than an add, so that
-// concurrent releases cannot each pass the check and together wrap the count.
-inline bool semaphore_give(SemaphoreState& s, std::uint32_t n) noexcept {
-  std::uint32_t c = s.count.load(std::memory_order_relaxed);
-  do {
-    if (n > kSemaphoreMaxValue || c > kSemaphoreMaxValue - n) return false;
-  } while (!s.count.compare_exchange_weak(c, c + n, std::memory_order_seq_cst, std::memory_order_relaxed));
-  if (must_wake(s.sleepers)) wake_sleepers(s.count, s.sleepers, static_cast<int>(n));
-  return true;
-}
-}  // namespace detail
 
 class Semaphore {
  public:
-  // Copies the creator's settings from `s`; throws CorruptSegment if they
-  // are not ones a segment can hold.
-  Semaphore(detail::SemaphoreState* s, std::shared_ptr<const void> keepalive, std::string label);
-
   // Blocks until a unit is available, then takes it.
   void acquire() {
     if (!tracked_ && detail::semaphore_try_take(*s_)) return;  // the common case: no call
@@ -124,7 +81,7 @@ class Semaphore {
   [[nodiscard]] bool tracks_holders() const noexcept { return tracked_; }
   // Units returned to the pool because their holder died (tracked semaphores).
   [[nodiscard]] std::uint64_t reclaimed() const noexcept { return s_->reclaimed.load(std::memory_order_relaxed); }
-  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] const std::string& label() const noexcept { return label_.text; }
   [[nodiscard]] SemaphoreStats stats() const;  // a read-only snapshot (ipckit/stats.hpp)
 
   // TimedLockable spelling, so std::lock_guard / std::unique_lock / std::scoped_lock work.
@@ -141,6 +98,11 @@ class Semaphore {
   void unlock() { release(); }
 
  private:
+  // Made on a state by Segment::semaphore() (through detail::SegmentAccess).
+  // Copies the creator's settings from `s`; throws CorruptSegment if they
+  // are not ones a segment can hold.
+  friend class detail::SegmentAccess;
+  Semaphore(detail::SemaphoreState* s, std::shared_ptr<const void> keepalive, detail::Label label);
   bool acquire_by(detail::Deadline deadline);
   bool acquire_tracked(detail::Deadline deadline);
   bool take_tracked(detail::Deadline deadline);
@@ -151,7 +113,7 @@ class Semaphore {
   [[noreturn]] void throw_overflow(std::uint32_t n) const;
   detail::SemaphoreState* s_;
   std::shared_ptr<const void> keep_;
-  std::string label_;
+  detail::Label label_;
   std::uint32_t initial_ = 0;  // the creator's settings, copied once
   bool bounded_ = false;
   bool tracked_ = false;

@@ -42,6 +42,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/lock.hpp"
 #include "ipckit/segment.hpp"
@@ -295,11 +296,12 @@ template <class T, class L>
 std::pair<T*, L> Segment::bind_guarded(std::string_view name, ObjectKind kind, std::size_t count, const T* initial,
                                        const L* lock) {
   auto spec = detail::data_spec<T>(kind, count, lock ? detail::Guard::Bound : detail::Guard::Own, initial);
-  if (lock != nullptr) spec.lock = lock->s_;
+  if (lock != nullptr) spec.lock = detail::SegmentAccess::state_of(*lock);
   void* body = bind_data(name, spec);
   T* data = detail::data_at<T>(body, spec);
   if (lock != nullptr) return {data, *lock};
-  return {data, L(static_cast<detail::LockState*>(body), keepalive(), label(kind, name) + " (its lock)")};
+  return {data, detail::SegmentAccess::make<L>(static_cast<detail::LockState*>(body), keepalive(),
+                                               label_of(kind, name).part("its lock"))};
 }
 
 template <class T, class L>

@@ -23,6 +23,9 @@
 
 namespace ipckit::detail {
 
+// Checked whenever a process opens a Lock or RLock: change it with the layout.
+inline constexpr std::uint32_t kLockLayout = 1;
+
 inline constexpr std::uint32_t kLockWaiters = 0x8000'0000u;
 inline constexpr std::uint32_t kLockTidMask = 0x3fff'ffffu;
 inline constexpr std::chrono::milliseconds kLivenessInterval{25};
@@ -39,10 +42,10 @@ struct alignas(64) LockState {
 static_assert(sizeof(LockState) == 64);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
-// Slow path: spins, then sleeps; returns false on deadline. Throws
-// DeadlockDetected when `reentrant` is false and the caller already owns it.
-bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool reentrant,
-               const char* what_for_errors);
+// Slow path: spins, then sleeps; returns false on deadline, and at once
+// when `reentrant` is false and the caller already owns it (waiting would
+// never end: callers that block without a deadline check that first).
+bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool reentrant);
 
 inline void note_owner(LockState& s, const ThreadIdentity& me) noexcept {
   s.owner_start.store(me.start_ticks, std::memory_order_relaxed);

@@ -1,4 +1,5 @@
-// ipckit/detail/condition_slots.hpp — the waiter table behind Condition.
+// ipckit/detail/condition_state.hpp — the shared-memory layout of Condition:
+// its own lock and the waiter table, and the protocol on them.
 //
 // A bare "notification counter" cannot count: every waiter that sees it move
 // leaves, so notify(1) woke them all. Here every waiter owns a slot for the
@@ -22,8 +23,8 @@
 //
 // Dead waiters. A slot whose owner died keeps its word. A dead WAITING slot
 // is harmless until chosen; a dead NOTIFIED slot holds a notification nobody
-// will consume. Sleeping waiters wake every kConditionTick; at most one of
-// them per kConditionSweep looks at the NOTIFIED slots, and hands the
+// will consume. Sleeping waiters wake every tick (50 ms); at most one of
+// them per sweep interval (50 ms) looks at the NOTIFIED slots, and hands the
 // notification of each whose owner is dead (tid + start time, /proc) to the
 // oldest live waiter that was waiting when it was sent (ticket before the T
 // stored in the word), reclaiming dead WAITING slots it meets on the way. So
@@ -46,17 +47,17 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 
-#include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/lock_state.hpp"
 
 namespace ipckit::detail {
 
+// Checked whenever a process opens a condition: change it with the layout.
+// 2: the waiter table (notify(n) wakes n).
+inline constexpr std::uint32_t kConditionLayout = 2;
+
 inline constexpr std::uint32_t kConditionSlots = 256;
-inline constexpr std::chrono::milliseconds kConditionTick{50};   // a sleeper's liveness tick
-inline constexpr std::chrono::milliseconds kConditionSweep{50};  // at most one sweep per this
 
 // Slot word: status in bits 0-1, kSleeping in bit 2, a 29-bit ticket above.
 // WAITING carries the waiter's ticket, NOTIFIED the notifier's snapshot T.
@@ -100,16 +101,5 @@ struct alignas(64) ConditionState {
   std::atomic<std::int64_t> last_sweep{0};     // steady clock (ns) of the last sweep
   ConditionSlot slot[kConditionSlots];
 };
-
-// Hands up to `n` notifications to the longest-waiting slots whose ticket is
-// before `before`; with `check_alive`, skips (and reclaims) dead owners.
-// Returns how many were handed out. Never throws.
-std::uint32_t notify_slots(ConditionState& s, std::uint32_t before, std::uint32_t n, bool check_alive) noexcept;
-// Passes on the notifications that dead waiters were given, at most once per
-// kConditionSweep over all callers. Never throws.
-void sweep_dead_notified(ConditionState& s) noexcept;
-// Frees the slots of every dead owner (passing on their notifications);
-// for a waiter that found the table full. Never throws.
-void reclaim_dead_slots(ConditionState& s) noexcept;
 
 }  // namespace ipckit::detail

@@ -1,5 +1,6 @@
-// ipckit/detail/holders.hpp — who holds what, so that a dead holder's share
-// can be given back: a tracked semaphore's units.
+// holders.hpp — who holds what, so that a dead holder's share can be given
+// back: a tracked semaphore's units. The slots' layout is HolderSlot
+// (detail/semaphore_state.hpp); these are the operations on a table of them.
 //
 // A slot belongs to one thread (tid + start time) and counts the units it
 // holds. A thread keeps its slot when its count drops to 0, so that its next
@@ -12,20 +13,13 @@
 // holders are looked for before the lock is taken to free their slots.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
+#include "ipckit/detail/semaphore_state.hpp"
 #include "ipckit/detail/thread_id.hpp"
 
 namespace ipckit::detail {
-
-struct HolderSlot {
-  std::atomic<std::uint32_t> tid{0};  // 0: free; published last when a slot is claimed
-  std::atomic<std::uint32_t> units{0};
-  std::atomic<std::uint64_t> start_ticks{0};
-};
-static_assert(sizeof(HolderSlot) == 16);
 
 // A holder found dead by a look without the lock: the slot and whom it held.
 struct DeadHolder {
@@ -37,8 +31,6 @@ struct DeadHolder {
 // Any time, without the lock.
 // The slot of thread `tid`, or -1.
 int holders_find(const HolderSlot* slots, std::size_t n, std::uint32_t tid) noexcept;
-// The units thread `tid` holds.
-std::uint32_t holders_count(const HolderSlot* slots, std::size_t n, std::uint32_t tid) noexcept;
 // Fills `out` (room for n) with the slots holding units whose thread is
 // gone; returns how many. Reads /proc for every slot holding units.
 std::size_t holders_find_dead(const HolderSlot* slots, std::size_t n, DeadHolder* out) noexcept;

@@ -1,0 +1,144 @@
+// side_lock.hpp — a queue's (or a tracked semaphore's) internal crash-safe
+// lock, held for one operation, and the wake-up that follows a change.
+// Internal to the library: not installed.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "ipckit/detail/futex.hpp"
+#include "ipckit/detail/label.hpp"
+#include "ipckit/detail/lock_state.hpp"
+#include "ipckit/error.hpp"
+
+namespace ipckit::detail {
+
+// How long a call with a deadline waits for a side lock. The rule:
+//
+//  1. Until its deadline, but at least kSideLockGrace: a side lock is held for
+//     well under a microsecond unless its holder is itself waiting on a full
+//     (or empty) queue, so even put_nowait/get_nowait wait this long rather
+//     than fail because another producer (consumer) was mid-put.
+//  2. Past that only while the queue itself is not the obstacle (there is
+//     room / there are items, so the holder is not waiting on the queue) AND
+//     the holder is running or runnable, i.e. merely preempted — and then at
+//     most kSideLockPatience more.
+//  3. Then it gives up (put: Full, get: Empty), naming the holder.
+//
+// So a holder that is stopped (SIGSTOP, Ctrl-Z, a debugger) or asleep cannot
+// keep a timed call past its deadline, nor a non-blocking one past
+// kSideLockGrace; one that runs and never lets go, at most kSideLockPatience
+// longer. (Python's Queue.get(block=False) raises Empty when it cannot take
+// the reader lock at once.) A call without a deadline waits as long as it
+// takes: a stopped holder is continued or dies, and a dead holder's lock is
+// taken over.
+inline constexpr auto kSideLockGrace = std::chrono::milliseconds(2);
+// A preempted thread on a loaded machine can wait tens of milliseconds for a
+// CPU (over 20 ms was seen with two cores shared by several builds): less
+// patience than that turns a busy moment into a spurious Full / Empty.
+inline constexpr auto kSideLockPatience = std::chrono::milliseconds(50);
+
+// Why a SideLock with a deadline was not taken.
+enum class SideLockMiss : std::uint8_t {
+  None,
+  Queue,   // the queue was the obstacle (full / empty): the holder waits on it too
+  Holder,  // another thread held the lock past the deadline (stopped, asleep, or slow)
+};
+
+// Whether the holder of `s` may just be preempted: running, runnable, in a
+// brief uninterruptible wait, or gone (its lock is then taken over). Reads
+// /proc: for the slow path only.
+bool side_lock_holder_may_be_preempted(const LockState& s) noexcept;
+// "another live process, pid 123 (thread 124), which is stopped", for error messages.
+std::string describe_side_lock_holder(const LockState& s);
+
+// Holds one of the queue's locks for a scope; a lock taken over from a dead
+// holder needs no repair (positions move only by single stores), so its
+// owner_died flag is simply cleared; `took_over()` tells the caller, for
+// state of its own that a dead holder may have left half-done.
+class SideLock {
+ public:
+  // `keep_waiting()` says whether the queue itself is not the obstacle (rule 2).
+  // `owner` is the object the lock belongs to, for errors.
+  template <class KeepWaiting>
+  SideLock(LockState& s, Deadline deadline, const Label& owner, KeepWaiting&& keep_waiting) : s_(s) {
+    const auto& me = this_thread();
+    // Only an item's own serialize() can get here holding it (a get from
+    // inside a get): waiting would never end.
+    if (owned_by(s_, me))
+      raise<DeadlockDetected>(owner, "it was used from inside this thread's own get/put on it (from an item's "
+                                     "serialize()?)", "that would wait forever: do not use it from there");
+    held_ = try_lock_fast(s_, me) || lock_slowly(me, deadline, keep_waiting);
+    took_over_ = held_ && s_.owner_died.load(std::memory_order_relaxed) != 0;
+    if (took_over_) s_.owner_died.store(0, std::memory_order_relaxed);
+  }
+  ~SideLock() { unlock(); }
+  void unlock() noexcept {
+    if (held_) unlock_owned(s_);
+    held_ = false;
+  }
+  SideLock(const SideLock&) = delete;
+  SideLock& operator=(const SideLock&) = delete;
+  [[nodiscard]] bool held() const noexcept { return held_; }
+  // The previous holder died holding it.
+  [[nodiscard]] bool took_over() const noexcept { return took_over_; }
+  // When not held: whether the queue or the holder was in the way.
+  [[nodiscard]] SideLockMiss miss() const noexcept { return miss_; }
+  // For an error message: "; <who> holds <lock_name> ..." when the holder was
+  // in the way, else "".
+  [[nodiscard]] std::string blame(const char* lock_name) const {
+    if (miss_ != SideLockMiss::Holder) return "";
+    return "; " + describe_side_lock_holder(s_) + ", held " + lock_name +
+           " past the deadline (a stopped process keeps its locks: continue or kill it)";
+  }
+
+ private:
+  template <class KeepWaiting>
+  bool lock_slowly(const ThreadIdentity& me, Deadline deadline, KeepWaiting& keep_waiting) {
+    if (deadline.is_never()) return lock_slow(s_, me, deadline, false);
+    const auto limit = std::max(deadline, Deadline::after(kSideLockGrace));
+    if (lock_slow(s_, me, limit, false)) return true;
+    const auto last = limit.when() + kSideLockPatience;
+    for (;;) {
+      if (!keep_waiting()) {
+        miss_ = SideLockMiss::Queue;
+        return false;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= last || !side_lock_holder_may_be_preempted(s_)) {
+        miss_ = SideLockMiss::Holder;
+        return false;
+      }
+      if (lock_slow(s_, me, Deadline::at(std::min(last, now + kSideLockGrace)), false)) return true;
+    }
+  }
+
+  LockState& s_;
+  bool held_ = false;
+  bool took_over_ = false;
+  SideLockMiss miss_ = SideLockMiss::None;
+};
+
+// Orders a store made before SideLock::unlock() before the loads after it (a
+// publisher's "position, then sleepers?" against a sleeper's "sleepers++,
+// then position?"). On x86 the unlock's locked exchange already is that
+// barrier, so only the compiler needs telling.
+inline void fence_after_unlock() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
+
+inline void wake_if_sleeping(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleepers, int n) noexcept {
+  if (must_wake(sleepers)) {
+    word.fetch_add(1, std::memory_order_seq_cst);
+    wake_sleepers(word, sleepers, n);
+  }
+}
+
+}  // namespace ipckit::detail
