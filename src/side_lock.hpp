@@ -62,14 +62,16 @@ std::string describe_side_lock_holder(const LockState& s);
 class SideLock {
  public:
   // `keep_waiting()` says whether the queue itself is not the obstacle (rule 2).
-  // `owner` is the object the lock belongs to, for errors.
-  template <class KeepWaiting>
-  SideLock(LockState& s, Deadline deadline, const Label& owner, KeepWaiting&& keep_waiting) : s_(s) {
+  // `owner` is the object the lock belongs to, for errors: a Label, or its
+  // text (turned into a Label only on the error path: a put must not pay
+  // for building one).
+  template <class Owner, class KeepWaiting>
+  SideLock(LockState& s, Deadline deadline, const Owner& owner, KeepWaiting&& keep_waiting) : s_(s) {
     const auto& me = this_thread();
     // Only an item's own serialize() can get here holding it (a get from
     // inside a get): waiting would never end.
     if (owned_by(s_, me))
-      raise<DeadlockDetected>(owner, "it was used from inside this thread's own get/put on it (from an item's "
+      raise<DeadlockDetected>(Label(owner), "it was used from inside this thread's own get/put on it (from an item's "
                                      "serialize()?)", "that would wait forever: do not use it from there");
     held_ = try_lock_fast(s_, me) || lock_slowly(me, deadline, keep_waiting);
     took_over_ = held_ && s_.owner_died.load(std::memory_order_relaxed) != 0;

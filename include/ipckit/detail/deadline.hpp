@@ -71,7 +71,9 @@ class Deadline {
   [[nodiscard]] constexpr bool is_never() const noexcept { return t_ == Clock::time_point::max(); }
   // A non-blocking call: one try, no spinning.
   [[nodiscard]] constexpr bool is_now() const noexcept { return t_ == Clock::time_point::min(); }
-  [[nodiscard]] bool passed() const noexcept { return passed(Clock::now()); }
+  // Reads the clock only for a deadline that is neither never nor now (the
+  // untimed and non-blocking forms never pay for it).
+  [[nodiscard]] bool passed() const noexcept { return !is_never() && (is_now() || t_ <= Clock::now()); }
   [[nodiscard]] constexpr bool passed(Clock::time_point now) const noexcept { return !is_never() && t_ <= now; }
   // Time left (zero once passed; nanoseconds::max() for never).
   [[nodiscard]] constexpr std::chrono::nanoseconds left(Clock::time_point now) const noexcept {
