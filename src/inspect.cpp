@@ -80,7 +80,7 @@ ObjectStats values(const Target& t, std::uint64_t count) {
     lock = lock_at(t, const_cast<void*>(detail::SegmentAccess::object_body(t.seg, named.name)));
   }
   const std::string type(detail::unguarded_type_name(i.type_name));
-  return detail::value_stats(std::move(lock), type.c_str(), i.elem_size, count,
+  return detail::value_stats(lock, type.c_str(), i.elem_size, count,
                              static_cast<const char*>(t.body) + data_offset, t.max_elements);
 }
 

@@ -65,8 +65,6 @@
 #include "ipckit/detail/deadline.hpp"
 #include "ipckit/detail/thread_id.hpp"
 
-extern char** environ;
-
 namespace ipckit {
 
 namespace {
@@ -403,7 +401,7 @@ void require_not_started(const ChildState& s, const char* action, const char* ad
 // A name travels to an exec'd child in its environment, where a NUL would cut it.
 void check_name_chars(const std::string& name) {
   if (name.find('\0') != std::string::npos)
-    throw InvalidArgument(name.c_str(), "the process name '" + std::string(name.c_str()) +
+    throw InvalidArgument(name.substr(0, name.find('\0')), "the process name '" + name.substr(0, name.find('\0')) +
                                             "...' contains a NUL character; give a name without one");
 }
 
@@ -465,7 +463,8 @@ bool wait_for_end(ChildState& s, detail::Deadline deadline) {
   });
 }
 
-bool join_state(StatePtr sp, detail::Deadline deadline) {   // a copy: another thread may move the handle
+// NOLINTNEXTLINE(performance-unnecessary-value-param): a copy, another thread may move the handle
+bool join_state(StatePtr sp, detail::Deadline deadline) {
   ChildState& s = require(sp, "join");
   {
     std::lock_guard lk(s.mu);

@@ -95,7 +95,7 @@ ValueStats value_stats(std::optional<LockStats> lock, const char* type_name, std
   st.type_name = type_name;
   st.elem_size = elem_size;
   st.count = count;
-  st.lock = std::move(lock);
+  st.lock = lock;
   if (elem_size == 0) return st;
   const std::uint64_t n = std::min(count, max_elements);
   st.data.resize(n * elem_size);

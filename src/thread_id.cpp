@@ -146,7 +146,7 @@ char thread_run_state(std::uint32_t tid) noexcept {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%u/stat", tid);
   StatFields f;
-  return read_stat(path, f) == StatRead::ok ? f.state : 0;
+  return read_stat(path, f) == StatRead::ok ? f.state : '\0';
 }
 
 }  // namespace ipckit::detail

@@ -32,6 +32,7 @@ class Error : public std::runtime_error {
   std::error_code code_;
 };
 
+// NOLINTNEXTLINE(bugprone-macro-parentheses): a class name cannot be parenthesized
 #define IPCKIT_ERROR_CLASS(Name) \
   class Name : public Error {    \
    public:                       \

@@ -153,7 +153,7 @@ ValueStats value_stats(std::optional<LockStats> lock, const char* type_name, std
 template <class T>
 ValueStats value_stats(std::optional<LockStats> lock, const T* data, std::uint64_t count,
                        std::uint64_t max_elements = UINT64_MAX) {
-  return value_stats(std::move(lock), typeid(T).name(), sizeof(T), count, data, max_elements);
+  return value_stats(lock, typeid(T).name(), sizeof(T), count, data, max_elements);
 }
 }  // namespace detail
 
