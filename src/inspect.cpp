@@ -98,7 +98,7 @@ ObjectStats semaphore(const Target& t) {
 }
 
 ObjectStats barrier(const Target& t) {
-  return Barrier(static_cast<detail::BarrierState*>(t.body), t.keep, t.label).stats();
+  return detail::SegmentAccess::make<Barrier>(static_cast<detail::BarrierState*>(t.body), t.keep, t.label).stats();
 }
 
 // A condition's entry count is the offset of the named lock it is bound to
