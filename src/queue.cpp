@@ -15,6 +15,7 @@
 #include <string>
 
 #include "ipckit/detail/side_lock.hpp"
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/segment.hpp"
 
@@ -457,7 +458,12 @@ detail::QueueCore Segment::open_queue(std::string_view name, ObjectKind kind, co
                                               " and max_items " + std::to_string(q->max_items) + ", not " +
                                               std::to_string(max_message) + " and " +
                                               std::to_string(options.max_items) + "; open it with its options");
-  return detail::QueueCore(q, keepalive(), what, geometry);
+  return detail::SegmentAccess::make<detail::QueueCore>(q, keepalive(), what, geometry);
+}
+
+detail::QueueCore detail::SegmentAccess::open_queue(Segment& seg, std::string_view name, ObjectKind kind,
+                                                    const char* type_name, const QueueOptions& options) {
+  return seg.open_queue(name, kind, type_name, options);
 }
 
 }  // namespace ipckit
