@@ -10,10 +10,10 @@
 #include <string>
 #include <utility>
 
-#include "ipckit/detail/side_lock.hpp"
 #include "ipckit/detail/segment_access.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/segment.hpp"
+#include "side_lock.hpp"
 
 namespace ipckit::detail {
 namespace {
