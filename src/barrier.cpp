@@ -1,6 +1,6 @@
 // Barrier: arrivals are counted under a (crash-safe) lock; waiters sleep on a
 // change counter and, while they sleep, look for parties that died. A timed
-// wait never waits for the lock past its deadline (see barrier.hpp, Sealing).
+// wait never waits for the lock past its deadline (see detail/barrier_state.hpp, Sealing).
 // Also Segment::barrier, its factory.
 #include "ipckit/barrier.hpp"
 
@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/detail/thread_id.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/segment.hpp"
@@ -20,9 +21,6 @@ namespace {
 // How long a waiter whose time is up still tries for the lock to record its
 // timeout in order, before it breaks the barrier without the lock.
 constexpr std::chrono::milliseconds kLockGrace{5};
-
-// Layout 2: rounds are sealed by their last arrival.
-constexpr std::uint32_t kBarrierLayout = 2;
 
 // Whether a party slot records the calling process.
 bool is_me(const detail::BarrierParty& p, const detail::ThreadIdentity& me) noexcept {
@@ -48,7 +46,7 @@ bool round_over(const detail::BarrierState& s, std::uint32_t my_round) noexcept 
 
 }  // namespace
 
-Barrier::Barrier(detail::BarrierState* s, std::shared_ptr<const void> keepalive, std::string label,
+Barrier::Barrier(detail::BarrierState* s, std::shared_ptr<const void> keepalive, detail::Label label,
                  BarrierOptions options)
     : s_(s),
       parties_(s->parties),
@@ -62,9 +60,9 @@ Barrier::Barrier(detail::BarrierState* s, std::shared_ptr<const void> keepalive,
 }
 
 void Barrier::throw_corrupt(const std::string& what) const {
-  throw CorruptSegment(label_, label_ + ": " + what +
-                                   "; its shared state was overwritten (a stray write by a process using the "
-                                   "segment?): recreate the segment");
+  detail::raise<CorruptSegment>(label_, what,
+                                 "its shared state was overwritten (a stray write by a process using the "
+                                 "segment?): recreate the segment");
 }
 
 // Called with the lock held.
@@ -130,7 +128,8 @@ void Barrier::throw_broken() const {
     case BreakReason::ActionDied: why = "the party running its action died"; break;
     default: why = "it was reset while parties waited"; break;
   }
-  throw BrokenBarrier(label_, label_ + " is broken: " + why + "; call reset() before using it again");
+  throw BrokenBarrier(label_.object, label_.segment,
+                      label_.text + " is broken: " + why + "; call reset() before using it again");
 }
 
 // A party that arrived in the previous round, has not arrived in this one
@@ -180,7 +179,7 @@ std::uint32_t Barrier::arrive_locked(std::uint32_t& my_round) {
 }
 
 // Called with the lock held by the last arrival, `index`: runs the action,
-// then seals and completes the round (see barrier.hpp, Sealing). Throws what
+// then seals and completes the round (see detail/barrier_state.hpp, Sealing). Throws what
 // the action threw (having broken the round), or BrokenBarrier if the round
 // was broken without the lock meanwhile.
 void Barrier::trip_locked(std::uint32_t my_round, std::uint32_t index) {
@@ -213,7 +212,9 @@ std::uint32_t Barrier::outcome(std::uint32_t my_round, std::uint32_t index) cons
   throw_broken();
 }
 
-Lock Barrier::internal_lock() const { return Lock(&s_->lock, keep_, label_ + " (its lock)"); }
+Lock Barrier::internal_lock() const {
+  return detail::SegmentAccess::make<Lock>(&s_->lock, keep_, label_.part("its lock"));
+}
 
 std::uint32_t Barrier::wait_by(detail::Deadline deadline) {
   Lock lock = internal_lock();
@@ -225,8 +226,8 @@ std::uint32_t Barrier::wait_by(detail::Deadline deadline) {
     break_unlocked(detail::BreakReason::Timeout);
     std::string who = "another thread";
     if (auto h = lock.holder()) who = "pid " + std::to_string(h->pid) + (h->alive ? " (alive: stopped?)" : " (dead)");
-    throw BrokenBarrier(label_, label_ + ": wait() timed out before it could arrive: its internal lock is held by " +
-                                    who + "; the barrier is broken; call reset() before using it again");
+    detail::raise<BrokenBarrier>(label_, "wait() timed out before it could arrive: its internal lock is held by " + who,
+                                 "the barrier is broken; call reset() before using it again");
   }
   {
     std::lock_guard g(lock, std::adopt_lock);
@@ -317,17 +318,17 @@ std::uint32_t Barrier::n_waiting() const noexcept {
 
 Barrier Segment::barrier(std::string_view name, std::uint32_t parties, BarrierOptions options) {
   if (parties < 1 || parties > detail::kBarrierMaxParties)
-    throw InvalidArgument(std::string(name), label(ObjectKind::Barrier, name) + ": " + std::to_string(parties) +
-                                                 " parties is out of range; use 1 to " +
-                                                 std::to_string(detail::kBarrierMaxParties));
-  detail::ObjectSpec spec{ObjectKind::Barrier,  "ipckit::Barrier", sizeof(detail::BarrierState),
-                          alignof(detail::BarrierState), parties, kBarrierLayout, sizeof(detail::BarrierState)};
+    detail::raise<InvalidArgument>(label_of(ObjectKind::Barrier, name),
+                                   std::to_string(parties) + " parties is out of range",
+                                   "use 1 to " + std::to_string(detail::kBarrierMaxParties));
+  auto spec = detail::state_spec<detail::BarrierState>(ObjectKind::Barrier, "ipckit::Barrier", detail::kBarrierLayout,
+                                                       parties);
   spec.init = [](void* body, const void* arg) {
     static_cast<detail::BarrierState*>(body)->parties = *static_cast<const std::uint32_t*>(arg);
   };
   spec.init_arg = &parties;
-  return Barrier(static_cast<detail::BarrierState*>(find_or_create(name, spec)), keepalive(),
-                 label(ObjectKind::Barrier, name), std::move(options));
+  return detail::SegmentAccess::make<Barrier>(static_cast<detail::BarrierState*>(find_or_create(name, spec)),
+                                              keepalive(), label_of(ObjectKind::Barrier, name), std::move(options));
 }
 
 }  // namespace ipckit

@@ -98,7 +98,7 @@ ObjectStats semaphore(const Target& t) {
 }
 
 ObjectStats barrier(const Target& t) {
-  return Barrier(static_cast<detail::BarrierState*>(t.body), t.keep, t.label).stats();
+  return detail::SegmentAccess::make<Barrier>(static_cast<detail::BarrierState*>(t.body), t.keep, t.label).stats();
 }
 
 // A condition's entry count is the offset of the named lock it is bound to
@@ -125,7 +125,7 @@ ObjectStats queue(const Target& t) {
   if (t.info.bytes != sizeof(detail::QueueState) + geo.capacity)
     throw_corrupt(t, "its ring of " + std::to_string(geo.capacity) + " bytes does not fit its " +
                          std::to_string(t.info.bytes) + " bytes");
-  return detail::QueueCore(s, t.keep, t.label, geo).stats();
+  return detail::SegmentAccess::make<detail::QueueCore>(s, t.keep, t.label, geo).stats();
 }
 
 ObjectStats priority_queue(const Target& t) {
@@ -141,11 +141,10 @@ ObjectStats priority_queue(const Target& t) {
                          " bytes, max_message " + std::to_string(max_message) + ") does not match its " +
                          std::to_string(t.info.bytes) + " bytes");
   const auto kind = t.info.kind;
-  return detail::PriorityQueueCore(s, t.keep, t.label,
-                                   {slots, slot_size, max_message,
-                                    kind == ObjectKind::LifoQueue ? detail::kOrderLifo : detail::kOrderPriority,
-                                    kind == ObjectKind::JoinablePriorityQueue})
-      .stats();
+  const detail::PriorityGeometry geo{slots, slot_size, max_message,
+                                     kind == ObjectKind::LifoQueue ? detail::kOrderLifo : detail::kOrderPriority,
+                                     kind == ObjectKind::JoinablePriorityQueue};
+  return detail::SegmentAccess::make<detail::PriorityQueueCore>(s, t.keep, t.label, geo).stats();
 }
 
 // One row per kind: the state it needs at least, and how to take its snapshot.

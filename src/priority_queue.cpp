@@ -10,9 +10,10 @@
 #include <string>
 #include <utility>
 
-#include "ipckit/detail/side_lock.hpp"
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/segment.hpp"
+#include "side_lock.hpp"
 
 namespace ipckit::detail {
 namespace {
@@ -436,7 +437,13 @@ detail::PriorityQueueCore Segment::open_priority_queue(std::string_view name, co
       q->max_items != options.max_items || q->slot_count != slots || q->slot_size != slot_size)
     throw mismatch(*q);
   // The handle keeps the geometry validated here, not the segment's copy.
-  return detail::PriorityQueueCore(q, keepalive(), what, init.geometry);
+  return detail::SegmentAccess::make<detail::PriorityQueueCore>(q, keepalive(), what, init.geometry);
+}
+
+detail::PriorityQueueCore detail::SegmentAccess::open_priority_queue(Segment& seg, std::string_view name,
+                                                                     const char* type_name,
+                                                                     const QueueOptions& options, ObjectKind kind) {
+  return seg.open_priority_queue(name, type_name, options, kind);
 }
 
 }  // namespace ipckit

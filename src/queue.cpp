@@ -4,8 +4,6 @@
 // record.
 #include "ipckit/detail/queue_core.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <climits>
 #include <cstring>
@@ -14,9 +12,10 @@
 #include <stdexcept>
 #include <string>
 
-#include "ipckit/detail/side_lock.hpp"
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/segment.hpp"
+#include "side_lock.hpp"
 
 namespace ipckit::detail {
 namespace {
@@ -40,41 +39,6 @@ bool possible(const QueueGeometry& g) {
 }
 
 }  // namespace
-
-bool side_lock_holder_may_be_preempted(const LockState& s) noexcept {
-  const std::uint32_t tid = s.word.load(std::memory_order_relaxed) & kLockTidMask;
-  if (tid == 0) return true;  // just let go
-  switch (thread_run_state(tid)) {
-    case 'R':  // running, or runnable and waiting for a CPU
-    case 'D':  // a page fault, a brief uninterruptible wait
-    case 0:    // gone: the next attempt takes its lock over
-    case 'Z':
-    case 'X':
-      return true;
-    default:  // stopped ('T', 't': SIGSTOP, a debugger), or asleep ('S'): not coming back soon
-      return false;
-  }
-}
-
-std::string describe_side_lock_holder(const LockState& s) {
-  const std::uint32_t tid = s.word.load(std::memory_order_relaxed) & kLockTidMask;
-  if (tid == 0) return "a thread that has let go since";
-  const int pid = process_of_thread(tid);
-  std::string state;
-  switch (thread_run_state(tid)) {
-    case 'T':
-    case 't': state = "which is stopped (SIGSTOP, Ctrl-Z or a debugger)"; break;
-    case 'R': state = "which is running"; break;
-    case 'S': state = "which is asleep"; break;
-    case 'D': state = "which is in an uninterruptible wait"; break;
-    default: state = "which has just exited"; break;
-  }
-  std::string who;
-  if (pid == ::getpid()) who = "thread " + std::to_string(tid) + " of this process";
-  else if (pid != 0) who = "another live process, pid " + std::to_string(pid) + " (thread " + std::to_string(tid) + ")";
-  else who = "thread " + std::to_string(tid);
-  return who + ", " + state;
-}
 
 std::string holder_blame(const LockState& lock, const char* lock_name) {
   return "; " + describe_side_lock_holder(lock) + ", held " + lock_name +
@@ -457,7 +421,12 @@ detail::QueueCore Segment::open_queue(std::string_view name, ObjectKind kind, co
                                               " and max_items " + std::to_string(q->max_items) + ", not " +
                                               std::to_string(max_message) + " and " +
                                               std::to_string(options.max_items) + "; open it with its options");
-  return detail::QueueCore(q, keepalive(), what, geometry);
+  return detail::SegmentAccess::make<detail::QueueCore>(q, keepalive(), what, geometry);
+}
+
+detail::QueueCore detail::SegmentAccess::open_queue(Segment& seg, std::string_view name, ObjectKind kind,
+                                                    const char* type_name, const QueueOptions& options) {
+  return seg.open_queue(name, kind, type_name, options);
 }
 
 }  // namespace ipckit

@@ -209,13 +209,6 @@ const void* Segment::object_body(std::string_view name, ObjectInfo* info) const 
   return impl_->at(l.found->offset);
 }
 
-std::optional<LockHolder> Segment::holder_of(std::string_view name) const {
-  auto* body = const_cast<void*>(object_body(name));
-  auto view = detail::SegmentAccess::make<Lock>(static_cast<detail::LockState*>(body), keepalive(),
-                                                label_of(ObjectKind::Lock, name));
-  return view.holder();
-}
-
 void* Segment::find_or_create(std::string_view name, const detail::ObjectSpec& spec) {
   check_object_name(impl_->name(), name);
   auto& h = impl_->header();

@@ -82,7 +82,7 @@ const char* break_reason(std::uint32_t broken) {
     case BreakReason::Aborted: return "aborted";
     case BreakReason::PartyDied: return "a party died";
     case BreakReason::DiedInWait: return "a party died waiting";
-    case BreakReason::ActionFailed: return "its action failed";
+    case BreakReason::ActionFailed: return "its action threw";
     case BreakReason::ActionDied: return "a party died running its action";
     case BreakReason::None: break;
   }

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/ipckit.hpp"
 #include "multiprocess.hpp"
 #include "segment_layout.hpp"
@@ -379,9 +380,11 @@ TEST(Cli, InspectShowsHoldersWaitersAndPartiesAndFlagsACorruptState) {
   auto odd = seg.barrier("odd", 2);
   (void)seg.queue<int>("mangled");
   aborted.abort();
-  std::atomic_ref(static_cast<ipckit::detail::BarrierState*>(const_cast<void*>(seg.object_body("odd")))->arrived)
-      .store(9);
-  static_cast<ipckit::detail::QueueState*>(const_cast<void*>(seg.object_body("mangled")))->capacity = 12345;
+  const auto body = [&](const char* name) {
+    return const_cast<void*>(ipckit::detail::SegmentAccess::object_body(seg, name));
+  };
+  std::atomic_ref(static_cast<ipckit::detail::BarrierState*>(body("odd"))->arrived).store(9);
+  static_cast<ipckit::detail::QueueState*>(body("mangled"))->capacity = 12345;
 
   Signal holding;
   Child holder([&] {

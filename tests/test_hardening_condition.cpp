@@ -12,8 +12,10 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/ipckit.hpp"
 #include "multiprocess.hpp"
 
@@ -80,8 +82,8 @@ bool stop_while_holding(const Segment& seg, const std::string& name, Child& chil
       if (paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'T') break;
       std::this_thread::sleep_for(100us);
     }
-    const auto h = seg.holder_of(name);
-    if (h && h->alive && h->pid == child.pid()) return true;
+    const auto lock = std::get<ipckit::BarrierStats>(seg.inspect(name).stats).lock;
+    if (lock.locked && lock.holder_alive && lock.holder_pid == child.pid()) return true;
     child.kill(SIGCONT);
   }
   return false;
@@ -362,7 +364,8 @@ TEST(ConditionHardening, ACorruptWaiterTableThrowsCorruptSegment) {
   ScopedSegmentName n("hc_corrupt");
   auto seg = Segment::create(n.name, 1 << 20);
   auto c = seg.condition("C");
-  auto* s = static_cast<ipckit::detail::ConditionState*>(const_cast<void*>(seg.object_body("C")));
+  auto* s = static_cast<ipckit::detail::ConditionState*>(const_cast<void*>(
+      ipckit::detail::SegmentAccess::object_body(seg, "C")));
   for (const std::uint32_t bad : {ipckit::detail::kConditionSlots + 1, 0x7fff'ffffu, 0xffff'ffffu}) {
     s->high.store(bad);
     c.notify(3);  // clamps, never reads outside the table
@@ -505,7 +508,8 @@ TEST(BarrierHardening, CorruptCountsThrowCorruptSegment) {
   ScopedSegmentName n("hb_corrupt");
   auto seg = Segment::create(n.name, 1 << 20);
   auto b = seg.barrier("B", 3);
-  auto* s = static_cast<ipckit::detail::BarrierState*>(const_cast<void*>(seg.object_body("B")));
+  auto* s = static_cast<ipckit::detail::BarrierState*>(const_cast<void*>(
+      ipckit::detail::SegmentAccess::object_body(seg, "B")));
   s->arrived = 1000;
   EXPECT_THROW((void)b.wait(100ms), ipckit::CorruptSegment);
   s->arrived = 0;

@@ -35,6 +35,7 @@
 
 #include "ipckit/detail/priority_queue_core.hpp"
 #include "ipckit/detail/queue_core.hpp"
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/ipckit.hpp"
 #include "multiprocess.hpp"
 
@@ -143,7 +144,7 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 
 template <class State>
 State* raw_state(const Segment& seg, const std::string& name) {
-  return static_cast<State*>(const_cast<void*>(seg.object_body(name)));
+  return static_cast<State*>(const_cast<void*>(ipckit::detail::SegmentAccess::object_body(seg, name)));
 }
 
 // Runs `scribble(segment)` in another process: a cooperating process with a
@@ -736,7 +737,7 @@ TEST(SleeperAudit, AConsumerKilledAsleepStopsCostingEveryPutAWakeCall) {
   ScopedSegmentName n("hq_sleeper_audit");
   auto seg = Segment::create(n.name, 4 << 20);
   auto q = seg.queue<int>("q", {.capacity_bytes = 1 << 16});
-  const auto* state = static_cast<const d::QueueState*>(seg.object_body("q"));
+  const auto* state = static_cast<const d::QueueState*>(ipckit::detail::SegmentAccess::object_body(seg, "q"));
   auto& sleepers = const_cast<std::atomic<std::uint32_t>&>(state->data_sleepers);
 
   {
@@ -774,7 +775,7 @@ TEST(SleeperAudit, AWaiterKilledAsleepOnASemaphoreIsAuditedAway) {
   ScopedSegmentName n("hq_sleeper_audit_sem");
   auto seg = Segment::create(n.name, 1 << 20);
   auto sem = seg.semaphore("s", 0);
-  const auto* state = static_cast<const d::SemaphoreState*>(seg.object_body("s"));
+  const auto* state = static_cast<const d::SemaphoreState*>(ipckit::detail::SegmentAccess::object_body(seg, "s"));
   auto& sleepers = const_cast<std::atomic<std::uint32_t>&>(state->sleepers);
   {
     Child doomed([&] { sem.acquire(); });

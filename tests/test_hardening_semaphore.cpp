@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/ipckit.hpp"
 #include "multiprocess.hpp"
 
@@ -43,7 +44,8 @@ struct KillOnExit {
 };
 
 ipckit::detail::SemaphoreState& raw_state(Segment& seg, const std::string& name) {
-  return *static_cast<ipckit::detail::SemaphoreState*>(const_cast<void*>(seg.object_body(name)));
+  return *static_cast<ipckit::detail::SemaphoreState*>(const_cast<void*>(
+      ipckit::detail::SegmentAccess::object_body(seg, name)));
 }
 
 void busy_wait(std::chrono::nanoseconds d) {

@@ -13,6 +13,7 @@
 #include <variant>
 
 #include "ipckit/inspect.hpp"
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/ipckit.hpp"
 #include "multiprocess.hpp"
 
@@ -39,7 +40,7 @@ S stats_of(const Segment& seg, const std::string& name) {
 // The bytes of an object's state, to overwrite.
 template <class State = unsigned char>
 State* state_of(Segment& seg, const std::string& name) {
-  return static_cast<State*>(const_cast<void*>(seg.object_body(name)));
+  return static_cast<State*>(const_cast<void*>(ipckit::detail::SegmentAccess::object_body(seg, name)));
 }
 
 }  // namespace

@@ -343,7 +343,7 @@ TEST(Lock, ACreatorKilledHoldingTheDirectoryLockDoesNotWedgeTheSegment) {
   auto seg = Segment::create(n.name, 1 << 20);
   seg.value<int>("anchor");
   ipckit::ObjectInfo info;
-  auto* body = static_cast<const char*>(seg.object_body("anchor", &info));
+  auto* body = static_cast<const char*>(ipckit::detail::SegmentAccess::object_body(seg, "anchor", &info));
   auto* header = reinterpret_cast<ipckit::detail::SegmentHeader*>(const_cast<char*>(body - info.offset));
   using ipckit::detail::SegmentAccess;
   auto dir = SegmentAccess::make<ipckit::Lock>(&header->directory_lock, SegmentAccess::keepalive(seg),

@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/ipckit.hpp"
 #include "ipckit/lifo_queue.hpp"
 #include "kill_harness.hpp"
@@ -61,7 +62,7 @@ struct RawPriorityQueue {
   std::uint32_t* free;
   char* slots;
   RawPriorityQueue(const Segment& seg, const std::string& name) {
-    char* body = static_cast<char*>(const_cast<void*>(seg.object_body(name)));
+    char* body = static_cast<char*>(const_cast<void*>(ipckit::detail::SegmentAccess::object_body(seg, name)));
     s = reinterpret_cast<ipckit::detail::PriorityQueueState*>(body);
     const auto layout = ipckit::detail::priority_queue_layout(s->slot_count, s->slot_size);
     heap = reinterpret_cast<ipckit::detail::PriorityHeapEntry*>(body + layout.heap_offset);
@@ -404,7 +405,7 @@ TEST(PriorityQueue, APayloadThatDoesNotDecodeThrowsDecodeErrorAndTheQueueGoesOn)
   EXPECT_EQ(consumer.wait_exit(), 0);
   EXPECT_TRUE(pq.empty());
   // Bytes that are no T at all, written past the typed layer.
-  auto raw = seg.open_priority_queue("q", typeid(Fragile).name(), kSmall);
+  auto raw = ipckit::detail::SegmentAccess::open_priority_queue(seg, "q", typeid(Fragile).name(), kSmall);
   const std::string absurd(8, '\xff');
   raw.put(0, absurd.data(), absurd.size(), ipckit::detail::Deadline::never());
   raw.put(0, "", 0, ipckit::detail::Deadline::never());
@@ -690,7 +691,8 @@ TEST(PriorityQueueCrash, AHolderThatDiesWithTheHeapHalfUpdatedLeavesItRebuiltByT
   ScopedSegmentName n("pq_half_updated");
   auto seg = Segment::create(n.name, 4 << 20);
   auto pq = seg.priority_queue<std::int32_t>("q", {.max_items = 64, .max_message = 16});
-  auto core = seg.open_priority_queue("q", typeid(std::int32_t).name(), {.max_items = 64, .max_message = 16});
+  auto core = ipckit::detail::SegmentAccess::open_priority_queue(seg, "q", typeid(std::int32_t).name(),
+                                                                 {.max_items = 64, .max_message = 16});
   for (int round = 0; round < 4; ++round) {
     std::vector<std::pair<std::int64_t, std::int32_t>> want;
     for (std::int32_t i = 0; i < 20; ++i) {
@@ -823,7 +825,7 @@ TEST(PriorityQueueCrash, ProducersAndConsumersKilledThreeHundredTimesLoseDoubleA
   auto seg = Segment::create(n.name, 8 << 20);
   const QueueOptions opts{.max_items = 48, .max_message = 12 << 10};
   auto pq = seg.priority_queue<Stamped>("q", opts);
-  auto core = seg.open_priority_queue("q", typeid(Stamped).name(), opts);
+  auto core = ipckit::detail::SegmentAccess::open_priority_queue(seg, "q", typeid(Stamped).name(), opts);
   constexpr int kWrongPriority = KillRun::kOwnFault;
   KillRun run(seg, {.seed = 20240611u,
                     .kills = 300,

@@ -38,6 +38,7 @@
 #include <utility>
 #include <vector>
 
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/ipckit.hpp"
 #include "multiprocess.hpp"
 #include "queue_items.hpp"
@@ -496,7 +497,8 @@ TEST(Queue, ForeignBytesThatAreNoTThrowDecodeErrorAndAreDropped) {
   ScopedSegmentName n("q_foreign");
   auto seg = Segment::create(n.name, 4 << 20);
   auto q = seg.queue<std::string>("q");
-  auto raw = seg.open_queue("q", ipckit::ObjectKind::Queue, typeid(std::string).name(), {});
+  auto raw =
+      ipckit::detail::SegmentAccess::open_queue(seg, "q", ipckit::ObjectKind::Queue, typeid(std::string).name(), {});
   const std::string absurd_length(8, '\xff');                      // a length no string can have
   const std::string truncated("\x40\x00\x00\x00\x00\x00\x00\x00" "abc", 11);  // says 64 bytes, holds 3
   const std::string short_length("\x01\x02", 2);                   // not even a whole length
@@ -536,7 +538,8 @@ TEST(Queue, PlainStructsWithoutSerializeTravelAsTheirBytesAndWrongSizesAreDecode
     EXPECT_EQ(r.value, 0.5 * static_cast<double>(i));
     EXPECT_STREQ(r.unit.data(), "kPa");
   }
-  auto raw = seg.open_queue("readings", ipckit::ObjectKind::Queue, typeid(PlainReading).name(), {});
+  auto raw = ipckit::detail::SegmentAccess::open_queue(seg, "readings", ipckit::ObjectKind::Queue,
+                                                       typeid(PlainReading).name(), {});
   raw.put(std::string(sizeof(PlainReading) - 1, 'x'), {}, ipckit::detail::Deadline::never());
   raw.put(std::string(sizeof(PlainReading) + 8, 'x'), {}, ipckit::detail::Deadline::never());
   q.put({7, 7.0, {}});
@@ -575,7 +578,7 @@ TEST(Queue, AStructWithItsOwnSerializationIsEncodedByItEvenWhenTriviallyCopyable
   q.put({41});
   EXPECT_EQ(q.bytes_used(), 16u) << "8-byte header + the 8 bytes save() writes";
   EXPECT_EQ(q.get_nowait().value, 41);
-  auto raw = seg.open_queue("q", ipckit::ObjectKind::Queue, typeid(Checked).name(), {});
+  auto raw = ipckit::detail::SegmentAccess::open_queue(seg, "q", ipckit::ObjectKind::Queue, typeid(Checked).name(), {});
   const std::int32_t forged[2] = {5, 5};
   raw.put({reinterpret_cast<const char*>(forged), sizeof forged}, {}, ipckit::detail::Deadline::never());
   EXPECT_THROW((void)q.get_nowait(), ipckit::DecodeError) << "load() was not called";

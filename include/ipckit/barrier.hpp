@@ -32,10 +32,10 @@
 // The action runs holding the barrier's internal lock (no party can arrive,
 // leave or reset meanwhile). If its process dies inside it, the sleepers find
 // the lock's holder dead within ~25 ms and break the barrier. A wait whose
-// time runs out while the action runs breaks the round (see "Sealing"
-// below): its party, the others and the one running the action all get
-// BrokenBarrier (the last once its action returns), never some released and
-// some broken.
+// time runs out while the action runs breaks the round (see "Sealing" in
+// detail/barrier_state.hpp): its party, the others and the one running the
+// action all get BrokenBarrier (the last once its action returns), never
+// some released and some broken.
 //
 // A timed wait() keeps its deadline (+ a few ms) whatever another process
 // does, even one stopped (SIGSTOP, a debugger) while it holds the barrier's
@@ -59,63 +59,16 @@
 #include <optional>
 #include <string>
 
+#include "ipckit/detail/barrier_state.hpp"
 #include "ipckit/detail/futex.hpp"
-#include "ipckit/detail/lock_state.hpp"
+#include "ipckit/detail/label.hpp"
 #include "ipckit/lock.hpp"
 
 namespace ipckit {
 
 namespace detail {
-inline constexpr std::uint32_t kBarrierMaxParties = 256;
-enum class BreakReason : std::uint32_t {
-  None = 0,
-  Timeout = 1,
-  Aborted = 2,
-  PartyDied = 3,
-  DiedInWait = 4,
-  ActionFailed = 5,  // the action threw
-  ActionDied = 6,    // the last arrival died before releasing the round (in its action)
-};
-struct BarrierParty {
-  std::int32_t pid = 0;               // 0: free slot
-  std::uint32_t last_round = 0;       // round in which it last arrived
-  std::uint64_t start_ticks = 0;
-};
-// A round is one use of the barrier: it ends when the last party arrives, or
-// broken (timeout, abort, dead party, failed action: `broken` set) and then
-// reset().
-//
-// Sealing. Breaking without the lock (a CAS of `broken` from 0) must not
-// race with the last arrival completing the round, or some parties of one
-// round would pass and others be broken. So the last arrival, under the
-// lock, counts itself (`arrived` == parties), runs the action if it has one,
-// and then CASes `broken` from 0 to kBarrierSealed | round: if that fails
-// the round was broken first (during the action, say) and it throws like the
-// others; if it succeeds no break can land until the round is over (round
-// advanced, then `broken` back to 0). The action thus runs before the seal:
-// a wait timing out meanwhile can still break the round for everyone, which
-// keeps its deadline without releasing anyone before the action is done. A
-// sealed `broken` is not a broken barrier. Whoever takes the lock over from
-// a process killed with it held repairs the round: it finishes a sealed one
-// (the sealed round number says whether `round` was already advanced), and
-// breaks an unsealed one (ActionDied if every party had arrived: the action
-// was running, else DiedInWait).
-inline constexpr std::uint32_t kBarrierSealed = 0x8000'0000u;
-inline constexpr bool barrier_broken(std::uint32_t broken) noexcept {
-  return broken != 0 && (broken & kBarrierSealed) == 0;
+class SegmentAccess;
 }
-struct alignas(64) BarrierState {
-  LockState lock;                           // guards arrived, party[] and round changes
-  std::uint32_t parties = 0;
-  std::uint32_t arrived = 0;                // in the current round
-  std::atomic<std::uint32_t> round{0};      // rounds ended so far
-  std::atomic<std::uint32_t> broken{0};     // the current round is broken: a BreakReason (or sealed)
-  std::atomic<std::uint32_t> broken_round{0};  // 1 + the last round that ended broken (0: none)
-  std::atomic<std::uint32_t> wake{0};       // futex word: bumped on every change above
-  std::atomic<std::uint32_t> sleepers{0};
-  BarrierParty party[kBarrierMaxParties];
-};
-}  // namespace detail
 
 // Per-handle options of a barrier (see above): Python's `action=` and `timeout=`.
 struct BarrierOptions {
@@ -125,10 +78,6 @@ struct BarrierOptions {
 
 class Barrier {
  public:
-  // Throws CorruptSegment if the shared party count is out of range.
-  Barrier(detail::BarrierState* s, std::shared_ptr<const void> keepalive, std::string label,
-          BarrierOptions options = {});
-
   // Blocks until all parties arrive (at most the options' timeout, if set);
   // returns this caller's arrival index. Throws BrokenBarrier if the barrier
   // is or becomes broken (a timeout breaks it), or what the action threw in
@@ -169,12 +118,17 @@ class Barrier {
   // How many are waiting in the current phase (all of its parties while the
   // action runs; 0 once it is broken: its waiters are being released).
   [[nodiscard]] std::uint32_t n_waiting() const noexcept;
-  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] const std::string& label() const noexcept { return label_.text; }
   [[nodiscard]] BarrierStats stats() const;  // a read-only snapshot (ipckit/stats.hpp)
   // The options' timeout (Python's `timeout` attribute).
   [[nodiscard]] std::optional<std::chrono::nanoseconds> timeout() const noexcept { return timeout_; }
 
  private:
+  // Made on a state by Segment::barrier() (through detail::SegmentAccess).
+  // Throws CorruptSegment if the shared party count is out of range.
+  friend class detail::SegmentAccess;
+  Barrier(detail::BarrierState* s, std::shared_ptr<const void> keepalive, detail::Label label,
+          BarrierOptions options = {});
   std::uint32_t wait_by(detail::Deadline deadline);
   bool reset_by(detail::Deadline deadline);
   bool leave_by(detail::Deadline deadline);
@@ -193,7 +147,7 @@ class Barrier {
   detail::BarrierState* s_;
   std::uint32_t parties_;  // copied at open: the shared one is only checked against it
   std::shared_ptr<const void> keep_;
-  std::string label_;
+  detail::Label label_;
   std::function<void()> action_;
   std::optional<std::chrono::nanoseconds> timeout_;
 };

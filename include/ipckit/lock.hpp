@@ -36,8 +36,6 @@
 
 namespace ipckit {
 
-class Barrier;
-
 // Who holds a lock right now, as seen by `holder()`.
 struct LockHolder {
   int pid = 0;          // process id (0 when the holding thread is gone)
@@ -126,7 +124,6 @@ class Lock : public detail::LockHandle {
  private:
   // Made on a state by Segment::lock() (through detail::SegmentAccess).
   friend class detail::SegmentAccess;
-  friend class Barrier;  // views of its internal lock (until barrier.cpp makes them through SegmentAccess)
   Lock(detail::LockState* s, std::shared_ptr<const void> keepalive, detail::Label label)
       : LockHandle(s, std::move(keepalive), std::move(label)) {}
 };

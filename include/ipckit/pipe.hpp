@@ -78,9 +78,9 @@
 #include <typeinfo>
 #include <utility>
 
+#include "ipckit/detail/codec.hpp"  // messages are encoded as queue items are
 #include "ipckit/detail/deadline.hpp"
 #include "ipckit/error.hpp"
-#include "ipckit/queue.hpp"  // detail::encode_pieces / decode_into: messages are encoded as queue items
 
 namespace ipckit {
 

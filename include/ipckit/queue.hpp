@@ -79,25 +79,19 @@
 // a consumer never leaves a task counted twice or never.
 #pragma once
 
-#include <cereal/archives/binary.hpp>
-
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <cstddef>
 #include <cstdint>
-#include <istream>
 #include <optional>
 #include <span>
-#include <ostream>
-#include <streambuf>
 #include <string>
 #include <string_view>
-#include <type_traits>
 #include <typeinfo>
 #include <utility>
 #include <vector>
 
+#include "ipckit/detail/codec.hpp"
 #include "ipckit/detail/deadline.hpp"
 #include "ipckit/detail/queue_core.hpp"
 #include "ipckit/error.hpp"
@@ -106,117 +100,6 @@
 namespace ipckit {
 
 namespace detail {
-
-// A growable output buffer reused by every put() of a thread: encoding costs
-// no allocation once it has grown to the largest item.
-class EncodeBuffer : public std::streambuf {
- public:
-  void reset() { used_ = 0; }
-  [[nodiscard]] std::string_view view() const { return {data_.data(), used_}; }
-
- protected:
-  std::streamsize xsputn(const char* s, std::streamsize n) override {
-    const auto need = used_ + static_cast<std::size_t>(n);
-    if (need > data_.size()) data_.resize(std::max(need, 2 * data_.size() + 64));
-    if (n != 0) std::memcpy(data_.data() + used_, s, static_cast<std::size_t>(n));  // s may be null when n is 0
-    used_ = need;
-    return n;
-  }
-  int_type overflow(int_type ch) override {
-    if (traits_type::eq_int_type(ch, traits_type::eof())) return traits_type::not_eof(ch);
-    const char c = traits_type::to_char_type(ch);
-    xsputn(&c, 1);
-    return ch;
-  }
-
- private:
-  std::string data_;
-  std::size_t used_ = 0;
-};
-
-// A read-only view of one record, for decoding in place.
-class DecodeBuffer : public std::streambuf {
- public:
-  void point(const char* p, std::size_t n) {
-    char* b = const_cast<char*>(p);
-    setg(b, b, b + n);
-  }
-};
-
-// How an item becomes bytes. Three codecs, chosen at compile time:
-//  - Bitwise: a trivially copyable T that cereal has no serialization for (a
-//    plain struct of numbers and arrays, or a number or enum) travels as its
-//    own bytes — no serialize() needed, one copy each way. (A raw pointer in
-//    it would arrive as the same address: meaningless in another process.)
-//  - Contiguous: std::string and std::vector of numbers travel as cereal
-//    writes them (a 64-bit count, then the elements' bytes), but are written
-//    straight into the ring and read without zero-filling first.
-//  - Cereal: everything else, through a fresh binary archive per item
-//    (cereal's pointer tracking must not span items).
-template <class T>
-inline constexpr bool kBitwiseItem =
-    std::is_arithmetic_v<T> || std::is_enum_v<T> ||
-    (std::is_trivially_copyable_v<T> && std::is_class_v<T> &&
-     !cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
-     !cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value);
-
-template <class T>
-struct ContiguousItem : std::false_type {};
-template <>
-struct ContiguousItem<std::string> : std::true_type {
-  using Element = char;
-};
-template <class E>
-struct ContiguousItem<std::vector<E>>
-    : std::bool_constant<std::is_arithmetic_v<E> && !std::is_same_v<E, bool> && alignof(E) <= 8> {
-  using Element = E;
-};
-template <class T>
-inline constexpr bool kContiguousItem = ContiguousItem<T>::value;
-
-template <class T>
-void check_item_type() {
-  static_assert(!std::is_pointer_v<T>, "a pointer means nothing in another process: queue what it points to");
-  static_assert(kBitwiseItem<T> || kContiguousItem<T> ||
-                    cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value,
-                "queue items must be trivially copyable, or serializable by cereal (a serialize() or "
-                "save()/load(), and the cereal/types/... header for standard containers)");
-}
-
-// The encoding of `item` as at most two pieces (the second may be empty);
-// valid until this thread's next encode.
-template <class T>
-std::pair<std::string_view, std::string_view> encode_pieces(const T& item) {
-  check_item_type<T>();
-  if constexpr (kBitwiseItem<T>) {
-    return {{reinterpret_cast<const char*>(&item), sizeof(T)}, {}};
-  } else if constexpr (kContiguousItem<T>) {
-    thread_local std::uint64_t count;
-    count = item.size();
-    return {{reinterpret_cast<const char*>(&count), sizeof count},
-            {reinterpret_cast<const char*>(item.data()), item.size() * sizeof(typename ContiguousItem<T>::Element)}};
-  } else {
-    thread_local EncodeBuffer buf;
-    thread_local std::ostream os(&buf);
-    buf.reset();
-    {
-      cereal::BinaryOutputArchive ar(os);
-      ar(item);
-    }
-    return {buf.view(), {}};
-  }
-}
-
-// The encoding of `item` in one piece; valid until this thread's next encode.
-template <class T>
-std::string_view encode(const T& item) {
-  const auto [first, second] = encode_pieces(item);
-  if (second.empty()) return first;
-  thread_local std::string joined;
-  joined.assign(first);
-  joined.append(second);
-  return joined;
-}
 
 // The records of `items` for one put_many; valid until this thread's next
 // encode_many.
@@ -250,34 +133,6 @@ void encode_many(std::span<const T> items, std::vector<QueueCore::Record>& out) 
       out.push_back({std::string_view(all).substr(begin, end - begin), {}});
       begin = end;
     }
-  }
-}
-
-[[noreturn]] void throw_wrong_size(std::size_t got, std::size_t want_at_least, const char* type);
-
-template <class T>
-void decode_into(T& out, const char* p, std::size_t n) {
-  check_item_type<T>();
-  if constexpr (kBitwiseItem<T>) {
-    if (n != sizeof(T)) throw_wrong_size(n, sizeof(T), typeid(T).name());
-    std::memcpy(static_cast<void*>(&out), p, sizeof(T));
-  } else if constexpr (kContiguousItem<T>) {
-    using E = typename ContiguousItem<T>::Element;
-    std::uint64_t count = 0;
-    if (n < sizeof count) throw_wrong_size(n, sizeof count, typeid(T).name());
-    std::memcpy(&count, p, sizeof count);
-    if ((n - sizeof count) / sizeof(E) != count || (n - sizeof count) % sizeof(E) != 0)
-      throw_wrong_size(n, sizeof count + count * sizeof(E), typeid(T).name());
-    // The payload sits 8 bytes into an 8-aligned record: aligned for E.
-    const E* first = reinterpret_cast<const E*>(p + sizeof count);
-    out.assign(first, first + count);  // no zero-fill before the copy, unlike resize()
-  } else {
-    thread_local DecodeBuffer buf;
-    thread_local std::istream is(&buf);
-    buf.point(p, n);
-    is.clear();
-    cereal::BinaryInputArchive ar(is);
-    ar(out);
   }
 }
 

@@ -273,12 +273,6 @@ class Segment {
   // Last put, first got: Python's queue.LifoQueue (include <ipckit/lifo_queue.hpp>);
   // fixed slots as a priority queue's.
   template <class T> LifoQueue<T> lifo_queue(std::string_view name, const QueueOptions& options = {});
-  // The untyped engines behind them (src/queue.cpp, src/priority_queue.cpp).
-  detail::QueueCore open_queue(std::string_view name, ObjectKind kind, const char* type_name,
-                               const QueueOptions& options);
-  detail::PriorityQueueCore open_priority_queue(std::string_view name, const char* type_name,
-                                                const QueueOptions& options,
-                                                ObjectKind kind = ObjectKind::PriorityQueue);
 
   [[nodiscard]] const std::string& name() const noexcept;
   [[nodiscard]] std::size_t size() const noexcept;
@@ -287,10 +281,6 @@ class Segment {
   [[nodiscard]] std::vector<ObjectInfo> objects() const;
   // A snapshot of object `name`, whatever its kind (include <ipckit/inspect.hpp>).
   [[nodiscard]] ObjectSnapshot inspect(std::string_view name, std::size_t max_elements = SIZE_MAX) const;
-  // Raw access for tools (the CLI): the body of object `name`, validated.
-  [[nodiscard]] const void* object_body(std::string_view name, ObjectInfo* info = nullptr) const;
-  // The lock every Value/Array/Lock/RLock object starts with (for inspection).
-  [[nodiscard]] std::optional<LockHolder> holder_of(std::string_view name) const;
 
  private:
   // What the library builds objects from; reached through detail::SegmentAccess.
@@ -303,6 +293,14 @@ class Segment {
   [[nodiscard]] detail::Label label_of(ObjectKind kind, std::string_view name) const;
   [[nodiscard]] std::string label(ObjectKind kind, std::string_view name) const { return label_of(kind, name).text; }
   [[nodiscard]] std::optional<std::uint64_t> offset_of(const void* p) const noexcept;
+  // Raw access for tools (the CLI, tests): the body of object `name`, its directory entry validated.
+  [[nodiscard]] const void* object_body(std::string_view name, ObjectInfo* info = nullptr) const;
+  // The untyped engines behind the queues (src/queue.cpp, src/priority_queue.cpp).
+  detail::QueueCore open_queue(std::string_view name, ObjectKind kind, const char* type_name,
+                               const QueueOptions& options);
+  detail::PriorityQueueCore open_priority_queue(std::string_view name, const char* type_name,
+                                                const QueueOptions& options,
+                                                ObjectKind kind = ObjectKind::PriorityQueue);
   // Values and arrays (value.hpp): finds or creates the object, checks how it is guarded.
   void* bind_data(std::string_view name, const detail::DataSpec& spec);
   [[nodiscard]] std::string lock_at(std::uint64_t offset) const;

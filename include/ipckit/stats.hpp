@@ -94,8 +94,9 @@ struct BarrierStats {
   std::uint32_t waiting = 0;         // arrived in the current round
   std::uint32_t round = 0;           // rounds completed
   bool broken = false;
-  std::string broken_reason;         // "timeout", "aborted", "a party died", "a party died waiting",
-                                     // "its action failed", "a party died running its action"; "" if not broken
+  // "timeout", "aborted", "a party died", "a party died waiting", "its action threw", "a party died
+  // running its action"; "" if not broken
+  std::string broken_reason;
   std::uint32_t sleepers = 0;
   LockStats lock;                    // its internal lock
   std::string corrupt;

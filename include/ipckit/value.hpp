@@ -42,6 +42,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ipckit/detail/label.hpp"
 #include "ipckit/detail/segment_access.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/lock.hpp"
@@ -156,27 +157,28 @@ class Elements {
   std::span<const T> subspan(std::size_t offset, std::size_t count = std::dynamic_extent) const {
     return span().subspan(offset, checked_count(offset, count));
   }
-  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] const std::string& label() const noexcept { return label_.text; }
 
  protected:
-  Elements(T* data, std::size_t count, std::string label) : data_(data), size_(count), label_(std::move(label)) {}
+  Elements(T* data, std::size_t count, Label label) : data_(data), size_(count), label_(std::move(label)) {}
 
  private:
   void check_index(std::size_t i) const {
     if (i >= size_)
-      throw OutOfRange(label_, label_ + ": index " + std::to_string(i) + " is out of range (size " +
-                                   std::to_string(size_) + "); use an index below size()");
+      raise<OutOfRange>(label_, "index " + std::to_string(i) + " is out of range (size " + std::to_string(size_) + ")",
+                        "use an index below size()");
   }
   std::size_t checked_count(std::size_t offset, std::size_t count) const {
     if (offset <= size_ && count == std::dynamic_extent) return size_ - offset;
     if (offset <= size_ && count <= size_ - offset) return count;
-    throw OutOfRange(label_, label_ + ": elements [" + std::to_string(offset) + ", " + std::to_string(offset) +
-                                 " + " + std::to_string(count) + ") are out of range (size " + std::to_string(size_) +
-                                 "); use a range inside 0.." + std::to_string(size_));
+    raise<OutOfRange>(label_,
+                      "elements [" + std::to_string(offset) + ", " + std::to_string(offset) + " + " +
+                          std::to_string(count) + ") are out of range (size " + std::to_string(size_) + ")",
+                      "use a range inside 0.." + std::to_string(size_));
   }
   T* data_;
   std::size_t size_;
-  std::string label_;
+  Label label_;
 };
 }  // namespace detail
 
@@ -186,9 +188,6 @@ class Value {
   static_assert(ValueLock<L>, "a Value is guarded by an ipckit::Lock or ipckit::RLock");
 
  public:
-  // `data` lies in the segment that `lock` keeps mapped.
-  Value(T* data, L lock, std::string label) : lock_(std::move(lock)), data_(data), label_(std::move(label)) {}
-
   [[nodiscard]] T get() const {
     if constexpr (detail::kAtomicAccess<T>) {
       return std::atomic_ref<T>(*data_).load(std::memory_order_acquire);
@@ -211,13 +210,17 @@ class Value {
   // The lock guarding read-modify-write sequences (Python's get_lock()): the
   // value's own RLock, or the Lock/RLock it was bound to.
   [[nodiscard]] L& get_lock() const noexcept { return lock_; }
-  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] const std::string& label() const noexcept { return label_.text; }
   [[nodiscard]] ValueStats stats() const { return detail::value_stats(lock_.stats(), data_, 1); }  // a snapshot
 
  private:
+  // Made by Segment::value() (through detail::SegmentAccess); `data` lies in
+  // the segment that `lock` keeps mapped.
+  friend class detail::SegmentAccess;
+  Value(T* data, L lock, detail::Label label) : lock_(std::move(lock)), data_(data), label_(std::move(label)) {}
   mutable L lock_;
   T* data_;
-  std::string label_;
+  detail::Label label_;
 };
 
 // Python's RawValue: no lock. get()/set() are plain reads and writes.
@@ -226,21 +229,22 @@ class RawValue {
   static_assert(Shareable<T>, "RawValue<T> needs a trivially copyable, non-pointer T aligned to at most 64");
 
  public:
-  RawValue(T* data, std::shared_ptr<const void> keepalive, std::string label)
-      : keep_(std::move(keepalive)), data_(data), label_(std::move(label)) {}
-
   [[nodiscard]] T get() const noexcept { return *data_; }
   void set(const T& v) noexcept { *data_ = v; }
   // The shared value in place (a struct's fields: v.ref().x = 1).
   T& ref() noexcept { return *data_; }
   const T& ref() const noexcept { return *data_; }
-  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] const std::string& label() const noexcept { return label_.text; }
   [[nodiscard]] ValueStats stats() const { return detail::value_stats(std::nullopt, data_, 1); }  // a snapshot
 
  private:
+  // Made by Segment::raw_value() (through detail::SegmentAccess).
+  friend class detail::SegmentAccess;
+  RawValue(T* data, std::shared_ptr<const void> keepalive, detail::Label label)
+      : keep_(std::move(keepalive)), data_(data), label_(std::move(label)) {}
   std::shared_ptr<const void> keep_;
   T* data_;
-  std::string label_;
+  detail::Label label_;
 };
 
 template <class T, class L>
@@ -249,11 +253,6 @@ class Array : public detail::Elements<T> {
   static_assert(ValueLock<L>, "an Array is guarded by an ipckit::Lock or ipckit::RLock");
 
  public:
-  // `count` is the validated length from the segment's directory; `data`
-  // lies in the segment that `lock` keeps mapped.
-  Array(T* data, std::size_t count, L lock, std::string label)
-      : detail::Elements<T>(data, count, std::move(label)), lock_(std::move(lock)) {}
-
   // Hold it for read-modify-write (Python's get_lock()).
   [[nodiscard]] L& get_lock() const noexcept { return lock_; }
   // A read-only snapshot of the first max_elements elements (ipckit/stats.hpp).
@@ -262,6 +261,12 @@ class Array : public detail::Elements<T> {
   }
 
  private:
+  // Made by Segment::array() (through detail::SegmentAccess). `count` is the
+  // validated length from the segment's directory; `data` lies in the
+  // segment that `lock` keeps mapped.
+  friend class detail::SegmentAccess;
+  Array(T* data, std::size_t count, L lock, detail::Label label)
+      : detail::Elements<T>(data, count, std::move(label)), lock_(std::move(lock)) {}
   mutable L lock_;
 };
 
@@ -271,13 +276,15 @@ class RawArray : public detail::Elements<T> {
   static_assert(Shareable<T>, "RawArray<T> needs a trivially copyable, non-pointer T aligned to at most 64");
 
  public:
-  RawArray(T* data, std::size_t count, std::shared_ptr<const void> keepalive, std::string label)
-      : detail::Elements<T>(data, count, std::move(label)), keep_(std::move(keepalive)) {}
   [[nodiscard]] ValueStats stats(std::size_t max_elements = SIZE_MAX) const {
     return detail::value_stats(std::nullopt, this->data(), this->size(), max_elements);
   }
 
  private:
+  // Made by Segment::raw_array() (through detail::SegmentAccess).
+  friend class detail::SegmentAccess;
+  RawArray(T* data, std::size_t count, std::shared_ptr<const void> keepalive, detail::Label label)
+      : detail::Elements<T>(data, count, std::move(label)), keep_(std::move(keepalive)) {}
   std::shared_ptr<const void> keep_;
 };
 
@@ -307,26 +314,27 @@ std::pair<T*, L> Segment::bind_guarded(std::string_view name, ObjectKind kind, s
 template <class T, class L>
 Value<T, L> Segment::make_value(std::string_view name, const T* initial, const L* lock) {
   auto [data, guard] = bind_guarded<T>(name, ObjectKind::Value, 1, initial, lock);
-  return Value<T, L>(data, std::move(guard), label(ObjectKind::Value, name));
+  return detail::SegmentAccess::make<Value<T, L>>(data, std::move(guard), label_of(ObjectKind::Value, name));
 }
 
 template <class T, class L>
 Array<T, L> Segment::make_array(std::string_view name, std::size_t count, const T* initial, const L* lock) {
   auto [data, guard] = bind_guarded<T>(name, ObjectKind::Array, count, initial, lock);
-  return Array<T, L>(data, count, std::move(guard), label(ObjectKind::Array, name));
+  return detail::SegmentAccess::make<Array<T, L>>(data, count, std::move(guard), label_of(ObjectKind::Array, name));
 }
 
 template <class T>
 RawValue<T> Segment::make_raw_value(std::string_view name, const T* initial) {
   const auto spec = detail::data_spec<T>(ObjectKind::Value, 1, detail::Guard::Raw, initial);
-  return RawValue<T>(detail::data_at<T>(bind_data(name, spec), spec), keepalive(), label(ObjectKind::Value, name));
+  return detail::SegmentAccess::make<RawValue<T>>(detail::data_at<T>(bind_data(name, spec), spec), keepalive(),
+                                                  label_of(ObjectKind::Value, name));
 }
 
 template <class T>
 RawArray<T> Segment::make_raw_array(std::string_view name, std::size_t count, const T* initial) {
   const auto spec = detail::data_spec<T>(ObjectKind::Array, count, detail::Guard::Raw, initial);
-  return RawArray<T>(detail::data_at<T>(bind_data(name, spec), spec), count, keepalive(),
-                     label(ObjectKind::Array, name));
+  return detail::SegmentAccess::make<RawArray<T>>(detail::data_at<T>(bind_data(name, spec), spec), count,
+                                                  keepalive(), label_of(ObjectKind::Array, name));
 }
 
 template <class T>

@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/ipckit.hpp"
 
 #include <nlohmann/json.hpp>
@@ -302,7 +303,7 @@ QueueOptions queue_options(const Segment& seg, const ObjectInfo& info) {
   QueueOptions o;
   o.capacity_bytes = static_cast<std::size_t>(info.count);
   if (info.bytes < sizeof(detail::QueueState)) return o;
-  const auto* q = static_cast<const detail::QueueState*>(seg.object_body(info.name));
+  const auto* q = static_cast<const detail::QueueState*>(detail::SegmentAccess::object_body(seg, info.name));
   o.max_message = static_cast<std::size_t>(q->max_message);
   o.max_items = static_cast<std::size_t>(q->max_items);
   return o;
@@ -311,7 +312,7 @@ QueueOptions queue_options(const Segment& seg, const ObjectInfo& info) {
 QueueOptions priority_queue_options(const Segment& seg, const ObjectInfo& info) {
   QueueOptions o;
   if (info.bytes < sizeof(detail::PriorityQueueState)) return o;
-  const auto* q = static_cast<const detail::PriorityQueueState*>(seg.object_body(info.name));
+  const auto* q = static_cast<const detail::PriorityQueueState*>(detail::SegmentAccess::object_body(seg, info.name));
   o.capacity_bytes = static_cast<std::size_t>(q->capacity_bytes);
   o.max_message = static_cast<std::size_t>(q->max_message);
   o.max_items = static_cast<std::size_t>(q->max_items);
@@ -349,11 +350,8 @@ void exercise_object(Segment& seg, const ObjectInfo& info, const std::vector<Obj
   }();
   if (!first_of_name) return;
   if (same_name == 1) expect_errors([&] { open_as_wrong_kind(seg, info); });
-  // holder_of() reads the lock every Value/Array/Lock/RLock starts with.
-  if (info.kind == ObjectKind::Value || info.kind == ObjectKind::Array || info.kind == ObjectKind::Lock ||
-      info.kind == ObjectKind::RLock)
-    expect_errors([&] { (void)seg.holder_of(name); });
-  expect_errors([&] { (void)seg.object_body(name); });
+  expect_errors([&] { (void)seg.inspect(name); });
+  expect_errors([&] { (void)detail::SegmentAccess::object_body(seg, name); });
 
   switch (info.kind) {
     case ObjectKind::Value:

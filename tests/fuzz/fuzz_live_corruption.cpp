@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "exercise.hpp"
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/ipckit.hpp"
 #include "live_script.hpp"
 #include "segment_layout.hpp"
@@ -287,7 +288,8 @@ void act(Action a, Handles& h, Segment& seg, const std::string& name, Reader& in
       // reset() has no timed form: it waits for the barrier's lock like an
       // untimed lock(), so only while no (forged) holder is recorded there.
       quietly([&] {
-        const auto* b = static_cast<const ipckit::detail::BarrierState*>(seg.object_body(kNames[Barrier2]));
+        const void* body = ipckit::detail::SegmentAccess::object_body(seg, kNames[Barrier2]);
+        const auto* b = static_cast<const ipckit::detail::BarrierState*>(body);
         if (b->lock.word.load(std::memory_order_acquire) == 0) h.barrier2.reset();
       });
       break;

@@ -65,6 +65,7 @@
 #include <thread>
 #include <vector>
 
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/ipckit.hpp"
 
 namespace {
@@ -612,7 +613,8 @@ int main(int argc, char** argv) {
   {
     // Sleepers counted on the queue's futex words after everyone left: those
     // of waiters killed asleep until a wake call that woke nobody audits them.
-    const auto* q = static_cast<const ipckit::detail::QueueState*>(seg.object_body("items"));
+    const auto* q =
+        static_cast<const ipckit::detail::QueueState*>(ipckit::detail::SegmentAccess::object_body(seg, "items"));
     std::printf("             queue sleeper counts left at the end: data %u, space %u, join %u\n",
                 ipckit::detail::sleeper_count(q->data_sleepers.load()),
                 ipckit::detail::sleeper_count(q->space_sleepers.load()),

@@ -62,9 +62,6 @@ struct PriorityGeometry {
 // The non-template engine; the typed queues encode/decode around it.
 class PriorityQueueCore {
  public:
-  PriorityQueueCore(PriorityQueueState* s, std::shared_ptr<const void> keepalive, std::string label,
-                    const PriorityGeometry& geometry);
-
   // Copies `n` bytes in as one item of `priority`. Reports Full / Closed by
   // value; throws MessageTooLarge (before anything is written).
   QueueOutcome put(std::int64_t priority, const void* data, std::size_t n, Deadline deadline);
@@ -98,6 +95,10 @@ class PriorityQueueCore {
   bool join(Deadline deadline);
 
  private:
+  // Made by Segment::open_priority_queue and inspection (through SegmentAccess).
+  friend class SegmentAccess;
+  PriorityQueueCore(PriorityQueueState* s, std::shared_ptr<const void> keepalive, std::string label,
+                    const PriorityGeometry& geometry);
   PrioritySlot& slot(std::uint64_t i) const noexcept {
     return *reinterpret_cast<PrioritySlot*>(slots_base_ + i * slot_size_);
   }

@@ -34,6 +34,8 @@
 
 namespace ipckit::detail {
 
+class SegmentAccess;
+
 // Why a put or get did not happen.
 enum class QueueMiss : std::uint8_t {
   None,                // it happened
@@ -102,11 +104,6 @@ bool tasks_join(TaskLedger& l, Deadline deadline, Published&& published, Reclaim
 // range is CorruptSegment: never an access outside the queue's ring.
 class QueueCore {
  public:
-  // Takes the geometry the opener validated (so no later write to the
-  // segment can slip in between that check and the copy); CorruptSegment if
-  // it is not one a queue can have.
-  QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label, const QueueGeometry& geometry);
-
   // One record's bytes, in two pieces (the second may be empty).
   struct Record {
     std::string_view first, second;
@@ -157,6 +154,12 @@ class QueueCore {
   bool join(Deadline deadline);
 
  private:
+  // Made by Segment::open_queue and inspection (through SegmentAccess). Takes
+  // the geometry the opener validated (so no later write to the segment can
+  // slip in between that check and the copy); CorruptSegment if it is not
+  // one a queue can have.
+  friend class SegmentAccess;
+  QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label, const QueueGeometry& geometry);
   char* ring() const noexcept { return reinterpret_cast<char*>(s_) + sizeof(QueueState); }
   void task_done() { tasks_done(s_->tasks, published(), label_); }
   // With get_lock held: takes up to `max` records (`read` null: discards

@@ -51,15 +51,23 @@ class SegmentAccess {
     auto* state = static_cast<State*>(seg.find_or_create(name, spec));
     return Handle(state, seg.keepalive(), seg.label_of(spec.kind, name));
   }
+  // The untyped engines behind the typed queues: defined next to them, in
+  // src/queue.cpp and src/priority_queue.cpp (include detail/queue_core.hpp or
+  // detail/priority_queue_core.hpp to use them).
+  static QueueCore open_queue(Segment& seg, std::string_view name, ObjectKind kind, const char* type_name,
+                              const QueueOptions& options);
+  static PriorityQueueCore open_priority_queue(Segment& seg, std::string_view name, const char* type_name,
+                                               const QueueOptions& options,
+                                               ObjectKind kind = ObjectKind::PriorityQueue);
+
   // The state a Lock or RLock works on (a condition binds to it).
   [[nodiscard]] static LockState* state_of(const LockHandle& lock) noexcept { return lock.s_; }
 
+  // Raw access for tools (the CLI, tests): the body of object `name`, its
+  // directory entry validated (its size against its kind is the caller's to check).
   [[nodiscard]] static const void* object_body(const Segment& seg, std::string_view name,
                                                ObjectInfo* info = nullptr) {
     return seg.object_body(name, info);
-  }
-  [[nodiscard]] static std::optional<LockHolder> holder_of(const Segment& seg, std::string_view name) {
-    return seg.holder_of(name);
   }
 };
 
