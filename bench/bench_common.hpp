@@ -26,8 +26,8 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
-#include <optional>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -313,8 +313,12 @@ class FutexCounter {
   FutexCounter(const FutexCounter&) = delete;
   FutexCounter& operator=(const FutexCounter&) = delete;
   [[nodiscard]] bool ok() const { return fd_ >= 0; }
-  void enable() { if (fd_ >= 0) ioctl(fd_, PERF_EVENT_IOC_ENABLE, 0); }
-  void disable() { if (fd_ >= 0) ioctl(fd_, PERF_EVENT_IOC_DISABLE, 0); }
+  void enable() {
+    if (fd_ >= 0) ioctl(fd_, PERF_EVENT_IOC_ENABLE, 0);
+  }
+  void disable() {
+    if (fd_ >= 0) ioctl(fd_, PERF_EVENT_IOC_DISABLE, 0);
+  }
   [[nodiscard]] std::int64_t read_count() const {
     std::uint64_t v = 0;
     if (fd_ < 0 || ::read(fd_, &v, sizeof(v)) != sizeof(v)) return -1;

@@ -45,14 +45,18 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <csignal>
 #include <time.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <boost/interprocess/managed_shared_memory.hpp>
+#include <boost/interprocess/sync/interprocess_mutex.hpp>
+#include <boost/interprocess/sync/scoped_lock.hpp>
 #include <cerrno>
 #include <cinttypes>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -68,11 +72,6 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-#include <boost/interprocess/managed_shared_memory.hpp>
-#include <boost/interprocess/sync/interprocess_mutex.hpp>
-#include <boost/interprocess/sync/scoped_lock.hpp>
-
 #ifndef LOCK_BENCH_WITHOUT_IPCKIT
 #include <ipckit/lock.hpp>
 #include <ipckit/segment.hpp>
@@ -87,10 +86,9 @@ namespace {
 
 // From bench_common.hpp (this file keeps its own Stats/summarize).
 using bench::cpu_relax;
-using bench::now_ns;
 using bench::FutexCounter;
+using bench::now_ns;
 using bench::SharedBlock;
-
 
 constexpr int kProcs = 2;
 
@@ -111,10 +109,10 @@ struct Control {
 // One contended mode: how to set it up, what a child does, how to check it.
 
 struct Instance {
-  std::function<void()> warm;                  // in each child, before the start line
-  std::function<void(std::int64_t n)> work;    // in each child, timed
-  std::function<std::int64_t()> final_count;   // in the parent, afterwards
-  std::function<void()> cleanup;               // in the parent, afterwards
+  std::function<void()> warm;                 // in each child, before the start line
+  std::function<void(std::int64_t n)> work;   // in each child, timed
+  std::function<std::int64_t()> final_count;  // in the parent, afterwards
+  std::function<void()> cleanup;              // in the parent, afterwards
 };
 
 struct Mode {
@@ -125,7 +123,7 @@ struct Mode {
 
 struct Sample {
   double per_s = 0;
-  double futex_per_incr = -1;  // < 0: not counted
+  double futex_per_incr = -1;      // < 0: not counted
   std::int64_t start_skew_ns = 0;  // release to the later child's first increment
   bool spread = true;              // the children ran on different CPUs at release
   bool quiet = true;               // the machine was idle just before the run
@@ -143,7 +141,6 @@ bool g_verbose = false;
 int g_quiet_wait_ms = 2000;  // before each run, wait at most this long for an idle machine
 int g_unspread_runs = 0;     // runs released without seeing the children on different CPUs
 int g_busy_runs = 0;         // runs started although the machine never went idle
-
 
 // Waits (bounded) until the other load on the machine leaves the CPUs idle,
 // so that a run measures the lock rather than the scheduler sharing a CPU
@@ -254,9 +251,9 @@ Sample run_contended(const Mode& mode, std::int64_t n, const std::optional<int>&
     std::fprintf(stderr,
                  "  %-15s %9.0f us; child 0 ran %.0f..%.0f us, child 1 ran %.0f..%.0f us (from release); "
                  "preempted %ld+%ld, slept %ld+%ld times%s%s\n",
-                 mode.name.c_str(), us(t1), us(ctl->started_ns[0]), us(ctl->finished_ns[0]),
-                 us(ctl->started_ns[1]), us(ctl->finished_ns[1]), ctl->invol_switches[0].load(),
-                 ctl->invol_switches[1].load(), ctl->vol_switches[0].load(), ctl->vol_switches[1].load(),
+                 mode.name.c_str(), us(t1), us(ctl->started_ns[0]), us(ctl->finished_ns[0]), us(ctl->started_ns[1]),
+                 us(ctl->finished_ns[1]), ctl->invol_switches[0].load(), ctl->invol_switches[1].load(),
+                 ctl->vol_switches[0].load(), ctl->vol_switches[1].load(),
                  spread ? "" : "; NOT spread over 2 CPUs at release", quiet ? "" : "; machine was busy");
   }
   Sample s;
@@ -473,7 +470,8 @@ std::vector<UncontendedRow> uncontended_rows() {
                     {
                       auto seg = ipckit::Segment::create(name, 1 << 20);
                       auto l = seg.lock("L");
-                      ns = time_loop(it, [&] { l.lock(); }, [&] { l.unlock(); }, fid, fpo);
+                      ns = time_loop(
+                          it, [&] { l.lock(); }, [&] { l.unlock(); }, fid, fpo);
                     }
                     ipckit::Segment::remove(name);
                     return ns;
@@ -484,33 +482,36 @@ std::vector<UncontendedRow> uncontended_rows() {
                     {
                       auto seg = ipckit::Segment::create(name, 1 << 20);
                       auto l = seg.rlock("R");
-                      ns = time_loop(it, [&] { l.lock(); }, [&] { l.unlock(); }, fid, fpo);
+                      ns = time_loop(
+                          it, [&] { l.lock(); }, [&] { l.unlock(); }, fid, fpo);
                     }
                     ipckit::Segment::remove(name);
                     return ns;
                   }});
 #endif
-  rows.push_back({"uncontended_std_mutex", "std::mutex (one process only)",
-                  [](std::int64_t it, const auto& fid, double* fpo) {
-                    std::mutex m;
-                    return time_loop(it, [&] { m.lock(); }, [&] { m.unlock(); }, fid, fpo);
-                  }});
-  rows.push_back({"uncontended_boost_mutex", "Boost interprocess_mutex",
-                  [](std::int64_t it, const auto& fid, double* fpo) {
-                    auto b = make_boost();
-                    double ns = time_loop(it, [&] { b->m->lock(); }, [&] { b->m->unlock(); }, fid, fpo);
-                    b->shm.reset();
-                    bip::shared_memory_object::remove(b->name.c_str());
-                    return ns;
-                  }});
+  rows.push_back(
+      {"uncontended_std_mutex", "std::mutex (one process only)", [](std::int64_t it, const auto& fid, double* fpo) {
+         std::mutex m;
+         return time_loop(
+             it, [&] { m.lock(); }, [&] { m.unlock(); }, fid, fpo);
+       }});
+  rows.push_back(
+      {"uncontended_boost_mutex", "Boost interprocess_mutex", [](std::int64_t it, const auto& fid, double* fpo) {
+         auto b = make_boost();
+         double ns = time_loop(
+             it, [&] { b->m->lock(); }, [&] { b->m->unlock(); }, fid, fpo);
+         b->shm.reset();
+         bip::shared_memory_object::remove(b->name.c_str());
+         return ns;
+       }});
   for (bool robust : {false, true}) {
     rows.push_back({robust ? "uncontended_pthread_robust" : "uncontended_pthread_mutex",
                     robust ? "pthread mutex, ROBUST" : "pthread mutex (pshared)",
                     [robust](std::int64_t it, const auto& fid, double* fpo) {
                       SharedBlock<PthreadShared> s;
                       init_pthread(*s, robust);
-                      double ns = time_loop(it, [&] { lock_pthread(&s->m); }, [&] { pthread_mutex_unlock(&s->m); },
-                                            fid, fpo);
+                      double ns = time_loop(
+                          it, [&] { lock_pthread(&s->m); }, [&] { pthread_mutex_unlock(&s->m); }, fid, fpo);
                       pthread_mutex_destroy(&s->m);
                       return ns;
                     }});
@@ -523,7 +524,7 @@ std::vector<UncontendedRow> uncontended_rows() {
 
 struct Stats {
   double median = 0, min = 0, max = 0;
-  double futex = -1;  // median futex calls per increment / per op
+  double futex = -1;                // median futex calls per increment / per op
   double slept = 0, preempted = 0;  // medians per run (contended rows)
 };
 
@@ -623,7 +624,8 @@ int main(int argc, char** argv) {
                    "and tracefs: mount -t tracefs nodev /sys/kernel/tracing); not counting\n");
   }
 
-  std::printf("lock_bench: %d processes x %" PRId64 " increments, %d runs (+%d warm-up) per mode, interleaved; "
+  std::printf("lock_bench: %d processes x %" PRId64
+              " increments, %d runs (+%d warm-up) per mode, interleaved; "
               "%ld CPUs online\n",
               kProcs, iterations, runs, warmup, sysconf(_SC_NPROCESSORS_ONLN));
   std::printf("timed: from the start flag to the later child's last unlock; setup, fork, exit not included\n\n");
@@ -678,8 +680,9 @@ int main(int argc, char** argv) {
       if (futex_id) std::printf("  %10s", s.futex >= 0 ? fmt("%.4f", s.futex).c_str() : "-");
       std::printf("\n");
     }
-    std::printf("(sleeps, preempt: median per run of the children's voluntary context switches — futex sleeps — and\n"
-                " involuntary ones — preempted by another task; both children added)\n\n");
+    std::printf(
+        "(sleeps, preempt: median per run of the children's voluntary context switches — futex sleeps — and\n"
+        " involuntary ones — preempted by another task; both children added)\n\n");
     std::fflush(stdout);
   }
 
@@ -715,9 +718,10 @@ int main(int argc, char** argv) {
   }
 
   if (g_busy_runs > 0)
-    std::printf("note: %d contended run(s) started while other programs kept the CPUs busy (waited %d ms for "
-                "quiet); expect noise\n",
-                g_busy_runs, g_quiet_wait_ms);
+    std::printf(
+        "note: %d contended run(s) started while other programs kept the CPUs busy (waited %d ms for "
+        "quiet); expect noise\n",
+        g_busy_runs, g_quiet_wait_ms);
   if (g_unspread_runs > 0)
     std::printf("note: %d run(s) were released before both children were seen on different CPUs (busy machine?)\n",
                 g_unspread_runs);

@@ -102,7 +102,12 @@
 // A row that fails prints no RESULT line; the program then exits with 1.
 #include <sys/resource.h>
 
+#include <CLI/CLI.hpp>
 #include <array>
+#include <boost/interprocess/ipc/message_queue.hpp>
+#include <cereal/archives/binary.hpp>
+#include <cereal/types/array.hpp>
+#include <cereal/types/vector.hpp>
 #include <cinttypes>
 #include <map>
 #include <memory>
@@ -111,12 +116,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <boost/interprocess/ipc/message_queue.hpp>
-#include <cereal/archives/binary.hpp>
-#include <cereal/types/array.hpp>
-#include <cereal/types/vector.hpp>
 
 #ifndef QUEUE_BENCH_WITHOUT_IPCKIT
 #include <ipckit/queue.hpp>
@@ -137,8 +136,8 @@ struct Params {
   std::int64_t messages = 1'000'000;    // oneway, timed
   std::int64_t warm_messages = 20'000;  // oneway, untimed (more than a ring's worth)
   std::size_t capacity = std::size_t{1} << 20;
-  std::int64_t trips = 20'000;          // pingpong rows that spin
-  std::int64_t slow_trips = 5'000;      // pingpong rows that always sleep (Boost)
+  std::int64_t trips = 20'000;      // pingpong rows that spin
+  std::int64_t slow_trips = 5'000;  // pingpong rows that always sleep (Boost)
   std::int64_t warm_trips = 500;
   std::int64_t big_messages = 1'000;
   std::int64_t big_warm = 16;
@@ -157,7 +156,7 @@ int g_quiet_wait_ms = 1000;
 int g_timeout_s = 60;
 int g_busy_runs = 0;
 int g_unspread_runs = 0;
-int g_rt_prio = 0;  // > 0: the measured children run SCHED_FIFO at this priority (--rt)
+int g_rt_prio = 0;        // > 0: the measured children run SCHED_FIFO at this priority (--rt)
 std::vector<int> g_cpus;  // the two CPUs that pinned rows use (empty: not pinned)
 
 std::string unique_name(const char* what) {
@@ -254,7 +253,9 @@ struct alignas(64) CopyFlag {
 class RawCopy {
  public:
   RawCopy(std::size_t size, int slots)
-      : size_(size), slots_(slots), stride_((size + 4095) & ~std::size_t{4095}),
+      : size_(size),
+        slots_(slots),
+        stride_((size + 4095) & ~std::size_t{4095}),
         mem_(std::make_shared<SharedBytes>(4096 + stride_ * static_cast<std::size_t>(slots))) {
     if (slots < 1 || static_cast<std::size_t>(slots) * sizeof(CopyFlag) > 4096)
       throw std::invalid_argument("raw copy: 1..64 slots");
@@ -347,12 +348,12 @@ struct Control {
 // What one run does: `procs` children, each given its role (0..procs-1).
 struct Job {
   int procs = 2;
-  bool pin = true;  // roles 0 and 1 on two different CPUs
-  std::function<void(int role)> warm;                      // in the child, before the start line
+  bool pin = true;                                             // roles 0 and 1 on two different CPUs
+  std::function<void(int role)> warm;                          // in the child, before the start line
   std::function<void(int role, Slot& me, Control& ctl)> work;  // in the child, timed
-  std::function<void()> verify;                            // in the parent, after; throws
-  std::function<void()> cleanup;                           // in the parent, after
-  std::shared_ptr<SharedBytes> stamps;                     // ping-pong: A's clock reads
+  std::function<void()> verify;                                // in the parent, after; throws
+  std::function<void()> cleanup;                               // in the parent, after
+  std::shared_ptr<SharedBytes> stamps;                         // ping-pong: A's clock reads
   std::function<std::string(int role)> role_name;
 };
 
@@ -535,8 +536,8 @@ std::map<std::string, std::string> g_failed;  // row -> why
 
 // Runs every mode `runs` times (after `warmup` unmeasured rounds), interleaved.
 template <class Sample, class RunOne>
-std::map<std::string, std::vector<Sample>> interleave(const char* part, const std::vector<const Mode*>& modes,
-                                                      int runs, int warmup, RunOne&& run_one) {
+std::map<std::string, std::vector<Sample>> interleave(const char* part, const std::vector<const Mode*>& modes, int runs,
+                                                      int warmup, RunOne&& run_one) {
   std::map<std::string, std::vector<Sample>> out;
   const std::size_t M = modes.size();
   for (int round = -warmup; round < runs && M > 0; ++round) {
@@ -620,7 +621,8 @@ std::vector<Mode> oneway_modes() {
                        Job j = oneway_job(
                            [q, out, last](const Msg64& m) {
                              out->push_back(m);
-                             if (out->size() == 16 || m.seq == last || m.seq + 1 == static_cast<std::uint64_t>(P.warm_messages)) {
+                             if (out->size() == 16 || m.seq == last ||
+                                 m.seq + 1 == static_cast<std::uint64_t>(P.warm_messages)) {
                                q->put_many(*out);
                                out->clear();
                              }
@@ -636,26 +638,30 @@ std::vector<Mode> oneway_modes() {
                      });
                    }});
   modes.push_back({"ipckit_queue_cereal", "ipckit Queue<Msg64Cereal> (cereal serialize())", [] {
-                     const auto open = [&](ipckit::Segment& seg) { return seg.queue<Msg64Cereal>("q", {.capacity_bytes = P.capacity}); };
+                     const auto open = [&](ipckit::Segment& seg) {
+                       return seg.queue<Msg64Cereal>("q", {.capacity_bytes = P.capacity});
+                     };
                      return ipckit_job<ipckit::Queue<Msg64Cereal>>(P.capacity, open, [&](auto q) {
-                       Job j = oneway_job([q](const Msg64& m) { q->put(Msg64Cereal{m}); },
-                                          [q](Msg64& m) { m = q->get(); });
+                       Job j =
+                           oneway_job([q](const Msg64& m) { q->put(Msg64Cereal{m}); }, [q](Msg64& m) { m = q->get(); });
                        return j;
                      });
                    }});
-  modes.push_back({"ipckit_byte_queue", "ipckit ByteQueue, 64 bytes", [] {
-                     const auto open = [&](ipckit::Segment& seg) { return seg.byte_queue("q", {.capacity_bytes = P.capacity}); };
-                     return ipckit_job<ipckit::ByteQueue>(P.capacity, open, [&](auto q) {
-                       Job j = oneway_job(
-                           [q](const Msg64& m) { q->put(std::string_view(reinterpret_cast<const char*>(&m), sizeof m)); },
-                           [q](Msg64& m) {
-                             const std::string b = q->get();
-                             if (b.size() != sizeof m) throw std::runtime_error("byte queue: " + std::to_string(b.size()) + " bytes");
-                             std::memcpy(&m, b.data(), sizeof m);
-                           });
-                       return j;
-                     });
-                   }});
+  modes.push_back(
+      {"ipckit_byte_queue", "ipckit ByteQueue, 64 bytes", [] {
+         const auto open = [&](ipckit::Segment& seg) { return seg.byte_queue("q", {.capacity_bytes = P.capacity}); };
+         return ipckit_job<ipckit::ByteQueue>(P.capacity, open, [&](auto q) {
+           Job j = oneway_job(
+               [q](const Msg64& m) { q->put(std::string_view(reinterpret_cast<const char*>(&m), sizeof m)); },
+               [q](Msg64& m) {
+                 const std::string b = q->get();
+                 if (b.size() != sizeof m)
+                   throw std::runtime_error("byte queue: " + std::to_string(b.size()) + " bytes");
+                 std::memcpy(&m, b.data(), sizeof m);
+               });
+           return j;
+         });
+       }});
 #endif
   modes.push_back({"boost_mq", "Boost message_queue, 64 B", [] {
                      auto b = std::make_shared<BoostMq>(P.capacity / sizeof(Msg64), sizeof(Msg64));
@@ -674,7 +680,7 @@ struct RateSample {
   int round = 0;  // which interleaved round (rows of one round ran back to back)
   double per_s = 0;
   double link_ns = 0;  // the probe's round trip before the run (0: not probed)
-  double sleeps = 0;  // voluntary context switches, all children, per 1000 messages
+  double sleeps = 0;   // voluntary context switches, all children, per 1000 messages
 };
 
 RateSample run_oneway(const Mode& m) {
@@ -731,22 +737,24 @@ Job pingpong_job(std::int64_t n, PutAB put_ab, GetAB get_ab, PutBA put_ba, GetBA
 std::vector<Mode> pingpong_modes() {
   std::vector<Mode> modes;
 #ifndef QUEUE_BENCH_WITHOUT_IPCKIT
-  modes.push_back({"ipckit_queue", "ipckit Queue<Msg64> x2", [] {
-                     auto s = std::make_shared<IpckitSeg>(seg_bytes_for(P.capacity, 2));
-                     auto ab = std::make_shared<ipckit::Queue<Msg64>>(s->seg->queue<Msg64>("ab", {.capacity_bytes = P.capacity}));
-                     auto ba = std::make_shared<ipckit::Queue<Msg64>>(s->seg->queue<Msg64>("ba", {.capacity_bytes = P.capacity}));
-                     Job j = pingpong_job(
-                         P.trips, [ab](const Msg64& m) { ab->put(m); }, [ab](Msg64& m) { m = ab->get(); },
-                         [ba](const Msg64& m) { ba->put(m); }, [ba](Msg64& m) { m = ba->get(); });
-                     j.cleanup = [s, ab, ba]() mutable {
-                       ab.reset();
-                       ba.reset();
-                       s.reset();
-                     };
-                     return j;
-                   }});
+  modes.push_back(
+      {"ipckit_queue", "ipckit Queue<Msg64> x2", [] {
+         auto s = std::make_shared<IpckitSeg>(seg_bytes_for(P.capacity, 2));
+         auto ab = std::make_shared<ipckit::Queue<Msg64>>(s->seg->queue<Msg64>("ab", {.capacity_bytes = P.capacity}));
+         auto ba = std::make_shared<ipckit::Queue<Msg64>>(s->seg->queue<Msg64>("ba", {.capacity_bytes = P.capacity}));
+         Job j = pingpong_job(
+             P.trips, [ab](const Msg64& m) { ab->put(m); }, [ab](Msg64& m) { m = ab->get(); },
+             [ba](const Msg64& m) { ba->put(m); }, [ba](Msg64& m) { m = ba->get(); });
+         j.cleanup = [s, ab, ba]() mutable {
+           ab.reset();
+           ba.reset();
+           s.reset();
+         };
+         return j;
+       }});
 #endif
-  modes.push_back({"boost_mq", "Boost message_queue x2", [] {
+  modes.push_back({"boost_mq", "Boost message_queue x2",
+                   [] {
                      auto ab = std::make_shared<BoostMq>(P.capacity / sizeof(Msg64), sizeof(Msg64));
                      auto ba = std::make_shared<BoostMq>(P.capacity / sizeof(Msg64), sizeof(Msg64));
                      Job j = pingpong_job(
@@ -791,7 +799,8 @@ RtSample run_pingpong(const Mode& m) {
   s.max_us = rt.back();
   s.sleeps_per_rt = static_cast<double>(r.vol) / static_cast<double>(n + P.warm_trips);
   if (g_verbose)
-    std::fprintf(stderr, "  pingpong %-16s median %8.2f us  p99 %8.2f us  max %9.1f us  link %4.0f ns  sleeps/rt %.3f%s\n",
+    std::fprintf(stderr,
+                 "  pingpong %-16s median %8.2f us  p99 %8.2f us  max %9.1f us  link %4.0f ns  sleeps/rt %.3f%s\n",
                  m.name.c_str(), s.median_us, s.p99_us, s.max_us, r.link_ns, s.sleeps_per_rt, note(r).c_str());
   return s;
 }
@@ -1143,7 +1152,7 @@ struct CostRow {
   std::string name;
   std::string label;
   std::function<double(std::int64_t iters)> run;  // ns per op
-  std::int64_t divisor = 1;                        // runs --cost-iterations / divisor ops
+  std::int64_t divisor = 1;                       // runs --cost-iterations / divisor ops
 };
 
 // CPU time (not wall time) per op: a run that other programs preempt is not
@@ -1220,7 +1229,8 @@ std::vector<CostRow> cost_rows() {
                   }});
   // The big row's path, one process: what Queue<std::vector<char>> does per
   // 1 MiB item beside a plain copy.
-  rows.push_back({"ipckit_encode_big", "cereal encode of a 1 MiB vector<char>", [](std::int64_t it) {
+  rows.push_back({"ipckit_encode_big", "cereal encode of a 1 MiB vector<char>",
+                  [](std::int64_t it) {
                     std::vector<char> v(P.big_size, 'y');
                     std::size_t sink = 0;
                     const double ns = time_ops(it, [&](std::int64_t i) {
@@ -1231,7 +1241,8 @@ std::vector<CostRow> cost_rows() {
                     return ns;
                   },
                   1000});
-  rows.push_back({"ipckit_decode_big", "cereal decode into a new vector<char>", [](std::int64_t it) {
+  rows.push_back({"ipckit_decode_big", "cereal decode into a new vector<char>",
+                  [](std::int64_t it) {
                     const std::vector<char> v(P.big_size, 'y');
                     const std::string bytes(ipckit::detail::encode(v));
                     std::size_t sink = 0;
@@ -1244,7 +1255,8 @@ std::vector<CostRow> cost_rows() {
                     return ns;
                   },
                   1000});
-  rows.push_back({"ipckit_queue_vec_put_get", "ipckit Queue<vector<char>> 1 MiB put+get", [](std::int64_t it) {
+  rows.push_back({"ipckit_queue_vec_put_get", "ipckit Queue<vector<char>> 1 MiB put+get",
+                  [](std::int64_t it) {
                     IpckitSeg s(seg_bytes_for(P.big_capacity, 1));
                     ipckit::QueueOptions o;
                     o.capacity_bytes = P.big_capacity;
@@ -1262,7 +1274,8 @@ std::vector<CostRow> cost_rows() {
                   },
                   1000});
 #endif
-  rows.push_back({"memcpy_big", "memcpy of 1 MiB (private buffers)", [](std::int64_t it) {
+  rows.push_back({"memcpy_big", "memcpy of 1 MiB (private buffers)",
+                  [](std::int64_t it) {
                     std::vector<char> a(P.big_size, 'y'), b(P.big_size, 0);
                     return time_ops(it, [&](std::int64_t i) {
                       a[0] = static_cast<char>(i);
@@ -1364,11 +1377,12 @@ void print_rate_table(const char* title, const std::vector<const Mode*>& modes,
                 link.empty() ? "-" : fmt("%.0f", summarize(link).median).c_str(), vs_floor.c_str(), vs_boost.c_str(),
                 summarize(sl).median);
   }
-  std::printf("(vs floor / vs Boost: the median over rounds of this row's rate / that row's rate in the same round;\n"
-              " sleeps/k: voluntary context switches of all processes per 1000 messages%s)\n",
-              probed ? ";\n link ns: median spin round trip between the two pinned CPUs just before each run — on a VM "
-                       "it moves\n with the host's vCPU placement, and every two-process row with it"
-                     : "");
+  std::printf(
+      "(vs floor / vs Boost: the median over rounds of this row's rate / that row's rate in the same round;\n"
+      " sleeps/k: voluntary context switches of all processes per 1000 messages%s)\n",
+      probed ? ";\n link ns: median spin round trip between the two pinned CPUs just before each run — on a VM "
+               "it moves\n with the host's vCPU placement, and every two-process row with it"
+             : "");
 }
 
 }  // namespace
@@ -1392,12 +1406,14 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--warmup-trips", P.warm_trips, "pingpong: untimed round trips first")->check(CLI::NonNegativeNumber);
   app.add_option("--big-messages", P.big_messages, "big: timed messages per run")->check(CLI::PositiveNumber);
-  app.add_option("--big-size", P.big_size, "big: message bytes")->check(CLI::Range(std::size_t{64}, std::size_t{1} << 26));
+  app.add_option("--big-size", P.big_size, "big: message bytes")
+      ->check(CLI::Range(std::size_t{64}, std::size_t{1} << 26));
   app.add_option("--big-capacity", P.big_capacity, "big: ring bytes of the queues")->check(CLI::PositiveNumber);
   app.add_option("--big-slots", P.big_slots, "big: buffers of the raw_copy floor")->check(CLI::Range(1, 64));
   app.add_option("--mpmc-messages", P.mpmc_messages, "mpmc: messages per run, over all 4 producers")
       ->check(CLI::PositiveNumber);
-  app.add_option("--idle-runs", P.idle_runs, "idle: runs (each lasts --idle-ms + 0.3 s)")->check(CLI::NonNegativeNumber);
+  app.add_option("--idle-runs", P.idle_runs, "idle: runs (each lasts --idle-ms + 0.3 s)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--idle-ms", P.idle_ms, "idle: how long the consumers wait")->check(CLI::PositiveNumber);
   app.add_option("--cost-iterations", P.cost_iterations, "cost: operations per run")->check(CLI::PositiveNumber);
   app.add_option("--mode,-m", only, "run only these parts (oneway, pingpong, big, mpmc, idle, cost) or part:row");
@@ -1478,8 +1494,9 @@ int main(int argc, char** argv) {
                                    .c_str(),
               P.capacity);
   if (g_rt_prio > 0)
-    std::printf("queue_bench: measured children run SCHED_FIFO priority %d (--rt): other programs do not preempt them\n",
-                g_rt_prio);
+    std::printf(
+        "queue_bench: measured children run SCHED_FIFO priority %d (--rt): other programs do not preempt them\n",
+        g_rt_prio);
   std::fflush(stdout);
 
   std::vector<std::string> results;  // RESULT lines, printed last
@@ -1528,9 +1545,10 @@ int main(int argc, char** argv) {
       result("rt_" + m->name + "_median", a.median, "us", a);
       result("rt_" + m->name + "_p99", b.median, "us", b);
     }
-    std::printf("(median and p99 of each run's round trips, then the median over runs; one clock read per round "
-                "trip is included;\n sleeps/rt: voluntary context switches of both processes per round trip; link ns: "
-                "as in the table above)\n");
+    std::printf(
+        "(median and p99 of each run's round trips, then the median over runs; one clock read per round "
+        "trip is included;\n sleeps/rt: voluntary context switches of both processes per round trip; link ns: "
+        "as in the table above)\n");
     std::fflush(stdout);
   }
 
@@ -1539,7 +1557,8 @@ int main(int argc, char** argv) {
     auto samples = interleave<RateSample>("big", bg_sel, runs, warmup, run_big);
     char title[256];
     std::snprintf(title, sizeof title,
-                  "One-way throughput, %zu-byte messages (GB/s; %" PRId64 " messages per run; queue rings of %zu "
+                  "One-way throughput, %zu-byte messages (GB/s; %" PRId64
+                  " messages per run; queue rings of %zu "
                   "bytes, raw_copy %d buffers)",
                   P.big_size, P.big_messages, P.big_capacity, P.big_slots);
     print_rate_table(title, bg_sel, samples, "raw_copy", nullptr, 1e9, "GB/s", "big_", "bytes_per_s", results);
@@ -1594,8 +1613,9 @@ int main(int argc, char** argv) {
                       c.max, c.min, c.median);
         results.emplace_back(buf);
       }
-      std::printf("(%% core = CPU time / wall time of the call; wake-ups = voluntary context switches during it;\n"
-                  " woken in = from the parent's put() to get()'s return)\n");
+      std::printf(
+          "(%% core = CPU time / wall time of the call; wake-ups = voluntary context switches during it;\n"
+          " woken in = from the parent's put() to get()'s return)\n");
       std::fflush(stdout);
     }
   }
@@ -1605,7 +1625,8 @@ int main(int argc, char** argv) {
 
   // Part 6.
   if (!cr_sel.empty()) {
-    std::printf("\nCosts in one process, no peer (CPU ns per operation; %" PRId64 " per run, 1/1000 of that for 1 MiB rows)\n",
+    std::printf("\nCosts in one process, no peer (CPU ns per operation; %" PRId64
+                " per run, 1/1000 of that for 1 MiB rows)\n",
                 P.cost_iterations);
     std::printf("%-28s %-40s %8s %8s %8s\n", "row", "", "median", "min", "max");
     for (const CostRow* c : cr_sel) {
@@ -1629,12 +1650,14 @@ int main(int argc, char** argv) {
 
   std::printf("\n");
   if (g_busy_runs > 0)
-    std::printf("note: %d run(s) started while other programs kept the CPUs busy (waited %d ms for quiet); "
-                "expect noise\n",
-                g_busy_runs, g_quiet_wait_ms);
+    std::printf(
+        "note: %d run(s) started while other programs kept the CPUs busy (waited %d ms for quiet); "
+        "expect noise\n",
+        g_busy_runs, g_quiet_wait_ms);
   if (g_busy_runs > 0 && g_rt_prio == 0)
-    std::printf("note: --rt 1 (scripts/bench.sh: BENCH_RT=1) keeps other programs from preempting the measured "
-                "processes\n");
+    std::printf(
+        "note: --rt 1 (scripts/bench.sh: BENCH_RT=1) keeps other programs from preempting the measured "
+        "processes\n");
   if (g_unspread_runs > 0)
     std::printf("note: %d run(s) were released before both sides were seen on different CPUs\n", g_unspread_runs);
   for (const auto& [row, why] : g_failed) std::printf("FAILED %s: %s\n", row.c_str(), why.c_str());

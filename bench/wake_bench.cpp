@@ -91,8 +91,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <boost/interprocess/managed_shared_memory.hpp>
+#include <boost/interprocess/sync/interprocess_condition.hpp>
+#include <boost/interprocess/sync/interprocess_mutex.hpp>
+#include <boost/interprocess/sync/interprocess_semaphore.hpp>
+#include <boost/interprocess/sync/scoped_lock.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
@@ -113,13 +119,6 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-#include <boost/interprocess/managed_shared_memory.hpp>
-#include <boost/interprocess/sync/interprocess_condition.hpp>
-#include <boost/interprocess/sync/interprocess_mutex.hpp>
-#include <boost/interprocess/sync/interprocess_semaphore.hpp>
-#include <boost/interprocess/sync/scoped_lock.hpp>
-
 #ifndef WAKE_BENCH_WITHOUT_IPCKIT
 #include <ipckit/condition.hpp>
 #include <ipckit/event.hpp>
@@ -136,7 +135,6 @@ using namespace std::chrono_literals;
 namespace {
 
 using namespace bench;  // clocks, shared memory, pinning, Children, summaries
-
 
 // ---------------------------------------------------------------------------
 // Raw futex calls on process-shared words (not FUTEX_PRIVATE: the pages are
@@ -182,7 +180,6 @@ bool choose_pin_cpus() {
   return found == 2;
 }
 
-
 // Waits (bounded) until other programs leave the CPUs idle; false if they never did.
 bool wait_for_quiet() { return bench::wait_for_quiet(g_quiet_wait_ms); }
 
@@ -191,7 +188,6 @@ bool wait_for_quiet() { return bench::wait_for_quiet(g_quiet_wait_ms); }
   std::fflush(stderr);
   _exit(3);
 }
-
 
 std::string unique_name(const char* what) {
   static int seq = 0;
@@ -219,7 +215,8 @@ struct Control {
 // stamps[total - skip] after the last; `b` answers `total` times.
 struct PingPong {
   std::function<void(int side)> warm;  // in each child, before the start line (may be empty)
-  std::function<void(std::int64_t total, std::int64_t skip, std::int64_t* stamps, std::atomic<std::int64_t>* progress)> a;
+  std::function<void(std::int64_t total, std::int64_t skip, std::int64_t* stamps, std::atomic<std::int64_t>* progress)>
+      a;
   std::function<void(std::int64_t total, std::atomic<std::int64_t>* progress)> b;
   std::function<void()> cleanup;  // in the parent, afterwards
 };
@@ -497,7 +494,6 @@ struct PingPongSample {
   bool spread = true, quiet = true;
 };
 
-
 PingPongSample run_pingpong(const PingPongMode& mode, std::int64_t n, std::int64_t warm_trips) {
   PingPongSample s;
   s.quiet = wait_for_quiet();
@@ -660,10 +656,10 @@ std::vector<IdleMode> idle_modes() {
 }
 
 struct IdleSample {
-  double cpu_pct = 0;       // of one core, over the wait
+  double cpu_pct = 0;  // of one core, over the wait
   double wall_ms = 0;
-  double wake_us = -1;      // set/release -> wait returned (parent_wakes modes)
-  double sleeps = 0;        // voluntary context switches during the wait
+  double wake_us = -1;  // set/release -> wait returned (parent_wakes modes)
+  double sleeps = 0;    // voluntary context switches during the wait
 };
 
 #ifndef WAKE_BENCH_WITHOUT_IPCKIT
@@ -832,36 +828,39 @@ std::vector<UncontendedRow> uncontended_rows() {
   rows.push_back({"ipckit_semaphore", "ipckit Semaphore acquire+release", [with_segment](std::int64_t it, double* f) {
                     return with_segment([&](ipckit::Segment& seg) {
                       auto s = seg.semaphore("S", 1);
-                      return time_pairs(it, [&] { s.acquire(); }, [&] { s.release(); }, f);
-                    });
-                  }});
-  rows.push_back({"ipckit_bounded_semaphore", "ipckit BoundedSemaphore acq+rel",
-                  [with_segment](std::int64_t it, double* f) {
-                    return with_segment([&](ipckit::Segment& seg) {
-                      auto s = seg.bounded_semaphore("B", 1);
-                      return time_pairs(it, [&] { s.acquire(); }, [&] { s.release(); }, f);
-                    });
-                  }});
-  rows.push_back({"ipckit_event_set_clear", "ipckit Event set+clear, no waiter",
-                  [with_segment](std::int64_t it, double* f) {
-                    return with_segment([&](ipckit::Segment& seg) {
-                      auto e = seg.event("E");
-                      return time_pairs(it, [&] { e.set(); }, [&] { e.clear(); }, f);
-                    });
-                  }});
-  rows.push_back({"ipckit_condition_notify", "ipckit Condition lock+notify+unlock",
-                  [with_segment](std::int64_t it, double* f) {
-                    return with_segment([&](ipckit::Segment& seg) {
-                      auto c = seg.condition("C");
                       return time_pairs(
-                          it,
-                          [&] {
-                            c.lock();
-                            c.notify();
-                          },
-                          [&] { c.unlock(); }, f);
+                          it, [&] { s.acquire(); }, [&] { s.release(); }, f);
                     });
                   }});
+  rows.push_back(
+      {"ipckit_bounded_semaphore", "ipckit BoundedSemaphore acq+rel", [with_segment](std::int64_t it, double* f) {
+         return with_segment([&](ipckit::Segment& seg) {
+           auto s = seg.bounded_semaphore("B", 1);
+           return time_pairs(
+               it, [&] { s.acquire(); }, [&] { s.release(); }, f);
+         });
+       }});
+  rows.push_back(
+      {"ipckit_event_set_clear", "ipckit Event set+clear, no waiter", [with_segment](std::int64_t it, double* f) {
+         return with_segment([&](ipckit::Segment& seg) {
+           auto e = seg.event("E");
+           return time_pairs(
+               it, [&] { e.set(); }, [&] { e.clear(); }, f);
+         });
+       }});
+  rows.push_back(
+      {"ipckit_condition_notify", "ipckit Condition lock+notify+unlock", [with_segment](std::int64_t it, double* f) {
+         return with_segment([&](ipckit::Segment& seg) {
+           auto c = seg.condition("C");
+           return time_pairs(
+               it,
+               [&] {
+                 c.lock();
+                 c.notify();
+               },
+               [&] { c.unlock(); }, f);
+         });
+       }});
 #endif
   rows.push_back({"atomic_pair", "floor: atomic fetch_sub+fetch_add", [](std::int64_t it, double* f) {
                     SharedBlock<RawWord> w;
@@ -898,7 +897,8 @@ std::vector<UncontendedRow> uncontended_rows() {
                     {
                       bip::managed_shared_memory shm(bip::create_only, name.c_str(), 1 << 16);
                       auto* s = shm.construct<bip::interprocess_semaphore>("s")(1);
-                      ns = time_pairs(it, [&] { s->wait(); }, [&] { s->post(); }, f);
+                      ns = time_pairs(
+                          it, [&] { s->wait(); }, [&] { s->post(); }, f);
                     }
                     bip::shared_memory_object::remove(name.c_str());
                     return ns;
@@ -908,7 +908,6 @@ std::vector<UncontendedRow> uncontended_rows() {
 
 // ---------------------------------------------------------------------------
 // Reporting.
-
 
 double clock_read_ns() {
   constexpr int k = 200000;
@@ -1048,13 +1047,14 @@ int main(int argc, char** argv) {
   const bool pinned = !no_pin && choose_pin_cpus();
   if (pinned && same_cpu) g_pin_cpu[1] = g_pin_cpu[0];
   const double clock_ns = clock_read_ns();
-  std::printf("wake_bench: %d runs (+%d warm-up) per row, interleaved; %ld CPUs online; futex counting %s; "
-              "clock read %.1f ns; %s\n",
-              runs, warmup, sysconf(_SC_NPROCESSORS_ONLN), g_futex_id ? "on" : "off", clock_ns,
-              pinned ? ("ping-pong sides pinned: A on CPU " + std::to_string(g_pin_cpu[0]) + ", B on CPU " +
-                        std::to_string(g_pin_cpu[1]))
-                           .c_str()
-                     : "ping-pong sides not pinned");
+  std::printf(
+      "wake_bench: %d runs (+%d warm-up) per row, interleaved; %ld CPUs online; futex counting %s; "
+      "clock read %.1f ns; %s\n",
+      runs, warmup, sysconf(_SC_NPROCESSORS_ONLN), g_futex_id ? "on" : "off", clock_ns,
+      pinned ? ("ping-pong sides pinned: A on CPU " + std::to_string(g_pin_cpu[0]) + ", B on CPU " +
+                std::to_string(g_pin_cpu[1]))
+                   .c_str()
+             : "ping-pong sides not pinned");
   std::fflush(stdout);
 
   // Part 1: ping-pong, interleaved.
@@ -1096,8 +1096,8 @@ int main(int argc, char** argv) {
     if (!fut.empty()) ps.futex = summarize(fut).median;
   }
   if (M > 0) {
-    std::printf("\nPing-pong: wake-up round trip between 2 processes (us; %" PRId64 " timed round trips per run, %" PRId64
-                " for the always-sleeping rows, after %" PRId64 " untimed)\n",
+    std::printf("\nPing-pong: wake-up round trip between 2 processes (us; %" PRId64
+                " timed round trips per run, %" PRId64 " for the always-sleeping rows, after %" PRId64 " untimed)\n",
                 trips, slow_trips, warm_trips);
     std::printf("%-17s %-36s %8s %8s %8s %8s %8s %8s %9s%s\n", "row", "", "median", "(min", "max)", "p99", "(min",
                 "max)", "sleeps/rt", g_futex_id ? " futex/rt" : "");
@@ -1110,10 +1110,11 @@ int main(int argc, char** argv) {
     }
     if (g_reply_delay_ns > 0)
       std::printf("(B busy-worked %.1f us before every answer: it is inside every round trip)\n", reply_delay_us);
-    std::printf("(median and p99 of each run's round trips, then the median over runs (min, max over runs);\n"
-                " sleeps/rt: voluntary context switches of both processes per round trip — how often they slept;\n"
-                " every round trip includes one clock read, %.0f ns)\n",
-                clock_ns);
+    std::printf(
+        "(median and p99 of each run's round trips, then the median over runs (min, max over runs);\n"
+        " sleeps/rt: voluntary context switches of both processes per round trip — how often they slept;\n"
+        " every round trip includes one clock read, %.0f ns)\n",
+        clock_ns);
     std::fflush(stdout);
   }
 
@@ -1135,9 +1136,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "wake_bench: FAILED: %s\n", e.what());
       return 1;
     }
-    std::printf("\nIdle waiters: children blocked for %d ms (timed waits) or %d ms (woken by the parent), each "
-                "measuring its own CPU time over the wait (%d runs, all waiters at once)\n",
-                idle_ms, idle_ms + kIdleWakeAfterMs, idle_runs);
+    std::printf(
+        "\nIdle waiters: children blocked for %d ms (timed waits) or %d ms (woken by the parent), each "
+        "measuring its own CPU time over the wait (%d runs, all waiters at once)\n",
+        idle_ms, idle_ms + kIdleWakeAfterMs, idle_runs);
     std::printf("%-28s %-52s %9s %8s %8s %9s %9s\n", "row", "", "% core", "(min", "max)", "wake-ups", "woken in");
     for (const IdleMode* m : isel) {
       std::vector<double> cpu, sl, wk;
@@ -1150,8 +1152,9 @@ int main(int argc, char** argv) {
       std::printf("%-28s %-52s %9.3f %8.3f %8.3f %9.0f %9s\n", m->name.c_str(), m->label.c_str(), c.median, c.min,
                   c.max, summarize(sl).median, wk.empty() ? "-" : fmt("%.0f us", summarize(wk).median).c_str());
     }
-    std::printf("(%% core = CPU time / wall time of the wait; wake-ups = voluntary context switches during it;\n"
-                " woken in = from the parent's set()/release() to the wait's return)\n");
+    std::printf(
+        "(%% core = CPU time / wall time of the wait; wake-ups = voluntary context switches during it;\n"
+        " woken in = from the parent's set()/release() to the wait's return)\n");
     std::fflush(stdout);
   }
 #endif
@@ -1189,15 +1192,17 @@ int main(int argc, char** argv) {
       if (g_futex_id) std::printf("  %10s", ufutex.count(u->name) ? fmt("%.6f", ufutex[u->name]).c_str() : "-");
       std::printf("\n");
     }
-    std::printf("(futex/pair: the most over the runs; a futex syscall costs well over 100 ns, so a pair in the\n"
-                " tens of ns made none)\n");
+    std::printf(
+        "(futex/pair: the most over the runs; a futex syscall costs well over 100 ns, so a pair in the\n"
+        " tens of ns made none)\n");
   }
 
   std::printf("\n");
   if (g_busy_runs > 0)
-    std::printf("note: %d ping-pong run(s) started while other programs kept the CPUs busy (waited %d ms for "
-                "quiet); expect noise\n",
-                g_busy_runs, g_quiet_wait_ms);
+    std::printf(
+        "note: %d ping-pong run(s) started while other programs kept the CPUs busy (waited %d ms for "
+        "quiet); expect noise\n",
+        g_busy_runs, g_quiet_wait_ms);
   if (g_unspread_runs > 0)
     std::printf("note: %d run(s) were released before both children were seen on different CPUs\n", g_unspread_runs);
   for (const PingPongMode* m : psel) {
@@ -1206,8 +1211,7 @@ int main(int argc, char** argv) {
                 s.median.max);
     if (s.futex >= 0) std::printf(" futex_per_rt=%.3f", s.futex);
     std::printf(" sleeps_per_rt=%.3f\n", s.sleeps);
-    std::printf("RESULT wake_%s_p99 %.3f us min=%.3f max=%.3f\n", m->name.c_str(), s.p99.median, s.p99.min,
-                s.p99.max);
+    std::printf("RESULT wake_%s_p99 %.3f us min=%.3f max=%.3f\n", m->name.c_str(), s.p99.median, s.p99.min, s.p99.max);
   }
   for (const IdleMode* m : isel) {
     std::vector<double> cpu;
@@ -1219,7 +1223,8 @@ int main(int argc, char** argv) {
   for (const UncontendedRow* u : usel) {
     const Stats& s = ustats[u->name];
     std::printf("RESULT uncontended_%s %.3f ns_per_op min=%.3f max=%.3f\n", u->name.c_str(), s.median, s.min, s.max);
-    if (ufutex.count(u->name)) std::printf("RESULT futex_per_op_%s %.6f futex_per_op\n", u->name.c_str(), ufutex[u->name]);
+    if (ufutex.count(u->name))
+      std::printf("RESULT futex_per_op_%s %.6f futex_per_op\n", u->name.c_str(), ufutex[u->name]);
   }
   return 0;
 }

@@ -61,8 +61,8 @@ Barrier::Barrier(detail::BarrierState* s, std::shared_ptr<const void> keepalive,
 
 void Barrier::throw_corrupt(const std::string& what) const {
   detail::raise<CorruptSegment>(label_, what,
-                                 "its shared state was overwritten (a stray write by a process using the "
-                                 "segment?): recreate the segment");
+                                "its shared state was overwritten (a stray write by a process using the "
+                                "segment?): recreate the segment");
 }
 
 // Called with the lock held.
@@ -120,13 +120,27 @@ void Barrier::throw_broken() const {
   using detail::BreakReason;
   std::string why;
   switch (static_cast<BreakReason>(s_->broken.load(std::memory_order_acquire))) {
-    case BreakReason::Timeout: why = "a wait timed out"; break;
-    case BreakReason::Aborted: why = "abort() was called"; break;
-    case BreakReason::PartyDied: why = "a party died before arriving"; break;
-    case BreakReason::DiedInWait: why = "a party died inside wait()"; break;
-    case BreakReason::ActionFailed: why = "its action threw (in the party that ran it)"; break;
-    case BreakReason::ActionDied: why = "the party running its action died"; break;
-    default: why = "it was reset while parties waited"; break;
+    case BreakReason::Timeout:
+      why = "a wait timed out";
+      break;
+    case BreakReason::Aborted:
+      why = "abort() was called";
+      break;
+    case BreakReason::PartyDied:
+      why = "a party died before arriving";
+      break;
+    case BreakReason::DiedInWait:
+      why = "a party died inside wait()";
+      break;
+    case BreakReason::ActionFailed:
+      why = "its action threw (in the party that ran it)";
+      break;
+    case BreakReason::ActionDied:
+      why = "the party running its action died";
+      break;
+    default:
+      why = "it was reset while parties waited";
+      break;
   }
   throw BrokenBarrier(label_.object, label_.segment,
                       label_.text + " is broken: " + why + "; call reset() before using it again");
@@ -321,8 +335,8 @@ Barrier Segment::barrier(std::string_view name, std::uint32_t parties, BarrierOp
     detail::raise<InvalidArgument>(label_of(ObjectKind::Barrier, name),
                                    std::to_string(parties) + " parties is out of range",
                                    "use 1 to " + std::to_string(detail::kBarrierMaxParties));
-  auto spec = detail::state_spec<detail::BarrierState>(ObjectKind::Barrier, "ipckit::Barrier", detail::kBarrierLayout,
-                                                       parties);
+  auto spec =
+      detail::state_spec<detail::BarrierState>(ObjectKind::Barrier, "ipckit::Barrier", detail::kBarrierLayout, parties);
   spec.init = [](void* body, const void* arg) {
     static_cast<detail::BarrierState*>(body)->parties = *static_cast<const std::uint32_t*>(arg);
   };

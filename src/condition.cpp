@@ -6,8 +6,8 @@
 #include <climits>
 #include <string>
 
-#include "ipckit/error.hpp"
 #include "ipckit/detail/segment_access.hpp"
+#include "ipckit/error.hpp"
 
 namespace ipckit {
 namespace detail {
@@ -163,15 +163,19 @@ Condition::Condition(detail::ConditionState* s, detail::LockState* lock, bool re
       rlock_(detail::SegmentAccess::make<RLock>(lock, keep_, label_.part("its lock"))) {}
 
 void Condition::lock() {
-  if (reentrant_) rlock_.lock();
-  else plain_.lock();
+  if (reentrant_)
+    rlock_.lock();
+  else
+    plain_.lock();
 }
 
 bool Condition::try_lock() { return reentrant_ ? rlock_.try_lock() : plain_.try_lock(); }
 
 void Condition::unlock() {
-  if (reentrant_) rlock_.unlock();
-  else plain_.unlock();
+  if (reentrant_)
+    rlock_.unlock();
+  else
+    plain_.unlock();
 }
 
 bool Condition::owner_died() const noexcept { return plain_.owner_died(); }
@@ -223,8 +227,7 @@ Condition::WaitEnd Condition::sleep_in_slot(const Enlisted& e, detail::Deadline 
   using namespace detail;
   ConditionSlot& slot = s_->slot[e.slot];
   std::uint32_t mine = e.word;  // gains kWaiterSleeping before the first sleep
-  if (!deadline.passed())
-    spin_until([&] { return slot.word.load(std::memory_order_acquire) != mine; });
+  if (!deadline.passed()) spin_until([&] { return slot.word.load(std::memory_order_acquire) != mine; });
   for (;;) {
     std::uint32_t seen = slot.word.load(std::memory_order_acquire);
     if (seen != mine) {
@@ -273,8 +276,10 @@ bool Condition::wait_by(detail::Deadline deadline) {
   const std::uint32_t depth = lock_->depth;
   detail::unlock_owned(*lock_);
   WaitEnd end = WaitEnd::TimedOut;
-  if (e.slot >= 0) end = sleep_in_slot(e, deadline);
-  else end = sleep_in_overflow(e, deadline) ? WaitEnd::Notified : WaitEnd::TimedOut;
+  if (e.slot >= 0)
+    end = sleep_in_slot(e, deadline);
+  else
+    end = sleep_in_overflow(e, deadline) ? WaitEnd::Notified : WaitEnd::TimedOut;
   // Re-acquire without a deadline, as Python does; a dead holder's lock is
   // taken over and reported through owner_died().
   if (!detail::try_lock_fast(*lock_, me)) detail::lock_slow(*lock_, me, detail::Deadline::never(), reentrant_);
@@ -284,7 +289,6 @@ bool Condition::wait_by(detail::Deadline deadline) {
         label_, "waiter slot " + std::to_string(e.slot) + " changed into something no waiter or notifier writes");
   return end == WaitEnd::Notified;
 }
-
 
 void Condition::notify_n(std::uint32_t n) noexcept {
   detail::ConditionState& s = *s_;

@@ -13,8 +13,8 @@ void Event::set() noexcept {
 }
 
 bool Event::wait_by(detail::Deadline deadline) {
-  return detail::wait_for_change(s_->seq, s_->sleepers, [this] { return is_set(); }, deadline,
-                                 std::chrono::seconds(1), [] {});
+  return detail::wait_for_change(
+      s_->seq, s_->sleepers, [this] { return is_set(); }, deadline, std::chrono::seconds(1), [] {});
 }
 
 Event Segment::event(std::string_view name) {

@@ -17,10 +17,10 @@
 #include "ipckit/condition.hpp"
 #include "ipckit/detail/priority_queue_core.hpp"
 #include "ipckit/detail/queue_core.hpp"
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/event.hpp"
 #include "ipckit/lock.hpp"
 #include "ipckit/semaphore.hpp"
-#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/value.hpp"
 
 namespace ipckit {
@@ -58,7 +58,8 @@ const ObjectInfo& lock_named_at(const Target& t, const std::vector<ObjectInfo>& 
     return o.offset == offset && (o.kind == ObjectKind::Lock || o.kind == ObjectKind::RLock) &&
            o.bytes >= sizeof(detail::LockState);
   });
-  if (bound == objects.end()) throw_corrupt(t, "it is bound to offset " + std::to_string(offset) + ", where no lock is");
+  if (bound == objects.end())
+    throw_corrupt(t, "it is bound to offset " + std::to_string(offset) + ", where no lock is");
   return *bound;
 }
 
@@ -80,8 +81,8 @@ ObjectStats values(const Target& t, std::uint64_t count) {
     lock = lock_at(t, const_cast<void*>(detail::SegmentAccess::object_body(t.seg, named.name)));
   }
   const std::string type(detail::unguarded_type_name(i.type_name));
-  return detail::value_stats(lock, type.c_str(), i.elem_size, count,
-                             static_cast<const char*>(t.body) + data_offset, t.max_elements);
+  return detail::value_stats(lock, type.c_str(), i.elem_size, count, static_cast<const char*>(t.body) + data_offset,
+                             t.max_elements);
 }
 
 ObjectStats value(const Target& t) { return values(t, 1); }
@@ -93,8 +94,7 @@ ObjectStats event(const Target& t) {
 }
 
 ObjectStats semaphore(const Target& t) {
-  return detail::SegmentAccess::make<Semaphore>(static_cast<detail::SemaphoreState*>(t.body), t.keep, t.label)
-      .stats();
+  return detail::SegmentAccess::make<Semaphore>(static_cast<detail::SemaphoreState*>(t.body), t.keep, t.label).stats();
 }
 
 ObjectStats barrier(const Target& t) {
@@ -120,8 +120,8 @@ ObjectStats condition(const Target& t) {
 // constructor refuses one a queue cannot have.
 ObjectStats queue(const Target& t) {
   auto* s = static_cast<detail::QueueState*>(t.body);
-  const detail::QueueGeometry geo{load_once(s->capacity), load_once(s->max_message),
-                                  load_once(s->max_items), t.info.kind == ObjectKind::JoinableQueue};
+  const detail::QueueGeometry geo{load_once(s->capacity), load_once(s->max_message), load_once(s->max_items),
+                                  t.info.kind == ObjectKind::JoinableQueue};
   if (t.info.bytes != sizeof(detail::QueueState) + geo.capacity)
     throw_corrupt(t, "its ring of " + std::to_string(geo.capacity) + " bytes does not fit its " +
                          std::to_string(t.info.bytes) + " bytes");

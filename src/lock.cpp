@@ -1,10 +1,11 @@
 // Lock/RLock slow paths: bounded spinning, futex sleep, dead-owner takeover.
+#include "ipckit/lock.hpp"
+
 #include <algorithm>
 #include <string>
 
-#include "ipckit/error.hpp"
-#include "ipckit/lock.hpp"
 #include "ipckit/detail/segment_access.hpp"
+#include "ipckit/error.hpp"
 
 namespace ipckit::detail {
 namespace {
@@ -18,8 +19,7 @@ constexpr int kSpinRounds = 12;
 constexpr int kMaxPausesPerRound = 64;
 
 bool cas(LockState& s, std::uint32_t expected, std::uint32_t desired) noexcept {
-  return s.word.compare_exchange_strong(expected, desired, std::memory_order_acquire,
-                                        std::memory_order_relaxed);
+  return s.word.compare_exchange_strong(expected, desired, std::memory_order_acquire, std::memory_order_relaxed);
 }
 
 // `seen` is the word as last read (owner tid, maybe the waiters bit). If that

@@ -100,8 +100,9 @@ void advance(iovec*& iov, int& count, std::size_t n) noexcept {
 void check_usable(const std::string& label, int fd, bool direction_ok, const char* call, const char* fix) {
   const std::string name = label.empty() ? "a moved-from Connection" : label;
   if (fd < 0)
-    throw InvalidArgument(name, name + ": " + call + " on a closed connection (close() was called on this end, or "
-                                           "it was moved from)");
+    throw InvalidArgument(name, name + ": " + call +
+                                    " on a closed connection (close() was called on this end, or "
+                                    "it was moved from)");
   if (!direction_ok) throw InvalidArgument(name, name + ": " + call + " on the " + fix);
 }
 
@@ -109,7 +110,11 @@ void check_usable(const std::string& label, int fd, bool direction_ok, const cha
 
 Connection::Connection(int fd, bool readable, bool writable, bool socket, std::string label,
                        std::size_t max_message) noexcept
-    : fd_(fd), readable_(readable), writable_(writable), socket_(socket), label_(std::move(label)),
+    : fd_(fd),
+      readable_(readable),
+      writable_(writable),
+      socket_(socket),
+      label_(std::move(label)),
       max_message_(max_message) {}
 
 Connection::Fd& Connection::Fd::operator=(Fd&& o) noexcept {
@@ -143,7 +148,8 @@ void Connection::send_frame(std::string_view first, std::string_view second) {
   const std::size_t length = first.size() + second.size();
   if (length > max_message_)
     throw MessageTooLarge(label_, label_ + ": a message of " + std::to_string(length) + " bytes is over max_message (" +
-                                      std::to_string(max_message_) + " bytes); nothing was sent. Raise max_message "
+                                      std::to_string(max_message_) +
+                                      " bytes); nothing was sent. Raise max_message "
                                       "on both ends (PipeOptions or set_max_message), or send it in parts");
   unsigned char header[kHeaderSize];
   const std::uint64_t length64 = length;
@@ -175,8 +181,9 @@ void Connection::send_frame(std::string_view first, std::string_view second) {
     }
     if (err == EPIPE || err == ECONNRESET) {
       if (quiet) quiet->raised();
-      throw Closed(label_, label_ + ": cannot send, the peer is gone (it closed its end, exited or was killed). "
-                                    "Stop sending on this connection");
+      throw Closed(label_, label_ +
+                               ": cannot send, the peer is gone (it closed its end, exited or was killed). "
+                               "Stop sending on this connection");
     }
     throw_errno(label_, socket_ ? "sendmsg" : "writev", err);
   }
@@ -232,13 +239,16 @@ std::size_t Connection::read_some(char* p, std::size_t n, detail::Deadline until
 
 void Connection::throw_eof() const {
   if (header_got_ == 0)
-    throw Closed(label_, label_ + ": the peer is gone (it closed its end, exited or was killed) and every message it "
-                                  "sent was received (Python's EOFError). Close this connection");
-  const std::string got = header_got_ < kHeaderSize ? std::to_string(header_got_) + " bytes of a message header"
-                                                    : size_text(frame_got_) + " of a message of " +
-                                                          size_text(frame_length_);
-  throw Closed(label_, label_ + ": the peer is gone in the middle of sending a message (killed or exited while "
-                                "sending?): only " + got + " arrived. Close this connection");
+    throw Closed(label_, label_ +
+                             ": the peer is gone (it closed its end, exited or was killed) and every message it "
+                             "sent was received (Python's EOFError). Close this connection");
+  const std::string got = header_got_ < kHeaderSize
+                              ? std::to_string(header_got_) + " bytes of a message header"
+                              : size_text(frame_got_) + " of a message of " + size_text(frame_length_);
+  throw Closed(label_, label_ +
+                           ": the peer is gone in the middle of sending a message (killed or exited while "
+                           "sending?): only " +
+                           got + " arrived. Close this connection");
 }
 
 void Connection::check_header() {
@@ -247,16 +257,18 @@ void Connection::check_header() {
   std::memcpy(&magic, header_, 4);
   std::memcpy(&length, header_ + 4, 8);
   if (magic != kMagic) {
-    broken_ = "bytes that are not an ipckit message arrived (something other than a Connection wrote into the "
-              "descriptor, or the peer is not ipckit)";
+    broken_ =
+        "bytes that are not an ipckit message arrived (something other than a Connection wrote into the "
+        "descriptor, or the peer is not ipckit)";
     throw DecodeError(label_, label_ + ": " + broken_ + "; the connection cannot be read any more: close it");
   }
   if (length > max_message_) {
     broken_ = "a message header announced " + std::to_string(length) + " bytes, over max_message (" +
               std::to_string(max_message_) + " bytes)";
-    throw MessageTooLarge(label_, label_ + ": " + broken_ + "; nothing was allocated for it, and the connection "
-                                           "cannot be read any more: close it. If the peer really sends messages "
-                                           "this large, raise max_message (PipeOptions or set_max_message)");
+    throw MessageTooLarge(label_, label_ + ": " + broken_ +
+                                      "; nothing was allocated for it, and the connection "
+                                      "cannot be read any more: close it. If the peer really sends messages "
+                                      "this large, raise max_message (PipeOptions or set_max_message)");
   }
   frame_length_ = static_cast<std::size_t>(length);
   frame_got_ = 0;

@@ -1,8 +1,6 @@
 // The slots and heap behind PriorityQueue<T>, LifoQueue<T> and
 // JoinablePriorityQueue<T>, and Segment::open_priority_queue. See
 // priority_queue_core.hpp for why one store publishes or frees an item.
-#include "ipckit/detail/priority_queue_core.hpp"
-
 #include <algorithm>
 #include <climits>
 #include <cstring>
@@ -10,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "ipckit/detail/priority_queue_core.hpp"
 #include "ipckit/detail/segment_access.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/segment.hpp"
@@ -193,10 +192,11 @@ QueueOutcome PriorityQueueCore::put(std::int64_t priority, const void* data, std
 void PriorityQueueCore::raise_put(const QueueOutcome& outcome) const {
   switch (outcome.miss) {
     case QueueMiss::Holder:
-      throw Full(label_, label_ + " has free slots, but the put gave up at its deadline" +
-                             holder_blame(s_->lock, "its lock"));
+      throw Full(label_,
+                 label_ + " has free slots, but the put gave up at its deadline" + holder_blame(s_->lock, "its lock"));
     case QueueMiss::Closed:
-    case QueueMiss::ClosedWhileWaiting: throw Closed(label_, label_ + " is closed; nothing more can be put");
+    case QueueMiss::ClosedWhileWaiting:
+      throw Closed(label_, label_ + " is closed; nothing more can be put");
     default:
       throw Full(label_, label_ + " is full (" + std::to_string(qsize()) + " of " + std::to_string(slots_) +
                              " slots); consume faster, wait longer or make it larger");
@@ -240,8 +240,8 @@ bool PriorityQueueCore::take_locked(Sizes& z, ReadFn read, void* ctx, std::int64
   if (len > max_message_) {
     free_slot(e, z, lease);
     if (joinable_) (void)ledger_task_done(s_->tasks, this_process(), published());  // nobody got it
-    throw_corrupt("it held an item of " + std::to_string(len) + " bytes in a slot of " +
-                  std::to_string(max_message_) + " (the item was dropped)");
+    throw_corrupt("it held an item of " + std::to_string(len) + " bytes in a slot of " + std::to_string(max_message_) +
+                  " (the item was dropped)");
   }
   if (priority != nullptr) *priority = sl.priority;
   if (read != nullptr) {
@@ -310,10 +310,12 @@ QueueOutcome PriorityQueueCore::get(ReadFn read, void* ctx, Deadline deadline, s
 void PriorityQueueCore::raise_get(const QueueOutcome& outcome) const {
   switch (outcome.miss) {
     case QueueMiss::Holder:
-      throw Empty(label_, label_ + " holds items, but the get gave up at its deadline" +
-                              holder_blame(s_->lock, "its lock"));
-    case QueueMiss::Closed: throw Closed(label_, label_ + " is closed and drained");
-    default: throw Empty(label_, label_ + " is empty");
+      throw Empty(label_,
+                  label_ + " holds items, but the get gave up at its deadline" + holder_blame(s_->lock, "its lock"));
+    case QueueMiss::Closed:
+      throw Closed(label_, label_ + " is closed and drained");
+    default:
+      throw Empty(label_, label_ + " is empty");
   }
 }
 
@@ -333,22 +335,25 @@ void PriorityQueueCore::shutdown(bool immediate) {
 }
 
 bool PriorityQueueCore::join(Deadline deadline) {
-  return tasks_join(s_->tasks, deadline, [&] { return published(); }, [&] {
-    // Nobody waits holding the lock, so join() itself counts the tasks of
-    // consumers that died before task_done() finished (abandoned_tasks()),
-    // and repairs after a dead holder: its seq count may be one too high.
-    bool repaired = false;
-    {
-      SideLock lock(s_->lock, Deadline::now(), label_, [] { return false; });
-      if (!lock.held()) return;
-      if (lock.took_over() || !consistent(sizes())) {
-        (void)recover_locked();
-        repaired = true;
-      }
-      if (ledger_reclaim_dead(s_->tasks) != 0) wake_if_sleeping(s_->tasks.join_seq, s_->tasks.join_sleepers, INT_MAX);
-    }
-    if (repaired) wake_all_after_repair();
-  });
+  return tasks_join(
+      s_->tasks, deadline, [&] { return published(); },
+      [&] {
+        // Nobody waits holding the lock, so join() itself counts the tasks of
+        // consumers that died before task_done() finished (abandoned_tasks()),
+        // and repairs after a dead holder: its seq count may be one too high.
+        bool repaired = false;
+        {
+          SideLock lock(s_->lock, Deadline::now(), label_, [] { return false; });
+          if (!lock.held()) return;
+          if (lock.took_over() || !consistent(sizes())) {
+            (void)recover_locked();
+            repaired = true;
+          }
+          if (ledger_reclaim_dead(s_->tasks) != 0)
+            wake_if_sleeping(s_->tasks.join_seq, s_->tasks.join_sleepers, INT_MAX);
+        }
+        if (repaired) wake_all_after_repair();
+      });
 }
 
 }  // namespace ipckit::detail
@@ -359,8 +364,9 @@ detail::PriorityQueueCore Segment::open_priority_queue(std::string_view name, co
                                                        const QueueOptions& options, ObjectKind kind) {
   const std::string what = label(kind, name);
   if (kind != ObjectKind::PriorityQueue && kind != ObjectKind::LifoQueue && kind != ObjectKind::JoinablePriorityQueue)
-    throw InvalidArgument(std::string(name), what + ": open_priority_queue opens priority, LIFO and joinable "
-                                                    "priority queues only");
+    throw InvalidArgument(std::string(name), what +
+                                                 ": open_priority_queue opens priority, LIFO and joinable "
+                                                 "priority queues only");
   if (options.capacity_bytes < 64 || options.capacity_bytes > detail::kMaxQueueCapacity)
     throw InvalidArgument(std::string(name), what + ": capacity_bytes " + std::to_string(options.capacity_bytes) +
                                                  " is out of range; use 64 bytes to 128 MiB");
@@ -386,7 +392,8 @@ detail::PriorityQueueCore Segment::open_priority_queue(std::string_view name, co
   struct Init {
     std::uint64_t capacity_bytes, max_items;
     detail::PriorityGeometry geometry;
-  } init{options.capacity_bytes, options.max_items,
+  } init{options.capacity_bytes,
+         options.max_items,
          {slots, slot_size, max_message, kind == ObjectKind::LifoQueue ? detail::kOrderLifo : detail::kOrderPriority,
           kind == ObjectKind::JoinablePriorityQueue}};
   spec.init = [](void* body, const void* arg) {
@@ -441,8 +448,8 @@ detail::PriorityQueueCore Segment::open_priority_queue(std::string_view name, co
 }
 
 detail::PriorityQueueCore detail::SegmentAccess::open_priority_queue(Segment& seg, std::string_view name,
-                                                                     const char* type_name,
-                                                                     const QueueOptions& options, ObjectKind kind) {
+                                                                     const char* type_name, const QueueOptions& options,
+                                                                     ObjectKind kind) {
   return seg.open_priority_queue(name, type_name, options, kind);
 }
 

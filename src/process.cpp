@@ -90,7 +90,7 @@ struct Fd {
 // numbering restarts under the child's own number: the children of
 // "Process-2" are "Process-2:1", "Process-2:2", ... (as in Python).
 std::atomic<unsigned> g_counter{0};
-std::string g_identity_prefix;   // "" at the top; "2:" inside Process-2
+std::string g_identity_prefix;  // "" at the top; "2:" inside Process-2
 
 // Flushes what this process has buffered for stdout/stderr, so the text is
 // neither lost (_exit skips stdio) nor printed twice (a fork copies buffers).
@@ -138,7 +138,7 @@ std::optional<int> decode_status(int st) {
 // parent: the child then only has to call execv, and a missing program is
 // reported before anything is forked. Returns the path, or sets `err`.
 std::string search_path(const std::string& file, int& err) {
-  if (file.find('/') != std::string::npos) return file;   // used as given
+  if (file.find('/') != std::string::npos) return file;  // used as given
   const char* env = std::getenv("PATH");
   std::string path = env ? env : "/bin:/usr/bin";
   err = ENOENT;
@@ -147,10 +147,10 @@ std::string search_path(const std::string& file, int& err) {
     std::size_t end = path.find(':', begin);
     std::string dir = path.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
     std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + file;
-    struct stat sb{};
+    struct stat sb {};
     if (::stat(candidate.c_str(), &sb) == 0 && S_ISREG(sb.st_mode)) {
       if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-      err = EACCES;   // remember, as execvp does, but keep looking
+      err = EACCES;  // remember, as execvp does, but keep looking
     }
     if (end == std::string::npos) break;
     begin = end + 1;
@@ -164,11 +164,11 @@ struct ChildState {
   // Set at construction; name and daemon may change until start() (by the
   // thread configuring the handle); read-only afterwards.
   std::string name;
-  std::string identity;             // "2" or "2:1": what this child's children extend
+  std::string identity;  // "2" or "2:1": what this child's children extend
   bool daemon = false;
-  pid_t creator = 0;                // only this process may start/join/signal it
-  std::function<void()> target;     // function form; moved out once started
-  std::vector<std::string> argv;    // exec form
+  pid_t creator = 0;              // only this process may start/join/signal it
+  std::function<void()> target;   // function form; moved out once started
+  std::vector<std::string> argv;  // exec form
 
   // Guarded by `mu`.
   mutable std::mutex mu;
@@ -222,7 +222,7 @@ class Registry {
     s->orphaned = true;
     if (!reaper_running_) {
       if (wake_fd_ < 0) wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-      std::thread([this] { reap_loop(); }).detach();   // may throw: the caller copes
+      std::thread([this] { reap_loop(); }).detach();  // may throw: the caller copes
       reaper_running_ = true;
     }
     wake_locked();
@@ -366,7 +366,6 @@ void Registry::reap_loop() {
   ::_exit(code);
 }
 
-
 [[noreturn]] void throw_closed(const ChildState& s, const char* action) {
   throw ProcessError(s.name, "cannot " + std::string(action) + " " + quoted(s.name) +
                                  ": it was closed (close() released it); create a new Process to run again");
@@ -375,12 +374,11 @@ void Registry::reap_loop() {
 // The checks every call makes first. `closed_ok`: only close() itself.
 ChildState& require(const StatePtr& s, const char* action, bool closed_ok = false) {
   if (!s)
-    throw ProcessError("", std::string("cannot ") + action +
-                               " a moved-from ipckit::Process; use the Process it was moved into");
+    throw ProcessError(
+        "", std::string("cannot ") + action + " a moved-from ipckit::Process; use the Process it was moved into");
   if (s->creator != ::getpid())
     throw ProcessError(s->name, "cannot " + std::string(action) + " " + quoted(s->name) + " from pid " +
-                                    std::to_string(::getpid()) + ": it belongs to pid " +
-                                    std::to_string(s->creator) +
+                                    std::to_string(::getpid()) + ": it belongs to pid " + std::to_string(s->creator) +
                                     "; only the process that created a Process may start, join or signal it");
   if (!closed_ok && s->closed) throw_closed(*s, action);
   return *s;
@@ -388,8 +386,8 @@ ChildState& require(const StatePtr& s, const char* action, bool closed_ok = fals
 
 void require_started(const ChildState& s, const char* action) {
   if (!s.started)
-    throw ProcessError(s.name, "cannot " + std::string(action) + " " + quoted(s.name) +
-                                   ": it was never started; call start() first");
+    throw ProcessError(
+        s.name, "cannot " + std::string(action) + " " + quoted(s.name) + ": it was never started; call start() first");
 }
 
 void require_not_started(const ChildState& s, const char* action, const char* advice) {
@@ -401,8 +399,9 @@ void require_not_started(const ChildState& s, const char* action, const char* ad
 // A name travels to an exec'd child in its environment, where a NUL would cut it.
 void check_name_chars(const std::string& name) {
   if (name.find('\0') != std::string::npos)
-    throw InvalidArgument(name.substr(0, name.find('\0')), "the process name '" + name.substr(0, name.find('\0')) +
-                                            "...' contains a NUL character; give a name without one");
+    throw InvalidArgument(name.substr(0, name.find('\0')),
+                          "the process name '" + name.substr(0, name.find('\0')) +
+                              "...' contains a NUL character; give a name without one");
 }
 
 // The setup both ways of making a Process share.
@@ -415,8 +414,9 @@ void init_state(ChildState& s, ProcessOptions options) {
 }
 
 [[noreturn]] void throw_fork_failed(const ChildState& s, int err) {
-  throw ProcessError(s.name, "cannot start " + quoted(s.name) + ": fork failed: " + errno_text(err) +
-                                 " (too many processes? check ulimit -u and memory)",
+  throw ProcessError(s.name,
+                     "cannot start " + quoted(s.name) + ": fork failed: " + errno_text(err) +
+                         " (too many processes? check ulimit -u and memory)",
                      std::error_code(err, std::system_category()));
 }
 
@@ -480,8 +480,9 @@ void send_signal(const StatePtr& sp, int sig, const char* action) {
   // Unreaped, the pid is still this child's (perhaps a zombie): safe to signal.
   if (reap_locked(s)) return;
   if (::kill(s.pid, sig) != 0 && errno != ESRCH)
-    throw ProcessError(s.name, "cannot " + std::string(action) + " " + quoted(s.name) + " (pid " +
-                                   std::to_string(s.pid) + "): " + errno_text(errno),
+    throw ProcessError(s.name,
+                       "cannot " + std::string(action) + " " + quoted(s.name) + " (pid " + std::to_string(s.pid) +
+                           "): " + errno_text(errno),
                        std::error_code(errno, std::system_category()));
 }
 
@@ -497,11 +498,11 @@ int pidfd_open(pid_t pid) noexcept {
 
 struct ParentProcess::Record {
   pid_t pid = 0;
-  std::uint64_t start_ticks = 0;   // its start time: the liveness check without a pidfd
+  std::uint64_t start_ticks = 0;  // its start time: the liveness check without a pidfd
   std::string name;
-  std::shared_ptr<const Fd> fd;    // its pidfd, or a readable eventfd if it had ended already
+  std::shared_ptr<const Fd> fd;  // its pidfd, or a readable eventfd if it had ended already
   bool ended_at_start = false;
-  int fd_errno = 0;                // why there is no fd
+  int fd_errno = 0;  // why there is no fd
 
   [[nodiscard]] bool alive() const noexcept {
     if (ended_at_start) return false;
@@ -522,15 +523,15 @@ using ParentRecordPtr = std::shared_ptr<const ParentProcess::Record>;
 struct SelfRecord {
   std::string name = "MainProcess";
   bool daemon = false;
-  ParentRecordPtr parent;   // null in the main program
+  ParentRecordPtr parent;  // null in the main program
 };
 
 std::atomic<bool> g_pool_worker{false};
 
 // How an exec'd child learns who it is (see child_environment).
 constexpr const char* kNameVar = "IPCKIT_PROCESS_NAME";
-constexpr const char* kDaemonVar = "IPCKIT_PROCESS_DAEMON";     // "1" for a daemon
-constexpr const char* kParentVar = "IPCKIT_PARENT_PROCESS";     // "<pid>:<start ticks>:<name>"
+constexpr const char* kDaemonVar = "IPCKIT_PROCESS_DAEMON";  // "1" for a daemon
+constexpr const char* kParentVar = "IPCKIT_PARENT_PROCESS";  // "<pid>:<start ticks>:<name>"
 
 // A record of the parent `pid`. `still_there()`, asked once its pidfd is open,
 // says whether the parent had not ended yet: then the pidfd is surely the
@@ -688,8 +689,9 @@ pid_t fork_exec(ChildState& s, Registry& registry, const ParentSeed& parent) {
   int err = 0;
   const std::string path = search_path(s.argv[0], err);
   if (path.empty())
-    throw ProcessError(s.name, "cannot start " + quoted(s.name) + ": no executable '" + s.argv[0] + "' in PATH (" +
-                                   errno_text(err) + "); check the name, or give its path",
+    throw ProcessError(s.name,
+                       "cannot start " + quoted(s.name) + ": no executable '" + s.argv[0] + "' in PATH (" +
+                           errno_text(err) + "); check the name, or give its path",
                        std::error_code(err, std::system_category()));
   std::vector<char*> cargv = c_strings(s.argv);
   std::vector<std::string> env = child_environment(s, parent);
@@ -735,8 +737,9 @@ pid_t fork_exec(ChildState& s, Registry& registry, const ParentSeed& parent) {
     int st;
     while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
-    throw ProcessError(s.name, "cannot start " + quoted(s.name) + ": exec of '" + path + "' failed: " +
-                                   errno_text(child_errno) + "; check the path and its permissions",
+    throw ProcessError(s.name,
+                       "cannot start " + quoted(s.name) + ": exec of '" + path +
+                           "' failed: " + errno_text(child_errno) + "; check the path and its permissions",
                        std::error_code(child_errno, std::system_category()));
   }
   return pid;
@@ -767,9 +770,10 @@ bool ParentProcess::join_by(detail::Deadline deadline) const { return wait_for_p
 
 int ParentProcess::sentinel() const {
   if (!r_->fd)
-    throw ProcessError(r_->name, "no sentinel for the parent process '" + r_->name + "' (pid " +
-                                     std::to_string(r_->pid) + "): pidfd_open failed at the start (" +
-                                     errno_text(r_->fd_errno) + "); pidfds need Linux 5.3 or later; use join()",
+    throw ProcessError(r_->name,
+                       "no sentinel for the parent process '" + r_->name + "' (pid " + std::to_string(r_->pid) +
+                           "): pidfd_open failed at the start (" + errno_text(r_->fd_errno) +
+                           "); pidfds need Linux 5.3 or later; use join()",
                        std::error_code(r_->fd_errno, std::system_category()));
   return r_->fd->fd;
 }
@@ -783,8 +787,9 @@ Process::Process(std::function<void()> target, ProcessOptions options) {
   auto s = std::make_shared<State>();
   init_state(*s, std::move(options));
   if (!target)
-    throw ProcessError(s->name, quoted(s->name) + " has no target: pass a callable to run in the child "
-                                                  "(or use Process::exec to run a program)");
+    throw ProcessError(s->name, quoted(s->name) +
+                                    " has no target: pass a callable to run in the child "
+                                    "(or use Process::exec to run a program)");
   s->target = std::move(target);
   state_ = std::move(s);
 }
@@ -812,7 +817,7 @@ Process::Process(Process&& other) noexcept : state_(std::move(other.state_)) {}
 
 Process& Process::operator=(Process&& other) noexcept {
   if (this != &other) {
-    Process old(std::move(*this));   // the child this handle had is handed to the reaper
+    Process old(std::move(*this));  // the child this handle had is handed to the reaper
     state_ = std::move(other.state_);
   }
   return *this;
@@ -820,7 +825,7 @@ Process& Process::operator=(Process&& other) noexcept {
 
 Process::~Process() {
   auto s = std::move(state_);
-  if (!s || s->creator != ::getpid()) return;   // moved-from, or a copy inherited by a child
+  if (!s || s->creator != ::getpid()) return;  // moved-from, or a copy inherited by a child
   try {
     std::unique_lock lk(s->mu);
     if (!s->started || reap_locked(*s)) return;
@@ -837,7 +842,7 @@ void Process::start() {
   ChildState& s = require(state_, "start");
   std::unique_lock lk(s.mu);
   require_not_started(s, "start", "a Process runs once, create a new one to run again");
-  Registry& registry = Registry::get();   // registers the fork handlers before the first fork
+  Registry& registry = Registry::get();  // registers the fork handlers before the first fork
   // Also sets up this process's SelfRecord before the fork, so that no child
   // runs its one-time initialisation (whose guard another thread may hold).
   const ParentSeed parent = seed_for_child();
@@ -920,9 +925,10 @@ int Process::sentinel() const {
   std::lock_guard lk(s.mu);
   require_started(s, "get the sentinel of");
   if (!s.pidfd)
-    throw ProcessError(s.name, "no sentinel for " + quoted(s.name) + " (pid " + std::to_string(s.pid) +
-                                   "): pidfd_open failed at start() (" + errno_text(s.pidfd_errno) +
-                                   "); pidfds need Linux 5.3 or later; use join() or is_alive()",
+    throw ProcessError(s.name,
+                       "no sentinel for " + quoted(s.name) + " (pid " + std::to_string(s.pid) +
+                           "): pidfd_open failed at start() (" + errno_text(s.pidfd_errno) +
+                           "); pidfds need Linux 5.3 or later; use join() or is_alive()",
                        std::error_code(s.pidfd_errno, std::system_category()));
   return s.pidfd->fd;
 }
@@ -934,7 +940,7 @@ void Process::close() {
   if (s.started && !reap_locked(s))
     throw ProcessError(s.name, "cannot close " + quoted(s.name) + " (pid " + std::to_string(s.pid) +
                                    "): it is still running; join() or terminate() it first");
-  s.pidfd.reset();   // a joiner polling it keeps its own reference until it returns
+  s.pidfd.reset();  // a joiner polling it keeps its own reference until it returns
   s.target = nullptr;
   s.argv = {};
   s.closed = true;

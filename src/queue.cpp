@@ -2,16 +2,15 @@
 // shares with the priority engine, and Segment::open_queue. See
 // queue_core.hpp for who writes what and why one store publishes or frees a
 // record.
-#include "ipckit/detail/queue_core.hpp"
-
 #include <algorithm>
 #include <climits>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <stdexcept>
 #include <string>
 
+#include "ipckit/detail/queue_core.hpp"
 #include "ipckit/detail/segment_access.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/segment.hpp"
@@ -64,8 +63,9 @@ void throw_decode_error(const std::string& label, std::size_t bytes, const std::
 
 void tasks_done(TaskLedger& l, std::uint64_t published, const std::string& label) {
   if (!ledger_task_done(l, this_process(), published))
-    throw InvalidArgument(label, label + ": task_done() called more times than items were put (every task is "
-                                         "done and no abandoned one is left to settle)");
+    throw InvalidArgument(label, label +
+                                     ": task_done() called more times than items were put (every task is "
+                                     "done and no abandoned one is left to settle)");
   wake_if_sleeping(l.join_seq, l.join_sleepers, INT_MAX);
 }
 
@@ -87,14 +87,14 @@ QueueOutcome QueueCore::put_many(const Record* records, std::size_t count, Deadl
       throw MessageTooLarge(label_, label_ + ": an item of " + std::to_string(n) +
                                         " bytes exceeds its max_message of " + std::to_string(geo_.max_message) +
                                         " bytes; split it, or create the queue with a larger max_message / "
-                                        "capacity_bytes" + (i != 0 ? " (nothing of this put_many was put)" : ""));
+                                        "capacity_bytes" +
+                                        (i != 0 ? " (nothing of this put_many was put)" : ""));
   }
   const std::uint64_t first_rec = align8(kRecordHeader + records[0].size());
   // A producer holding the lock waits for room only when the queue cannot
   // take its record; with room for two records of this size, that is not it.
-  SideLock lock(s_->put_lock, deadline, label_, [&] {
-    return bytes_used() + 4 * first_rec <= cap && (max_items == 0 || qsize() + 2 <= max_items);
-  });
+  SideLock lock(s_->put_lock, deadline, label_,
+                [&] { return bytes_used() + 4 * first_rec <= cap && (max_items == 0 || qsize() + 2 <= max_items); });
   if (!lock.held()) return {0, lock.miss() == SideLockMiss::Holder ? QueueMiss::Holder : QueueMiss::Waiter};
   if (closed()) return {0, QueueMiss::Closed};
 
@@ -143,10 +143,13 @@ QueueOutcome QueueCore::put_many(const Record* records, std::size_t count, Deadl
       // sides paying a line transfer per record. Then any room will do.
       const std::uint64_t stretch = std::max(need, std::min<std::uint64_t>(cap / 8, std::uint64_t{16} * 1024));
       const auto wait_room = [&](std::uint64_t bytes, Deadline until) {
-        return wait_for_change(s_->space_seq, s_->space_sleepers, [&] {
-          s_->head_cache = s_->head.load(std::memory_order_acquire);
-          return room_for(bytes) || closed();
-        }, until, kNoTick, [] {});
+        return wait_for_change(
+            s_->space_seq, s_->space_sleepers,
+            [&] {
+              s_->head_cache = s_->head.load(std::memory_order_acquire);
+              return room_for(bytes) || closed();
+            },
+            until, kNoTick, [] {});
       };
       if (!wait_room(stretch, std::min(deadline, Deadline::after(kStretchWait))) && !wait_room(need, deadline))
         return {i, QueueMiss::Waited};
@@ -179,14 +182,17 @@ QueueOutcome QueueCore::put_many(const Record* records, std::size_t count, Deadl
 }
 
 void QueueCore::raise_put(const QueueOutcome& outcome, std::size_t count) const {
-  const std::string so_far = outcome.done == 0 ? "" : " (" + std::to_string(outcome.done) + " of " +
-                                                         std::to_string(count) + " items of this put_many were put)";
+  const std::string so_far = outcome.done == 0 ? ""
+                                               : " (" + std::to_string(outcome.done) + " of " + std::to_string(count) +
+                                                     " items of this put_many were put)";
   switch (outcome.miss) {
     case QueueMiss::Holder:
       throw Full(label_, label_ + " has room, but the put gave up at its deadline" +
                              holder_blame(s_->put_lock, "the producers' lock") + so_far);
-    case QueueMiss::Waiter: throw Full(label_, label_ + " is full (another producer is waiting for room)" + so_far);
-    case QueueMiss::Closed: throw Closed(label_, label_ + " is closed; nothing more can be put" + so_far);
+    case QueueMiss::Waiter:
+      throw Full(label_, label_ + " is full (another producer is waiting for room)" + so_far);
+    case QueueMiss::Closed:
+      throw Closed(label_, label_ + " is closed; nothing more can be put" + so_far);
     case QueueMiss::ClosedWhileWaiting:
       throw Closed(label_, label_ + " was closed while waiting for room" + so_far);
     default:
@@ -213,8 +219,9 @@ QueueOutcome QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadli
     // A joinable queue's waiting consumer holds the lock that reclaiming a
     // dead consumer's tasks needs, so it does that while it waits.
     const bool joinable = geo_.joinable;
-    if (!wait_for_change(s_->data_seq, s_->data_sleepers, ready, deadline, joinable ? kLivenessInterval : kNoTick,
-                         [&] { if (joinable) reclaim_dead_consumers(); }))
+    if (!wait_for_change(s_->data_seq, s_->data_sleepers, ready, deadline, joinable ? kLivenessInterval : kNoTick, [&] {
+          if (joinable) reclaim_dead_consumers();
+        }))
       return {0, QueueMiss::Waited};
     if (!has_data()) return {0, QueueMiss::Closed};
   }
@@ -237,9 +244,12 @@ void QueueCore::raise_get(const QueueOutcome& outcome) const {
     case QueueMiss::Holder:
       throw Empty(label_, label_ + " holds items, but the get gave up at its deadline" +
                               holder_blame(s_->get_lock, "the consumers' lock"));
-    case QueueMiss::Waiter: throw Empty(label_, label_ + " is empty (another consumer is waiting for an item)");
-    case QueueMiss::Closed: throw Closed(label_, label_ + " is closed and drained");
-    default: throw Empty(label_, label_ + " is empty");
+    case QueueMiss::Waiter:
+      throw Empty(label_, label_ + " is empty (another consumer is waiting for an item)");
+    case QueueMiss::Closed:
+      throw Closed(label_, label_ + " is closed and drained");
+    default:
+      throw Empty(label_, label_ + " is empty");
   }
 }
 
@@ -335,7 +345,9 @@ void QueueCore::shutdown(bool immediate) {
   // Like put() and get() without a timeout, this waits for the locks (a dead
   // holder's is taken over). First every producer past its closed check
   // finishes its put: after that nothing more is published.
-  { SideLock producers(s_->put_lock, Deadline::never(), label_, [] { return false; }); }
+  {
+    SideLock producers(s_->put_lock, Deadline::never(), label_, [] { return false; });
+  }
   {
     SideLock consumers(s_->get_lock, Deadline::never(), label_, [] { return false; });
     if (consumers.took_over()) recover_locked();
@@ -362,15 +374,17 @@ bool QueueCore::full() const noexcept {
 }
 
 bool QueueCore::join(Deadline deadline) {
-  return tasks_join(s_->tasks, deadline, [&] { return published(); }, [&] {
-    // Tasks of consumers that died before task_done() will never be done:
-    // count them finished (abandoned_tasks() tells how many). If a consumer
-    // holds the lock, it does this while it waits.
-    SideLock lock(s_->get_lock, Deadline::now(), label_, [] { return false; });
-    if (!lock.held()) return;
-    if (lock.took_over()) recover_locked();
-    reclaim_dead_consumers();
-  });
+  return tasks_join(
+      s_->tasks, deadline, [&] { return published(); },
+      [&] {
+        // Tasks of consumers that died before task_done() will never be done:
+        // count them finished (abandoned_tasks() tells how many). If a consumer
+        // holds the lock, it does this while it waits.
+        SideLock lock(s_->get_lock, Deadline::now(), label_, [] { return false; });
+        if (!lock.held()) return;
+        if (lock.took_over()) recover_locked();
+        reclaim_dead_consumers();
+      });
 }
 
 void QueueCore::reclaim_dead_consumers() noexcept {
@@ -378,8 +392,8 @@ void QueueCore::reclaim_dead_consumers() noexcept {
 }
 
 void throw_wrong_size(std::size_t got, std::size_t want, const char* type) {
-  throw std::runtime_error("a record of " + std::to_string(got) + " bytes cannot hold an item of type " + type +
-                           " (" + std::to_string(want) + " bytes)");
+  throw std::runtime_error("a record of " + std::to_string(got) + " bytes cannot hold an item of type " + type + " (" +
+                           std::to_string(want) + " bytes)");
 }
 
 }  // namespace ipckit::detail
@@ -387,7 +401,7 @@ void throw_wrong_size(std::size_t got, std::size_t want, const char* type) {
 namespace ipckit {
 
 detail::QueueCore Segment::open_queue(std::string_view name, ObjectKind kind, const char* type_name,
-                                     const QueueOptions& options) {
+                                      const QueueOptions& options) {
   const std::string what = label(kind, name);
   if (options.capacity_bytes < 64 || options.capacity_bytes > detail::kMaxQueueCapacity)
     throw InvalidArgument(std::string(name), what + ": capacity_bytes " + std::to_string(options.capacity_bytes) +
@@ -404,8 +418,8 @@ detail::QueueCore Segment::open_queue(std::string_view name, ObjectKind kind, co
                                                  " bytes; use at most " + std::to_string(largest) +
                                                  " or a larger capacity_bytes");
   const detail::QueueGeometry geometry{capacity, max_message, options.max_items, kind == ObjectKind::JoinableQueue};
-  auto spec = detail::ObjectSpec{kind, type_name, 0, 1, capacity, detail::kQueueLayout,
-                                 sizeof(detail::QueueState) + capacity};
+  auto spec =
+      detail::ObjectSpec{kind, type_name, 0, 1, capacity, detail::kQueueLayout, sizeof(detail::QueueState) + capacity};
   spec.init = [](void* body, const void* arg) {
     const auto& g = *static_cast<const detail::QueueGeometry*>(arg);
     auto* q = static_cast<detail::QueueState*>(body);

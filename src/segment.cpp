@@ -49,7 +49,8 @@ void check_create_args(std::string_view name, std::size_t size, const SegmentOpt
 }
 
 void run_hook(CreateStage stage) {
-  if (g_create_hook != nullptr) [[unlikely]] g_create_hook(stage);
+  if (g_create_hook != nullptr) [[unlikely]]
+    g_create_hook(stage);
 }
 
 std::shared_ptr<SegmentImpl> create_segment(std::string_view name, std::size_t size, const SegmentOptions& opt) {
@@ -91,20 +92,34 @@ std::shared_ptr<SegmentImpl> open_segment(std::string_view name, const Trust& tr
 
 const char* to_string(ObjectKind kind) noexcept {
   switch (kind) {
-    case ObjectKind::Value: return "Value";
-    case ObjectKind::Array: return "Array";
-    case ObjectKind::Lock: return "Lock";
-    case ObjectKind::RLock: return "RLock";
-    case ObjectKind::Condition: return "Condition";
-    case ObjectKind::Semaphore: return "Semaphore";
-    case ObjectKind::BoundedSemaphore: return "BoundedSemaphore";
-    case ObjectKind::Event: return "Event";
-    case ObjectKind::Barrier: return "Barrier";
-    case ObjectKind::Queue: return "Queue";
-    case ObjectKind::JoinableQueue: return "JoinableQueue";
-    case ObjectKind::PriorityQueue: return "PriorityQueue";
-    case ObjectKind::LifoQueue: return "LifoQueue";
-    case ObjectKind::JoinablePriorityQueue: return "JoinablePriorityQueue";
+    case ObjectKind::Value:
+      return "Value";
+    case ObjectKind::Array:
+      return "Array";
+    case ObjectKind::Lock:
+      return "Lock";
+    case ObjectKind::RLock:
+      return "RLock";
+    case ObjectKind::Condition:
+      return "Condition";
+    case ObjectKind::Semaphore:
+      return "Semaphore";
+    case ObjectKind::BoundedSemaphore:
+      return "BoundedSemaphore";
+    case ObjectKind::Event:
+      return "Event";
+    case ObjectKind::Barrier:
+      return "Barrier";
+    case ObjectKind::Queue:
+      return "Queue";
+    case ObjectKind::JoinableQueue:
+      return "JoinableQueue";
+    case ObjectKind::PriorityQueue:
+      return "PriorityQueue";
+    case ObjectKind::LifoQueue:
+      return "LifoQueue";
+    case ObjectKind::JoinablePriorityQueue:
+      return "JoinablePriorityQueue";
   }
   return "unknown";
 }
@@ -113,28 +128,40 @@ namespace {
 // How messages name a kind: "value 'counter' in segment 'demo'".
 const char* noun(ObjectKind kind) noexcept {
   switch (kind) {
-    case ObjectKind::Value: return "value";
-    case ObjectKind::Array: return "array";
-    case ObjectKind::Lock: return "lock";
-    case ObjectKind::RLock: return "rlock";
-    case ObjectKind::Condition: return "condition";
-    case ObjectKind::Semaphore: return "semaphore";
-    case ObjectKind::BoundedSemaphore: return "bounded semaphore";
-    case ObjectKind::Event: return "event";
-    case ObjectKind::Barrier: return "barrier";
-    case ObjectKind::Queue: return "queue";
-    case ObjectKind::JoinableQueue: return "joinable queue";
-    case ObjectKind::PriorityQueue: return "priority queue";
-    case ObjectKind::LifoQueue: return "lifo queue";
-    case ObjectKind::JoinablePriorityQueue: return "joinable priority queue";
+    case ObjectKind::Value:
+      return "value";
+    case ObjectKind::Array:
+      return "array";
+    case ObjectKind::Lock:
+      return "lock";
+    case ObjectKind::RLock:
+      return "rlock";
+    case ObjectKind::Condition:
+      return "condition";
+    case ObjectKind::Semaphore:
+      return "semaphore";
+    case ObjectKind::BoundedSemaphore:
+      return "bounded semaphore";
+    case ObjectKind::Event:
+      return "event";
+    case ObjectKind::Barrier:
+      return "barrier";
+    case ObjectKind::Queue:
+      return "queue";
+    case ObjectKind::JoinableQueue:
+      return "joinable queue";
+    case ObjectKind::PriorityQueue:
+      return "priority queue";
+    case ObjectKind::LifoQueue:
+      return "lifo queue";
+    case ObjectKind::JoinablePriorityQueue:
+      return "joinable priority queue";
   }
   return "object";
 }
 }  // namespace
 
-std::size_t Segment::min_size(std::uint32_t max_objects) {
-  return detail::directory_bytes(max_objects) + 4096;
-}
+std::size_t Segment::min_size(std::uint32_t max_objects) { return detail::directory_bytes(max_objects) + 4096; }
 
 Segment Segment::create(std::string_view name, std::size_t size, SegmentOptions options) {
   return Segment(detail::create_segment(name, size, options));

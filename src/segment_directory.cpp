@@ -39,15 +39,21 @@ void check_object_name(std::string_view seg, std::string_view name) {
 std::string count_words(ObjectKind kind, std::uint64_t n) {
   switch (kind) {
     case ObjectKind::Semaphore:
-    case ObjectKind::BoundedSemaphore: return "initial value " + std::to_string(n);
-    case ObjectKind::Barrier: return std::to_string(n) + " parties";
-    case ObjectKind::Condition: return "its lock at offset " + std::to_string(n);
+    case ObjectKind::BoundedSemaphore:
+      return "initial value " + std::to_string(n);
+    case ObjectKind::Barrier:
+      return std::to_string(n) + " parties";
+    case ObjectKind::Condition:
+      return "its lock at offset " + std::to_string(n);
     case ObjectKind::Queue:
-    case ObjectKind::JoinableQueue: return "capacity " + std::to_string(n) + " bytes";
+    case ObjectKind::JoinableQueue:
+      return "capacity " + std::to_string(n) + " bytes";
     case ObjectKind::PriorityQueue:
     case ObjectKind::LifoQueue:
-    case ObjectKind::JoinablePriorityQueue: return std::to_string(n) + " slots";
-    default: return std::to_string(n) + " elements";
+    case ObjectKind::JoinablePriorityQueue:
+      return std::to_string(n) + " slots";
+    default:
+      return std::to_string(n) + " elements";
   }
 }
 

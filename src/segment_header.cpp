@@ -77,8 +77,7 @@ Geometry validate_header(const SegmentHeader& header, std::string_view name, con
   if (h.ready != kReady) throw_not_initialised(name, st, "its header is incomplete");
   if (h.header_bytes != sizeof(SegmentHeader)) corrupt("unexpected header size");
   if (h.size != file_size)
-    corrupt("it says it is " + std::to_string(h.size) + " bytes but is " + std::to_string(file_size) +
-            " (truncated?)");
+    corrupt("it says it is " + std::to_string(h.size) + " bytes but is " + std::to_string(file_size) + " (truncated?)");
   if (h.directory_offset != kDirectoryOffset || h.max_objects == 0 || h.max_objects > kMaxObjects ||
       h.heap_offset != directory_bytes(h.max_objects) || h.heap_offset > h.size)
     corrupt("its directory lies outside the segment");

@@ -23,18 +23,18 @@ inline constexpr std::size_t kShownTypeName = 63;
 struct alignas(64) SegmentHeader {
   std::uint64_t magic;
   std::uint32_t layout_version;
-  std::uint32_t header_bytes;       // sizeof(SegmentHeader) of the writer
-  std::uint64_t size;               // whole segment, bytes
+  std::uint32_t header_bytes;        // sizeof(SegmentHeader) of the writer
+  std::uint64_t size;                // whole segment, bytes
   std::atomic<std::uint32_t> ready;  // kReady once the creator is done
   std::uint32_t max_objects;
   std::uint64_t directory_offset;
-  std::uint64_t heap_offset;        // first byte after the directory
+  std::uint64_t heap_offset;                // first byte after the directory
   std::atomic<std::uint64_t> heap_top;      // bump pointer (offset); only grows
   std::atomic<std::uint32_t> object_count;  // published directory entries
   std::int32_t creator_pid;
   std::uint64_t creator_start_ticks;
   std::int64_t created_unix;
-  LockState directory_lock;         // serialises object creation only
+  LockState directory_lock;  // serialises object creation only
 };
 
 struct DirEntry {

@@ -20,7 +20,6 @@
 namespace ipckit {
 namespace {
 
-
 std::string units(std::uint64_t n) { return std::to_string(n) + (n == 1 ? " unit" : " units"); }
 
 // The table lock is held for a few dozen instructions, so it is taken as a
@@ -48,10 +47,9 @@ Semaphore::Semaphore(detail::SemaphoreState* s, std::shared_ptr<const void> keep
 bool Semaphore::acquire_by(detail::Deadline deadline) {
   if (tracked_) return acquire_tracked(deadline);
   return detail::wait_for_change(
-      s_->count, s_->sleepers, [this] { return detail::semaphore_try_take(*s_); }, deadline,
-      std::chrono::seconds(1), [] {});
+      s_->count, s_->sleepers, [this] { return detail::semaphore_try_take(*s_); }, deadline, std::chrono::seconds(1),
+      [] {});
 }
-
 
 bool Semaphore::acquire_tracked(detail::Deadline deadline) {
   if (take_tracked(deadline)) return true;
@@ -221,12 +219,15 @@ Semaphore open_semaphore(Segment& seg, std::string_view name, std::uint32_t init
     detail::raise<InvalidArgument>(detail::SegmentAccess::label(seg, kind, name),
                                    "initial value " + std::to_string(initial) + " is too large", "use at most 2^30");
   // Tracked and untracked semaphores are different types: mixing them up is a TypeMismatch.
-  auto spec = options.track_holders
-                  ? detail::state_spec<detail::SemaphoreState>(kind, "ipckit::Semaphore(tracked)",
-                                                               detail::kTrackedSemaphoreLayout, initial)
-                  : detail::state_spec<detail::SemaphoreState>(kind, "ipckit::Semaphore", detail::kSemaphoreLayout,
-                                                               initial);
-  struct Init { std::uint32_t initial; bool bounded; bool tracked; } init{initial, bounded, options.track_holders};
+  auto spec = options.track_holders ? detail::state_spec<detail::SemaphoreState>(
+                                          kind, "ipckit::Semaphore(tracked)", detail::kTrackedSemaphoreLayout, initial)
+                                    : detail::state_spec<detail::SemaphoreState>(kind, "ipckit::Semaphore",
+                                                                                 detail::kSemaphoreLayout, initial);
+  struct Init {
+    std::uint32_t initial;
+    bool bounded;
+    bool tracked;
+  } init{initial, bounded, options.track_holders};
   spec.init = [](void* body, const void* arg) {
     const auto& i = *static_cast<const Init*>(arg);
     auto* st = static_cast<detail::SemaphoreState*>(body);

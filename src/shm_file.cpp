@@ -35,7 +35,7 @@ std::string octal(mode_t m) {
 // "uid 65534 (nobody)"
 std::string user_text(uid_t uid) {
   std::string s = "uid " + std::to_string(uid);
-  struct passwd pw{};
+  struct passwd pw {};
   struct passwd* found = nullptr;
   char buf[1024];
   if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr)
@@ -62,12 +62,12 @@ std::string bytes_text(std::uint64_t n) {
 }
 
 struct Space {
-  std::uint64_t total = 0;      // 0: the file system reports no limit
+  std::uint64_t total = 0;  // 0: the file system reports no limit
   std::uint64_t available = 0;
 };
 
 Space space_of(const std::string& dir) {
-  struct statvfs vfs{};
+  struct statvfs vfs {};
   if (::statvfs(dir.c_str(), &vfs) != 0) return {};
   return {static_cast<std::uint64_t>(vfs.f_blocks) * vfs.f_frsize,
           static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize};
@@ -86,7 +86,7 @@ Space space_of(const std::string& dir) {
 
 // Who owns the file at `path` and with which mode, for permission messages.
 std::string owner_text(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return "";
   return " (it belongs to " + user_text(st.st_uid) + " with mode " + octal(st.st_mode) + ")";
 }
@@ -158,13 +158,13 @@ Mapping::~Mapping() {
 }
 
 struct stat stat_of(int fd, std::string_view name) {
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0) throw_errno(errno, name, "fstat");
   return st;
 }
 
 bool name_taken(std::string_view name) {
-  struct stat st{};
+  struct stat st {};
   return ::lstat(shm_path(name).c_str(), &st) == 0;
 }
 

@@ -103,7 +103,7 @@ struct Trust {
 
 struct CheckedFile {
   UniqueFd fd;
-  struct stat st{};
+  struct stat st {};
 };
 
 // Opens <shm_dir>/ipckit.<name> for reading and writing and checks that it
@@ -133,9 +133,9 @@ std::vector<int> lock_holders(const struct stat& st);
 // creator that stalls or dies matters most. A test sets it in a child to
 // delay, stop or kill the creator there. Never set in production.
 enum class CreateStage {
-  SpaceChecked, // the free space was checked; nothing is created yet
-  Reserved,     // the unnamed file exists and its space is reserved
-  Initialised,  // the header is complete; the name is not yet linked
+  SpaceChecked,  // the free space was checked; nothing is created yet
+  Reserved,      // the unnamed file exists and its space is reserved
+  Initialised,   // the header is complete; the name is not yet linked
 };
 inline void (*g_create_hook)(CreateStage) = nullptr;
 

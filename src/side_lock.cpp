@@ -34,16 +34,29 @@ std::string describe_side_lock_holder(const LockState& s) {
   std::string state;
   switch (thread_run_state(tid)) {
     case 'T':
-    case 't': state = "which is stopped (SIGSTOP, Ctrl-Z or a debugger)"; break;
-    case 'R': state = "which is running"; break;
-    case 'S': state = "which is asleep"; break;
-    case 'D': state = "which is in an uninterruptible wait"; break;
-    default: state = "which has just exited"; break;
+    case 't':
+      state = "which is stopped (SIGSTOP, Ctrl-Z or a debugger)";
+      break;
+    case 'R':
+      state = "which is running";
+      break;
+    case 'S':
+      state = "which is asleep";
+      break;
+    case 'D':
+      state = "which is in an uninterruptible wait";
+      break;
+    default:
+      state = "which has just exited";
+      break;
   }
   std::string who;
-  if (pid == ::getpid()) who = "thread " + std::to_string(tid) + " of this process";
-  else if (pid != 0) who = "another live process, pid " + std::to_string(pid) + " (thread " + std::to_string(tid) + ")";
-  else who = "thread " + std::to_string(tid);
+  if (pid == ::getpid())
+    who = "thread " + std::to_string(tid) + " of this process";
+  else if (pid != 0)
+    who = "another live process, pid " + std::to_string(pid) + " (thread " + std::to_string(tid) + ")";
+  else
+    who = "thread " + std::to_string(tid);
   return who + ", " + state;
 }
 

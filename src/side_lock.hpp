@@ -71,8 +71,10 @@ class SideLock {
     // Only an item's own serialize() can get here holding it (a get from
     // inside a get): waiting would never end.
     if (owned_by(s_, me))
-      raise<DeadlockDetected>(Label(owner), "it was used from inside this thread's own get/put on it (from an item's "
-                                     "serialize()?)", "that would wait forever: do not use it from there");
+      raise<DeadlockDetected>(Label(owner),
+                              "it was used from inside this thread's own get/put on it (from an item's "
+                              "serialize()?)",
+                              "that would wait forever: do not use it from there");
     held_ = try_lock_fast(s_, me) || lock_slowly(me, deadline, keep_waiting);
     took_over_ = held_ && s_.owner_died.load(std::memory_order_relaxed) != 0;
     if (took_over_) s_.owner_died.store(0, std::memory_order_relaxed);

@@ -5,6 +5,8 @@
 // Nothing here takes a lock, waits, or lets a shared value index memory: the
 // only arrays read are fixed-size parts of the state structs, walked in
 // full. What cannot be right is written into `corrupt`.
+#include "ipckit/stats.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -16,12 +18,10 @@
 #include "ipckit/condition.hpp"
 #include "ipckit/detail/priority_queue_core.hpp"
 #include "ipckit/detail/queue_core.hpp"
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/event.hpp"
 #include "ipckit/lock.hpp"
 #include "ipckit/semaphore.hpp"
-#include "ipckit/stats.hpp"
-
-#include "ipckit/detail/segment_access.hpp"
 
 namespace ipckit {
 
@@ -52,11 +52,16 @@ void load_into(unsigned char* out, const unsigned char* in) {
 void copy_element(unsigned char* out, const unsigned char* in, std::size_t size) {
   const bool aligned = reinterpret_cast<std::uintptr_t>(in) % size == 0;
   switch (aligned ? size : 0) {
-    case 1: return load_into<std::uint8_t>(out, in);
-    case 2: return load_into<std::uint16_t>(out, in);
-    case 4: return load_into<std::uint32_t>(out, in);
-    case 8: return load_into<std::uint64_t>(out, in);
-    default: std::memcpy(out, in, size);
+    case 1:
+      return load_into<std::uint8_t>(out, in);
+    case 2:
+      return load_into<std::uint16_t>(out, in);
+    case 4:
+      return load_into<std::uint32_t>(out, in);
+    case 8:
+      return load_into<std::uint64_t>(out, in);
+    default:
+      std::memcpy(out, in, size);
   }
 }
 
@@ -78,13 +83,20 @@ TaskStats task_stats(TaskLedger& l, std::uint64_t unfinished) {
 
 const char* break_reason(std::uint32_t broken) {
   switch (static_cast<BreakReason>(broken)) {
-    case BreakReason::Timeout: return "timeout";
-    case BreakReason::Aborted: return "aborted";
-    case BreakReason::PartyDied: return "a party died";
-    case BreakReason::DiedInWait: return "a party died waiting";
-    case BreakReason::ActionFailed: return "its action threw";
-    case BreakReason::ActionDied: return "a party died running its action";
-    case BreakReason::None: break;
+    case BreakReason::Timeout:
+      return "timeout";
+    case BreakReason::Aborted:
+      return "aborted";
+    case BreakReason::PartyDied:
+      return "a party died";
+    case BreakReason::DiedInWait:
+      return "a party died waiting";
+    case BreakReason::ActionFailed:
+      return "its action threw";
+    case BreakReason::ActionDied:
+      return "a party died running its action";
+    case BreakReason::None:
+      break;
   }
   return nullptr;
 }
@@ -183,8 +195,8 @@ SemaphoreStats Semaphore::stats() const {
                                  std::to_string(detail::kSemaphoreMaxValue));
   // Releases of bounded and tracked semaphores check the count against the initial value.
   if ((bounded_ || tracked_) && st.value > initial_)
-    detail::note(st.corrupt, "its count " + std::to_string(st.value) + " exceeds its initial value " +
-                                 std::to_string(initial_));
+    detail::note(st.corrupt,
+                 "its count " + std::to_string(st.value) + " exceeds its initial value " + std::to_string(initial_));
   if (!tracked_) return st;
   for (const auto& slot : s_->holders) {
     const auto tid = slot.tid.load(std::memory_order_relaxed);

@@ -1,9 +1,10 @@
 // Value and Array (value.hpp): finding or creating their data, and checking
 // how every process guards it (its own RLock, a named Lock/RLock, or none).
+#include "ipckit/value.hpp"
+
 #include <cstring>
 #include <string>
 
-#include "ipckit/value.hpp"
 #include "segment_impl.hpp"
 
 namespace ipckit {
@@ -16,9 +17,12 @@ namespace {
 std::string guard_words(ObjectKind kind, detail::Guard guard) {
   const std::string noun = kind == ObjectKind::Value ? "value" : "array";
   switch (guard) {
-    case detail::Guard::Raw: return "a raw " + noun + " without a lock (raw_" + noun + "<T>)";
-    case detail::Guard::Bound: return "a " + noun + " bound to a named lock (" + noun + "<T>(..., lock))";
-    case detail::Guard::Own: break;
+    case detail::Guard::Raw:
+      return "a raw " + noun + " without a lock (raw_" + noun + "<T>)";
+    case detail::Guard::Bound:
+      return "a " + noun + " bound to a named lock (" + noun + "<T>(..., lock))";
+    case detail::Guard::Own:
+      break;
   }
   return "a " + noun + " with its own lock (" + noun + "<T>)";
 }

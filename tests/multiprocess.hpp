@@ -52,8 +52,10 @@ class Child {
       int code = 0;
       try {
         body();
-        if (::testing::Test::HasFatalFailure()) code = 2;
-        else if (::testing::Test::HasFailure()) code = 1;
+        if (::testing::Test::HasFatalFailure())
+          code = 2;
+        else if (::testing::Test::HasFailure())
+          code = 1;
       } catch (const std::exception& e) {
         std::fprintf(stderr, "child %d threw: %s\n", ::getpid(), e.what());
         code = 1;
@@ -117,7 +119,10 @@ using Clock = std::chrono::steady_clock;
 struct Signal {
   int fd[2];
   Signal() { EXPECT_EQ(::pipe(fd), 0); }
-  ~Signal() { ::close(fd[0]); ::close(fd[1]); }
+  ~Signal() {
+    ::close(fd[0]);
+    ::close(fd[1]);
+  }
   Signal(const Signal&) = delete;
   Signal& operator=(const Signal&) = delete;
   void post(int n = 1) const {

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cereal/types/string.hpp>
-
 #include <cstddef>
 #include <cstdint>
 #include <string>

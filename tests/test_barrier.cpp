@@ -43,8 +43,7 @@ TEST(Barrier, ArrivalIndicesAcrossNProcessesAreAPermutation) {
   auto index = seg.array<std::int32_t>("index", kN);
   std::vector<Child> kids;
   kids.reserve(kN);
-  for (int i = 0; i < kN; ++i)
-    kids.emplace_back([&, i] { index[i] = static_cast<std::int32_t>(b.wait()); });
+  for (int i = 0; i < kN; ++i) kids.emplace_back([&, i] { index[i] = static_cast<std::int32_t>(b.wait()); });
   for (auto& k : kids) EXPECT_EQ(k.wait_exit(15s), 0);
   std::vector<std::int32_t> got(index.begin(), index.end());
   std::sort(got.begin(), got.end());
@@ -361,10 +360,10 @@ TEST(BarrierAction, APartyKilledInsideTheActionBreaksTheBarrierForTheOthersWithi
   auto runner = seg.value<std::int32_t>("runner");
   Signal in_action;
   auto b = seg.barrier("B", kN, {.action = [&] {
-                                   runner.set(::getpid());
-                                   in_action.post();
-                                   ::pause();
-                                 }});
+                         runner.set(::getpid());
+                         in_action.post();
+                         ::pause();
+                       }});
   auto broken_after_kill_ns = seg.array<std::int64_t>("broken_at", kN);
   auto kill_ns = seg.value<std::int64_t>("kill_ns");
   std::vector<Child> kids;
@@ -419,9 +418,9 @@ TEST(BarrierAction, AWaitTimingOutDuringASlowActionBreaksTheRoundForAllItsPartie
   ASSERT_TRUE(eventually([&] { return b.n_waiting() == 2; }));
   Child last([&] {
     auto mine = Segment::open(n.name).barrier("B", 3, {.action = [&] {
-                                                          in_action.post();
-                                                          EXPECT_TRUE(finish.wait(20s));
-                                                        }});
+                                                in_action.post();
+                                                EXPECT_TRUE(finish.wait(20s));
+                                              }});
     const std::string what = what_of([&] { mine.wait(20s); });
     EXPECT_NE(what.find("a wait timed out"), std::string::npos) << what;
   });
@@ -486,9 +485,9 @@ TEST(Barrier, BoundedResetAndLeaveGiveUpBehindAHeldInternalLock) {
   Signal in_action;
   Child stuck([&] {
     auto mine = Segment::open(n.name).barrier("B", 1, {.action = [&] {
-                                                         in_action.post();
-                                                         ::pause();
-                                                       }});
+                                                in_action.post();
+                                                ::pause();
+                                              }});
     mine.wait();
   });
   ASSERT_TRUE(in_action.wait(20s));

@@ -105,7 +105,7 @@ TEST(BlockingForms, Event) {
   expect_each_form_gives_up(f, "unset event");
   auto waiting = seg.event("waiting");
   expect_a_timed_wait_ends_when_another_process_makes_it_ready(f, waiting,
-                                                              [&] { Segment::open(n.name).event("E").set(); });
+                                                               [&] { Segment::open(n.name).event("E").set(); });
   EXPECT_TRUE(e.wait());
   expect_each_form_succeeds_when_ready(f, "set event");
 }
@@ -154,8 +154,7 @@ TEST(BlockingForms, LockAndRLock) {
   });
   ASSERT_TRUE(held.wait(20s));
   Forms plain{[&](auto d) { return lock.try_lock_for(d); }, [&](auto t) { return lock.try_lock_until(t); },
-              [&](auto t) { return lock.try_lock_until(t); }, [&] { return lock.try_lock(); },
-              [&] { lock.unlock(); }};
+              [&](auto t) { return lock.try_lock_until(t); }, [&] { return lock.try_lock(); }, [&] { lock.unlock(); }};
   Forms reentrant{[&](auto d) { return rlock.try_lock_for(d); }, [&](auto t) { return rlock.try_lock_until(t); },
                   [&](auto t) { return rlock.try_lock_until(t); }, [&] { return rlock.try_lock(); },
                   [&] { rlock.unlock(); }};

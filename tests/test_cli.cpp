@@ -118,7 +118,7 @@ class RawSegment {
  public:
   explicit RawSegment(const std::string& name) {
     const int fd = ::open(("/dev/shm/ipckit." + name).c_str(), O_RDWR);
-    struct stat st{};
+    struct stat st {};
     if (fd < 0 || ::fstat(fd, &st) != 0) throw std::runtime_error("cannot open segment file " + name);
     size_ = static_cast<std::size_t>(st.st_size);
     base_ = static_cast<char*>(::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
@@ -196,7 +196,8 @@ bool a_line_starts_with(const std::string& text, const std::string& start) {
 const std::vector<std::string> kEvilNames = {
     "nl\nFORGED  value  long  1  8  free  0  42",
     "esc\x1b[31mred\x1b]0;title\x07",
-    "c1\xc2\x9b" "31m",
+    "c1\xc2\x9b"
+    "31m",
     "over2\xc0\xaf",
     "over3\xe0\x80\xaf",
     "surr\xed\xa0\x80",
@@ -253,7 +254,8 @@ TEST(Cli, InspectShowsValuesADeadLockHolderAndWhoHoldsUnfinishedTasks) {
 import json, sys
 doc = json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))
 jobs = [o for o in doc['objects'] if o['name'] == 'jobs'][0]
-assert {'pid': )" + std::to_string(holder.pid()) + R"(, 'tasks': 2, 'alive': False} in jobs['state']['held'], jobs
+assert {'pid': )" + std::to_string(holder.pid()) +
+                                   R"(, 'tasks': 2, 'alive': False} in jobs['state']['held'], jobs
 )"),
             "")
       << json;
@@ -288,8 +290,7 @@ TEST(Cli, PlantedNamesNeitherForgeRowsNorEmitControlBytesNorBreakTheJson) {
   {
     RawSegment raw(n.name);
     for (std::size_t i = 0; i < kEvilNames.size(); ++i)
-      RawSegment::set(raw.entry("obj" + std::to_string(i)).name, sizeof(ipckit::detail::DirEntry::name),
-                      kEvilNames[i]);
+      RawSegment::set(raw.entry("obj" + std::to_string(i)).name, sizeof(ipckit::detail::DirEntry::name), kEvilNames[i]);
     auto& typed = raw.entry("typed");
     RawSegment::set(typed.type_name, sizeof typed.type_name, "c\x1b]0;pwned\x07");
   }
@@ -417,7 +418,8 @@ import json, sys
 doc = json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))
 objs = {o['name']: o for o in doc['objects']}
 units = objs['units']['state']
-assert units['holders'] == [{'pid': )" + std::to_string(holder.pid()) + R"(, 'tid': units['holders'][0]['tid'],
+assert units['holders'] == [{'pid': )" +
+                                   std::to_string(holder.pid()) + R"(, 'tid': units['holders'][0]['tid'],
                              'units': 2, 'alive': True}], units
 assert objs['ready']['state']['waiters'] == 1, objs['ready']
 assert objs['start']['state']['arrived'] == 1 and not objs['start']['state']['broken'], objs['start']

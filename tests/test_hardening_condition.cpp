@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <climits>
-#include <fstream>
 #include <atomic>
+#include <climits>
 #include <cstdint>
+#include <fstream>
 #include <random>
 #include <string>
 #include <thread>
@@ -155,8 +155,10 @@ TEST(ConditionHardening, NotifyNWakesExactlyNOfTheWaitersAcrossProcessesAndThrea
     if (!all_back || st[kTimeouts] != 0 || st[kWoke] != expected) break;
     const int k = rounds % 4 == 3 ? kWaiters : rounds % 4 + 1;
     if (rounds % 3 == 2) g.unlock();  // ipckit allows notifying without the lock
-    if (k == kWaiters) c.notify_all();
-    else c.notify(k);
+    if (k == kWaiters)
+      c.notify_all();
+    else
+      c.notify(k);
     expected += k;
   }
   {
@@ -199,8 +201,10 @@ TEST(ConditionHardening, TimedOutWaitersReportFalseAndEveryNotifyIsConsumedExact
       const bool got = c.wait_for(20s);
       st[kSteady] = 0;
       if (st[kStop] != 0) break;
-      if (got) st[kTrues] = st[kTrues] + 1;
-      else st[kEarly] = st[kEarly] + 1;  // 20 s: never in this test
+      if (got)
+        st[kTrues] = st[kTrues] + 1;
+      else
+        st[kEarly] = st[kEarly] + 1;  // 20 s: never in this test
       back.notify_all();
     }
   };
@@ -364,8 +368,8 @@ TEST(ConditionHardening, ACorruptWaiterTableThrowsCorruptSegment) {
   ScopedSegmentName n("hc_corrupt");
   auto seg = Segment::create(n.name, 1 << 20);
   auto c = seg.condition("C");
-  auto* s = static_cast<ipckit::detail::ConditionState*>(const_cast<void*>(
-      ipckit::detail::SegmentAccess::object_body(seg, "C")));
+  auto* s = static_cast<ipckit::detail::ConditionState*>(
+      const_cast<void*>(ipckit::detail::SegmentAccess::object_body(seg, "C")));
   for (const std::uint32_t bad : {ipckit::detail::kConditionSlots + 1, 0x7fff'ffffu, 0xffff'ffffu}) {
     s->high.store(bad);
     c.notify(3);  // clamps, never reads outside the table
@@ -508,8 +512,8 @@ TEST(BarrierHardening, CorruptCountsThrowCorruptSegment) {
   ScopedSegmentName n("hb_corrupt");
   auto seg = Segment::create(n.name, 1 << 20);
   auto b = seg.barrier("B", 3);
-  auto* s = static_cast<ipckit::detail::BarrierState*>(const_cast<void*>(
-      ipckit::detail::SegmentAccess::object_body(seg, "B")));
+  auto* s = static_cast<ipckit::detail::BarrierState*>(
+      const_cast<void*>(ipckit::detail::SegmentAccess::object_body(seg, "B")));
   s->arrived = 1000;
   EXPECT_THROW((void)b.wait(100ms), ipckit::CorruptSegment);
   s->arrived = 0;

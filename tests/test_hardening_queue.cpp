@@ -16,11 +16,10 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cereal/types/string.hpp>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cereal/types/string.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -124,8 +123,8 @@ void expect_bounded(const char* what, const Child& stopped, std::chrono::millise
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
   EXPECT_FALSE(rescued) << what << " waited until the stopped process " << stopped.pid() << " was continued ("
                         << took.count() << " ms)";
-  EXPECT_LT(took, timeout + kSlack) << what << " took " << took.count() << " ms with a timeout of "
-                                    << timeout.count() << " ms while a stopped process held the lock";
+  EXPECT_LT(took, timeout + kSlack) << what << " took " << took.count() << " ms with a timeout of " << timeout.count()
+                                    << " ms while a stopped process held the lock";
 }
 
 template <class E, class Call>
@@ -163,8 +162,9 @@ void scribble_from_another_process(const std::string& segment, F&& scribble) {
 template <class F>
 void expect_no_crash(const char* what, F&& body) {
   Child user(std::forward<F>(body));
-  EXPECT_EQ(user.wait_exit(60s), 0) << what << ": the process using the damaged queue died or failed "
-                                               "(a negative status is the signal that killed it)";
+  EXPECT_EQ(user.wait_exit(60s), 0) << what
+                                    << ": the process using the damaged queue died or failed "
+                                       "(a negative status is the signal that killed it)";
 }
 
 // A user putting and getting at random for 1.5 s while words of the queue
@@ -176,8 +176,10 @@ void put_and_get_at_random(unsigned seed, Put&& put, Get&& get) {
   std::uint64_t calls = 0;
   while (Clock::now() < end) {
     try {
-      if (rng() % 2 == 0) put(rng);
-      else get();
+      if (rng() % 2 == 0)
+        put(rng);
+      else
+        get();
     } catch (const ipckit::Error&) {
     }
     ++calls;
@@ -275,7 +277,8 @@ TEST(QueueStoppedPeer, TimedAndNonBlockingPutsKeepTheirBoundWhileAStoppedProduce
   ASSERT_TRUE(stopped(producer));
 
   const std::vector<std::int64_t> three{100, 101, 102};
-  expect_bounded("put(x, 200ms) on a full queue", producer, 200ms, [&] { EXPECT_THROW(q.put(7, 200ms), ipckit::Full); });
+  expect_bounded("put(x, 200ms) on a full queue", producer, 200ms,
+                 [&] { EXPECT_THROW(q.put(7, 200ms), ipckit::Full); });
   expect_bounded("put_nowait on a full queue", producer, 0ms, [&] { EXPECT_THROW(q.put_nowait(7), ipckit::Full); });
   expect_bounded("put_many(3, 200ms) on a full queue", producer, 200ms,
                  [&] { EXPECT_THROW(q.put_many(std::span<const std::int64_t>(three), 200ms), ipckit::Full); });
@@ -439,9 +442,7 @@ TEST(QueueCorruption, AForgedRecordLengthIsCorruptSegmentNotAReadPastTheRing) {
     s->max_message = std::uint64_t{1} << 38;
     s->tail.store(pack(1, 0x7fff0010u));
   });
-  expect_no_crash("a get of the forged record", [&] {
-    EXPECT_THROW((void)q.get_nowait(), ipckit::CorruptSegment);
-  });
+  expect_no_crash("a get of the forged record", [&] { EXPECT_THROW((void)q.get_nowait(), ipckit::CorruptSegment); });
 }
 
 // Misaligned or runaway positions: the producer's tail, the consumer's head.
@@ -463,9 +464,8 @@ TEST(QueueCorruption, AMisalignedOrRunawayPositionIsCorruptSegmentAndNothingPast
     s->head.store(pack(0, 4095));
     s->head_cache = pack(0, 4095);
   });
-  expect_no_crash("a put at a misaligned tail", [&] {
-    EXPECT_THROW(q.put_nowait("0123456789"), ipckit::CorruptSegment);
-  });
+  expect_no_crash("a put at a misaligned tail",
+                  [&] { EXPECT_THROW(q.put_nowait("0123456789"), ipckit::CorruptSegment); });
   EXPECT_EQ(std::memcmp(beyond.data(), ring_end, beyond.size()), 0) << "a put wrote past the ring's end";
 
   scribble_from_another_process(n.name, [](Segment& seg) {
@@ -473,9 +473,7 @@ TEST(QueueCorruption, AMisalignedOrRunawayPositionIsCorruptSegmentAndNothingPast
     s->head.store(pack(0, 4094));
     s->tail.store(pack(1, 4094 + 64));
   });
-  expect_no_crash("a get at a misaligned head", [&] {
-    EXPECT_THROW((void)q.get_nowait(), ipckit::CorruptSegment);
-  });
+  expect_no_crash("a get at a misaligned head", [&] { EXPECT_THROW((void)q.get_nowait(), ipckit::CorruptSegment); });
 
   scribble_from_another_process(n.name, [](Segment& seg) {
     auto* s = raw_state<d::QueueState>(seg, "q");
@@ -505,21 +503,39 @@ TEST(QueueCorruption, WordsRewrittenWhileTheQueueIsInUseNeverCrashTheUser) {
     std::mt19937_64 rng(7);
     const auto wild = [&]() -> std::uint64_t {
       switch (rng() % 4) {
-        case 0: return rng();
-        case 1: return rng() % 8192;
-        case 2: return std::uint64_t{1} << (rng() % 64);
-        default: return pack(rng() % 64, rng() % 16384);
+        case 0:
+          return rng();
+        case 1:
+          return rng() % 8192;
+        case 2:
+          return std::uint64_t{1} << (rng() % 64);
+        default:
+          return pack(rng() % 64, rng() % 16384);
       }
     };
     while (stop.get() == 0) {
       switch (rng() % 8) {
-        case 0: s->capacity = wild(); break;
-        case 1: s->max_message = wild(); break;
-        case 2: s->tail.store(wild()); break;
-        case 3: s->head.store(wild()); break;
-        case 4: s->head_cache = wild(); break;
-        case 5: s->tail_cache = wild(); break;
-        case 6: s->max_items = wild(); break;
+        case 0:
+          s->capacity = wild();
+          break;
+        case 1:
+          s->max_message = wild();
+          break;
+        case 2:
+          s->tail.store(wild());
+          break;
+        case 3:
+          s->head.store(wild());
+          break;
+        case 4:
+          s->head_cache = wild();
+          break;
+        case 5:
+          s->tail_cache = wild();
+          break;
+        case 6:
+          s->max_items = wild();
+          break;
         default: {
           const std::uint32_t v = static_cast<std::uint32_t>(wild());
           std::memcpy(ring + (rng() % (4096 / 4)) * 4, &v, sizeof v);
@@ -560,10 +576,18 @@ TEST(PriorityQueueCorruption, WordsRewrittenWhileTheQueueIsInUseNeverCrashTheUse
     };
     while (stop.get() == 0) {
       switch (rng() % 9) {
-        case 0: s->heap_size = value(slots + 1); break;
-        case 1: s->free_top = value(slots + 1); break;
-        case 2: heap[rng() % slots].slot = value(slots); break;
-        case 3: free[rng() % slots] = static_cast<std::uint32_t>(value(slots)); break;
+        case 0:
+          s->heap_size = value(slots + 1);
+          break;
+        case 1:
+          s->free_top = value(slots + 1);
+          break;
+        case 2:
+          heap[rng() % slots].slot = value(slots);
+          break;
+        case 3:
+          free[rng() % slots] = static_cast<std::uint32_t>(value(slots));
+          break;
         case 4: {
           auto* sl = reinterpret_cast<d::PrioritySlot*>(body + layout.slots_offset + (rng() % slots) * slot_size);
           sl->length = static_cast<std::uint32_t>(value(128));
@@ -574,9 +598,15 @@ TEST(PriorityQueueCorruption, WordsRewrittenWhileTheQueueIsInUseNeverCrashTheUse
           sl->state.store(static_cast<std::uint32_t>(rng() % 3));
           break;
         }
-        case 6: s->slot_count = value(slots * 4); break;
-        case 7: s->slot_size = value(4096); break;
-        default: s->max_message = value(4096); break;
+        case 6:
+          s->slot_count = value(slots * 4);
+          break;
+        case 7:
+          s->slot_size = value(4096);
+          break;
+        default:
+          s->max_message = value(4096);
+          break;
       }
     }
   });
@@ -625,19 +655,18 @@ TEST(PriorityQueueCorruption, ForgedLengthsHeapEntriesCountsAndGeometryAreCorrup
     heap[0].slot = std::uint64_t{1} << 40;
     s->heap_size = s->heap_size + (std::uint64_t{1} << 40);
   });
-  expect_no_crash("a get after the heap was rewritten", [&] {
-    EXPECT_EQ(pq.get_nowait(), "b") << "the heap is rebuilt from the slots";
-  });
+  expect_no_crash("a get after the heap was rewritten",
+                  [&] { EXPECT_EQ(pq.get_nowait(), "b") << "the heap is rebuilt from the slots"; });
   scribble_from_another_process(n.name, [&](Segment& seg) {
     auto* s = raw_state<d::PriorityQueueState>(seg, "pq");
     char* body = reinterpret_cast<char*>(s);
     auto* heap = reinterpret_cast<d::PriorityHeapEntry*>(body + layout.heap_offset);
-    auto* sl = reinterpret_cast<d::PrioritySlot*>(body + layout.slots_offset + heap[0].slot * d::priority_slot_size(64));
+    auto* sl =
+        reinterpret_cast<d::PrioritySlot*>(body + layout.slots_offset + heap[0].slot * d::priority_slot_size(64));
     sl->length = 1u << 31;
   });
-  expect_no_crash("a get of a slot with a forged length", [&] {
-    EXPECT_THROW((void)pq.get_nowait(), ipckit::CorruptSegment);
-  });
+  expect_no_crash("a get of a slot with a forged length",
+                  [&] { EXPECT_THROW((void)pq.get_nowait(), ipckit::CorruptSegment); });
   EXPECT_TRUE(pq.empty()) << "the forged item was dropped";
 }
 

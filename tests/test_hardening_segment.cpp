@@ -79,7 +79,7 @@ struct RawMapping {
   explicit RawMapping(const std::string& name) {
     const int fd = ::open(shm_path(name).c_str(), O_RDWR);
     EXPECT_GE(fd, 0);
-    struct stat st{};
+    struct stat st {};
     ::fstat(fd, &st);
     size = static_cast<std::size_t>(st.st_size);
     base = static_cast<char*>(::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
@@ -273,7 +273,7 @@ TEST(SegmentHardening, ASymlinkOrFifoUnderTheNameIsRefused) {
 
 TEST(SegmentHardening, ATebibyteSegmentIsOutOfSpaceBeforeAnythingIsTouched) {
   ScopedSegmentName n("huge");
-  struct statvfs vfs{};
+  struct statvfs vfs {};
   ASSERT_EQ(::statvfs("/dev/shm", &vfs), 0);
   const std::uint64_t huge = std::uint64_t{1} << 40;
   if (static_cast<std::uint64_t>(vfs.f_blocks) * vfs.f_frsize >= huge) GTEST_SKIP() << "/dev/shm can hold 1 TiB here";
@@ -339,7 +339,7 @@ TEST(SegmentHardening, AFullShmDirectoryIsOutOfSpaceNeverSigbus) {
       (void)::posix_fallocate(fd, 0, 1 << 20);
       ::close(fd);
     };
-    struct statvfs vfs{};
+    struct statvfs vfs {};
     ASSERT_EQ(::statvfs(fs.dir.c_str(), &vfs), 0);
     const std::uint64_t left = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
     ASSERT_GE(left, std::uint64_t{1} << 20);
@@ -365,8 +365,7 @@ TEST(SegmentHardening, StrayWritesToTheHeaderNeverCrashOrOverwriteObjects) {
   };
   const std::vector<Mutation> mutations = {
       {"directory_offset far away", [](RawMapping& m) { m.header().directory_offset = std::uint64_t{1} << 40; }},
-      {"directory_offset onto the objects",
-       [](RawMapping& m) { m.header().directory_offset = m.entry(0).offset; }},
+      {"directory_offset onto the objects", [](RawMapping& m) { m.header().directory_offset = m.entry(0).offset; }},
       {"max_objects raised", [](RawMapping& m) { m.header().max_objects = 100000; }},
       {"max_objects lowered", [](RawMapping& m) { m.header().max_objects = 1; }},
       {"heap_offset moved", [](RawMapping& m) { m.header().heap_offset = 64; }},

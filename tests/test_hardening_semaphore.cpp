@@ -11,8 +11,8 @@
 #include <signal.h>
 
 #include <atomic>
-#include <fstream>
 #include <cstdint>
+#include <fstream>
 #include <limits>
 #include <memory>
 #include <random>
@@ -44,8 +44,8 @@ struct KillOnExit {
 };
 
 ipckit::detail::SemaphoreState& raw_state(Segment& seg, const std::string& name) {
-  return *static_cast<ipckit::detail::SemaphoreState*>(const_cast<void*>(
-      ipckit::detail::SegmentAccess::object_body(seg, name)));
+  return *static_cast<ipckit::detail::SemaphoreState*>(
+      const_cast<void*>(ipckit::detail::SegmentAccess::object_body(seg, name)));
 }
 
 void busy_wait(std::chrono::nanoseconds d) {
@@ -80,9 +80,16 @@ TEST(HardeningSemaphore, ATrackedSemaphoreKeepsEveryUnitThroughAThousandKillsAtR
       try {
         bool got = false;
         switch (i % 3) {
-          case 0: s.acquire(); got = true; break;
-          case 1: got = s.acquire(50ms); break;
-          default: got = s.try_acquire(); break;
+          case 0:
+            s.acquire();
+            got = true;
+            break;
+          case 1:
+            got = s.acquire(50ms);
+            break;
+          default:
+            got = s.try_acquire();
+            break;
         }
         if (s.value() > kUnits) at(faults[0]).fetch_add(1);
         if (got) {

@@ -12,8 +12,8 @@
 #include <string>
 #include <variant>
 
-#include "ipckit/inspect.hpp"
 #include "ipckit/detail/segment_access.hpp"
+#include "ipckit/inspect.hpp"
 #include "ipckit/ipckit.hpp"
 #include "multiprocess.hpp"
 

@@ -10,13 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cereal/types/map.hpp>
-#include <cereal/types/string.hpp>
-#include <cereal/types/vector.hpp>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cereal/types/map.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
 #include <cstdint>
 #include <cstdlib>
 #include <deque>
@@ -251,16 +250,20 @@ struct FifoJobs {
     return s.joinable_queue<std::int64_t>("jobs", {.capacity_bytes = std::max<std::size_t>(items * 16, 1 << 14)});
   }
   template <class Q>
-  static void put(Q& q, std::int64_t i) { q.put(i); }
+  static void put(Q& q, std::int64_t i) {
+    q.put(i);
+  }
   static constexpr bool kFifo = true;
 };
 struct PriorityJobs {
   static ipckit::JoinablePriorityQueue<std::int64_t> open(Segment& s, std::size_t items) {
-    return s.joinable_priority_queue<std::int64_t>("jobs", {.max_items = std::max<std::size_t>(items, 256),
-                                                            .max_message = 8});
+    return s.joinable_priority_queue<std::int64_t>("jobs",
+                                                   {.max_items = std::max<std::size_t>(items, 256), .max_message = 8});
   }
   template <class Q>
-  static void put(Q& q, std::int64_t i) { q.put(i % 5, i); }
+  static void put(Q& q, std::int64_t i) {
+    q.put(i % 5, i);
+  }
   static constexpr bool kFifo = false;
 };
 
@@ -510,8 +513,12 @@ TEST(JoinableQueue, TaskDoneFromAnotherProcessOrThreadThanTheGetKeepsTheCountExa
   Signal done_getting;
   Child getter([&] {
     // Two threads get; neither marks anything done.
-    std::thread t1([&] { for (int i = 0; i < 50; ++i) handoff.put(q.get(5s)); });
-    std::thread t2([&] { for (int i = 0; i < 50; ++i) handoff.put(q.get(5s)); });
+    std::thread t1([&] {
+      for (int i = 0; i < 50; ++i) handoff.put(q.get(5s));
+    });
+    std::thread t2([&] {
+      for (int i = 0; i < 50; ++i) handoff.put(q.get(5s));
+    });
     t1.join();
     t2.join();
     done_getting.post();
@@ -520,7 +527,9 @@ TEST(JoinableQueue, TaskDoneFromAnotherProcessOrThreadThanTheGetKeepsTheCountExa
   ASSERT_TRUE(done_getting.wait());
   EXPECT_EQ(q.unfinished_tasks(), 100u);
   Child finisher([&] {
-    std::thread t([&] { for (int i = 0; i < 50; ++i) (void)handoff.get(5s), q.task_done(); });
+    std::thread t([&] {
+      for (int i = 0; i < 50; ++i) (void)handoff.get(5s), q.task_done();
+    });
     for (int i = 0; i < 50; ++i) (void)handoff.get(5s), q.task_done();
     t.join();
   });

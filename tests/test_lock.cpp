@@ -27,10 +27,19 @@ TEST(Lock, WorksWithTheStandardGuards) {
   auto seg = Segment::create(n.name, 1 << 20);
   auto a = seg.lock("A");
   auto b = seg.lock("B");
-  { std::lock_guard g(a); EXPECT_TRUE(a.held_by_me()); }
+  {
+    std::lock_guard g(a);
+    EXPECT_TRUE(a.held_by_me());
+  }
   EXPECT_FALSE(a.locked());
-  { std::unique_lock u(a, 100ms); EXPECT_TRUE(u.owns_lock()); }
-  { std::scoped_lock s(a, b); EXPECT_TRUE(a.held_by_me() && b.held_by_me()); }
+  {
+    std::unique_lock u(a, 100ms);
+    EXPECT_TRUE(u.owns_lock());
+  }
+  {
+    std::scoped_lock s(a, b);
+    EXPECT_TRUE(a.held_by_me() && b.held_by_me());
+  }
   EXPECT_FALSE(a.locked() || b.locked());
 }
 

@@ -6,16 +6,16 @@
 // header, send garbage. Each process closes the end it does not use, as
 // Python's documentation asks; a peer's death is only visible once no process
 // holds its end.
-#include <cereal/types/map.hpp>
-#include <cereal/types/string.hpp>
-#include <cereal/types/tuple.hpp>
-#include <cereal/types/vector.hpp>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cereal/types/map.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/tuple.hpp>
+#include <cereal/types/vector.hpp>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -341,7 +341,7 @@ TEST(Pipe, ReceivingFromAGonePeerGetsItsMessagesThenClosed) {
         EXPECT_EQ(e.object(), rd.label());
         EXPECT_NE(std::string(e.what()).find("peer is gone"), std::string::npos) << e.what();
       }
-      EXPECT_THROW(rd.recv_bytes(), ipckit::Closed);  // and again
+      EXPECT_THROW(rd.recv_bytes(), ipckit::Closed);      // and again
       EXPECT_THROW(rd.try_recv_bytes(), ipckit::Closed);  // EOF is not "not now"
       EXPECT_TRUE(rd.poll());
       child.wait_exit();
@@ -655,7 +655,7 @@ TEST(Pipe, ReceivesAndPollsGoOnAcrossInterruptingSignals) {
   Signal ready;
   Child child([&] {
     b.close();
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = count_interrupt;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0;  // no SA_RESTART

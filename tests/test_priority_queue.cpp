@@ -11,11 +11,10 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cereal/types/string.hpp>
-#include <cereal/types/vector.hpp>
-
 #include <algorithm>
 #include <atomic>
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -73,9 +72,7 @@ struct RawPriorityQueue {
     return *reinterpret_cast<ipckit::detail::PrioritySlot*>(slots + i * s->slot_size);
   }
   // Takes the queue's lock and keeps it: the calling process dies holding it.
-  void lock_for_good() const {
-    ASSERT_TRUE(ipckit::detail::try_lock_fast(s->lock, ipckit::detail::this_thread()));
-  }
+  void lock_for_good() const { ASSERT_TRUE(ipckit::detail::try_lock_fast(s->lock, ipckit::detail::this_thread())); }
   // What a producer killed between its publishing store and the heap push
   // leaves: a ready slot taken off the free stack, in no heap, not counted.
   void publish_only(std::int64_t priority, std::string_view bytes) const {
@@ -159,8 +156,8 @@ TEST(PriorityQueue, NegativeAndInt64ExtremePrioritiesComeOutInOrder) {
   auto pq = seg.priority_queue<std::string>("q", kSmall);
   constexpr auto kMin = std::numeric_limits<std::int64_t>::min();
   constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
-  const std::vector<std::int64_t> prios = {0, kMax, -1, kMin, 1, kMax - 1, kMin + 1, -(std::int64_t{1} << 40),
-                                           kMax, kMin, std::int64_t{1} << 40, -1};
+  const std::vector<std::int64_t> prios = {
+      0, kMax, -1, kMin, 1, kMax - 1, kMin + 1, -(std::int64_t{1} << 40), kMax, kMin, std::int64_t{1} << 40, -1};
   Child producer([&] {
     for (std::size_t i = 0; i < prios.size(); ++i) pq.put(prios[i], "item-" + std::to_string(i));
   });
@@ -719,8 +716,8 @@ TEST(PriorityQueueCrash, AHolderThatDiesWithTheHeapHalfUpdatedLeavesItRebuiltByT
     Child next([&] {
       for (std::size_t k = 0; k < want.size(); ++k) {
         // Rounds 0 and 1 take the dead holder's lock over in a non-blocking get.
-        const auto got = round < 2 && k == 0 ? std::make_pair(std::int64_t{0}, pq.get_nowait())
-                                             : pq.get_with_priority(5s);
+        const auto got =
+            round < 2 && k == 0 ? std::make_pair(std::int64_t{0}, pq.get_nowait()) : pq.get_with_priority(5s);
         if (!(round < 2 && k == 0)) {
           EXPECT_EQ(got.first, want[k].first) << "round " << round << " item " << k;
         }

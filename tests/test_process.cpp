@@ -99,14 +99,14 @@ std::optional<ProcStat> proc_stat(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   std::string text;
   if (!std::getline(f, text)) return std::nullopt;
-  auto close_paren = text.rfind(')');   // the command name may contain spaces
+  auto close_paren = text.rfind(')');  // the command name may contain spaces
   if (close_paren == std::string::npos) return std::nullopt;
   std::istringstream rest(text.substr(close_paren + 2));
   ProcStat st{};
   rest >> st.state;
   std::string skip;
-  for (int field = 4; field < 22; ++field) rest >> skip;   // fields 4..21
-  rest >> st.start;                                          // field 22
+  for (int field = 4; field < 22; ++field) rest >> skip;  // fields 4..21
+  rest >> st.start;                                       // field 22
   return st;
 }
 
@@ -238,7 +238,7 @@ TEST(Process, KillGivesMinusNine) {
   p.kill();
   ASSERT_TRUE(p.join(30s));
   EXPECT_EQ(p.exitcode(), -9);
-  p.kill();        // ended: a no-op
+  p.kill();  // ended: a no-op
   p.terminate();
 }
 
@@ -250,7 +250,7 @@ TEST(Process, TerminateGivesMinusFifteen) {
     (void)never.wait();
   });
   p.start();
-  ASSERT_TRUE(ready.read_int(30s));   // it runs the function (not just forked)
+  ASSERT_TRUE(ready.read_int(30s));  // it runs the function (not just forked)
   p.terminate();
   ASSERT_TRUE(p.join(30s));
   EXPECT_EQ(p.exitcode(), -15);
@@ -258,9 +258,9 @@ TEST(Process, TerminateGivesMinusFifteen) {
 
 TEST(Process, NormalExitFlushesStdoutAndParentBufferIsNotDuplicated) {
   Capture out(1);
-  std::printf("parent-before-start;");   // still buffered: start() must flush it, once
+  std::printf("parent-before-start;");  // still buffered: start() must flush it, once
   Process p([] {
-    std::cout << "child-cout;";           // neither flushed nor newline-terminated
+    std::cout << "child-cout;";  // neither flushed nor newline-terminated
     std::printf("child-printf;");
   });
   p.start();
@@ -285,13 +285,13 @@ TEST(Process, JoinWithTimeoutFalseThenTrue) {
   p.start();
   EXPECT_FALSE(p.join(50ms));
   EXPECT_FALSE(p.join(0ns));
-  EXPECT_FALSE(p.join(-5s));   // negative: just a look
+  EXPECT_FALSE(p.join(-5s));  // negative: just a look
   EXPECT_TRUE(p.is_alive());
   EXPECT_EQ(p.exitcode(), std::nullopt);
   go.open();
   EXPECT_TRUE(p.join(30s));
   EXPECT_EQ(p.exitcode(), 0);
-  EXPECT_TRUE(p.join(0ns));    // stays ended
+  EXPECT_TRUE(p.join(0ns));  // stays ended
 }
 
 TEST(Process, JoinWithHugeTimeoutDoesNotOverflow) {
@@ -304,7 +304,7 @@ TEST(Process, JoinWithHugeTimeoutDoesNotOverflow) {
 TEST(Process, IsAliveTransitions) {
   Gate go;
   Process p([&] { (void)go.wait(); });
-  EXPECT_FALSE(p.is_alive());            // not started
+  EXPECT_FALSE(p.is_alive());  // not started
   EXPECT_EQ(p.exitcode(), std::nullopt);
   EXPECT_EQ(p.pid(), 0);
   p.start();
@@ -314,7 +314,7 @@ TEST(Process, IsAliveTransitions) {
   p.join();
   EXPECT_FALSE(p.is_alive());
   EXPECT_EQ(p.exitcode(), 0);
-  EXPECT_GT(p.pid(), 0);                 // kept after the end, as in Python
+  EXPECT_GT(p.pid(), 0);  // kept after the end, as in Python
 }
 
 TEST(Process, IsAliveTurnsFalseWithoutJoin) {
@@ -413,7 +413,7 @@ TEST(Process, ExecOfNonExecutableFileThrows) {
     EXPECT_EQ(e.code(), std::error_code(EACCES, std::system_category())) << e.what();
   }
   ::unlink(path.c_str());
-  EXPECT_THROW(Process::exec({"/tmp"}), ProcessError);   // a directory
+  EXPECT_THROW(Process::exec({"/tmp"}), ProcessError);  // a directory
 }
 
 TEST(Process, ExecFailureLeavesNoChild) {
@@ -449,7 +449,7 @@ TEST(Process, DoubleStartThrows) {
     EXPECT_NE(std::string(e.what()).find("already started"), std::string::npos) << e.what();
   }
   p.join();
-  EXPECT_THROW(p.start(), ProcessError);   // ended is still started
+  EXPECT_THROW(p.start(), ProcessError);  // ended is still started
 }
 
 TEST(Process, UseBeforeStartThrows) {
@@ -473,10 +473,26 @@ TEST(Process, UseFromAnotherProcessThrows) {
   // A forked copy of the handle must not join, signal or reap our child.
   ipckit::testing::Child other([&] {
     int thrown = 0;
-    try { p.join(10ms); } catch (const ProcessError&) { ++thrown; }
-    try { p.kill(); } catch (const ProcessError&) { ++thrown; }
-    try { (void)p.is_alive(); } catch (const ProcessError&) { ++thrown; }
-    try { p.start(); } catch (const ProcessError&) { ++thrown; }
+    try {
+      p.join(10ms);
+    } catch (const ProcessError&) {
+      ++thrown;
+    }
+    try {
+      p.kill();
+    } catch (const ProcessError&) {
+      ++thrown;
+    }
+    try {
+      (void)p.is_alive();
+    } catch (const ProcessError&) {
+      ++thrown;
+    }
+    try {
+      p.start();
+    } catch (const ProcessError&) {
+      ++thrown;
+    }
     if (thrown != 4) ::_exit(10 + thrown);
     // A forked child has no children of its own yet.
     if (!ipckit::active_children().empty()) ::_exit(20);
@@ -497,7 +513,7 @@ TEST(Process, MoveKeepsTheChild) {
   Process b(std::move(a));
   EXPECT_EQ(b.pid(), pid);
   EXPECT_EQ(b.name(), "mover");
-  EXPECT_EQ(a.pid(), 0);        // NOLINT(bugprone-use-after-move): moved-from is defined
+  EXPECT_EQ(a.pid(), 0);  // NOLINT(bugprone-use-after-move): moved-from is defined
   EXPECT_EQ(a.name(), "");
   EXPECT_THROW(a.join(), ProcessError);
   EXPECT_THROW(a.start(), ProcessError);
@@ -509,7 +525,7 @@ TEST(Process, MoveKeepsTheChild) {
   ASSERT_TRUE(all[0].join(30s));
   EXPECT_EQ(all[0].exitcode(), 5);
 
-  a = std::move(all[0]);        // a moved-from handle can be assigned to
+  a = std::move(all[0]);  // a moved-from handle can be assigned to
   EXPECT_EQ(a.pid(), pid);
   EXPECT_EQ(a.exitcode(), 5);
 }
@@ -521,7 +537,7 @@ TEST(Process, MoveAssignOverARunningChildHandsItToTheReaper) {
   pid_t pid = a.pid();
   auto start = proc_stat(pid);
   ASSERT_TRUE(start);
-  a = Process([] {});           // the old child runs on, un-joined
+  a = Process([] {});  // the old child runs on, un-joined
   go.open();
   EXPECT_TRUE(wait_reaped(pid, start->start, 30s)) << "pid " << pid << " left a zombie";
 }
@@ -538,7 +554,7 @@ TEST(Process, DestroyedRunningProcessLeavesNoZombie) {
     p.start();
     pid = p.pid();
     start = proc_stat(pid);
-  }   // destroyed while running: must neither block nor leak a zombie
+  }  // destroyed while running: must neither block nor leak a zombie
   EXPECT_LT(Clock::now() - t0, 10s);
   ASSERT_TRUE(start);
   EXPECT_TRUE(proc_stat(pid)) << "the destructor must not kill the child";
@@ -585,7 +601,10 @@ TEST(Process, NeverReapsOtherChildren) {
   Process a([] {});
   a.start();
   a.join();
-  { Process b([] {}); b.start(); }   // the reaper
+  {
+    Process b([] {});
+    b.start();
+  }  // the reaper
   Process c([] {});
   c.start();
   auto end = Clock::now() + 30s;
@@ -639,15 +658,17 @@ std::optional<int> grandchild_fate_after_parent_sigkill(bool daemon, bool exec) 
   Pipe pids;
   Gate never;
   ipckit::testing::Child mid([&] {
-    std::optional<Process> g;   // kept until the end: its parent dies holding it
+    std::optional<Process> g;  // kept until the end: its parent dies holding it
     if (exec) {
       g = Process::exec({"/bin/sleep", "30"}, {.daemon = daemon});
       pids.write_int(g->pid());
     } else {
-      g.emplace([&] {
-        pids.write_int(::getpid());
-        (void)never.wait(30s);
-      }, ipckit::ProcessOptions{.name = "grandchild", .daemon = daemon});
+      g.emplace(
+          [&] {
+            pids.write_int(::getpid());
+            (void)never.wait(30s);
+          },
+          ipckit::ProcessOptions{.name = "grandchild", .daemon = daemon});
       g->start();
     }
     (void)never.wait(30s);
@@ -660,7 +681,7 @@ std::optional<int> grandchild_fate_after_parent_sigkill(bool daemon, bool exec) 
   mid.kill(SIGKILL);
   EXPECT_EQ(mid.wait_exit(30s), -SIGKILL);
   auto fate = reap_orphan(*gpid, daemon ? 30s : 300ms);
-  if (!fate) {   // still running (expected for a non-daemon): clean up
+  if (!fate) {  // still running (expected for a non-daemon): clean up
     ::kill(*gpid, SIGKILL);
     EXPECT_EQ(reap_orphan(*gpid, 30s), -SIGKILL);
   }
@@ -687,14 +708,16 @@ TEST(Process, DaemonOfANormallyEndingParentDies) {
   Pipe from_grandchild, from_mid;
   Gate never;
   ipckit::testing::Child mid([&] {
-    Process g([&] {
-      from_grandchild.write_int(::getpid());
-      (void)never.wait(30s);
-    }, {.daemon = true});
+    Process g(
+        [&] {
+          from_grandchild.write_int(::getpid());
+          (void)never.wait(30s);
+        },
+        {.daemon = true});
     g.start();
-    auto gpid = from_grandchild.read_int(30s);   // it runs; pass its pid on
+    auto gpid = from_grandchild.read_int(30s);  // it runs; pass its pid on
     from_mid.write_int(gpid.value_or(0));
-  });   // returns without joining: Process' destructor does not wait
+  });  // returns without joining: Process' destructor does not wait
   auto gpid = from_mid.read_int(30s);
   ASSERT_TRUE(gpid && *gpid > 0);
   EXPECT_EQ(mid.wait_exit(30s), 0);

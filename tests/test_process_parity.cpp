@@ -123,10 +123,12 @@ struct SubreaperScope {
 // Waits for an orphan re-parented to us; whether it ended before the deadline
 // (it is SIGKILLed and reaped otherwise).
 bool reap_orphan(pid_t pid, std::chrono::milliseconds timeout) {
-  const bool ended = ipckit::testing::eventually([&] {
-    int st = 0;
-    return ::waitpid(pid, &st, WNOHANG) == pid;
-  }, timeout);
+  const bool ended = ipckit::testing::eventually(
+      [&] {
+        int st = 0;
+        return ::waitpid(pid, &st, WNOHANG) == pid;
+      },
+      timeout);
   if (!ended) {
     ::kill(pid, SIGKILL);
     ipckit::testing::eventually([&] {
@@ -168,10 +170,10 @@ TEST(CurrentProcess, ChildSeesItsOwnNameDaemonAndParent) {
   Process named([&] { out.send(describe_me() + "#" + describe_parent()); }, {.name = "kid", .daemon = true});
   named.start();
   ASSERT_TRUE(named.join(30s));
-  EXPECT_EQ(out.next(), "kid|" + std::to_string(named.pid()) + "|1|0#" + std::to_string(::getpid()) +
-                            "|MainProcess|alive");
+  EXPECT_EQ(out.next(),
+            "kid|" + std::to_string(named.pid()) + "|1|0#" + std::to_string(::getpid()) + "|MainProcess|alive");
 
-  Process unnamed([&] { out.send(describe_me()); });   // "Process-<n>", as the parent calls it
+  Process unnamed([&] { out.send(describe_me()); });  // "Process-<n>", as the parent calls it
   unnamed.start();
   ASSERT_TRUE(unnamed.join(30s));
   EXPECT_EQ(out.next(), unnamed.name() + "|" + std::to_string(unnamed.pid()) + "|0|0");
@@ -180,12 +182,14 @@ TEST(CurrentProcess, ChildSeesItsOwnNameDaemonAndParent) {
 
 TEST(CurrentProcess, GrandchildSeesItsParentNotTheMainProcess) {
   Lines out;
-  Process mid([&] {
-    Process inner([&] { out.send(describe_me() + "#" + describe_parent()); }, {.name = "inner"});
-    inner.start();
-    if (!inner.join(30s)) ::_exit(3);
-    out.send(std::to_string(inner.pid()));   // after the grandchild's line
-  }, {.name = "mid"});
+  Process mid(
+      [&] {
+        Process inner([&] { out.send(describe_me() + "#" + describe_parent()); }, {.name = "inner"});
+        inner.start();
+        if (!inner.join(30s)) ::_exit(3);
+        out.send(std::to_string(inner.pid()));  // after the grandchild's line
+      },
+      {.name = "mid"});
   mid.start();
   const auto report = out.next();
   const auto inner_pid = out.next();
@@ -220,20 +224,24 @@ TEST(ParentProcess, GrandchildNoticesItsParentsDeath) {
   SubreaperScope subreaper;
   Lines out;
   Signal never;
-  Process mid([&] {
-    Process g([&] {
-      const auto parent = ipckit::parent_process();
-      if (!parent) ::_exit(5);
-      out.send(std::to_string(::getpid()) + "|" + (parent->is_alive() ? "alive" : "not alive") + "|" +
-               std::to_string(parent->try_join()) + "|" + std::to_string(readable(parent->sentinel(), 0ms)));
-      const bool ended = parent->join(30s);
-      out.send(std::string(parent->is_alive() ? "alive" : "not alive") + "|" + std::to_string(ended) + "|" +
-               std::to_string(parent->try_join()) + "|" + std::to_string(readable(parent->sentinel(), 0ms)) +
-               "|" + std::to_string(parent->join_until(std::chrono::system_clock::now() + 10s)));
-    }, {.name = "grandchild"});
-    g.start();
-    (void)never.wait(30s);
-  }, {.name = "mid"});
+  Process mid(
+      [&] {
+        Process g(
+            [&] {
+              const auto parent = ipckit::parent_process();
+              if (!parent) ::_exit(5);
+              out.send(std::to_string(::getpid()) + "|" + (parent->is_alive() ? "alive" : "not alive") + "|" +
+                       std::to_string(parent->try_join()) + "|" + std::to_string(readable(parent->sentinel(), 0ms)));
+              const bool ended = parent->join(30s);
+              out.send(std::string(parent->is_alive() ? "alive" : "not alive") + "|" + std::to_string(ended) + "|" +
+                       std::to_string(parent->try_join()) + "|" + std::to_string(readable(parent->sentinel(), 0ms)) +
+                       "|" + std::to_string(parent->join_until(std::chrono::system_clock::now() + 10s)));
+            },
+            {.name = "grandchild"});
+        g.start();
+        (void)never.wait(30s);
+      },
+      {.name = "mid"});
   mid.start();
   const auto first = out.next();
   ASSERT_TRUE(first);
@@ -270,21 +278,23 @@ TEST(ParentProcess, TimedJoinsOfALiveParentTimeOut) {
 TEST(ProcessSentinel, ReadableWhenTheProcessEndsAndNotBefore) {
   // CPython's test_sentinel.
   Signal go;
-  Process p([&] {
-    if (!go.wait(30s)) ::_exit(9);
-  }, {.name = "watched"});
+  Process p(
+      [&] {
+        if (!go.wait(30s)) ::_exit(9);
+      },
+      {.name = "watched"});
   EXPECT_TRUE(contains(error_of([&] { (void)p.sentinel(); }), "never started")) << "sentinel before start";
   p.start();
   const int fd = p.sentinel();
   ASSERT_GE(fd, 0);
-  EXPECT_EQ(p.sentinel(), fd);          // one descriptor, owned by the Process
+  EXPECT_EQ(p.sentinel(), fd);  // one descriptor, owned by the Process
   EXPECT_FALSE(readable(fd, 0ms));
-  EXPECT_FALSE(readable(fd, 100ms));    // a running child: not readable
+  EXPECT_FALSE(readable(fd, 100ms));  // a running child: not readable
   go.post();
-  EXPECT_TRUE(readable(fd, 30s));       // it ended (before anyone reaped it)
+  EXPECT_TRUE(readable(fd, 30s));  // it ended (before anyone reaped it)
   EXPECT_TRUE(p.join(30s));
   EXPECT_EQ(p.exitcode(), 0);
-  EXPECT_EQ(p.sentinel(), fd);          // valid after reaping, until close()
+  EXPECT_EQ(p.sentinel(), fd);  // valid after reaping, until close()
   EXPECT_TRUE(readable(fd, 0ms));
 }
 
@@ -310,9 +320,11 @@ TEST(ProcessSentinel, ReadableWhenTheProcessIsKilledAndForExecChildren) {
 TEST(ProcessClose, RunningProcessCannotBeClosedAndClosedOneIsUnusable) {
   // CPython's test_close.
   Signal go;
-  Process p([&] {
-    if (!go.wait(30s)) ::_exit(9);
-  }, {.name = "closing", .daemon = true});
+  Process p(
+      [&] {
+        if (!go.wait(30s)) ::_exit(9);
+      },
+      {.name = "closing", .daemon = true});
   p.start();
   EXPECT_TRUE(p.is_alive());
   EXPECT_TRUE(contains(error_of([&] { p.close(); }), "still running")) << "close of a running process";
@@ -341,9 +353,9 @@ TEST(ProcessClose, RunningProcessCannotBeClosedAndClosedOneIsUnusable) {
   EXPECT_THROW(p.start(), ProcessError);
   EXPECT_THROW(p.set_name("other"), ProcessError);
   EXPECT_THROW(p.set_daemon(false), ProcessError);
-  EXPECT_EQ(p.name(), "closing");   // as in Python, name and daemon stay readable
+  EXPECT_EQ(p.name(), "closing");  // as in Python, name and daemon stay readable
   EXPECT_TRUE(p.daemon());
-  p.close();                        // closing again does nothing
+  p.close();  // closing again does nothing
 }
 
 TEST(ProcessClose, NeverStartedProcessClosesAndCannotStart) {
@@ -357,7 +369,7 @@ TEST(ProcessClose, EndedButUnjoinedProcessCanBeClosed) {
   Process p([] { ::_exit(6); });
   p.start();
   const pid_t pid = p.pid();
-  EXPECT_TRUE(readable(p.sentinel(), 30s));   // ended; close() reaps it
+  EXPECT_TRUE(readable(p.sentinel(), 30s));  // ended; close() reaps it
   p.close();
   int st = 0;
   EXPECT_EQ(::waitpid(pid, &st, WNOHANG), -1) << "close() left the child unreaped";
@@ -421,9 +433,9 @@ TEST(ProcessSetters, AfterStartTheyThrowAsPythonsAssertion) {
   EXPECT_FALSE(p.daemon());
   go.post();
   ASSERT_TRUE(p.join(30s));
-  EXPECT_THROW(p.set_name("later"), ProcessError);   // ended is still started
+  EXPECT_THROW(p.set_name("later"), ProcessError);  // ended is still started
 
-  auto e = Process::exec({"/bin/true"});             // started at once
+  auto e = Process::exec({"/bin/true"});  // started at once
   EXPECT_THROW(e.set_name("x"), ProcessError);
   EXPECT_THROW(e.set_daemon(true), ProcessError);
   EXPECT_TRUE(e.join(30s));
@@ -436,14 +448,14 @@ TEST(ProcessSetters, BadNamesAreRejected) {
   EXPECT_THROW(Process([] {}, {.name = std::string("x\0y", 3)}), ipckit::InvalidArgument);
   EXPECT_THROW(Process::exec({"/bin/true"}, {.name = std::string("x\0y", 3)}), ipckit::InvalidArgument);
   Process moved(std::move(p));
-  EXPECT_THROW(p.set_name("x"), ProcessError);   // NOLINT(bugprone-use-after-move): moved-from throws
+  EXPECT_THROW(p.set_name("x"), ProcessError);  // NOLINT(bugprone-use-after-move): moved-from throws
 }
 
 // --- join forms --------------------------------------------------------------
 
 TEST(ProcessJoin, UntilAnyClockAndTryJoin) {
   Process idle([] {});
-  EXPECT_THROW((void)idle.try_join(), ProcessError);                          // never started
+  EXPECT_THROW((void)idle.try_join(), ProcessError);  // never started
   EXPECT_THROW(idle.join_until(Clock::now() + 1s), ProcessError);
 
   Signal go;
@@ -454,11 +466,11 @@ TEST(ProcessJoin, UntilAnyClockAndTryJoin) {
   EXPECT_FALSE(p.try_join());
   EXPECT_FALSE(p.join_until(Clock::now() + 30ms));
   EXPECT_FALSE(p.join_until(std::chrono::system_clock::now() + 30ms));
-  EXPECT_FALSE(p.join_until(Clock::now() - 1h));                                // past: one look
+  EXPECT_FALSE(p.join_until(Clock::now() - 1h));  // past: one look
   EXPECT_FALSE(p.join_until(Clock::time_point::min()));
   EXPECT_FALSE(p.join_until(std::chrono::system_clock::time_point::min() + 1h));
   go.post();
-  EXPECT_TRUE(p.join_until(Clock::time_point::max()));                          // no limit
+  EXPECT_TRUE(p.join_until(Clock::time_point::max()));  // no limit
   EXPECT_TRUE(p.try_join());
   EXPECT_TRUE(p.join_until(std::chrono::system_clock::now() - 1s));
   EXPECT_EQ(p.exitcode(), 0);
@@ -478,13 +490,13 @@ TEST(ProcessJoin, JoinUntilReturnsAtTheChildsEndNotAtTheDeadline) {
 
 TEST(ProcessExec, ChildSeesItsNameDaemonFlagAndParentInTheEnvironment) {
   const std::string path = "/tmp/" + ipckit::testing::unique_name("exec-env");
-  ::setenv("IPCKIT_PROCESS_NAME", "stale", 1);   // ours must not leak through
+  ::setenv("IPCKIT_PROCESS_NAME", "stale", 1);  // ours must not leak through
   ::setenv("IPCKIT_PROCESS_DAEMON", "1", 1);
   const std::string script =
       "printf '%s|%s|%s|%s\\n' \"$IPCKIT_PROCESS_NAME\" \"${IPCKIT_PROCESS_DAEMON-unset}\" "
       "\"$IPCKIT_PARENT_PROCESS\" \"$OTHER_VAR\" > \"$1\"";
   ::setenv("OTHER_VAR", "kept", 1);
-  EXPECT_EQ(ipckit::current_process().name, "MainProcess");   // read when the program started
+  EXPECT_EQ(ipckit::current_process().name, "MainProcess");  // read when the program started
   auto p = Process::exec({"/bin/sh", "-c", script, "sh", path}, {.name = "exec'd worker"});
   ::unsetenv("IPCKIT_PROCESS_NAME");
   ::unsetenv("IPCKIT_PROCESS_DAEMON");
@@ -492,8 +504,8 @@ TEST(ProcessExec, ChildSeesItsNameDaemonFlagAndParentInTheEnvironment) {
   ASSERT_TRUE(p.join(30s));
   EXPECT_EQ(p.exitcode(), 0);
   const auto me = ipckit::detail::this_process();
-  EXPECT_EQ(slurp(path), "exec'd worker|unset|" + std::to_string(::getpid()) + ":" +
-                             std::to_string(me.start_ticks) + ":MainProcess|kept\n");
+  EXPECT_EQ(slurp(path), "exec'd worker|unset|" + std::to_string(::getpid()) + ":" + std::to_string(me.start_ticks) +
+                             ":MainProcess|kept\n");
 
   auto d = Process::exec({"/bin/sh", "-c", script, "sh", path}, {.daemon = true});
   ASSERT_TRUE(d.join(30s));
@@ -518,8 +530,8 @@ TEST(ProcessExec, IpckitProgramKnowsItselfAndItsParent) {
   ::unsetenv("IPCKIT_TEST_REPORT");
   ASSERT_TRUE(p.join(30s));
   EXPECT_EQ(p.exitcode(), 0);
-  EXPECT_EQ(slurp(path), "self-exec|" + std::to_string(p.pid()) + "|1|0#" + std::to_string(::getpid()) +
-                             "|MainProcess|alive\n");
+  EXPECT_EQ(slurp(path),
+            "self-exec|" + std::to_string(p.pid()) + "|1|0#" + std::to_string(::getpid()) + "|MainProcess|alive\n");
   ::unlink(path.c_str());
 }
 
@@ -585,5 +597,5 @@ TEST(CpuCount, FollowsANarrowedAffinity) {
     EXPECT_EQ(out.next(), "1");
   });
   EXPECT_EQ(narrowed.wait_exit(30s), 0);
-  EXPECT_EQ(static_cast<int>(ipckit::cpu_count()), affinity_count());   // ours is unchanged
+  EXPECT_EQ(static_cast<int>(ipckit::cpu_count()), affinity_count());  // ours is unchanged
 }

@@ -15,13 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cereal/types/map.hpp>
-#include <cereal/types/string.hpp>
-#include <cereal/types/vector.hpp>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cereal/types/map.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
 #include <cstdint>
 #include <cstdlib>
 #include <deque>
@@ -339,8 +338,8 @@ TEST(Queue, AnItemLargerThanMaxMessageThrowsMessageTooLargeBeforeAnythingIsWritt
   q.put("before");
   const auto size_before = q.qsize();
   const auto bytes_before = q.bytes_used();
-  const std::string fits(192, 'f');       // 8-byte length + 192 = 200 encoded: the largest accepted
-  const std::string too_big(193, 'b');    // 201 encoded
+  const std::string fits(192, 'f');     // 8-byte length + 192 = 200 encoded: the largest accepted
+  const std::string too_big(193, 'b');  // 201 encoded
   EXPECT_THROW(q.put(too_big), ipckit::MessageTooLarge);
   EXPECT_THROW(q.put(too_big, 10ms), ipckit::MessageTooLarge);
   EXPECT_THROW(q.put_nowait(too_big), ipckit::MessageTooLarge);
@@ -383,7 +382,7 @@ TEST(Queue, PutNowaitDoesNotThrowFullWhileThereIsRoomEvenWhenOtherProducersAreBu
   auto seg = Segment::create(n.name, 8 << 20);
   auto q = seg.queue<Tagged>("q", {.capacity_bytes = 1 << 20});  // 16-byte records: room for 65536
   constexpr int kProducers = 4;
-  constexpr std::uint32_t kItems = 10'000;                      // 40000 in all
+  constexpr std::uint32_t kItems = 10'000;  // 40000 in all
   auto spurious = seg.array<std::int64_t>("spurious", kProducers);
   std::vector<Child> kids;
   kids.reserve(kProducers);
@@ -402,7 +401,7 @@ TEST(Queue, PutNowaitDoesNotThrowFullWhileThereIsRoomEvenWhenOtherProducersAreBu
   std::int64_t total = 0;
   for (auto v : spurious) total += v;
   EXPECT_EQ(total, 0) << "put_nowait threw Full on a queue at most 61% full: it gave up waiting for the producers' "
-                          "lock while another producer, preempted in the middle of its put, held it";
+                         "lock while another producer, preempted in the middle of its put, held it";
   EXPECT_EQ(q.qsize(), std::size_t{kProducers} * kItems);
 }
 
@@ -499,9 +498,12 @@ TEST(Queue, ForeignBytesThatAreNoTThrowDecodeErrorAndAreDropped) {
   auto q = seg.queue<std::string>("q");
   auto raw =
       ipckit::detail::SegmentAccess::open_queue(seg, "q", ipckit::ObjectKind::Queue, typeid(std::string).name(), {});
-  const std::string absurd_length(8, '\xff');                      // a length no string can have
-  const std::string truncated("\x40\x00\x00\x00\x00\x00\x00\x00" "abc", 11);  // says 64 bytes, holds 3
-  const std::string short_length("\x01\x02", 2);                   // not even a whole length
+  const std::string absurd_length(8, '\xff');  // a length no string can have
+  const std::string truncated(
+      "\x40\x00\x00\x00\x00\x00\x00\x00"
+      "abc",
+      11);                                        // says 64 bytes, holds 3
+  const std::string short_length("\x01\x02", 2);  // not even a whole length
   q.put("first");
   raw.put(absurd_length, {}, ipckit::detail::Deadline::never());
   raw.put(truncated, {}, ipckit::detail::Deadline::never());

@@ -8,13 +8,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cereal/types/map.hpp>
-#include <cereal/types/string.hpp>
-#include <cereal/types/vector.hpp>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cereal/types/map.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
 #include <cstdint>
 #include <cstdlib>
 #include <deque>
@@ -51,8 +50,7 @@ namespace {
 // `producers` processes put `items` {producer, seq} each; `consumers`
 // processes get until the queue is closed and drained. Every item must arrive
 // exactly once, and every consumer must see each producer's items in order.
-void run_mpmc(const std::string& name, int producers, int consumers, std::uint32_t items,
-              const QueueOptions& options) {
+void run_mpmc(const std::string& name, int producers, int consumers, std::uint32_t items, const QueueOptions& options) {
   auto seg = Segment::create(name, 16 << 20);
   auto q = seg.queue<Tagged>("q", options);
   const std::size_t total = static_cast<std::size_t>(producers) * items;
@@ -109,9 +107,8 @@ void run_mpmc(const std::string& name, int producers, int consumers, std::uint32
   EXPECT_EQ(sum, static_cast<std::int64_t>(total));
   EXPECT_TRUE(q.empty());
   ::testing::Test::RecordProperty("items", static_cast<int>(total));
-  ::testing::Test::RecordProperty(
-      "items_per_second",
-      static_cast<int>(static_cast<double>(total) / std::chrono::duration<double>(elapsed).count()));
+  ::testing::Test::RecordProperty("items_per_second", static_cast<int>(static_cast<double>(total) /
+                                                                       std::chrono::duration<double>(elapsed).count()));
 }
 
 }  // namespace
@@ -134,7 +131,7 @@ TEST(QueueThreads, ThreadsOfSeveralProcessesShareOneQueueLosingAndDoublingNothin
   ScopedSegmentName n("q_threads");
   auto seg = Segment::create(n.name, 16 << 20);
   auto q = seg.queue<Tagged>("q", {.capacity_bytes = 1 << 14});
-  constexpr int kProcs = 2, kThreadsPerSide = 2;           // per child: 2 producer + 2 consumer threads
+  constexpr int kProcs = 2, kThreadsPerSide = 2;            // per child: 2 producer + 2 consumer threads
   constexpr int kProducers = kProcs * kThreadsPerSide + 1;  // + one producer thread here
   constexpr std::uint32_t kItems = 20'000;
   auto seen = seg.array<std::uint8_t>("seen", std::size_t{kProducers} * kItems);
@@ -372,8 +369,10 @@ TEST(QueueThreads, ProducerAndConsumerThreadsOfOneProcessMixingSinglesAndBatches
         for (;;) {
           std::vector<Tagged> got;
           try {
-            if (c % 2 == 0) got.push_back(q.get(10s));
-            else got = q.get_many(5, 10s);
+            if (c % 2 == 0)
+              got.push_back(q.get(10s));
+            else
+              got = q.get_many(5, 10s);
           } catch (const ipckit::Closed&) {
             return;  // closed and drained
           }
@@ -399,7 +398,6 @@ TEST(QueueThreads, ProducerAndConsumerThreadsOfOneProcessMixingSinglesAndBatches
     if (joinable) EXPECT_TRUE(jq.join(1s)) << jq.unfinished_tasks() << " unfinished";
   }
 }
-
 
 // A producer killed inside put_many leaves a prefix of its items: whatever
 // arrived is 0..k-1 with no gap and nothing twice. A consumer killed inside

@@ -74,9 +74,7 @@ struct PriorityKind {
   using Handle = ipckit::PriorityQueue<std::string>;
   using Item = std::string;
   static constexpr bool kLifo = false;
-  static Handle open(Segment& s, const std::string& n, const QueueOptions& o) {
-    return s.priority_queue<Item>(n, o);
-  }
+  static Handle open(Segment& s, const std::string& n, const QueueOptions& o) { return s.priority_queue<Item>(n, o); }
   static Item make(int i) { return BytesKind::make(i); }
   static int value(const Item& x) { return BytesKind::value(x); }
   static Item oversize(std::size_t max) { return std::string(max, 'x'); }
@@ -86,23 +84,31 @@ struct PriorityKind {
 // put in every form, with the priority a PriorityQueue needs.
 template <class Q, class Item, class... Rest>
 void put(Q& q, const Item& x, Rest... rest) {
-  if constexpr (requires { q.put(std::int64_t{0}, x, rest...); }) q.put(7, x, rest...);
-  else q.put(x, rest...);
+  if constexpr (requires { q.put(std::int64_t{0}, x, rest...); })
+    q.put(7, x, rest...);
+  else
+    q.put(x, rest...);
 }
 template <class Q, class Item, class T>
 void put_until(Q& q, const Item& x, const T& t) {
-  if constexpr (requires { q.put_until(std::int64_t{0}, x, t); }) q.put_until(7, x, t);
-  else q.put_until(x, t);
+  if constexpr (requires { q.put_until(std::int64_t{0}, x, t); })
+    q.put_until(7, x, t);
+  else
+    q.put_until(x, t);
 }
 template <class Q, class Item>
 void put_nowait(Q& q, const Item& x) {
-  if constexpr (requires { q.put_nowait(std::int64_t{0}, x); }) q.put_nowait(7, x);
-  else q.put_nowait(x);
+  if constexpr (requires { q.put_nowait(std::int64_t{0}, x); })
+    q.put_nowait(7, x);
+  else
+    q.put_nowait(x);
 }
 template <class Q, class Item>
 bool try_put(Q& q, const Item& x) {
-  if constexpr (requires { q.try_put(std::int64_t{0}, x); }) return q.try_put(7, x);
-  else return q.try_put(x);
+  if constexpr (requires { q.try_put(std::int64_t{0}, x); })
+    return q.try_put(7, x);
+  else
+    return q.try_put(x);
 }
 
 template <class K>
@@ -132,10 +138,14 @@ class KindNames {
  public:
   template <class K>
   static std::string GetName(int) {
-    if constexpr (std::is_same_v<K, FifoKind>) return "Queue";
-    else if constexpr (std::is_same_v<K, BytesKind>) return "ByteQueue";
-    else if constexpr (std::is_same_v<K, LifoKind>) return "LifoQueue";
-    else return "PriorityQueue";
+    if constexpr (std::is_same_v<K, FifoKind>)
+      return "Queue";
+    else if constexpr (std::is_same_v<K, BytesKind>)
+      return "ByteQueue";
+    else if constexpr (std::is_same_v<K, LifoKind>)
+      return "LifoQueue";
+    else
+      return "PriorityQueue";
   }
 };
 TYPED_TEST_SUITE(QueueKinds, Kinds, KindNames);

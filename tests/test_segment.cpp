@@ -112,7 +112,7 @@ TEST(Segment, IsCreatedOwnerOnlyWhateverTheUmask) {
   const mode_t old = ::umask(0);
   auto seg = Segment::create(n.name, 1 << 20);
   ::umask(old);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(shm_path(n.name).c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(seg.info().mode, 0600u);
@@ -123,7 +123,7 @@ TEST(Segment, HonoursAnExplicitMode) {
   const mode_t old = ::umask(0077);
   auto seg = Segment::create(n.name, 1 << 20, {.mode = 0640});
   ::umask(old);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(shm_path(n.name).c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0640u);
 }

@@ -100,8 +100,10 @@ void run_condition_buffer(const std::string& name, int procs, int threads, int p
       std::vector<std::thread> ts;
       for (int t = 0; t < threads; ++t) {
         const int w = p * threads + t;
-        if (w % 2 == 0) ts.emplace_back(produce, w / 2);
-        else ts.emplace_back(consume);
+        if (w % 2 == 0)
+          ts.emplace_back(produce, w / 2);
+        else
+          ts.emplace_back(consume);
       }
       for (auto& t : ts) t.join();
     });
@@ -142,8 +144,8 @@ TEST(SyncStress, EightProcessesTakeTurnsThroughOneConditionWithoutAMissedTurn) {
   auto c = seg.condition("C");
   auto turn = seg.value<std::int32_t>("turn");
   auto owner = seg.array<std::int32_t>("owner", kTurns);
-  auto passed_at = seg.value<std::int64_t>("passed_at");   // steady clock, ns
-  auto longest = seg.value<std::int64_t>("longest");       // longest hand-over, ns
+  auto passed_at = seg.value<std::int64_t>("passed_at");  // steady clock, ns
+  auto longest = seg.value<std::int64_t>("longest");      // longest hand-over, ns
   std::vector<Child> kids;
   kids.reserve(kProcs);
   for (int i = 0; i < kProcs; ++i)

@@ -172,7 +172,7 @@ TEST(RawValue, OpeningARawValueAsALockedOneOrBackThrowsTypeMismatch) {
   }
   EXPECT_THROW(seg.raw_value<int>("locked"), ipckit::TypeMismatch);
   EXPECT_THROW(seg.array<int>("raw_a", 3), ipckit::TypeMismatch);
-  EXPECT_THROW(seg.raw_value<double>("raw"), ipckit::TypeMismatch);  // the type still counts
+  EXPECT_THROW(seg.raw_value<double>("raw"), ipckit::TypeMismatch);    // the type still counts
   EXPECT_THROW(seg.raw_array<int>("raw_a", 4), ipckit::TypeMismatch);  // and the length
 }
 
@@ -290,9 +290,9 @@ TEST(ValueLock, BindingToAnotherLockOrNoneThrowsTypeMismatchAndALockOfAnotherSeg
       EXPECT_NE(std::string(e.what()).find("rlock 'B'"), std::string::npos) << e.what();
     }
     EXPECT_THROW(s.array<int>("arr", 4, s.lock("C")), ipckit::TypeMismatch);
-    EXPECT_THROW(s.value<int>("v"), ipckit::TypeMismatch);          // its own lock: not how it was made
+    EXPECT_THROW(s.value<int>("v"), ipckit::TypeMismatch);  // its own lock: not how it was made
     EXPECT_THROW(s.raw_value<int>("v"), ipckit::TypeMismatch);
-    EXPECT_EQ(s.value<int>("v", s.lock("A")).get(), 0);            // the same lock is fine
+    EXPECT_EQ(s.value<int>("v", s.lock("A")).get(), 0);  // the same lock is fine
   });
   EXPECT_EQ(child.wait_exit(), 0);
   seg.value<int>("own");

@@ -18,25 +18,25 @@
 // workers together, with the arrival indices 0..N-1 each given once; in act 2
 // every survivor ended with BrokenBarrier before --break-timeout-ms. Exit code
 // 0 when so, 1 otherwise.
-#include <CLI/CLI.hpp>
-#include <ipckit/ipckit.hpp>
-#include "demo.hpp"
-
 #include <signal.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <ipckit/ipckit.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "demo.hpp"
+
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using demo::say;
 using demo::now_ns;
+using demo::say;
 
 namespace {
 
@@ -59,28 +59,30 @@ std::string join_or_kill(std::vector<ipckit::Process>& procs, Clock::time_point 
 // Act 1: phases that start together.
 bool act_one(ipckit::Segment& seg, int workers, int phases) {
   auto barrier = seg.barrier("phase", static_cast<std::uint32_t>(workers));
-  auto finished = seg.array<std::int32_t>("finished", workers);                 // per worker: last phase done
+  auto finished = seg.array<std::int32_t>("finished", workers);               // per worker: last phase done
   auto index_uses = seg.array<std::int32_t>("index-uses", workers * phases);  // per phase and index: times given
   auto early = seg.value<std::int32_t>("early");  // a phase started before all had finished the previous one
 
   say("act 1: %d workers, %d phases, each starting at barrier 'phase'\n", workers, phases);
   std::vector<ipckit::Process> procs;
   for (int k = 0; k < workers; ++k) {
-    procs.emplace_back([&, k] {
-      for (int p = 1; p <= phases; ++p) {
-        const std::uint32_t index = barrier.wait();
-        for (int j = 0; j < workers; ++j)
-          if (std::atomic_ref<std::int32_t>(finished[j]).load() < p - 1) {
-            std::lock_guard g(early.get_lock());
-            early.set(early.get() + 1);
+    procs.emplace_back(
+        [&, k] {
+          for (int p = 1; p <= phases; ++p) {
+            const std::uint32_t index = barrier.wait();
+            for (int j = 0; j < workers; ++j)
+              if (std::atomic_ref<std::int32_t>(finished[j]).load() < p - 1) {
+                std::lock_guard g(early.get_lock());
+                early.set(early.get() + 1);
+              }
+            if (index < static_cast<std::uint32_t>(workers))
+              std::atomic_ref<std::int32_t>(index_uses[(p - 1) * workers + index]).fetch_add(1);
+            say("  phase %d | %s starts (arrival index %u)\n", p, worker_name(k).c_str(), index);
+            std::this_thread::sleep_for(std::chrono::milliseconds((k * 37 + p * 11) % 50));  // uneven work
+            std::atomic_ref<std::int32_t>(finished[k]).store(p);
           }
-        if (index < static_cast<std::uint32_t>(workers))
-          std::atomic_ref<std::int32_t>(index_uses[(p - 1) * workers + index]).fetch_add(1);
-        say("  phase %d | %s starts (arrival index %u)\n", p, worker_name(k).c_str(), index);
-        std::this_thread::sleep_for(std::chrono::milliseconds((k * 37 + p * 11) % 50));  // uneven work
-        std::atomic_ref<std::int32_t>(finished[k]).store(p);
-      }
-    }, ipckit::ProcessOptions{.name = worker_name(k)});
+        },
+        ipckit::ProcessOptions{.name = worker_name(k)});
     procs.back().start();
   }
   const std::string hung = join_or_kill(procs, Clock::now() + 20s + 100ms * phases);
@@ -100,8 +102,7 @@ bool act_one(ipckit::Segment& seg, int workers, int phases) {
       ok = false;
     }
   if (early.get() != 0) {
-    std::printf("FAILED: %d times a worker started a phase before the others had finished the last one\n",
-                early.get());
+    std::printf("FAILED: %d times a worker started a phase before the others had finished the last one\n", early.get());
     ok = false;
   }
   if (ok)
@@ -113,9 +114,9 @@ bool act_one(ipckit::Segment& seg, int workers, int phases) {
 // Act 2: a worker killed between phases breaks the barrier for the others.
 bool act_two(ipckit::Segment& seg, int workers, int break_timeout_ms) {
   auto barrier = seg.barrier("act2", static_cast<std::uint32_t>(workers));
-  auto victim_passed = seg.event("victim-passed");     // the victim is through phase 1
-  auto kill_ns = seg.value<std::int64_t>("kill-ns");   // when the main process killed it
-  auto outcome = seg.array<std::int32_t>("outcome", workers);   // 1: BrokenBarrier, 2: passed phase 2
+  auto victim_passed = seg.event("victim-passed");                 // the victim is through phase 1
+  auto kill_ns = seg.value<std::int64_t>("kill-ns");               // when the main process killed it
+  auto outcome = seg.array<std::int32_t>("outcome", workers);      // 1: BrokenBarrier, 2: passed phase 2
   auto broken_us = seg.array<std::int64_t>("broken-us", workers);  // BrokenBarrier this long after the kill
   const int victim = workers - 1;
 
@@ -123,28 +124,30 @@ bool act_two(ipckit::Segment& seg, int workers, int break_timeout_ms) {
       worker_name(victim).c_str());
   std::vector<ipckit::Process> procs;
   for (int k = 0; k < workers; ++k) {
-    procs.emplace_back([&, k] {
-      const std::string me = worker_name(k);
-      try {
-        const std::uint32_t index = barrier.wait();
-        say("  phase 1 | %s starts (arrival index %u)\n", me.c_str(), index);
-        if (k == victim) {
-          say("  %s stalls before phase 2\n", me.c_str());
-          victim_passed.set();
-          for (;;) ::pause();  // until the SIGKILL
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(5 + 7 * k));
-        say("  %s waits at phase 2\n", me.c_str());
-        barrier.wait();
-        outcome[k] = 2;
-        say("  phase 2 | %s starts -- it should not have\n", me.c_str());
-      } catch (const ipckit::BrokenBarrier& e) {
-        const std::int64_t kill_at = kill_ns.get();
-        broken_us[k] = kill_at ? (now_ns() - kill_at) / 1000 : -1;
-        outcome[k] = 1;
-        say("  %s got ipckit::BrokenBarrier: %s\n", me.c_str(), e.what());
-      }
-    }, ipckit::ProcessOptions{.name = worker_name(k)});
+    procs.emplace_back(
+        [&, k] {
+          const std::string me = worker_name(k);
+          try {
+            const std::uint32_t index = barrier.wait();
+            say("  phase 1 | %s starts (arrival index %u)\n", me.c_str(), index);
+            if (k == victim) {
+              say("  %s stalls before phase 2\n", me.c_str());
+              victim_passed.set();
+              for (;;) ::pause();  // until the SIGKILL
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5 + 7 * k));
+            say("  %s waits at phase 2\n", me.c_str());
+            barrier.wait();
+            outcome[k] = 2;
+            say("  phase 2 | %s starts -- it should not have\n", me.c_str());
+          } catch (const ipckit::BrokenBarrier& e) {
+            const std::int64_t kill_at = kill_ns.get();
+            broken_us[k] = kill_at ? (now_ns() - kill_at) / 1000 : -1;
+            outcome[k] = 1;
+            say("  %s got ipckit::BrokenBarrier: %s\n", me.c_str(), e.what());
+          }
+        },
+        ipckit::ProcessOptions{.name = worker_name(k)});
     procs.back().start();
   }
 

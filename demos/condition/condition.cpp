@@ -16,18 +16,18 @@
 // exactly once (a per-item "seen" counter in a shared Array), each consumer
 // got its items in the order they were produced, and every process ended.
 // Exit code 0 when so, 1 otherwise.
-#include <CLI/CLI.hpp>
-#include <ipckit/ipckit.hpp>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
+#include <ipckit/ipckit.hpp>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -51,63 +51,67 @@ int main(int argc, char** argv) {
     auto not_empty = seg.condition("not-empty", lock);
     auto not_full = seg.condition("not-full", lock);
     auto ring = seg.array<std::int32_t>("ring", capacity);
-    auto head = seg.value<std::int32_t>("head");    // next slot to take
-    auto tail = seg.value<std::int32_t>("tail");    // next slot to fill
-    auto count = seg.value<std::int32_t>("count");  // items in the ring
-    auto done = seg.value<std::int32_t>("done");    // the producer has finished
-    auto seen = seg.array<std::int32_t>("seen", items);           // per item: times consumed
-    auto got = seg.array<std::int64_t>("got", consumers);            // per consumer: items taken
-    auto waited = seg.array<std::int64_t>("waited", consumers);      // per consumer: waits for an item
-    auto disorder = seg.array<std::int64_t>("disorder", consumers);  // per consumer: items after a later one
-    auto producer_waits = seg.value<std::int64_t>("producer-waits"); // waits for a free slot
+    auto head = seg.value<std::int32_t>("head");                      // next slot to take
+    auto tail = seg.value<std::int32_t>("tail");                      // next slot to fill
+    auto count = seg.value<std::int32_t>("count");                    // items in the ring
+    auto done = seg.value<std::int32_t>("done");                      // the producer has finished
+    auto seen = seg.array<std::int32_t>("seen", items);               // per item: times consumed
+    auto got = seg.array<std::int64_t>("got", consumers);             // per consumer: items taken
+    auto waited = seg.array<std::int64_t>("waited", consumers);       // per consumer: waits for an item
+    auto disorder = seg.array<std::int64_t>("disorder", consumers);   // per consumer: items after a later one
+    auto producer_waits = seg.value<std::int64_t>("producer-waits");  // waits for a free slot
 
-    ipckit::Process producer([&] {
-      std::int64_t waits = 0;
-      for (int item = 0; item < items; ++item) {
-        std::unique_lock g(lock);
-        if (count.get() == capacity) ++waits;
-        not_full.wait([&] { return count.get() < capacity; });
-        ring[tail.get()] = item;
-        tail.set((tail.get() + 1) % capacity);
-        count.set(count.get() + 1);
-        not_empty.notify();
-      }
-      {
-        std::lock_guard g(lock);
-        done.set(1);
-        not_empty.notify_all();
-      }
-      producer_waits.set(waits);
-    }, ipckit::ProcessOptions{.name = "producer"});
+    ipckit::Process producer(
+        [&] {
+          std::int64_t waits = 0;
+          for (int item = 0; item < items; ++item) {
+            std::unique_lock g(lock);
+            if (count.get() == capacity) ++waits;
+            not_full.wait([&] { return count.get() < capacity; });
+            ring[tail.get()] = item;
+            tail.set((tail.get() + 1) % capacity);
+            count.set(count.get() + 1);
+            not_empty.notify();
+          }
+          {
+            std::lock_guard g(lock);
+            done.set(1);
+            not_empty.notify_all();
+          }
+          producer_waits.set(waits);
+        },
+        ipckit::ProcessOptions{.name = "producer"});
 
     std::vector<ipckit::Process> procs;
     for (int c = 0; c < consumers; ++c) {
-      procs.emplace_back([&, c] {
-        std::int64_t mine = 0, waits = 0, late = 0;
-        int last = -1;
-        for (;;) {
-          int item;
-          {
-            std::unique_lock g(lock);
-            if (count.get() == 0 && done.get() == 0) ++waits;
-            not_empty.wait([&] { return count.get() > 0 || done.get() != 0; });
-            if (count.get() == 0) break;  // done, and the ring is drained
-            item = ring[head.get()];
-            head.set((head.get() + 1) % capacity);
-            count.set(count.get() - 1);
-            not_full.notify();
-          }
-          // One producer and a FIFO ring: each consumer sees rising item numbers.
-          if (item <= last) ++late;
-          last = item;
-          if (item >= 0 && item < items) std::atomic_ref<std::int32_t>(seen[item]).fetch_add(1);
-          ++mine;
-          if (work_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(work_us));
-        }
-        got[c] = mine;
-        waited[c] = waits;
-        disorder[c] = late;
-      }, ipckit::ProcessOptions{.name = "consumer-" + std::to_string(c + 1)});
+      procs.emplace_back(
+          [&, c] {
+            std::int64_t mine = 0, waits = 0, late = 0;
+            int last = -1;
+            for (;;) {
+              int item;
+              {
+                std::unique_lock g(lock);
+                if (count.get() == 0 && done.get() == 0) ++waits;
+                not_empty.wait([&] { return count.get() > 0 || done.get() != 0; });
+                if (count.get() == 0) break;  // done, and the ring is drained
+                item = ring[head.get()];
+                head.set((head.get() + 1) % capacity);
+                count.set(count.get() - 1);
+                not_full.notify();
+              }
+              // One producer and a FIFO ring: each consumer sees rising item numbers.
+              if (item <= last) ++late;
+              last = item;
+              if (item >= 0 && item < items) std::atomic_ref<std::int32_t>(seen[item]).fetch_add(1);
+              ++mine;
+              if (work_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(work_us));
+            }
+            got[c] = mine;
+            waited[c] = waits;
+            disorder[c] = late;
+          },
+          ipckit::ProcessOptions{.name = "consumer-" + std::to_string(c + 1)});
     }
     for (auto& p : procs) p.start();
     const auto t0 = Clock::now();
@@ -151,8 +155,8 @@ int main(int argc, char** argv) {
     const bool exact = missing == 0 && doubled == 0 && total == items;
     if (!ok) std::printf("FAILED: a process did not end cleanly\n");
     if (!exact)
-      std::printf("FAILED: %d items never consumed, %d consumed more than once (%lld taken for %d produced)\n",
-                  missing, doubled, static_cast<long long>(total), items);
+      std::printf("FAILED: %d items never consumed, %d consumed more than once (%lld taken for %d produced)\n", missing,
+                  doubled, static_cast<long long>(total), items);
     if (late) std::printf("FAILED: %lld items reached a consumer after a later one\n", static_cast<long long>(late));
     if (!ok || !exact || late) return 1;
     std::printf("every item 0..%d consumed exactly once, in order per consumer\n", items - 1);

@@ -3,15 +3,15 @@
 // The seed's first lesson: `number += 1` from many workers loses updates
 // unless a lock guards the read-modify-write. With the lock the count is
 // exact; `--no-lock` does a plain read, then a write, and shows the loss.
-#include <CLI/CLI.hpp>
-#include <ipckit/ipckit.hpp>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <ipckit/ipckit.hpp>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 int main(int argc, char** argv) {
@@ -38,21 +38,23 @@ int main(int argc, char** argv) {
 
     std::vector<ipckit::Process> procs;
     for (int w = 0; w < workers; ++w) {
-      procs.emplace_back([&] {
-        {
-          std::lock_guard g(ready.get_lock());
-          ready.set(ready.get() + 1);
-        }
-        while (go.get() == 0) std::this_thread::yield();
-        for (long i = 0; i < increments; ++i) {
-          if (no_lock) {
-            counter.set(counter.get() + 1);  // two atomic steps: another worker may come between
-          } else {
-            std::lock_guard g(lock);
-            counter.set(counter.get() + 1);
-          }
-        }
-      }, ipckit::ProcessOptions{.name = "worker-" + std::to_string(w + 1)});
+      procs.emplace_back(
+          [&] {
+            {
+              std::lock_guard g(ready.get_lock());
+              ready.set(ready.get() + 1);
+            }
+            while (go.get() == 0) std::this_thread::yield();
+            for (long i = 0; i < increments; ++i) {
+              if (no_lock) {
+                counter.set(counter.get() + 1);  // two atomic steps: another worker may come between
+              } else {
+                std::lock_guard g(lock);
+                counter.set(counter.get() + 1);
+              }
+            }
+          },
+          ipckit::ProcessOptions{.name = "worker-" + std::to_string(w + 1)});
       procs.back().start();
     }
     while (ready.get() < workers) std::this_thread::yield();

@@ -9,17 +9,18 @@
 //                    pid holding it, the worker backs off and the other finishes
 //   --fix rlock      mutexA = mutexB = one RLock: re-entry, no cycle
 //   --fix ordered    func2 takes A before B as func1 does: no cycle
-#include <CLI/CLI.hpp>
-#include <ipckit/ipckit.hpp>
-#include "demo.hpp"
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <ipckit/ipckit.hpp>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
+
+#include "demo.hpp"
 
 using demo::say;
 
@@ -113,11 +114,13 @@ int main(int argc, char** argv) {
     std::vector<ipckit::Process> procs;
     for (int w = 1; w <= workers; ++w) {
       const std::string me = "worker-" + std::to_string(w);
-      procs.emplace_back([&, me] {
-        const int code = fix == "rlock" ? run_worker(r, r, me, cfg) : run_worker(a, b, me, cfg);
-        std::fflush(stdout);
-        if (code != 0) ::_exit(code);
-      }, ipckit::ProcessOptions{.name = me});
+      procs.emplace_back(
+          [&, me] {
+            const int code = fix == "rlock" ? run_worker(r, r, me, cfg) : run_worker(a, b, me, cfg);
+            std::fflush(stdout);
+            if (code != 0) ::_exit(code);
+          },
+          ipckit::ProcessOptions{.name = me});
       procs.back().start();
     }
 

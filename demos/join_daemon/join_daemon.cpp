@@ -25,18 +25,18 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <ipckit/process.hpp>
 #include <optional>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
-#include <ipckit/process.hpp>
 #include "demo.hpp"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using demo::say;
 using demo::ms_since;
+using demo::say;
 
 namespace {
 
@@ -82,13 +82,13 @@ int run_join(int workers, int sleep_ms) {
       say("Running on number: %d\n", i);
       std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
     });
-    tasks.back().start();   // does not block
+    tasks.back().start();  // does not block
   }
   say("active children: %zu\n", ipckit::active_children().size());
 
   bool ok = true;
   for (auto& t : tasks) {
-    t.join();   // blocks until that worker has ended
+    t.join();  // blocks until that worker has ended
     if (t.exitcode() != 0) {
       say("worker %s (pid %d) ended with exit code %d\n", t.name().c_str(), int(t.pid()), t.exitcode().value_or(-1));
       ok = false;
@@ -97,8 +97,8 @@ int run_join(int workers, int sleep_ms) {
   const auto left = ipckit::active_children().size();
   say("==================== All workers have finished! ====================\n");
   say("active children: %zu\n", left);
-  say("elapsed: %lld ms (%d workers x %d ms, one after another, would take %lld ms)\n", ms_since(t0), workers,
-      sleep_ms, static_cast<long long>(workers) * sleep_ms);
+  say("elapsed: %lld ms (%d workers x %d ms, one after another, would take %lld ms)\n", ms_since(t0), workers, sleep_ms,
+      static_cast<long long>(workers) * sleep_ms);
   if (left != 0) ok = false;
   return ok ? 0 : 1;
 }
@@ -113,7 +113,7 @@ int reap_workers(const std::vector<pid_t>& pids, Clock::time_point deadline) {
   while (!pending.empty() && Clock::now() < deadline) {
     std::erase_if(pending, [&](pid_t pid) {
       int st = 0;
-      if (::waitpid(pid, &st, WNOHANG) != pid) return false;   // running, or not yet re-parented
+      if (::waitpid(pid, &st, WNOHANG) != pid) return false;  // running, or not yet re-parented
       if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) {
         ++killed;
       } else {
@@ -139,7 +139,7 @@ int run_daemon(int workers, bool kill_main) {
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
 
   PidPipe pids;
-  PidPipe go;   // one token from top to main: "you may exit now"
+  PidPipe go;  // one token from top to main: "you may exit now"
   ipckit::Process main_proc(
       [&] {
         std::vector<ipckit::Process> tasks;
@@ -155,7 +155,7 @@ int run_daemon(int workers, bool kill_main) {
         }
         say("main (pid %d): started %d daemon workers; active children: %zu\n", int(::getpid()), workers,
             ipckit::active_children().size());
-        (void)go.receive(Clock::now() + 60s);   // the top process has heard from every worker
+        (void)go.receive(Clock::now() + 60s);  // the top process has heard from every worker
         say("main: exiting without joining the daemon workers\n");
         // Returning ends this process; each daemon gets SIGKILL from the kernel.
       },

@@ -19,14 +19,13 @@
 // with 0 and the parent's recv() after that threw Closed. Exit code 0 when
 // so, 1 otherwise.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cereal/types/map.hpp>
 #include <cereal/types/string.hpp>
-#include <ipckit/ipckit.hpp>
-
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <ipckit/ipckit.hpp>
 #include <map>
 #include <string>
 #include <vector>
@@ -86,11 +85,13 @@ int main(int argc, char** argv) {
       up_w.close();
     }
 
-    ipckit::Process p([&] {
-      parent_out.close();  // each process closes the ends it does not use,
-      parent_in.close();   // or the other would never see EOF
-      child(child_in, child_out, rounds);
-    }, {.name = "child"});
+    ipckit::Process p(
+        [&] {
+          parent_out.close();  // each process closes the ends it does not use,
+          parent_in.close();   // or the other would never see EOF
+          child(child_in, child_out, rounds);
+        },
+        {.name = "child"});
     p.start();
     child_in.close();
     child_out.close();

@@ -24,18 +24,18 @@
 // chores of equal priority came in put order, the consumer ended through
 // Closed, and every process ended cleanly before a deadline. Exit code 0
 // when so, 1 otherwise.
-#include <CLI/CLI.hpp>
-#include <cereal/types/string.hpp>
-#include <ipckit/ipckit.hpp>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <cereal/types/string.hpp>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <ipckit/ipckit.hpp>
 #include <limits>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -59,9 +59,8 @@ struct Kind {
   const char* what;
 };
 constexpr Kind kKinds[] = {
-    {1, "page the on-call engineer"}, {4, "tidy the wiki"},      {2, "fix the red build"},
-    {3, "review a patch"},            {1, "restore the database"}, {5, "water the plants"},
-    {2, "answer a customer"},         {3, "update the docs"},
+    {1, "page the on-call engineer"}, {4, "tidy the wiki"},    {2, "fix the red build"}, {3, "review a patch"},
+    {1, "restore the database"},      {5, "water the plants"}, {2, "answer a customer"}, {3, "update the docs"},
 };
 constexpr int kKindCount = static_cast<int>(sizeof kKinds / sizeof kKinds[0]);
 
@@ -72,24 +71,28 @@ bool seed_example(ipckit::Segment& seg, std::chrono::seconds timeout) {
   auto q = seg.priority_queue<std::string>("seed", {.max_items = 8, .max_message = 64});
   auto order = seg.array<char>("seed_order", 4);
   std::printf("the seed: a producer process puts (3, \"C\"), (1, \"A\"), (2, \"B\")\n");
-  ipckit::Process producer([&] {
-    q.put(3, "C");
-    q.put(1, "A");
-    q.put(2, "B");
-  }, {.name = "seed-producer", .daemon = true});
+  ipckit::Process producer(
+      [&] {
+        q.put(3, "C");
+        q.put(1, "A");
+        q.put(2, "B");
+      },
+      {.name = "seed-producer", .daemon = true});
   producer.start();
   if (!producer.join(timeout) || producer.exitcode() != 0) {
     producer.kill();
     std::printf("FAILED: the seed's producer did not end cleanly\n");
     return false;
   }
-  ipckit::Process consumer([&] {
-    for (int i = 0; i < 3; ++i) {
-      const auto [priority, item] = q.get_with_priority(5s);
-      std::printf("  consumer got (%lld, \"%s\")\n", static_cast<long long>(priority), item.c_str());
-      order[static_cast<std::size_t>(i)] = item.empty() ? '?' : item[0];
-    }
-  }, {.name = "seed-consumer", .daemon = true});
+  ipckit::Process consumer(
+      [&] {
+        for (int i = 0; i < 3; ++i) {
+          const auto [priority, item] = q.get_with_priority(5s);
+          std::printf("  consumer got (%lld, \"%s\")\n", static_cast<long long>(priority), item.c_str());
+          order[static_cast<std::size_t>(i)] = item.empty() ? '?' : item[0];
+        }
+      },
+      {.name = "seed-consumer", .daemon = true});
   consumer.start();
   if (!consumer.join(timeout) || consumer.exitcode() != 0) {
     consumer.kill();
@@ -108,8 +111,9 @@ bool seed_example(ipckit::Segment& seg, std::chrono::seconds timeout) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Producer processes put prioritised chores into an ipckit PriorityQueue; a consumer process gets them "
-               "most urgent first"};
+  CLI::App app{
+      "Producer processes put prioritised chores into an ipckit PriorityQueue; a consumer process gets them "
+      "most urgent first"};
   int producers = 3, tasks = 8, show = 1000, timeout_s = 30;
   app.add_option("-p,--producers", producers, "producer processes")->check(CLI::Range(1, 64));
   app.add_option("-n,--tasks", tasks, "chores each producer puts")->check(CLI::Range(1, 10'000));
@@ -133,57 +137,61 @@ int main(int argc, char** argv) {
     auto go = seg.event("go");
     auto seen = seg.array<std::int32_t>("seen", static_cast<std::size_t>(total));  // per chore: times got
     auto got = seg.value<std::int64_t>("got");
-    auto descents = seg.value<std::int64_t>("descents");   // a priority lower than the one before
-    auto reorders = seg.value<std::int64_t>("reorders");   // equal priority, same producer, out of put order
-    auto garbled = seg.value<std::int64_t>("garbled");     // not what its producer put
-    auto closed = seg.value<std::int32_t>("closed");       // the consumer ended through Closed
+    auto descents = seg.value<std::int64_t>("descents");  // a priority lower than the one before
+    auto reorders = seg.value<std::int64_t>("reorders");  // equal priority, same producer, out of put order
+    auto garbled = seg.value<std::int64_t>("garbled");    // not what its producer put
+    auto closed = seg.value<std::int32_t>("closed");      // the consumer ended through Closed
 
     std::printf("%d producer processes put %d chores each; the consumer waits until all are in\n", producers, tasks);
-    ipckit::Process consumer([&] {
-      if (!go.wait(std::chrono::seconds(timeout_s))) return;
-      std::int64_t mine = 0, down = 0, late = 0, wrong = 0;
-      std::int64_t previous = std::numeric_limits<std::int64_t>::min();
-      std::vector<std::vector<int>> last(static_cast<std::size_t>(producers), std::vector<int>(6, -1));
-      for (;;) {
-        std::pair<std::int64_t, Chore> item;
-        try {
-          item = q.get_with_priority();  // Closed once closed and drained
-        } catch (const ipckit::Closed&) {
-          closed.set(1);
-          break;
-        }
-        const auto& [priority, c] = item;
-        ++mine;
-        if (c.producer < 0 || c.producer >= producers || c.seq < 0 || c.seq >= tasks ||
-            kind_of(c.producer, c.seq).priority != priority || c.what != kind_of(c.producer, c.seq).what) {
-          ++wrong;
-          continue;
-        }
-        if (priority < previous) ++down;
-        previous = priority;
-        int& l = last[static_cast<std::size_t>(c.producer)][static_cast<std::size_t>(priority)];
-        if (c.seq <= l) ++late;
-        l = c.seq;
-        std::atomic_ref<std::int32_t>(seen[static_cast<std::size_t>(c.producer * tasks + c.seq)]).fetch_add(1);
-        if (mine <= show)
-          std::printf("  consumer got priority %lld: %-26s (producer-%d, chore %d)\n", static_cast<long long>(priority),
-                      c.what.c_str(), c.producer + 1, c.seq + 1);
-      }
-      got.set(mine);
-      descents.set(down);
-      reorders.set(late);
-      garbled.set(wrong);
-    }, {.name = "consumer", .daemon = true});
+    ipckit::Process consumer(
+        [&] {
+          if (!go.wait(std::chrono::seconds(timeout_s))) return;
+          std::int64_t mine = 0, down = 0, late = 0, wrong = 0;
+          std::int64_t previous = std::numeric_limits<std::int64_t>::min();
+          std::vector<std::vector<int>> last(static_cast<std::size_t>(producers), std::vector<int>(6, -1));
+          for (;;) {
+            std::pair<std::int64_t, Chore> item;
+            try {
+              item = q.get_with_priority();  // Closed once closed and drained
+            } catch (const ipckit::Closed&) {
+              closed.set(1);
+              break;
+            }
+            const auto& [priority, c] = item;
+            ++mine;
+            if (c.producer < 0 || c.producer >= producers || c.seq < 0 || c.seq >= tasks ||
+                kind_of(c.producer, c.seq).priority != priority || c.what != kind_of(c.producer, c.seq).what) {
+              ++wrong;
+              continue;
+            }
+            if (priority < previous) ++down;
+            previous = priority;
+            int& l = last[static_cast<std::size_t>(c.producer)][static_cast<std::size_t>(priority)];
+            if (c.seq <= l) ++late;
+            l = c.seq;
+            std::atomic_ref<std::int32_t>(seen[static_cast<std::size_t>(c.producer * tasks + c.seq)]).fetch_add(1);
+            if (mine <= show)
+              std::printf("  consumer got priority %lld: %-26s (producer-%d, chore %d)\n",
+                          static_cast<long long>(priority), c.what.c_str(), c.producer + 1, c.seq + 1);
+          }
+          got.set(mine);
+          descents.set(down);
+          reorders.set(late);
+          garbled.set(wrong);
+        },
+        {.name = "consumer", .daemon = true});
     consumer.start();
 
     std::vector<ipckit::Process> prods;
     for (int p = 0; p < producers; ++p) {
-      prods.emplace_back([&, p] {
-        for (int seq = 0; seq < tasks; ++seq) {
-          const Kind& k = kind_of(p, seq);
-          q.put(k.priority, Chore{p, seq, k.what});
-        }
-      }, ipckit::ProcessOptions{.name = "producer-" + std::to_string(p + 1), .daemon = true});
+      prods.emplace_back(
+          [&, p] {
+            for (int seq = 0; seq < tasks; ++seq) {
+              const Kind& k = kind_of(p, seq);
+              q.put(k.priority, Chore{p, seq, k.what});
+            }
+          },
+          ipckit::ProcessOptions{.name = "producer-" + std::to_string(p + 1), .daemon = true});
       prods.back().start();
     }
 

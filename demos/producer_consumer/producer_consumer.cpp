@@ -23,22 +23,22 @@
 // consumer got each producer's messages in the order they were put, every
 // consumer ended through Closed, and every process ended cleanly before a
 // deadline. Exit code 0 when so, 1 otherwise.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
 #include <cereal/types/map.hpp>
 #include <cereal/types/string.hpp>
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
-#include <ipckit/ipckit.hpp>
-
-#include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <ipckit/ipckit.hpp>
 #include <map>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <variant>
 #include <vector>
 
@@ -130,8 +130,8 @@ bool show_full(ipckit::Segment& seg) {
   }
   const Order back = small.get_nowait();
   small.put_nowait(o);
-  std::printf("  get_nowait -> Order #%d; now put_nowait fits again (qsize %zu, full() %s)\n\n", back.id,
-              small.qsize(), small.full() ? "true" : "false");
+  std::printf("  get_nowait -> Order #%d; now put_nowait fits again (qsize %zu, full() %s)\n\n", back.id, small.qsize(),
+              small.full() ? "true" : "false");
   return back == o && small.qsize() == 2 && small.full();
 }
 
@@ -165,62 +165,66 @@ int main(int argc, char** argv) {
     if (!show_full(seg)) return 1;
 
     auto q = seg.queue<Message>("messages", {.capacity_bytes = capacity});
-    auto seen = seg.array<std::int32_t>("seen", total);            // per message: times consumed
-    auto got = seg.array<std::int64_t>("got", consumers);          // per consumer: messages taken
-    auto bad = seg.array<std::int64_t>("bad", consumers);          // per consumer: not what was sent
+    auto seen = seg.array<std::int32_t>("seen", total);              // per message: times consumed
+    auto got = seg.array<std::int64_t>("got", consumers);            // per consumer: messages taken
+    auto bad = seg.array<std::int64_t>("bad", consumers);            // per consumer: not what was sent
     auto disorder = seg.array<std::int64_t>("disorder", consumers);  // per consumer: out of producer order
-    auto closed = seg.array<std::int32_t>("closed", consumers);    // per consumer: ended by Closed
-    auto waits = seg.array<std::int64_t>("waits", producers);      // per producer: found the queue full
+    auto closed = seg.array<std::int32_t>("closed", consumers);      // per consumer: ended by Closed
+    auto waits = seg.array<std::int64_t>("waits", producers);        // per producer: found the queue full
 
     std::vector<ipckit::Process> cons;
     for (int c = 0; c < consumers; ++c) {
       const std::string me = "consumer-" + std::to_string(c + 1);
-      cons.emplace_back([&, c, me] {
-        std::vector<int> last(producers, -1);
-        std::int64_t mine = 0, wrong = 0, late = 0;
-        for (;;) {
-          Message m;
-          try {
-            m = q.get();  // blocks while empty; Closed once closed and drained
-          } catch (const ipckit::Closed&) {
-            closed[c] = 1;
-            break;
-          }
-          ++mine;
-          if (m.producer < 0 || m.producer >= producers || m.seq < 0 || m.seq >= items) {
-            ++wrong;
-            continue;
-          }
-          if (!same_body(m, make_message(m.producer, m.seq))) ++wrong;
-          if (m.seq <= last[m.producer]) ++late;
-          last[m.producer] = m.seq;
-          std::atomic_ref<std::int32_t>(seen[std::size_t(m.producer) * items + m.seq]).fetch_add(1);
-          if (mine <= show)
-            std::printf("%-11s got %s from producer-%d\n", me.c_str(), describe(m).c_str(), m.producer + 1);
-          if (work_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(work_us));
-        }
-        got[c] = mine;
-        bad[c] = wrong;
-        disorder[c] = late;
-      }, ipckit::ProcessOptions{.name = me, .daemon = true});
+      cons.emplace_back(
+          [&, c, me] {
+            std::vector<int> last(producers, -1);
+            std::int64_t mine = 0, wrong = 0, late = 0;
+            for (;;) {
+              Message m;
+              try {
+                m = q.get();  // blocks while empty; Closed once closed and drained
+              } catch (const ipckit::Closed&) {
+                closed[c] = 1;
+                break;
+              }
+              ++mine;
+              if (m.producer < 0 || m.producer >= producers || m.seq < 0 || m.seq >= items) {
+                ++wrong;
+                continue;
+              }
+              if (!same_body(m, make_message(m.producer, m.seq))) ++wrong;
+              if (m.seq <= last[m.producer]) ++late;
+              last[m.producer] = m.seq;
+              std::atomic_ref<std::int32_t>(seen[std::size_t(m.producer) * items + m.seq]).fetch_add(1);
+              if (mine <= show)
+                std::printf("%-11s got %s from producer-%d\n", me.c_str(), describe(m).c_str(), m.producer + 1);
+              if (work_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(work_us));
+            }
+            got[c] = mine;
+            bad[c] = wrong;
+            disorder[c] = late;
+          },
+          ipckit::ProcessOptions{.name = me, .daemon = true});
       cons.back().start();
     }
 
     std::vector<ipckit::Process> prods;
     for (int p = 0; p < producers; ++p) {
-      prods.emplace_back([&, p] {
-        std::int64_t full = 0;
-        for (int seq = 0; seq < items; ++seq) {
-          const Message m = make_message(p, seq);
-          try {
-            q.put_nowait(m);
-          } catch (const ipckit::Full&) {
-            ++full;    // no room right now: wait for a consumer to take something
-            q.put(m);
-          }
-        }
-        waits[p] = full;
-      }, ipckit::ProcessOptions{.name = "producer-" + std::to_string(p + 1), .daemon = true});
+      prods.emplace_back(
+          [&, p] {
+            std::int64_t full = 0;
+            for (int seq = 0; seq < items; ++seq) {
+              const Message m = make_message(p, seq);
+              try {
+                q.put_nowait(m);
+              } catch (const ipckit::Full&) {
+                ++full;  // no room right now: wait for a consumer to take something
+                q.put(m);
+              }
+            }
+            waits[p] = full;
+          },
+          ipckit::ProcessOptions{.name = "producer-" + std::to_string(p + 1), .daemon = true});
       prods.back().start();
     }
 
@@ -294,11 +298,14 @@ int main(int argc, char** argv) {
       std::printf("FAILED: %d messages never consumed, %d consumed more than once (%lld taken for %d put)\n", missing,
                   doubled, static_cast<long long>(taken), total);
     if (wrong) std::printf("FAILED: %lld messages did not decode to what was sent\n", static_cast<long long>(wrong));
-    if (late) std::printf("FAILED: %lld messages reached a consumer after a later one from the same producer\n",
-                          static_cast<long long>(late));
+    if (late)
+      std::printf("FAILED: %lld messages reached a consumer after a later one from the same producer\n",
+                  static_cast<long long>(late));
     if (!ok || not_closed || !exact || wrong || late) return 1;
-    std::printf("every message consumed exactly once, intact, in each producer's order; close() ended all %d "
-                "consumers\n", consumers);
+    std::printf(
+        "every message consumed exactly once, intact, in each producer's order; close() ended all %d "
+        "consumers\n",
+        consumers);
     return 0;
   } catch (const ipckit::Error& e) {
     std::fprintf(stderr, "producer_consumer: %s\n", e.what());

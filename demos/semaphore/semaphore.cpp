@@ -13,24 +13,25 @@
 // unit is back at the end. `--no-semaphore` skips the guard and shows every
 // worker inside at once (that run exits 0: it shows the problem, as
 // `counter --no-lock` does).
-#include <CLI/CLI.hpp>
-#include <ipckit/ipckit.hpp>
-#include "demo.hpp"
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ipckit/ipckit.hpp>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
+
+#include "demo.hpp"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using demo::say;
 using demo::now_ns;
+using demo::say;
 
 int main(int argc, char** argv) {
   CLI::App app{"Many processes, at most N inside: an ipckit::Semaphore guarding a section"};
@@ -61,35 +62,38 @@ int main(int argc, char** argv) {
     std::vector<ipckit::Process> procs;
     for (int w = 1; w <= workers; ++w) {
       const std::string me = "worker-" + std::to_string(w);
-      procs.emplace_back([&, me] {
-        {
-          std::lock_guard g(ready.get_lock());
-          ready.set(ready.get() + 1);
-        }
-        go.wait();
-        for (int r = 0; r < rounds; ++r) {
-          const auto asked = Clock::now();
-          std::optional<ipckit::SemaphoreGuard> guard;
-          if (!no_semaphore) guard.emplace(slots);  // acquire; released at the end of this round
-          const auto waited_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - asked).count();
-          {
-            std::lock_guard g(books);
-            const int n = inside.get() + 1;
-            inside.set(n);
-            if (n > max_inside.get()) max_inside.set(n);
-            if (n == limit && reached_ns.get() == 0) reached_ns.set(now_ns());
-            say("%-9s in   (%d inside)%s\n", me.c_str(), n,
-                waited_ms > 0 ? (" after waiting " + std::to_string(waited_ms) + " ms for a slot").c_str() : "");
-          }
-          std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));  // use the resource
-          {
-            std::lock_guard g(books);
-            inside.set(inside.get() - 1);
-            entries.set(entries.get() + 1);
-            say("%-9s out  (%d inside)\n", me.c_str(), inside.get());
-          }
-        }
-      }, ipckit::ProcessOptions{.name = me});
+      procs.emplace_back(
+          [&, me] {
+            {
+              std::lock_guard g(ready.get_lock());
+              ready.set(ready.get() + 1);
+            }
+            go.wait();
+            for (int r = 0; r < rounds; ++r) {
+              const auto asked = Clock::now();
+              std::optional<ipckit::SemaphoreGuard> guard;
+              if (!no_semaphore) guard.emplace(slots);  // acquire; released at the end of this round
+              const auto waited_ms =
+                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - asked).count();
+              {
+                std::lock_guard g(books);
+                const int n = inside.get() + 1;
+                inside.set(n);
+                if (n > max_inside.get()) max_inside.set(n);
+                if (n == limit && reached_ns.get() == 0) reached_ns.set(now_ns());
+                say("%-9s in   (%d inside)%s\n", me.c_str(), n,
+                    waited_ms > 0 ? (" after waiting " + std::to_string(waited_ms) + " ms for a slot").c_str() : "");
+              }
+              std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));  // use the resource
+              {
+                std::lock_guard g(books);
+                inside.set(inside.get() - 1);
+                entries.set(entries.get() + 1);
+                say("%-9s out  (%d inside)\n", me.c_str(), inside.get());
+              }
+            }
+          },
+          ipckit::ProcessOptions{.name = me});
       procs.back().start();
     }
 

@@ -7,13 +7,13 @@
 //
 // Each worker also records its number in its own array slot, unlocked, since
 // no other worker writes there.
-#include <CLI/CLI.hpp>
-#include <ipckit/ipckit.hpp>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
+#include <ipckit/ipckit.hpp>
 #include <mutex>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
   try {
     auto seg = ipckit::Segment::create(name, 1 << 20);
     ipckit::SegmentRemover remove(name);
-    auto counter = seg.value<std::int32_t>("counter");                                 // Value("i", 0)
+    auto counter = seg.value<std::int32_t>("counter");                                     // Value("i", 0)
     auto array = seg.array<std::int32_t>("array", static_cast<std::size_t>(workers) + 1);  // Array("i", n)
 
     std::vector<ipckit::Process> procs;

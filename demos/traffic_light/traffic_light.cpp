@@ -19,18 +19,19 @@
 //
 // So that each green really has sleepers to wake, the light holds red until
 // every car has stopped (a sensor at the crossing, bounded by --grace-ms).
-#include <CLI/CLI.hpp>
-#include <ipckit/ipckit.hpp>
-#include "demo.hpp"
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ipckit/ipckit.hpp>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
+
+#include "demo.hpp"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -74,76 +75,80 @@ int main(int argc, char** argv) {
   try {
     auto seg = ipckit::Segment::create(name, 1 << 20);
     ipckit::SegmentRemover remove(name);
-    auto green = seg.event("green");  // the light: set = green, clear = red
-    auto done = seg.event("done");    // the light has shut down
-    auto stopped = seg.value<std::int32_t>("stopped");  // cars waiting at the red light now
+    auto green = seg.event("green");                            // the light: set = green, clear = red
+    auto done = seg.event("done");                              // the light has shut down
+    auto stopped = seg.value<std::int32_t>("stopped");          // cars waiting at the red light now
     auto stops = seg.array<std::int32_t>("stops", cars);        // per car: red lights it stopped at
     auto restarts = seg.array<std::int32_t>("restarts", cars);  // per car: greens that woke it
 
     green.set();  // the light starts green, as in the seed
 
-    ipckit::Process light([&] {
-      for (int cycle = 1; cycle <= cycles; ++cycle) {
-        for (int t = 0; t < green_ticks; ++t) {
-          say("Green light is on ......\n");
-          if (t == 0) green.set();  // (announced first, so that the cars' lines follow it)
-          std::this_thread::sleep_for(tick);
-        }
-        for (int t = 0; t < red_ticks; ++t) {
-          say("Red light is on ......\n");
-          if (t == 0) green.clear();
-          std::this_thread::sleep_for(tick);
-        }
-        if (!poll_for([&] { return stopped.get() == cars; }, std::chrono::milliseconds(grace_ms)))
-          say("light: only %d of %d cars stopped at this red\n", stopped.get(), cars);
-      }
-      // A last green releases the waiting cars, then the light shuts down.
-      say("Green light is on ...... (last cycle done)\n");
-      green.set();
-      poll_for([&] { return stopped.get() == 0; }, std::chrono::milliseconds(grace_ms));
-      done.set();
-      say("light: shutting down\n");
-    }, ipckit::ProcessOptions{.name = "light"});
+    ipckit::Process light(
+        [&] {
+          for (int cycle = 1; cycle <= cycles; ++cycle) {
+            for (int t = 0; t < green_ticks; ++t) {
+              say("Green light is on ......\n");
+              if (t == 0) green.set();  // (announced first, so that the cars' lines follow it)
+              std::this_thread::sleep_for(tick);
+            }
+            for (int t = 0; t < red_ticks; ++t) {
+              say("Red light is on ......\n");
+              if (t == 0) green.clear();
+              std::this_thread::sleep_for(tick);
+            }
+            if (!poll_for([&] { return stopped.get() == cars; }, std::chrono::milliseconds(grace_ms)))
+              say("light: only %d of %d cars stopped at this red\n", stopped.get(), cars);
+          }
+          // A last green releases the waiting cars, then the light shuts down.
+          say("Green light is on ...... (last cycle done)\n");
+          green.set();
+          poll_for([&] { return stopped.get() == 0; }, std::chrono::milliseconds(grace_ms));
+          done.set();
+          say("light: shutting down\n");
+        },
+        ipckit::ProcessOptions{.name = "light"});
 
     std::vector<ipckit::Process> procs;
     for (int i = 0; i < cars; ++i) {
       const std::string car = car_name(i);
-      procs.emplace_back([&, i, car] {
-        while (!done.is_set()) {
-          if (green.is_set()) {
-            say("[%s] is running\n", car.c_str());
-            done.wait(tick);  // drive on for a tick, or stop when the light shuts down
-            continue;
-          }
-          {
-            std::lock_guard g(stopped.get_lock());
-            stops[i] += 1;
-            stopped.set(stopped.get() + 1);
-          }
-          say("[%s] sees red light, waiting ......\n", car.c_str());
-          green.wait();
-          {
-            std::lock_guard g(stopped.get_lock());
-            restarts[i] += 1;
-            stopped.set(stopped.get() - 1);
-          }
-          say("[%s] green light is on, start going ......\n", car.c_str());
-        }
-      }, ipckit::ProcessOptions{.name = car});
+      procs.emplace_back(
+          [&, i, car] {
+            while (!done.is_set()) {
+              if (green.is_set()) {
+                say("[%s] is running\n", car.c_str());
+                done.wait(tick);  // drive on for a tick, or stop when the light shuts down
+                continue;
+              }
+              {
+                std::lock_guard g(stopped.get_lock());
+                stops[i] += 1;
+                stopped.set(stopped.get() + 1);
+              }
+              say("[%s] sees red light, waiting ......\n", car.c_str());
+              green.wait();
+              {
+                std::lock_guard g(stopped.get_lock());
+                restarts[i] += 1;
+                stopped.set(stopped.get() - 1);
+              }
+              say("[%s] green light is on, start going ......\n", car.c_str());
+            }
+          },
+          ipckit::ProcessOptions{.name = car});
     }
     light.start();
     for (auto& p : procs) p.start();
 
     // Bounded join: a car that never wakes must fail the demo, not hang it.
-    const auto budget = tick * (cycles * (green_ticks + red_ticks) + 2) +
-                        std::chrono::milliseconds(grace_ms) * (cycles + 1) + 10s;
+    const auto budget =
+        tick * (cycles * (green_ticks + red_ticks) + 2) + std::chrono::milliseconds(grace_ms) * (cycles + 1) + 10s;
     const auto deadline = Clock::now() + budget;
     auto left = [&] { return std::max(deadline - Clock::now(), Clock::duration::zero()); };
     bool hung = !light.join(left());
     for (auto& p : procs) hung |= !p.join(left());
     if (hung) {
-      std::printf("\nFAILED: still running after %lld ms:", static_cast<long long>(
-                      std::chrono::duration_cast<std::chrono::milliseconds>(budget).count()));
+      std::printf("\nFAILED: still running after %lld ms:",
+                  static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(budget).count()));
       if (light.is_alive()) std::printf(" light");
       for (auto& p : procs)
         if (p.is_alive()) std::printf(" %s", p.name().c_str());

@@ -11,17 +11,17 @@
 // result. When the producer closes the queue it drains what is left, get()
 // throws ipckit::Closed, and it exits with code 0. Any other ipckit error
 // (no such segment, a mismatched object, ...) is printed, exit code 1.
-#include <CLI/CLI.hpp>
-#include <ipckit/ipckit.hpp>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <ipckit/ipckit.hpp>
 #include <numeric>
 #include <string>
 #include <thread>
-#include <unistd.h>
 
 #include "job.hpp"
 

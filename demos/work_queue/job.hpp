@@ -5,9 +5,8 @@
 #pragma once
 
 #include <cereal/types/vector.hpp>
-#include <ipckit/ipckit.hpp>
-
 #include <cstdint>
+#include <ipckit/ipckit.hpp>
 #include <vector>
 
 namespace work_queue {
@@ -32,11 +31,11 @@ struct Config {
   std::int32_t show = 0;       // jobs each consumer prints
 };
 
-inline constexpr const char* kConfig = "config";          // Value<Config>
-inline constexpr const char* kJobs = "jobs";              // JoinableQueue<Job>
-inline constexpr const char* kResults = "results";        // Array<int64_t>[jobs]: the sum a consumer computed
-inline constexpr const char* kTimesDone = "times-done";   // Array<int32_t>[jobs]: how often a job was done
-inline constexpr const char* kDoneBy = "done-by";         // Array<int32_t>[jobs]: 1-based consumer index
+inline constexpr const char* kConfig = "config";             // Value<Config>
+inline constexpr const char* kJobs = "jobs";                 // JoinableQueue<Job>
+inline constexpr const char* kResults = "results";           // Array<int64_t>[jobs]: the sum a consumer computed
+inline constexpr const char* kTimesDone = "times-done";      // Array<int32_t>[jobs]: how often a job was done
+inline constexpr const char* kDoneBy = "done-by";            // Array<int32_t>[jobs]: 1-based consumer index
 inline constexpr const char* kPerConsumer = "per-consumer";  // Array<int64_t>[consumers]: jobs each did
 
 inline ipckit::QueueOptions job_queue_options() { return {.capacity_bytes = std::size_t{64} << 10}; }

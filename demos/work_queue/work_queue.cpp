@@ -18,17 +18,17 @@
 // computed itself; the consumers' own counts add up to the number of jobs;
 // after close() every consumer exited with code 0. Exit code 0 when so,
 // 1 otherwise.
-#include <CLI/CLI.hpp>
-#include <ipckit/ipckit.hpp>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <ipckit/ipckit.hpp>
 #include <numeric>
 #include <random>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "job.hpp"

@@ -72,7 +72,7 @@ class SegmentAccess;
 
 // Per-handle options of a barrier (see above): Python's `action=` and `timeout=`.
 struct BarrierOptions {
-  std::function<void()> action;                    // run by the last arrival before the round is released
+  std::function<void()> action;                     // run by the last arrival before the round is released
   std::optional<std::chrono::nanoseconds> timeout;  // the bound of wait(); none: it waits as long as it takes
 };
 

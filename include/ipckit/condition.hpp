@@ -113,8 +113,8 @@ class Condition {
   }
   // What a waiter holds between releasing the lock and retaking it.
   struct Enlisted {
-    int slot = -1;               // -1: no slot free, waits as an overflow waiter
-    std::uint32_t word = 0;      // its WAITING word (slot) or the overflow_seq seen
+    int slot = -1;           // -1: no slot free, waits as an overflow waiter
+    std::uint32_t word = 0;  // its WAITING word (slot) or the overflow_seq seen
   };
   Enlisted enlist(const detail::ThreadIdentity& me);
   enum class WaitEnd { Notified, TimedOut, Corrupt };
@@ -126,7 +126,7 @@ class Condition {
   bool reentrant_;
   std::shared_ptr<const void> keep_;
   detail::Label label_;
-  Lock plain_;   // views of the bound lock; `reentrant_` says which one is used
+  Lock plain_;  // views of the bound lock; `reentrant_` says which one is used
   RLock rlock_;
 };
 

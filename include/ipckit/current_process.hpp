@@ -75,7 +75,7 @@ class ParentProcess {
   // (Linux < 5.3, seccomp, or no descriptor left at the start).
   [[nodiscard]] int sentinel() const;
 
-  struct Record;   // defined in process.cpp
+  struct Record;  // defined in process.cpp
 
  private:
   friend std::optional<ParentProcess> parent_process();

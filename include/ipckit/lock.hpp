@@ -38,9 +38,9 @@ namespace ipckit {
 
 // Who holds a lock right now, as seen by `holder()`.
 struct LockHolder {
-  int pid = 0;          // process id (0 when the holding thread is gone)
+  int pid = 0;  // process id (0 when the holding thread is gone)
   std::uint32_t tid = 0;
-  bool alive = false;   // false: the holder died; the next acquirer takes over
+  bool alive = false;  // false: the holder died; the next acquirer takes over
 };
 
 namespace detail {
@@ -60,15 +60,11 @@ class LockHandle {
   // Throws NotOwner if the caller does not hold the lock.
   void mark_consistent();
 
-  [[nodiscard]] bool locked() const noexcept {
-    return (s_->word.load(std::memory_order_relaxed) & kLockTidMask) != 0;
-  }
+  [[nodiscard]] bool locked() const noexcept { return (s_->word.load(std::memory_order_relaxed) & kLockTidMask) != 0; }
   [[nodiscard]] bool held_by_me() const noexcept { return owned_by(*s_, this_thread()); }
   [[nodiscard]] std::optional<LockHolder> holder() const;
   // How many times a dead holder's lock was taken over, over the lock's life.
-  [[nodiscard]] std::uint64_t recoveries() const noexcept {
-    return s_->recoveries.load(std::memory_order_relaxed);
-  }
+  [[nodiscard]] std::uint64_t recoveries() const noexcept { return s_->recoveries.load(std::memory_order_relaxed); }
   [[nodiscard]] const std::string& label() const noexcept { return label_.text; }
   [[nodiscard]] LockStats stats() const;  // a read-only snapshot (ipckit/stats.hpp)
 
@@ -117,7 +113,8 @@ class Lock : public detail::LockHandle {
   }
   // Throws NotOwner unless the calling thread holds the lock.
   void unlock() {
-    if (!detail::owned_by(*s_, detail::this_thread())) [[unlikely]] throw_not_owner("unlock");
+    if (!detail::owned_by(*s_, detail::this_thread())) [[unlikely]]
+      throw_not_owner("unlock");
     detail::unlock_owned(*s_);
   }
 
@@ -164,7 +161,8 @@ class RLock : public detail::LockHandle {
   }
   // Throws NotOwner unless the calling thread holds the lock.
   void unlock() {
-    if (!detail::owned_by(*s_, detail::this_thread())) [[unlikely]] throw_not_owner("unlock");
+    if (!detail::owned_by(*s_, detail::this_thread())) [[unlikely]]
+      throw_not_owner("unlock");
     if (--s_->depth == 0) detail::unlock_owned(*s_);
   }
   // How many times the calling thread holds it (0 if it does not).

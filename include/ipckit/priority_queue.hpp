@@ -135,12 +135,14 @@ class PriorityQueue : public detail::SlotQueue<PriorityQueue<T>, T> {
  private:
   void put_by(std::int64_t priority, const T& item, detail::Deadline deadline) {
     const detail::QueueOutcome r = this->put_with(priority, item, deadline);
-    if (!r.ok()) [[unlikely]] this->core_.raise_put(r);
+    if (!r.ok()) [[unlikely]]
+      this->core_.raise_put(r);
   }
   Prioritized prioritized_by(detail::Deadline deadline) {
     Prioritized out{0, T{}};
     const detail::QueueOutcome r = this->get_with(out.second, &out.first, deadline);
-    if (!r.ok()) [[unlikely]] this->core_.raise_get(r);
+    if (!r.ok()) [[unlikely]]
+      this->core_.raise_get(r);
     return out;
   }
 };

@@ -36,8 +36,8 @@
 namespace ipckit {
 
 struct ProcessOptions {
-  std::string name{};    // default "Process-<n>", as in Python
-  bool daemon = false;   // killed when the parent dies
+  std::string name{};   // default "Process-<n>", as in Python
+  bool daemon = false;  // killed when the parent dies
 };
 
 class Process {
@@ -86,8 +86,8 @@ class Process {
   // Process is started at once): the child has its own copy by then.
   void set_name(std::string name);
   void set_daemon(bool daemon);
-  void terminate();   // SIGTERM; no-op if it has ended
-  void kill();        // SIGKILL; no-op if it has ended
+  void terminate();  // SIGTERM; no-op if it has ended
+  void kill();       // SIGKILL; no-op if it has ended
 
   // A descriptor that becomes readable (POLLIN) when the process ends, for
   // poll/select/epoll: the child's pidfd. Valid from start() until close()

@@ -185,7 +185,8 @@ class PutForms {
  private:
   void put_by(const Item& item, Deadline deadline) {
     const QueueOutcome r = self().put_outcome(item, deadline);
-    if (!r.ok()) [[unlikely]] self().raise_put(r, 1);
+    if (!r.ok()) [[unlikely]]
+      self().raise_put(r, 1);
   }
   Derived& self() { return static_cast<Derived&>(*this); }
 };
@@ -215,7 +216,8 @@ class GetForms {
   Out get_by(Deadline deadline) {
     Out out{};
     const QueueOutcome r = self().get_outcome(out, deadline);
-    if (!r.ok()) [[unlikely]] self().raise_get(r);
+    if (!r.ok()) [[unlikely]]
+      self().raise_get(r);
     return out;
   }
   Derived& self() { return static_cast<Derived&>(*this); }
@@ -271,12 +273,14 @@ class BatchForms {
  private:
   void put_many_by(std::span<const Item> items, Deadline deadline) {
     const QueueOutcome r = self().put_many_outcome(items, deadline);
-    if (!r.ok()) [[unlikely]] self().raise_put(r, items.size());
+    if (!r.ok()) [[unlikely]]
+      self().raise_put(r, items.size());
   }
   std::vector<Out> get_many_by(std::size_t max, Deadline deadline) {
     std::vector<Out> out;
     const QueueOutcome r = self().get_many_outcome(out, max, deadline);
-    if (!r.ok()) [[unlikely]] self().raise_get(r);
+    if (!r.ok()) [[unlikely]]
+      self().raise_get(r);
     return out;
   }
   Derived& self() { return static_cast<Derived&>(*this); }
@@ -320,17 +324,18 @@ QueueOutcome get_one(QueueCore& core, Out& out, Deadline deadline) {
 template <class Out, void (*Decode)(Out&, const char*, std::size_t)>
 QueueOutcome get_appending(QueueCore& core, std::vector<Out>& out, std::size_t max, Deadline deadline) {
   out.reserve(std::min<std::size_t>(max, 1024));
-  return core.get_many([](void* ctx, std::size_t, const char* p, std::size_t n) {
-                         auto& v = *static_cast<std::vector<Out>*>(ctx);
-                         v.emplace_back();
-                         try {
-                           Decode(v.back(), p, n);
-                         } catch (...) {
-                           v.pop_back();
-                           throw;
-                         }
-                       },
-                       &out, max, deadline);
+  return core.get_many(
+      [](void* ctx, std::size_t, const char* p, std::size_t n) {
+        auto& v = *static_cast<std::vector<Out>*>(ctx);
+        v.emplace_back();
+        try {
+          Decode(v.back(), p, n);
+        } catch (...) {
+          v.pop_back();
+          throw;
+        }
+      },
+      &out, max, deadline);
 }
 // Puts `items` in batches of up to 64 records, `encode(batch, records)` making each.
 template <class Item, class Encode>

@@ -76,18 +76,27 @@
 
 namespace ipckit {
 
-template <class T, class L = RLock> class Value;
-template <class T, class L = RLock> class Array;
-template <class T> class RawValue;
-template <class T> class RawArray;
+template <class T, class L = RLock>
+class Value;
+template <class T, class L = RLock>
+class Array;
+template <class T>
+class RawValue;
+template <class T>
+class RawArray;
 // The locks a Value or Array may be bound to (Python's `lock=`).
 template <class L>
 concept ValueLock = std::is_same_v<L, Lock> || std::is_same_v<L, RLock>;
-template <class T> class Queue;
-template <class T> class JoinableQueue;
-template <class T> class PriorityQueue;
-template <class T> class JoinablePriorityQueue;
-template <class T> class LifoQueue;
+template <class T>
+class Queue;
+template <class T>
+class JoinableQueue;
+template <class T>
+class PriorityQueue;
+template <class T>
+class JoinablePriorityQueue;
+template <class T>
+class LifoQueue;
 class ByteQueue;
 namespace detail {
 class QueueCore;
@@ -146,7 +155,7 @@ const char* to_string(ObjectKind kind) noexcept;
 struct ObjectInfo {
   std::string name;
   ObjectKind kind{};
-  std::string type_name;     // as typeid(T).name() spells it ("l" for int64_t)
+  std::string type_name;  // as typeid(T).name() spells it ("l" for int64_t)
   std::uint32_t elem_size = 0;
   std::uint64_t count = 0;   // array length; 1 for a Value; a semaphore's initial value; a barrier's parties
   std::uint64_t offset = 0;  // inside the segment
@@ -176,12 +185,12 @@ class SegmentAccess;
 
 struct ObjectSpec {
   ObjectKind kind;
-  const char* type_name;     // typeid(T).name()
+  const char* type_name;  // typeid(T).name()
   std::uint32_t elem_size;
   std::uint32_t elem_align;
   std::uint64_t count;
   std::uint32_t layout_version;
-  std::uint64_t bytes;       // whole object, header included
+  std::uint64_t bytes;  // whole object, header included
   // Writes the initial contents before the object is published (may be null:
   // the memory is already zero).
   void (*init)(void* body, const void* arg) = nullptr;
@@ -228,22 +237,36 @@ class Segment {
   // is set only if this call creates the object; every process must give an
   // array the same length. Arrays of no or absurdly many elements are
   // InvalidArgument.
-  template <class T> Value<T> value(std::string_view name);
-  template <class T> Value<T> value(std::string_view name, const T& initial);
-  template <class T, ValueLock L> Value<T, L> value(std::string_view name, const L& lock);
-  template <class T, ValueLock L> Value<T, L> value(std::string_view name, const T& initial, const L& lock);
-  template <class T> RawValue<T> raw_value(std::string_view name);
-  template <class T> RawValue<T> raw_value(std::string_view name, const T& initial);
-  template <class T> Array<T> array(std::string_view name, std::size_t count);
-  template <class T> Array<T> array(std::string_view name, std::span<const T> values);
-  template <class T> Array<T> array(std::string_view name, std::initializer_list<T> values);
-  template <class T, ValueLock L> Array<T, L> array(std::string_view name, std::size_t count, const L& lock);
-  template <class T, ValueLock L> Array<T, L> array(std::string_view name, std::span<const T> values, const L& lock);
+  template <class T>
+  Value<T> value(std::string_view name);
+  template <class T>
+  Value<T> value(std::string_view name, const T& initial);
+  template <class T, ValueLock L>
+  Value<T, L> value(std::string_view name, const L& lock);
+  template <class T, ValueLock L>
+  Value<T, L> value(std::string_view name, const T& initial, const L& lock);
+  template <class T>
+  RawValue<T> raw_value(std::string_view name);
+  template <class T>
+  RawValue<T> raw_value(std::string_view name, const T& initial);
+  template <class T>
+  Array<T> array(std::string_view name, std::size_t count);
+  template <class T>
+  Array<T> array(std::string_view name, std::span<const T> values);
+  template <class T>
+  Array<T> array(std::string_view name, std::initializer_list<T> values);
+  template <class T, ValueLock L>
+  Array<T, L> array(std::string_view name, std::size_t count, const L& lock);
+  template <class T, ValueLock L>
+  Array<T, L> array(std::string_view name, std::span<const T> values, const L& lock);
   template <class T, ValueLock L>
   Array<T, L> array(std::string_view name, std::initializer_list<T> values, const L& lock);
-  template <class T> RawArray<T> raw_array(std::string_view name, std::size_t count);
-  template <class T> RawArray<T> raw_array(std::string_view name, std::span<const T> values);
-  template <class T> RawArray<T> raw_array(std::string_view name, std::initializer_list<T> values);
+  template <class T>
+  RawArray<T> raw_array(std::string_view name, std::size_t count);
+  template <class T>
+  RawArray<T> raw_array(std::string_view name, std::span<const T> values);
+  template <class T>
+  RawArray<T> raw_array(std::string_view name, std::initializer_list<T> values);
   Lock lock(std::string_view name);
   RLock rlock(std::string_view name);
   // A condition with its own lock, or bound to a named Lock/RLock of this
@@ -260,19 +283,23 @@ class Segment {
   Barrier barrier(std::string_view name, std::uint32_t parties, BarrierOptions options = {});
   // Queues of cereal-serialized T (include <ipckit/queue.hpp>); every process
   // must pass the same T and options (TypeMismatch otherwise).
-  template <class T> Queue<T> queue(std::string_view name, const QueueOptions& options = {});
-  template <class T> JoinableQueue<T> joinable_queue(std::string_view name, const QueueOptions& options = {});
+  template <class T>
+  Queue<T> queue(std::string_view name, const QueueOptions& options = {});
+  template <class T>
+  JoinableQueue<T> joinable_queue(std::string_view name, const QueueOptions& options = {});
   ByteQueue byte_queue(std::string_view name, const QueueOptions& options = {});
   // Lowest priority value first, FIFO among equal priorities (include
   // <ipckit/priority_queue.hpp>). It keeps fixed slots of max_message bytes:
   // max_items of them if set, else as many as capacity_bytes holds.
-  template <class T> PriorityQueue<T> priority_queue(std::string_view name, const QueueOptions& options = {});
+  template <class T>
+  PriorityQueue<T> priority_queue(std::string_view name, const QueueOptions& options = {});
   // A priority queue with task_done()/join() (include <ipckit/priority_queue.hpp>).
   template <class T>
   JoinablePriorityQueue<T> joinable_priority_queue(std::string_view name, const QueueOptions& options = {});
   // Last put, first got: Python's queue.LifoQueue (include <ipckit/lifo_queue.hpp>);
   // fixed slots as a priority queue's.
-  template <class T> LifoQueue<T> lifo_queue(std::string_view name, const QueueOptions& options = {});
+  template <class T>
+  LifoQueue<T> lifo_queue(std::string_view name, const QueueOptions& options = {});
 
   [[nodiscard]] const std::string& name() const noexcept;
   [[nodiscard]] std::size_t size() const noexcept;
@@ -307,11 +334,14 @@ class Segment {
   template <class T, class L>
   std::pair<T*, L> bind_guarded(std::string_view name, ObjectKind kind, std::size_t count, const T* initial,
                                 const L* lock);
-  template <class T, class L> Value<T, L> make_value(std::string_view name, const T* initial, const L* lock);
+  template <class T, class L>
+  Value<T, L> make_value(std::string_view name, const T* initial, const L* lock);
   template <class T, class L>
   Array<T, L> make_array(std::string_view name, std::size_t count, const T* initial, const L* lock);
-  template <class T> RawValue<T> make_raw_value(std::string_view name, const T* initial);
-  template <class T> RawArray<T> make_raw_array(std::string_view name, std::size_t count, const T* initial);
+  template <class T>
+  RawValue<T> make_raw_value(std::string_view name, const T* initial);
+  template <class T>
+  RawArray<T> make_raw_array(std::string_view name, std::size_t count, const T* initial);
   std::shared_ptr<detail::SegmentImpl> impl_;
 };
 

@@ -71,9 +71,12 @@ enum class Guard : std::uint8_t { Own, Raw, Bound };
 
 constexpr std::string_view guard_prefix(Guard guard) noexcept {
   switch (guard) {
-    case Guard::Raw: return "raw:";
-    case Guard::Bound: return "bound:";
-    case Guard::Own: break;
+    case Guard::Raw:
+      return "raw:";
+    case Guard::Bound:
+      return "bound:";
+    case Guard::Own:
+      break;
   }
   return "";
 }
@@ -118,9 +121,8 @@ DataSpec data_spec(ObjectKind kind, std::uint64_t count, Guard guard, const void
 }
 
 template <class T>
-inline constexpr bool kAtomicAccess =
-    std::is_trivially_copyable_v<T> && std::atomic_ref<T>::is_always_lock_free &&
-    sizeof(T) <= 8 && alignof(T) >= sizeof(T);
+inline constexpr bool kAtomicAccess = std::is_trivially_copyable_v<T>&& std::atomic_ref<T>::is_always_lock_free &&
+                                      sizeof(T) <= 8 && alignof(T) >= sizeof(T);
 
 // What Array and RawArray share: `size()` elements of T in the segment,
 // indexed, iterated and sliced.
@@ -333,8 +335,8 @@ RawValue<T> Segment::make_raw_value(std::string_view name, const T* initial) {
 template <class T>
 RawArray<T> Segment::make_raw_array(std::string_view name, std::size_t count, const T* initial) {
   const auto spec = detail::data_spec<T>(ObjectKind::Array, count, detail::Guard::Raw, initial);
-  return detail::SegmentAccess::make<RawArray<T>>(detail::data_at<T>(bind_data(name, spec), spec), count,
-                                                  keepalive(), label_of(ObjectKind::Array, name));
+  return detail::SegmentAccess::make<RawArray<T>>(detail::data_at<T>(bind_data(name, spec), spec), count, keepalive(),
+                                                  label_of(ObjectKind::Array, name));
 }
 
 template <class T>

@@ -61,14 +61,10 @@ std::string inspect_json(const SegmentInfo& info, const std::vector<Row>& rows, 
   Json objects = Json::array();
   for (const auto& r : rows) {
     const auto& i = r.snap.info;
-    Json o{{"name", i.name},
-           {"kind", kind_name(i.kind)},
-           {"type", i.type_name},
-           {"type_pretty", pretty_type(i.type_name)},
-           {"elem_size", i.elem_size},
-           {"count", i.count},
-           {"offset", i.offset},
-           {"bytes", i.bytes}};
+    Json o{{"name", i.name},           {"kind", kind_name(i.kind)},
+           {"type", i.type_name},      {"type_pretty", pretty_type(i.type_name)},
+           {"elem_size", i.elem_size}, {"count", i.count},
+           {"offset", i.offset},       {"bytes", i.bytes}};
     if (!r.error.empty()) {
       o["error"] = r.error;
     } else {

@@ -28,19 +28,18 @@ std::optional<LockStats> own_lock(const PriorityQueueStats& s) { return s.lock; 
 template <class S, std::string (*Text)(const S&, const ObjectInfo&, std::size_t),
           void (*Write)(Json&, const S&, const ObjectInfo&, std::size_t)>
 constexpr KindView row(ObjectKind kind) {
-  return KindView{
-      kind,
-      [](const ObjectSnapshot& snap) -> std::optional<LockStats> {
-        const S* s = std::get_if<S>(&snap.stats);
-        return s != nullptr ? own_lock(*s) : std::nullopt;
-      },
-      [](const ObjectSnapshot& snap, std::size_t limit) -> std::string {
-        const S* s = std::get_if<S>(&snap.stats);
-        return s != nullptr ? Text(*s, snap.info, limit) : std::string();
-      },
-      [](Json& object, const ObjectSnapshot& snap, std::size_t limit) {
-        if (const S* s = std::get_if<S>(&snap.stats)) Write(object, *s, snap.info, limit);
-      }};
+  return KindView{kind,
+                  [](const ObjectSnapshot& snap) -> std::optional<LockStats> {
+                    const S* s = std::get_if<S>(&snap.stats);
+                    return s != nullptr ? own_lock(*s) : std::nullopt;
+                  },
+                  [](const ObjectSnapshot& snap, std::size_t limit) -> std::string {
+                    const S* s = std::get_if<S>(&snap.stats);
+                    return s != nullptr ? Text(*s, snap.info, limit) : std::string();
+                  },
+                  [](Json& object, const ObjectSnapshot& snap, std::size_t limit) {
+                    if (const S* s = std::get_if<S>(&snap.stats)) Write(object, *s, snap.info, limit);
+                  }};
 }
 
 template <class S>

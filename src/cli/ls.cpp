@@ -94,7 +94,8 @@ LsListing gather_ls(std::chrono::milliseconds deadline) {
       out.entries.push_back(LsEntry{w->names[i], std::nullopt,
                                     "segment '" + w->names[i] + "' could not be opened within " + waited +
                                         " s (its creator, or whoever holds a lock on its file, may be stopped); "
-                                        "try `ipckit inspect " + w->names[i] + "`"});
+                                        "try `ipckit inspect " +
+                                        w->names[i] + "`"});
     } else if (!w->removed[i]) {
       out.entries.push_back(w->entries[i]);
     }

@@ -15,14 +15,13 @@
 //
 // Exit status: 0 on success, 1 when ipckit reports an error (printed as
 // "ipckit: <message>" on stderr), 2 for a bad command line.
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "inspect.hpp"
 #include "ipckit/error.hpp"
@@ -94,8 +93,8 @@ int main(int argc, char** argv) {
   inspect->add_option("segment", inspect_seg, "Segment name")->required();
   auto* obj_opt = inspect->add_option("object", inspect_obj, "Only this object (shows all of its elements)");
   inspect->add_flag("--json", inspect_json, "Print JSON instead of a table");
-  auto* limit_opt = inspect->add_option(
-      "--limit", inspect_limit, "Array elements to show (0: all; default 8, or all for a single object)");
+  auto* limit_opt = inspect->add_option("--limit", inspect_limit,
+                                        "Array elements to show (0: all; default 8, or all for a single object)");
 
   std::vector<std::string> rm_names;
   bool rm_force = false;

@@ -29,9 +29,9 @@ std::string quote_text(std::string_view bytes, char quote);
 // Characters (code points) of valid UTF-8, for column widths.
 std::size_t display_width(std::string_view utf8);
 
-std::string human_bytes(std::uint64_t n);  // "1.5 MiB"
+std::string human_bytes(std::uint64_t n);     // "1.5 MiB"
 std::string human_age(std::int64_t seconds);  // "45s", "3m12s", "2h05m", "4d03h"
-std::string octal_mode(mode_t mode);  // "0600"
+std::string octal_mode(mode_t mode);          // "0600"
 
 // Left-aligned columns two spaces apart. Cells must be escaped text
 // already; a row shorter than the header ends in a cell that spans the

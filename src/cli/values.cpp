@@ -201,8 +201,7 @@ std::size_t elements_needed(std::size_t limit) {
 std::string pretty_type(const std::string& raw) {
   if (raw.empty()) return {};
   int status = 0;
-  std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(raw.c_str(), nullptr, nullptr, &status),
-                                             std::free);
+  std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(raw.c_str(), nullptr, nullptr, &status), std::free);
   if (status == 0 && out) return out.get();
   return raw;
 }

@@ -9,17 +9,15 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#include "cli/inspect.hpp"
 #include "ipckit/detail/segment_access.hpp"
 #include "ipckit/ipckit.hpp"
-
-#include <nlohmann/json.hpp>
-
-#include "cli/inspect.hpp"
 
 namespace ipckit::fuzz {
 
@@ -133,8 +131,8 @@ bool try_as(bool (*use)(Segment&, const std::string&), Segment& seg, const std::
 template <class T>
 bool use_array(Segment& seg, const std::string& name, std::uint64_t count) {
   Array<T> a = seg.array<T>(name, static_cast<std::size_t>(count));
-  if (a.size() != count) finding("Array '" + name + "' opened with " + std::to_string(a.size()) + " elements, not " +
-                                 std::to_string(count));
+  if (a.size() != count)
+    finding("Array '" + name + "' opened with " + std::to_string(a.size()) + " elements, not " + std::to_string(count));
   std::unique_lock g(a.get_lock(), std::defer_lock);
   if (!g.try_lock()) {
     try {
@@ -362,8 +360,8 @@ void exercise_object(Segment& seg, const ObjectInfo& info, const std::vector<Obj
       break;
     case ObjectKind::Array:
       expect_errors([&] {
-        for (auto use : {use_array<std::int32_t>, use_array<std::int64_t>, use_array<std::uint8_t>,
-                         use_array<double>}) {
+        for (auto use :
+             {use_array<std::int32_t>, use_array<std::int64_t>, use_array<std::uint8_t>, use_array<double>}) {
           try {
             if (use(seg, name, info.count)) break;
           } catch (const TypeMismatch&) {
@@ -549,8 +547,7 @@ bool valid_utf8(std::string_view s) noexcept {
       if ((p[i] & 0xC0) != 0x80) return false;
       cp = (cp << 6) | (p[i] & 0x3F);
     }
-    if ((extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
+    if ((extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
       return false;
     p += extra + 1;
   }

@@ -42,8 +42,8 @@ constexpr int kMaxReopens = 3;
 constexpr int kMaxCreates = 8;
 
 const char* const kNames[kObjectCount] = {
-    "canary", "counter", "blob",    "ints",     "lock",     "rlock",    "cond",  "bound_cond", "sem",
-    "bounded", "tracked", "event",  "barrier1", "barrier2", "queue",    "bytes", "joinable",   "priority",
+    "canary",  "counter", "blob",  "ints",     "lock",     "rlock", "cond",  "bound_cond", "sem",
+    "bounded", "tracked", "event", "barrier1", "barrier2", "queue", "bytes", "joinable",   "priority",
 };
 
 constexpr QueueOptions kQueueOptions{.capacity_bytes = 4096, .max_items = 0, .max_message = 256};
@@ -444,9 +444,9 @@ void run_script(const std::uint8_t* data, std::size_t size) {
         break;
     }
     if (canary_checked && oracles_enabled() && h->canary.get() != kCanaryValue)
-      finding("value 'canary' changed from " + std::to_string(kCanaryValue) + " to " +
-              std::to_string(h->canary.get()) + " though no write touched it or the directory (step " +
-              std::to_string(step) + ", op " + std::to_string(op) + ")");
+      finding("value 'canary' changed from " + std::to_string(kCanaryValue) + " to " + std::to_string(h->canary.get()) +
+              " though no write touched it or the directory (step " + std::to_string(step) + ", op " +
+              std::to_string(op) + ")");
   }
   h.reset();
   seg.reset();

@@ -79,7 +79,8 @@ extern "C" int munmap(void* addr, std::size_t length) {
   {
     std::lock_guard g(g_mutex);
     for (auto& slot : g_guarded) {
-      if (slot.length != 0 && slot.start == reinterpret_cast<std::uintptr_t>(addr) && slot.length == page_round(length)) {
+      if (slot.length != 0 && slot.start == reinterpret_cast<std::uintptr_t>(addr) &&
+          slot.length == page_round(length)) {
         slot = {};
         return real_munmap(static_cast<char*>(addr) - kGuard, page_round(length) + 2 * kGuard);
       }

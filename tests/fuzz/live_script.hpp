@@ -54,14 +54,14 @@ enum Action : std::uint8_t {
   CounterRW = 0,
   BlobRW,
   ArrayRW,
-  LockTake,     // try_lock, or lock(short); kept held
+  LockTake,  // try_lock, or lock(short); kept held
   LockRelease,
-  RLockTake,    // one more level, kept held
+  RLockTake,  // one more level, kept held
   RLockRelease,
-  CondWait,     // own-lock condition: try_lock, wait_for(0 / short), unlock
+  CondWait,  // own-lock condition: try_lock, wait_for(0 / short), unlock
   CondNotify,
   BoundCondWait,
-  SemTake,      // kept
+  SemTake,  // kept
   SemRelease,
   BoundedCycle,
   TrackedTake,  // kept
@@ -87,11 +87,35 @@ inline constexpr std::uint8_t kOpCount = static_cast<std::uint8_t>(int{FirstActi
 
 // Values a poke writes (the last ones are filled in at run time).
 inline constexpr std::uint64_t kPokeValues[] = {
-    0,          1,          2,          7,           8,           63,          64,          0x7f,
-    0xff,       0x100,      0x1000,     0xffff,      kSegmentSize, kSegmentSize + 1, kSegmentSize - 64,
-    kSegmentSize * 2, 0x7fffffff, 0x80000000, 0x80000001, 0xfffffffe, 0xffffffff, 0x100000000ULL,
-    std::uint64_t{1} << 27, std::uint64_t{1} << 40, std::uint64_t{1} << 62, 0x7fffffffffffffffULL,
-    0xffffffffffffffffULL, 0x52454459 /* "REDY" */, 0x31474553544B5049ULL /* magic */,
+    0,
+    1,
+    2,
+    7,
+    8,
+    63,
+    64,
+    0x7f,
+    0xff,
+    0x100,
+    0x1000,
+    0xffff,
+    kSegmentSize,
+    kSegmentSize + 1,
+    kSegmentSize - 64,
+    kSegmentSize * 2,
+    0x7fffffff,
+    0x80000000,
+    0x80000001,
+    0xfffffffe,
+    0xffffffff,
+    0x100000000ULL,
+    std::uint64_t{1} << 27,
+    std::uint64_t{1} << 40,
+    std::uint64_t{1} << 62,
+    0x7fffffffffffffffULL,
+    0xffffffffffffffffULL,
+    0x52454459 /* "REDY" */,
+    0x31474553544B5049ULL /* magic */,
 };
 inline constexpr std::size_t kPokeValueCount = sizeof kPokeValues / sizeof kPokeValues[0];
 // Index kPokeValueCount: this thread's id (a lock word "held by me").

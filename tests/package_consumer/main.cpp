@@ -1,15 +1,14 @@
 // Uses the installed ipckit package: a segment, a lock and a shared counter.
 #include <unistd.h>
 
+#include <cereal/types/string.hpp>  // cereal comes with the package's dependencies
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <ipckit/ipckit.hpp>
+#include <ipckit/queue.hpp>
 #include <mutex>
 #include <string>
-
-#include <ipckit/ipckit.hpp>
-#include <cereal/types/string.hpp>  // cereal comes with the package's dependencies
-#include <ipckit/queue.hpp>
 
 struct Reading {
   std::string sensor;

@@ -85,11 +85,16 @@ constexpr std::size_t kMaxMaybes = 4096;
 enum class Role { Producer, Consumer, LockUser, Waiter, Notifier };
 const char* role_name(Role r) {
   switch (r) {
-    case Role::Producer: return "producer";
-    case Role::Consumer: return "consumer";
-    case Role::LockUser: return "lock user";
-    case Role::Waiter: return "waiter";
-    case Role::Notifier: return "notifier";
+    case Role::Producer:
+      return "producer";
+    case Role::Consumer:
+      return "consumer";
+    case Role::LockUser:
+      return "lock user";
+    case Role::Waiter:
+      return "waiter";
+    case Role::Notifier:
+      return "notifier";
   }
   return "?";
 }
@@ -123,7 +128,7 @@ struct Shared {
 
   ipckit::Segment& seg;
   ipckit::JoinableQueue<std::uint64_t> queue;
-  ipckit::Array<std::uint64_t> receipts;  // one bit per id, set by the consumer that got it
+  ipckit::Array<std::uint64_t> receipts;    // one bit per id, set by the consumer that got it
   ipckit::Array<std::uint64_t> duplicates;  // receipts of an id whose bit was already set
   ipckit::Array<std::uint64_t> attempt, confirmed, maybe_count, maybes, received;
   ipckit::Lock lock;
@@ -311,11 +316,21 @@ pid_t start_worker(const std::string& seg_name, const Slot& slot) {
     ipckit::Segment seg = ipckit::Segment::open(seg_name);
     Shared sh(seg);
     switch (slot.role) {
-      case Role::Producer: producer(sh, slot.index); break;
-      case Role::Consumer: consumer(sh, slot.index); break;
-      case Role::LockUser: lock_user(sh, slot.index); break;
-      case Role::Waiter: waiter(sh, slot.index); break;
-      case Role::Notifier: notifier(sh, slot.index); break;
+      case Role::Producer:
+        producer(sh, slot.index);
+        break;
+      case Role::Consumer:
+        consumer(sh, slot.index);
+        break;
+      case Role::LockUser:
+        lock_user(sh, slot.index);
+        break;
+      case Role::Waiter:
+        waiter(sh, slot.index);
+        break;
+      case Role::Notifier:
+        notifier(sh, slot.index);
+        break;
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "soak: %s %d failed: %s\n", role_name(slot.role), slot.index, e.what());
@@ -342,9 +357,12 @@ Options parse(int argc, char** argv) {
       }
       return std::strtol(argv[++i], nullptr, 10);
     };
-    if (a == "--seconds") o.seconds = static_cast<int>(next());
-    else if (a == "--seed") o.seed = static_cast<unsigned>(next());
-    else if (a == "--fault-ms") o.fault_ms = static_cast<int>(next());
+    if (a == "--seconds")
+      o.seconds = static_cast<int>(next());
+    else if (a == "--seed")
+      o.seed = static_cast<unsigned>(next());
+    else if (a == "--fault-ms")
+      o.fault_ms = static_cast<int>(next());
     else {
       std::fprintf(stderr, "usage: ipckit_soak [--seconds 60] [--seed N] [--fault-ms 80]\n");
       std::exit(2);
@@ -461,8 +479,10 @@ int main(int argc, char** argv) {
         const Slot& s = slots[i];
         if (s.role != Role::Producer && s.role != Role::Consumer) continue;
         const std::uint64_t ticks = s.pid != 0 ? cpu_ticks(s.pid) : 0;
-        if (s.pid != 0 && s.pid == last_cpu_pid[i] && ticks >= last_cpu[i]) cpu += ticks - last_cpu[i];
-        else cpu += ticks;  // a new incarnation: all it used
+        if (s.pid != 0 && s.pid == last_cpu_pid[i] && ticks >= last_cpu[i])
+          cpu += ticks - last_cpu[i];
+        else
+          cpu += ticks;  // a new incarnation: all it used
         last_cpu[i] = ticks;
         last_cpu_pid[i] = s.pid;
       }

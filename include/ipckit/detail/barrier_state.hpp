@@ -27,8 +27,8 @@ enum class BreakReason : std::uint32_t {
   ActionDied = 6,    // the last arrival died before releasing the round (in its action)
 };
 struct BarrierParty {
-  std::int32_t pid = 0;               // 0: free slot
-  std::uint32_t last_round = 0;       // round in which it last arrived
+  std::int32_t pid = 0;          // 0: free slot
+  std::uint32_t last_round = 0;  // round in which it last arrived
   std::uint64_t start_ticks = 0;
 };
 // A round is one use of the barrier: it ends when the last party arrives, or
@@ -55,13 +55,13 @@ inline constexpr bool barrier_broken(std::uint32_t broken) noexcept {
   return broken != 0 && (broken & kBarrierSealed) == 0;
 }
 struct alignas(64) BarrierState {
-  LockState lock;                           // guards arrived, party[] and round changes
+  LockState lock;  // guards arrived, party[] and round changes
   std::uint32_t parties = 0;
-  std::uint32_t arrived = 0;                // in the current round
-  std::atomic<std::uint32_t> round{0};      // rounds ended so far
-  std::atomic<std::uint32_t> broken{0};     // the current round is broken: a BreakReason (or sealed)
+  std::uint32_t arrived = 0;                   // in the current round
+  std::atomic<std::uint32_t> round{0};         // rounds ended so far
+  std::atomic<std::uint32_t> broken{0};        // the current round is broken: a BreakReason (or sealed)
   std::atomic<std::uint32_t> broken_round{0};  // 1 + the last round that ended broken (0: none)
-  std::atomic<std::uint32_t> wake{0};       // futex word: bumped on every change above
+  std::atomic<std::uint32_t> wake{0};          // futex word: bumped on every change above
   std::atomic<std::uint32_t> sleepers{0};
   BarrierParty party[kBarrierMaxParties];
 };

@@ -3,9 +3,8 @@
 // pipes share them.
 #pragma once
 
-#include <cereal/archives/binary.hpp>
-
 #include <algorithm>
+#include <cereal/archives/binary.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -68,11 +67,10 @@ class DecodeBuffer : public std::streambuf {
 //  - Cereal: everything else, through a fresh binary archive per item
 //    (cereal's pointer tracking must not span items).
 template <class T>
-inline constexpr bool kBitwiseItem =
-    std::is_arithmetic_v<T> || std::is_enum_v<T> ||
-    (std::is_trivially_copyable_v<T> && std::is_class_v<T> &&
-     !cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
-     !cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value);
+inline constexpr bool kBitwiseItem = std::is_arithmetic_v<T> || std::is_enum_v<T> ||
+                                     (std::is_trivially_copyable_v<T> && std::is_class_v<T> &&
+                                      !cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
+                                      !cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value);
 
 template <class T>
 struct ContiguousItem : std::false_type {};

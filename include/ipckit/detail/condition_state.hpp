@@ -98,7 +98,7 @@ struct alignas(64) ConditionState {
   std::atomic<std::uint32_t> high{0};          // slots [0, high) may be in use
   std::atomic<std::uint32_t> overflow{0};      // waiters without a slot
   std::atomic<std::uint32_t> reserved{0};
-  std::atomic<std::int64_t> last_sweep{0};     // steady clock (ns) of the last sweep
+  std::atomic<std::int64_t> last_sweep{0};  // steady clock (ns) of the last sweep
   ConditionSlot slot[kConditionSlots];
 };
 

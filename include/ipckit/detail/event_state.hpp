@@ -15,7 +15,7 @@ inline constexpr std::uint32_t kEventLayout = 1;
 
 struct alignas(64) EventState {
   std::atomic<std::uint32_t> flag{0};
-  std::atomic<std::uint32_t> seq{0};       // futex word: bumped by set()
+  std::atomic<std::uint32_t> seq{0};  // futex word: bumped by set()
   std::atomic<std::uint32_t> sleepers{0};
 };
 

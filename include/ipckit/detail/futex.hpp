@@ -73,8 +73,7 @@ void sleeper_audit(std::atomic<std::uint32_t>& sleepers) noexcept;
 }
 // Wakes up to `n` sleepers on `word`; audits the count when nobody woke.
 inline void wake_sleepers(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleepers, int n) noexcept {
-  if (futex_wake(word, n) == 0 && sleeper_count(sleepers.load(std::memory_order_relaxed)) != 0)
-    sleeper_audit(sleepers);
+  if (futex_wake(word, n) == 0 && sleeper_count(sleepers.load(std::memory_order_relaxed)) != 0) sleeper_audit(sleepers);
 }
 
 inline void cpu_relax() noexcept {

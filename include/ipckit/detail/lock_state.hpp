@@ -32,12 +32,12 @@ inline constexpr std::chrono::milliseconds kLivenessInterval{25};
 
 struct alignas(64) LockState {
   std::atomic<std::uint32_t> word{0};
-  std::uint32_t depth = 0;                      // RLock recursion depth
-  std::atomic<std::uint32_t> owner_tid{0};      // tid whose start time is below
-  std::atomic<std::uint32_t> owner_died{0};     // set for the owner that took over
-  std::atomic<std::uint64_t> owner_start{0};    // owner's thread start time
-  std::atomic<std::uint64_t> recoveries{0};     // takeovers from dead owners, ever
-  std::atomic<std::uint64_t> acquisitions{0};   // slow-path acquisitions (contention)
+  std::uint32_t depth = 0;                     // RLock recursion depth
+  std::atomic<std::uint32_t> owner_tid{0};     // tid whose start time is below
+  std::atomic<std::uint32_t> owner_died{0};    // set for the owner that took over
+  std::atomic<std::uint64_t> owner_start{0};   // owner's thread start time
+  std::atomic<std::uint64_t> recoveries{0};    // takeovers from dead owners, ever
+  std::atomic<std::uint64_t> acquisitions{0};  // slow-path acquisitions (contention)
 };
 static_assert(sizeof(LockState) == 64);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
@@ -54,8 +54,7 @@ inline void note_owner(LockState& s, const ThreadIdentity& me) noexcept {
 
 inline bool try_lock_fast(LockState& s, const ThreadIdentity& me) noexcept {
   std::uint32_t expected = 0;
-  if (s.word.compare_exchange_strong(expected, me.tid, std::memory_order_acquire,
-                                     std::memory_order_relaxed)) {
+  if (s.word.compare_exchange_strong(expected, me.tid, std::memory_order_acquire, std::memory_order_relaxed)) {
     note_owner(s, me);
     return true;
   }
@@ -66,8 +65,7 @@ void wake_one(LockState& s) noexcept;
 
 inline void unlock_owned(LockState& s) noexcept {
   s.owner_tid.store(0, std::memory_order_relaxed);
-  if (s.owner_died.load(std::memory_order_relaxed) != 0)
-    s.owner_died.store(0, std::memory_order_relaxed);
+  if (s.owner_died.load(std::memory_order_relaxed) != 0) s.owner_died.store(0, std::memory_order_relaxed);
   if (s.word.exchange(0, std::memory_order_release) & kLockWaiters) wake_one(s);
 }
 

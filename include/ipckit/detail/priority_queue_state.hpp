@@ -70,13 +70,13 @@ struct alignas(64) PriorityQueueState {
   // its producer died: the next holder's rebuild lowers it again). Read
   // without the lock as a joinable queue's count of tasks ever put.
   std::atomic<std::uint64_t> next_seq{0};
-  std::uint64_t got_end = 0;   // 1 + the highest seq ever got, written before its slot is freed
-  std::uint64_t get_slot = 0;  // joinable: the slot of the get whose task is in flight
-  std::atomic<std::uint64_t> count{0};        // ready items: qsize() without the lock
-  std::atomic<std::int64_t> lowest{0};        // the heap top's priority while count > 0
-  std::atomic<std::uint64_t> rebuilds{0};     // heap rebuilds after a dead holder, ever
+  std::uint64_t got_end = 0;               // 1 + the highest seq ever got, written before its slot is freed
+  std::uint64_t get_slot = 0;              // joinable: the slot of the get whose task is in flight
+  std::atomic<std::uint64_t> count{0};     // ready items: qsize() without the lock
+  std::atomic<std::int64_t> lowest{0};     // the heap top's priority while count > 0
+  std::atomic<std::uint64_t> rebuilds{0};  // heap rebuilds after a dead holder, ever
 
-  alignas(64) std::atomic<std::uint32_t> data_seq{0};   // futex: consumers sleep here
+  alignas(64) std::atomic<std::uint32_t> data_seq{0};  // futex: consumers sleep here
   std::atomic<std::uint32_t> data_sleepers{0};
   alignas(64) std::atomic<std::uint32_t> space_seq{0};  // futex: producers sleep here
   std::atomic<std::uint32_t> space_sleepers{0};

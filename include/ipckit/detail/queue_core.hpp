@@ -90,8 +90,9 @@ void tasks_done(TaskLedger& l, std::uint64_t published, const std::string& label
 // consumers' tasks finished).
 template <class Published, class Reclaim>
 bool tasks_join(TaskLedger& l, Deadline deadline, Published&& published, Reclaim&& reclaim) {
-  return wait_for_change(l.join_seq, l.join_sleepers, [&] { return ledger_unfinished(l, published()) == 0; },
-                         deadline, kLivenessInterval, reclaim);
+  return wait_for_change(
+      l.join_seq, l.join_sleepers, [&] { return ledger_unfinished(l, published()) == 0; }, deadline, kLivenessInterval,
+      reclaim);
 }
 
 // The non-template engine; typed queues encode/decode around it.

@@ -37,22 +37,22 @@ inline constexpr std::uint32_t kQueueDiscard = 2;
 
 struct alignas(64) QueueState {
   // Fixed at creation; every handle works from its own copy (QueueGeometry).
-  std::uint64_t capacity = 0;        // ring bytes, a power of two
-  std::uint64_t max_message = 0;     // largest payload accepted
-  std::uint64_t max_items = 0;       // 0: bounded by bytes only
+  std::uint64_t capacity = 0;     // ring bytes, a power of two
+  std::uint64_t max_message = 0;  // largest payload accepted
+  std::uint64_t max_items = 0;    // 0: bounded by bytes only
   std::uint32_t joinable = 0;
   std::atomic<std::uint32_t> closed{0};  // kQueueClosed | kQueueDiscard
 
   alignas(64) LockState put_lock;
-  alignas(64) std::atomic<std::uint64_t> tail{0};   // published: count<<40 | pos
-  std::uint64_t head_cache = 0;                    // producers' last look at head (under put_lock)
-  alignas(64) std::atomic<std::uint32_t> data_seq{0};      // futex: consumers sleep here
+  alignas(64) std::atomic<std::uint64_t> tail{0};      // published: count<<40 | pos
+  std::uint64_t head_cache = 0;                        // producers' last look at head (under put_lock)
+  alignas(64) std::atomic<std::uint32_t> data_seq{0};  // futex: consumers sleep here
   std::atomic<std::uint32_t> data_sleepers{0};
 
   alignas(64) LockState get_lock;
-  alignas(64) std::atomic<std::uint64_t> head{0};   // freed: count<<40 | pos
-  std::uint64_t tail_cache = 0;                    // consumers' last look at tail (under get_lock)
-  alignas(64) std::atomic<std::uint32_t> space_seq{0};     // futex: producers sleep here
+  alignas(64) std::atomic<std::uint64_t> head{0};       // freed: count<<40 | pos
+  std::uint64_t tail_cache = 0;                         // consumers' last look at tail (under get_lock)
+  alignas(64) std::atomic<std::uint32_t> space_seq{0};  // futex: producers sleep here
   std::atomic<std::uint32_t> space_sleepers{0};
 
   // JoinableQueue: unfinished tasks = tail's count - tasks.finished.

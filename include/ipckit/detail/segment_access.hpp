@@ -65,8 +65,7 @@ class SegmentAccess {
 
   // Raw access for tools (the CLI, tests): the body of object `name`, its
   // directory entry validated (its size against its kind is the caller's to check).
-  [[nodiscard]] static const void* object_body(const Segment& seg, std::string_view name,
-                                               ObjectInfo* info = nullptr) {
+  [[nodiscard]] static const void* object_body(const Segment& seg, std::string_view name, ObjectInfo* info = nullptr) {
     return seg.object_body(name, info);
   }
 };

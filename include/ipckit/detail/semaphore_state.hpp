@@ -23,8 +23,8 @@ inline constexpr std::uint32_t kSemaphoreLayout = 1;
 inline constexpr std::uint32_t kTrackedSemaphoreLayout = 2;
 
 inline constexpr std::uint32_t kSemaphoreHolderSlots = 64;
-inline constexpr std::uint32_t kSemaphoreMaxValue = 0x7fff'ffff;   // as SEM_VALUE_MAX
-inline constexpr std::uint32_t kSemaphoreMaxInitial = 1u << 30;    // what a segment accepts
+inline constexpr std::uint32_t kSemaphoreMaxValue = 0x7fff'ffff;  // as SEM_VALUE_MAX
+inline constexpr std::uint32_t kSemaphoreMaxInitial = 1u << 30;   // what a segment accepts
 
 // One holder of a tracked semaphore: a thread (tid + start time) and the
 // units it holds (src/holders.hpp keeps the table).
@@ -39,10 +39,10 @@ static_assert(sizeof(HolderSlot) == 16);
 // a handle copies them when it is made and never reads them again (a stray
 // write to them changes nothing for processes that have it open).
 struct alignas(64) SemaphoreState {
-  std::atomic<std::uint32_t> count{0};    // futex word: units available
+  std::atomic<std::uint32_t> count{0};  // futex word: units available
   std::atomic<std::uint32_t> sleepers{0};
   std::uint32_t initial = 0;
-  std::uint32_t bounded = 0;              // 1: releases above `initial` throw
+  std::uint32_t bounded = 0;  // 1: releases above `initial` throw
   std::uint32_t track_holders = 0;
   std::atomic<std::uint64_t> reclaimed{0};  // units given back from dead holders
   // Tracked semaphores: `count` and `holders` change only under this lock,

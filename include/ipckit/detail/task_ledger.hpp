@@ -69,6 +69,8 @@ std::uint64_t ledger_reclaim_dead(TaskLedger& l) noexcept;
 bool ledger_task_done(TaskLedger& l, const ThreadIdentity& process, std::uint64_t published) noexcept;
 std::uint64_t ledger_unfinished(const TaskLedger& l, std::uint64_t published) noexcept;
 // The tasks a lease's tally says its process got and has not marked done.
-constexpr std::uint64_t ledger_outstanding(std::uint64_t tally) noexcept { return tally & ((std::uint64_t{1} << 38) - 1); }
+constexpr std::uint64_t ledger_outstanding(std::uint64_t tally) noexcept {
+  return tally & ((std::uint64_t{1} << 38) - 1);
+}
 
 }  // namespace ipckit::detail

@@ -11,8 +11,8 @@
 namespace ipckit::detail {
 
 struct ThreadIdentity {
-  std::uint32_t tid = 0;           // gettid()
-  std::uint64_t start_ticks = 0;   // field 22 of /proc/thread-self/stat
+  std::uint32_t tid = 0;          // gettid()
+  std::uint64_t start_ticks = 0;  // field 22 of /proc/thread-self/stat
 };
 
 // Fills the cache on first use in a thread (one syscall and one /proc read).
@@ -21,7 +21,8 @@ const ThreadIdentity& load_thread_identity() noexcept;
 inline thread_local ThreadIdentity t_identity;
 
 inline const ThreadIdentity& this_thread() noexcept {
-  if (t_identity.tid == 0) [[unlikely]] return load_thread_identity();
+  if (t_identity.tid == 0) [[unlikely]]
+    return load_thread_identity();
   return t_identity;
 }
 
