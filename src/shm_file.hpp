@@ -39,7 +39,7 @@ std::string shm_path(std::string_view name);
 std::string seg_label(std::string_view name);
 
 // Turns an errno from a file operation on segment `name` into the typed error.
-[[noreturn]] void throw_errno(int err, std::string_view name, const std::string& action);
+[[noreturn]] void throw_errno(int err, std::string_view seg, const std::string& action);
 
 // Owns a file descriptor.
 class UniqueFd {

@@ -32,12 +32,14 @@ class Error : public std::runtime_error {
   std::error_code code_;
 };
 
-// NOLINTNEXTLINE(bugprone-macro-parentheses): a class name cannot be parenthesized
+// A class name cannot be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define IPCKIT_ERROR_CLASS(Name) \
   class Name : public Error {    \
    public:                       \
     using Error::Error;          \
   }
+// NOLINTEND(bugprone-macro-parentheses)
 
 IPCKIT_ERROR_CLASS(NotFound);          // no segment / object of that name
 IPCKIT_ERROR_CLASS(AlreadyExists);     // exclusive create of a name that is taken

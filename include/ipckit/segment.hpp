@@ -329,7 +329,7 @@ class Segment {
                                                 const QueueOptions& options,
                                                 ObjectKind kind = ObjectKind::PriorityQueue);
   // Values and arrays (value.hpp): finds or creates the object, checks how it is guarded.
-  void* bind_data(std::string_view name, const detail::DataSpec& spec);
+  void* bind_data(std::string_view name, const detail::DataSpec& d);
   [[nodiscard]] std::string lock_at(std::uint64_t offset) const;
   template <class T, class L>
   std::pair<T*, L> bind_guarded(std::string_view name, ObjectKind kind, std::size_t count, const T* initial,

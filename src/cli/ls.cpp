@@ -85,7 +85,8 @@ LsListing gather_ls(std::chrono::milliseconds deadline) {
       t.detach();
     }
   }
-  const auto secs = std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count() / 1000.0;
+  const auto secs =
+      static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count()) / 1000.0;
   char waited[32];
   std::snprintf(waited, sizeof waited, "%.1f", secs);
   for (std::size_t i = 0; i < count; ++i) {

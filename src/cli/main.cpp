@@ -77,7 +77,8 @@ int cmd_rm(const std::vector<std::string>& names, bool force) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+// What escapes the commands' handlers (out of memory) ends the program, as it should.
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   CLI::App app{"ipckit: inspect and manage ipckit shared-memory segments", "ipckit"};
   app.require_subcommand(1);
 

@@ -16,7 +16,7 @@ inline constexpr std::size_t kTextShown = 120;
 // Bytes of an unknown type shown in hex.
 inline constexpr std::size_t kRawBytesShown = 64;
 
-struct Decoded {
+struct Decoded {           // NOLINT(bugprone-exception-escape): its Json member allocates
   bool known = false;      // false: a type the CLI cannot decode (raw_hex is set)
   std::string text;        // for the table, escaped
   Json json;               // scalar, array or string
