@@ -38,7 +38,10 @@ else
 fi
 
 echo "lint: clang-format"
-if clang-format-14 --dry-run -Werror "${files[@]}" 2>&1 | grep -E 'warning|error' | head -40; then
+mkdir -p build-lint
+clang-format-14 --dry-run -Werror "${files[@]}" >build-lint/format.txt 2>&1 || true
+if grep -qE 'warning|error' build-lint/format.txt; then
+  grep -E 'warning|error' build-lint/format.txt | head -40
   echo "  (run: clang-format-14 -i FILE)"
   status=1
 else

@@ -211,44 +211,77 @@ class Script {
 
 void live_corruption_corpus(const std::string& dir) {
   using namespace live;
+  using detail::PriorityQueueState;
   using detail::QueueState;
   using detail::SegmentHeader;
-  using detail::PriorityQueueState;
 
   Script every;
   for (int a = 0; a < kActionCount; ++a) every.act(static_cast<Action>(a), static_cast<std::uint8_t>(0x11 * (a % 7)));
   write_file(dir + "/every_action.script", every.bytes());
 
   Script held;  // fields changed under a held lock, semaphore units, queued items
-  held.act(LockTake).act(RLockTake).act(SemTake).act(TrackedTake).act(QueuePut, 20).act(QueuePut, 40)
-      .poke(TheLock, 0, 0, false).act(BoundCondWait).act(LockRelease)
-      .poke(Sem, 0, 0xffffffff, false).act(SemTake).act(SemRelease, 0xff)
-      .poke(TrackedSem, 0, 0, false).act(TrackedRelease).act(RLockRelease).act(RLockRelease)
-      .act(QueueGetMany, 7).act(JoinableCycle, 5).act(PriorityCycle, 9);
+  held.act(LockTake)
+      .act(RLockTake)
+      .act(SemTake)
+      .act(TrackedTake)
+      .act(QueuePut, 20)
+      .act(QueuePut, 40)
+      .poke(TheLock, 0, 0, false)
+      .act(BoundCondWait)
+      .act(LockRelease)
+      .poke(Sem, 0, 0xffffffff, false)
+      .act(SemTake)
+      .act(SemRelease, 0xff)
+      .poke(TrackedSem, 0, 0, false)
+      .act(TrackedRelease)
+      .act(RLockRelease)
+      .act(RLockRelease)
+      .act(QueueGetMany, 7)
+      .act(JoinableCycle, 5)
+      .act(PriorityCycle, 9);
   write_file(dir + "/held_then_changed.script", held.bytes());
 
   Script own;  // lock words naming this very thread
-  own.poke_own_tid(TheLock, 0).act(LockTake).act(LockRelease).act(LockRelease)
-      .poke_own_tid(TheRLock, 0).act(RLockTake).act(RLockRelease)
-      .poke_own_tid(Cond, 0).act(CondWait).poke_own_tid(BlobValue, 0).act(BlobRW, 3);
+  own.poke_own_tid(TheLock, 0)
+      .act(LockTake)
+      .act(LockRelease)
+      .act(LockRelease)
+      .poke_own_tid(TheRLock, 0)
+      .act(RLockTake)
+      .act(RLockRelease)
+      .poke_own_tid(Cond, 0)
+      .act(CondWait)
+      .poke_own_tid(BlobValue, 0)
+      .act(BlobRW, 3);
   write_file(dir + "/own_tid.script", own.bytes());
 
   Script pid1;  // lock words naming a process that never dies (pid 1)
-  pid1.poke(TheLock, 0, 1, false).act(LockTake).act(BoundCondWait)
-      .poke(TheQueue, FIELD(QueueState, put_lock), 1, false).act(QueuePut, 3)
-      .poke(TheQueue, FIELD(QueueState, get_lock), 1, false).act(QueueGet)
-      .poke(Barrier2, 0, 1, false).act(BarrierPair);
+  pid1.poke(TheLock, 0, 1, false)
+      .act(LockTake)
+      .act(BoundCondWait)
+      .poke(TheQueue, FIELD(QueueState, put_lock), 1, false)
+      .act(QueuePut, 3)
+      .poke(TheQueue, FIELD(QueueState, get_lock), 1, false)
+      .act(QueueGet)
+      .poke(Barrier2, 0, 1, false)
+      .act(BarrierPair);
   write_file(dir + "/held_by_pid1.script", pid1.bytes());
 
   // Regression seeds: stray writes that made ipckit write outside its objects.
   Script capacity;
   capacity.poke(TheQueue, FIELD(QueueState, capacity), std::uint64_t{1} << 27, true)
-      .poke(TheQueue, FIELD(QueueState, tail), 0xffff, true).act(QueuePut, 60).act(QueuePutMany, 4).act(QueueGet).act(QueueGetMany, 8);
+      .poke(TheQueue, FIELD(QueueState, tail), 0xffff, true)
+      .act(QueuePut, 60)
+      .act(QueuePutMany, 4)
+      .act(QueueGet)
+      .act(QueueGetMany, 8);
   write_file(dir + "/queue_capacity.script", capacity.bytes());
 
   Script odd_capacity;
-  odd_capacity.poke(TheQueue, FIELD(QueueState, capacity), 0xffff, true).act(QueuePutMany, 4)
-      .poke(Bytes, FIELD(QueueState, max_message), 0xffff, true).act(BytesCycle, 99);
+  odd_capacity.poke(TheQueue, FIELD(QueueState, capacity), 0xffff, true)
+      .act(QueuePutMany, 4)
+      .poke(Bytes, FIELD(QueueState, max_message), 0xffff, true)
+      .act(BytesCycle, 99);
   write_file(dir + "/queue_geometry.script", odd_capacity.bytes());
 
   Script dir_offset;
@@ -260,8 +293,12 @@ void live_corruption_corpus(const std::string& dir) {
   write_file(dir + "/header_heap_top.script", heap_top.bytes());
 
   Script max_objects;  // new directory entries must not land on live objects
-  max_objects.header(offsetof(SegmentHeader, max_objects), 0xffff, false).act(CreateObjects).act(CreateObjects)
-      .act(CreateObjects).act(SemTake).act(Reopen);
+  max_objects.header(offsetof(SegmentHeader, max_objects), 0xffff, false)
+      .act(CreateObjects)
+      .act(CreateObjects)
+      .act(CreateObjects)
+      .act(SemTake)
+      .act(Reopen);
   write_file(dir + "/header_max_objects.script", max_objects.bytes());
 
   Script count;
@@ -273,13 +310,18 @@ void live_corruption_corpus(const std::string& dir) {
   write_file(dir + "/directory_lock_pid1.script", dir_lock.bytes());
 
   Script record;  // a record header that lies about its length
-  record.write(TheQueue, sizeof(QueueState), {0xf0, 0xff, 0xff, 0x7f}).act(QueueGet).act(QueueGetMany, 3)
-      .write(Joinable, sizeof(QueueState), {0xff, 0xff, 0xff, 0xff}).act(JoinableCycle, 1);
+  record.write(TheQueue, sizeof(QueueState), {0xf0, 0xff, 0xff, 0x7f})
+      .act(QueueGet)
+      .act(QueueGetMany, 3)
+      .write(Joinable, sizeof(QueueState), {0xff, 0xff, 0xff, 0xff})
+      .act(JoinableCycle, 1);
   write_file(dir + "/ring_record.script", record.bytes());
 
   Script prio;  // the priority queue copies its geometry: these must be harmless
   prio.poke(Priority, FIELD(PriorityQueueState, slot_count), std::uint64_t{1} << 40, true)
-      .poke(Priority, FIELD(PriorityQueueState, heap_size), 0xffff, true).act(PriorityCycle, 4).act(PriorityCycle, 200);
+      .poke(Priority, FIELD(PriorityQueueState, heap_size), 0xffff, true)
+      .act(PriorityCycle, 4)
+      .act(PriorityCycle, 200);
   write_file(dir + "/priority_geometry.script", prio.bytes());
 }
 
