@@ -28,6 +28,14 @@
 // handles: every operation first checks that it runs in the process that
 // created the handle.
 //
+// The reaper thread and fork. A child forked while another thread is inside
+// the allocator inherits its locks held. glibc's malloc guards against that
+// with fork handlers of its own; the sanitizers' allocators do not, and such a
+// child hangs in its first malloc. So the reaper thread allocates and frees
+// only while holding the registry mutex (which every fork() waits for), and
+// the thread that starts it waits until it is running, past the thread
+// start-up's own allocations.
+//
 // Who am I. current_process() and parent_process() read one record per
 // process (SelfRecord). start() fills it in the child right after fork, while
 // the child still has a single thread, so readers never race with a writer;
@@ -218,14 +226,18 @@ class Registry {
 
   // The handle of a running child is gone: the reaper reaps it when it ends.
   void orphan(const StatePtr& s) {
-    std::lock_guard lk(mu_);
+    std::unique_lock lk(mu_);
     s->orphaned = true;
-    if (!reaper_running_) {
-      if (wake_fd_ < 0) wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-      std::thread([this] { reap_loop(); }).detach();  // may throw: the caller copes
-      reaper_running_ = true;
-    }
     wake_locked();
+    if (reaper_running_) return;
+    if (wake_fd_ < 0) wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    reaper_started_.store(false, std::memory_order_relaxed);
+    std::thread([this] { reap_loop(); }).detach();  // may throw: the caller copes
+    reaper_running_ = true;
+    lk.unlock();
+    // Until it runs, the new thread may be inside the allocator (see the
+    // head of this file); once, for the life of the process.
+    while (!reaper_started_.load(std::memory_order_acquire)) std::this_thread::yield();
   }
 
   // Exec error pipes in flight (see Process::start): their write ends are
@@ -291,6 +303,7 @@ class Registry {
   std::vector<StatePtr> children_;
   std::vector<int> exec_pipes_;
   bool reaper_running_ = false;
+  std::atomic<bool> reaper_started_{false};
   int wake_fd_ = -1;
 };
 
@@ -313,19 +326,26 @@ bool reap_locked(ChildState& s) noexcept {
 }
 
 void Registry::reap_loop() {
+  reaper_started_.store(true, std::memory_order_release);
+  std::vector<StatePtr> orphans;
   std::vector<pollfd> fds;
   std::vector<std::shared_ptr<const Fd>> keep;
   for (;;) {
-    std::vector<StatePtr> orphans;
     int wake;
     {
+      // Every allocation and free of this loop happens here, under the lock
+      // that fork() waits for (see the head of this file).
       std::lock_guard lk(mu_);
+      orphans.clear();  // may free a State whose handle and registry entry are gone
+      keep.clear();
       wake = wake_fd_;
       for (const auto& s : children_)
         if (s->orphaned) orphans.push_back(s);
+      fds.reserve(orphans.size() + 1);
+      keep.reserve(orphans.size());
     }
+    // Within the capacities reserved above: no allocation from here on.
     fds.assign(1, pollfd{wake, POLLIN, 0});
-    keep.clear();
     // Without a pidfd (or a wake-up fd) some change would go unseen: look
     // again every 20 ms.
     bool tick = wake < 0;
@@ -339,7 +359,6 @@ void Registry::reap_loop() {
         tick = true;
       }
     }
-    orphans.clear();
     ::poll(fds.data(), fds.size(), tick ? 20 : -1);
     if (fds[0].revents & POLLIN) {
       std::uint64_t v;
