@@ -4,6 +4,7 @@
 // Also Segment::barrier, its factory.
 #include "ipckit/barrier.hpp"
 
+#include <array>
 #include <atomic>
 #include <climits>
 #include <mutex>
@@ -117,31 +118,20 @@ bool Barrier::lock_by(Lock& lock, detail::Deadline deadline) {
 }
 
 void Barrier::throw_broken() const {
-  using detail::BreakReason;
-  std::string why;
-  switch (static_cast<BreakReason>(s_->broken.load(std::memory_order_acquire))) {
-    case BreakReason::Timeout:
-      why = "a wait timed out";
-      break;
-    case BreakReason::Aborted:
-      why = "abort() was called";
-      break;
-    case BreakReason::PartyDied:
-      why = "a party died before arriving";
-      break;
-    case BreakReason::DiedInWait:
-      why = "a party died inside wait()";
-      break;
-    case BreakReason::ActionFailed:
-      why = "its action threw (in the party that ran it)";
-      break;
-    case BreakReason::ActionDied:
-      why = "the party running its action died";
-      break;
-    default:
-      why = "it was reset while parties waited";
-      break;
-  }
+  const std::uint32_t reason = s_->broken.load(std::memory_order_acquire);
+  // By BreakReason. Not broken any more (None, or sealed for a new round):
+  // the round this waiter was in was reset under it.
+  static constexpr std::array<const char*, 7> kWhy = {
+      "it was reset while parties waited",            // None
+      "a wait timed out",                             // Timeout
+      "abort() was called",                           // Aborted
+      "a party died before arriving",                 // PartyDied
+      "a party died inside wait()",                   // DiedInWait
+      "its action threw (in the party that ran it)",  // ActionFailed
+      "the party running its action died",            // ActionDied
+  };
+  static_assert(kWhy.size() == static_cast<std::size_t>(detail::BreakReason::ActionDied) + 1, "one per BreakReason");
+  const char* why = reason < kWhy.size() ? kWhy[reason] : kWhy[0];
   throw BrokenBarrier(label_.object, label_.segment,
                       label_.text + " is broken: " + why + "; call reset() before using it again");
 }

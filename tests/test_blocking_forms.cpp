@@ -6,8 +6,13 @@
 // non-blocking try; durations and time points too large to add to the clock
 // mean "no bound" instead of overflowing into the past; and each form
 // succeeds when another process makes the object ready.
+#include <unistd.h>
+
 #include <functional>
+#include <latch>
 #include <string>
+#include <string_view>
+#include <thread>
 
 #include "ipckit/ipckit.hpp"
 #include "multiprocess.hpp"
@@ -228,4 +233,222 @@ TEST(BlockingForms, BarrierTimedWaitsBreakItAndThrowBrokenBarrier) {
   Child other([&] { Segment::open(n.name).barrier("B", 2).wait(20s); });
   EXPECT_NO_THROW(b.wait(std::chrono::nanoseconds::max()));
   EXPECT_EQ(other.wait_exit(), 0);
+}
+
+// The timed forms take any duration type, not only nanoseconds: a bound too
+// large for nanoseconds (hours::max(), a huge floating one) is no bound
+// rather than a conversion that overflows into the past (which would make
+// the call a single try, failing at once), and a floating or coarse
+// duration is a bound of that length.
+namespace {
+
+using std::chrono::hours;
+using Seconds = std::chrono::duration<double>;
+constexpr Seconds k10ms{0.01};
+constexpr Seconds kHuge{1e300};  // far beyond nanoseconds::max()
+
+// Runs `f` on another thread a little later, so that it most likely finds
+// the caller waiting (if not, the caller finds the object ready: the
+// expectations hold either way).
+template <class F>
+std::jthread soon(F f) {
+  return std::jthread([f = std::move(f)] {
+    std::this_thread::sleep_for(50ms);
+    f();
+  });
+}
+
+// Another thread takes something (a lock, a unit) at once and gives it back
+// a little after give_back_soon().
+class HeldElsewhere {
+ public:
+  HeldElsewhere(std::function<void()> take, std::function<void()> give)
+      : thread_([this, take = std::move(take), give = std::move(give)] {
+          take();
+          taken_.count_down();
+          go_.wait();
+          std::this_thread::sleep_for(50ms);
+          give();
+        }) {
+    taken_.wait();
+  }
+  HeldElsewhere(const HeldElsewhere&) = delete;
+  HeldElsewhere& operator=(const HeldElsewhere&) = delete;
+  ~HeldElsewhere() { give_back_soon(); }
+  void give_back_soon() {
+    if (!told_) go_.count_down();
+    told_ = true;
+  }
+
+ private:
+  std::latch taken_{1};
+  std::latch go_{1};
+  bool told_ = false;
+  std::jthread thread_;  // last: joined first, while the latches live
+};
+
+// `call` returns false, after `at_least` and well before 2 s more.
+template <class F>
+void gives_up_after(F&& call, std::chrono::milliseconds at_least) {
+  const auto t0 = Clock::now();
+  EXPECT_FALSE(call());
+  const auto took = Clock::now() - t0;
+  EXPECT_GE(took, at_least);
+  EXPECT_LT(took, at_least + 2s);
+}
+
+// Lock or RLock: the bool forms and the throwing ones with any duration.
+template <class L>
+void expect_lock_forms_take_any_duration(L& lock) {
+  {
+    HeldElsewhere h([&] { lock.lock(); }, [&] { lock.unlock(); });
+    gives_up_after([&] { return lock.try_lock_for(k10ms); }, 10ms);
+    gives_up_after([&] { return lock.try_lock_for(std::chrono::duration<float, std::milli>(-3.f)); }, 0ms);
+    EXPECT_THROW(lock.lock(k10ms), ipckit::Timeout);
+    h.give_back_soon();
+    EXPECT_TRUE(lock.try_lock_for(hours::max()));
+    lock.unlock();
+  }
+  EXPECT_TRUE(lock.try_lock_for(kHuge));
+  lock.unlock();
+  EXPECT_NO_THROW(lock.lock(hours::max()));
+  lock.unlock();
+  EXPECT_NO_THROW(lock.lock(std::chrono::minutes(1)));
+  lock.unlock();
+  EXPECT_FALSE(lock.locked());
+}
+
+}  // namespace
+
+TEST(BlockingForms, AnyDurationEvent) {
+  ScopedSegmentName n("forms_dur_event");
+  auto seg = Segment::create(n.name, 1 << 20);
+  auto e = seg.event("E");
+  gives_up_after([&] { return e.wait(k10ms); }, 10ms);
+  gives_up_after([&] { return e.wait(Seconds(-1.5)); }, 0ms);
+  {
+    auto t = soon([&] { e.set(); });
+    EXPECT_TRUE(e.wait(hours::max()));
+  }
+  EXPECT_TRUE(e.wait(std::chrono::minutes(1)));
+  EXPECT_TRUE(e.wait(kHuge));
+}
+
+TEST(BlockingForms, AnyDurationSemaphore) {
+  ScopedSegmentName n("forms_dur_sem");
+  auto seg = Segment::create(n.name, 1 << 20);
+  for (const bool tracked : {false, true}) {
+    SCOPED_TRACE(tracked ? "tracked" : "plain");
+    auto s = seg.semaphore(tracked ? "tracked" : "plain", 1, {.track_holders = tracked});
+    {
+      HeldElsewhere h([&] { s.acquire(); }, [&] { s.release(); });
+      gives_up_after([&] { return s.acquire(k10ms); }, 10ms);
+      gives_up_after([&] { return s.try_lock_for(std::chrono::duration<float, std::milli>(10.f)); }, 10ms);
+      h.give_back_soon();
+      EXPECT_TRUE(s.acquire(hours::max()));
+    }
+    s.release();
+    EXPECT_TRUE(s.acquire(kHuge));
+    s.release();
+    EXPECT_TRUE(s.try_lock_for(hours::max()));
+    s.release();
+    EXPECT_TRUE(s.acquire(std::chrono::minutes(1)));
+    s.release();
+    EXPECT_EQ(s.value(), 1u);
+  }
+}
+
+TEST(BlockingForms, AnyDurationLockAndRLock) {
+  ScopedSegmentName n("forms_dur_lock");
+  auto seg = Segment::create(n.name, 1 << 20);
+  auto lock = seg.lock("L");
+  auto rlock = seg.rlock("R");
+  {
+    SCOPED_TRACE("Lock");
+    expect_lock_forms_take_any_duration(lock);
+  }
+  {
+    SCOPED_TRACE("RLock");
+    expect_lock_forms_take_any_duration(rlock);
+  }
+  // Re-entry with any duration.
+  rlock.lock(hours::max());
+  EXPECT_TRUE(rlock.try_lock_for(kHuge));
+  EXPECT_EQ(rlock.depth(), 2u);
+  rlock.unlock();
+  rlock.unlock();
+}
+
+TEST(BlockingForms, AnyDurationCondition) {
+  ScopedSegmentName n("forms_dur_cond");
+  auto seg = Segment::create(n.name, 1 << 20);
+  auto c = seg.condition("C");
+  auto flag = seg.value<int>("flag");
+  const auto flag_set = [&] { return flag.get() != 0; };
+  std::unique_lock g(c);
+  gives_up_after([&] { return c.wait(k10ms); }, 10ms);
+  gives_up_after([&] { return c.wait_for(k10ms, flag_set); }, 10ms);
+  gives_up_after([&] { return c.wait_for(Seconds(-1.0)); }, 0ms);
+  {
+    auto t = soon([&] {
+      std::lock_guard notifier(c);
+      flag.set(1);
+      c.notify_all();
+    });
+    EXPECT_TRUE(c.wait(hours::max(), flag_set));
+    EXPECT_FALSE(c.owner_died());
+    g.unlock();  // a wait that gave up at once would still hold it: the notifier could not finish
+  }
+  g.lock();
+  EXPECT_TRUE(c.wait_for(hours::max(), flag_set));
+  EXPECT_TRUE(c.wait(kHuge, flag_set));
+  EXPECT_TRUE(c.wait_for(std::chrono::minutes(1), flag_set));
+}
+
+TEST(BlockingForms, AnyDurationBarrier) {
+  ScopedSegmentName n("forms_dur_barrier");
+  auto seg = Segment::create(n.name, 1 << 20);
+  auto b = seg.barrier("B", 2);
+  const auto t0 = Clock::now();
+  EXPECT_THROW(b.wait(k10ms), ipckit::BrokenBarrier);
+  EXPECT_GE(Clock::now() - t0, 10ms);
+  EXPECT_TRUE(b.reset(hours::max()));
+  Child other([&] { Segment::open(n.name).barrier("B", 2).wait(20s); });
+  EXPECT_NO_THROW(b.wait(hours::max()));
+  EXPECT_EQ(other.wait_exit(), 0);
+  EXPECT_FALSE(b.broken());
+  EXPECT_TRUE(b.reset(kHuge));
+  EXPECT_TRUE(b.leave(std::chrono::minutes(1)));
+  EXPECT_TRUE(b.leave(hours::max()));
+}
+
+TEST(BlockingForms, AnyDurationPipe) {
+  auto ends = ipckit::Pipe();
+  auto& a = ends.first;
+  auto& b = ends.second;
+  gives_up_after([&] { return a.poll(k10ms); }, 10ms);
+  {
+    auto t = soon([&] { b.send_bytes(std::string_view("x")); });
+    EXPECT_TRUE(a.poll(hours::max()));
+  }
+  EXPECT_TRUE(a.poll(kHuge));
+  EXPECT_EQ(a.recv_bytes(hours::max()), "x");
+}
+
+TEST(BlockingForms, AnyDurationProcessJoin) {
+  ScopedSegmentName n("forms_dur_proc");
+  auto seg = Segment::create(n.name, 1 << 20);
+  auto go = seg.event("go");
+  ipckit::Process p([&] {
+    if (!Segment::open(n.name).event("go").wait(20s)) ::_exit(3);
+  });
+  p.start();
+  gives_up_after([&] { return p.join(k10ms); }, 10ms);
+  {
+    auto t = soon([&] { go.set(); });
+    EXPECT_TRUE(p.join(hours::max()));
+  }
+  EXPECT_EQ(p.exitcode(), 0);
+  EXPECT_TRUE(p.join(kHuge));
+  EXPECT_TRUE(p.join(std::chrono::minutes(1)));
 }

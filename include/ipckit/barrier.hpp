@@ -60,6 +60,7 @@
 #include <string>
 
 #include "ipckit/detail/barrier_state.hpp"
+#include "ipckit/detail/blocking_forms.hpp"
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/label.hpp"
 #include "ipckit/lock.hpp"
@@ -83,33 +84,22 @@ class Barrier {
   // is or becomes broken (a timeout breaks it), or what the action threw in
   // the party that ran it.
   std::uint32_t wait() { return wait_by(timeout_ ? detail::Deadline::after(*timeout_) : detail::Deadline::never()); }
-  // As wait(), bounded by `timeout` / `t` instead of the options' timeout.
-  std::uint32_t wait(std::chrono::nanoseconds timeout) { return wait_by(detail::Deadline::after(timeout)); }
-  template <class Clock, class Duration>
-  std::uint32_t wait_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return wait_by(detail::Deadline::at(t));
-  }
+  // wait(d), wait_until(t): as wait(), bounded by `d` (any duration) / `t`
+  // (any clock) instead of the options' timeout.
+  IPCKIT_DETAIL_TIMED_FORMS(std::uint32_t, wait, wait_until, wait_by);
   // Breaks the barrier: current and future waiters get BrokenBarrier.
   void abort() noexcept;
   // Returns the barrier to its initial, unbroken state (waiters in the
   // current phase get BrokenBarrier, as in Python). The bounded forms return
   // false, having changed nothing, if the internal lock is not had in time
-  // (its holder is running the action, or stopped).
+  // (its holder is running the action, or stopped): reset(d), reset_until(t), try_reset().
   void reset() { (void)reset_by(detail::Deadline::never()); }
-  [[nodiscard]] bool reset(std::chrono::nanoseconds timeout) { return reset_by(detail::Deadline::after(timeout)); }
-  template <class Clock, class Duration>
-  [[nodiscard]] bool reset_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return reset_by(detail::Deadline::at(t));
-  }
+  IPCKIT_DETAIL_TIMED_FORMS([[nodiscard]] bool, reset, reset_until, reset_by);
   [[nodiscard]] bool try_reset() { return reset_by(detail::Deadline::now()); }
   // This process takes no further part: its exit will not break the barrier.
-  // Bounded forms as for reset().
+  // Bounded forms as for reset(): leave(d), leave_until(t), try_leave().
   void leave() { (void)leave_by(detail::Deadline::never()); }
-  [[nodiscard]] bool leave(std::chrono::nanoseconds timeout) { return leave_by(detail::Deadline::after(timeout)); }
-  template <class Clock, class Duration>
-  [[nodiscard]] bool leave_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return leave_by(detail::Deadline::at(t));
-  }
+  IPCKIT_DETAIL_TIMED_FORMS([[nodiscard]] bool, leave, leave_until, leave_by);
   [[nodiscard]] bool try_leave() { return leave_by(detail::Deadline::now()); }
   [[nodiscard]] bool broken() const noexcept {
     return detail::barrier_broken(s_->broken.load(std::memory_order_acquire));

@@ -34,6 +34,7 @@
 #include <memory>
 #include <string>
 
+#include "ipckit/detail/blocking_forms.hpp"
 #include "ipckit/detail/condition_state.hpp"
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/label.hpp"
@@ -60,14 +61,14 @@ class Condition {
   // the condition's shared state was overwritten (the lock is held again
   // then too).
   bool wait() { return wait_by(detail::Deadline::never()); }
-  // As wait(); true if it consumed a notification, false if `timeout` passed
-  // without one (Python's wait(timeout)). wait_for is the same call under
+  // wait(d), wait_until(t): as wait(); true if it consumed a notification,
+  // false if `d` (any duration) passed / `t` (any clock) came without one
+  // (Python's wait(timeout)). wait_for is the same call under
   // std::condition_variable's name.
-  bool wait(std::chrono::nanoseconds timeout) { return wait_by(detail::Deadline::after(timeout)); }
-  bool wait_for(std::chrono::nanoseconds timeout) { return wait(timeout); }
-  template <class Clock, class Duration>
-  bool wait_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return wait_by(detail::Deadline::at(t));
+  IPCKIT_DETAIL_TIMED_FORMS(bool, wait, wait_until, wait_by);
+  template <class Rep, class Period>
+  bool wait_for(const std::chrono::duration<Rep, Period>& timeout) {
+    return wait(timeout);
   }
   // Waits until `pred()` holds (checked with the lock held), as Python's wait_for(pred).
   template <std::predicate Pred>
@@ -75,12 +76,12 @@ class Condition {
     while (!pred()) wait();
   }
   // Returns pred()'s last value: false if it still fails when `timeout` is up.
-  template <std::predicate Pred>
-  bool wait(std::chrono::nanoseconds timeout, Pred pred) {
+  template <class Rep, class Period, std::predicate Pred>
+  bool wait(const std::chrono::duration<Rep, Period>& timeout, Pred pred) {
     return wait_by(detail::Deadline::after(timeout), std::move(pred));
   }
-  template <std::predicate Pred>
-  bool wait_for(std::chrono::nanoseconds timeout, Pred pred) {
+  template <class Rep, class Period, std::predicate Pred>
+  bool wait_for(const std::chrono::duration<Rep, Period>& timeout, Pred pred) {
     return wait(timeout, std::move(pred));
   }
   template <class Clock, class Duration, std::predicate Pred>

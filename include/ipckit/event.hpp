@@ -22,6 +22,7 @@
 #include <memory>
 #include <string>
 
+#include "ipckit/detail/blocking_forms.hpp"
 #include "ipckit/detail/event_state.hpp"
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/label.hpp"
@@ -42,12 +43,9 @@ class Event {
   [[nodiscard]] bool is_set() const noexcept { return s_->flag.load(std::memory_order_acquire) != 0; }
   // Blocks until the flag is set; returns true (as Python's wait()).
   bool wait() { return is_set() || wait_by(detail::Deadline::never()); }
-  // Blocks at most `timeout`; returns whether the flag is set (as Python's wait(timeout)).
-  bool wait(std::chrono::nanoseconds timeout) { return is_set() || wait_by(detail::Deadline::after(timeout)); }
-  template <class Clock, class Duration>
-  bool wait_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return is_set() || wait_by(detail::Deadline::at(t));
-  }
+  // wait(d), wait_until(t): block at most `d` (any duration) / until `t`
+  // (any clock); return whether the flag is set (as Python's wait(timeout)).
+  IPCKIT_DETAIL_TIMED_FORMS(bool, wait, wait_until, set_or_wait_by);
   // Never blocks: whether the flag is set.
   [[nodiscard]] bool try_wait() const noexcept { return is_set(); }
   [[nodiscard]] const std::string& label() const noexcept { return label_.text; }
@@ -59,6 +57,8 @@ class Event {
   Event(detail::EventState* s, std::shared_ptr<const void> keepalive, detail::Label label)
       : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {}
   bool wait_by(detail::Deadline deadline);
+  // A set flag answers without a call (or a look at the clock).
+  bool set_or_wait_by(detail::Deadline deadline) { return is_set() || wait_by(deadline); }
   detail::EventState* s_;
   std::shared_ptr<const void> keep_;
   detail::Label label_;

@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 
+#include "ipckit/detail/blocking_forms.hpp"
 #include "ipckit/detail/label.hpp"
 #include "ipckit/detail/lock_state.hpp"
 #include "ipckit/stats.hpp"
@@ -89,24 +90,15 @@ class Lock : public detail::LockHandle {
   void lock() {
     if (!detail::try_lock_fast(*s_, detail::this_thread())) acquire(detail::Deadline::never(), false);
   }
-  // Blocks at most `timeout` / until `t`; throws Timeout naming the lock and
-  // its holder (for code where not getting the lock is an error; the
-  // try_lock forms return false instead).
-  void lock(std::chrono::nanoseconds timeout) { acquire_or_throw(detail::Deadline::after(timeout), false); }
-  template <class Clock, class Duration>
-  void lock_until(const std::chrono::time_point<Clock, Duration>& t) {
-    acquire_or_throw(detail::Deadline::at(t), false);
-  }
+  // lock(d), lock_until(t): block at most `d` (any duration) / until `t`
+  // (any clock); throw Timeout naming the lock and its holder (for code
+  // where not getting the lock is an error; the try_lock forms return false
+  // instead).
+  IPCKIT_DETAIL_TIMED_FORMS(void, lock, lock_until, lock_or_throw);
   // Never blocks. Takes the lock over if its holder died.
   [[nodiscard]] bool try_lock() { return try_lock_by(detail::Deadline::now()); }
-  template <class Rep, class Period>
-  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
-    return try_lock_by(detail::Deadline::after(d));
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return try_lock_by(detail::Deadline::at(t));
-  }
+  // try_lock_for(d), try_lock_until(t): false if not acquired in time.
+  IPCKIT_DETAIL_TIMED_FORMS([[nodiscard]] bool, try_lock_for, try_lock_until, try_lock_by);
   // Every form above in one call, for ipckit's own primitives.
   [[nodiscard]] bool try_lock_by(detail::Deadline deadline) {
     return detail::try_lock_fast(*s_, detail::this_thread()) || acquire(deadline, false);
@@ -123,6 +115,7 @@ class Lock : public detail::LockHandle {
   friend class detail::SegmentAccess;
   Lock(detail::LockState* s, std::shared_ptr<const void> keepalive, detail::Label label)
       : LockHandle(s, std::move(keepalive), std::move(label)) {}
+  void lock_or_throw(detail::Deadline deadline) { acquire_or_throw(deadline, false); }
 };
 
 class RLock : public detail::LockHandle {
@@ -135,20 +128,10 @@ class RLock : public detail::LockHandle {
       s_->depth = 1;
     }
   }
-  void lock(std::chrono::nanoseconds timeout) { lock_or_throw(detail::Deadline::after(timeout)); }
-  template <class Clock, class Duration>
-  void lock_until(const std::chrono::time_point<Clock, Duration>& t) {
-    lock_or_throw(detail::Deadline::at(t));
-  }
+  // The other forms as Lock's; re-acquiring a lock the thread holds succeeds at once.
+  IPCKIT_DETAIL_TIMED_FORMS(void, lock, lock_until, lock_or_throw);
   [[nodiscard]] bool try_lock() { return try_lock_by(detail::Deadline::now()); }
-  template <class Rep, class Period>
-  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
-    return try_lock_by(detail::Deadline::after(d));
-  }
-  template <class Clock, class Duration>
-  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return try_lock_by(detail::Deadline::at(t));
-  }
+  IPCKIT_DETAIL_TIMED_FORMS([[nodiscard]] bool, try_lock_for, try_lock_until, try_lock_by);
   [[nodiscard]] bool try_lock_by(detail::Deadline deadline) {
     const auto& me = detail::this_thread();
     if (detail::owned_by(*s_, me)) {

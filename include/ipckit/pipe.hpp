@@ -78,6 +78,7 @@
 #include <typeinfo>
 #include <utility>
 
+#include "ipckit/detail/blocking_forms.hpp"
 #include "ipckit/detail/codec.hpp"  // messages are encoded as queue items are
 #include "ipckit/detail/deadline.hpp"
 #include "ipckit/error.hpp"
@@ -163,14 +164,7 @@ class Connection {
   // recv then throws Closed). poll() does not wait; poll(d) waits up to `d`.
   // Throws InvalidArgument (closed, or the send-only end).
   bool poll() { return wait_readable(detail::Deadline::now()); }
-  template <class Rep, class Period>
-  bool poll(const std::chrono::duration<Rep, Period>& timeout) {
-    return wait_readable(detail::Deadline::after(timeout));
-  }
-  template <class C, class D>
-  bool poll_until(const std::chrono::time_point<C, D>& t) {
-    return wait_readable(detail::Deadline::at(t));
-  }
+  IPCKIT_DETAIL_TIMED_FORMS(bool, poll, poll_until, wait_readable);
 
   // Closes this process's descriptor of this end. Repeating it does nothing.
   void close() noexcept;

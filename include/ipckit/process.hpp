@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "ipckit/detail/blocking_forms.hpp"
 #include "ipckit/detail/deadline.hpp"
 #include "ipckit/error.hpp"
 
@@ -60,14 +61,7 @@ class Process {
   // process was never started. The timed forms return whether it has ended; a
   // zero or negative timeout, or a time point already past, is a single look.
   void join() { (void)join_by(detail::Deadline::never()); }
-  template <class Rep, class Period>
-  bool join(const std::chrono::duration<Rep, Period>& timeout) {
-    return join_by(detail::Deadline::after(timeout));
-  }
-  template <class Clock, class Duration>
-  bool join_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return join_by(detail::Deadline::at(t));
-  }
+  IPCKIT_DETAIL_TIMED_FORMS(bool, join, join_until, join_by);
   [[nodiscard]] bool try_join() { return join_by(detail::Deadline::now()); }
   // Every form above in one call.
   bool join_by(detail::Deadline deadline);

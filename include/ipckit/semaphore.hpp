@@ -35,6 +35,7 @@
 #include <memory>
 #include <string>
 
+#include "ipckit/detail/blocking_forms.hpp"
 #include "ipckit/detail/label.hpp"
 #include "ipckit/detail/semaphore_state.hpp"
 #include "ipckit/stats.hpp"
@@ -56,12 +57,9 @@ class Semaphore {
     if (!tracked_ && detail::semaphore_try_take(*s_)) return;  // the common case: no call
     acquire_by(detail::Deadline::never());
   }
-  // Blocks at most `timeout`; returns whether a unit was taken.
-  bool acquire(std::chrono::nanoseconds timeout) { return acquire_by(detail::Deadline::after(timeout)); }
-  template <class Clock, class Duration>
-  bool acquire_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return acquire_by(detail::Deadline::at(t));
-  }
+  // acquire(d), acquire_until(t): block at most `d` (any duration) / until
+  // `t` (any clock); return whether a unit was taken.
+  IPCKIT_DETAIL_TIMED_FORMS(bool, acquire, acquire_until, acquire_by);
   // Never blocks: takes a unit if one is free now.
   bool try_acquire() {
     if (!tracked_) return detail::semaphore_try_take(*s_);
@@ -87,14 +85,7 @@ class Semaphore {
   // TimedLockable spelling, so std::lock_guard / std::unique_lock / std::scoped_lock work.
   void lock() { acquire(); }
   bool try_lock() { return try_acquire(); }
-  template <class Rep, class Period>
-  bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
-    return acquire_by(detail::Deadline::after(d));
-  }
-  template <class Clock, class Duration>
-  bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return acquire_by(detail::Deadline::at(t));
-  }
+  IPCKIT_DETAIL_TIMED_FORMS(bool, try_lock_for, try_lock_until, acquire_by);
   void unlock() { release(); }
 
  private:
