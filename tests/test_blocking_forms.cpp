@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <latch>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -326,6 +327,7 @@ TEST(BlockingForms, AnyDurationEvent) {
   auto e = seg.event("E");
   gives_up_after([&] { return e.wait(k10ms); }, 10ms);
   gives_up_after([&] { return e.wait(Seconds(-1.5)); }, 0ms);
+  gives_up_after([&] { return e.wait(Seconds(std::numeric_limits<double>::quiet_NaN())); }, 0ms);  // a single try
   {
     auto t = soon([&] { e.set(); });
     EXPECT_TRUE(e.wait(hours::max()));

@@ -24,7 +24,8 @@
 namespace ipckit::detail {
 
 // `d` in nanoseconds, clamped to what nanoseconds can hold (a duration of
-// hours::max() or a floating duration does not overflow into the past).
+// hours::max() or a floating duration does not overflow into the past; a
+// NaN means no time at all).
 template <class Rep, class Period>
 constexpr std::chrono::nanoseconds saturating_ns(const std::chrono::duration<Rep, Period>& d) noexcept {
   using std::chrono::nanoseconds;
@@ -32,6 +33,7 @@ constexpr std::chrono::nanoseconds saturating_ns(const std::chrono::duration<Rep
     return d;
   } else {
     const std::chrono::duration<long double, std::nano> wide = d;
+    if (wide.count() != wide.count()) return nanoseconds::zero();  // NaN: no wait, a single try
     if (wide.count() >= static_cast<long double>(nanoseconds::max().count())) return nanoseconds::max();
     if (wide.count() <= static_cast<long double>(nanoseconds::min().count())) return nanoseconds::min();
     return nanoseconds(static_cast<nanoseconds::rep>(wide.count()));
