@@ -8,6 +8,7 @@
 #include "ipckit/inspect.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <iterator>
 #include <memory>
@@ -31,7 +32,7 @@ struct Target {
   const Segment& seg;
   const ObjectInfo& info;
   void* body;
-  std::string label;  // "queue 'jobs' in segment 'demo'"
+  detail::Label label;  // "queue 'jobs' in segment 'demo'"
   std::shared_ptr<const void> keep;
   std::size_t max_elements;
 };
@@ -42,10 +43,7 @@ T load_once(T& field) {
   return std::atomic_ref<T>(field).load(std::memory_order_relaxed);
 }
 
-[[noreturn]] void throw_corrupt(const Target& t, const std::string& what) {
-  throw CorruptSegment(t.info.name, t.label + " is corrupt: " + what + "; remove the segment (ipckit rm " +
-                                        t.seg.name() + ") and recreate it");
-}
+[[noreturn]] void throw_corrupt(const Target& t, const std::string& what) { detail::raise_corrupt(t.label, what); }
 
 LockStats lock_at(const Target& t, void* state) {
   return detail::SegmentAccess::make<Lock>(static_cast<detail::LockState*>(state), t.keep, t.label).stats();
@@ -147,28 +145,26 @@ ObjectStats priority_queue(const Target& t) {
   return detail::SegmentAccess::make<detail::PriorityQueueCore>(s, t.keep, t.label, geo).stats();
 }
 
-// One row per kind: the state it needs at least, and how to take its snapshot.
+// One row per way of taking a snapshot: the kinds it serves, the state they
+// need at least, and the function.
 struct KindSnapshot {
-  ObjectKind kind;
+  std::array<ObjectKind, 3> kinds;  // unused places: ObjectKind{}
   std::size_t state_bytes;
   ObjectStats (*take)(const Target&);
 };
 
 constexpr KindSnapshot kKinds[] = {
-    {ObjectKind::Value, 0, value},  // its size depends on its guard: values() checks it
-    {ObjectKind::Array, 0, array},
-    {ObjectKind::Lock, sizeof(detail::LockState), lock},
-    {ObjectKind::RLock, sizeof(detail::LockState), lock},
-    {ObjectKind::Condition, sizeof(detail::ConditionState), condition},
-    {ObjectKind::Semaphore, sizeof(detail::SemaphoreState), semaphore},
-    {ObjectKind::BoundedSemaphore, sizeof(detail::SemaphoreState), semaphore},
-    {ObjectKind::Event, sizeof(detail::EventState), event},
-    {ObjectKind::Barrier, sizeof(detail::BarrierState), barrier},
-    {ObjectKind::Queue, sizeof(detail::QueueState), queue},
-    {ObjectKind::JoinableQueue, sizeof(detail::QueueState), queue},
-    {ObjectKind::PriorityQueue, sizeof(detail::PriorityQueueState), priority_queue},
-    {ObjectKind::LifoQueue, sizeof(detail::PriorityQueueState), priority_queue},
-    {ObjectKind::JoinablePriorityQueue, sizeof(detail::PriorityQueueState), priority_queue},
+    {{ObjectKind::Value}, 0, value},  // its size depends on its guard: values() checks it
+    {{ObjectKind::Array}, 0, array},
+    {{ObjectKind::Lock, ObjectKind::RLock}, sizeof(detail::LockState), lock},
+    {{ObjectKind::Condition}, sizeof(detail::ConditionState), condition},
+    {{ObjectKind::Semaphore, ObjectKind::BoundedSemaphore}, sizeof(detail::SemaphoreState), semaphore},
+    {{ObjectKind::Event}, sizeof(detail::EventState), event},
+    {{ObjectKind::Barrier}, sizeof(detail::BarrierState), barrier},
+    {{ObjectKind::Queue, ObjectKind::JoinableQueue}, sizeof(detail::QueueState), queue},
+    {{ObjectKind::PriorityQueue, ObjectKind::LifoQueue, ObjectKind::JoinablePriorityQueue},
+     sizeof(detail::PriorityQueueState),
+     priority_queue},
 };
 
 }  // namespace
@@ -176,10 +172,12 @@ constexpr KindSnapshot kKinds[] = {
 ObjectSnapshot Segment::inspect(std::string_view name, std::size_t max_elements) const {
   ObjectSnapshot snap;
   void* body = const_cast<void*>(object_body(name, &snap.info));
-  const auto row = std::find_if(std::begin(kKinds), std::end(kKinds),
-                                [&](const KindSnapshot& k) { return k.kind == snap.info.kind; });
+  const ObjectKind kind = snap.info.kind;
+  const auto row = std::find_if(std::begin(kKinds), std::end(kKinds), [&](const KindSnapshot& k) {
+    return kind != ObjectKind{} && std::find(k.kinds.begin(), k.kinds.end(), kind) != k.kinds.end();
+  });
   if (row == std::end(kKinds)) return snap;  // a kind without a snapshot: monostate
-  const Target t{*this, snap.info, body, label(snap.info.kind, name), keepalive(), max_elements};
+  const Target t{*this, snap.info, body, label_of(snap.info.kind, name), keepalive(), max_elements};
   if (snap.info.bytes < row->state_bytes)
     throw_corrupt(t, "it occupies " + std::to_string(snap.info.bytes) + " bytes, fewer than the " +
                          std::to_string(row->state_bytes) + " of its state");

@@ -22,6 +22,16 @@ namespace {
 // next lock holder (who takes the dead one's lock over) repairs it.
 constexpr auto kRecheck = std::chrono::seconds(1);
 
+// Sleeps on `seq` until `ready()`, looking again at least every kRecheck
+// (the caller then retakes the lock); false once `deadline` passed.
+template <class Ready>
+bool wait_to_retry(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sleepers, Ready&& ready,
+                   Deadline deadline) {
+  bool recheck = false;
+  return wait_for_change(
+      seq, sleepers, [&] { return recheck || ready(); }, deadline, kRecheck, [&] { recheck = true; });
+}
+
 // The heap's order for the standard heap algorithms (a max-heap): whether
 // `a` comes out after `b`, so that the top is the item to come out first.
 struct ComesOutAfter {
@@ -38,7 +48,7 @@ constexpr std::uint64_t kFreed = 1, kNotFreed = 0;
 
 }  // namespace
 
-PriorityQueueCore::PriorityQueueCore(PriorityQueueState* s, std::shared_ptr<const void> keepalive, std::string label,
+PriorityQueueCore::PriorityQueueCore(PriorityQueueState* s, std::shared_ptr<const void> keepalive, Label label,
                                      const PriorityGeometry& geometry)
     : s_(s),
       keep_(std::move(keepalive)),
@@ -126,12 +136,8 @@ void PriorityQueueCore::wake_all_after_repair() noexcept {
 }
 
 QueueOutcome PriorityQueueCore::put(std::int64_t priority, const void* data, std::size_t n, Deadline deadline) {
-  if (n > max_message_)
-    throw MessageTooLarge(label_, label_ + ": an item of " + std::to_string(n) + " bytes exceeds its max_message of " +
-                                      std::to_string(max_message_) +
-                                      " bytes; split it, or create the queue with a larger max_message");
+  if (n > max_message_) raise_too_large(label_, n, max_message_, "max_message");
   const auto has_room = [&] { return qsize() < slots_; };
-  bool recheck = false;
   for (;;) {
     if (closed()) return {0, QueueMiss::Closed};
     bool put_it = false, repaired = false;
@@ -181,26 +187,15 @@ QueueOutcome PriorityQueueCore::put(std::int64_t priority, const void* data, std
       wake_if_sleeping(s_->data_seq, s_->data_sleepers, 1);
       return {1, QueueMiss::None};
     }
-    recheck = false;
-    if (!wait_for_change(
-            s_->space_seq, s_->space_sleepers, [&] { return recheck || has_room() || closed(); }, deadline, kRecheck,
-            [&] { recheck = true; }))
+    if (!wait_to_retry(
+            s_->space_seq, s_->space_sleepers, [&] { return has_room() || closed(); }, deadline))
       return {0, QueueMiss::Waited};
   }
 }
 
 void PriorityQueueCore::raise_put(const QueueOutcome& outcome) const {
-  switch (outcome.miss) {
-    case QueueMiss::Holder:
-      throw Full(label_,
-                 label_ + " has free slots, but the put gave up at its deadline" + holder_blame(s_->lock, "its lock"));
-    case QueueMiss::Closed:
-    case QueueMiss::ClosedWhileWaiting:
-      throw Closed(label_, label_ + " is closed; nothing more can be put");
-    default:
-      throw Full(label_, label_ + " is full (" + std::to_string(qsize()) + " of " + std::to_string(slots_) +
-                             " slots); consume faster, wait longer or make it larger");
-  }
+  raise_missed(label_, {true, s_->lock, "its lock"}, outcome.miss,
+               " (" + std::to_string(qsize()) + " of " + std::to_string(slots_) + " slots)");
 }
 
 void PriorityQueueCore::free_slot(const PriorityHeapEntry& e, Sizes& z, int lease) noexcept {
@@ -271,7 +266,6 @@ void PriorityQueueCore::discard_locked(Sizes& z) {
 
 QueueOutcome PriorityQueueCore::get(ReadFn read, void* ctx, Deadline deadline, std::int64_t* priority) {
   const auto has_item = [&] { return qsize() > 0; };
-  bool recheck = false;
   for (;;) {
     bool got = false, repaired = false;
     std::exception_ptr failure;
@@ -295,28 +289,18 @@ QueueOutcome PriorityQueueCore::get(ReadFn read, void* ctx, Deadline deadline, s
       wake_if_sleeping(s_->space_seq, s_->space_sleepers, 1);
       if (failure) {
         if (joinable_) task_done();  // the caller never got this task
-        throw_decode_error(label_, len, failure);
+        raise_decode_error(label_, len, failure);
       }
       return {1, QueueMiss::None};
     }
-    recheck = false;
-    if (!wait_for_change(
-            s_->data_seq, s_->data_sleepers, [&] { return recheck || has_item() || closed(); }, deadline, kRecheck,
-            [&] { recheck = true; }))
+    if (!wait_to_retry(
+            s_->data_seq, s_->data_sleepers, [&] { return has_item() || closed(); }, deadline))
       return {0, QueueMiss::Waited};
   }
 }
 
 void PriorityQueueCore::raise_get(const QueueOutcome& outcome) const {
-  switch (outcome.miss) {
-    case QueueMiss::Holder:
-      throw Empty(label_,
-                  label_ + " holds items, but the get gave up at its deadline" + holder_blame(s_->lock, "its lock"));
-    case QueueMiss::Closed:
-      throw Closed(label_, label_ + " is closed and drained");
-    default:
-      throw Empty(label_, label_ + " is empty");
-  }
+  raise_missed(label_, {false, s_->lock, "its lock"}, outcome.miss, "");
 }
 
 void PriorityQueueCore::shutdown(bool immediate) {
@@ -362,31 +346,30 @@ namespace ipckit {
 
 detail::PriorityQueueCore Segment::open_priority_queue(std::string_view name, const char* type_name,
                                                        const QueueOptions& options, ObjectKind kind) {
-  const std::string what = label(kind, name);
+  const detail::Label who = label_of(kind, name);
   if (kind != ObjectKind::PriorityQueue && kind != ObjectKind::LifoQueue && kind != ObjectKind::JoinablePriorityQueue)
-    throw InvalidArgument(std::string(name), what +
-                                                 ": open_priority_queue opens priority, LIFO and joinable "
-                                                 "priority queues only");
-  if (options.capacity_bytes < 64 || options.capacity_bytes > detail::kMaxQueueCapacity)
-    throw InvalidArgument(std::string(name), what + ": capacity_bytes " + std::to_string(options.capacity_bytes) +
-                                                 " is out of range; use 64 bytes to 128 MiB");
+    detail::raise<InvalidArgument>(who, "open_priority_queue opens priority, LIFO and joinable priority queues only",
+                                   "open it with its own kind's call");
+  detail::check_capacity(who, options);
   // Slots are fixed-size, so the default max_message keeps many of them: 64
   // slots' worth of capacity each (a FIFO's records take only what they need).
   const std::uint64_t max_message = options.max_message == 0 ? options.capacity_bytes / 64 : options.max_message;
   if (max_message > detail::kMaxPriorityMessage)
-    throw InvalidArgument(std::string(name), what + ": max_message " + std::to_string(max_message) +
-                                                 " is out of range; use at most 128 MiB");
+    detail::raise<InvalidArgument>(who, "max_message " + std::to_string(max_message) + " is out of range",
+                                   "use at most 128 MiB");
   const std::uint64_t slot_size = detail::priority_slot_size(max_message);
   const std::uint64_t slots = options.max_items != 0 ? options.max_items : options.capacity_bytes / slot_size;
   if (slots == 0)
-    throw InvalidArgument(std::string(name), what + ": capacity_bytes " + std::to_string(options.capacity_bytes) +
-                                                 " cannot hold one slot of max_message " + std::to_string(max_message) +
-                                                 " bytes (plus a " + std::to_string(detail::kPrioritySlotHeader) +
-                                                 "-byte header); use a smaller max_message or a larger capacity");
+    detail::raise<InvalidArgument>(who,
+                                   "capacity_bytes " + std::to_string(options.capacity_bytes) +
+                                       " cannot hold one slot of max_message " + std::to_string(max_message) +
+                                       " bytes (plus a " + std::to_string(detail::kPrioritySlotHeader) +
+                                       "-byte header)",
+                                   "use a smaller max_message or a larger capacity");
   if (slots > detail::kMaxPrioritySlots)
-    throw InvalidArgument(std::string(name), what + ": " + std::to_string(slots) + " slots is too many; use at most " +
-                                                 std::to_string(detail::kMaxPrioritySlots) +
-                                                 " (max_items, or capacity_bytes / (max_message + header))");
+    detail::raise<InvalidArgument>(who, std::to_string(slots) + " slots is too many",
+                                   "use at most " + std::to_string(detail::kMaxPrioritySlots) +
+                                       " (max_items, or capacity_bytes / (max_message + header))");
   const auto layout = detail::priority_queue_layout(slots, slot_size);
   auto spec = detail::ObjectSpec{kind, type_name, 0, 1, slots, detail::kPriorityQueueLayout, layout.bytes};
   struct Init {
@@ -415,12 +398,11 @@ detail::PriorityQueueCore Segment::open_priority_queue(std::string_view name, co
   spec.init_arg = &init;
 
   const auto mismatch = [&](const detail::PriorityQueueState& q) {
-    return TypeMismatch(std::string(name),
-                        what + " was created with capacity_bytes " + std::to_string(q.capacity_bytes) +
-                            ", max_message " + std::to_string(q.max_message) + " and max_items " +
-                            std::to_string(q.max_items) + ", not " + std::to_string(options.capacity_bytes) + ", " +
-                            std::to_string(max_message) + " and " + std::to_string(options.max_items) +
-                            "; open it with its options");
+    detail::raise_about<TypeMismatch>(
+        who, "was created with capacity_bytes " + std::to_string(q.capacity_bytes) + ", max_message " +
+                 std::to_string(q.max_message) + " and max_items " + std::to_string(q.max_items) + ", not " +
+                 std::to_string(options.capacity_bytes) + ", " + std::to_string(max_message) + " and " +
+                 std::to_string(options.max_items) + "; open it with its options");
   };
   detail::PriorityQueueState* q = nullptr;
   try {
@@ -436,15 +418,15 @@ detail::PriorityQueueCore Segment::open_priority_queue(std::string_view name, co
     }
     if (body != nullptr && info.kind == kind && info.bytes >= sizeof(detail::PriorityQueueState)) {
       const auto& existing = *static_cast<const detail::PriorityQueueState*>(body);
-      if (existing.max_message != max_message) throw mismatch(existing);
+      if (existing.max_message != max_message) mismatch(existing);
     }
     throw;
   }
   if (q->capacity_bytes != options.capacity_bytes || q->max_message != max_message ||
       q->max_items != options.max_items || q->slot_count != slots || q->slot_size != slot_size)
-    throw mismatch(*q);
+    mismatch(*q);
   // The handle keeps the geometry validated here, not the segment's copy.
-  return detail::SegmentAccess::make<detail::PriorityQueueCore>(q, keepalive(), what, init.geometry);
+  return detail::SegmentAccess::make<detail::PriorityQueueCore>(q, keepalive(), who, init.geometry);
 }
 
 detail::PriorityQueueCore detail::SegmentAccess::open_priority_queue(Segment& seg, std::string_view name,

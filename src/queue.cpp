@@ -37,19 +37,24 @@ bool possible(const QueueGeometry& g) {
          g.max_message <= g.capacity / 2 - kRecordHeader;
 }
 
-}  // namespace
-
+// "; <who> held <lock_name> past the deadline (...)": names the holder of a
+// queue's lock that kept a call from it.
 std::string holder_blame(const LockState& lock, const char* lock_name) {
   return "; " + describe_side_lock_holder(lock) + ", held " + lock_name +
          " past the deadline (a stopped process keeps its locks: continue or kill it)";
 }
 
-void throw_queue_corrupt(const std::string& label, const std::string& what) {
-  throw CorruptSegment(label,
-                       label + ": " + what + "; the segment was overwritten by a stray write: recreate the queue");
+}  // namespace
+
+void raise_too_large(const Label& who, std::size_t bytes, std::uint64_t max_message, const char* larger,
+                     const std::string& more) {
+  raise<MessageTooLarge>(who,
+                         "an item of " + std::to_string(bytes) + " bytes exceeds its max_message of " +
+                             std::to_string(max_message) + " bytes" + more,
+                         std::string("split it, or create the queue with a larger ") + larger);
 }
 
-void throw_decode_error(const std::string& label, std::size_t bytes, const std::exception_ptr& failure) {
+void raise_decode_error(const Label& who, std::size_t bytes, const std::exception_ptr& failure) {
   std::string why = "unknown error";
   try {
     std::rethrow_exception(failure);
@@ -57,20 +62,47 @@ void throw_decode_error(const std::string& label, std::size_t bytes, const std::
     why = e.what();
   } catch (...) {
   }
-  throw DecodeError(label, label + ": an item of " + std::to_string(bytes) + " bytes did not decode (" + why +
-                               ") and was dropped; every process must use the same item type and serialize()");
+  raise<DecodeError>(who, "an item of " + std::to_string(bytes) + " bytes did not decode (" + why + ") and was dropped",
+                     "every process must use the same item type and serialize()");
 }
 
-void tasks_done(TaskLedger& l, std::uint64_t published, const std::string& label) {
+void raise_missed(const Label& who, const QueueSide& side, QueueMiss miss, const std::string& full,
+                  const std::string& so_far) {
+  std::string says;
+  const bool closed = miss == QueueMiss::Closed || miss == QueueMiss::ClosedWhileWaiting;
+  switch (miss) {
+    case QueueMiss::Holder:
+      says = std::string(side.put ? "has room, but the put" : "holds items, but the get") + " gave up at its deadline" +
+             holder_blame(side.lock, side.lock_name);
+      break;
+    case QueueMiss::Waiter:
+      says = side.put ? "is full (another producer is waiting for room)"
+                      : "is empty (another consumer is waiting for an item)";
+      break;
+    case QueueMiss::Closed:
+      says = side.put ? "is closed; nothing more can be put" : "is closed and drained";
+      break;
+    case QueueMiss::ClosedWhileWaiting:
+      says = "was closed while waiting for room";
+      break;
+    default:
+      says = side.put ? "is full" + full + "; consume faster, wait longer or make it larger" : "is empty";
+  }
+  if (closed) raise_about<Closed>(who, says + so_far);
+  if (side.put) raise_about<Full>(who, says + so_far);
+  raise_about<Empty>(who, says + so_far);
+}
+
+void tasks_done(TaskLedger& l, std::uint64_t published, const Label& who) {
   if (!ledger_task_done(l, this_process(), published))
-    throw InvalidArgument(label, label +
-                                     ": task_done() called more times than items were put (every task is "
-                                     "done and no abandoned one is left to settle)");
+    raise<InvalidArgument>(who,
+                           "task_done() was called more times than items were put (every task is done and no "
+                           "abandoned one is left to settle)",
+                           "call it once for each item got");
   wake_if_sleeping(l.join_seq, l.join_sleepers, INT_MAX);
 }
 
-QueueCore::QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label,
-                     const QueueGeometry& geometry)
+QueueCore::QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, Label label, const QueueGeometry& geometry)
     : s_(s), keep_(std::move(keepalive)), label_(std::move(label)), geo_(geometry) {
   if (!possible(geo_))
     throw_corrupt("its geometry (capacity " + std::to_string(geo_.capacity) + ", max_message " +
@@ -84,11 +116,8 @@ QueueOutcome QueueCore::put_many(const Record* records, std::size_t count, Deadl
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t n = records[i].size();
     if (n > geo_.max_message)
-      throw MessageTooLarge(label_, label_ + ": an item of " + std::to_string(n) +
-                                        " bytes exceeds its max_message of " + std::to_string(geo_.max_message) +
-                                        " bytes; split it, or create the queue with a larger max_message / "
-                                        "capacity_bytes" +
-                                        (i != 0 ? " (nothing of this put_many was put)" : ""));
+      raise_too_large(label_, n, geo_.max_message, "max_message / capacity_bytes",
+                      i != 0 ? " (nothing of this put_many was put)" : "");
   }
   const std::uint64_t first_rec = align8(kRecordHeader + records[0].size());
   // A producer holding the lock waits for room only when the queue cannot
@@ -185,20 +214,8 @@ void QueueCore::raise_put(const QueueOutcome& outcome, std::size_t count) const 
   const std::string so_far = outcome.done == 0 ? ""
                                                : " (" + std::to_string(outcome.done) + " of " + std::to_string(count) +
                                                      " items of this put_many were put)";
-  switch (outcome.miss) {
-    case QueueMiss::Holder:
-      throw Full(label_, label_ + " has room, but the put gave up at its deadline" +
-                             holder_blame(s_->put_lock, "the producers' lock") + so_far);
-    case QueueMiss::Waiter:
-      throw Full(label_, label_ + " is full (another producer is waiting for room)" + so_far);
-    case QueueMiss::Closed:
-      throw Closed(label_, label_ + " is closed; nothing more can be put" + so_far);
-    case QueueMiss::ClosedWhileWaiting:
-      throw Closed(label_, label_ + " was closed while waiting for room" + so_far);
-    default:
-      throw Full(label_, label_ + " is full (" + std::to_string(qsize()) + " items, " + std::to_string(bytes_used()) +
-                             " bytes); consume faster, wait longer or make it larger" + so_far);
-  }
+  raise_missed(label_, {true, s_->put_lock, "the producers' lock"}, outcome.miss,
+               " (" + std::to_string(qsize()) + " items, " + std::to_string(bytes_used()) + " bytes)", so_far);
 }
 
 QueueOutcome QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadline deadline) {
@@ -234,23 +251,13 @@ QueueOutcome QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadli
   wake_if_sleeping(s_->space_seq, s_->space_sleepers, 1);
   if (failure) {
     if (geo_.joinable) task_done();  // the caller never got this task
-    throw_decode_error(label_, failed_len, failure);
+    raise_decode_error(label_, failed_len, failure);
   }
   return {got, QueueMiss::None};
 }
 
 void QueueCore::raise_get(const QueueOutcome& outcome) const {
-  switch (outcome.miss) {
-    case QueueMiss::Holder:
-      throw Empty(label_, label_ + " holds items, but the get gave up at its deadline" +
-                              holder_blame(s_->get_lock, "the consumers' lock"));
-    case QueueMiss::Waiter:
-      throw Empty(label_, label_ + " is empty (another consumer is waiting for an item)");
-    case QueueMiss::Closed:
-      throw Closed(label_, label_ + " is closed and drained");
-    default:
-      throw Empty(label_, label_ + " is empty");
-  }
+  raise_missed(label_, {false, s_->get_lock, "the consumers' lock"}, outcome.miss, "");
 }
 
 std::size_t QueueCore::take_locked(ReadFn read, void* ctx, std::size_t max, std::exception_ptr& failure,
@@ -391,6 +398,12 @@ void QueueCore::reclaim_dead_consumers() noexcept {
   if (ledger_reclaim_dead(s_->tasks) != 0) wake_if_sleeping(s_->tasks.join_seq, s_->tasks.join_sleepers, INT_MAX);
 }
 
+void check_capacity(const Label& who, const QueueOptions& options) {
+  if (options.capacity_bytes < 64 || options.capacity_bytes > kMaxQueueCapacity)
+    raise<InvalidArgument>(who, "capacity_bytes " + std::to_string(options.capacity_bytes) + " is out of range",
+                           "use 64 bytes to 128 MiB");
+}
+
 void throw_wrong_size(std::size_t got, std::size_t want, const char* type) {
   throw std::runtime_error("a record of " + std::to_string(got) + " bytes cannot hold an item of type " + type + " (" +
                            std::to_string(want) + " bytes)");
@@ -402,10 +415,8 @@ namespace ipckit {
 
 detail::QueueCore Segment::open_queue(std::string_view name, ObjectKind kind, const char* type_name,
                                       const QueueOptions& options) {
-  const std::string what = label(kind, name);
-  if (options.capacity_bytes < 64 || options.capacity_bytes > detail::kMaxQueueCapacity)
-    throw InvalidArgument(std::string(name), what + ": capacity_bytes " + std::to_string(options.capacity_bytes) +
-                                                 " is out of range; use 64 bytes to 128 MiB");
+  const detail::Label who = label_of(kind, name);
+  detail::check_capacity(who, options);
   std::uint64_t capacity = 64;
   while (capacity < options.capacity_bytes) capacity <<= 1;
   // A record (8-byte header + payload, padded) must fit twice over: one may
@@ -413,10 +424,10 @@ detail::QueueCore Segment::open_queue(std::string_view name, ObjectKind kind, co
   const std::uint64_t largest = capacity / 2 - detail::kRecordHeader;
   const std::uint64_t max_message = options.max_message == 0 ? capacity / 4 : options.max_message;
   if (max_message > largest)
-    throw InvalidArgument(std::string(name), what + ": max_message " + std::to_string(max_message) +
-                                                 " cannot fit a ring of " + std::to_string(capacity) +
-                                                 " bytes; use at most " + std::to_string(largest) +
-                                                 " or a larger capacity_bytes");
+    detail::raise<InvalidArgument>(
+        who,
+        "max_message " + std::to_string(max_message) + " cannot fit a ring of " + std::to_string(capacity) + " bytes",
+        "use at most " + std::to_string(largest) + " or a larger capacity_bytes");
   const detail::QueueGeometry geometry{capacity, max_message, options.max_items, kind == ObjectKind::JoinableQueue};
   auto spec =
       detail::ObjectSpec{kind, type_name, 0, 1, capacity, detail::kQueueLayout, sizeof(detail::QueueState) + capacity};
@@ -431,11 +442,11 @@ detail::QueueCore Segment::open_queue(std::string_view name, ObjectKind kind, co
   spec.init_arg = &geometry;
   auto* q = static_cast<detail::QueueState*>(find_or_create(name, spec));
   if (q->capacity != capacity || q->max_message != max_message || q->max_items != options.max_items)
-    throw TypeMismatch(std::string(name), what + " was created with max_message " + std::to_string(q->max_message) +
-                                              " and max_items " + std::to_string(q->max_items) + ", not " +
-                                              std::to_string(max_message) + " and " +
-                                              std::to_string(options.max_items) + "; open it with its options");
-  return detail::SegmentAccess::make<detail::QueueCore>(q, keepalive(), what, geometry);
+    detail::raise_about<TypeMismatch>(who, "was created with max_message " + std::to_string(q->max_message) +
+                                               " and max_items " + std::to_string(q->max_items) + ", not " +
+                                               std::to_string(max_message) + " and " +
+                                               std::to_string(options.max_items) + "; open it with its options");
+  return detail::SegmentAccess::make<detail::QueueCore>(q, keepalive(), who, geometry);
 }
 
 detail::QueueCore detail::SegmentAccess::open_queue(Segment& seg, std::string_view name, ObjectKind kind,

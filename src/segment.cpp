@@ -4,6 +4,8 @@
 #include "ipckit/segment.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cctype>
 #include <cerrno>
 #include <memory>
 #include <optional>
@@ -90,76 +92,51 @@ std::shared_ptr<SegmentImpl> open_segment(std::string_view name, const Trust& tr
 }  // namespace
 }  // namespace detail
 
-const char* to_string(ObjectKind kind) noexcept {
-  switch (kind) {
-    case ObjectKind::Value:
-      return "Value";
-    case ObjectKind::Array:
-      return "Array";
-    case ObjectKind::Lock:
-      return "Lock";
-    case ObjectKind::RLock:
-      return "RLock";
-    case ObjectKind::Condition:
-      return "Condition";
-    case ObjectKind::Semaphore:
-      return "Semaphore";
-    case ObjectKind::BoundedSemaphore:
-      return "BoundedSemaphore";
-    case ObjectKind::Event:
-      return "Event";
-    case ObjectKind::Barrier:
-      return "Barrier";
-    case ObjectKind::Queue:
-      return "Queue";
-    case ObjectKind::JoinableQueue:
-      return "JoinableQueue";
-    case ObjectKind::PriorityQueue:
-      return "PriorityQueue";
-    case ObjectKind::LifoQueue:
-      return "LifoQueue";
-    case ObjectKind::JoinablePriorityQueue:
-      return "JoinablePriorityQueue";
-  }
-  return "unknown";
+namespace {
+// Every kind's name, at its number (ObjectKind numbers run 1..kLastObjectKind).
+constexpr std::array<const char*, kLastObjectKind + 1> kKindNames = {
+    nullptr,
+    "Value",
+    "Array",
+    "Lock",
+    "RLock",
+    "Condition",
+    "Semaphore",
+    "BoundedSemaphore",
+    "Event",
+    "Barrier",
+    "Queue",
+    "JoinableQueue",
+    "PriorityQueue",
+    "LifoQueue",
+    "JoinablePriorityQueue",
+};
+static_assert(kKindNames[kLastObjectKind] != nullptr, "a kind without a name");
+
+const char* kind_name(ObjectKind kind) noexcept {
+  const auto i = static_cast<std::uint32_t>(kind);
+  return i <= kLastObjectKind ? kKindNames[i] : nullptr;
 }
 
-namespace {
-// How messages name a kind: "value 'counter' in segment 'demo'".
-const char* noun(ObjectKind kind) noexcept {
-  switch (kind) {
-    case ObjectKind::Value:
-      return "value";
-    case ObjectKind::Array:
-      return "array";
-    case ObjectKind::Lock:
-      return "lock";
-    case ObjectKind::RLock:
-      return "rlock";
-    case ObjectKind::Condition:
-      return "condition";
-    case ObjectKind::Semaphore:
-      return "semaphore";
-    case ObjectKind::BoundedSemaphore:
-      return "bounded semaphore";
-    case ObjectKind::Event:
-      return "event";
-    case ObjectKind::Barrier:
-      return "barrier";
-    case ObjectKind::Queue:
-      return "queue";
-    case ObjectKind::JoinableQueue:
-      return "joinable queue";
-    case ObjectKind::PriorityQueue:
-      return "priority queue";
-    case ObjectKind::LifoQueue:
-      return "lifo queue";
-    case ObjectKind::JoinablePriorityQueue:
-      return "joinable priority queue";
+// How messages name a kind: its name in lower-case words ("joinable queue",
+// "rlock"), as in "joinable queue 'jobs' in segment 'demo'".
+std::string noun(ObjectKind kind) {
+  const char* name = kind_name(kind);
+  if (name == nullptr) return "object";
+  std::string words;
+  for (const char* c = name; *c != '\0'; ++c) {
+    const auto ch = static_cast<unsigned char>(*c);
+    if (c != name && std::isupper(ch) != 0 && std::islower(static_cast<unsigned char>(c[-1])) != 0) words += ' ';
+    words += static_cast<char>(std::tolower(ch));
   }
-  return "object";
+  return words;
 }
 }  // namespace
+
+const char* to_string(ObjectKind kind) noexcept {
+  const char* name = kind_name(kind);
+  return name != nullptr ? name : "unknown";
+}
 
 std::size_t Segment::min_size(std::uint32_t max_objects) { return detail::directory_bytes(max_objects) + 4096; }
 
@@ -224,7 +201,7 @@ std::optional<std::uint64_t> Segment::offset_of(const void* p) const noexcept {
 
 detail::Label Segment::label_of(ObjectKind kind, std::string_view name) const {
   return {std::string(name), impl_->name(),
-          std::string(noun(kind)) + " '" + std::string(name) + "' in segment '" + impl_->name() + "'"};
+          noun(kind) + " '" + std::string(name) + "' in segment '" + impl_->name() + "'"};
 }
 
 SegmentInfo Segment::info() const {

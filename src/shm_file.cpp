@@ -252,23 +252,16 @@ UniqueFd create_unnamed(std::string_view name, std::uint64_t size) {
   if (fd.get() < 0) {
     const int err = errno;
     const std::error_code code(err, std::generic_category());
+    const Label who = segment_label(name);
     if (err == EOPNOTSUPP || err == EISDIR)
-      throw SystemError(std::string(name), std::string(name),
-                        seg_label(name) + ": the file system of " + dir +
-                            " cannot make unnamed files (O_TMPFILE), which segment creation needs; "
-                            "point IPCKIT_SHM_DIR at a tmpfs",
-                        code);
+      raise<SystemError>(
+          who, "the file system of " + dir + " cannot make unnamed files (O_TMPFILE), which segment creation needs",
+          "point IPCKIT_SHM_DIR at a tmpfs", code);
     if (err == ENOENT || err == ENOTDIR)
-      throw SystemError(std::string(name), std::string(name),
-                        seg_label(name) + ": " + dir +
-                            " is not a directory; mount a tmpfs there "
-                            "or point IPCKIT_SHM_DIR at one",
-                        code);
+      raise<SystemError>(who, dir + " is not a directory", "mount a tmpfs there or point IPCKIT_SHM_DIR at one", code);
     if (err == EACCES || err == EPERM)
-      throw PermissionDenied(std::string(name), std::string(name),
-                             seg_label(name) + ": cannot create files in " + dir + owner_text(dir) +
-                                 "; point IPCKIT_SHM_DIR at a directory you may write",
-                             code);
+      raise<PermissionDenied>(who, "cannot create files in " + dir + owner_text(dir),
+                              "point IPCKIT_SHM_DIR at a directory you may write", code);
     throw_errno(err, name, "create");
   }
   // tmpfs gives back an interrupted fallocate whole, so retrying is exact.

@@ -62,16 +62,14 @@ std::string describe_side_lock_holder(const LockState& s);
 class SideLock {
  public:
   // `keep_waiting()` says whether the queue itself is not the obstacle (rule 2).
-  // `owner` is the object the lock belongs to, for errors: a Label, or its
-  // text (turned into a Label only on the error path: a put must not pay
-  // for building one).
-  template <class Owner, class KeepWaiting>
-  SideLock(LockState& s, Deadline deadline, const Owner& owner, KeepWaiting&& keep_waiting) : s_(s) {
+  // `owner` is the object the lock belongs to, for errors.
+  template <class KeepWaiting>
+  SideLock(LockState& s, Deadline deadline, const Label& owner, KeepWaiting&& keep_waiting) : s_(s) {
     const auto& me = this_thread();
     // Only an item's own serialize() can get here holding it (a get from
     // inside a get): waiting would never end.
     if (owned_by(s_, me))
-      raise<DeadlockDetected>(Label(owner),
+      raise<DeadlockDetected>(owner,
                               "it was used from inside this thread's own get/put on it (from an item's "
                               "serialize()?)",
                               "that would wait forever: do not use it from there");
@@ -91,13 +89,6 @@ class SideLock {
   [[nodiscard]] bool took_over() const noexcept { return took_over_; }
   // When not held: whether the queue or the holder was in the way.
   [[nodiscard]] SideLockMiss miss() const noexcept { return miss_; }
-  // For an error message: "; <who> holds <lock_name> ..." when the holder was
-  // in the way, else "".
-  [[nodiscard]] std::string blame(const char* lock_name) const {
-    if (miss_ != SideLockMiss::Holder) return "";
-    return "; " + describe_side_lock_holder(s_) + ", held " + lock_name +
-           " past the deadline (a stopped process keeps its locks: continue or kill it)";
-  }
 
  private:
   template <class KeepWaiting>

@@ -8,6 +8,7 @@
 #include "ipckit/stats.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <optional>
@@ -35,7 +36,7 @@ std::uint32_t sleepers_of(const std::atomic<std::uint32_t>& word) {
 // The lock inside another object (a queue's, a barrier's), seen through a
 // handle that names nothing: stats() reads no label.
 LockStats inner_lock_stats(const LockState& s) {
-  return SegmentAccess::make<Lock>(const_cast<LockState*>(&s), nullptr, Label(std::string())).stats();
+  return SegmentAccess::make<Lock>(const_cast<LockState*>(&s), nullptr, Label({}, {}, {})).stats();
 }
 
 // Appends one more thing found wrong to `corrupt`.
@@ -81,24 +82,21 @@ TaskStats task_stats(TaskLedger& l, std::uint64_t unfinished) {
   return t;
 }
 
+// What broke a barrier, at its BreakReason's number (None: nothing).
+constexpr std::array<const char*, 7> kBreakReasons = {
+    nullptr,
+    "timeout",
+    "aborted",
+    "a party died",
+    "a party died waiting",
+    "its action threw",
+    "a party died running its action",
+};
+static_assert(kBreakReasons.size() == static_cast<std::size_t>(BreakReason::ActionDied) + 1);
+
+// Null for a word that is no reason.
 const char* break_reason(std::uint32_t broken) {
-  switch (static_cast<BreakReason>(broken)) {
-    case BreakReason::Timeout:
-      return "timeout";
-    case BreakReason::Aborted:
-      return "aborted";
-    case BreakReason::PartyDied:
-      return "a party died";
-    case BreakReason::DiedInWait:
-      return "a party died waiting";
-    case BreakReason::ActionFailed:
-      return "its action threw";
-    case BreakReason::ActionDied:
-      return "a party died running its action";
-    case BreakReason::None:
-      break;
-  }
-  return nullptr;
+  return broken < kBreakReasons.size() ? kBreakReasons[broken] : nullptr;
 }
 
 }  // namespace

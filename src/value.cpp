@@ -48,22 +48,22 @@ void init_data(void* body, const void* arg) {
 // "lock 'A' in segment 'demo'" for the Lock/RLock at `offset`, for messages.
 std::string Segment::lock_at(std::uint64_t offset) const {
   for (const ObjectInfo& o : objects())
-    if (o.offset == offset && (o.kind == ObjectKind::Lock || o.kind == ObjectKind::RLock)) return label(o.kind, o.name);
+    if (o.offset == offset && (o.kind == ObjectKind::Lock || o.kind == ObjectKind::RLock))
+      return label_of(o.kind, o.name).text;
   return "the object at offset " + std::to_string(offset) + " of segment '" + impl_->name() + "'";
 }
 
 void* Segment::bind_data(std::string_view name, const detail::DataSpec& d) {
-  const std::string what = label(d.kind, name);
-  if (d.count == 0) throw InvalidArgument(std::string(name), what + ": an array needs at least one element");
+  const detail::Label who = label_of(d.kind, name);
+  if (d.count == 0) detail::raise<InvalidArgument>(who, "an array needs at least one element", "give it one or more");
   if (d.count > (std::uint64_t{1} << 40) / d.elem_size)
-    throw InvalidArgument(std::string(name),
-                          what + ": " + std::to_string(d.count) + " elements is too many for any segment");
+    detail::raise<InvalidArgument>(who, std::to_string(d.count) + " elements is too many for any segment", "use fewer");
   std::uint64_t lock_offset = 0;
   if (d.guard == detail::Guard::Bound) {
     const auto at = offset_of(d.lock);
     if (!at)
-      throw InvalidArgument(std::string(name), what + ": its lock must live in the same segment; open the lock from '" +
-                                                   impl_->name() + "'");
+      detail::raise<InvalidArgument>(who, "its lock must live in the same segment",
+                                     "open the lock from '" + impl_->name() + "'");
     lock_offset = *at;
   }
   // Another guard than the one it was created with: say so plainly (the
@@ -72,8 +72,8 @@ void* Segment::bind_data(std::string_view name, const detail::DataSpec& d) {
     if (o.name != name || o.kind != d.kind) continue;
     const detail::Guard was = detail::guard_of(o.type_name);
     if (was != d.guard)
-      throw TypeMismatch(std::string(name), what + " is " + guard_words(d.kind, was) + ", not " +
-                                                guard_words(d.kind, d.guard) + "; open it as it was created");
+      detail::raise_about<TypeMismatch>(who, "is " + guard_words(d.kind, was) + ", not " +
+                                                 guard_words(d.kind, d.guard) + "; open it as it was created");
   }
   const std::string type_name = std::string(detail::guard_prefix(d.guard)) + d.type_name;
   detail::ObjectSpec spec{d.kind,
@@ -91,8 +91,8 @@ void* Segment::bind_data(std::string_view name, const detail::DataSpec& d) {
     // Every process must bind it to the same lock (like a condition).
     const std::uint64_t bound = detail::read_once(static_cast<const detail::BoundHeader*>(body)->lock_offset);
     if (bound != lock_offset)
-      throw TypeMismatch(std::string(name), what + " is bound to " + lock_at(bound) + ", not to " +
-                                                lock_at(lock_offset) + "; bind it to the same lock in every process");
+      detail::raise_about<TypeMismatch>(who, "is bound to " + lock_at(bound) + ", not to " + lock_at(lock_offset) +
+                                                 "; bind it to the same lock in every process");
   }
   return body;
 }

@@ -24,10 +24,10 @@ namespace ipckit {
 
 template <class T>
 class LifoQueue : public detail::SlotQueue<LifoQueue<T>, T>, public detail::PutForms<LifoQueue<T>, T> {
- public:
-  explicit LifoQueue(detail::PriorityQueueCore core) : detail::SlotQueue<LifoQueue<T>, T>(std::move(core)) {}
-
  private:
+  // Made by Segment::lifo_queue() (through detail::SegmentAccess).
+  friend class detail::SegmentAccess;
+  explicit LifoQueue(detail::PriorityQueueCore core) : detail::SlotQueue<LifoQueue<T>, T>(std::move(core)) {}
   friend detail::PutForms<LifoQueue, T>;
   detail::QueueOutcome put_outcome(const T& item, detail::Deadline deadline) {
     return this->put_with(0, item, deadline);
@@ -37,7 +37,8 @@ class LifoQueue : public detail::SlotQueue<LifoQueue<T>, T>, public detail::PutF
 
 template <class T>
 LifoQueue<T> Segment::lifo_queue(std::string_view name, const QueueOptions& options) {
-  return LifoQueue<T>(open_priority_queue(name, typeid(T).name(), options, ObjectKind::LifoQueue));
+  return detail::SegmentAccess::make<LifoQueue<T>>(
+      open_priority_queue(name, typeid(T).name(), options, ObjectKind::LifoQueue));
 }
 
 }  // namespace ipckit

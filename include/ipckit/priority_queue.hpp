@@ -95,50 +95,55 @@ class SlotQueue : public QueueHandle<PriorityQueueCore>, public GetForms<Derived
 
 template <class T>
 class PriorityQueue : public detail::SlotQueue<PriorityQueue<T>, T> {
- public:
-  explicit PriorityQueue(detail::PriorityQueueCore core) : detail::SlotQueue<PriorityQueue<T>, T>(std::move(core)) {}
+  using Deadline = detail::Deadline;
 
+ public:
   // Blocks while every slot is taken. Throws MessageTooLarge, Closed.
-  void put(std::int64_t priority, const T& item) { put_by(priority, item, detail::Deadline::never()); }
+  void put(std::int64_t priority, const T& item) { put_by(priority, item, Deadline::never()); }
   // Throws Full if no slot came free within `timeout`.
-  void put(std::int64_t priority, const T& item, std::chrono::nanoseconds timeout) {
-    put_by(priority, item, detail::Deadline::after(timeout));
+  template <class Rep, class Period>
+  void put(std::int64_t priority, const T& item, const std::chrono::duration<Rep, Period>& timeout) {
+    put_by(priority, item, Deadline::after(timeout));
   }
   template <class Clock, class Duration>
   void put_until(std::int64_t priority, const T& item, const std::chrono::time_point<Clock, Duration>& t) {
-    put_by(priority, item, detail::Deadline::at(t));
+    put_by(priority, item, Deadline::at(t));
   }
   // Throws Full at once if every slot is taken.
-  void put_nowait(std::int64_t priority, const T& item) { put_by(priority, item, detail::Deadline::now()); }
+  void put_nowait(std::int64_t priority, const T& item) { put_by(priority, item, Deadline::now()); }
   // False where put_nowait() throws Full or Closed.
   [[nodiscard]] bool try_put(std::int64_t priority, const T& item) {
-    return this->put_with(priority, item, detail::Deadline::now()).ok();
+    return this->put_with(priority, item, Deadline::now()).ok();
   }
 
   // The item with the priority it was put with; the forms of get().
   using Prioritized = std::pair<std::int64_t, T>;
-  Prioritized get_with_priority() { return prioritized_by(detail::Deadline::never()); }
-  Prioritized get_with_priority(std::chrono::nanoseconds timeout) {
-    return prioritized_by(detail::Deadline::after(timeout));
+  Prioritized get_with_priority() { return prioritized_by(Deadline::never()); }
+  template <class Rep, class Period>
+  Prioritized get_with_priority(const std::chrono::duration<Rep, Period>& timeout) {
+    return prioritized_by(Deadline::after(timeout));
   }
   template <class Clock, class Duration>
   Prioritized get_with_priority_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return prioritized_by(detail::Deadline::at(t));
+    return prioritized_by(Deadline::at(t));
   }
-  Prioritized get_with_priority_nowait() { return prioritized_by(detail::Deadline::now()); }
+  Prioritized get_with_priority_nowait() { return prioritized_by(Deadline::now()); }
   std::optional<Prioritized> try_get_with_priority() {
     std::optional<Prioritized> out(std::in_place);
-    if (!this->get_with(out->second, &out->first, detail::Deadline::now()).ok()) out.reset();
+    if (!this->get_with(out->second, &out->first, Deadline::now()).ok()) out.reset();
     return out;
   }
 
  private:
-  void put_by(std::int64_t priority, const T& item, detail::Deadline deadline) {
+  // Made by Segment::priority_queue() and joinable_priority_queue() (through detail::SegmentAccess).
+  friend class detail::SegmentAccess;
+  explicit PriorityQueue(detail::PriorityQueueCore core) : detail::SlotQueue<PriorityQueue<T>, T>(std::move(core)) {}
+  void put_by(std::int64_t priority, const T& item, Deadline deadline) {
     const detail::QueueOutcome r = this->put_with(priority, item, deadline);
     if (!r.ok()) [[unlikely]]
       this->core_.raise_put(r);
   }
-  Prioritized prioritized_by(detail::Deadline deadline) {
+  Prioritized prioritized_by(Deadline deadline) {
     Prioritized out{0, T{}};
     const detail::QueueOutcome r = this->get_with(out.second, &out.first, deadline);
     if (!r.ok()) [[unlikely]]
@@ -155,12 +160,12 @@ class JoinablePriorityQueue : public detail::Joinable<PriorityQueue<T>> {
 
 template <class T>
 PriorityQueue<T> Segment::priority_queue(std::string_view name, const QueueOptions& options) {
-  return PriorityQueue<T>(open_priority_queue(name, typeid(T).name(), options));
+  return detail::SegmentAccess::make<PriorityQueue<T>>(open_priority_queue(name, typeid(T).name(), options));
 }
 
 template <class T>
 JoinablePriorityQueue<T> Segment::joinable_priority_queue(std::string_view name, const QueueOptions& options) {
-  return JoinablePriorityQueue<T>(
+  return detail::SegmentAccess::make<JoinablePriorityQueue<T>>(
       open_priority_queue(name, typeid(T).name(), options, ObjectKind::JoinablePriorityQueue));
 }
 

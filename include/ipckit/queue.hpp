@@ -94,6 +94,7 @@
 #include "ipckit/detail/codec.hpp"
 #include "ipckit/detail/deadline.hpp"
 #include "ipckit/detail/queue_core.hpp"
+#include "ipckit/detail/segment_access.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/segment.hpp"
 
@@ -153,7 +154,7 @@ class QueueHandle {
   // the queued items are discarded so that everyone gets Closed at once.
   void shutdown(bool immediate = true) { core_.shutdown(immediate); }
   [[nodiscard]] bool closed() const noexcept { return core_.closed(); }
-  [[nodiscard]] const std::string& label() const noexcept { return core_.label(); }
+  [[nodiscard]] const std::string& label() const noexcept { return core_.label().text; }
   // A read-only snapshot (ipckit/stats.hpp).
   [[nodiscard]] auto stats() const { return core_.stats(); }
 
@@ -172,7 +173,10 @@ class PutForms {
   void put(const Item& item) { put_by(item, Deadline::never()); }
   // Throws Full if no room came within `timeout` (or another producer held
   // the queue's lock that long: see queue.hpp).
-  void put(const Item& item, std::chrono::nanoseconds timeout) { put_by(item, Deadline::after(timeout)); }
+  template <class Rep, class Period>
+  void put(const Item& item, const std::chrono::duration<Rep, Period>& timeout) {
+    put_by(item, Deadline::after(timeout));
+  }
   template <class Clock, class Duration>
   void put_until(const Item& item, const std::chrono::time_point<Clock, Duration>& t) {
     put_by(item, Deadline::at(t));
@@ -198,7 +202,10 @@ class GetForms {
   Out get() { return get_by(Deadline::never()); }
   // Throws Empty if nothing came within `timeout` (or another consumer held
   // the queue's lock that long: see queue.hpp).
-  Out get(std::chrono::nanoseconds timeout) { return get_by(Deadline::after(timeout)); }
+  template <class Rep, class Period>
+  Out get(const std::chrono::duration<Rep, Period>& timeout) {
+    return get_by(Deadline::after(timeout));
+  }
   template <class Clock, class Duration>
   Out get_until(const std::chrono::time_point<Clock, Duration>& t) {
     return get_by(Deadline::at(t));
@@ -236,7 +243,8 @@ class BatchForms {
   void put_many(std::span<const Item> items) { put_many_by(items, Deadline::never()); }
   // Throws Full if room for all did not come within `timeout` (the message
   // says how many were put).
-  void put_many(std::span<const Item> items, std::chrono::nanoseconds timeout) {
+  template <class Rep, class Period>
+  void put_many(std::span<const Item> items, const std::chrono::duration<Rep, Period>& timeout) {
     put_many_by(items, Deadline::after(timeout));
   }
   template <class Clock, class Duration>
@@ -255,7 +263,8 @@ class BatchForms {
   // item after the first that does not decode is left for the next get).
   std::vector<Out> get_many(std::size_t max) { return get_many_by(max, Deadline::never()); }
   // Throws Empty if nothing came within `timeout`.
-  std::vector<Out> get_many(std::size_t max, std::chrono::nanoseconds timeout) {
+  template <class Rep, class Period>
+  std::vector<Out> get_many(std::size_t max, const std::chrono::duration<Rep, Period>& timeout) {
     return get_many_by(max, Deadline::after(timeout));
   }
   template <class Clock, class Duration>
@@ -298,7 +307,10 @@ class Joinable : public Base {
   // Blocks until every item put has been marked done.
   void join() { (void)this->core_.join(Deadline::never()); }
   // Whether all were done within `timeout`.
-  bool join(std::chrono::nanoseconds timeout) { return this->core_.join(Deadline::after(timeout)); }
+  template <class Rep, class Period>
+  bool join(const std::chrono::duration<Rep, Period>& timeout) {
+    return this->core_.join(Deadline::after(timeout));
+  }
   template <class Clock, class Duration>
   bool join_until(const std::chrono::time_point<Clock, Duration>& t) {
     return this->core_.join(Deadline::at(t));
@@ -362,10 +374,12 @@ class Queue : public detail::QueueHandle<detail::QueueCore>,
               public detail::GetForms<Queue<T>, T>,
               public detail::BatchForms<Queue<T>, T, T> {
  public:
-  explicit Queue(detail::QueueCore core) : detail::QueueHandle<detail::QueueCore>(std::move(core)) {}
   [[nodiscard]] std::size_t bytes_used() const noexcept { return core_.bytes_used(); }
 
  private:
+  // Made by Segment::queue() and joinable_queue() (through detail::SegmentAccess).
+  friend class detail::SegmentAccess;
+  explicit Queue(detail::QueueCore core) : detail::QueueHandle<detail::QueueCore>(std::move(core)) {}
   friend detail::PutForms<Queue, T>;
   friend detail::GetForms<Queue, T>;
   friend detail::BatchForms<Queue, T, T>;
@@ -399,10 +413,12 @@ class ByteQueue : public detail::QueueHandle<detail::QueueCore>,
                   public detail::GetForms<ByteQueue, std::string>,
                   public detail::BatchForms<ByteQueue, std::string_view, std::string> {
  public:
-  explicit ByteQueue(detail::QueueCore core) : detail::QueueHandle<detail::QueueCore>(std::move(core)) {}
   [[nodiscard]] std::size_t bytes_used() const noexcept { return core_.bytes_used(); }
 
  private:
+  // Made by Segment::byte_queue() (through detail::SegmentAccess).
+  friend class detail::SegmentAccess;
+  explicit ByteQueue(detail::QueueCore core) : detail::QueueHandle<detail::QueueCore>(std::move(core)) {}
   friend detail::PutForms<ByteQueue, std::string_view>;
   friend detail::GetForms<ByteQueue, std::string>;
   friend detail::BatchForms<ByteQueue, std::string_view, std::string>;
@@ -428,16 +444,17 @@ class ByteQueue : public detail::QueueHandle<detail::QueueCore>,
 
 template <class T>
 Queue<T> Segment::queue(std::string_view name, const QueueOptions& options) {
-  return Queue<T>(open_queue(name, ObjectKind::Queue, typeid(T).name(), options));
+  return detail::SegmentAccess::make<Queue<T>>(open_queue(name, ObjectKind::Queue, typeid(T).name(), options));
 }
 
 template <class T>
 JoinableQueue<T> Segment::joinable_queue(std::string_view name, const QueueOptions& options) {
-  return JoinableQueue<T>(open_queue(name, ObjectKind::JoinableQueue, typeid(T).name(), options));
+  return detail::SegmentAccess::make<JoinableQueue<T>>(
+      open_queue(name, ObjectKind::JoinableQueue, typeid(T).name(), options));
 }
 
 inline ByteQueue Segment::byte_queue(std::string_view name, const QueueOptions& options) {
-  return ByteQueue(open_queue(name, ObjectKind::Queue, "ipckit::bytes", options));
+  return detail::SegmentAccess::make<ByteQueue>(open_queue(name, ObjectKind::Queue, "ipckit::bytes", options));
 }
 
 }  // namespace ipckit

@@ -251,14 +251,14 @@ class Segment {
   RawValue<T> raw_value(std::string_view name, const T& initial);
   template <class T>
   Array<T> array(std::string_view name, std::size_t count);
-  template <class T>
-  Array<T> array(std::string_view name, std::span<const T> values);
-  template <class T>
-  Array<T> array(std::string_view name, std::initializer_list<T> values);
   template <class T, ValueLock L>
   Array<T, L> array(std::string_view name, std::size_t count, const L& lock);
+  template <class T>
+  Array<T> array(std::string_view name, std::span<const T> values);
   template <class T, ValueLock L>
   Array<T, L> array(std::string_view name, std::span<const T> values, const L& lock);
+  template <class T>
+  Array<T> array(std::string_view name, std::initializer_list<T> values);
   template <class T, ValueLock L>
   Array<T, L> array(std::string_view name, std::initializer_list<T> values, const L& lock);
   template <class T>
@@ -315,10 +315,8 @@ class Segment {
   explicit Segment(std::shared_ptr<detail::SegmentImpl> impl) : impl_(std::move(impl)) {}
   void* find_or_create(std::string_view name, const detail::ObjectSpec& spec);
   [[nodiscard]] std::shared_ptr<const void> keepalive() const noexcept;
-  // How messages name object `name`: "lock 'A' in segment 'demo'". label()
-  // is its text alone, for handles not yet made from a Label (Value, Array, Barrier, queues).
+  // How messages and errors name object `name` ("lock 'A' in segment 'demo'").
   [[nodiscard]] detail::Label label_of(ObjectKind kind, std::string_view name) const;
-  [[nodiscard]] std::string label(ObjectKind kind, std::string_view name) const { return label_of(kind, name).text; }
   [[nodiscard]] std::optional<std::uint64_t> offset_of(const void* p) const noexcept;
   // Raw access for tools (the CLI, tests): the body of object `name`, its directory entry validated.
   [[nodiscard]] const void* object_body(std::string_view name, ObjectInfo* info = nullptr) const;

@@ -69,16 +69,10 @@ inline constexpr std::size_t kArrayDataOffset = 2 * sizeof(LockState);  // 128
 // guard fails the type check. Tools read it back with guard_of().
 enum class Guard : std::uint8_t { Own, Raw, Bound };
 
+// The prefix of each guard's type name, at its number.
+inline constexpr std::string_view kGuardPrefixes[] = {"", "raw:", "bound:"};  // Own, Raw, Bound
 constexpr std::string_view guard_prefix(Guard guard) noexcept {
-  switch (guard) {
-    case Guard::Raw:
-      return "raw:";
-    case Guard::Bound:
-      return "bound:";
-    case Guard::Own:
-      break;
-  }
-  return "";
+  return kGuardPrefixes[static_cast<std::size_t>(guard)];
 }
 // The guard of a Value/Array from its directory type name, and that name without it.
 constexpr Guard guard_of(std::string_view type_name) noexcept {

@@ -38,35 +38,45 @@ Json tasks_json(Json state, const TaskStats& t) {
   return state;
 }
 
+// A queue's state: what both engines report alike, then `own` (what only its
+// engine has), then a joinable queue's tasks.
+template <class S>
+void queue_state(Json& o, const S& s, const Json& own) {
+  Json state{{"items", s.items},
+             {"max_message", s.max_message},
+             {"closed", s.closed},
+             {"sleeping_consumers", s.sleeping_consumers},
+             {"sleeping_producers", s.sleeping_producers}};
+  state.update(own);
+  if (s.tasks) state = tasks_json(std::move(state), *s.tasks);
+  put_state(o, std::move(state), s.corrupt);
+}
+
 }  // namespace
 
 std::string dump(const Json& j) { return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n"; }
 
 void add_segment_json(Json& j, const SegmentInfo& info) {
-  j["name"] = info.name;
-  j["size"] = info.size;
-  j["used"] = info.used;
-  j["objects"] = info.objects;
-  j["max_objects"] = info.max_objects;
-  j["creator_pid"] = info.creator_pid;
-  j["creator_alive"] = info.creator_alive;
-  j["created_unix"] = info.created_unix;
-  j["age_seconds"] = info.created_unix > 0 ? Json(now_unix() - info.created_unix) : Json(nullptr);
-  j["mode"] = octal_mode(info.mode);
-  j["owner_uid"] = static_cast<std::uint64_t>(info.owner_uid);
+  j.update(Json{{"name", info.name},
+                {"size", info.size},
+                {"used", info.used},
+                {"objects", info.objects},
+                {"max_objects", info.max_objects}});
+  // Who made it, when, and who may open it.
+  j.update(Json{{"creator_pid", info.creator_pid},
+                {"creator_alive", info.creator_alive},
+                {"created_unix", info.created_unix},
+                {"age_seconds", info.created_unix > 0 ? Json(now_unix() - info.created_unix) : Json(nullptr)},
+                {"mode", octal_mode(info.mode)},
+                {"owner_uid", static_cast<std::uint64_t>(info.owner_uid)}});
 }
 
 Json lock_json(const LockStats& s) {
   Json j{{"held", s.locked}};
-  if (s.locked) {
-    j["pid"] = s.holder_pid;
-    j["tid"] = s.holder_tid;
-    j["alive"] = s.holder_alive;
-    j["owner_died"] = s.owner_died;
-  }
-  j["waiters"] = s.waiters;
-  j["recoveries"] = s.recoveries;
-  j["contended"] = s.contended;
+  if (s.locked)
+    j.update(
+        Json{{"pid", s.holder_pid}, {"tid", s.holder_tid}, {"alive", s.holder_alive}, {"owner_died", s.owner_died}});
+  j.update(Json{{"waiters", s.waiters}, {"recoveries", s.recoveries}, {"contended", s.contended}});
   return j;
 }
 
@@ -120,31 +130,19 @@ void state_json(Json& o, const BarrierStats& s, const ObjectInfo&, std::size_t) 
 }
 
 void state_json(Json& o, const QueueStats& s, const ObjectInfo&, std::size_t) {
-  Json state{{"items", s.items},
-             {"bytes", s.bytes_used},
-             {"capacity", s.capacity},
-             {"sleeping_consumers", s.sleeping_consumers},
-             {"sleeping_producers", s.sleeping_producers},
-             {"closed", s.closed},
-             {"max_message", s.max_message},
-             {"max_items", s.max_items}};
-  if (s.tasks) state = tasks_json(std::move(state), *s.tasks);
-  state["producers_lock"] = lock_json(s.producers_lock);
-  state["consumers_lock"] = lock_json(s.consumers_lock);
-  put_state(o, std::move(state), s.corrupt);
+  queue_state(o, s,
+              Json{{"bytes", s.bytes_used},
+                   {"capacity", s.capacity},
+                   {"max_items", s.max_items},
+                   {"producers_lock", lock_json(s.producers_lock)},
+                   {"consumers_lock", lock_json(s.consumers_lock)}});
 }
 
 void state_json(Json& o, const PriorityQueueStats& s, const ObjectInfo&, std::size_t) {
-  Json state{{"items", s.items},
-             {"slots", s.slots},
-             {"max_message", s.max_message},
-             {"lowest_priority", s.lowest_priority ? Json(*s.lowest_priority) : Json(nullptr)},
-             {"sleeping_consumers", s.sleeping_consumers},
-             {"sleeping_producers", s.sleeping_producers},
-             {"closed", s.closed},
-             {"rebuilds", s.rebuilds}};
-  if (s.tasks) state = tasks_json(std::move(state), *s.tasks);
-  put_state(o, std::move(state), s.corrupt);
+  queue_state(o, s,
+              Json{{"slots", s.slots},
+                   {"lowest_priority", s.lowest_priority ? Json(*s.lowest_priority) : Json(nullptr)},
+                   {"rebuilds", s.rebuilds}});
 }
 
 }  // namespace ipckit::cli

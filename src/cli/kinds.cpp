@@ -60,6 +60,8 @@ constexpr KindView kKinds[] = {
     state_row<QueueStats>(ObjectKind::Queue),
     state_row<QueueStats>(ObjectKind::JoinableQueue),
     state_row<PriorityQueueStats>(ObjectKind::PriorityQueue),
+    state_row<PriorityQueueStats>(ObjectKind::LifoQueue),
+    state_row<PriorityQueueStats>(ObjectKind::JoinablePriorityQueue),
 };
 
 constexpr KindView kUnknownKind{

@@ -17,15 +17,11 @@ namespace ipckit::detail {
 inline constexpr std::uint32_t kBarrierLayout = 2;
 
 inline constexpr std::uint32_t kBarrierMaxParties = 256;
-enum class BreakReason : std::uint32_t {
-  None = 0,
-  Timeout = 1,
-  Aborted = 2,
-  PartyDied = 3,
-  DiedInWait = 4,
-  ActionFailed = 5,  // the action threw
-  ActionDied = 6,    // the last arrival died before releasing the round (in its action)
-};
+// Why a round broke, as `broken` records it: numbered from 0 in this order
+// (the numbers are in shared memory: a new reason goes last). ActionFailed:
+// the action threw; ActionDied: the last arrival died before releasing the
+// round (in its action).
+enum class BreakReason : std::uint32_t { None, Timeout, Aborted, PartyDied, DiedInWait, ActionFailed, ActionDied };
 struct BarrierParty {
   std::int32_t pid = 0;          // 0: free slot
   std::uint32_t last_round = 0;  // round in which it last arrived

@@ -18,8 +18,9 @@ namespace ipckit::detail {
 struct Label {
   Label(std::string object_name, std::string segment_name, std::string label_text)
       : object(std::move(object_name)), segment(std::move(segment_name)), text(std::move(label_text)) {}
-  // Transitional, for handles still built from a label's text alone (Value,
-  // Array, Barrier, queues): their errors' object() is that whole text, as before.
+  // Transitional: the library no longer uses it (every handle and queue is
+  // named by a full Label); two tests still name a bare directory lock by its
+  // text alone (test_lock.cpp, test_hardening_segment.cpp). To go with them.
   // NOLINTNEXTLINE(google-explicit-constructor, hicpp-explicit-conversions)
   Label(std::string label_text) : object(label_text), text(std::move(label_text)) {}
 
@@ -42,6 +43,14 @@ inline Label segment_label(std::string_view name) {
 template <class E>
 [[noreturn]] void raise(const Label& who, const std::string& what, const std::string& fix, std::error_code code = {}) {
   throw E(who.object, who.segment, who.text + ": " + what + "; " + fix, code);
+}
+
+// Throws E whose message is a sentence about `who` going on from its label:
+// "<who> <says>" ("queue 'jobs' in segment 'demo' is empty"), for states
+// that need no fix spelled out, or whose fix is part of the sentence.
+template <class E>
+[[noreturn]] void raise_about(const Label& who, const std::string& says) {
+  throw E(who.object, who.segment, who.text + " " + says);
 }
 
 // Throws CorruptSegment about `who`: "<who> is corrupt: <what>; remove the

@@ -44,6 +44,7 @@
 #include <string>
 
 #include "ipckit/detail/deadline.hpp"
+#include "ipckit/detail/label.hpp"
 #include "ipckit/detail/priority_queue_state.hpp"
 #include "ipckit/detail/queue_core.hpp"  // QueueOutcome, close_queue, tasks_*
 
@@ -52,9 +53,7 @@ namespace ipckit::detail {
 // A priority queue's fixed geometry, as its opener validated it: `s` must be
 // an object of priority_queue_layout(slots, slot_size).bytes bytes.
 struct PriorityGeometry {
-  std::uint64_t slots = 0;
-  std::uint64_t slot_size = 0;
-  std::uint64_t max_message = 0;
+  std::uint64_t slots = 0, slot_size = 0, max_message = 0;
   std::uint32_t order = kOrderPriority;
   bool joinable = false;
 };
@@ -86,7 +85,7 @@ class PriorityQueueCore {
   [[nodiscard]] std::size_t max_message() const noexcept { return max_message_; }
   // Times the heap was rebuilt from the slot states after a holder died.
   [[nodiscard]] std::uint64_t rebuilds() const noexcept { return s_->rebuilds.load(std::memory_order_relaxed); }
-  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] const Label& label() const noexcept { return label_; }
   [[nodiscard]] PriorityQueueStats stats() const;
 
   // Joinable: as QueueCore's.
@@ -97,7 +96,7 @@ class PriorityQueueCore {
  private:
   // Made by Segment::open_priority_queue and inspection (through SegmentAccess).
   friend class SegmentAccess;
-  PriorityQueueCore(PriorityQueueState* s, std::shared_ptr<const void> keepalive, std::string label,
+  PriorityQueueCore(PriorityQueueState* s, std::shared_ptr<const void> keepalive, Label label,
                     const PriorityGeometry& geometry);
   PrioritySlot& slot(std::uint64_t i) const noexcept {
     return *reinterpret_cast<PrioritySlot*>(slots_base_ + i * slot_size_);
@@ -136,11 +135,11 @@ class PriorityQueueCore {
   void publish_counts(std::uint64_t heap) noexcept;
   // After a repair: everybody waiting looks again.
   void wake_all_after_repair() noexcept;
-  [[noreturn]] void throw_corrupt(const std::string& what) const { throw_queue_corrupt(label_, what); }
+  [[noreturn]] void throw_corrupt(const std::string& what) const { raise_corrupt(label_, what); }
 
   PriorityQueueState* s_;
   std::shared_ptr<const void> keep_;
-  std::string label_;
+  Label label_;
   // Copies of the fixed geometry, taken once validated: a stray write into
   // the segment cannot move this process's accesses out of the object.
   std::uint64_t slots_;

@@ -26,6 +26,7 @@
 
 #include "ipckit/detail/deadline.hpp"
 #include "ipckit/detail/futex.hpp"
+#include "ipckit/detail/label.hpp"
 #include "ipckit/detail/lock_state.hpp"
 #include "ipckit/detail/queue_state.hpp"
 #include "ipckit/detail/task_ledger.hpp"
@@ -73,18 +74,33 @@ void close_queue(State& s, std::uint32_t bits) noexcept {
   futex_wake(s.space_seq, INT_MAX);
 }
 
-// Shared by both engines' error paths.
-[[noreturn]] void throw_queue_corrupt(const std::string& label, const std::string& what);
+// Shared by both engines' error paths (src/queue.cpp).
+//
+// MessageTooLarge for an item of `bytes` bytes; `more` goes on the message
+// (" (nothing of this put_many was put)"), `larger` names what to make larger.
+[[noreturn]] void raise_too_large(const Label& who, std::size_t bytes, std::uint64_t max_message, const char* larger,
+                                  const std::string& more = "");
 // DecodeError for an item of `bytes` bytes whose decoding threw `failure`.
-[[noreturn]] void throw_decode_error(const std::string& label, std::size_t bytes, const std::exception_ptr& failure);
-// "; <who> held <lock_name> past the deadline (...)": names the holder of a
-// queue's lock that kept a call from it.
-std::string holder_blame(const LockState& lock, const char* lock_name);
+[[noreturn]] void raise_decode_error(const Label& who, std::size_t bytes, const std::exception_ptr& failure);
+// The side of a queue a put or get that missed was on, for its error.
+struct QueueSide {
+  bool put;               // Full for a put, Empty for a get (Closed for either)
+  const LockState& lock;  // the lock a QueueMiss::Holder names ...
+  const char* lock_name;  // ... as "the producers' lock"
+};
+// Full / Empty or Closed for a put or get that missed. `full` describes a
+// full queue (" (3 items, 120 bytes)"); `so_far` ends every message (what a
+// put_many did put).
+[[noreturn]] void raise_missed(const Label& who, const QueueSide& side, QueueMiss miss, const std::string& full,
+                               const std::string& so_far = "");
+
+// InvalidArgument unless options.capacity_bytes is one both engines accept.
+void check_capacity(const Label& who, const QueueOptions& options);
 
 // A joinable queue's side, shared by both engines: `published` is the
 // engine's count of items ever put. task_done() throws InvalidArgument when
 // no task is left to mark done.
-void tasks_done(TaskLedger& l, std::uint64_t published, const std::string& label);
+void tasks_done(TaskLedger& l, std::uint64_t published, const Label& who);
 // Waits until no task is unfinished; `reclaim` runs every kLivenessInterval
 // meanwhile (it takes the consumers' lock if free and counts dead
 // consumers' tasks finished).
@@ -145,7 +161,7 @@ class QueueCore {
   [[nodiscard]] bool closed() const noexcept { return s_->closed.load(std::memory_order_acquire) != 0; }
   [[nodiscard]] std::size_t capacity_bytes() const noexcept { return geo_.capacity; }
   [[nodiscard]] std::size_t max_message() const noexcept { return geo_.max_message; }
-  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  [[nodiscard]] const Label& label() const noexcept { return label_; }
   [[nodiscard]] QueueStats stats() const;
 
   // JoinableQueue: its task ledger, the count of items ever put (see
@@ -160,7 +176,7 @@ class QueueCore {
   // slip in between that check and the copy); CorruptSegment if it is not
   // one a queue can have.
   friend class SegmentAccess;
-  QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, std::string label, const QueueGeometry& geometry);
+  QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, Label label, const QueueGeometry& geometry);
   char* ring() const noexcept { return reinterpret_cast<char*>(s_) + sizeof(QueueState); }
   void task_done() { tasks_done(s_->tasks, published(), label_); }
   // With get_lock held: takes up to `max` records (`read` null: discards
@@ -176,10 +192,10 @@ class QueueCore {
   void recover_locked();
   // With get_lock held: counts dead consumers' tasks finished, wakes join().
   void reclaim_dead_consumers() noexcept;
-  [[noreturn]] void throw_corrupt(const std::string& what) const { throw_queue_corrupt(label_, what); }
+  [[noreturn]] void throw_corrupt(const std::string& what) const { raise_corrupt(label_, what); }
   QueueState* s_;
   std::shared_ptr<const void> keep_;
-  std::string label_;
+  Label label_;
   QueueGeometry geo_;  // never re-read from s_
 };
 
