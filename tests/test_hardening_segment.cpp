@@ -430,8 +430,8 @@ TEST(SegmentHardening, ObjectCreationTimesOutOnAStoppedDirectoryLockHolder) {
   Signal holding;
   Child holder([&] {
     RawMapping raw(n.name);
-    auto dir = ipckit::detail::SegmentAccess::make<ipckit::Lock>(&raw.header().directory_lock, nullptr,
-                                                                 std::string("directory"));
+    auto dir = ipckit::detail::SegmentAccess::make<ipckit::Lock>(
+        &raw.header().directory_lock, nullptr, ipckit::detail::Label("directory", "", "directory lock"));
     dir.lock();
     holding.post();
     ::raise(SIGSTOP);

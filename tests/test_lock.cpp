@@ -356,7 +356,7 @@ TEST(Lock, ACreatorKilledHoldingTheDirectoryLockDoesNotWedgeTheSegment) {
   auto* header = reinterpret_cast<ipckit::detail::SegmentHeader*>(const_cast<char*>(body - info.offset));
   using ipckit::detail::SegmentAccess;
   auto dir = SegmentAccess::make<ipckit::Lock>(&header->directory_lock, SegmentAccess::keepalive(seg),
-                                               std::string("directory"));
+                                               ipckit::detail::Label("directory", "", "directory lock"));
   Signal held;
   Child child([&] {
     dir.lock();  // as a creator in the middle of find_or_create

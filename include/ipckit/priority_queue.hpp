@@ -56,6 +56,7 @@
 #include <typeinfo>
 #include <utility>
 
+#include "ipckit/detail/blocking_forms.hpp"
 #include "ipckit/detail/deadline.hpp"
 #include "ipckit/detail/priority_queue_core.hpp"
 #include "ipckit/error.hpp"
@@ -119,14 +120,7 @@ class PriorityQueue : public detail::SlotQueue<PriorityQueue<T>, T> {
   // The item with the priority it was put with; the forms of get().
   using Prioritized = std::pair<std::int64_t, T>;
   Prioritized get_with_priority() { return prioritized_by(Deadline::never()); }
-  template <class Rep, class Period>
-  Prioritized get_with_priority(const std::chrono::duration<Rep, Period>& timeout) {
-    return prioritized_by(Deadline::after(timeout));
-  }
-  template <class Clock, class Duration>
-  Prioritized get_with_priority_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return prioritized_by(Deadline::at(t));
-  }
+  IPCKIT_DETAIL_TIMED_FORMS(Prioritized, get_with_priority, get_with_priority_until, prioritized_by);
   Prioritized get_with_priority_nowait() { return prioritized_by(Deadline::now()); }
   std::optional<Prioritized> try_get_with_priority() {
     std::optional<Prioritized> out(std::in_place);

@@ -91,6 +91,7 @@
 #include <utility>
 #include <vector>
 
+#include "ipckit/detail/blocking_forms.hpp"
 #include "ipckit/detail/codec.hpp"
 #include "ipckit/detail/deadline.hpp"
 #include "ipckit/detail/queue_core.hpp"
@@ -200,16 +201,9 @@ class GetForms {
  public:
   // Blocks while the queue is empty. Throws Closed once closed and drained, DecodeError.
   Out get() { return get_by(Deadline::never()); }
-  // Throws Empty if nothing came within `timeout` (or another consumer held
-  // the queue's lock that long: see queue.hpp).
-  template <class Rep, class Period>
-  Out get(const std::chrono::duration<Rep, Period>& timeout) {
-    return get_by(Deadline::after(timeout));
-  }
-  template <class Clock, class Duration>
-  Out get_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return get_by(Deadline::at(t));
-  }
+  // get(d), get_until(t): throw Empty if nothing came within `d` / by `t`
+  // (or another consumer held the queue's lock that long: see queue.hpp).
+  IPCKIT_DETAIL_TIMED_FORMS(Out, get, get_until, get_by);
   // Throws Empty at once if there is nothing.
   Out get_nowait() { return get_by(Deadline::now()); }
   // nullopt where get_nowait() throws Empty or Closed. Throws DecodeError.

@@ -18,11 +18,6 @@ namespace ipckit::detail {
 struct Label {
   Label(std::string object_name, std::string segment_name, std::string label_text)
       : object(std::move(object_name)), segment(std::move(segment_name)), text(std::move(label_text)) {}
-  // Transitional: the library no longer uses it (every handle and queue is
-  // named by a full Label); two tests still name a bare directory lock by its
-  // text alone (test_lock.cpp, test_hardening_segment.cpp). To go with them.
-  // NOLINTNEXTLINE(google-explicit-constructor, hicpp-explicit-conversions)
-  Label(std::string label_text) : object(label_text), text(std::move(label_text)) {}
 
   // A part of this object with its own label, e.g. "... (its lock)".
   [[nodiscard]] Label part(std::string_view what) const {
