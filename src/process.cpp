@@ -639,6 +639,17 @@ ParentSeed seed_for_child() {
   return {static_cast<pid_t>(me.tid), me.start_ticks, self().name};
 }
 
+// Python's rule: a daemon ends with its parent, so children it started
+// would be left behind without the parent they were started for.
+void require_not_daemon(const ChildState& s) {
+  const SelfRecord& me = self();
+  if (me.daemon)
+    throw ProcessError(s.name, "cannot start " + quoted(s.name) + " from daemon " + quoted(me.name) + " (pid " +
+                                   std::to_string(::getpid()) +
+                                   "): a daemon ends with its parent and would leave its children behind; "
+                                   "start it from a non-daemon process, or make this one a non-daemon");
+}
+
 // In a child just forked by start(), still its only thread: from now on it
 // is `s`, the child of `parent`.
 void become_child(const ChildState& s, const ParentSeed& parent) noexcept {
@@ -861,6 +872,7 @@ void Process::start() {
   ChildState& s = require(state_, "start");
   std::unique_lock lk(s.mu);
   require_not_started(s, "start", "a Process runs once, create a new one to run again");
+  require_not_daemon(s);
   Registry& registry = Registry::get();  // registers the fork handlers before the first fork
   // Also sets up this process's SelfRecord before the fork, so that no child
   // runs its one-time initialisation (whose guard another thread may hold).

@@ -180,6 +180,29 @@ TEST(CurrentProcess, ChildSeesItsOwnNameDaemonAndParent) {
   EXPECT_EQ(unnamed.exitcode(), 0);
 }
 
+// Python: "daemonic processes are not allowed to have children".
+TEST(CurrentProcess, ADaemonCannotStartChildren) {
+  Lines out;
+  Process daemon(
+      [&] {
+        Process inner([] {}, {.name = "inner"});
+        try {
+          inner.start();
+          out.send("started");
+        } catch (const ipckit::ProcessError& e) {
+          out.send(e.what());
+        }
+      },
+      {.name = "guard", .daemon = true});
+  daemon.start();
+  const auto said = out.next();
+  ASSERT_TRUE(said);
+  EXPECT_NE(said->find("cannot start process 'inner' from daemon process 'guard'"), std::string::npos) << *said;
+  EXPECT_NE(said->find("non-daemon"), std::string::npos) << *said;
+  ASSERT_TRUE(daemon.join(30s));
+  EXPECT_EQ(daemon.exitcode(), 0);
+}
+
 TEST(CurrentProcess, GrandchildSeesItsParentNotTheMainProcess) {
   Lines out;
   Process mid(

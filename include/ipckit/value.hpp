@@ -44,6 +44,7 @@
 
 #include "ipckit/detail/label.hpp"
 #include "ipckit/detail/segment_access.hpp"
+#include "ipckit/detail/value_state.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/lock.hpp"
 #include "ipckit/segment.hpp"
@@ -55,42 +56,6 @@ template <class T>
 concept Shareable = std::is_trivially_copyable_v<T> && !std::is_pointer_v<T> && alignof(T) <= 64;
 
 namespace detail {
-inline constexpr std::uint32_t kValueLayout = 1;
-inline constexpr std::uint32_t kArrayLayout = 1;
-// Own lock or bound: [64: its LockState, or a BoundHeader][value]
-//                    [64: its LockState, or a BoundHeader][64: count][elements].
-// Raw: the value or the elements alone.
-inline constexpr std::size_t kValueDataOffset = sizeof(LockState);      // 64
-inline constexpr std::size_t kArrayDataOffset = 2 * sizeof(LockState);  // 128
-
-// How a Value or Array is guarded. It is part of the object's type tag: the
-// directory's type name is the typeid name, prefixed "raw:" or "bound:"
-// (mangled names never contain ':'), so opening an object with another
-// guard fails the type check. Tools read it back with guard_of().
-enum class Guard : std::uint8_t { Own, Raw, Bound };
-
-// The prefix of each guard's type name, at its number.
-inline constexpr std::string_view kGuardPrefixes[] = {"", "raw:", "bound:"};  // Own, Raw, Bound
-constexpr std::string_view guard_prefix(Guard guard) noexcept {
-  return kGuardPrefixes[static_cast<std::size_t>(guard)];
-}
-// The guard of a Value/Array from its directory type name, and that name without it.
-constexpr Guard guard_of(std::string_view type_name) noexcept {
-  for (const Guard g : {Guard::Raw, Guard::Bound})
-    if (type_name.starts_with(guard_prefix(g))) return g;
-  return Guard::Own;
-}
-constexpr std::string_view unguarded_type_name(std::string_view type_name) noexcept {
-  return type_name.substr(guard_prefix(guard_of(type_name)).size());
-}
-
-// Where a bound object's lock is (an offset in the segment), in place of the
-// own lock: the binding every process must repeat.
-struct alignas(64) BoundHeader {
-  std::uint64_t lock_offset;
-};
-static_assert(sizeof(BoundHeader) == sizeof(LockState));
-
 // What Segment::bind_data finds or creates: a Value (count 1) or an Array.
 struct DataSpec {
   ObjectKind kind;
