@@ -26,15 +26,17 @@
 #   BENCH_PY_WAKE_TRIPS=5000  round trips per run for Python's Event row
 #   BENCH_IDLE_RUNS=3         runs of the idle-waiter part (2.35 s each; the
 #                             queue section's idle consumers take 2.3 s a run)
-#   BENCH_QUEUE_RUNS=5        measured runs per C++ row of the queue section
+#   BENCH_QUEUE_RUNS=5        measured runs per C++ row of the queue section ($BENCH_RUNS if set)
 #                             (its two-process rows run twice: unpinned, pinned)
-#   BENCH_QUEUE_MESSAGES=1000000  64-byte messages per one-way run (queue_bench)
-#   BENCH_QUEUE_REAL_MESSAGES=300000  realistic-object messages per one-way run
+#   BENCH_QUEUE_MESSAGES=500000   64-byte messages per one-way run (queue_bench;
+#                             the queue section's sizes keep it near 2-3 min on a
+#                             2-CPU VM, with every two-process row run twice)
+#   BENCH_QUEUE_REAL_MESSAGES=200000  realistic-object messages per one-way run
 #   BENCH_QUEUE_QUIET_MS=300  queue section: before each run, wait up to this
 #                             long for idle CPUs
-#   BENCH_QUEUE_BIG_MESSAGES=1000 1 MiB messages per run
+#   BENCH_QUEUE_BIG_MESSAGES=500  1 MiB messages per run
 #   BENCH_QUEUE_MPMC_MESSAGES=400000  messages per 4x4 MPMC run (all producers)
-#   BENCH_PY_QUEUE_MESSAGES=200000    items per run of Python's one-way row
+#   BENCH_PY_QUEUE_MESSAGES=100000    items per run of Python's one-way row
 #   BENCH_PY_QUEUE_REAL_MESSAGES=50000  dicts per run of Python's realistic row
 #   BENCH_PY_QUEUE_TRIPS=5000 round trips per run of Python's ping-pong row
 #   BENCH_RT=1                queue section: run the measured C++ processes
@@ -63,13 +65,13 @@ WAKE_TRIPS=${BENCH_WAKE_TRIPS:-20000}
 WAKE_SLOW_TRIPS=${BENCH_WAKE_SLOW_TRIPS:-5000}
 PY_WAKE_TRIPS=${BENCH_PY_WAKE_TRIPS:-5000}
 IDLE_RUNS=${BENCH_IDLE_RUNS:-3}
-QUEUE_RUNS=${BENCH_QUEUE_RUNS:-5}
-QUEUE_MESSAGES=${BENCH_QUEUE_MESSAGES:-1000000}
-QUEUE_REAL_MESSAGES=${BENCH_QUEUE_REAL_MESSAGES:-300000}
+QUEUE_RUNS=${BENCH_QUEUE_RUNS:-${BENCH_RUNS:-5}}
+QUEUE_MESSAGES=${BENCH_QUEUE_MESSAGES:-500000}
+QUEUE_REAL_MESSAGES=${BENCH_QUEUE_REAL_MESSAGES:-200000}
 QUEUE_QUIET_MS=${BENCH_QUEUE_QUIET_MS:-300}
-QUEUE_BIG_MESSAGES=${BENCH_QUEUE_BIG_MESSAGES:-1000}
+QUEUE_BIG_MESSAGES=${BENCH_QUEUE_BIG_MESSAGES:-500}
 QUEUE_MPMC_MESSAGES=${BENCH_QUEUE_MPMC_MESSAGES:-400000}
-PY_QUEUE_MESSAGES=${BENCH_PY_QUEUE_MESSAGES:-200000}
+PY_QUEUE_MESSAGES=${BENCH_PY_QUEUE_MESSAGES:-100000}
 PY_QUEUE_REAL_MESSAGES=${BENCH_PY_QUEUE_REAL_MESSAGES:-50000}
 PY_QUEUE_TRIPS=${BENCH_PY_QUEUE_TRIPS:-5000}
 RT=${BENCH_RT:-}
