@@ -1308,6 +1308,24 @@ double time_ops(std::int64_t iters, Op&& op) {
   return static_cast<double>(cpu_ns() - t0) / static_cast<double>(iters);
 }
 
+#ifndef QUEUE_BENCH_WITHOUT_IPCKIT
+// put+get of one item through Queue<T> (T: Msg64, Msg64Cereal or Realistic).
+template <class T>
+CostRow queue_put_get_row(const char* name, const char* label) {
+  return {name, label, [](std::int64_t it) {
+            IpckitSeg s(seg_bytes_for(P.capacity, 1));
+            auto q = s.seg->queue<T>("q", {.capacity_bytes = P.capacity});
+            T m;
+            init_msg(m);
+            return time_ops(it, [&](std::int64_t i) {
+              stamp(m, static_cast<std::uint64_t>(i));
+              q.put(m);
+              m = q.get();
+            });
+          }};
+}
+#endif
+
 // One side of a queue alone, for the per-step rows: `put` a batch, then `get`
 // it back, `iters` items in all; the CPU time of the chosen side only. A
 // batch (1024 items of at most 150 bytes) fits every ring here.
@@ -1368,17 +1386,7 @@ void add_ring_side_rows(std::vector<CostRow>& rows, const char* bytes) {
 void add_realistic_rows(std::vector<CostRow>& rows) {
   const std::size_t first = rows.size();
 #ifndef QUEUE_BENCH_WITHOUT_IPCKIT
-  rows.push_back({"ipckit_queue_realistic_put_get", "ipckit Queue<Realistic> put+get", [](std::int64_t it) {
-                    IpckitSeg s(seg_bytes_for(P.capacity, 1));
-                    auto q = s.seg->queue<Realistic>("q", {.capacity_bytes = P.capacity});
-                    Realistic r;
-                    init_msg(r);
-                    return time_ops(it, [&](std::int64_t i) {
-                      stamp(r, static_cast<std::uint64_t>(i));
-                      q.put(r);
-                      r = q.get();
-                    });
-                  }});
+  rows.push_back(queue_put_get_row<Realistic>("ipckit_queue_realistic_put_get", "ipckit Queue<Realistic> put+get"));
   rows.push_back({"ipckit_encode_realistic", "cereal encode of Realistic, as Queue::put", [](std::int64_t it) {
                     Realistic r;
                     init_msg(r);
@@ -1452,16 +1460,7 @@ void add_realistic_rows(std::vector<CostRow>& rows) {
 std::vector<CostRow> cost_rows() {
   std::vector<CostRow> rows;
 #ifndef QUEUE_BENCH_WITHOUT_IPCKIT
-  rows.push_back({"ipckit_queue_put_get", "ipckit Queue<Msg64> put+get", [](std::int64_t it) {
-                    IpckitSeg s(seg_bytes_for(P.capacity, 1));
-                    auto q = s.seg->queue<Msg64>("q", {.capacity_bytes = P.capacity});
-                    Msg64 m = blank_msg();
-                    return time_ops(it, [&](std::int64_t i) {
-                      stamp(m, static_cast<std::uint64_t>(i));
-                      q.put(m);
-                      m = q.get();
-                    });
-                  }});
+  rows.push_back(queue_put_get_row<Msg64>("ipckit_queue_put_get", "ipckit Queue<Msg64> put+get"));
   rows.push_back({"ipckit_byte_queue_put_get", "ipckit ByteQueue 64 B put+get", [](std::int64_t it) {
                     IpckitSeg s(seg_bytes_for(P.capacity, 1));
                     auto q = s.seg->byte_queue("q", {.capacity_bytes = P.capacity});
@@ -1473,16 +1472,7 @@ std::vector<CostRow> cost_rows() {
                       std::memcpy(&m, b.data(), sizeof m);
                     });
                   }});
-  rows.push_back({"ipckit_queue_cereal_put_get", "ipckit Queue<Msg64Cereal> put+get", [](std::int64_t it) {
-                    IpckitSeg s(seg_bytes_for(P.capacity, 1));
-                    auto q = s.seg->queue<Msg64Cereal>("q", {.capacity_bytes = P.capacity});
-                    Msg64Cereal m{blank_msg()};
-                    return time_ops(it, [&](std::int64_t i) {
-                      stamp(m, static_cast<std::uint64_t>(i));
-                      q.put(m);
-                      m = q.get();
-                    });
-                  }});
+  rows.push_back(queue_put_get_row<Msg64Cereal>("ipckit_queue_cereal_put_get", "ipckit Queue<Msg64Cereal> put+get"));
   rows.push_back({"ipckit_encode", "cereal encode of Msg64Cereal, as Queue::put", [](std::int64_t it) {
                     Msg64Cereal m{blank_msg()};
                     std::size_t sink = 0;
