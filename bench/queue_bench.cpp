@@ -2029,8 +2029,8 @@ int main(int argc, char** argv) {
   std::printf("\n");
   if (g_busy_runs > 0)
     std::printf(
-        "note: %d run(s) started while other programs kept the CPUs busy (waited %d ms for quiet); "
-        "expect noise\n",
+        "note: %d run(s) started while other programs kept the CPUs busy (waited up to %d ms for quiet, "
+        "20 ms after three busy runs in a row); expect noise\n",
         g_busy_runs, g_quiet_wait_ms);
   if (g_busy_runs > 0 && g_rt_prio == 0)
     std::printf(
