@@ -12,6 +12,11 @@ oneway   one-way throughput of 64-byte messages: the producer puts
          tuple (seq, 56-byte bytes payload), pickled by the Queue. The timed
          region runs from the parent's clock read just before it releases both
          sides to the consumer's clock read after the last item.
+realistic one-way throughput, as oneway, of the Python analogue of queue_bench's
+         realistic object: a dict {"name": 14-char str, "values": list of 10
+         ints (values[0] is the sequence number), "counts": dict of 4 str ->
+         int}, which a C++ user would send as a struct with a cereal
+         serialize() (150 bytes encoded); --real-messages items per run.
 pingpong round trip over two Queues: A puts (i, payload) on the first, B gets
          it, checks it and puts it on the second, A gets and checks it. A
          reads CLOCK_MONOTONIC before each round trip and after the last; a
@@ -21,6 +26,7 @@ The parent waits for every child with a timeout (--timeout-s, 4x for the
 timing side) and kills a stuck run instead of hanging; the timed loops call
 get() without a timeout (a timeout costs a poll() per item). Prints one line per run and, last, machine-readable lines:
     RESULT q1_python_mp_queue <msg/s> msg_per_s min=<> max=<>
+    RESULT qr_python_mp_queue <msg/s> msg_per_s min=<> max=<>
     RESULT rt_python_mp_queue_median <us> us min=<> max=<>
     RESULT rt_python_mp_queue_p99 <us> us min=<> max=<>
 (medians over runs; min and max over runs).
@@ -38,6 +44,28 @@ from bench_common import quantile, wait_for_quiet
 
 CPUS = (None, None)
 PAYLOAD = b"x" * 56
+NAME = "sensor-0042-aa"
+COUNTS = {"apples": 1, "grapes": 2, "lemons": 3, "mangos": 4}
+
+
+def small_item(i):
+    return (i, PAYLOAD)
+
+
+def small_ok(item, i):
+    return item[0] == i and item[1] == PAYLOAD
+
+
+def realistic_item(i):
+    # Built per item, as a program builds the object it sends.
+    return {"name": NAME, "values": [i, 1, 2, 3, 4, 5, 6, 7, 8, 9], "counts": dict(COUNTS)}
+
+
+def realistic_ok(item, i):
+    return item["values"][0] == i and item["name"] == NAME and len(item["values"]) == 10 and item["counts"] == COUNTS
+
+
+ITEMS = {"oneway": (small_item, small_ok), "realistic": (realistic_item, realistic_ok)}
 
 
 def pin(cpu):
@@ -51,55 +79,58 @@ def fail(who, what):
     os._exit(4)
 
 
-def get_checked(q, want, timeout, who):
+def get_checked(q, want, timeout, who, ok=small_ok):
     """Gets one item and checks it; with timeout=None blocks (the parent's watchdog then bounds the run)."""
     try:
         item = q.get(timeout=timeout) if timeout is not None else q.get()
     except queue_mod.Empty:
         fail(who, "no item %d within %s s" % (want, timeout))
-    if item[0] != want or item[1] != PAYLOAD:
-        fail(who, "item %d arrived as %r" % (want, item[0]))
+    if not ok(item, want):
+        fail(who, "item %d arrived as %r" % (want, item))
     return item
 
 
 # --- oneway -----------------------------------------------------------------
 
-def producer(q, warm, n, ready, go, timeout, cpu):
+def producer(q, kind, warm, n, ready, go, timeout, cpu):
     pin(cpu)
+    make = ITEMS[kind][0]
     for i in range(warm):
-        q.put((i, PAYLOAD))
+        q.put(make(i))
     ready.release()
     if not go.wait(timeout):
         fail("producer", "never released")
+    put = q.put
     for i in range(warm, warm + n):
-        q.put((i, PAYLOAD))
+        put(make(i))
     # Process exit waits for the Queue's feeder thread to flush everything.
 
 
-def consumer(q, warm, n, ready, go, end_ns, timeout, cpu):
+def consumer(q, kind, warm, n, ready, go, end_ns, timeout, cpu):
     pin(cpu)
+    ok = ITEMS[kind][1]
     for i in range(warm):
-        get_checked(q, i, timeout, "consumer (warm-up)")
+        item = get_checked(q, i, timeout, "consumer (warm-up)", ok)
     ready.release()
     if not go.wait(timeout):
         fail("consumer", "never released")
     get = q.get  # no timeout in the timed loop (it costs a poll() per item); the parent has a watchdog
     for i in range(warm, warm + n):
         item = get()
-        if item[0] != i or item[1] != PAYLOAD:
-            fail("consumer", "item %d arrived as %r" % (i, item[0]))
+        if not ok(item, i):
+            fail("consumer", "item %d arrived as %r" % (i, item))
     end_ns.value = time.monotonic_ns()
 
 
-def run_oneway(ctx, args):
+def run_oneway(ctx, args, kind):
     quiet = wait_for_quiet(args.quiet_wait_ms / 1000.0)
     q = ctx.Queue()
     ready = ctx.Semaphore(0)
     go = ctx.Event()
     end_ns = ctx.Value("q", 0, lock=False)
-    p = ctx.Process(target=producer, args=(q, args.warm_messages, args.messages, ready, go, args.timeout_s, CPUS[0]))
-    c = ctx.Process(target=consumer,
-                    args=(q, args.warm_messages, args.messages, ready, go, end_ns, args.timeout_s, CPUS[1]))
+    n = args.messages if kind == "oneway" else args.real_messages
+    p = ctx.Process(target=producer, args=(q, kind, args.warm_messages, n, ready, go, args.timeout_s, CPUS[0]))
+    c = ctx.Process(target=consumer, args=(q, kind, args.warm_messages, n, ready, go, end_ns, args.timeout_s, CPUS[1]))
     p.start()
     c.start()
     for _ in range(2):
@@ -120,7 +151,7 @@ def run_oneway(ctx, args):
     if p.exitcode != 0 or c.exitcode != 0:
         raise RuntimeError("oneway: a child failed: exit codes %s, %s" % (p.exitcode, c.exitcode))
     secs = (end_ns.value - t0) / 1e9
-    return args.messages / secs, quiet
+    return n / secs, quiet
 
 
 # --- pingpong ---------------------------------------------------------------
@@ -186,9 +217,11 @@ def run_pingpong(ctx, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mode", "-m", action="append", choices=["oneway", "pingpong"],
-                    help="run only this part (repeatable; default both)")
+    ap.add_argument("--mode", "-m", action="append", choices=["oneway", "realistic", "pingpong"],
+                    help="run only this part (repeatable; default all)")
     ap.add_argument("--messages", "-n", type=int, default=200000, help="oneway: timed items per run (default 200000)")
+    ap.add_argument("--real-messages", type=int, default=100000,
+                    help="realistic: timed items per run (default 100000)")
     ap.add_argument("--warm-messages", type=int, default=2000, help="oneway: untimed items first (default 2000)")
     ap.add_argument("--round-trips", type=int, default=5000, help="pingpong: timed round trips per run (default 5000)")
     ap.add_argument("--warmup-trips", type=int, default=200, help="pingpong: untimed round trips first (default 200)")
@@ -202,10 +235,10 @@ def main():
     ap.add_argument("--no-pin", action="store_true", help="do not pin the two sides to two different CPUs")
     ap.add_argument("--quiet", "-q", action="store_true", help="print only the RESULT lines")
     args = ap.parse_args()
-    if min(args.messages, args.round_trips, args.runs) <= 0 or min(args.warmup, args.warm_messages,
+    if min(args.messages, args.real_messages, args.round_trips, args.runs) <= 0 or min(args.warmup, args.warm_messages,
                                                                    args.warmup_trips) < 0:
         ap.error("counts must be positive (warm-ups non-negative)")
-    modes = args.mode or ["oneway", "pingpong"]
+    modes = args.mode or ["oneway", "realistic", "pingpong"]
 
     global CPUS
     allowed = sorted(os.sched_getaffinity(0))
@@ -217,18 +250,22 @@ def main():
         % (sys.version.split()[0], os.cpu_count(),
            "sides on CPUs %d and %d" % CPUS if CPUS[0] is not None else "not pinned", args.runs, args.warmup))
     lines = []
-    if "oneway" in modes:
+    for kind, row in (("oneway", "q1_python_mp_queue"), ("realistic", "qr_python_mp_queue")):
+        if kind not in modes:
+            continue
         rates = []
+        n = args.messages if kind == "oneway" else args.real_messages
         for r in range(-args.warmup, args.runs):
-            rate, quiet = run_oneway(ctx, args)
+            rate, quiet = run_oneway(ctx, args, kind)
             if r >= 0:
                 rates.append(rate)
-            say("  oneway run %d%s: %.3f M msg/s (%d items)%s"
-                % (r + 1 if r >= 0 else 0, "" if r >= 0 else " (warm-up)", rate / 1e6, args.messages,
+            say("  %s run %d%s: %.3f M msg/s (%d items)%s"
+                % (kind, r + 1 if r >= 0 else 0, "" if r >= 0 else " (warm-up)", rate / 1e6, n,
                    "" if quiet else "  (machine was busy)"))
         m = statistics.median(rates)
-        say("python_mp_queue oneway  %.3f M msg/s (runs %.3f..%.3f)" % (m / 1e6, min(rates) / 1e6, max(rates) / 1e6))
-        lines.append("RESULT q1_python_mp_queue %.6g msg_per_s min=%.6g max=%.6g" % (m, min(rates), max(rates)))
+        say("python_mp_queue %s  %.3f M msg/s (runs %.3f..%.3f)"
+            % (kind, m / 1e6, min(rates) / 1e6, max(rates) / 1e6))
+        lines.append("RESULT %s %.6g msg_per_s min=%.6g max=%.6g" % (row, m, min(rates), max(rates)))
     if "pingpong" in modes:
         meds, p99s = [], []
         for r in range(-args.warmup, args.runs):

@@ -12,12 +12,17 @@
 //
 // Parts (select with --mode; see --list):
 //
+// Two-process parts (oneway, realistic, pingpong, big) run twice (--pinning
+// both): first unpinned, as users run their processes (scripts/bench.sh's
+// targets are on these), then with the two sides pinned to two different CPUs (results
+// named q1pin_, qrpin_, rtpin_, bigpin_ instead of q1_, qr_, rt_, big_).
+//
 // 1. oneway — one-way throughput of 64-byte messages, 1 producer process ->
-//    1 consumer process, pinned to two different CPUs. The producer sends
-//    --messages messages (after --warm-messages untimed ones that both sides
-//    pass first); the timed region runs from the release (the parent's clock
-//    read just before it raises the start flag) to the consumer's clock read
-//    after it got and checked the last message. msg/s = messages / that time.
+//    1 consumer process. The producer sends --messages messages (after
+//    --warm-messages untimed ones that both sides pass first); the timed
+//    region runs from the release (the parent's clock read just before it
+//    raises the start flag) to the consumer's clock read after it got and
+//    checked the last message. msg/s = messages / that time.
 //    The message is `Msg64`, a plain 64-byte struct (56 payload bytes + a
 //    uint64 sequence number); the consumer checks the sequence number and two
 //    payload bytes that change with it. Rows:
@@ -35,6 +40,16 @@
 //                         publishes or frees each message.
 //    All rings hold the same bytes (--capacity-bytes, 1 MiB: Boost and the
 //    raw ring get capacity/64 slots).
+//
+// 1b. realistic — as oneway, --real-messages of a realistic object
+//    (`Realistic`: a std::string name, a std::vector<int> of 10 and a
+//    std::map<std::string,int> of 4; 150 bytes in cereal's binary archive).
+//    Rows: ipckit_queue (Queue<Realistic>: ipckit encodes it through its
+//    serialize()); boost_mq_cereal (Boost message_queue of 256-byte messages
+//    carrying what a Boost user's own code makes: cereal's binary archive over
+//    a reused bufferstream, and on receipt decoded into a fresh object).
+//    scripts/bench.sh adds Python's multiprocessing.Queue with the equivalent
+//    dict (bench/python_queue.py, qr_python_mp_queue).
 //
 // 2. pingpong — round trip of a 64-byte message over two queues: A puts
 //    message i on the first, B gets it, checks it and puts it on the second,
@@ -57,6 +72,8 @@
 //                         bytes as the queues' rings (--big-capacity, 4 MiB).
 //      raw_copy_1slot     the same with one buffer (copy in, then copy out:
 //                         no overlap) — printed for reference.
+//    The zero-copy loan row (Queue::loan / get_view) is listed as not
+//    implemented yet: no figure.
 //
 // 4. mpmc — 4 producer processes x 4 consumer processes on one queue (not
 //    pinned: 8 processes on this machine's CPUs). Each producer sends
@@ -75,7 +92,11 @@
 // 6. cost — one process, no peer: CPU ns per put+get pair of each queue (the
 //    consumer side never waits), and the parts of ipckit's path alone: cereal
 //    cereal encode/decode of Msg64Cereal as ipckit's Queue does them, memcpy
-//    of 64 bytes.
+//    of 64 bytes; the realistic object's put+get through ipckit and through
+//    Boost + the user's cereal, and each one's encode and decode; the ring's
+//    own steps (put alone, get alone, of a plain item of 64 / 150 bytes, in
+//    batches of 1024). A last table adds the serialized paths' steps
+//    (encode + ring put + ring get + decode) beside their measured put+get.
 //    Shows where the time of a message goes when nothing is contended
 //    (CPU time of the process, so preemption by other programs is not counted).
 //
@@ -91,9 +112,10 @@
 // other programs keep busy, they then cannot preempt the rows.
 //
 // Output: tables, then machine-readable lines for scripts/bench.sh:
-//   RESULT q1_<row> <msg/s> msg_per_s min=<> max=<>
+//   RESULT q1_<row> <msg/s> msg_per_s min=<> max=<>       (qr_<row>: realistic)
 //   RESULT q1_paired_<row>_vs_<raw_ring|boost_mq> <median ratio> ratio min=<> max=<>
-//          (also big_paired_<row>_vs_raw_copy, mpmc_paired_<row>_vs_boost_mq)
+//          (also qr_paired_<row>_vs_boost_mq_cereal, big_paired_<row>_vs_raw_copy,
+//          mpmc_paired_<row>_vs_boost_mq; the pinned pass: q1pin_, qrpin_, rtpin_, bigpin_)
 //   RESULT rt_<row>_median <us> us min=<> max=<>      (and rt_<row>_p99)
 //   RESULT big_<row> <bytes/s> bytes_per_s min=<> max=<>
 //   RESULT mpmc_<row> <msg/s> msg_per_s min=<> max=<>
@@ -105,10 +127,14 @@
 #include <CLI/CLI.hpp>
 #include <array>
 #include <boost/interprocess/ipc/message_queue.hpp>
+#include <boost/interprocess/streams/bufferstream.hpp>
 #include <cereal/archives/binary.hpp>
 #include <cereal/types/array.hpp>
+#include <cereal/types/map.hpp>
+#include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
 #include <cinttypes>
+#include <cstdarg>
 #include <map>
 #include <memory>
 #include <optional>
@@ -133,8 +159,9 @@ namespace {
 // Parameters.
 
 struct Params {
-  std::int64_t messages = 1'000'000;    // oneway, timed
-  std::int64_t warm_messages = 20'000;  // oneway, untimed (more than a ring's worth)
+  std::int64_t messages = 1'000'000;     // oneway, timed
+  std::int64_t real_messages = 300'000;  // realistic, timed
+  std::int64_t warm_messages = 20'000;   // oneway, untimed (more than a ring's worth)
   std::size_t capacity = std::size_t{1} << 20;
   std::int64_t trips = 20'000;      // pingpong rows that spin
   std::int64_t slow_trips = 5'000;  // pingpong rows that always sleep (Boost)
@@ -158,6 +185,17 @@ int g_busy_runs = 0;
 int g_unspread_runs = 0;
 int g_rt_prio = 0;        // > 0: the measured children run SCHED_FIFO at this priority (--rt)
 std::vector<int> g_cpus;  // the two CPUs that pinned rows use (empty: not pinned)
+bool g_pin = true;        // this pass pins the two sides of a two-process row (when g_cpus has two)
+
+// printf into a std::string (for the tables' titles).
+[[gnu::format(printf, 1, 2)]] std::string strf(const char* f, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, f);
+  std::vsnprintf(buf, sizeof buf, f, ap);
+  va_end(ap);
+  return buf;
+}
 
 std::string unique_name(const char* what) {
   static int seq = 0;
@@ -201,6 +239,42 @@ inline bool intact(const Msg64& m, std::uint64_t seq) {
 [[noreturn]] void bad_msg(const Msg64& m, std::uint64_t want) {
   throw std::runtime_error("message " + std::to_string(want) + " arrived as seq " + std::to_string(m.seq) +
                            " (or with a damaged payload)");
+}
+void init_msg(Msg64& m) { m = blank_msg(); }
+
+// A realistic object (the realistic rows): a name, a few numbers and a small
+// table, 150 bytes in cereal's binary archive: the name 8 + 14 bytes, the
+// vector 8 + 10 x 4, the map 8 + 4 x (8 + 6 + 4). values[0] and the name's
+// last letter carry the sequence number.
+struct Realistic {
+  std::string name;
+  std::vector<int> values;
+  std::map<std::string, int> counts;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(name, values, counts);
+  }
+};
+constexpr std::size_t kRealisticBytes = 150;  // checked by the cost rows' encode
+constexpr std::size_t kRealisticMax = 256;    // Boost's message size for it
+
+void init_msg(Realistic& r) {
+  r.name = "sensor-0042-aa";
+  r.values = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  r.counts = {{"apples", 1}, {"grapes", 2}, {"lemons", 3}, {"mangos", 4}};
+}
+inline void stamp(Realistic& r, std::uint64_t seq) {
+  r.values[0] = static_cast<int>(seq);
+  r.name.back() = static_cast<char>('a' + seq % 26);
+}
+inline bool intact(const Realistic& r, std::uint64_t seq) {
+  return r.values.size() == 10 && r.values[0] == static_cast<int>(seq) && r.values[9] == 9 && r.name.size() == 14 &&
+         r.name.back() == static_cast<char>('a' + seq % 26) && r.counts.size() == 4 && r.counts.rbegin()->second == 4;
+}
+[[noreturn]] void bad_msg(const Realistic& r, std::uint64_t want) {
+  throw std::runtime_error("realistic message " + std::to_string(want) + " arrived as " +
+                           (r.values.empty() ? std::string("empty") : std::to_string(r.values[0])) +
+                           " (or with a damaged name, vector or map)");
 }
 
 // ---------------------------------------------------------------------------
@@ -305,6 +379,45 @@ struct BoostMq {
   }
 };
 
+// What a Boost user writes to send a struct with a cereal serialize(): the
+// binary archive over a stream on a fixed buffer (Boost's own bufferstream,
+// reused: no allocation, no copy of the bytes), message_queue send of the
+// bytes; on receipt the reverse into a fresh object, as Queue::get() returns
+// one. Made by the parent; each forked side uses its own copy of the buffers.
+class BoostCerealMq {
+ public:
+  explicit BoostCerealMq(std::size_t max_msgs) : mq_(max_msgs, kRealisticMax) {}
+  BoostCerealMq(const BoostCerealMq&) = delete;
+  BoostCerealMq& operator=(const BoostCerealMq&) = delete;
+  std::size_t encode(const Realistic& r) {  // into obuf_; cereal throws if it does not fit
+    out_.seekp(0);
+    cereal::BinaryOutputArchive ar(out_);
+    ar(r);
+    return static_cast<std::size_t>(out_.tellp());
+  }
+  void decode(const char* p, std::size_t n, Realistic& r) {
+    in_.buffer(const_cast<char*>(p), n);  // read only: ibufferstream's setter takes char*
+    Realistic fresh;
+    cereal::BinaryInputArchive ar(in_);
+    ar(fresh);
+    r = std::move(fresh);
+  }
+  const char* encoded() const { return obuf_.data(); }
+  void put(const Realistic& r) { mq_.q->send(obuf_.data(), encode(r), 0); }
+  void get(Realistic& r) {
+    bip::message_queue::size_type got = 0;
+    unsigned prio = 0;
+    mq_.q->receive(ibuf_.data(), ibuf_.size(), got, prio);
+    decode(ibuf_.data(), got, r);
+  }
+
+ private:
+  BoostMq mq_;
+  std::array<char, kRealisticMax> obuf_{}, ibuf_{};
+  bip::obufferstream out_{obuf_.data(), obuf_.size()};
+  bip::ibufferstream in_{ibuf_.data(), ibuf_.size()};
+};
+
 #ifndef QUEUE_BENCH_WITHOUT_IPCKIT
 // An ipckit segment made for one run and removed with its last handle.
 struct IpckitSeg {
@@ -399,7 +512,11 @@ void probe_link(int role, Control& ctl) {
 
 RunResult run_job(const std::string& name, Job& job) {
   RunResult res;
-  res.quiet = wait_for_quiet(g_quiet_wait_ms);
+  // Once three waits in a row found the machine busy, other programs keep it
+  // so: each run then only samples it (20 ms) instead of waiting in vain.
+  static int busy_streak = 0;
+  res.quiet = wait_for_quiet(busy_streak >= 3 ? std::min(g_quiet_wait_ms, 20) : g_quiet_wait_ms);
+  busy_streak = res.quiet ? 0 : busy_streak + 1;
   if (!res.quiet) ++g_busy_runs;
   SharedBlock<Control> ctl;
   struct CleanupAtEnd {
@@ -409,7 +526,7 @@ RunResult run_job(const std::string& name, Job& job) {
     }
   } cleanup_at_end{job};
   Children kids;  // destroyed (children killed) before the cleanup above
-  const bool pinned = job.pin && g_cpus.size() >= 2;
+  const bool pinned = job.pin && g_pin && g_cpus.size() >= 2;
   const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   for (int role = 0; role < job.procs; ++role) {
     kids.spawn([&, role] {
@@ -568,13 +685,15 @@ std::string note(const RunResult& r) {
 // ---------------------------------------------------------------------------
 // Part 1: one-way 64-byte throughput.
 
-template <class Put, class Get>
-Job oneway_job(Put put, Get get) {
+// `n` timed messages of type M (Msg64 or Realistic) after P.warm_messages.
+template <class M = Msg64, class Put, class Get>
+Job oneway_job(Put put, Get get, std::int64_t n = P.messages) {
   Job j;
-  const std::int64_t W = P.warm_messages, N = P.messages;
+  const std::int64_t W = P.warm_messages, N = n;
   j.role_name = [](int r) { return std::string(r == 0 ? "producer" : "consumer"); };
   j.warm = [=](int role) {
-    Msg64 m = blank_msg();
+    M m;
+    init_msg(m);
     for (std::int64_t i = 0; i < W; ++i) {
       if (role == 0) {
         stamp(m, static_cast<std::uint64_t>(i));
@@ -586,7 +705,8 @@ Job oneway_job(Put put, Get get) {
     }
   };
   j.work = [=](int role, Slot& me, Control&) {
-    Msg64 m = blank_msg();
+    M m;
+    init_msg(m);
     for (std::int64_t i = W; i < W + N; ++i) {
       if (role == 0) {
         stamp(m, static_cast<std::uint64_t>(i));
@@ -683,19 +803,53 @@ struct RateSample {
   double sleeps = 0;   // voluntary context switches, all children, per 1000 messages
 };
 
-RateSample run_oneway(const Mode& m) {
+// One run of a two-process throughput row: `messages` from the producer
+// (role 0) to the consumer (role 1), each worth `units` (1, or its bytes).
+RateSample run_rate(const char* part, const Mode& m, std::int64_t messages, double units, double scale,
+                    const char* unit) {
   Job j = m.make();
   RunResult r = run_job(m.name, j);
   RateSample s;
   const double secs = static_cast<double>(r.finished[1] - r.t0) * 1e-9;
-  s.per_s = static_cast<double>(P.messages) / secs;
+  s.per_s = static_cast<double>(messages) * units / secs;
   s.link_ns = r.link_ns;
-  s.sleeps = 1000.0 * static_cast<double>(r.vol) / static_cast<double>(P.messages);
+  s.sleeps = 1000.0 * static_cast<double>(r.vol) / static_cast<double>(messages);
   if (g_verbose)
-    std::fprintf(stderr, "  oneway %-18s %8.3f M msg/s  %.1f ms  link %4.0f ns  sleeps %ld  preempted %ld%s\n",
-                 m.name.c_str(), s.per_s / 1e6, secs * 1e3, r.link_ns, r.vol, r.invol, note(r).c_str());
+    std::fprintf(stderr, "  %s %-20s %8.3f %s  %.1f ms  link %4.0f ns  sleeps %ld  preempted %ld%s\n", part,
+                 m.name.c_str(), s.per_s / scale, unit, secs * 1e3, r.link_ns, r.vol, r.invol, note(r).c_str());
   return s;
 }
+RateSample run_oneway(const Mode& m) { return run_rate("oneway", m, P.messages, 1, 1e6, "M msg/s"); }
+
+// ---------------------------------------------------------------------------
+// Part 1b: one-way throughput of a realistic object (Realistic, 150 bytes
+// encoded): ipckit Queue<Realistic> beside Boost message_queue carrying the
+// bytes the user's own cereal code makes (BoostCerealMq). Python's
+// multiprocessing.Queue with the equivalent dict is bench/python_queue.py's.
+
+std::vector<Mode> realistic_modes() {
+  std::vector<Mode> modes;
+#ifndef QUEUE_BENCH_WITHOUT_IPCKIT
+  modes.push_back({"ipckit_queue", "ipckit Queue<Realistic> (cereal serialize())", [] {
+                     const auto open = [](ipckit::Segment& seg) {
+                       return seg.queue<Realistic>("q", {.capacity_bytes = P.capacity});
+                     };
+                     return ipckit_job<ipckit::Queue<Realistic>>(P.capacity, open, [](auto q) {
+                       return oneway_job<Realistic>([q](const Realistic& r) { q->put(r); },
+                                                    [q](Realistic& r) { r = q->get(); }, P.real_messages);
+                     });
+                   }});
+#endif
+  modes.push_back({"boost_mq_cereal", "Boost message_queue + user's cereal code", [] {
+                     auto b = std::make_shared<BoostCerealMq>(P.capacity / kRealisticMax);
+                     Job j = oneway_job<Realistic>([b](const Realistic& r) { b->put(r); },
+                                                   [b](Realistic& r) { b->get(r); }, P.real_messages);
+                     j.cleanup = [b]() mutable { b.reset(); };
+                     return j;
+                   }});
+  return modes;
+}
+RateSample run_realistic(const Mode& m) { return run_rate("realistic", m, P.real_messages, 1, 1e6, "M msg/s"); }
 
 // ---------------------------------------------------------------------------
 // Part 2: ping-pong.
@@ -905,17 +1059,7 @@ std::vector<Mode> big_modes() {
 }
 
 RateSample run_big(const Mode& m) {
-  Job j = m.make();
-  RunResult r = run_job(m.name, j);
-  RateSample s;
-  const double secs = static_cast<double>(r.finished[1] - r.t0) * 1e-9;
-  s.per_s = static_cast<double>(P.big_messages) * static_cast<double>(P.big_size) / secs;
-  s.link_ns = r.link_ns;
-  s.sleeps = 1000.0 * static_cast<double>(r.vol) / static_cast<double>(P.big_messages);
-  if (g_verbose)
-    std::fprintf(stderr, "  big %-20s %8.2f GB/s  %.1f ms  link %4.0f ns  sleeps %ld  preempted %ld%s\n",
-                 m.name.c_str(), s.per_s / 1e9, secs * 1e3, r.link_ns, r.vol, r.invol, note(r).c_str());
-  return s;
+  return run_rate("big", m, P.big_messages, static_cast<double>(P.big_size), 1e9, "GB/s");
 }
 
 // ---------------------------------------------------------------------------
@@ -1168,19 +1312,159 @@ double time_ops(std::int64_t iters, Op&& op) {
   return static_cast<double>(cpu_ns() - t0) / static_cast<double>(iters);
 }
 
+#ifndef QUEUE_BENCH_WITHOUT_IPCKIT
+// put+get of one item through Queue<T> (T: Msg64, Msg64Cereal or Realistic).
+template <class T>
+CostRow queue_put_get_row(const char* name, const char* label) {
+  return {name, label, [](std::int64_t it) {
+            IpckitSeg s(seg_bytes_for(P.capacity, 1));
+            auto q = s.seg->queue<T>("q", {.capacity_bytes = P.capacity});
+            T m;
+            init_msg(m);
+            return time_ops(it, [&](std::int64_t i) {
+              stamp(m, static_cast<std::uint64_t>(i));
+              q.put(m);
+              m = q.get();
+            });
+          }};
+}
+#endif
+
+// One side of a queue alone, for the per-step rows: `put` a batch, then `get`
+// it back, `iters` items in all; the CPU time of the chosen side only. A
+// batch (1024 items of at most 150 bytes) fits every ring here.
+template <class Put, class Get>
+double time_side(std::int64_t iters, bool put_side, Put&& put, Get&& get) {
+  constexpr std::int64_t kBatch = 1024;
+  for (std::int64_t i = 0; i < kBatch; ++i) put(i);  // warm
+  for (std::int64_t i = 0; i < kBatch; ++i) get(i);
+  std::int64_t spent = 0, done = 0;
+  for (; done < iters; done += kBatch) {
+    const std::int64_t t0 = cpu_ns();
+    for (std::int64_t i = done; i < done + kBatch; ++i) put(i);
+    const std::int64_t t1 = cpu_ns();
+    for (std::int64_t i = done; i < done + kBatch; ++i) get(i);
+    const std::int64_t t2 = cpu_ns();
+    spent += put_side ? t1 - t0 : t2 - t1;
+  }
+  return static_cast<double>(spent) / static_cast<double>(done);
+}
+
+// A plain struct of the realistic object's encoded size: Queue copies it as
+// its bytes, so its put and get are the ring's cost for 150 bytes alone.
+struct Plain150 {
+  std::array<char, kRealisticBytes> b;
+};
+
+#ifndef QUEUE_BENCH_WITHOUT_IPCKIT
+// put alone and get alone of a plain T through Queue<T>: the ring's steps.
+template <class T>
+void add_ring_side_rows(std::vector<CostRow>& rows, const char* bytes) {
+  for (const bool put_side : {true, false}) {
+    rows.push_back({std::string("ipckit_ring_") + (put_side ? "put_" : "get_") + bytes,
+                    std::string("Queue<") + bytes + " B plain> " + (put_side ? "put" : "get") + " alone (ring step)",
+                    [put_side](std::int64_t it) {
+                      IpckitSeg s(seg_bytes_for(P.capacity, 1));
+                      auto q = s.seg->queue<T>("q", {.capacity_bytes = P.capacity});
+                      T item{};
+                      std::uint64_t sink = 0;
+                      const double ns = time_side(
+                          it, put_side,
+                          [&](std::int64_t i) {
+                            std::memcpy(&item, &i, sizeof i);
+                            q.put(item);
+                          },
+                          [&](std::int64_t) {
+                            item = q.get();
+                            sink += static_cast<unsigned char>(reinterpret_cast<const char*>(&item)[0]);
+                          });
+                      asm volatile("" ::"r"(sink));
+                      return ns;
+                    }});
+  }
+}
+#endif
+
+// The realistic object's steps: ipckit's encode and decode (as put() and
+// get() do them), the Boost user's, and both whole paths.
+void add_realistic_rows(std::vector<CostRow>& rows) {
+  const std::size_t first = rows.size();
+#ifndef QUEUE_BENCH_WITHOUT_IPCKIT
+  rows.push_back(queue_put_get_row<Realistic>("ipckit_queue_realistic_put_get", "ipckit Queue<Realistic> put+get"));
+  rows.push_back({"ipckit_encode_realistic", "cereal encode of Realistic, as Queue::put", [](std::int64_t it) {
+                    Realistic r;
+                    init_msg(r);
+                    if (ipckit::detail::encode(r).size() != kRealisticBytes)
+                      throw std::runtime_error("Realistic encodes to " +
+                                               std::to_string(ipckit::detail::encode(r).size()) + " bytes, not " +
+                                               std::to_string(kRealisticBytes));
+                    std::size_t sink = 0;
+                    const double ns = time_ops(it, [&](std::int64_t i) {
+                      stamp(r, static_cast<std::uint64_t>(i));
+                      sink += ipckit::detail::encode(r).size();
+                    });
+                    asm volatile("" ::"r"(sink));
+                    return ns;
+                  }});
+  rows.push_back({"ipckit_decode_realistic", "cereal decode into a new Realistic", [](std::int64_t it) {
+                    Realistic r;
+                    init_msg(r);
+                    stamp(r, 5);
+                    const std::string bytes(ipckit::detail::encode(r));
+                    std::uint64_t sink = 0;
+                    const double ns = time_ops(it, [&](std::int64_t) {
+                      Realistic out;  // as Queue::get(): a fresh T per item
+                      ipckit::detail::decode_into(out, bytes.data(), bytes.size());
+                      sink += static_cast<std::uint64_t>(out.values[0]);
+                      r = std::move(out);
+                    });
+                    if (!intact(r, 5)) throw std::runtime_error("Realistic does not decode");
+                    asm volatile("" ::"r"(sink));
+                    return ns;
+                  }});
+#endif
+  rows.push_back({"boost_mq_cereal_send_receive", "Boost mq + user's cereal: Realistic", [](std::int64_t it) {
+                    BoostCerealMq b(P.capacity / kRealisticMax);
+                    Realistic r;
+                    init_msg(r);
+                    return time_ops(it, [&](std::int64_t i) {
+                      stamp(r, static_cast<std::uint64_t>(i));
+                      b.put(r);
+                      b.get(r);
+                    });
+                  }});
+  rows.push_back({"boost_user_encode_realistic", "user's cereal encode (bufferstream)", [](std::int64_t it) {
+                    BoostCerealMq b(1);
+                    Realistic r;
+                    init_msg(r);
+                    std::size_t sink = 0;
+                    const double ns = time_ops(it, [&](std::int64_t i) {
+                      stamp(r, static_cast<std::uint64_t>(i));
+                      sink += b.encode(r);
+                    });
+                    asm volatile("" ::"r"(sink));
+                    return ns;
+                  }});
+  rows.push_back({"boost_user_decode_realistic", "user's cereal decode (bufferstream)", [](std::int64_t it) {
+                    BoostCerealMq b(1);
+                    Realistic r;
+                    init_msg(r);
+                    stamp(r, 5);
+                    std::array<char, kRealisticMax> bytes{};
+                    const std::size_t n = b.encode(r);
+                    std::memcpy(bytes.data(), b.encoded(), n);
+                    const double ns = time_ops(it, [&](std::int64_t) { b.decode(bytes.data(), n, r); });
+                    if (!intact(r, 5)) throw std::runtime_error("Realistic does not decode (Boost user's path)");
+                    return ns;
+                  }});
+  // ~0.5 us an item: a quarter of --cost-iterations keeps each run ~0.3 s.
+  for (std::size_t k = first; k < rows.size(); ++k) rows[k].divisor = 4;
+}
+
 std::vector<CostRow> cost_rows() {
   std::vector<CostRow> rows;
 #ifndef QUEUE_BENCH_WITHOUT_IPCKIT
-  rows.push_back({"ipckit_queue_put_get", "ipckit Queue<Msg64> put+get", [](std::int64_t it) {
-                    IpckitSeg s(seg_bytes_for(P.capacity, 1));
-                    auto q = s.seg->queue<Msg64>("q", {.capacity_bytes = P.capacity});
-                    Msg64 m = blank_msg();
-                    return time_ops(it, [&](std::int64_t i) {
-                      stamp(m, static_cast<std::uint64_t>(i));
-                      q.put(m);
-                      m = q.get();
-                    });
-                  }});
+  rows.push_back(queue_put_get_row<Msg64>("ipckit_queue_put_get", "ipckit Queue<Msg64> put+get"));
   rows.push_back({"ipckit_byte_queue_put_get", "ipckit ByteQueue 64 B put+get", [](std::int64_t it) {
                     IpckitSeg s(seg_bytes_for(P.capacity, 1));
                     auto q = s.seg->byte_queue("q", {.capacity_bytes = P.capacity});
@@ -1192,16 +1476,7 @@ std::vector<CostRow> cost_rows() {
                       std::memcpy(&m, b.data(), sizeof m);
                     });
                   }});
-  rows.push_back({"ipckit_queue_cereal_put_get", "ipckit Queue<Msg64Cereal> put+get", [](std::int64_t it) {
-                    IpckitSeg s(seg_bytes_for(P.capacity, 1));
-                    auto q = s.seg->queue<Msg64Cereal>("q", {.capacity_bytes = P.capacity});
-                    Msg64Cereal m{blank_msg()};
-                    return time_ops(it, [&](std::int64_t i) {
-                      stamp(m, static_cast<std::uint64_t>(i));
-                      q.put(m);
-                      m = q.get();
-                    });
-                  }});
+  rows.push_back(queue_put_get_row<Msg64Cereal>("ipckit_queue_cereal_put_get", "ipckit Queue<Msg64Cereal> put+get"));
   rows.push_back({"ipckit_encode", "cereal encode of Msg64Cereal, as Queue::put", [](std::int64_t it) {
                     Msg64Cereal m{blank_msg()};
                     std::size_t sink = 0;
@@ -1310,7 +1585,46 @@ std::vector<CostRow> cost_rows() {
                       asm volatile("" ::"r"(&b) : "memory");
                     });
                   }});
+#ifndef QUEUE_BENCH_WITHOUT_IPCKIT
+  add_ring_side_rows<Msg64>(rows, "64");
+  add_ring_side_rows<Plain150>(rows, "150");
+#endif
+  add_realistic_rows(rows);
   return rows;
+}
+
+// The measured steps of each serialized path beside its whole put+get:
+// where a message's time goes when nothing is contended.
+void print_breakdown(const std::map<std::string, double>& cost) {
+  struct Path {
+    const char* what;
+    std::array<const char*, 4> steps;  // encode, ring put, ring get, decode
+    const char* whole;
+  };
+  static const Path paths[] = {
+      {"Queue<Msg64Cereal>",
+       {"ipckit_encode", "ipckit_ring_put_64", "ipckit_ring_get_64", "ipckit_decode"},
+       "ipckit_queue_cereal_put_get"},
+      {"Queue<Realistic>",
+       {"ipckit_encode_realistic", "ipckit_ring_put_150", "ipckit_ring_get_150", "ipckit_decode_realistic"},
+       "ipckit_queue_realistic_put_get"},
+  };
+  bool header = false;
+  for (const Path& p : paths) {
+    double sum = 0;
+    bool all = cost.count(p.whole) > 0;
+    for (const char* st : p.steps) {
+      all = all && cost.count(st) > 0;
+      if (all) sum += cost.at(st);
+    }
+    if (!all) continue;
+    if (!header)
+      std::printf("\nWhere a put+get goes (CPU ns, medians above; ring put/get: a plain item of the encoded size)\n");
+    header = true;
+    std::printf("%-20s encode %6.1f + ring put %6.1f + ring get %6.1f + decode %6.1f = %6.1f; measured put+get %6.1f\n",
+                p.what, cost.at(p.steps[0]), cost.at(p.steps[1]), cost.at(p.steps[2]), cost.at(p.steps[3]), sum,
+                cost.at(p.whole));
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -1385,6 +1699,39 @@ void print_rate_table(const char* title, const std::vector<const Mode*>& modes,
              : "");
 }
 
+// Prints the ping-pong table and adds its RESULT lines
+// (<prefix><row>_median and <prefix><row>_p99, in us).
+template <class Result>
+void print_rt_table(const std::vector<const Mode*>& modes, std::map<std::string, std::vector<RtSample>>& samples,
+                    const std::string& prefix, Result&& result) {
+  std::printf("%-20s %-36s %8s %8s %8s %8s %8s %8s %8s %9s\n", "row", "", "median", "(min", "max)", "p99", "(min",
+              "max)", "link ns", "sleeps/rt");
+  for (const Mode* m : modes) {
+    const auto& v = samples[m->name];
+    if (v.empty()) {
+      std::printf("%-20s %-36s %8s\n", m->name.c_str(), m->label.c_str(), "FAILED");
+      continue;
+    }
+    std::vector<double> med, p99, sl, link;
+    for (const auto& s : v) {
+      med.push_back(s.median_us);
+      p99.push_back(s.p99_us);
+      sl.push_back(s.sleeps_per_rt);
+      if (s.link_ns > 0) link.push_back(s.link_ns);
+    }
+    const Stats a = summarize(med), b = summarize(p99);
+    std::printf("%-20s %-36s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8s %9.3f\n", m->name.c_str(), m->label.c_str(),
+                a.median, a.min, a.max, b.median, b.min, b.max,
+                link.empty() ? "-" : fmt("%.0f", summarize(link).median).c_str(), summarize(sl).median);
+    result(prefix + m->name + "_median", a.median, "us", a);
+    result(prefix + m->name + "_p99", b.median, "us", b);
+  }
+  std::printf(
+      "(median and p99 of each run's round trips, then the median over runs; one clock read per round "
+      "trip is included;\n sleeps/rt: voluntary context switches of both processes per round trip; link ns: "
+      "as in the table above)\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -1394,6 +1741,7 @@ int main(int argc, char** argv) {
   int runs = 5, warmup = 1;
   std::vector<std::string> only;
   bool list = false, no_pin = false;
+  std::string pinning = "both";
   app.add_option("--runs,-r", runs, "measured runs per row (median, min, max reported)")->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup, "unmeasured rounds first")->check(CLI::NonNegativeNumber);
   app.add_option("--messages,-n", P.messages, "oneway: timed messages per run")->check(CLI::PositiveNumber);
@@ -1410,13 +1758,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::size_t{64}, std::size_t{1} << 26));
   app.add_option("--big-capacity", P.big_capacity, "big: ring bytes of the queues")->check(CLI::PositiveNumber);
   app.add_option("--big-slots", P.big_slots, "big: buffers of the raw_copy floor")->check(CLI::Range(1, 64));
+  app.add_option("--real-messages", P.real_messages, "realistic: timed messages per run")->check(CLI::PositiveNumber);
   app.add_option("--mpmc-messages", P.mpmc_messages, "mpmc: messages per run, over all 4 producers")
       ->check(CLI::PositiveNumber);
   app.add_option("--idle-runs", P.idle_runs, "idle: runs (each lasts --idle-ms + 0.3 s)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--idle-ms", P.idle_ms, "idle: how long the consumers wait")->check(CLI::PositiveNumber);
   app.add_option("--cost-iterations", P.cost_iterations, "cost: operations per run")->check(CLI::PositiveNumber);
-  app.add_option("--mode,-m", only, "run only these parts (oneway, pingpong, big, mpmc, idle, cost) or part:row");
+  app.add_option("--mode,-m", only,
+                 "run only these parts (oneway, realistic, pingpong, big, mpmc, idle, cost) or part:row");
   app.add_option("--quiet-wait-ms", g_quiet_wait_ms, "before each run, wait up to this long for idle CPUs (0: don't)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--timeout-s", g_timeout_s, "watchdog: a run that takes longer fails")->check(CLI::PositiveNumber);
@@ -1424,7 +1774,11 @@ int main(int argc, char** argv) {
                  "run the measured children SCHED_FIFO at this priority (1..99; needs root): on a machine that other "
                  "programs keep busy, they then no longer preempt the rows (idle and cost rows are unaffected)")
       ->check(CLI::Range(0, 99));
-  app.add_flag("--no-pin", no_pin, "do not pin the two sides of oneway/pingpong/big to different CPUs");
+  app.add_option("--pinning", pinning,
+                 "two-process rows (oneway, realistic, pingpong, big): run them unpinned, pinned to two CPUs, or "
+                 "both (unpinned first; pinned rows' results are named q1pin_, qrpin_, rtpin_, bigpin_)")
+      ->check(CLI::IsMember({"unpinned", "pinned", "both"}));
+  app.add_flag("--no-pin", no_pin, "never pin (as --pinning unpinned)");
   app.add_flag("--list", list, "list the rows and exit");
   app.add_flag("--verbose,-v", g_verbose, "print every run (on stderr)");
   CLI11_PARSE(app, argc, argv);
@@ -1433,10 +1787,10 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  const auto ow = oneway_modes(), pp = pingpong_modes(), bg = big_modes(), mp = mpmc_modes();
+  const auto ow = oneway_modes(), rl = realistic_modes(), pp = pingpong_modes(), bg = big_modes(), mp = mpmc_modes();
   const auto cr = cost_rows();
   const std::vector<std::pair<const char*, const std::vector<Mode>*>> parts = {
-      {"oneway", &ow}, {"pingpong", &pp}, {"big", &bg}, {"mpmc", &mp}};
+      {"oneway", &ow}, {"realistic", &rl}, {"pingpong", &pp}, {"big", &bg}, {"mpmc", &mp}};
   if (list) {
     for (const auto& [part, modes] : parts) {
       std::printf("%s\n", part);
@@ -1450,7 +1804,7 @@ int main(int argc, char** argv) {
   }
   std::set<std::string> wanted(only.begin(), only.end());
   {
-    std::set<std::string> known{"oneway", "pingpong", "big", "mpmc", "idle", "cost"};
+    std::set<std::string> known{"oneway", "realistic", "pingpong", "big", "mpmc", "idle", "cost"};
     for (const auto& [part, modes] : parts)
       for (const auto& m : *modes) known.insert(std::string(part) + ":" + m.name);
     for (const auto& c : cr) known.insert("cost:" + c.name);
@@ -1470,16 +1824,21 @@ int main(int argc, char** argv) {
       if (selected(part, m.name)) out.push_back(&m);
     return out;
   };
-  const auto ow_sel = select("oneway", ow), pp_sel = select("pingpong", pp), bg_sel = select("big", bg),
-             mp_sel = select("mpmc", mp);
+  const auto ow_sel = select("oneway", ow), rl_sel = select("realistic", rl), pp_sel = select("pingpong", pp),
+             bg_sel = select("big", bg), mp_sel = select("mpmc", mp);
   const bool do_idle = wanted.empty() || wanted.count("idle") > 0;
   std::vector<const CostRow*> cr_sel;
   for (const auto& c : cr)
     if (selected("cost", c.name)) cr_sel.push_back(&c);
 
-  if (!no_pin) {
+  if (no_pin) pinning = "unpinned";
+  if (pinning != "unpinned") {
     g_cpus = allowed_cpus(2);
     if (g_cpus.size() < 2) g_cpus.clear();
+  }
+  if (g_rt_prio > 0 && pinning != "pinned") {
+    std::fprintf(stderr, "queue_bench: --rt needs --pinning pinned (two SCHED_FIFO spinners may share a CPU)\n");
+    return 2;
   }
   if (g_rt_prio > 0 && g_cpus.empty()) {
     // Two SCHED_FIFO spinners sharing one CPU never hand it over.
@@ -1489,8 +1848,8 @@ int main(int argc, char** argv) {
   std::printf("queue_bench: %d runs (+%d warm-up) per row, interleaved; %ld CPUs online; %s; rings of %zu bytes\n",
               runs, warmup, sysconf(_SC_NPROCESSORS_ONLN),
               g_cpus.empty() ? "two-process rows not pinned"
-                             : ("two-process rows pinned to CPUs " + std::to_string(g_cpus[0]) + " and " +
-                                std::to_string(g_cpus[1]))
+                             : ("two-process rows not pinned, then pinned to CPUs " + std::to_string(g_cpus[0]) +
+                                " and " + std::to_string(g_cpus[1]))
                                    .c_str(),
               P.capacity);
   if (g_rt_prio > 0)
@@ -1505,64 +1864,80 @@ int main(int argc, char** argv) {
     std::snprintf(buf, sizeof buf, "RESULT %s %.6g %s min=%.6g max=%.6g", row.c_str(), v, unit, s.min, s.max);
     results.emplace_back(buf);
   };
+  // Parts 1-3 run unpinned (as users run their processes), then pinned to two
+  // CPUs (the hardware's figure, printed beside it); result rows of the
+  // pinned pass carry "pin" in their prefix: q1pin_, qrpin_, rtpin_, bigpin_.
+  struct PinPass {
+    bool pinned;
+    const char* tag;
+  };
+  std::vector<PinPass> passes;
+  if (pinning != "pinned") passes.push_back({false, ""});
+  if (pinning != "unpinned" && !g_cpus.empty()) passes.push_back({true, "pin"});
+  auto for_passes = [&](auto&& part) {
+    for (const PinPass& pass : passes) {
+      g_pin = pass.pinned;
+      const std::string where =
+          pass.pinned ? "pinned to CPUs " + std::to_string(g_cpus[0]) + " and " + std::to_string(g_cpus[1])
+                      : std::string("not pinned");
+      part([&](const char* base) { return std::string(base) + pass.tag + "_"; }, where);
+    }
+  };
+
   // Part 1.
   if (!ow_sel.empty()) {
-    auto samples = interleave<RateSample>("oneway", ow_sel, runs, warmup, run_oneway);
-    char title[256];
-    std::snprintf(title, sizeof title,
-                  "One-way throughput, 64-byte messages, 1 producer -> 1 consumer process (M msg/s; %" PRId64
-                  " messages per run after %" PRId64 " untimed)",
-                  P.messages, P.warm_messages);
-    print_rate_table(title, ow_sel, samples, "raw_ring", "boost_mq", 1e6, "M msg/s", "q1_", "msg_per_s", results);
-    std::fflush(stdout);
+    for_passes([&](auto prefix, const std::string& where) {
+      auto samples = interleave<RateSample>("oneway", ow_sel, runs, warmup, run_oneway);
+      const std::string title =
+          strf("One-way throughput, 64-byte messages, 1 producer -> 1 consumer process, %s", where.c_str()) +
+          strf(" (M msg/s; %" PRId64 " messages per run after %" PRId64 " untimed)", P.messages, P.warm_messages);
+      print_rate_table(title.c_str(), ow_sel, samples, "raw_ring", "boost_mq", 1e6, "M msg/s", prefix("q1").c_str(),
+                       "msg_per_s", results);
+      std::fflush(stdout);
+    });
+  }
+
+  // Part 1b.
+  if (!rl_sel.empty()) {
+    for_passes([&](auto prefix, const std::string& where) {
+      auto samples = interleave<RateSample>("realistic", rl_sel, runs, warmup, run_realistic);
+      const std::string title =
+          strf("One-way throughput, a realistic object (string, vector<int>, map<string,int>: %zu bytes encoded), %s",
+               kRealisticBytes, where.c_str()) +
+          strf(" (M msg/s; %" PRId64 " messages per run)", P.real_messages);
+      print_rate_table(title.c_str(), rl_sel, samples, nullptr, "boost_mq_cereal", 1e6, "M msg/s", prefix("qr").c_str(),
+                       "msg_per_s", results);
+      std::fflush(stdout);
+    });
   }
 
   // Part 2.
   if (!pp_sel.empty()) {
-    auto samples = interleave<RtSample>("pingpong", pp_sel, runs, warmup, run_pingpong);
-    std::printf("\nRound trip of a 64-byte message over two queues between 2 processes (us; %" PRId64
-                " timed round trips per run, %" PRId64 " for Boost, after %" PRId64 " untimed)\n",
-                P.trips, P.slow_trips, P.warm_trips);
-    std::printf("%-20s %-36s %8s %8s %8s %8s %8s %8s %8s %9s\n", "row", "", "median", "(min", "max)", "p99", "(min",
-                "max)", "link ns", "sleeps/rt");
-    for (const Mode* m : pp_sel) {
-      const auto& v = samples[m->name];
-      if (v.empty()) {
-        std::printf("%-20s %-36s %8s\n", m->name.c_str(), m->label.c_str(), "FAILED");
-        continue;
-      }
-      std::vector<double> med, p99, sl, link;
-      for (const auto& s : v) {
-        med.push_back(s.median_us);
-        p99.push_back(s.p99_us);
-        sl.push_back(s.sleeps_per_rt);
-        if (s.link_ns > 0) link.push_back(s.link_ns);
-      }
-      const Stats a = summarize(med), b = summarize(p99);
-      std::printf("%-20s %-36s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8s %9.3f\n", m->name.c_str(), m->label.c_str(),
-                  a.median, a.min, a.max, b.median, b.min, b.max,
-                  link.empty() ? "-" : fmt("%.0f", summarize(link).median).c_str(), summarize(sl).median);
-      result("rt_" + m->name + "_median", a.median, "us", a);
-      result("rt_" + m->name + "_p99", b.median, "us", b);
-    }
-    std::printf(
-        "(median and p99 of each run's round trips, then the median over runs; one clock read per round "
-        "trip is included;\n sleeps/rt: voluntary context switches of both processes per round trip; link ns: "
-        "as in the table above)\n");
-    std::fflush(stdout);
+    for_passes([&](auto prefix, const std::string& where) {
+      auto samples = interleave<RtSample>("pingpong", pp_sel, runs, warmup, run_pingpong);
+      std::printf("\nRound trip of a 64-byte message over two queues between 2 processes, %s (us; %" PRId64
+                  " timed round trips per run, %" PRId64 " for Boost, after %" PRId64 " untimed)\n",
+                  where.c_str(), P.trips, P.slow_trips, P.warm_trips);
+      print_rt_table(pp_sel, samples, prefix("rt"), result);
+      std::fflush(stdout);
+    });
   }
 
   // Part 3.
   if (!bg_sel.empty()) {
-    auto samples = interleave<RateSample>("big", bg_sel, runs, warmup, run_big);
-    char title[256];
-    std::snprintf(title, sizeof title,
-                  "One-way throughput, %zu-byte messages (GB/s; %" PRId64
-                  " messages per run; queue rings of %zu "
-                  "bytes, raw_copy %d buffers)",
-                  P.big_size, P.big_messages, P.big_capacity, P.big_slots);
-    print_rate_table(title, bg_sel, samples, "raw_copy", nullptr, 1e9, "GB/s", "big_", "bytes_per_s", results);
-    std::fflush(stdout);
+    for_passes([&](auto prefix, const std::string& where) {
+      auto samples = interleave<RateSample>("big", bg_sel, runs, warmup, run_big);
+      const std::string title = strf("One-way throughput, %zu-byte messages, %s", P.big_size, where.c_str()) +
+                                strf(" (GB/s; %" PRId64
+                                     " messages per run; queue rings of %zu bytes, raw_copy %d "
+                                     "buffers)",
+                                     P.big_messages, P.big_capacity, P.big_slots);
+      print_rate_table(title.c_str(), bg_sel, samples, "raw_copy", nullptr, 1e9, "GB/s", prefix("big").c_str(),
+                       "bytes_per_s", results);
+      std::printf("%-20s %-36s %s\n", "ipckit_queue_loan", "Queue::loan()/get_view(), in place",
+                  "not implemented yet: no figure");
+      std::fflush(stdout);
+    });
   }
 
   // Part 4.
@@ -1624,9 +1999,10 @@ int main(int argc, char** argv) {
 #endif
 
   // Part 6.
+  std::map<std::string, double> cost_median;
   if (!cr_sel.empty()) {
     std::printf("\nCosts in one process, no peer (CPU ns per operation; %" PRId64
-                " per run, 1/1000 of that for 1 MiB rows)\n",
+                " per run; a quarter of that for the realistic object, 1/1000 for 1 MiB)\n",
                 P.cost_iterations);
     std::printf("%-28s %-40s %8s %8s %8s\n", "row", "", "median", "min", "max");
     for (const CostRow* c : cr_sel) {
@@ -1644,15 +2020,17 @@ int main(int argc, char** argv) {
       const Stats s = summarize(v);
       std::printf("%-28s %-40s %8.2f %8.2f %8.2f\n", c->name.c_str(), c->label.c_str(), s.median, s.min, s.max);
       result("cost_" + c->name, s.median, "ns_per_op", s);
+      cost_median[c->name] = s.median;
     }
+    print_breakdown(cost_median);
     std::fflush(stdout);
   }
 
   std::printf("\n");
   if (g_busy_runs > 0)
     std::printf(
-        "note: %d run(s) started while other programs kept the CPUs busy (waited %d ms for quiet); "
-        "expect noise\n",
+        "note: %d run(s) started while other programs kept the CPUs busy (waited up to %d ms for quiet, "
+        "20 ms after three busy runs in a row); expect noise\n",
         g_busy_runs, g_quiet_wait_ms);
   if (g_busy_runs > 0 && g_rt_prio == 0)
     std::printf(

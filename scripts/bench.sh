@@ -26,16 +26,24 @@
 #   BENCH_PY_WAKE_TRIPS=5000  round trips per run for Python's Event row
 #   BENCH_IDLE_RUNS=3         runs of the idle-waiter part (2.35 s each; the
 #                             queue section's idle consumers take 2.3 s a run)
-#   BENCH_QUEUE_RUNS=$BENCH_RUNS  measured runs per C++ row of the queue section
-#   BENCH_QUEUE_MESSAGES=1000000  64-byte messages per one-way run (queue_bench)
-#   BENCH_QUEUE_BIG_MESSAGES=1000 1 MiB messages per run
+#   BENCH_QUEUE_RUNS=5        measured runs per C++ row of the queue section ($BENCH_RUNS if set)
+#                             (its two-process rows run twice: unpinned, pinned)
+#   BENCH_QUEUE_MESSAGES=500000   64-byte messages per one-way run (queue_bench;
+#                             the queue section's sizes keep it near 2-3 min on a
+#                             2-CPU VM, with every two-process row run twice)
+#   BENCH_QUEUE_REAL_MESSAGES=200000  realistic-object messages per one-way run
+#   BENCH_QUEUE_QUIET_MS=300  queue section: before each run, wait up to this
+#                             long for idle CPUs
+#   BENCH_QUEUE_BIG_MESSAGES=500  1 MiB messages per run
 #   BENCH_QUEUE_MPMC_MESSAGES=400000  messages per 4x4 MPMC run (all producers)
-#   BENCH_PY_QUEUE_MESSAGES=200000    items per run of Python's one-way row
+#   BENCH_PY_QUEUE_MESSAGES=100000    items per run of Python's one-way row
+#   BENCH_PY_QUEUE_REAL_MESSAGES=50000  dicts per run of Python's realistic row
 #   BENCH_PY_QUEUE_TRIPS=5000 round trips per run of Python's ping-pong row
 #   BENCH_RT=1                queue section: run the measured C++ processes
 #                             SCHED_FIFO (root only), so that other programs on
 #                             a busy machine do not preempt them (Python's rows
-#                             are not affected)
+#                             are not affected; two-process rows then run
+#                             pinned only, and the unpinned checks show n/a)
 #
 # Adding a benchmark: write a `section_NAME` function that runs its programs
 # through `run_tool` (which collects their `RESULT <row> <value> <unit> ...`
@@ -57,11 +65,14 @@ WAKE_TRIPS=${BENCH_WAKE_TRIPS:-20000}
 WAKE_SLOW_TRIPS=${BENCH_WAKE_SLOW_TRIPS:-5000}
 PY_WAKE_TRIPS=${BENCH_PY_WAKE_TRIPS:-5000}
 IDLE_RUNS=${BENCH_IDLE_RUNS:-3}
-QUEUE_RUNS=${BENCH_QUEUE_RUNS:-$RUNS}
-QUEUE_MESSAGES=${BENCH_QUEUE_MESSAGES:-1000000}
-QUEUE_BIG_MESSAGES=${BENCH_QUEUE_BIG_MESSAGES:-1000}
+QUEUE_RUNS=${BENCH_QUEUE_RUNS:-${BENCH_RUNS:-5}}
+QUEUE_MESSAGES=${BENCH_QUEUE_MESSAGES:-500000}
+QUEUE_REAL_MESSAGES=${BENCH_QUEUE_REAL_MESSAGES:-200000}
+QUEUE_QUIET_MS=${BENCH_QUEUE_QUIET_MS:-300}
+QUEUE_BIG_MESSAGES=${BENCH_QUEUE_BIG_MESSAGES:-500}
 QUEUE_MPMC_MESSAGES=${BENCH_QUEUE_MPMC_MESSAGES:-400000}
-PY_QUEUE_MESSAGES=${BENCH_PY_QUEUE_MESSAGES:-200000}
+PY_QUEUE_MESSAGES=${BENCH_PY_QUEUE_MESSAGES:-100000}
+PY_QUEUE_REAL_MESSAGES=${BENCH_PY_QUEUE_REAL_MESSAGES:-50000}
 PY_QUEUE_TRIPS=${BENCH_PY_QUEUE_TRIPS:-5000}
 RT=${BENCH_RT:-}
 BUILD_DIR=${BENCH_BUILD_DIR:-build-bench}
@@ -70,7 +81,7 @@ STRICT=0
 
 declare -A RESULT=()     # row name -> value (from RESULT lines)
 declare -A RESULT_UNIT=()
-CHECKS=()                # "label|numerator row|denominator row|target|kind"
+CHECKS=()                # "label|numerator row|denominator row|target|kind|pinned num row|pinned den row"
 LOG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ipckit-bench.XXXXXX")
 trap 'rm -rf "$LOG_DIR"' EXIT
 
@@ -97,15 +108,22 @@ run_tool() {
   fi
 }
 
-# check LABEL NUM_ROW DEN_ROW TARGET [higher|info|at_most|below|at_least|value]
-#   ratio = NUM/DEN (both "higher is better" rows, e.g. incr/s); PASS when
-#   ratio >= TARGET. "info" rows print the ratio with no verdict.
+# check LABEL NUM_ROW DEN_ROW TARGET [KIND [PIN_NUM_ROW [PIN_DEN_ROW]]]
+#   KIND higher (the default): ratio = NUM/DEN (both "higher is better" rows,
+#   e.g. incr/s); PASS when ratio >= TARGET. "lower": ratio = NUM/DEN of two
+#   "lower is better" rows (ns, us); PASS when ratio <= TARGET. "info" rows
+#   print the ratio with no verdict.
 #   at_most / below / at_least compare the value of NUM_ROW itself (DEN_ROW
 #   is "-") with TARGET, in NUM_ROW's unit: PASS when value <= TARGET /
 #   value < TARGET / value >= TARGET (latencies in us, CPU shares in % of a
 #   core, syscalls per op, ratios a tool computed itself); "value" prints
 #   NUM_ROW's value with no verdict (DEN_ROW and TARGET are "-").
-check() { CHECKS+=("$1|$2|$3|$4|${5:-higher}"); }
+#   "todo": a target whose row cannot be measured yet (NUM_ROW names what is
+#   missing); it prints "not implemented yet" and counts as pending.
+#   PIN_NUM_ROW (and PIN_DEN_ROW for ratios): the same figure from the run
+#   with the two processes pinned to two CPUs, printed beside the result
+#   (the verdict is on the result: processes unpinned, as users run them).
+check() { CHECKS+=("$1|$2|$3|$4|${5:-higher}|${6:-}|${7:-}"); }
 
 # -----------------------------------------------------------------------------
 # Build
@@ -191,28 +209,42 @@ section_wake() {
 
 # Message queues: ipckit Queue<T>/ByteQueue beside Boost.Interprocess
 # message_queue, Python's multiprocessing.Queue and raw shared-memory floors:
-# one-way 64-byte throughput (vs a spinning SPSC ring), ping-pong round trip,
-# 1 MiB messages (vs memcpy in and out of shared buffers), 4x4 MPMC, the CPU
-# of a consumer idle in get(), and single-process costs (encode, decode,
-# put+get) that show where a message's time goes.
+# one-way 64-byte throughput (vs a spinning SPSC ring), a realistic object
+# (string, vector, map; 150 bytes with cereal) vs Boost carrying the user's
+# own cereal bytes and vs Python's mp.Queue of the equivalent dict, ping-pong
+# round trip, 1 MiB messages (vs memcpy in and out of shared buffers), 4x4
+# MPMC, the CPU of a consumer idle in get(), and single-process costs
+# (put+get, and the encode / ring put / ring get / decode steps of the
+# serialized paths) that show where a message's time goes. Two-process rows
+# run unpinned (the verdicts) and then pinned to two CPUs (printed beside).
 targets_queue() { echo queue_bench; }
 section_queue() {
-  say "queues: one-way 64 B ($QUEUE_MESSAGES msgs), ping-pong ($WAKE_TRIPS round trips, $WAKE_SLOW_TRIPS for Boost), 1 MiB ($QUEUE_BIG_MESSAGES msgs), 4x4 MPMC ($QUEUE_MPMC_MESSAGES msgs), idle consumer ($IDLE_RUNS x 2 s), costs; $QUEUE_RUNS runs per row"
+  say "queues: one-way 64 B ($QUEUE_MESSAGES msgs), realistic object ($QUEUE_REAL_MESSAGES msgs)," \
+    "ping-pong ($WAKE_TRIPS round trips, $WAKE_SLOW_TRIPS for Boost), 1 MiB ($QUEUE_BIG_MESSAGES msgs)," \
+    "each unpinned then pinned; 4x4 MPMC ($QUEUE_MPMC_MESSAGES msgs), idle consumer ($IDLE_RUNS x 2 s), costs;" \
+    "$QUEUE_RUNS runs per row"
   local bin="$ROOT/$BUILD_DIR/bench/queue_bench"
-  local extra=()
+  local extra=(--pinning both)
   if [[ -n $RT && $RT != 0 ]]; then
-    if [[ $(id -u) -eq 0 ]]; then extra+=(--rt 1); else echo "bench.sh: BENCH_RT needs root; ignored"; fi
+    # Two SCHED_FIFO spinners must not share a CPU: real-time runs are pinned only.
+    if [[ $(id -u) -eq 0 ]]; then
+      extra=(--rt 1 --pinning pinned)
+    else
+      echo "bench.sh: BENCH_RT needs root; ignored"
+    fi
   fi
   # A failed row prints no RESULT line (its checks show n/a); the others still count.
-  run_tool queue_bench "$bin" --runs "$QUEUE_RUNS" --messages "$QUEUE_MESSAGES" --round-trips "$WAKE_TRIPS" \
-    --slow-round-trips "$WAKE_SLOW_TRIPS" --big-messages "$QUEUE_BIG_MESSAGES" \
-    --mpmc-messages "$QUEUE_MPMC_MESSAGES" --idle-runs "$IDLE_RUNS" "${extra[@]}" ||
+  run_tool queue_bench "$bin" --runs "$QUEUE_RUNS" --messages "$QUEUE_MESSAGES" --real-messages "$QUEUE_REAL_MESSAGES" \
+    --round-trips "$WAKE_TRIPS" --slow-round-trips "$WAKE_SLOW_TRIPS" --big-messages "$QUEUE_BIG_MESSAGES" \
+    --mpmc-messages "$QUEUE_MPMC_MESSAGES" --idle-runs "$IDLE_RUNS" --quiet-wait-ms "$QUEUE_QUIET_MS" "${extra[@]}" ||
     echo "bench.sh: queue_bench reported a failure; its other rows are kept"
 
-  say "queues, Python: multiprocessing.Queue one-way ($PY_QUEUE_MESSAGES items) and ping-pong ($PY_QUEUE_TRIPS round trips), $PY_RUNS runs"
+  say "queues, Python: multiprocessing.Queue one-way ($PY_QUEUE_MESSAGES items), realistic dict" \
+    "($PY_QUEUE_REAL_MESSAGES items) and ping-pong ($PY_QUEUE_TRIPS round trips), not pinned, $PY_RUNS runs"
   if command -v "$PYTHON" >/dev/null 2>&1; then
     run_tool python_queue "$PYTHON" bench/python_queue.py --runs "$PY_RUNS" --messages "$PY_QUEUE_MESSAGES" \
-      --round-trips "$PY_QUEUE_TRIPS" || echo "bench.sh: python_queue failed; Python's rows are skipped"
+      --real-messages "$PY_QUEUE_REAL_MESSAGES" --round-trips "$PY_QUEUE_TRIPS" --no-pin \
+      --quiet-wait-ms "$QUEUE_QUIET_MS" || echo "bench.sh: python_queue failed; Python's rows are skipped"
   else
     echo "bench.sh: $PYTHON not found; Python's rows are skipped"
   fi
@@ -220,31 +252,65 @@ section_queue() {
   # The targets use paired ratios (row / peer in the same interleaved round,
   # median over rounds): on this VM both rows of a ratio move together with
   # the host's vCPU placement (queue_bench's "link ns"), so pairing them keeps
-  # a run-to-run placement change out of the ratio. Ratios of the medians
-  # follow as info.
-  check "Queue 64B one-way vs Boost (paired)" q1_paired_ipckit_queue_vs_boost_mq - 5 at_least
-  check "Queue 64B one-way vs raw ring floor (paired)" q1_paired_ipckit_queue_vs_raw_ring - 0.4 at_least
-  check "Queue 64B one-way vs Boost (medians)" q1_ipckit_queue q1_boost_mq - info
-  check "Queue 64B one-way vs raw ring (medians)" q1_ipckit_queue q1_raw_ring - info
-  check "Queue 64B one-way vs Python mp.Queue" q1_ipckit_queue q1_python_mp_queue - info
-  check "Queue put_many/get_many (16) 64B vs Boost (paired)" q1_paired_ipckit_queue_batch_vs_boost_mq - - value
-  check "Queue put_many/get_many (16) 64B vs raw ring (paired)" q1_paired_ipckit_queue_batch_vs_raw_ring - - value
-  check "raw ring floor vs Boost (paired): the most 'x Boost' can be" q1_paired_raw_ring_vs_boost_mq - - value
-  check "Queue of a cereal-serialized 64B struct vs raw ring (paired)" q1_paired_ipckit_queue_cereal_vs_raw_ring - - value
-  check "Queue of a cereal-serialized 64B struct vs Boost (paired)" q1_paired_ipckit_queue_cereal_vs_boost_mq - - value
-  check "ByteQueue 64B vs raw ring floor (paired)" q1_paired_ipckit_byte_queue_vs_raw_ring - - value
-  check "Boost message_queue vs raw ring (paired)" q1_paired_boost_mq_vs_raw_ring - - value
-  check "Queue round trip, median (us)" rt_ipckit_queue_median - 2 at_most
-  check "Queue round trip vs Boost (x faster)" rt_boost_mq_median rt_ipckit_queue_median - info
-  check "Queue round trip vs Python (x faster)" rt_python_mp_queue_median rt_ipckit_queue_median - info
-  check "raw spin floor vs Queue round trip (Queue=1)" rt_raw_spin_median rt_ipckit_queue_median - info
-  check "Queue p99 round trip vs Boost p99 (x faster)" rt_boost_mq_p99 rt_ipckit_queue_p99 - info
-  check "Queue<vector<char>> 1 MiB vs raw copy (paired)" big_paired_ipckit_queue_vec_vs_raw_copy - 0.6 at_least
-  check "ByteQueue 1 MiB vs raw copy floor (paired)" big_paired_ipckit_byte_queue_vs_raw_copy - - value
-  check "raw copy, one buffer vs floor (paired)" big_paired_raw_copy_1slot_vs_raw_copy - - value
+  # a run-to-run placement change out of the ratio. Verdicts are on the
+  # unpinned runs; the pinned column is the same figure with the two sides
+  # pinned to two CPUs. Ratios of the medians follow as info.
+  local p=q1_paired_ pp=q1pin_paired_
+  check "Queue<plain 64B> one-way vs raw ring floor (paired)" ${p}ipckit_queue_vs_raw_ring - 0.8 at_least \
+    ${pp}ipckit_queue_vs_raw_ring
+  check "Queue<cereal 64B> one-way vs raw ring floor (paired)" ${p}ipckit_queue_cereal_vs_raw_ring - 0.5 at_least \
+    ${pp}ipckit_queue_cereal_vs_raw_ring
+  check "Queue<cereal 64B> one-way vs Boost mq (paired)" ${p}ipckit_queue_cereal_vs_boost_mq - 1.5 at_least \
+    ${pp}ipckit_queue_cereal_vs_boost_mq
+  check "Queue<plain 64B> one-way vs Boost mq (paired)" ${p}ipckit_queue_vs_boost_mq - 5 at_least \
+    ${pp}ipckit_queue_vs_boost_mq
+  check "Queue<Realistic> vs Boost mq + user's cereal (paired)" qr_paired_ipckit_queue_vs_boost_mq_cereal - 2 \
+    at_least qrpin_paired_ipckit_queue_vs_boost_mq_cereal
+  check "Queue<Realistic> vs Python mp.Queue of the dict" qr_ipckit_queue qr_python_mp_queue 100 higher \
+    qrpin_ipckit_queue qr_python_mp_queue
+  check "put+get in one process: Queue<plain 64B> / Boost (ns)" cost_ipckit_queue_put_get \
+    cost_boost_mq_send_receive 1.0 lower
+  check "put+get in one process: Queue<cereal 64B> / Boost (ns)" cost_ipckit_queue_cereal_put_get \
+    cost_boost_mq_send_receive 1.5 lower
+  check "put+get in one process: Queue<Realistic> / Boost+cereal" cost_ipckit_queue_realistic_put_get \
+    cost_boost_mq_cereal_send_receive - info
+  check "Queue 4x4 MPMC vs Boost 4x4 (paired; always unpinned)" mpmc_paired_ipckit_queue_vs_boost_mq - 2 at_least
+  check "Queue round trip / raw spin round trip (medians)" rt_ipckit_queue_median rt_raw_spin_median 1.3 lower \
+    rtpin_ipckit_queue_median rtpin_raw_spin_median
+  check "Queue round trip, median (us)" rt_ipckit_queue_median - 2 at_most rtpin_ipckit_queue_median
+  check "Queue<vector<char>> 1 MiB vs raw copy (paired)" big_paired_ipckit_queue_vec_vs_raw_copy - 0.6 at_least \
+    bigpin_paired_ipckit_queue_vec_vs_raw_copy
+  check "Queue::loan/get_view 1 MiB vs two-copy floor" "Queue::loan, get_view" - ">= 1.5x" todo
   check "idle Queue.get() 2 s, worst run (% core)" idle_queue_get_cpu - 2 below
   check "idle Queue.get(timeout) 2 s, worst (% core)" idle_queue_get_timeout_cpu - 2 below
-  check "Queue 4x4 MPMC vs Boost 4x4 (paired)" mpmc_paired_ipckit_queue_vs_boost_mq - - value
+  # Figures without targets: where the others stand, and where the time goes.
+  check "Queue put_many/get_many (16) 64B vs raw ring (paired)" ${p}ipckit_queue_batch_vs_raw_ring - - value \
+    ${pp}ipckit_queue_batch_vs_raw_ring
+  check "Queue put_many/get_many (16) 64B vs Boost (paired)" ${p}ipckit_queue_batch_vs_boost_mq - - value \
+    ${pp}ipckit_queue_batch_vs_boost_mq
+  check "ByteQueue 64B vs raw ring floor (paired)" ${p}ipckit_byte_queue_vs_raw_ring - - value \
+    ${pp}ipckit_byte_queue_vs_raw_ring
+  check "Boost message_queue vs raw ring (paired)" ${p}boost_mq_vs_raw_ring - - value ${pp}boost_mq_vs_raw_ring
+  check "raw ring floor vs Boost (paired): the most 'x Boost' can be" ${p}raw_ring_vs_boost_mq - - value \
+    ${pp}raw_ring_vs_boost_mq
+  check "Queue 64B one-way vs Python mp.Queue" q1_ipckit_queue q1_python_mp_queue - info \
+    q1pin_ipckit_queue q1_python_mp_queue
+  check "Queue round trip vs Boost (x faster)" rt_boost_mq_median rt_ipckit_queue_median - info \
+    rtpin_boost_mq_median rtpin_ipckit_queue_median
+  check "Queue round trip vs Python (x faster)" rt_python_mp_queue_median rt_ipckit_queue_median - info
+  check "Queue p99 round trip vs Boost p99 (x faster)" rt_boost_mq_p99 rt_ipckit_queue_p99 - info \
+    rtpin_boost_mq_p99 rtpin_ipckit_queue_p99
+  check "ByteQueue 1 MiB vs raw copy floor (paired)" big_paired_ipckit_byte_queue_vs_raw_copy - - value \
+    bigpin_paired_ipckit_byte_queue_vs_raw_copy
+  check "raw copy, one buffer vs floor (paired)" big_paired_raw_copy_1slot_vs_raw_copy - - value \
+    bigpin_paired_raw_copy_1slot_vs_raw_copy
+  local step
+  for step in ipckit_encode ipckit_ring_put_64 ipckit_ring_get_64 ipckit_decode ipckit_queue_cereal_put_get \
+    ipckit_encode_realistic ipckit_ring_put_150 ipckit_ring_get_150 ipckit_decode_realistic \
+    ipckit_queue_realistic_put_get boost_user_encode_realistic boost_user_decode_realistic \
+    boost_mq_cereal_send_receive; do
+    check "  step (ns): $step" "cost_$step" - - value
+  done
 }
 
 # -----------------------------------------------------------------------------
@@ -273,63 +339,80 @@ summary() {
     done
   fi
   echo
-  printf '  %-44s %10s %10s  %s\n' "comparison" "result" "target" "verdict"
-  local missed=0 c label num den target kind ratio verdict shown absent
+  printf '  %-56s %9s %9s %9s  %s\n' "comparison (processes unpinned)" "result" "pinned" "target" "verdict"
+  local missed=0 pending=0 c label num den target kind pnum pden shown value pinned verdict op
   for c in "${CHECKS[@]}"; do
-    IFS='|' read -r label num den target kind <<<"$c"
-    shown=">= ${target}x"
-    [[ $kind == info ]] && shown="-"
-    if [[ $kind == at_most || $kind == below || $kind == at_least || $kind == value ]]; then
-      # An absolute target on one row's value, in its unit.
-      local op="<="
-      [[ $kind == below ]] && op="<"
-      [[ $kind == at_least ]] && op=">="
-      shown="$op $target"
-      [[ $kind == value ]] && shown="-"
-      if [[ -z ${RESULT[$num]:-} ]]; then
-        printf '  %-44s %10s %10s  %s\n' "$label" "-" "$shown" "n/a (no $num row)"
-        continue
-      fi
-      if [[ $kind == value ]]; then
-        verdict=""
-      elif awk -v v="${RESULT[$num]}" -v t="$target" -v k="$kind" \
-        'BEGIN { exit !(k == "below" ? v < t : (k == "at_least" ? v >= t : v <= t)) }'; then
+    IFS='|' read -r label num den target kind pnum pden <<<"$c"
+    case $kind in
+      higher) shown=">= ${target}x" ;;
+      lower) shown="<= ${target}x" ;;
+      at_most) shown="<= $target" ;;
+      below) shown="< $target" ;;
+      at_least) shown=">= $target" ;;
+      todo) shown=$target ;;
+      *) shown="-" ;;
+    esac
+    if [[ $kind == todo ]]; then
+      printf '  %-56s %9s %9s %9s  %s\n' "$label" "-" "-" "$shown" "not implemented yet ($num)"
+      pending=$((pending + 1))
+      continue
+    fi
+    value=$(figure "$num" "$den" "$kind")
+    pinned=""
+    [[ -n $pnum ]] && pinned=$(figure "$pnum" "${pden:--}" "$kind")
+    if [[ $value == n/a:* ]]; then
+      printf '  %-56s %9s %9s %9s  %s\n' "$label" "-" "${pinned/n\/a:*/-}" "$shown" "n/a (no ${value#n/a:} row)"
+      continue
+    fi
+    verdict=""
+    if [[ $kind != info && $kind != value ]]; then
+      case $kind in
+        higher | at_least) op=">=" ;;
+        lower | at_most) op="<=" ;;
+        below) op="<" ;;
+      esac
+      local v=${value%x}
+      [[ $kind == at_least || $kind == at_most || $kind == below ]] && v=${RESULT[$num]}
+      if awk -v v="$v" -v t="$target" -v op="$op" \
+        'BEGIN { exit !(op == ">=" ? v >= t : (op == "<" ? v < t : v <= t)) }'; then
         verdict="PASS"
       else
         verdict="MISS"
         missed=$((missed + 1))
       fi
-      local fmtv="%.4g"
-      [[ ${RESULT_UNIT[$num]:-} == ratio ]] && fmtv="%.2fx"
-      printf '  %-44s %10s %10s  %s\n' "$label" "$(awk -v v="${RESULT[$num]}" -v f="$fmtv" 'BEGIN { printf f, v }')" \
-        "$shown" "$verdict"
-      continue
     fi
-    if [[ -z ${RESULT[$num]:-} || -z ${RESULT[$den]:-} ]]; then
-      absent=$num
-      [[ -n ${RESULT[$num]:-} ]] && absent=$den
-      printf '  %-44s %10s %10s  %s\n' "$label" "-" "$shown" "n/a (no $absent row)"
-      continue
-    fi
-    ratio=$(awk -v a="${RESULT[$num]}" -v b="${RESULT[$den]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-    if [[ $kind == info ]]; then
-      verdict=""
-    elif awk -v r="$ratio" -v t="$target" 'BEGIN { exit !(r >= t) }'; then
-      verdict="PASS"
-    else
-      verdict="MISS"
-      missed=$((missed + 1))
-    fi
-    printf '  %-44s %9sx %10s  %s\n' "$label" "$ratio" "$shown" "$verdict"
+    printf '  %-56s %9s %9s %9s  %s\n' "$label" "$value" "${pinned/n\/a:*/-}" "$shown" "$verdict"
   done
   echo
+  local tail=""
+  ((pending)) && tail=" ($pending target(s) not measurable yet: not implemented)"
   if ((missed)); then
-    echo "bench.sh: $missed target(s) missed"
+    echo "bench.sh: $missed target(s) missed$tail"
     ((STRICT)) && return 1
   else
-    echo "bench.sh: all targets met"
+    echo "bench.sh: all measured targets met$tail"
   fi
   return 0
+}
+
+# figure NUM_ROW DEN_ROW KIND: the text of one check's figure: NUM/DEN as
+# "1.23x" for ratio kinds, NUM_ROW's value otherwise (ratio rows as "1.23x");
+# "n/a:ROW" when a row is missing.
+figure() {
+  local num=$1 den=$2 kind=$3
+  if [[ -z ${RESULT[$num]:-} ]]; then
+    echo "n/a:$num"
+  elif [[ $kind == higher || $kind == lower || $kind == info ]]; then
+    if [[ -z ${RESULT[$den]:-} ]]; then
+      echo "n/a:$den"
+    else
+      awk -v a="${RESULT[$num]}" -v b="${RESULT[$den]}" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }'
+    fi
+  else
+    local f="%.4g"
+    [[ ${RESULT_UNIT[$num]:-} == ratio ]] && f="%.2fx"
+    awk -v v="${RESULT[$num]}" -v f="$f" 'BEGIN { printf f, v }'
+  fi
 }
 
 # -----------------------------------------------------------------------------
