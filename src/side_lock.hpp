@@ -158,12 +158,11 @@ struct QueueWaiter {
 
   // In the waiter's `ready()`, before it looks at the queue: records `seq`
   // (no store unless it moved, so that spinning writes nothing), ordered
-  // before that look: if a waker misses the new value, the look sees its item.
+  // before that look (a seq_cst exchange, as sleeper_enter is): if a waker
+  // misses the new value, the look sees its item.
   void about_to_look() noexcept {
     const std::uint32_t v = seq.load(std::memory_order_relaxed);
-    if (seen.load(std::memory_order_relaxed) == v) return;
-    seen.store(v, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (seen.load(std::memory_order_relaxed) != v) seen.exchange(v, std::memory_order_seq_cst);
   }
   // After a change the waiter waits for, and a full barrier (the waker's
   // "change, then sleepers?" against the waiter's "sleepers++, then change?").
@@ -171,7 +170,7 @@ struct QueueWaiter {
   // asleep until its next tick.
   void wake() noexcept {
     if (!must_wake(sleepers)) return;
-    std::uint32_t v = seen.load(std::memory_order_relaxed);
+    std::uint32_t v = seen.load(std::memory_order_seq_cst);
     if (seq.load(std::memory_order_relaxed) != v) return;
     if (seq.compare_exchange_strong(v, v + 1, std::memory_order_seq_cst, std::memory_order_relaxed))
       wake_sleepers(seq, sleepers, 1);
