@@ -32,6 +32,10 @@ constexpr auto kNoTick = std::chrono::seconds(1);
 // consumers are not made to wake a sleeper at every get meanwhile.
 constexpr auto kStretchWait = std::chrono::microseconds(40);
 
+// Where consumers wait for items, and producers for room (side_lock.hpp).
+QueueWaiter consumers_waiter(QueueState& s) { return {s.data_seq, s.data_sleepers, s.data_seen}; }
+QueueWaiter producers_waiter(QueueState& s) { return {s.space_seq, s.space_sleepers, s.space_seen}; }
+
 bool possible(const QueueGeometry& g) {
   return g.capacity >= 64 && g.capacity <= kMaxQueueCapacity && (g.capacity & (g.capacity - 1)) == 0 &&
          g.max_message <= g.capacity / 2 - kRecordHeader;
@@ -162,7 +166,7 @@ QueueOutcome QueueCore::put_many(const Record* records, std::size_t count, Deadl
     if (!has_room()) {
       if (publish()) {  // what is written goes out before we wait for room
         std::atomic_thread_fence(std::memory_order_seq_cst);
-        wake_if_sleeping(s_->data_seq, s_->data_sleepers, 1);
+        consumers_waiter(*s_).wake();
       }
       // Look at the consumers' position only when the cached one says full:
       // reading it every time would pull their cache line over for each put.
@@ -171,10 +175,12 @@ QueueOutcome QueueCore::put_many(const Record* records, std::size_t count, Deadl
       // freed would share cache lines with the records it is reading, both
       // sides paying a line transfer per record. Then any room will do.
       const std::uint64_t stretch = std::max(need, std::min<std::uint64_t>(cap / 8, std::uint64_t{16} * 1024));
+      QueueWaiter waiter = producers_waiter(*s_);
       const auto wait_room = [&](std::uint64_t bytes, Deadline until) {
         return wait_for_change(
-            s_->space_seq, s_->space_sleepers,
+            waiter.seq, waiter.sleepers,
             [&] {
+              waiter.about_to_look();
               s_->head_cache = s_->head.load(std::memory_order_acquire);
               return room_for(bytes) || closed();
             },
@@ -206,7 +212,7 @@ QueueOutcome QueueCore::put_many(const Record* records, std::size_t count, Deadl
   if (!publish()) return {count, QueueMiss::None};
   lock.unlock();
   fence_after_unlock();
-  wake_if_sleeping(s_->data_seq, s_->data_sleepers, 1);
+  consumers_waiter(*s_).wake();
   return {count, QueueMiss::None};
 }
 
@@ -229,14 +235,16 @@ QueueOutcome QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadli
   // Only consumers write the head, one at a time.
   const auto has_data = [&] { return pos_of(s_->tail_cache) != pos_of(s_->head.load(std::memory_order_relaxed)); };
   if (!has_data()) {
+    QueueWaiter waiter = consumers_waiter(*s_);
     const auto ready = [&] {
+      waiter.about_to_look();
       s_->tail_cache = s_->tail.load(std::memory_order_acquire);
       return has_data() || closed();
     };
     // A joinable queue's waiting consumer holds the lock that reclaiming a
     // dead consumer's tasks needs, so it does that while it waits.
     const bool joinable = geo_.joinable;
-    if (!wait_for_change(s_->data_seq, s_->data_sleepers, ready, deadline, joinable ? kLivenessInterval : kNoTick, [&] {
+    if (!wait_for_change(waiter.seq, waiter.sleepers, ready, deadline, joinable ? kLivenessInterval : kNoTick, [&] {
           if (joinable) reclaim_dead_consumers();
         }))
       return {0, QueueMiss::Waited};
@@ -248,7 +256,7 @@ QueueOutcome QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadli
   // Sleeping producers are looked for after the unlock's full barrier.
   lock.unlock();
   fence_after_unlock();
-  wake_if_sleeping(s_->space_seq, s_->space_sleepers, 1);
+  producers_waiter(*s_).wake();
   if (failure) {
     if (geo_.joinable) task_done();  // the caller never got this task
     raise_decode_error(label_, failed_len, failure);

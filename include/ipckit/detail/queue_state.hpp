@@ -19,7 +19,8 @@ namespace ipckit::detail {
 
 // Checked whenever a process opens the queue: bump it when a field moves or
 // changes meaning. 3: the closed word's discard bit (shutdown(immediate)).
-inline constexpr std::uint32_t kQueueLayout = 3;
+// 4: data_seen / space_seen.
+inline constexpr std::uint32_t kQueueLayout = 4;
 
 inline constexpr std::uint64_t kPosBits = 40;
 inline constexpr std::uint64_t kPosMask = (std::uint64_t{1} << kPosBits) - 1;
@@ -48,12 +49,14 @@ struct alignas(64) QueueState {
   std::uint64_t head_cache = 0;                        // producers' last look at head (under put_lock)
   alignas(64) std::atomic<std::uint32_t> data_seq{0};  // futex: consumers sleep here
   std::atomic<std::uint32_t> data_sleepers{0};
+  std::atomic<std::uint32_t> data_seen{0};  // data_seq as the waiting consumer last saw it (QueueWaiter)
 
   alignas(64) LockState get_lock;
   alignas(64) std::atomic<std::uint64_t> head{0};       // freed: count<<40 | pos
   std::uint64_t tail_cache = 0;                         // consumers' last look at tail (under get_lock)
   alignas(64) std::atomic<std::uint32_t> space_seq{0};  // futex: producers sleep here
   std::atomic<std::uint32_t> space_sleepers{0};
+  std::atomic<std::uint32_t> space_seen{0};  // space_seq as the waiting producer last saw it (QueueWaiter)
 
   // JoinableQueue: unfinished tasks = tail's count - tasks.finished.
   alignas(64) TaskLedger tasks;
