@@ -11,19 +11,45 @@
 #pragma once
 
 #include <cereal/cereal.hpp>
+#if __has_include(<cereal/version.hpp>)
+#include <cereal/version.hpp>  // since cereal 1.3.1
+#endif
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <deque>
+#include <forward_list>
+#include <list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <unordered_set>
+#include <valarray>
 #include <vector>
 
 // The save/load/serialize functions below live in this namespace (and not in
 // ipckit::detail) so that cereal's unqualified calls find them through the
 // archive types and nothing else of ipckit's.
 namespace ipckit::detail::archive {
+
+// The leaves of every encoding: numbers and the three wrappers cereal's
+// binary archives handle themselves.
+template <class T>
+struct IsSizeTag : std::false_type {};
+template <class T>
+struct IsSizeTag<cereal::SizeTag<T>> : std::true_type {};
+template <class T>
+struct IsNameValuePair : std::false_type {};
+template <class T>
+struct IsNameValuePair<cereal::NameValuePair<T>> : std::true_type {};
+template <class T>
+struct IsBinaryData : std::false_type {};
+template <class T>
+struct IsBinaryData<cereal::BinaryData<T>> : std::true_type {
+  using Element = std::remove_cv_t<std::remove_pointer_t<std::remove_reference_t<T>>>;  // T: the pointer's type
+};
 
 // A growable contiguous output buffer. Not zero-filled on growth; kept by a
 // thread from item to item, so that once it has grown to the largest item,
@@ -55,21 +81,65 @@ class ByteSink {
   std::size_t capacity_ = 0;
 };
 
+// cereal's operator() reaches every value through the archive's `self`
+// pointer, at each level of nesting: a chain of dependent loads, which every
+// char store (it may alias anything) makes the compiler redo. Both archives
+// therefore handle the leaves (numbers and the wrappers below) in their own
+// operator(), with the same bytes as cereal's route; the rest takes it.
+
 class ByteOutputArchive : public cereal::OutputArchive<ByteOutputArchive, cereal::AllowEmptyClassElision> {
+  using Base = cereal::OutputArchive<ByteOutputArchive, cereal::AllowEmptyClassElision>;
+
  public:
-  explicit ByteOutputArchive(ByteSink& sink)
-      : cereal::OutputArchive<ByteOutputArchive, cereal::AllowEmptyClassElision>(this), sink_(sink) {}
+  explicit ByteOutputArchive(ByteSink& sink) : Base(this), sink_(sink) {}
+
+  // See ReusedOutput.
+  [[nodiscard]] bool holds_bookkeeping() const noexcept { return bookkeeping_; }
+  void note_bookkeeping() noexcept { bookkeeping_ = true; }
 
   void saveBinary(const void* data, std::size_t size) { sink_.write(data, size); }
 
+  template <class... Types>
+  ByteOutputArchive& operator()(Types&&... args) {
+    (save_one(std::forward<Types>(args)), ...);
+    return *this;
+  }
+
  private:
+  template <class T>
+  void save_one(T&& value) {
+    using V = std::remove_cvref_t<T>;
+    if constexpr (std::is_arithmetic_v<V>) {
+      saveBinary(std::addressof(value), sizeof value);
+    } else if constexpr (IsBinaryData<V>::value) {
+      saveBinary(value.data, static_cast<std::size_t>(value.size));
+    } else if constexpr (IsSizeTag<V>::value) {
+      save_one(value.size);  // as its type: cereal's containers use uint64
+    } else if constexpr (IsNameValuePair<V>::value) {
+      save_one(value.value);  // names are not written
+    } else {
+      Base::operator()(std::forward<T>(value));
+    }
+  }
+
   ByteSink& sink_;
+  bool bookkeeping_ = false;
 };
 
 class ByteInputArchive : public cereal::InputArchive<ByteInputArchive, cereal::AllowEmptyClassElision> {
+  using Base = cereal::InputArchive<ByteInputArchive, cereal::AllowEmptyClassElision>;
+
  public:
-  ByteInputArchive(const char* data, std::size_t size)
-      : cereal::InputArchive<ByteInputArchive, cereal::AllowEmptyClassElision>(this), at_(data), end_(data + size) {}
+  ByteInputArchive(const char* data, std::size_t size) : Base(this), at_(data), end_(data + size) {}
+
+  // Reads another record (see ReusedInput).
+  void point(const char* data, std::size_t size) noexcept {
+    at_ = data;
+    end_ = data + size;
+    element_bytes_ = 0;
+  }
+  [[nodiscard]] bool holds_bookkeeping() const noexcept { return bookkeeping_; }
+  void note_bookkeeping() noexcept { bookkeeping_ = true; }
 
   void loadBinary(void* data, std::size_t size) {
     if (size > left()) [[unlikely]]
@@ -78,7 +148,69 @@ class ByteInputArchive : public cereal::InputArchive<ByteInputArchive, cereal::A
     at_ += size;
   }
 
+  template <class... Types>
+  ByteInputArchive& operator()(Types&&... args) {
+    (load_one(std::forward<Types>(args)), ...);
+    return *this;
+  }
+
   [[nodiscard]] std::size_t left() const noexcept { return static_cast<std::size_t>(end_ - at_); }
+
+  // The next size tag counts the elements of a container that allocates
+  // them all before reading them: checked against the bytes left first, so
+  // that a corrupt count is an error, not a huge allocation (or a long hang).
+  // Numbers take exactly their size each: the count must fit the bytes left.
+  void expect_numbers_of(std::size_t bytes) noexcept {
+    element_bytes_ = bytes;
+    exact_ = true;
+  }
+  // Other elements take at least a byte unless they encode to nothing (an
+  // empty struct): their memory may be at most kSlack times the bytes left,
+  // plus kSlackBytes (a legitimate count beyond that would need elements 64
+  // times smaller encoded than in memory, by more than 64 KiB in all).
+  static constexpr std::uint64_t kSlack = 64, kSlackBytes = 64 * 1024;
+  void expect_elements_of(std::size_t bytes) noexcept {
+    element_bytes_ = bytes;
+    exact_ = false;
+  }
+
+  // After the item: bytes left over mean the record was not this type.
+  void finish() const {
+    if (at_ != end_) [[unlikely]]
+      throw_left_over();
+  }
+
+ private:
+  template <class T>
+  void load_one(T&& value) {
+    using V = std::remove_cvref_t<T>;
+    if constexpr (std::is_arithmetic_v<V>) {
+      loadBinary(std::addressof(value), sizeof value);
+      if constexpr (std::is_same_v<V, bool>) check_bools(&value, 1);
+    } else if constexpr (IsBinaryData<V>::value) {
+      loadBinary(value.data, static_cast<std::size_t>(value.size));
+      if constexpr (std::is_same_v<typename IsBinaryData<V>::Element, bool>)  // std::array<bool, N>, bool[N]
+        check_bools(static_cast<const bool*>(value.data), static_cast<std::size_t>(value.size));
+    } else if constexpr (IsSizeTag<V>::value) {
+      load_size(value.size);
+    } else if constexpr (IsNameValuePair<V>::value) {
+      load_one(value.value);
+    } else {
+      Base::operator()(std::forward<T>(value));
+    }
+  }
+
+  template <class U>
+  void load_size(U& size) {
+    static_assert(std::is_arithmetic_v<U>, "a size tag holds a number");
+    loadBinary(std::addressof(size), sizeof size);
+    const std::uint64_t bytes = element_bytes_;
+    element_bytes_ = 0;
+    if (bytes == 0) return;
+    const std::uint64_t room = exact_ ? left() : left() * kSlack + kSlackBytes;
+    if (static_cast<std::uint64_t>(size) > room / bytes) [[unlikely]]
+      throw_bad_count(static_cast<std::uint64_t>(size), bytes);
+  }
 
   // A byte other than 0 or 1 in a bool's place is no bool: using it as one
   // would be undefined behaviour.
@@ -89,34 +221,13 @@ class ByteInputArchive : public cereal::InputArchive<ByteInputArchive, cereal::A
         throw_not_bool(bytes[i]);
   }
 
-  // The next size tag counts elements of `bytes` each (a vector of numbers,
-  // a string): checked against what is left before the container resizes to
-  // it, so that a corrupt count is an error, not a huge allocation.
-  void expect_elements_of(std::size_t bytes) noexcept { element_bytes_ = bytes; }
-
-  template <class U>
-  void load_size(U& size) {
-    loadBinary(std::addressof(size), sizeof size);
-    const std::size_t bytes = element_bytes_;
-    element_bytes_ = 0;
-    if (bytes != 0 && static_cast<std::uint64_t>(size) > left() / bytes) [[unlikely]]
-      throw_bad_count(static_cast<std::uint64_t>(size), bytes);
-  }
-
-  // After the item: bytes left over mean the record was not this type.
-  void finish() const {
-    if (at_ != end_) [[unlikely]]
-      throw_left_over();
-  }
-
- private:
   [[noreturn, gnu::noinline, gnu::cold]] void throw_truncated(std::size_t size) const {
     throw cereal::Exception("the record ends " + std::to_string(left()) + " bytes on, where " + std::to_string(size) +
                             " more were needed (truncated, or not this type)");
   }
   [[noreturn, gnu::noinline, gnu::cold]] void throw_bad_count(std::uint64_t count, std::size_t bytes) const {
     throw cereal::Exception("a count of " + std::to_string(count) + " elements of " + std::to_string(bytes) +
-                            " bytes, but only " + std::to_string(left()) + " bytes are left in the record");
+                            " bytes does not fit the " + std::to_string(left()) + " bytes left in the record");
   }
   [[noreturn, gnu::noinline, gnu::cold]] void throw_left_over() const {
     throw cereal::Exception(std::to_string(left()) + " bytes were left over after the item (not this type)");
@@ -128,58 +239,175 @@ class ByteInputArchive : public cereal::InputArchive<ByteInputArchive, cereal::A
   const char* at_;
   const char* end_;
   std::size_t element_bytes_ = 0;
+  bool exact_ = false;
+  bool bookkeeping_ = false;
 };
 
-// Numbers: their bytes, as cereal's binary archive writes them.
+// What cereal looks for to know the archives handle these types (its
+// traits, and its own route: `ar << x`, class versions): the same as above.
 template <class T>
 std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_SAVE_FUNCTION_NAME(ByteOutputArchive& ar, const T& t) {
-  ar.saveBinary(std::addressof(t), sizeof t);
+  ar(t);
 }
 template <class T>
 std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_LOAD_FUNCTION_NAME(ByteInputArchive& ar, T& t) {
-  ar.loadBinary(std::addressof(t), sizeof t);
-  if constexpr (std::is_same_v<T, bool>) ar.check_bools(&t, 1);
+  ar(t);
 }
-
-// Names are not written; sizes as their type (cereal's containers: uint64).
 template <class Archive, class T>
 CEREAL_ARCHIVE_RESTRICT(ByteInputArchive, ByteOutputArchive)
 CEREAL_SERIALIZE_FUNCTION_NAME(Archive& ar, cereal::NameValuePair<T>& t) {
-  ar(t.value);
+  ar(t);
 }
-template <class T>
-void CEREAL_SAVE_FUNCTION_NAME(ByteOutputArchive& ar, const cereal::SizeTag<T>& t) {
-  ar(t.size);
+template <class Archive, class T>
+CEREAL_ARCHIVE_RESTRICT(ByteInputArchive, ByteOutputArchive)
+CEREAL_SERIALIZE_FUNCTION_NAME(Archive& ar, cereal::SizeTag<T>& t) {
+  ar(t);
 }
-template <class T>
-void CEREAL_LOAD_FUNCTION_NAME(ByteInputArchive& ar, cereal::SizeTag<T>& t) {
-  static_assert(std::is_arithmetic_v<std::remove_reference_t<T>>, "a size tag holds a number");
-  ar.load_size(t.size);
-}
-
-// Blocks of bytes (arrays, strings and vectors of numbers) as they are.
 template <class T>
 void CEREAL_SAVE_FUNCTION_NAME(ByteOutputArchive& ar, const cereal::BinaryData<T>& bd) {
-  ar.saveBinary(bd.data, static_cast<std::size_t>(bd.size));
+  ar(bd);
 }
 template <class T>
 void CEREAL_LOAD_FUNCTION_NAME(ByteInputArchive& ar, cereal::BinaryData<T>& bd) {
-  ar.loadBinary(bd.data, static_cast<std::size_t>(bd.size));
-  using Element = std::remove_cv_t<std::remove_pointer_t<std::remove_reference_t<T>>>;  // T: the pointer's type
-  if constexpr (std::is_same_v<Element, bool>)
-    ar.check_bools(static_cast<const bool*>(bd.data), static_cast<std::size_t>(bd.size));
+  ar(bd);
 }
 
-// Before a container of numbers or a string loads: its count is checked
-// against the bytes left (see ByteInputArchive::expect_elements_of).
+// Whether processing a T may leave something in cereal's bookkeeping in the
+// archive: a smart pointer (shared ids, polymorphic type names), a class
+// version (written or read once per archive), a virtual base (written once),
+// deferred data. cereal calls prologue() before each value it processes,
+// except the base of a base_class<B>, which is looked into here.
+template <class T, template <class...> class Template>
+struct IsInstance : std::false_type {};
+template <template <class...> class Template, class... A>
+struct IsInstance<Template<A...>, Template> : std::true_type {};
+
+template <class T, class Archive>
+constexpr bool versioned() {
+  namespace t = cereal::traits;
+  if constexpr (Archive::is_saving::value)
+    return t::has_member_versioned_serialize<T, Archive>::value ||
+           t::has_non_member_versioned_serialize<T, Archive>::value ||
+           t::has_member_versioned_save<T, Archive>::value || t::has_non_member_versioned_save<T, Archive>::value ||
+           t::has_member_versioned_save_minimal<T, Archive>::value ||
+           t::has_non_member_versioned_save_minimal<T, Archive>::value;
+  else
+    return t::has_member_versioned_serialize<T, Archive>::value ||
+           t::has_non_member_versioned_serialize<T, Archive>::value ||
+           t::has_member_versioned_load<T, Archive>::value || t::has_non_member_versioned_load<T, Archive>::value ||
+           t::has_member_versioned_load_minimal<T, Archive>::value ||
+           t::has_non_member_versioned_load_minimal<T, Archive>::value;
+}
+
+template <class T, class Archive>
+constexpr bool keeps_bookkeeping() {
+  if constexpr (IsInstance<T, cereal::base_class>::value) {
+    return keeps_bookkeeping<std::remove_cv_t<std::remove_pointer_t<decltype(T::base_ptr)>>, Archive>();
+  } else {
+    return IsInstance<T, std::shared_ptr>::value || IsInstance<T, std::unique_ptr>::value ||
+           IsInstance<T, std::weak_ptr>::value || IsInstance<T, cereal::virtual_base_class>::value ||
+           IsInstance<T, cereal::DeferredData>::value || versioned<T, Archive>();
+  }
+}
+
+template <class T>
+void prologue(ByteOutputArchive& ar, const T&) {
+  if constexpr (keeps_bookkeeping<T, ByteOutputArchive>()) ar.note_bookkeeping();
+}
+template <class T>
+void prologue(ByteInputArchive& ar, const T&) {
+  if constexpr (keeps_bookkeeping<T, ByteInputArchive>()) ar.note_bookkeeping();
+}
+
+// Before a container that resizes to its count loads: the count is checked
+// (see ByteInputArchive::expect_numbers_of).
+template <class T>
+void expect_elements(ByteInputArchive& ar) noexcept {
+  if constexpr (std::is_arithmetic_v<T>)
+    ar.expect_numbers_of(sizeof(T));  // a bool of vector<bool>: 1 byte
+  else
+    ar.expect_elements_of(sizeof(T));
+}
 template <class T, class A>
 void prologue(ByteInputArchive& ar, const std::vector<T, A>&) {
-  if constexpr (std::is_arithmetic_v<T>) ar.expect_elements_of(sizeof(T));  // a bool of vector<bool>: 1 byte
+  expect_elements<T>(ar);
 }
 template <class C, class Traits, class A>
 void prologue(ByteInputArchive& ar, const std::basic_string<C, Traits, A>&) {
-  ar.expect_elements_of(sizeof(C));
+  expect_elements<C>(ar);
 }
+template <class T, class A>
+void prologue(ByteInputArchive& ar, const std::deque<T, A>&) {
+  expect_elements<T>(ar);
+}
+template <class T, class A>
+void prologue(ByteInputArchive& ar, const std::list<T, A>&) {
+  expect_elements<T>(ar);
+}
+template <class T, class A>
+void prologue(ByteInputArchive& ar, const std::forward_list<T, A>&) {
+  expect_elements<T>(ar);
+}
+template <class T>
+void prologue(ByteInputArchive& ar, const std::valarray<T>&) {
+  expect_elements<T>(ar);
+}
+template <class K, class H, class E, class A>
+void prologue(ByteInputArchive& ar, const std::unordered_set<K, H, E, A>&) {
+  expect_elements<K>(ar);  // reserves, rather
+}
+template <class K, class H, class E, class A>
+void prologue(ByteInputArchive& ar, const std::unordered_multiset<K, H, E, A>&) {
+  expect_elements<K>(ar);
+}
+
+// An archive kept by a thread from item to item. Building and tearing down
+// cereal's archive base (four hash tables) costs more than writing a small
+// item; but what one item left in its bookkeeping the next must not see (it
+// must write its class versions and pointers afresh), so an archive that may
+// hold some is rebuilt. That list is cereal 1.3.2's: with another version,
+// every item gets a fresh archive, as cereal's own binary archives do.
+#if defined(CEREAL_VERSION) && CEREAL_VERSION == 10302
+inline constexpr bool kReuseArchives = true;
+#else
+inline constexpr bool kReuseArchives = false;
+#endif
+
+template <class Archive>
+bool needs_fresh(const std::optional<Archive>& archive) noexcept {
+  return !kReuseArchives || !archive || archive->holds_bookkeeping();
+}
+
+class ReusedOutput {
+ public:
+  ByteOutputArchive& start() {
+    sink_.clear();
+    if (needs_fresh(archive_)) archive_.emplace(sink_);
+    return *archive_;
+  }
+  // After an item that threw: whatever it left, the next one starts afresh.
+  void discard() noexcept { archive_.reset(); }
+  [[nodiscard]] std::string_view view() const noexcept { return sink_.view(); }
+
+ private:
+  ByteSink sink_;
+  std::optional<ByteOutputArchive> archive_;  // writes into sink_
+};
+
+class ReusedInput {
+ public:
+  ByteInputArchive& start(const char* data, std::size_t size) {
+    if (needs_fresh(archive_))
+      archive_.emplace(data, size);
+    else
+      archive_->point(data, size);
+    return *archive_;
+  }
+  void discard() noexcept { archive_.reset(); }
+
+ private:
+  std::optional<ByteInputArchive> archive_;
+};
 
 }  // namespace ipckit::detail::archive
 

@@ -71,28 +71,25 @@ class DecodeBuffer : public std::streambuf {
 //    byte archives (byte_archive.hpp), the wire format of cereal's binary
 //    archives without their streams.
 template <class T>
-inline constexpr bool kByteArchiveItem =
-    cereal::traits::is_output_serializable<T, archive::ByteOutputArchive>::value &&
+inline constexpr bool kByteArchiveItem = cereal::traits::is_output_serializable<T, archive::ByteOutputArchive>::value&&
     cereal::traits::is_input_serializable<T, archive::ByteInputArchive>::value;
 // A type whose save()/load() are written for cereal's binary archives only
 // (not templates) still travels, through them and their streams.
 template <class T>
 inline constexpr bool kBinaryArchiveItem =
-    cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
-    cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value;
+    cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value&&
+        cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value;
 
 // Any serialization cereal would call for T, even a one-sided one.
 template <class T>
-inline constexpr bool kCerealSees =
-    cereal::traits::is_output_serializable<T, archive::ByteOutputArchive>::value ||
-    cereal::traits::is_input_serializable<T, archive::ByteInputArchive>::value ||
-    cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value ||
-    cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value;
+inline constexpr bool kCerealSees = cereal::traits::is_output_serializable<T, archive::ByteOutputArchive>::value ||
+                                    cereal::traits::is_input_serializable<T, archive::ByteInputArchive>::value ||
+                                    cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value ||
+                                    cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value;
 
 template <class T>
-inline constexpr bool kBitwiseItem =
-    std::is_arithmetic_v<T> || std::is_enum_v<T> ||
-    (std::is_trivially_copyable_v<T> && std::is_class_v<T> && !kCerealSees<T>);
+inline constexpr bool kBitwiseItem = std::is_arithmetic_v<T> || std::is_enum_v<T> ||
+                                     (std::is_trivially_copyable_v<T> && std::is_class_v<T> && !kCerealSees<T>);
 
 template <class T>
 struct ContiguousItem : std::false_type {};
@@ -116,40 +113,54 @@ void check_item_type() {
                 "save()/load(), and the cereal/types/... header for standard containers)");
 }
 
-// This thread's output buffer, one per nesting level: an item's save() may
-// itself put an item (into another queue, a pipe) while its own encoding is
-// half-written.
-class EncodeNesting {
+// This thread's archive of a kind (ReusedOutput, ReusedInput), one per
+// nesting level: an item's save() may itself put an item (into another queue,
+// a pipe) while its own encoding is half-written, and a load() may get one.
+template <class Slot>
+class PerThread {
  public:
-  EncodeNesting() : sink_(level_ == 0 ? first_ : deeper(level_)) { ++level_; }
-  ~EncodeNesting() { --level_; }
-  EncodeNesting(const EncodeNesting&) = delete;
-  EncodeNesting& operator=(const EncodeNesting&) = delete;
-  [[nodiscard]] archive::ByteSink& sink() const noexcept { return sink_; }
+  PerThread() : slot_(level_ == 0 ? first_ : deeper(level_)) { ++level_; }
+  ~PerThread() { --level_; }
+  PerThread(const PerThread&) = delete;
+  PerThread& operator=(const PerThread&) = delete;
+  [[nodiscard]] Slot& get() const noexcept { return slot_; }
 
  private:
-  [[gnu::noinline]] static archive::ByteSink& deeper(unsigned level) {
-    thread_local std::vector<std::unique_ptr<archive::ByteSink>> sinks;
-    while (sinks.size() < level) sinks.push_back(std::make_unique<archive::ByteSink>());
-    return *sinks[level - 1];
+  [[gnu::noinline]] static Slot& deeper(unsigned level) {
+    thread_local std::vector<std::unique_ptr<Slot>> slots;
+    while (slots.size() < level) slots.push_back(std::make_unique<Slot>());
+    return *slots[level - 1];
   }
-  static inline thread_local archive::ByteSink first_;
+  static inline thread_local Slot first_;
   static inline thread_local unsigned level_ = 0;
-  archive::ByteSink& sink_;
+  Slot& slot_;
 };
 
-// The encoding of `item` through a fresh byte archive; valid until this
-// thread's next encode.
+// The encoding of `item` through a byte archive; valid until this thread's
+// next encode.
 template <class T>
 std::string_view encode_with_byte_archive(const T& item) {
-  const EncodeNesting nesting;
-  archive::ByteSink& sink = nesting.sink();
-  sink.clear();
-  {
-    archive::ByteOutputArchive ar(sink);
-    ar(item);
+  const PerThread<archive::ReusedOutput> mine;
+  archive::ReusedOutput& out = mine.get();
+  try {
+    out.start()(item);
+  } catch (...) {
+    out.discard();
+    throw;
   }
-  return sink.view();
+  return out.view();
+}
+
+template <class T>
+void decode_with_byte_archive(T& item, const char* p, std::size_t n) {
+  const PerThread<archive::ReusedInput> mine;
+  archive::ReusedInput& in = mine.get();
+  try {
+    in.start(p, n)(item).finish();
+  } catch (...) {
+    in.discard();
+    throw;
+  }
 }
 
 // The encoding of `item` as at most two pieces (the second may be empty);
@@ -208,9 +219,7 @@ void decode_into(T& out, const char* p, std::size_t n) {
     const E* first = reinterpret_cast<const E*>(p + sizeof count);
     out.assign(first, first + count);  // no zero-fill before the copy, unlike resize()
   } else if constexpr (kByteArchiveItem<T>) {
-    archive::ByteInputArchive ar(p, n);
-    ar(out);
-    ar.finish();
+    decode_with_byte_archive(out, p, n);
   } else {
     thread_local DecodeBuffer buf;
     thread_local std::istream is(&buf);
