@@ -51,6 +51,59 @@ struct IsBinaryData<cereal::BinaryData<T>> : std::true_type {
   using Element = std::remove_cv_t<std::remove_pointer_t<std::remove_reference_t<T>>>;  // T: the pointer's type
 };
 
+// Whether processing a T may leave something in cereal's bookkeeping in the
+// archive: a smart pointer (shared ids, polymorphic type names), a class
+// version (written or read once per archive), a virtual base (written once),
+// deferred data. cereal calls prologue() before each value it processes,
+// except the base of a base_class<B>, which is looked into here.
+template <class T, template <class...> class Template>
+struct IsInstance : std::false_type {};
+template <template <class...> class Template, class... A>
+struct IsInstance<Template<A...>, Template> : std::true_type {};
+
+template <class T, class Archive>
+constexpr bool versioned() {
+  namespace t = cereal::traits;
+  if constexpr (Archive::is_saving::value)
+    return t::has_member_versioned_serialize<T, Archive>::value ||
+           t::has_non_member_versioned_serialize<T, Archive>::value ||
+           t::has_member_versioned_save<T, Archive>::value || t::has_non_member_versioned_save<T, Archive>::value ||
+           t::has_member_versioned_save_minimal<T, Archive>::value ||
+           t::has_non_member_versioned_save_minimal<T, Archive>::value;
+  else
+    return t::has_member_versioned_serialize<T, Archive>::value ||
+           t::has_non_member_versioned_serialize<T, Archive>::value ||
+           t::has_member_versioned_load<T, Archive>::value || t::has_non_member_versioned_load<T, Archive>::value ||
+           t::has_member_versioned_load_minimal<T, Archive>::value ||
+           t::has_non_member_versioned_load_minimal<T, Archive>::value;
+}
+
+template <class T, class Archive>
+constexpr bool keeps_bookkeeping() {
+  if constexpr (IsInstance<T, cereal::base_class>::value) {
+    return keeps_bookkeeping<std::remove_cv_t<std::remove_pointer_t<decltype(T::base_ptr)>>, Archive>();
+  } else {
+    return IsInstance<T, std::shared_ptr>::value || IsInstance<T, std::unique_ptr>::value ||
+           IsInstance<T, std::weak_ptr>::value || IsInstance<T, cereal::virtual_base_class>::value ||
+           IsInstance<T, cereal::DeferredData>::value || versioned<T, Archive>();
+  }
+}
+
+// A class whose one serialization is a member serialize(), unversioned: the
+// archives call it as cereal's route does (prologue, serialize, epilogue),
+// without the chain of `self` loads (see below).
+template <class T, class Archive>
+constexpr bool plain_member_serialize() {
+  namespace t = cereal::traits;
+  if constexpr (!std::is_class_v<T> || !t::has_member_serialize<T, Archive>::value) {
+    return false;
+  } else {
+    constexpr bool one = Archive::is_saving::value ? t::is_output_serializable<T, Archive>::value
+                                                   : t::is_input_serializable<T, Archive>::value;
+    return one && !t::is_specialized<T, Archive>::value && !versioned<T, Archive>();
+  }
+}
+
 // A growable contiguous output buffer. Not zero-filled on growth; kept by a
 // thread from item to item, so that once it has grown to the largest item,
 // encoding allocates nothing.
@@ -84,8 +137,9 @@ class ByteSink {
 // cereal's operator() reaches every value through the archive's `self`
 // pointer, at each level of nesting: a chain of dependent loads, which every
 // char store (it may alias anything) makes the compiler redo. Both archives
-// therefore handle the leaves (numbers and the wrappers below) in their own
-// operator(), with the same bytes as cereal's route; the rest takes it.
+// therefore handle the leaves (numbers and the wrappers below) and classes
+// with a plain member serialize() in their own operator(), with the same
+// bytes as cereal's route; the rest takes it.
 
 class ByteOutputArchive : public cereal::OutputArchive<ByteOutputArchive, cereal::AllowEmptyClassElision> {
   using Base = cereal::OutputArchive<ByteOutputArchive, cereal::AllowEmptyClassElision>;
@@ -117,6 +171,10 @@ class ByteOutputArchive : public cereal::OutputArchive<ByteOutputArchive, cereal
       save_one(value.size);  // as its type: cereal's containers use uint64
     } else if constexpr (IsNameValuePair<V>::value) {
       save_one(value.value);  // names are not written
+    } else if constexpr (plain_member_serialize<V, ByteOutputArchive>()) {
+      prologue(*this, value);
+      cereal::access::member_serialize(*this, const_cast<V&>(value));  // as cereal's route: serialize() is not const
+      epilogue(*this, value);
     } else {
       Base::operator()(std::forward<T>(value));
     }
@@ -195,6 +253,10 @@ class ByteInputArchive : public cereal::InputArchive<ByteInputArchive, cereal::A
       load_size(value.size);
     } else if constexpr (IsNameValuePair<V>::value) {
       load_one(value.value);
+    } else if constexpr (plain_member_serialize<V, ByteInputArchive>()) {
+      prologue(*this, value);
+      cereal::access::member_serialize(*this, value);
+      epilogue(*this, value);
     } else {
       Base::operator()(std::forward<T>(value));
     }
@@ -272,44 +334,6 @@ void CEREAL_LOAD_FUNCTION_NAME(ByteInputArchive& ar, cereal::BinaryData<T>& bd) 
   ar(bd);
 }
 
-// Whether processing a T may leave something in cereal's bookkeeping in the
-// archive: a smart pointer (shared ids, polymorphic type names), a class
-// version (written or read once per archive), a virtual base (written once),
-// deferred data. cereal calls prologue() before each value it processes,
-// except the base of a base_class<B>, which is looked into here.
-template <class T, template <class...> class Template>
-struct IsInstance : std::false_type {};
-template <template <class...> class Template, class... A>
-struct IsInstance<Template<A...>, Template> : std::true_type {};
-
-template <class T, class Archive>
-constexpr bool versioned() {
-  namespace t = cereal::traits;
-  if constexpr (Archive::is_saving::value)
-    return t::has_member_versioned_serialize<T, Archive>::value ||
-           t::has_non_member_versioned_serialize<T, Archive>::value ||
-           t::has_member_versioned_save<T, Archive>::value || t::has_non_member_versioned_save<T, Archive>::value ||
-           t::has_member_versioned_save_minimal<T, Archive>::value ||
-           t::has_non_member_versioned_save_minimal<T, Archive>::value;
-  else
-    return t::has_member_versioned_serialize<T, Archive>::value ||
-           t::has_non_member_versioned_serialize<T, Archive>::value ||
-           t::has_member_versioned_load<T, Archive>::value || t::has_non_member_versioned_load<T, Archive>::value ||
-           t::has_member_versioned_load_minimal<T, Archive>::value ||
-           t::has_non_member_versioned_load_minimal<T, Archive>::value;
-}
-
-template <class T, class Archive>
-constexpr bool keeps_bookkeeping() {
-  if constexpr (IsInstance<T, cereal::base_class>::value) {
-    return keeps_bookkeeping<std::remove_cv_t<std::remove_pointer_t<decltype(T::base_ptr)>>, Archive>();
-  } else {
-    return IsInstance<T, std::shared_ptr>::value || IsInstance<T, std::unique_ptr>::value ||
-           IsInstance<T, std::weak_ptr>::value || IsInstance<T, cereal::virtual_base_class>::value ||
-           IsInstance<T, cereal::DeferredData>::value || versioned<T, Archive>();
-  }
-}
-
 template <class T>
 void prologue(ByteOutputArchive& ar, const T&) {
   if constexpr (keeps_bookkeeping<T, ByteOutputArchive>()) ar.note_bookkeeping();
@@ -382,7 +406,8 @@ class ReusedOutput {
  public:
   ByteOutputArchive& start() {
     sink_.clear();
-    if (needs_fresh(archive_)) archive_.emplace(sink_);
+    if (needs_fresh(archive_)) [[unlikely]]
+      archive_.emplace(sink_);
     return *archive_;
   }
   // After an item that threw: whatever it left, the next one starts afresh.
@@ -397,7 +422,7 @@ class ReusedOutput {
 class ReusedInput {
  public:
   ByteInputArchive& start(const char* data, std::size_t size) {
-    if (needs_fresh(archive_))
+    if (needs_fresh(archive_)) [[unlikely]]
       archive_.emplace(data, size);
     else
       archive_->point(data, size);

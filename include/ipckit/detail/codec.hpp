@@ -119,7 +119,7 @@ void check_item_type() {
 template <class Slot>
 class PerThread {
  public:
-  PerThread() : slot_(level_ == 0 ? first_ : deeper(level_)) { ++level_; }
+  PerThread() : slot_(level_ == 0 ? first() : deeper(level_)) { ++level_; }
   ~PerThread() { --level_; }
   PerThread(const PerThread&) = delete;
   PerThread& operator=(const PerThread&) = delete;
@@ -131,7 +131,12 @@ class PerThread {
     while (slots.size() < level) slots.push_back(std::make_unique<Slot>());
     return *slots[level - 1];
   }
-  static inline thread_local Slot first_;
+  // Function-local: its first-use check is inlined, where a static member's
+  // goes through a call on every access.
+  static Slot& first() {
+    thread_local Slot slot;
+    return slot;
+  }
   static inline thread_local unsigned level_ = 0;
   Slot& slot_;
 };
