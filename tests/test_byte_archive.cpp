@@ -305,6 +305,23 @@ struct Outer {
   }
 };
 
+// save()/load() written for cereal's binary archives only (not templates):
+// such an item still travels, through cereal's own archives.
+struct Legacy {
+  std::int32_t v = 0;
+  void save(cereal::BinaryOutputArchive& ar) const { ar(v); }
+  void load(cereal::BinaryInputArchive& ar) { ar(v); }
+};
+static_assert(!ipckit::detail::kByteArchiveItem<Legacy> && ipckit::detail::kBinaryArchiveItem<Legacy>);
+
+TEST(ByteArchive, AnItemSerializableOnlyByCerealsBinaryArchivesStillTravels) {
+  const std::string bytes(ipckit::detail::encode(Legacy{77}));
+  EXPECT_EQ(bytes, with_cereal(std::int32_t{77}));
+  Legacy back;
+  ipckit::detail::decode_into(back, bytes.data(), bytes.size());
+  EXPECT_EQ(back.v, 77);
+}
+
 // The codec's Cereal path is this archive: what put() writes for a struct is
 // what cereal's binary archive writes for it, and reads it back.
 TEST(ByteArchive, TheQueueCodecEncodesStructsWithItAndDecodesCerealsBytes) {
