@@ -226,7 +226,7 @@ class ByteInputArchive : public cereal::InputArchive<ByteInputArchive, cereal::A
   // empty struct): their memory may be at most kSlack times the bytes left,
   // plus kSlackBytes (a legitimate count beyond that would need elements 64
   // times smaller encoded than in memory, by more than 64 KiB in all).
-  static constexpr std::uint64_t kSlack = 64, kSlackBytes = 64 * 1024;
+  static constexpr std::uint64_t kSlack = 64, kSlackBytes = std::uint64_t{64} * 1024;
   void expect_elements_of(std::size_t bytes) noexcept {
     element_bytes_ = bytes;
     exact_ = false;
