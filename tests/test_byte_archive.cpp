@@ -56,7 +56,10 @@ using ipckit::detail::archive::ByteInputArchive;
 using ipckit::detail::archive::ByteOutputArchive;
 using ipckit::detail::archive::ByteSink;
 
-enum Colour { Red, Green = 7, Blue = 200 };
+// Unscoped, with a fixed underlying type: any int read from corrupt bytes is
+// a valid Colour. (Without one, a value outside the enumerators' bit range is
+// undefined behaviour in C++ itself, whoever decodes it.)
+enum Colour : int { Red, Green = 7, Blue = 200 };
 enum class Wide : std::int64_t { Low = -5, High = std::numeric_limits<std::int64_t>::max() };
 enum class Narrow : std::uint8_t { A = 1, B = 255 };
 
