@@ -131,8 +131,8 @@ void PriorityQueueCore::publish_counts(std::uint64_t heap) noexcept {
 }
 
 void PriorityQueueCore::wake_all_after_repair() noexcept {
-  publish_change(s_->data_seq, s_->data_sleepers, INT_MAX);
-  publish_change(s_->space_seq, s_->space_sleepers, INT_MAX);
+  publish_change(s_->data.seq, s_->data.sleepers, INT_MAX);
+  publish_change(s_->space.seq, s_->space.sleepers, INT_MAX);
 }
 
 QueueOutcome PriorityQueueCore::put(std::int64_t priority, const void* data, std::size_t n, Deadline deadline) {
@@ -184,11 +184,11 @@ QueueOutcome PriorityQueueCore::put(std::int64_t priority, const void* data, std
     }
     if (repaired) wake_all_after_repair();
     if (put_it) {
-      wake_if_sleeping(s_->data_seq, s_->data_sleepers, 1);
+      wake_if_sleeping(s_->data.seq, s_->data.sleepers, 1);
       return {1, QueueMiss::None};
     }
     if (!wait_to_retry(
-            s_->space_seq, s_->space_sleepers, [&] { return has_room() || closed(); }, deadline))
+            s_->space.seq, s_->space.sleepers, [&] { return has_room() || closed(); }, deadline))
       return {0, QueueMiss::Waited};
   }
 }
@@ -286,7 +286,7 @@ QueueOutcome PriorityQueueCore::get(ReadFn read, void* ctx, Deadline deadline, s
     }
     if (repaired) wake_all_after_repair();
     if (got) {
-      wake_if_sleeping(s_->space_seq, s_->space_sleepers, 1);
+      wake_if_sleeping(s_->space.seq, s_->space.sleepers, 1);
       if (failure) {
         if (joinable_) task_done();  // the caller never got this task
         raise_decode_error(label_, len, failure);
@@ -294,7 +294,7 @@ QueueOutcome PriorityQueueCore::get(ReadFn read, void* ctx, Deadline deadline, s
       return {1, QueueMiss::None};
     }
     if (!wait_to_retry(
-            s_->data_seq, s_->data_sleepers, [&] { return has_item() || closed(); }, deadline))
+            s_->data.seq, s_->data.sleepers, [&] { return has_item() || closed(); }, deadline))
       return {0, QueueMiss::Waited};
   }
 }

@@ -33,8 +33,8 @@ constexpr auto kNoTick = std::chrono::seconds(1);
 constexpr auto kStretchWait = std::chrono::microseconds(40);
 
 // Where consumers wait for items, and producers for room (side_lock.hpp).
-QueueWaiter consumers_waiter(QueueState& s) { return {s.data_seq, s.data_sleepers, s.data_seen}; }
-QueueWaiter producers_waiter(QueueState& s) { return {s.space_seq, s.space_sleepers, s.space_seen}; }
+QueueWaiter consumers_waiter(QueueState& s) { return {s.data.seq, s.data.sleepers, s.data.seen}; }
+QueueWaiter producers_waiter(QueueState& s) { return {s.space.seq, s.space.sleepers, s.space.seen}; }
 
 bool possible(const QueueGeometry& g) {
   return g.capacity >= 64 && g.capacity <= kMaxQueueCapacity && (g.capacity & (g.capacity - 1)) == 0 &&
@@ -126,13 +126,13 @@ QueueOutcome QueueCore::put_many(const Record* records, std::size_t count, Deadl
   const std::uint64_t first_rec = align8(kRecordHeader + records[0].size());
   // A producer holding the lock waits for room only when the queue cannot
   // take its record; with room for two records of this size, that is not it.
-  SideLock lock(s_->put_lock, deadline, label_,
+  SideLock lock(s_->put.lock, deadline, label_,
                 [&] { return bytes_used() + 4 * first_rec <= cap && (max_items == 0 || qsize() + 2 <= max_items); });
   if (!lock.held()) return {0, lock.miss() == SideLockMiss::Holder ? QueueMiss::Holder : QueueMiss::Waiter};
   if (closed()) return {0, QueueMiss::Closed};
 
   char* r = ring();
-  const std::uint64_t t = s_->tail.load(std::memory_order_relaxed);  // only producers write it, one at a time
+  const std::uint64_t t = s_->put.pos.load(std::memory_order_relaxed);  // only producers write it, one at a time
   std::uint64_t tpos = pos_of(t);
   std::uint64_t tcount = count_of(t);
   // Records start 8-aligned, so every header and skip marker lies inside the ring.
@@ -142,7 +142,7 @@ QueueOutcome QueueCore::put_many(const Record* records, std::size_t count, Deadl
   // consumers are looked for after a full barrier: the unlock's, at the end.
   const auto publish = [&] {
     if (published == tpos) return false;
-    s_->tail.store(pack(tcount, tpos), std::memory_order_release);
+    s_->put.pos.store(pack(tcount, tpos), std::memory_order_release);
     published = tpos;
     return true;
   };
@@ -156,7 +156,7 @@ QueueOutcome QueueCore::put_many(const Record* records, std::size_t count, Deadl
     // any wait (true), to be reported below.
     bool torn = false;
     const auto room_for = [&](std::uint64_t bytes) {
-      const std::uint64_t h = s_->head_cache;
+      const std::uint64_t h = s_->put.peer_cache;
       const std::uint64_t used = (tpos - pos_of(h)) & kPosMask;
       if (used > cap) return torn = true;
       const std::uint64_t items = (tcount - count_of(h)) & kCountMask;
@@ -181,7 +181,7 @@ QueueOutcome QueueCore::put_many(const Record* records, std::size_t count, Deadl
             waiter.seq, waiter.sleepers,
             [&] {
               waiter.about_to_look();
-              s_->head_cache = s_->head.load(std::memory_order_acquire);
+              s_->put.peer_cache = s_->get.pos.load(std::memory_order_acquire);
               return room_for(bytes) || closed();
             },
             until, kNoTick, [] {});
@@ -191,7 +191,7 @@ QueueOutcome QueueCore::put_many(const Record* records, std::size_t count, Deadl
       if (!has_room()) return {i, QueueMiss::ClosedWhileWaiting};
     }
     if (torn)
-      throw_corrupt("its producers' position is " + std::to_string((tpos - pos_of(s_->head_cache)) & kPosMask) +
+      throw_corrupt("its producers' position is " + std::to_string((tpos - pos_of(s_->put.peer_cache)) & kPosMask) +
                     " bytes past its consumers' in a ring of " + std::to_string(cap));
     if (need != rec) {
       const std::uint32_t skip = kSkipMarker;
@@ -220,7 +220,7 @@ void QueueCore::raise_put(const QueueOutcome& outcome, std::size_t count) const 
   const std::string so_far = outcome.done == 0 ? ""
                                                : " (" + std::to_string(outcome.done) + " of " + std::to_string(count) +
                                                      " items of this put_many were put)";
-  raise_missed(label_, {true, s_->put_lock, "the producers' lock"}, outcome.miss,
+  raise_missed(label_, {true, s_->put.lock, "the producers' lock"}, outcome.miss,
                " (" + std::to_string(qsize()) + " items, " + std::to_string(bytes_used()) + " bytes)", so_far);
 }
 
@@ -228,17 +228,19 @@ QueueOutcome QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadli
   if (max == 0) return {};
   // A consumer holding the lock waits for data only when the queue is empty;
   // with two or more items queued, one is left for us.
-  SideLock lock(s_->get_lock, deadline, label_, [&] { return qsize() >= 2; });
+  SideLock lock(s_->get.lock, deadline, label_, [&] { return qsize() >= 2; });
   if (!lock.held()) return {0, lock.miss() == SideLockMiss::Holder ? QueueMiss::Holder : QueueMiss::Waiter};
   if (lock.took_over()) recover_locked();
 
   // Only consumers write the head, one at a time.
-  const auto has_data = [&] { return pos_of(s_->tail_cache) != pos_of(s_->head.load(std::memory_order_relaxed)); };
+  const auto has_data = [&] {
+    return pos_of(s_->get.peer_cache) != pos_of(s_->get.pos.load(std::memory_order_relaxed));
+  };
   if (!has_data()) {
     QueueWaiter waiter = consumers_waiter(*s_);
     const auto ready = [&] {
       waiter.about_to_look();
-      s_->tail_cache = s_->tail.load(std::memory_order_acquire);
+      s_->get.peer_cache = s_->put.pos.load(std::memory_order_acquire);
       return has_data() || closed();
     };
     // A joinable queue's waiting consumer holds the lock that reclaiming a
@@ -265,17 +267,17 @@ QueueOutcome QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadli
 }
 
 void QueueCore::raise_get(const QueueOutcome& outcome) const {
-  raise_missed(label_, {false, s_->get_lock, "the consumers' lock"}, outcome.miss, "");
+  raise_missed(label_, {false, s_->get.lock, "the consumers' lock"}, outcome.miss, "");
 }
 
 std::size_t QueueCore::take_locked(ReadFn read, void* ctx, std::size_t max, std::exception_ptr& failure,
                                    std::uint32_t& failed_len) {
   const bool joinable = geo_.joinable;
-  const std::uint64_t h = s_->head.load(std::memory_order_relaxed);
+  const std::uint64_t h = s_->get.pos.load(std::memory_order_relaxed);
   std::uint64_t hpos = pos_of(h);
   std::uint64_t hcount = count_of(h);
   if ((hpos & 7) != 0) throw_corrupt("its head position " + std::to_string(hpos) + " is not 8-aligned");
-  const auto has_data = [&] { return pos_of(s_->tail_cache) != hpos; };
+  const auto has_data = [&] { return pos_of(s_->get.peer_cache) != hpos; };
   const std::uint64_t cap = geo_.capacity;
   char* r = ring();
   // A joinable queue leases each task to this process around its free (see
@@ -285,20 +287,20 @@ std::size_t QueueCore::take_locked(ReadFn read, void* ctx, std::size_t max, std:
   const int lease = joinable ? ledger_lease(s_->tasks, this_process()) : -1;
   const auto free_through = [&] {
     if (lease >= 0) ledger_begin_get(s_->tasks, lease, hcount);
-    s_->head.store(pack(hcount, hpos), std::memory_order_release);
+    s_->get.pos.store(pack(hcount, hpos), std::memory_order_release);
     if (lease >= 0) ledger_end_get(s_->tasks, lease);
   };
   std::size_t got = 0;
   while (got < max) {
     if (!has_data()) {
-      s_->tail_cache = s_->tail.load(std::memory_order_acquire);
+      s_->get.peer_cache = s_->put.pos.load(std::memory_order_acquire);
       if (!has_data()) break;
     }
     // Every value read from the ring or the positions is checked before it
     // indexes anything: the record (after a skip marker, if any) must lie
     // inside the ring and before the tail.
     std::uint64_t pos = hpos;
-    const std::uint64_t tpos = pos_of(s_->tail_cache);
+    const std::uint64_t tpos = pos_of(s_->get.peer_cache);
     std::uint64_t off = pos & (cap - 1);  // 8-aligned: a header fits before the end
     std::uint32_t len = 0;
     std::memcpy(&len, r + off, sizeof len);
@@ -350,7 +352,7 @@ void QueueCore::discard_locked() {
 }
 
 void QueueCore::recover_locked() {
-  if (geo_.joinable) ledger_settle(s_->tasks, count_of(s_->head.load(std::memory_order_acquire)));
+  if (geo_.joinable) ledger_settle(s_->tasks, count_of(s_->get.pos.load(std::memory_order_acquire)));
   if ((s_->closed.load(std::memory_order_acquire) & kQueueDiscard) != 0) discard_locked();
 }
 
@@ -361,25 +363,26 @@ void QueueCore::shutdown(bool immediate) {
   // holder's is taken over). First every producer past its closed check
   // finishes its put: after that nothing more is published.
   {
-    SideLock producers(s_->put_lock, Deadline::never(), label_, [] { return false; });
+    SideLock producers(s_->put.lock, Deadline::never(), label_, [] { return false; });
   }
   {
-    SideLock consumers(s_->get_lock, Deadline::never(), label_, [] { return false; });
+    SideLock consumers(s_->get.lock, Deadline::never(), label_, [] { return false; });
     if (consumers.took_over()) recover_locked();
     discard_locked();
   }
   close_queue(*s_, kQueueClosed);  // producers and consumers look again: Closed
 }
 
-std::uint64_t QueueCore::published() const noexcept { return count_of(s_->tail.load(std::memory_order_acquire)); }
+std::uint64_t QueueCore::published() const noexcept { return count_of(s_->put.pos.load(std::memory_order_acquire)); }
 
 std::size_t QueueCore::qsize() const noexcept {
-  return (count_of(s_->tail.load(std::memory_order_acquire)) - count_of(s_->head.load(std::memory_order_acquire))) &
+  return (count_of(s_->put.pos.load(std::memory_order_acquire)) -
+          count_of(s_->get.pos.load(std::memory_order_acquire))) &
          kCountMask;
 }
 
 std::size_t QueueCore::bytes_used() const noexcept {
-  return (pos_of(s_->tail.load(std::memory_order_acquire)) - pos_of(s_->head.load(std::memory_order_acquire))) &
+  return (pos_of(s_->put.pos.load(std::memory_order_acquire)) - pos_of(s_->get.pos.load(std::memory_order_acquire))) &
          kPosMask;
 }
 
@@ -395,7 +398,7 @@ bool QueueCore::join(Deadline deadline) {
         // Tasks of consumers that died before task_done() will never be done:
         // count them finished (abandoned_tasks() tells how many). If a consumer
         // holds the lock, it does this while it waits.
-        SideLock lock(s_->get_lock, Deadline::now(), label_, [] { return false; });
+        SideLock lock(s_->get.lock, Deadline::now(), label_, [] { return false; });
         if (!lock.held()) return;
         if (lock.took_over()) recover_locked();
         reclaim_dead_consumers();

@@ -143,10 +143,10 @@ QueueStats QueueCore::stats() const {
   st.max_message = geo_.max_message;
   st.max_items = geo_.max_items;
   st.closed = closed();
-  st.sleeping_consumers = sleepers_of(s_->data_sleepers);
-  st.sleeping_producers = sleepers_of(s_->space_sleepers);
-  st.producers_lock = inner_lock_stats(s_->put_lock);
-  st.consumers_lock = inner_lock_stats(s_->get_lock);
+  st.sleeping_consumers = sleepers_of(s_->data.sleepers);
+  st.sleeping_producers = sleepers_of(s_->space.sleepers);
+  st.producers_lock = inner_lock_stats(s_->put.lock);
+  st.consumers_lock = inner_lock_stats(s_->get.lock);
   // Positions read at two instants can be apart by more than the ring only
   // if a consumer freed records in between: read again before calling it corrupt.
   if (st.bytes_used > st.capacity && bytes_used() > st.capacity)
@@ -164,8 +164,8 @@ PriorityQueueStats PriorityQueueCore::stats() const {
   const auto lowest = s_->lowest.load(std::memory_order_relaxed);
   if (st.items > 0) st.lowest_priority = lowest;
   st.closed = closed();
-  st.sleeping_consumers = sleepers_of(s_->data_sleepers);
-  st.sleeping_producers = sleepers_of(s_->space_sleepers);
+  st.sleeping_consumers = sleepers_of(s_->data.sleepers);
+  st.sleeping_producers = sleepers_of(s_->space.sleepers);
   st.rebuilds = rebuilds();
   st.lock = inner_lock_stats(s_->lock);
   if (joinable_) st.tasks = task_stats(s_->tasks, ledger_unfinished(s_->tasks, published()));

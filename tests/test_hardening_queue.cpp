@@ -208,7 +208,7 @@ TEST(QueueStoppedPeer, TimedAndNonBlockingGetsKeepTheirBoundWhileAStoppedConsume
   for (std::int32_t i = 1; i <= 4; ++i) q.put({i});
   Child consumer([&] { (void)q.get(); });
   ASSERT_TRUE(stopped(consumer));
-  ASSERT_EQ(holder_tid(s->get_lock), static_cast<std::uint32_t>(consumer.pid()));
+  ASSERT_EQ(holder_tid(s->get.lock), static_cast<std::uint32_t>(consumer.pid()));
   ASSERT_EQ(q.qsize(), 5u);
 
   expect_bounded("get(200ms)", consumer, 200ms, [&] { EXPECT_THROW(q.get(200ms), ipckit::Empty); });
@@ -239,7 +239,7 @@ TEST(QueueStoppedPeer, AJoinableQueuesGetsAndTimedJoinKeepTheirBoundWhileAStoppe
     q.task_done();
   });
   ASSERT_TRUE(stopped(consumer));
-  ASSERT_EQ(holder_tid(s->get_lock), static_cast<std::uint32_t>(consumer.pid()));
+  ASSERT_EQ(holder_tid(s->get.lock), static_cast<std::uint32_t>(consumer.pid()));
 
   expect_bounded("get(200ms)", consumer, 200ms, [&] { EXPECT_THROW(q.get(200ms), ipckit::Empty); });
   expect_bounded("get_nowait()", consumer, 0ms, [&] { EXPECT_THROW(q.get_nowait(), ipckit::Empty); });
@@ -270,7 +270,7 @@ TEST(QueueStoppedPeer, TimedAndNonBlockingPutsKeepTheirBoundWhileAStoppedProduce
   for (std::int64_t i = 0; i < 8; ++i) q.put(i);
   Child producer([&] { q.put(99); });  // waits for room, holding the producers' lock
   ASSERT_TRUE(eventually([&] {
-    return holder_tid(s->put_lock) == static_cast<std::uint32_t>(producer.pid()) &&
+    return holder_tid(s->put.lock) == static_cast<std::uint32_t>(producer.pid()) &&
            all_threads_sleep_in_futex(producer.pid());
   }));
   producer.kill(SIGSTOP);
@@ -284,7 +284,7 @@ TEST(QueueStoppedPeer, TimedAndNonBlockingPutsKeepTheirBoundWhileAStoppedProduce
                  [&] { EXPECT_THROW(q.put_many(std::span<const std::int64_t>(three), 200ms), ipckit::Full); });
 
   for (std::int64_t i = 0; i < 8; ++i) EXPECT_EQ(q.get_nowait(), i);  // room for all; the holder cannot run
-  ASSERT_EQ(holder_tid(s->put_lock), static_cast<std::uint32_t>(producer.pid()));
+  ASSERT_EQ(holder_tid(s->put.lock), static_cast<std::uint32_t>(producer.pid()));
   expect_bounded("put(x, 200ms)", producer, 200ms, [&] { EXPECT_THROW(q.put(7, 200ms), ipckit::Full); });
   expect_bounded("put_nowait", producer, 0ms, [&] { EXPECT_THROW(q.put_nowait(7), ipckit::Full); });
   expect_bounded("put_many(3, 200ms)", producer, 200ms,
@@ -308,7 +308,7 @@ TEST(QueueStoppedPeer, AByteQueuesTimedAndNonBlockingGetsKeepTheirBoundBehindASt
   auto* s = raw_state<d::QueueState>(seg, "q");
   Child consumer([&] { EXPECT_EQ(q.get(), "first"); });
   ASSERT_TRUE(eventually([&] {
-    return holder_tid(s->get_lock) == static_cast<std::uint32_t>(consumer.pid()) &&
+    return holder_tid(s->get.lock) == static_cast<std::uint32_t>(consumer.pid()) &&
            all_threads_sleep_in_futex(consumer.pid());
   }));
   consumer.kill(SIGSTOP);
@@ -440,7 +440,7 @@ TEST(QueueCorruption, AForgedRecordLengthIsCorruptSegmentNotAReadPastTheRing) {
     std::memcpy(ring, &forged, sizeof forged);  // the record at head position 0
     s->capacity = std::uint64_t{1} << 39;
     s->max_message = std::uint64_t{1} << 38;
-    s->tail.store(pack(1, 0x7fff0010u));
+    s->put.pos.store(pack(1, 0x7fff0010u));
   });
   expect_no_crash("a get of the forged record", [&] { EXPECT_THROW((void)q.get_nowait(), ipckit::CorruptSegment); });
 }
@@ -460,9 +460,9 @@ TEST(QueueCorruption, AMisalignedOrRunawayPositionIsCorruptSegmentAndNothingPast
 
   scribble_from_another_process(n.name, [](Segment& seg) {
     auto* s = raw_state<d::QueueState>(seg, "q");
-    s->tail.store(pack(0, 4095));
-    s->head.store(pack(0, 4095));
-    s->head_cache = pack(0, 4095);
+    s->put.pos.store(pack(0, 4095));
+    s->get.pos.store(pack(0, 4095));
+    s->put.peer_cache = pack(0, 4095);
   });
   expect_no_crash("a put at a misaligned tail",
                   [&] { EXPECT_THROW(q.put_nowait("0123456789"), ipckit::CorruptSegment); });
@@ -470,16 +470,16 @@ TEST(QueueCorruption, AMisalignedOrRunawayPositionIsCorruptSegmentAndNothingPast
 
   scribble_from_another_process(n.name, [](Segment& seg) {
     auto* s = raw_state<d::QueueState>(seg, "q");
-    s->head.store(pack(0, 4094));
-    s->tail.store(pack(1, 4094 + 64));
+    s->get.pos.store(pack(0, 4094));
+    s->put.pos.store(pack(1, 4094 + 64));
   });
   expect_no_crash("a get at a misaligned head", [&] { EXPECT_THROW((void)q.get_nowait(), ipckit::CorruptSegment); });
 
   scribble_from_another_process(n.name, [](Segment& seg) {
     auto* s = raw_state<d::QueueState>(seg, "q");
-    s->head.store(pack(0, 0));
-    s->head_cache = pack(0, 0);
-    s->tail.store(pack(3, 3 * 4096));  // three rings' worth queued in a ring of one
+    s->get.pos.store(pack(0, 0));
+    s->put.peer_cache = pack(0, 0);
+    s->put.pos.store(pack(3, 3 * 4096));  // three rings' worth queued in a ring of one
   });
   expect_no_crash("a put and a get with the tail three rings ahead", [&] {
     EXPECT_THROW(q.put_nowait("x"), ipckit::CorruptSegment);
@@ -522,16 +522,16 @@ TEST(QueueCorruption, WordsRewrittenWhileTheQueueIsInUseNeverCrashTheUser) {
           s->max_message = wild();
           break;
         case 2:
-          s->tail.store(wild());
+          s->put.pos.store(wild());
           break;
         case 3:
-          s->head.store(wild());
+          s->get.pos.store(wild());
           break;
         case 4:
-          s->head_cache = wild();
+          s->put.peer_cache = wild();
           break;
         case 5:
-          s->tail_cache = wild();
+          s->get.peer_cache = wild();
           break;
         case 6:
           s->max_items = wild();
@@ -767,7 +767,7 @@ TEST(SleeperAudit, AConsumerKilledAsleepStopsCostingEveryPutAWakeCall) {
   auto seg = Segment::create(n.name, 4 << 20);
   auto q = seg.queue<int>("q", {.capacity_bytes = 1 << 16});
   const auto* state = static_cast<const d::QueueState*>(ipckit::detail::SegmentAccess::object_body(seg, "q"));
-  auto& sleepers = const_cast<std::atomic<std::uint32_t>&>(state->data_sleepers);
+  auto& sleepers = const_cast<std::atomic<std::uint32_t>&>(state->data.sleepers);
 
   {
     Child doomed([&] { (void)q.get(); });

@@ -364,7 +364,7 @@ TEST(Inspect, ImpossibleCountsAreReportedInTheSnapshot) {
   state_of<ipckit::detail::SemaphoreState>(seg, "S")->count.store(3);
   state_of<ipckit::detail::ConditionState>(seg, "C")->high.store(100000);
   state_of<ipckit::detail::PriorityQueueState>(seg, "P")->count.store(1u << 30);
-  state_of<ipckit::detail::QueueState>(seg, "Q")->head.store(512);  // freed past the tail
+  state_of<ipckit::detail::QueueState>(seg, "Q")->get.pos.store(512);  // freed past the tail
 
   const auto b = stats_of<ipckit::BarrierStats>(seg, "B");
   EXPECT_NE(b.corrupt.find("7 parties arrived of 2"), std::string::npos) << b.corrupt;

@@ -465,7 +465,7 @@ TEST(QueueBatch, KillsInsidePutManyLeaveAPrefixAndKillsInsideGetManyLoseNothingQ
 // CPU again (milliseconds on a loaded machine; here it is stopped). Puts in
 // that time must not each make a wake call: one wake is owed, not one per
 // put (before, 4x4 MPMC on 2 CPUs made 250 k wake calls from 13 sleeps).
-// data_seq moves once per wake call, so it counts them.
+// data.seq moves once per wake call, so it counts them.
 TEST(QueueWakeups, PutsWhileAWokenConsumerIsStillCountedMakeOneWakeCallNotOnePerPut) {
   ScopedSegmentName n("qw_woken");
   auto seg = Segment::create(n.name, 4 << 20);
@@ -477,9 +477,9 @@ TEST(QueueWakeups, PutsWhileAWokenConsumerIsStillCountedMakeOneWakeCallNotOnePer
   });
   ASSERT_TRUE(asleep(consumer));
   consumer.kill(SIGSTOP);
-  const std::uint32_t before = state->data_seq.load();
+  const std::uint32_t before = state->data.seq.load();
   for (int i = 0; i < 1000; ++i) q.put(i);
-  const std::uint32_t wakes = state->data_seq.load() - before;
+  const std::uint32_t wakes = state->data.seq.load() - before;
   consumer.kill(SIGCONT);
   EXPECT_EQ(consumer.wait_exit(), 0) << "the woken consumer did not get the first item";
   EXPECT_LE(wakes, 2u) << "puts made a wake call each while the woken consumer was still counted";
@@ -497,9 +497,9 @@ TEST(QueueWakeups, GetsWhileAWokenProducerIsStillCountedMakeOneWakeCallNotOnePer
   Child producer([&] { q.put(100, 20s); });
   ASSERT_TRUE(asleep(producer));
   producer.kill(SIGSTOP);
-  const std::uint32_t before = state->space_seq.load();
+  const std::uint32_t before = state->space.seq.load();
   for (int i = 0; i < 50; ++i) ASSERT_EQ(q.get_nowait(), i);
-  const std::uint32_t wakes = state->space_seq.load() - before;
+  const std::uint32_t wakes = state->space.seq.load() - before;
   producer.kill(SIGCONT);
   EXPECT_EQ(producer.wait_exit(), 0) << "the woken producer did not put its item";
   EXPECT_LE(wakes, 2u) << "gets made a wake call each while the woken producer was still counted";
@@ -521,16 +521,16 @@ TEST(QueueWakeups, AConsumerKilledAsleepCostsAtMostOneWakeCallAndALaterSleeperIs
     doomed.kill(SIGKILL);
     EXPECT_EQ(doomed.wait_exit(), -SIGKILL);
   }
-  const std::uint32_t before = state->data_seq.load();
+  const std::uint32_t before = state->data.seq.load();
   for (int i = 0; i < 1000; ++i) q.put(i);
-  EXPECT_LE(state->data_seq.load() - before, 1u);
+  EXPECT_LE(state->data.seq.load() - before, 1u);
   for (int i = 0; i < 1000; ++i) ASSERT_EQ(q.get_nowait(), i);
   Child live([&] {
     if (q.get(20s) != 7) std::_Exit(3);
   });
   ASSERT_TRUE(asleep(live));
-  const std::uint32_t later = state->data_seq.load();
+  const std::uint32_t later = state->data.seq.load();
   q.put(7);
-  EXPECT_EQ(state->data_seq.load() - later, 1u) << "no wake call for the live sleeper";
+  EXPECT_EQ(state->data.seq.load() - later, 1u) << "no wake call for the live sleeper";
   EXPECT_EQ(live.wait_exit(), 0);
 }

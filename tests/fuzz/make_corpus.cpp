@@ -259,9 +259,9 @@ void live_corruption_corpus(const std::string& dir) {
   pid1.poke(TheLock, 0, 1, false)
       .act(LockTake)
       .act(BoundCondWait)
-      .poke(TheQueue, FIELD(QueueState, put_lock), 1, false)
+      .poke(TheQueue, FIELD(QueueState, put.lock), 1, false)
       .act(QueuePut, 3)
-      .poke(TheQueue, FIELD(QueueState, get_lock), 1, false)
+      .poke(TheQueue, FIELD(QueueState, get.lock), 1, false)
       .act(QueueGet)
       .poke(Barrier2, 0, 1, false)
       .act(BarrierPair);
@@ -270,7 +270,7 @@ void live_corruption_corpus(const std::string& dir) {
   // Regression seeds: stray writes that made ipckit write outside its objects.
   Script capacity;
   capacity.poke(TheQueue, FIELD(QueueState, capacity), std::uint64_t{1} << 27, true)
-      .poke(TheQueue, FIELD(QueueState, tail), 0xffff, true)
+      .poke(TheQueue, FIELD(QueueState, put.pos), 0xffff, true)
       .act(QueuePut, 60)
       .act(QueuePutMany, 4)
       .act(QueueGet)

@@ -636,8 +636,8 @@ int main(int argc, char** argv) {
     const auto* q =
         static_cast<const ipckit::detail::QueueState*>(ipckit::detail::SegmentAccess::object_body(seg, "items"));
     std::printf("             queue sleeper counts left at the end: data %u, space %u, join %u\n",
-                ipckit::detail::sleeper_count(q->data_sleepers.load()),
-                ipckit::detail::sleeper_count(q->space_sleepers.load()),
+                ipckit::detail::sleeper_count(q->data.sleepers.load()),
+                ipckit::detail::sleeper_count(q->space.sleepers.load()),
                 ipckit::detail::sleeper_count(q->tasks.join_sleepers.load()));
   }
   std::printf("             per second (k items/s):");

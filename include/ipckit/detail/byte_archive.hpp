@@ -141,6 +141,31 @@ class ByteSink {
 // with a plain member serialize() in their own operator(), with the same
 // bytes as cereal's route; the rest takes it.
 
+// Routes one value for either archive: leaves to the archive's number(),
+// binary() and size_tag(), names dropped, a plain member serialize() called
+// directly, everything else down cereal's own route (via_cereal()).
+struct Route {
+  template <class Archive, class T>
+  static void one(Archive& ar, T&& value) {
+    using V = std::remove_cvref_t<T>;
+    if constexpr (std::is_arithmetic_v<V>) {
+      ar.number(value);
+    } else if constexpr (IsBinaryData<V>::value) {
+      ar.binary(value);
+    } else if constexpr (IsSizeTag<V>::value) {
+      ar.size_tag(value.size);  // as its type: cereal's containers use uint64
+    } else if constexpr (IsNameValuePair<V>::value) {
+      one(ar, value.value);  // names are not written
+    } else if constexpr (plain_member_serialize<V, Archive>()) {
+      prologue(ar, value);
+      cereal::access::member_serialize(ar, const_cast<V&>(value));  // as cereal's route: serialize() is not const
+      epilogue(ar, value);
+    } else {
+      ar.via_cereal(std::forward<T>(value));
+    }
+  }
+};
+
 class ByteOutputArchive : public cereal::OutputArchive<ByteOutputArchive, cereal::AllowEmptyClassElision> {
   using Base = cereal::OutputArchive<ByteOutputArchive, cereal::AllowEmptyClassElision>;
 
@@ -155,29 +180,27 @@ class ByteOutputArchive : public cereal::OutputArchive<ByteOutputArchive, cereal
 
   template <class... Types>
   ByteOutputArchive& operator()(Types&&... args) {
-    (save_one(std::forward<Types>(args)), ...);
+    (Route::one(*this, std::forward<Types>(args)), ...);
     return *this;
   }
 
  private:
+  friend Route;
+  template <class V>
+  void number(const V& v) {
+    saveBinary(std::addressof(v), sizeof v);
+  }
+  template <class B>
+  void binary(const B& b) {
+    saveBinary(b.data, static_cast<std::size_t>(b.size));
+  }
+  template <class U>
+  void size_tag(const U& size) {
+    number(size);
+  }
   template <class T>
-  void save_one(T&& value) {
-    using V = std::remove_cvref_t<T>;
-    if constexpr (std::is_arithmetic_v<V>) {
-      saveBinary(std::addressof(value), sizeof value);
-    } else if constexpr (IsBinaryData<V>::value) {
-      saveBinary(value.data, static_cast<std::size_t>(value.size));
-    } else if constexpr (IsSizeTag<V>::value) {
-      save_one(value.size);  // as its type: cereal's containers use uint64
-    } else if constexpr (IsNameValuePair<V>::value) {
-      save_one(value.value);  // names are not written
-    } else if constexpr (plain_member_serialize<V, ByteOutputArchive>()) {
-      prologue(*this, value);
-      cereal::access::member_serialize(*this, const_cast<V&>(value));  // as cereal's route: serialize() is not const
-      epilogue(*this, value);
-    } else {
-      Base::operator()(std::forward<T>(value));
-    }
+  void via_cereal(T&& value) {
+    Base::operator()(std::forward<T>(value));
   }
 
   ByteSink& sink_;
@@ -208,7 +231,7 @@ class ByteInputArchive : public cereal::InputArchive<ByteInputArchive, cereal::A
 
   template <class... Types>
   ByteInputArchive& operator()(Types&&... args) {
-    (load_one(std::forward<Types>(args)), ...);
+    (Route::one(*this, std::forward<Types>(args)), ...);
     return *this;
   }
 
@@ -239,31 +262,25 @@ class ByteInputArchive : public cereal::InputArchive<ByteInputArchive, cereal::A
   }
 
  private:
+  friend Route;
+  template <class V>
+  void number(V& v) {
+    loadBinary(std::addressof(v), sizeof v);
+    if constexpr (std::is_same_v<V, bool>) check_bools(&v, 1);
+  }
+  template <class B>
+  void binary(const B& b) {
+    loadBinary(b.data, static_cast<std::size_t>(b.size));
+    if constexpr (std::is_same_v<typename IsBinaryData<B>::Element, bool>)  // std::array<bool, N>, bool[N]
+      check_bools(static_cast<const bool*>(b.data), static_cast<std::size_t>(b.size));
+  }
   template <class T>
-  void load_one(T&& value) {
-    using V = std::remove_cvref_t<T>;
-    if constexpr (std::is_arithmetic_v<V>) {
-      loadBinary(std::addressof(value), sizeof value);
-      if constexpr (std::is_same_v<V, bool>) check_bools(&value, 1);
-    } else if constexpr (IsBinaryData<V>::value) {
-      loadBinary(value.data, static_cast<std::size_t>(value.size));
-      if constexpr (std::is_same_v<typename IsBinaryData<V>::Element, bool>)  // std::array<bool, N>, bool[N]
-        check_bools(static_cast<const bool*>(value.data), static_cast<std::size_t>(value.size));
-    } else if constexpr (IsSizeTag<V>::value) {
-      load_size(value.size);
-    } else if constexpr (IsNameValuePair<V>::value) {
-      load_one(value.value);
-    } else if constexpr (plain_member_serialize<V, ByteInputArchive>()) {
-      prologue(*this, value);
-      cereal::access::member_serialize(*this, value);
-      epilogue(*this, value);
-    } else {
-      Base::operator()(std::forward<T>(value));
-    }
+  void via_cereal(T&& value) {
+    Base::operator()(std::forward<T>(value));
   }
 
   template <class U>
-  void load_size(U& size) {
+  void size_tag(U& size) {
     static_assert(std::is_arithmetic_v<U>, "a size tag holds a number");
     loadBinary(std::addressof(size), sizeof size);
     const std::uint64_t bytes = element_bytes_;

@@ -14,7 +14,7 @@
 #include <cstdint>
 
 #include "ipckit/detail/lock_state.hpp"
-#include "ipckit/detail/queue_state.hpp"  // the closed word's bits
+#include "ipckit/detail/queue_state.hpp"  // the closed word's bits, WakeWord
 #include "ipckit/detail/task_ledger.hpp"
 
 namespace ipckit::detail {
@@ -76,10 +76,8 @@ struct alignas(64) PriorityQueueState {
   std::atomic<std::int64_t> lowest{0};     // the heap top's priority while count > 0
   std::atomic<std::uint64_t> rebuilds{0};  // heap rebuilds after a dead holder, ever
 
-  alignas(64) std::atomic<std::uint32_t> data_seq{0};  // futex: consumers sleep here
-  std::atomic<std::uint32_t> data_sleepers{0};
-  alignas(64) std::atomic<std::uint32_t> space_seq{0};  // futex: producers sleep here
-  std::atomic<std::uint32_t> space_sleepers{0};
+  alignas(64) WakeWord data;   // consumers sleep here
+  alignas(64) WakeWord space;  // producers sleep here
 
   // Joinable: unfinished tasks = next_seq - tasks.finished.
   alignas(64) TaskLedger tasks;

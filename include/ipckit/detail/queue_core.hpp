@@ -2,7 +2,7 @@
 // what the FIFO and the priority engines share.
 //
 // The ring (queue_state.hpp) is written by producers serialised on
-// `put_lock` and read by consumers serialised on `get_lock` (both crash-safe
+// `put.lock` and read by consumers serialised on `get.lock` (both crash-safe
 // Locks), so each side is a single writer of its own position. A producer
 // killed before its publishing store leaves nothing visible, a consumer
 // killed before its freeing store leaves the record queued.
@@ -68,10 +68,10 @@ struct QueueGeometry {
 template <class State>
 void close_queue(State& s, std::uint32_t bits) noexcept {
   s.closed.fetch_or(bits, std::memory_order_seq_cst);
-  s.data_seq.fetch_add(1, std::memory_order_seq_cst);
-  futex_wake(s.data_seq, INT_MAX);
-  s.space_seq.fetch_add(1, std::memory_order_seq_cst);
-  futex_wake(s.space_seq, INT_MAX);
+  s.data.seq.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(s.data.seq, INT_MAX);
+  s.space.seq.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(s.space.seq, INT_MAX);
 }
 
 // Shared by both engines' error paths (src/queue.cpp).
@@ -179,18 +179,18 @@ class QueueCore {
   QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, Label label, const QueueGeometry& geometry);
   char* ring() const noexcept { return reinterpret_cast<char*>(s_) + sizeof(QueueState); }
   void task_done() { tasks_done(s_->tasks, published(), label_); }
-  // With get_lock held: takes up to `max` records (`read` null: discards
+  // With get.lock held: takes up to `max` records (`read` null: discards
   // them); a record that fails to decode is stored in `failure` (len in
   // `failed_len`) when it is the first.
   std::size_t take_locked(ReadFn read, void* ctx, std::size_t max, std::exception_ptr& failure,
                           std::uint32_t& failed_len);
-  // With get_lock held: discards every record (marking a joinable queue's
+  // With get.lock held: discards every record (marking a joinable queue's
   // tasks for them done) and sets the discard bit.
   void discard_locked();
-  // With get_lock just taken over from a dead holder: settles its get, and
+  // With get.lock just taken over from a dead holder: settles its get, and
   // finishes its discard if it was shutting the queue down.
   void recover_locked();
-  // With get_lock held: counts dead consumers' tasks finished, wakes join().
+  // With get.lock held: counts dead consumers' tasks finished, wakes join().
   void reclaim_dead_consumers() noexcept;
   [[noreturn]] void throw_corrupt(const std::string& what) const { raise_corrupt(label_, what); }
   QueueState* s_;

@@ -19,7 +19,8 @@ namespace ipckit::detail {
 
 // Checked whenever a process opens the queue: bump it when a field moves or
 // changes meaning. 3: the closed word's discard bit (shutdown(immediate)).
-// 4: data_seen / space_seen.
+// 4: the waiters' seen words. (The halves became QueueHalf / WakeWord
+// structs at 4 without moving a byte.)
 inline constexpr std::uint32_t kQueueLayout = 4;
 
 inline constexpr std::uint64_t kPosBits = 40;
@@ -36,6 +37,23 @@ inline constexpr std::uint64_t kMaxQueueCapacity = std::uint64_t{1} << 27;  // 1
 inline constexpr std::uint32_t kQueueClosed = 1;
 inline constexpr std::uint32_t kQueueDiscard = 2;
 
+// Where one side of a queue sleeps while it waits for the other: consumers
+// for data, producers for room. The other side moves `seq` on (and wakes)
+// after a change the sleepers wait for; side_lock.hpp's QueueWaiter says how.
+struct WakeWord {
+  std::atomic<std::uint32_t> seq{0};       // the futex word
+  std::atomic<std::uint32_t> sleepers{0};  // futex.hpp's sleeper count
+  std::atomic<std::uint32_t> seen{0};      // seq as the waiter last saw it (unused by priority queues)
+};
+
+// What one side of the ring writes, a cache line per part: producers the
+// tail, consumers the head.
+struct alignas(64) QueueHalf {
+  LockState lock;                                 // one process of the side at a time
+  alignas(64) std::atomic<std::uint64_t> pos{0};  // count<<40 | pos: tail published, head freed
+  std::uint64_t peer_cache = 0;                   // this side's last look at the other's pos (under lock)
+};
+
 struct alignas(64) QueueState {
   // Fixed at creation; every handle works from its own copy (QueueGeometry).
   std::uint64_t capacity = 0;     // ring bytes, a power of two
@@ -44,19 +62,10 @@ struct alignas(64) QueueState {
   std::uint32_t joinable = 0;
   std::atomic<std::uint32_t> closed{0};  // kQueueClosed | kQueueDiscard
 
-  alignas(64) LockState put_lock;
-  alignas(64) std::atomic<std::uint64_t> tail{0};      // published: count<<40 | pos
-  std::uint64_t head_cache = 0;                        // producers' last look at head (under put_lock)
-  alignas(64) std::atomic<std::uint32_t> data_seq{0};  // futex: consumers sleep here
-  std::atomic<std::uint32_t> data_sleepers{0};
-  std::atomic<std::uint32_t> data_seen{0};  // data_seq as the waiting consumer last saw it (QueueWaiter)
-
-  alignas(64) LockState get_lock;
-  alignas(64) std::atomic<std::uint64_t> head{0};       // freed: count<<40 | pos
-  std::uint64_t tail_cache = 0;                         // consumers' last look at tail (under get_lock)
-  alignas(64) std::atomic<std::uint32_t> space_seq{0};  // futex: producers sleep here
-  std::atomic<std::uint32_t> space_sleepers{0};
-  std::atomic<std::uint32_t> space_seen{0};  // space_seq as the waiting producer last saw it (QueueWaiter)
+  QueueHalf put;               // producers: the tail ...
+  alignas(64) WakeWord data;   // ... which they move on for consumers waiting for data
+  QueueHalf get;               // consumers: the head ...
+  alignas(64) WakeWord space;  // ... which they move on for producers waiting for room
 
   // JoinableQueue: unfinished tasks = tail's count - tasks.finished.
   alignas(64) TaskLedger tasks;
