@@ -36,6 +36,11 @@ constexpr auto kStretchWait = std::chrono::microseconds(40);
 QueueWaiter consumers_waiter(QueueState& s) { return {s.data.seq, s.data.sleepers, s.data.seen}; }
 QueueWaiter producers_waiter(QueueState& s) { return {s.space.seq, s.space.sleepers, s.space.seen}; }
 
+// Why a side lock was not taken, as a put's or get's miss.
+QueueMiss side_miss(const SideLock& lock) {
+  return lock.miss() == SideLockMiss::Holder ? QueueMiss::Holder : QueueMiss::Waiter;
+}
+
 bool possible(const QueueGeometry& g) {
   return g.capacity >= 64 && g.capacity <= kMaxQueueCapacity && (g.capacity & (g.capacity - 1)) == 0 &&
          g.max_message <= g.capacity / 2 - kRecordHeader;
@@ -115,105 +120,153 @@ QueueCore::QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, Label
 
 QueueOutcome QueueCore::put_many(const Record* records, std::size_t count, Deadline deadline) {
   if (count == 0) return {};
-  const std::uint64_t cap = geo_.capacity;
-  const std::uint64_t max_items = geo_.max_items;
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t n = records[i].size();
     if (n > geo_.max_message)
       raise_too_large(label_, n, geo_.max_message, "max_message / capacity_bytes",
                       i != 0 ? " (nothing of this put_many was put)" : "");
   }
-  const std::uint64_t first_rec = align8(kRecordHeader + records[0].size());
-  // A producer holding the lock waits for room only when the queue cannot
-  // take its record; with room for two records of this size, that is not it.
-  SideLock lock(s_->put.lock, deadline, label_,
-                [&] { return bytes_used() + 4 * first_rec <= cap && (max_items == 0 || qsize() + 2 <= max_items); });
-  if (!lock.held()) return {0, lock.miss() == SideLockMiss::Holder ? QueueMiss::Holder : QueueMiss::Waiter};
+  SideLock lock(s_->put.lock, deadline, label_, RoomFor{this, records[0].size()});
+  if (!lock.held()) return {0, side_miss(lock)};
   if (closed()) return {0, QueueMiss::Closed};
-
-  char* r = ring();
-  const std::uint64_t t = s_->put.pos.load(std::memory_order_relaxed);  // only producers write it, one at a time
-  std::uint64_t tpos = pos_of(t);
-  std::uint64_t tcount = count_of(t);
-  // Records start 8-aligned, so every header and skip marker lies inside the ring.
-  if ((tpos & 7) != 0) throw_corrupt("its tail position " + std::to_string(tpos) + " is not 8-aligned");
-  std::uint64_t published = tpos;
-  // The one store that makes every record written so far visible. Sleeping
-  // consumers are looked for after a full barrier: the unlock's, at the end.
-  const auto publish = [&] {
-    if (published == tpos) return false;
-    s_->put.pos.store(pack(tcount, tpos), std::memory_order_release);
-    published = tpos;
-    return true;
-  };
+  PutCursor c = put_cursor();
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t n = records[i].size();
-    const std::uint64_t rec = align8(kRecordHeader + n);
-    std::uint64_t off = tpos & (cap - 1);
-    const std::uint64_t contiguous = cap - off;
-    const std::uint64_t need = rec <= contiguous ? rec : contiguous + rec;  // a record never straddles the end
-    // Positions further apart than the ring is long cannot be: that ends
-    // any wait (true), to be reported below.
-    bool torn = false;
-    const auto room_for = [&](std::uint64_t bytes) {
-      const std::uint64_t h = s_->put.peer_cache;
-      const std::uint64_t used = (tpos - pos_of(h)) & kPosMask;
-      if (used > cap) return torn = true;
-      const std::uint64_t items = (tcount - count_of(h)) & kCountMask;
-      return used + bytes <= cap && (max_items == 0 || items < max_items);
-    };
-    const auto has_room = [&] { return room_for(need); };
-    if (!has_room()) {
-      if (publish()) {  // what is written goes out before we wait for room
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        consumers_waiter(*s_).wake();
-      }
-      // Look at the consumers' position only when the cached one says full:
-      // reading it every time would pull their cache line over for each put.
-      // A full ring first waits (briefly) for a stretch of room, not one
-      // record's: writing each record into the bytes the consumer has just
-      // freed would share cache lines with the records it is reading, both
-      // sides paying a line transfer per record. Then any room will do.
-      const std::uint64_t stretch = std::max(need, std::min<std::uint64_t>(cap / 8, std::uint64_t{16} * 1024));
-      QueueWaiter waiter = producers_waiter(*s_);
-      const auto wait_room = [&](std::uint64_t bytes, Deadline until) {
-        return wait_for_change(
-            waiter.seq, waiter.sleepers,
-            [&] {
-              waiter.about_to_look();
-              s_->put.peer_cache = s_->get.pos.load(std::memory_order_acquire);
-              return room_for(bytes) || closed();
-            },
-            until, kNoTick, [] {});
-      };
-      if (!wait_room(stretch, std::min(deadline, Deadline::after(kStretchWait))) && !wait_room(need, deadline))
-        return {i, QueueMiss::Waited};
-      if (!has_room()) return {i, QueueMiss::ClosedWhileWaiting};
-    }
-    if (torn)
-      throw_corrupt("its producers' position is " + std::to_string((tpos - pos_of(s_->put.peer_cache)) & kPosMask) +
-                    " bytes past its consumers' in a ring of " + std::to_string(cap));
-    if (need != rec) {
-      const std::uint32_t skip = kSkipMarker;
-      std::memcpy(r + off, &skip, sizeof skip);
-      tpos += contiguous;
-      off = 0;
-    }
-    const std::uint32_t header[2] = {static_cast<std::uint32_t>(n), 0};
-    std::memcpy(r + off, header, sizeof header);
+    QueueMiss miss = QueueMiss::None;
+    char* at = make_room(c, n, deadline, miss);
+    if (at == nullptr) return {i, miss};
     if (!records[i].first.empty())  // an empty view's data() may be null
-      std::memcpy(r + off + kRecordHeader, records[i].first.data(), records[i].first.size());
+      std::memcpy(at + kRecordHeader, records[i].first.data(), records[i].first.size());
     if (!records[i].second.empty())
-      std::memcpy(r + off + kRecordHeader + records[i].first.size(), records[i].second.data(),
-                  records[i].second.size());
-    tpos += rec;
-    tcount = (tcount + 1) & kCountMask;
+      std::memcpy(at + kRecordHeader + records[i].first.size(), records[i].second.data(), records[i].second.size());
+    append(c, at, n);
   }
-  if (!publish()) return {count, QueueMiss::None};
+  if (!publish(c)) return {count, QueueMiss::None};
   lock.unlock();
   fence_after_unlock();
   consumers_waiter(*s_).wake();
   return {count, QueueMiss::None};
+}
+
+QueueOutcome QueueCore::lend(std::size_t bytes, Deadline deadline, Lent& out) {
+  if (bytes > geo_.max_message) raise_too_large(label_, bytes, geo_.max_message, "max_message / capacity_bytes");
+  SideLock lock(s_->put.lock, deadline, label_, RoomFor{this, bytes});
+  if (!lock.held()) return {0, side_miss(lock)};
+  if (closed()) return {0, QueueMiss::Closed};
+  PutCursor c = put_cursor();
+  QueueMiss miss = QueueMiss::None;
+  char* at = make_room(c, bytes, deadline, miss);
+  if (at == nullptr) return {0, miss};
+  lock.keep_held();  // until publish_lent / drop_lent
+  out = {at + kRecordHeader, bytes, c.tpos, c.tcount};
+  return {1, QueueMiss::None};
+}
+
+void QueueCore::publish_lent(const Lent& lent, std::size_t used) noexcept {
+  PutCursor c{lent.tpos, lent.tcount, lent.tpos};
+  append(c, lent.at - kRecordHeader, used);
+  publish(c);
+  unlock_owned(s_->put.lock);
+  fence_after_unlock();
+  consumers_waiter(*s_).wake();
+}
+
+void QueueCore::drop_lent() noexcept { unlock_owned(s_->put.lock); }
+
+bool QueueCore::holds_put_side() const noexcept { return owned_by(s_->put.lock, this_thread()); }
+bool QueueCore::holds_get_side() const noexcept { return owned_by(s_->get.lock, this_thread()); }
+
+// A producer holding the lock waits for room only when the queue cannot take
+// its record; with room for two records of this size, that is not it.
+bool QueueCore::RoomFor::operator()() const noexcept {
+  const std::uint64_t rec = align8(kRecordHeader + bytes);
+  return q->bytes_used() + 4 * rec <= q->geo_.capacity &&
+         (q->geo_.max_items == 0 || q->qsize() + 2 <= q->geo_.max_items);
+}
+
+QueueCore::PutCursor QueueCore::put_cursor() const {
+  const std::uint64_t t = s_->put.pos.load(std::memory_order_relaxed);  // only producers write it, one at a time
+  // Records start 8-aligned, so every header and skip marker lies inside the ring.
+  if ((pos_of(t) & 7) != 0) throw_corrupt("its tail position " + std::to_string(pos_of(t)) + " is not 8-aligned");
+  return {pos_of(t), count_of(t), pos_of(t)};
+}
+
+// The one store that makes every record written so far visible. Sleeping
+// consumers are looked for after a full barrier (the unlock's, or one's own).
+bool QueueCore::publish(PutCursor& c) noexcept {
+  if (c.published == c.tpos) return false;
+  s_->put.pos.store(pack(c.tcount, c.tpos), std::memory_order_release);
+  c.published = c.tpos;
+  return true;
+}
+
+void QueueCore::append(PutCursor& c, char* at, std::size_t n) noexcept {
+  const std::uint32_t header[2] = {static_cast<std::uint32_t>(n), 0};
+  std::memcpy(at, header, sizeof header);
+  c.tpos += align8(kRecordHeader + n);
+  c.tcount = (c.tcount + 1) & kCountMask;
+}
+
+char* QueueCore::make_room(PutCursor& c, std::size_t n, Deadline deadline, QueueMiss& miss) {
+  const std::uint64_t cap = geo_.capacity;
+  const std::uint64_t max_items = geo_.max_items;
+  const std::uint64_t rec = align8(kRecordHeader + n);
+  std::uint64_t off = c.tpos & (cap - 1);
+  const std::uint64_t contiguous = cap - off;
+  const std::uint64_t need = rec <= contiguous ? rec : contiguous + rec;  // a record never straddles the end
+  // Positions further apart than the ring is long cannot be: that ends any
+  // wait (true), to be reported below.
+  bool torn = false;
+  const auto room_for = [&](std::uint64_t bytes) {
+    const std::uint64_t h = s_->put.peer_cache;
+    const std::uint64_t used = (c.tpos - pos_of(h)) & kPosMask;
+    if (used > cap) return torn = true;
+    const std::uint64_t items = (c.tcount - count_of(h)) & kCountMask;
+    return used + bytes <= cap && (max_items == 0 || items < max_items);
+  };
+  if (!room_for(need)) {
+    if (publish(c)) {  // what is written goes out before we wait for room
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      consumers_waiter(*s_).wake();
+    }
+    // Look at the consumers' position only when the cached one says full:
+    // reading it every time would pull their cache line over for each put.
+    // A full ring first waits (briefly) for a stretch of room, not one
+    // record's: writing each record into the bytes the consumer has just
+    // freed would share cache lines with the records it is reading, both
+    // sides paying a line transfer per record. Then any room will do.
+    const std::uint64_t stretch = std::max(need, std::min<std::uint64_t>(cap / 8, std::uint64_t{16} * 1024));
+    QueueWaiter waiter = producers_waiter(*s_);
+    const auto wait_room = [&](std::uint64_t bytes, Deadline until) {
+      return wait_for_change(
+          waiter.seq, waiter.sleepers,
+          [&] {
+            waiter.about_to_look();
+            s_->put.peer_cache = s_->get.pos.load(std::memory_order_acquire);
+            return room_for(bytes) || closed();
+          },
+          until, kNoTick, [] {});
+    };
+    if (!wait_room(stretch, std::min(deadline, Deadline::after(kStretchWait))) && !wait_room(need, deadline)) {
+      miss = QueueMiss::Waited;
+      return nullptr;
+    }
+    if (!room_for(need)) {
+      miss = QueueMiss::ClosedWhileWaiting;
+      return nullptr;
+    }
+  }
+  if (torn)
+    throw_corrupt("its producers' position is " + std::to_string((c.tpos - pos_of(s_->put.peer_cache)) & kPosMask) +
+                  " bytes past its consumers' in a ring of " + std::to_string(cap));
+  char* r = ring();
+  if (need != rec) {
+    const std::uint32_t skip = kSkipMarker;
+    std::memcpy(r + off, &skip, sizeof skip);
+    c.tpos += contiguous;
+    off = 0;
+  }
+  return r + off;
 }
 
 void QueueCore::raise_put(const QueueOutcome& outcome, std::size_t count) const {
@@ -226,32 +279,9 @@ void QueueCore::raise_put(const QueueOutcome& outcome, std::size_t count) const 
 
 QueueOutcome QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadline deadline) {
   if (max == 0) return {};
-  // A consumer holding the lock waits for data only when the queue is empty;
-  // with two or more items queued, one is left for us.
-  SideLock lock(s_->get.lock, deadline, label_, [&] { return qsize() >= 2; });
-  if (!lock.held()) return {0, lock.miss() == SideLockMiss::Holder ? QueueMiss::Holder : QueueMiss::Waiter};
-  if (lock.took_over()) recover_locked();
-
-  // Only consumers write the head, one at a time.
-  const auto has_data = [&] {
-    return pos_of(s_->get.peer_cache) != pos_of(s_->get.pos.load(std::memory_order_relaxed));
-  };
-  if (!has_data()) {
-    QueueWaiter waiter = consumers_waiter(*s_);
-    const auto ready = [&] {
-      waiter.about_to_look();
-      s_->get.peer_cache = s_->put.pos.load(std::memory_order_acquire);
-      return has_data() || closed();
-    };
-    // A joinable queue's waiting consumer holds the lock that reclaiming a
-    // dead consumer's tasks needs, so it does that while it waits.
-    const bool joinable = geo_.joinable;
-    if (!wait_for_change(waiter.seq, waiter.sleepers, ready, deadline, joinable ? kLivenessInterval : kNoTick, [&] {
-          if (joinable) reclaim_dead_consumers();
-        }))
-      return {0, QueueMiss::Waited};
-    if (!has_data()) return {0, QueueMiss::Closed};
-  }
+  SideLock lock(s_->get.lock, deadline, label_, ItemsFor{this});
+  const QueueMiss miss = lock.held() ? await_data(lock, deadline) : side_miss(lock);
+  if (miss != QueueMiss::None) return {0, miss};
   std::exception_ptr failure;
   std::uint32_t failed_len = 0;
   const std::size_t got = take_locked(read, ctx, max, failure, failed_len);
@@ -266,6 +296,66 @@ QueueOutcome QueueCore::get_many(ReadFn read, void* ctx, std::size_t max, Deadli
   return {got, QueueMiss::None};
 }
 
+QueueOutcome QueueCore::view_first(Deadline deadline, Viewed& out, std::size_t exact) {
+  SideLock lock(s_->get.lock, deadline, label_, ItemsFor{this});
+  const QueueMiss miss = lock.held() ? await_data(lock, deadline) : side_miss(lock);
+  if (miss != QueueMiss::None) return {0, miss};
+  const Located at = locate(pos_of(checked_head()));
+  if (!at.ok) throw_bad_record(at);
+  if (exact != 0 && at.len != exact) {
+    lock.keep_held();
+    release_viewed();
+    if (geo_.joinable) task_done();  // the caller never got this task
+    raise_decode_error(label_, at.len,
+                       std::make_exception_ptr(std::runtime_error("a view of an item of " + std::to_string(exact) +
+                                                                  " bytes found one of " + std::to_string(at.len) +
+                                                                  ": every process must use the same item type")));
+  }
+  lock.keep_held();  // until release_viewed / keep_viewed
+  out = {ring() + at.off + kRecordHeader, at.len};
+  return {1, QueueMiss::None};
+}
+
+void QueueCore::release_viewed() {
+  std::exception_ptr none;
+  std::uint32_t len = 0;
+  (void)take_locked(nullptr, nullptr, 1, none, len);  // frees it (a joinable queue's task leased as by get)
+  keep_viewed();
+}
+
+void QueueCore::keep_viewed() noexcept {
+  unlock_owned(s_->get.lock);
+  fence_after_unlock();
+  producers_waiter(*s_).wake();
+}
+
+// A consumer holding the lock waits for data only when the queue is empty;
+// with two or more items queued, one is left for us.
+bool QueueCore::ItemsFor::operator()() const noexcept { return q->qsize() >= 2; }
+
+QueueMiss QueueCore::await_data(const SideLock& lock, Deadline deadline) {
+  if (lock.took_over()) recover_locked();
+  // Only consumers write the head, one at a time.
+  const auto has_data = [&] {
+    return pos_of(s_->get.peer_cache) != pos_of(s_->get.pos.load(std::memory_order_relaxed));
+  };
+  if (has_data()) return QueueMiss::None;
+  QueueWaiter waiter = consumers_waiter(*s_);
+  const auto ready = [&] {
+    waiter.about_to_look();
+    s_->get.peer_cache = s_->put.pos.load(std::memory_order_acquire);
+    return has_data() || closed();
+  };
+  // A joinable queue's waiting consumer holds the lock that reclaiming a
+  // dead consumer's tasks needs, so it does that while it waits.
+  const bool joinable = geo_.joinable;
+  if (!wait_for_change(waiter.seq, waiter.sleepers, ready, deadline, joinable ? kLivenessInterval : kNoTick, [&] {
+        if (joinable) reclaim_dead_consumers();
+      }))
+    return QueueMiss::Waited;
+  return has_data() ? QueueMiss::None : QueueMiss::Closed;
+}
+
 void QueueCore::raise_get(const QueueOutcome& outcome) const {
   raise_missed(label_, {false, s_->get.lock, "the consumers' lock"}, outcome.miss, "");
 }
@@ -273,13 +363,10 @@ void QueueCore::raise_get(const QueueOutcome& outcome) const {
 std::size_t QueueCore::take_locked(ReadFn read, void* ctx, std::size_t max, std::exception_ptr& failure,
                                    std::uint32_t& failed_len) {
   const bool joinable = geo_.joinable;
-  const std::uint64_t h = s_->get.pos.load(std::memory_order_relaxed);
+  const std::uint64_t h = checked_head();
   std::uint64_t hpos = pos_of(h);
   std::uint64_t hcount = count_of(h);
-  if ((hpos & 7) != 0) throw_corrupt("its head position " + std::to_string(hpos) + " is not 8-aligned");
   const auto has_data = [&] { return pos_of(s_->get.peer_cache) != hpos; };
-  const std::uint64_t cap = geo_.capacity;
-  char* r = ring();
   // A joinable queue leases each task to this process around its free (see
   // task_ledger.hpp), so that its death at any instant is accounted for: one
   // head store per record. A plain queue frees the whole batch with one
@@ -296,40 +383,23 @@ std::size_t QueueCore::take_locked(ReadFn read, void* ctx, std::size_t max, std:
       s_->get.peer_cache = s_->put.pos.load(std::memory_order_acquire);
       if (!has_data()) break;
     }
-    // Every value read from the ring or the positions is checked before it
-    // indexes anything: the record (after a skip marker, if any) must lie
-    // inside the ring and before the tail.
-    std::uint64_t pos = hpos;
-    const std::uint64_t tpos = pos_of(s_->get.peer_cache);
-    std::uint64_t off = pos & (cap - 1);  // 8-aligned: a header fits before the end
-    std::uint32_t len = 0;
-    std::memcpy(&len, r + off, sizeof len);
-    if (len == kSkipMarker) {
-      pos += cap - off;
-      off = 0;
-      std::memcpy(&len, r, sizeof len);
-    }
-    const std::uint64_t rec = align8(kRecordHeader + std::uint64_t{len});
-    const std::uint64_t queued = (tpos - hpos) & kPosMask;
-    if (len > geo_.max_message || off + rec > cap || queued > cap || ((tpos - pos) & kPosMask) < rec ||
-        ((tpos - pos) & kPosMask) > queued) {
+    const Located at = locate(hpos);
+    if (!at.ok) {
       if (got != 0) break;  // hand over what was read; the next get reports it
-      throw_corrupt("it holds a record that does not fit its ring (" + std::to_string(len) + " bytes at offset " +
-                    std::to_string(off) + ", " + std::to_string(queued) + " bytes queued in a ring of " +
-                    std::to_string(cap) + ")");
+      throw_bad_record(at);
     }
     if (read != nullptr) {
       try {
-        read(ctx, got, r + off + kRecordHeader, len);
+        read(ctx, got, ring() + at.off + kRecordHeader, at.len);
       } catch (...) {
         // A record that does not decode ends the batch. Alone, it is dropped
         // and reported; after others, it stays queued for the next get.
         if (got != 0) break;
         failure = std::current_exception();
-        failed_len = len;
+        failed_len = at.len;
       }
     }
-    hpos = pos + rec;
+    hpos = at.pos + at.rec;
     hcount = (hcount + 1) & kCountMask;
     if (failure) break;
     ++got;
@@ -337,6 +407,40 @@ std::size_t QueueCore::take_locked(ReadFn read, void* ctx, std::size_t max, std:
   }
   if (!joinable || failure) free_through();
   return got;
+}
+
+std::uint64_t QueueCore::checked_head() const {
+  const std::uint64_t h = s_->get.pos.load(std::memory_order_relaxed);  // only consumers write it, one at a time
+  if ((pos_of(h) & 7) != 0) throw_corrupt("its head position " + std::to_string(pos_of(h)) + " is not 8-aligned");
+  return h;
+}
+
+// Every value read from the ring or the positions is checked before it
+// indexes anything: the record at `hpos` (after a skip marker, if any) must
+// lie inside the ring and before the tail as last seen (get.peer_cache).
+QueueCore::Located QueueCore::locate(std::uint64_t hpos) const noexcept {
+  const std::uint64_t cap = geo_.capacity;
+  const char* r = ring();
+  const std::uint64_t tpos = pos_of(s_->get.peer_cache);
+  Located at{hpos, hpos & (cap - 1), 0, 0, 0, false};  // off 8-aligned: a header fits before the end
+  std::memcpy(&at.len, r + at.off, sizeof at.len);
+  if (at.len == kSkipMarker) {
+    at.pos += cap - at.off;
+    at.off = 0;
+    std::memcpy(&at.len, r, sizeof at.len);
+  }
+  at.rec = align8(kRecordHeader + std::uint64_t{at.len});
+  at.queued = (tpos - hpos) & kPosMask;
+  const std::uint64_t ahead = (tpos - at.pos) & kPosMask;
+  at.ok =
+      at.len <= geo_.max_message && at.off + at.rec <= cap && at.queued <= cap && ahead >= at.rec && ahead <= at.queued;
+  return at;
+}
+
+void QueueCore::throw_bad_record(const Located& at) const {
+  throw_corrupt("it holds a record that does not fit its ring (" + std::to_string(at.len) + " bytes at offset " +
+                std::to_string(at.off) + ", " + std::to_string(at.queued) + " bytes queued in a ring of " +
+                std::to_string(geo_.capacity) + ")");
 }
 
 void QueueCore::discard_locked() {
@@ -407,6 +511,23 @@ bool QueueCore::join(Deadline deadline) {
 
 void QueueCore::reclaim_dead_consumers() noexcept {
   if (ledger_reclaim_dead(s_->tasks) != 0) wake_if_sleeping(s_->tasks.join_seq, s_->tasks.join_sleepers, INT_MAX);
+}
+
+void check_own_side(const QueueCore* core, bool held, const char* what) {
+  if (core == nullptr)
+    throw InvalidArgument("", "",
+                          std::string("ipckit: ") + what +
+                              " on an empty loan or view (default-made, moved from, or already published, "
+                              "abandoned, released or kept); take a new one from the queue");
+  if (!held)
+    raise<NotOwner>(core->label(), std::string(what) + " from a thread that does not hold this loan or view",
+                    "a loan or view belongs to the thread that took it: finish it there");
+}
+
+void raise_publish_past(const QueueCore& core, std::size_t used, std::size_t size) {
+  raise<InvalidArgument>(core.label(),
+                         "publish(" + std::to_string(used) + ") on a loan of " + std::to_string(size) + " bytes",
+                         "publish at most the bytes loaned");
 }
 
 void check_capacity(const Label& who, const QueueOptions& options) {

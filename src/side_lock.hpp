@@ -69,10 +69,11 @@ class SideLock {
     // Only an item's own serialize() can get here holding it (a get from
     // inside a get): waiting would never end.
     if (owned_by(s_, me))
-      raise<DeadlockDetected>(owner,
-                              "it was used from inside this thread's own get/put on it (from an item's "
-                              "serialize()?)",
-                              "that would wait forever: do not use it from there");
+      raise<DeadlockDetected>(
+          owner,
+          "it was used from inside this thread's own get/put on it (from an item's "
+          "serialize()?), or while this thread holds a loan or view of it",
+          "that would wait forever: publish or release the loan or view first, or do not use it from there");
     held_ = try_lock_fast(s_, me) || lock_slowly(me, deadline, keep_waiting);
     took_over_ = held_ && s_.owner_died.load(std::memory_order_relaxed) != 0;
     if (took_over_) s_.owner_died.store(0, std::memory_order_relaxed);
@@ -82,6 +83,9 @@ class SideLock {
     if (held_) unlock_owned(s_);
     held_ = false;
   }
+  // Leaves it held past this scope (a loan or view): its owner unlocks it
+  // with unlock_owned().
+  void keep_held() noexcept { held_ = false; }
   SideLock(const SideLock&) = delete;
   SideLock& operator=(const SideLock&) = delete;
   [[nodiscard]] bool held() const noexcept { return held_; }

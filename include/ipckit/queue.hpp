@@ -97,6 +97,7 @@
 #include "ipckit/detail/queue_core.hpp"
 #include "ipckit/detail/segment_access.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/loan.hpp"
 #include "ipckit/segment.hpp"
 
 namespace ipckit {
@@ -366,7 +367,9 @@ template <class T>
 class Queue : public detail::QueueHandle<detail::QueueCore>,
               public detail::PutForms<Queue<T>, T>,
               public detail::GetForms<Queue<T>, T>,
-              public detail::BatchForms<Queue<T>, T, T> {
+              public detail::BatchForms<Queue<T>, T, T>,
+              public detail::LoanForms<Queue<T>, Loan<T>>,  // zero-copy (loan.hpp): trivially copyable T only
+              public detail::ViewForms<Queue<T>, View<T>> {
  public:
   [[nodiscard]] std::size_t bytes_used() const noexcept { return core_.bytes_used(); }
 
@@ -377,6 +380,8 @@ class Queue : public detail::QueueHandle<detail::QueueCore>,
   friend detail::PutForms<Queue, T>;
   friend detail::GetForms<Queue, T>;
   friend detail::BatchForms<Queue, T, T>;
+  friend detail::LoanForms<Queue, Loan<T>>;
+  friend detail::ViewForms<Queue, View<T>>;
   detail::QueueOutcome put_outcome(const T& item, detail::Deadline deadline) {
     const auto [first, second] = detail::encode_pieces(item);
     return core_.put(first, second, deadline);
@@ -405,7 +410,9 @@ class JoinableQueue : public detail::Joinable<Queue<T>> {
 class ByteQueue : public detail::QueueHandle<detail::QueueCore>,
                   public detail::PutForms<ByteQueue, std::string_view>,
                   public detail::GetForms<ByteQueue, std::string>,
-                  public detail::BatchForms<ByteQueue, std::string_view, std::string> {
+                  public detail::BatchForms<ByteQueue, std::string_view, std::string>,
+                  public detail::LoanForms<ByteQueue, ByteLoan>,  // zero-copy (loan.hpp)
+                  public detail::ViewForms<ByteQueue, ByteView> {
  public:
   [[nodiscard]] std::size_t bytes_used() const noexcept { return core_.bytes_used(); }
 
@@ -416,6 +423,8 @@ class ByteQueue : public detail::QueueHandle<detail::QueueCore>,
   friend detail::PutForms<ByteQueue, std::string_view>;
   friend detail::GetForms<ByteQueue, std::string>;
   friend detail::BatchForms<ByteQueue, std::string_view, std::string>;
+  friend detail::LoanForms<ByteQueue, ByteLoan>;
+  friend detail::ViewForms<ByteQueue, ByteView>;
   detail::QueueOutcome put_outcome(std::string_view bytes, detail::Deadline deadline) {
     return core_.put(bytes, {}, deadline);
   }

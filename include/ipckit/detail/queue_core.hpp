@@ -36,6 +36,7 @@
 namespace ipckit::detail {
 
 class SegmentAccess;
+class SideLock;
 
 // Why a put or get did not happen.
 enum class QueueMiss : std::uint8_t {
@@ -145,6 +146,35 @@ class QueueCore {
   // record does not decode (it is dropped; a later one that does not decode
   // ends the batch and stays).
   QueueOutcome get_many(ReadFn read, void* ctx, std::size_t max, Deadline deadline);
+  // Zero-copy (ipckit/loan.hpp). lend() reserves room for a record of
+  // `bytes` bytes and keeps the producers' lock held: `at` is where its
+  // payload goes. publish_lent() makes its first `used` (<= bytes) visible
+  // with one store and lets go; drop_lent() lets go, leaving nothing
+  // visible (as a producer killed holding it does). Throws MessageTooLarge.
+  struct Lent {
+    char* at = nullptr;
+    std::size_t size = 0;
+    std::uint64_t tpos = 0, tcount = 0;  // where its header lies, and the tail's count before it
+  };
+  QueueOutcome lend(std::size_t bytes, Deadline deadline, Lent& out);
+  void publish_lent(const Lent& lent, std::size_t used) noexcept;
+  void drop_lent() noexcept;
+  // view_first() waits for the first record, like get_many, and keeps the
+  // consumers' lock held: `at` is its payload in the ring. With `exact` not
+  // 0, a record of another size is dropped with DecodeError (a typed view). release_viewed()
+  // frees it and lets go; keep_viewed() lets go, leaving it queued (as a
+  // consumer killed holding it does).
+  struct Viewed {
+    const char* at = nullptr;
+    std::size_t size = 0;
+  };
+  QueueOutcome view_first(Deadline deadline, Viewed& out, std::size_t exact);
+  void release_viewed();
+  void keep_viewed() noexcept;
+  // Whether this thread holds the producers' (consumers') lock: a loan (view) is its own.
+  [[nodiscard]] bool holds_put_side() const noexcept;
+  [[nodiscard]] bool holds_get_side() const noexcept;
+
   // Full or Closed for a put_many of `count` records that missed.
   [[noreturn]] void raise_put(const QueueOutcome& outcome, std::size_t count) const;
   // Empty or Closed for a get that missed.
@@ -178,6 +208,46 @@ class QueueCore {
   friend class SegmentAccess;
   QueueCore(QueueState* s, std::shared_ptr<const void> keepalive, Label label, const QueueGeometry& geometry);
   char* ring() const noexcept { return reinterpret_cast<char*>(s_) + sizeof(QueueState); }
+
+  // Whether a side lock's waiter should keep waiting for its holder: there is
+  // room for a record of `bytes` (RoomFor) / items are queued (ItemsFor).
+  struct RoomFor {
+    const QueueCore* q;
+    std::size_t bytes;
+    bool operator()() const noexcept;
+  };
+  struct ItemsFor {
+    const QueueCore* q;
+    bool operator()() const noexcept;
+  };
+  // A producer's view of the tail while it holds the producers' lock.
+  struct PutCursor {
+    std::uint64_t tpos, tcount;
+    std::uint64_t published;  // tpos as last stored
+  };
+  [[nodiscard]] PutCursor put_cursor() const;
+  // Room for a record of `n` bytes at the cursor, waiting until `deadline`
+  // (publishing what the cursor wrote first): where its header goes, or null
+  // with `miss` set. Writes a skip marker when the record must wrap.
+  char* make_room(PutCursor& c, std::size_t n, Deadline deadline, QueueMiss& miss);
+  // Writes the header of the record of `n` bytes at `at`; moves the cursor past it.
+  static void append(PutCursor& c, char* at, std::size_t n) noexcept;
+  // The publishing store, if the cursor wrote anything since the last one.
+  bool publish(PutCursor& c) noexcept;
+
+  // With the consumers' lock held: waits for a record (Waited / Closed if none came).
+  QueueMiss await_data(const SideLock& lock, Deadline deadline);
+  // The head, CorruptSegment unless 8-aligned.
+  [[nodiscard]] std::uint64_t checked_head() const;
+  // The record at `hpos`, checked against the ring and the last tail seen.
+  struct Located {
+    std::uint64_t pos, off;  // its header's position (past any skip marker) and ring offset
+    std::uint32_t len;
+    std::uint64_t rec, queued;
+    bool ok;
+  };
+  [[nodiscard]] Located locate(std::uint64_t hpos) const noexcept;
+  [[noreturn]] void throw_bad_record(const Located& at) const;
   void task_done() { tasks_done(s_->tasks, published(), label_); }
   // With get.lock held: takes up to `max` records (`read` null: discards
   // them); a record that fails to decode is stored in `failure` (len in
