@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/fuzz.sh [SECONDS] — libFuzzer campaign over segment bytes.
+# scripts/fuzz.sh [SECONDS] — libFuzzer campaign over segment bytes and queue records.
 #
 # Builds the fuzz targets of tests/fuzz (clang-14, libFuzzer, ASan+UBSan) in
 # build-fuzz/ and runs each for SECONDS (default 30) on a copy of its
@@ -15,7 +15,7 @@
 #   build-fuzz/tests/fuzz/fuzz_live_corruption FILE   # replay one input
 #
 # Environment:
-#   FUZZ_TARGETS="fuzz_open_segment fuzz_live_corruption"  which targets
+#   FUZZ_TARGETS="fuzz_open_segment fuzz_live_corruption fuzz_decode"  which targets
 #   FUZZ_TIMEOUT=15        seconds one input may take
 #   FUZZ_RSS_MB=2048       memory limit (-rss_limit_mb)
 #   FUZZ_BUILD_DIR=build-fuzz
@@ -34,7 +34,7 @@ BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 TIMEOUT=${FUZZ_TIMEOUT:-15}
 RSS_MB=${FUZZ_RSS_MB:-2048}
 FINDINGS=${FUZZ_FINDINGS:-$BUILD_DIR/findings}
-read -r -a TARGETS <<<"${FUZZ_TARGETS:-fuzz_open_segment fuzz_live_corruption}"
+read -r -a TARGETS <<<"${FUZZ_TARGETS:-fuzz_open_segment fuzz_live_corruption fuzz_decode}"
 
 if [[ -z ${FUZZ_SKIP_SETUP:-} ]]; then
   scripts/setup.sh --fuzz

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "decode_item.hpp"
 #include "exercise.hpp"
 #include "ipckit/ipckit.hpp"
 #include "live_script.hpp"
@@ -333,10 +334,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string root = argv[1];
-  for (const char* sub : {"", "/fuzz_open_segment", "/fuzz_live_corruption"}) ::mkdir((root + sub).c_str(), 0755);
+  for (const char* sub : {"", "/fuzz_open_segment", "/fuzz_live_corruption", "/fuzz_decode"})
+    ::mkdir((root + sub).c_str(), 0755);
   try {
     open_segment_corpus(root + "/fuzz_open_segment");
     live_corruption_corpus(root + "/fuzz_live_corruption");
+    const std::vector<std::string> records = fuzz_decode::seeds();
+    for (std::size_t i = 0; i < records.size(); ++i)
+      write_file(root + "/fuzz_decode/item" + std::to_string(i) + ".bin",
+                 std::vector<unsigned char>(records[i].begin(), records[i].end()));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fuzz_make_corpus: %s\n", e.what());
     return 1;
