@@ -7,6 +7,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/event.hpp"
 #include "ipckit/inspect.hpp"
+#include "ipckit/lifo_queue.hpp"
 #include "ipckit/loan.hpp"
 #include "ipckit/lock.hpp"
 #include "ipckit/pipe.hpp"

@@ -258,6 +258,17 @@ void use_queue(Q& q) {
   expect_errors([&] { q.put_many(std::span<const T>(batch), kShort); });
   expect_errors([&] { (void)q.get_many(4, kShort); });
   expect_errors([&] { (void)q.get(kShort); });
+  if constexpr (std::is_same_v<T, std::int64_t>) {  // zero-copy: plain items only
+    expect_errors([&] {
+      auto loan = q.loan(kShort);
+      *loan = sample<T>(7);
+      loan.publish();
+    });
+    expect_errors([&] { (void)*q.get_view(kShort); });
+    expect_errors([&] {
+      if (auto view = q.try_get_view()) view->keep();
+    });
+  }
   if constexpr (requires { q.task_done(); }) {
     for (int i = 0; i < 3; ++i) expect_errors([&] { q.task_done(); });
     (void)q.unfinished_tasks();
@@ -275,23 +286,59 @@ void use_byte_queue(ByteQueue& q) {
   expect_errors([&] { q.put_nowait("bytes"); });
   expect_errors([&] { q.put(std::string(40, 'b'), kShort); });
   expect_errors([&] { (void)q.get(kShort); });
+  expect_errors([&] {
+    auto loan = q.loan(24, kShort);
+    std::memset(loan.data(), 'l', loan.size());
+    loan.publish(20);
+  });
+  expect_errors([&] { (void)q.try_loan(8); });  // dropped: nothing published
+  expect_errors([&] { (void)q.get_view(kShort).bytes(); });
+  expect_errors([&] {
+    if (auto view = q.try_get_view()) view->keep();
+  });
   q.close();
   expect_errors([&] { (void)q.get_nowait(); });
 }
 
-template <class T>
-void use_priority_queue(PriorityQueue<T>& q) {
+// A PriorityQueue<T>, JoinablePriorityQueue<T> or LifoQueue<T>.
+template <class T, class Q>
+void use_priority_queue(Q& q) {
   (void)q.qsize();
   (void)q.slots();
   (void)q.full();
   for (int i = 0; i < 3; ++i) expect_errors([&] { (void)q.get_nowait(); });
-  expect_errors([&] { q.put_nowait(5, sample<T>(1)); });
-  expect_errors([&] { q.put(-5, sample<T>(2), kShort); });
-  expect_errors([&] { q.put(std::numeric_limits<std::int64_t>::min(), sample<T>(3), kShort); });
-  expect_errors([&] { (void)q.get_with_priority(kShort); });
+  if constexpr (requires { q.get_with_priority(); }) {
+    expect_errors([&] { q.put_nowait(5, sample<T>(1)); });
+    expect_errors([&] { q.put(-5, sample<T>(2), kShort); });
+    expect_errors([&] { q.put(std::numeric_limits<std::int64_t>::min(), sample<T>(3), kShort); });
+    expect_errors([&] { (void)q.get_with_priority(kShort); });
+  } else {
+    expect_errors([&] { q.put_nowait(sample<T>(1)); });
+    expect_errors([&] { q.put(sample<T>(2), kShort); });
+    expect_errors([&] { (void)q.get(kShort); });
+  }
   expect_errors([&] { (void)q.try_get(); });
+  if constexpr (requires { q.task_done(); }) {
+    for (int i = 0; i < 3; ++i) expect_errors([&] { q.task_done(); });
+    (void)q.unfinished_tasks();
+    expect_errors([&] { (void)q.join(std::chrono::nanoseconds(0)); });
+  }
   q.close();
   expect_errors([&] { (void)q.get_nowait(); });
+}
+
+// A slot queue opened by `open(T{})` as a queue of strings, else of int64s.
+template <class Open>
+void use_priority_kind(Open&& open) {
+  expect_errors([&] {
+    try {
+      auto q = open(std::string());
+      use_priority_queue<std::string>(q);
+    } catch (const TypeMismatch&) {
+      auto q = open(std::int64_t{});
+      use_priority_queue<std::int64_t>(q);
+    }
+  });
 }
 
 // The options a queue was created with, as its state in the image says.
@@ -459,16 +506,17 @@ void exercise_object(Segment& seg, const ObjectInfo& info, const std::vector<Obj
       });
       break;
     case ObjectKind::PriorityQueue:
-      expect_errors([&] {
-        const QueueOptions o = priority_queue_options(seg, info);
-        try {
-          auto q = seg.priority_queue<std::string>(name, o);
-          use_priority_queue(q);
-        } catch (const TypeMismatch&) {
-          auto q = seg.priority_queue<std::int64_t>(name, o);
-          use_priority_queue(q);
-        }
+      use_priority_kind(
+          [&](auto tag) { return seg.priority_queue<decltype(tag)>(name, priority_queue_options(seg, info)); });
+      break;
+    case ObjectKind::JoinablePriorityQueue:
+      use_priority_kind([&](auto tag) {
+        return seg.joinable_priority_queue<decltype(tag)>(name, priority_queue_options(seg, info));
       });
+      break;
+    case ObjectKind::LifoQueue:
+      use_priority_kind(
+          [&](auto tag) { return seg.lifo_queue<decltype(tag)>(name, priority_queue_options(seg, info)); });
       break;
   }
 }

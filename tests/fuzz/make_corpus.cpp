@@ -149,6 +149,17 @@ void open_segment_corpus(const std::string& dir) {
     closed.put("left");
     closed.close();
   });
+
+  image(dir + "/slot_queues.seg", 32 * 1024, 6, [](Segment& seg) {
+    auto stack = seg.lifo_queue<std::string>("stack", {.capacity_bytes = 1024, .max_items = 6, .max_message = 64});
+    for (int i = 0; i < 4; ++i) stack.put("edit " + std::to_string(i));
+    (void)stack.get();
+    auto jp = seg.joinable_priority_queue<std::int64_t>("jprio", {.capacity_bytes = 512, .max_message = 8});
+    for (int i = 0; i < 4; ++i) jp.put(3 - i, i);
+    (void)jp.get();
+    jp.task_done();
+    in_dying_child([&] { (void)jp.get(); });  // a task abandoned by a dead consumer
+  });
 }
 
 // ---------------------------------------------------------------------------
