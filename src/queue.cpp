@@ -184,7 +184,7 @@ bool QueueCore::RoomFor::operator()() const noexcept {
          (q->geo_.max_items == 0 || q->qsize() + 2 <= q->geo_.max_items);
 }
 
-QueueCore::PutCursor QueueCore::put_cursor() const {
+[[gnu::always_inline]] inline QueueCore::PutCursor QueueCore::put_cursor() const {
   const std::uint64_t t = s_->put.pos.load(std::memory_order_relaxed);  // only producers write it, one at a time
   // Records start 8-aligned, so every header and skip marker lies inside the ring.
   if ((pos_of(t) & 7) != 0) throw_corrupt("its tail position " + std::to_string(pos_of(t)) + " is not 8-aligned");
@@ -193,21 +193,36 @@ QueueCore::PutCursor QueueCore::put_cursor() const {
 
 // The one store that makes every record written so far visible. Sleeping
 // consumers are looked for after a full barrier (the unlock's, or one's own).
-bool QueueCore::publish(PutCursor& c) noexcept {
+[[gnu::always_inline]] inline bool QueueCore::publish(PutCursor& c) noexcept {
   if (c.published == c.tpos) return false;
   s_->put.pos.store(pack(c.tcount, c.tpos), std::memory_order_release);
   c.published = c.tpos;
   return true;
 }
 
-void QueueCore::append(PutCursor& c, char* at, std::size_t n) noexcept {
+[[gnu::always_inline]] inline void QueueCore::append(PutCursor& c, char* at, std::size_t n) noexcept {
   const std::uint32_t header[2] = {static_cast<std::uint32_t>(n), 0};
   std::memcpy(at, header, sizeof header);
   c.tpos += align8(kRecordHeader + n);
   c.tcount = (c.tcount + 1) & kCountMask;
 }
 
-char* QueueCore::make_room(PutCursor& c, std::size_t n, Deadline deadline, QueueMiss& miss) {
+// The fast path: room (as last seen) and no wrap. Inlined into put and lend.
+[[gnu::always_inline]] inline char* QueueCore::make_room(PutCursor& c, std::size_t n, Deadline deadline,
+                                                         QueueMiss& miss) {
+  const std::uint64_t cap = geo_.capacity;
+  const std::uint64_t rec = align8(kRecordHeader + n);
+  const std::uint64_t off = c.tpos & (cap - 1);
+  const std::uint64_t h = s_->put.peer_cache;
+  const std::uint64_t used = (c.tpos - pos_of(h)) & kPosMask;
+  const std::uint64_t items = (c.tcount - count_of(h)) & kCountMask;
+  if (rec <= cap - off && used <= cap && used + rec <= cap && (geo_.max_items == 0 || items < geo_.max_items))
+      [[likely]]
+    return ring() + off;
+  return make_room_slowly(c, n, deadline, miss);
+}
+
+char* QueueCore::make_room_slowly(PutCursor& c, std::size_t n, Deadline deadline, QueueMiss& miss) {
   const std::uint64_t cap = geo_.capacity;
   const std::uint64_t max_items = geo_.max_items;
   const std::uint64_t rec = align8(kRecordHeader + n);
@@ -333,7 +348,13 @@ void QueueCore::keep_viewed() noexcept {
 // with two or more items queued, one is left for us.
 bool QueueCore::ItemsFor::operator()() const noexcept { return q->qsize() >= 2; }
 
-QueueMiss QueueCore::await_data(const SideLock& lock, Deadline deadline) {
+[[gnu::always_inline]] inline QueueMiss QueueCore::await_data(const SideLock& lock, Deadline deadline) {
+  if (!lock.took_over() && pos_of(s_->get.peer_cache) != pos_of(s_->get.pos.load(std::memory_order_relaxed))) [[likely]]
+    return QueueMiss::None;
+  return await_data_slowly(lock, deadline);
+}
+
+QueueMiss QueueCore::await_data_slowly(const SideLock& lock, Deadline deadline) {
   if (lock.took_over()) recover_locked();
   // Only consumers write the head, one at a time.
   const auto has_data = [&] {
@@ -409,7 +430,7 @@ std::size_t QueueCore::take_locked(ReadFn read, void* ctx, std::size_t max, std:
   return got;
 }
 
-std::uint64_t QueueCore::checked_head() const {
+[[gnu::always_inline]] inline std::uint64_t QueueCore::checked_head() const {
   const std::uint64_t h = s_->get.pos.load(std::memory_order_relaxed);  // only consumers write it, one at a time
   if ((pos_of(h) & 7) != 0) throw_corrupt("its head position " + std::to_string(pos_of(h)) + " is not 8-aligned");
   return h;
@@ -418,7 +439,7 @@ std::uint64_t QueueCore::checked_head() const {
 // Every value read from the ring or the positions is checked before it
 // indexes anything: the record at `hpos` (after a skip marker, if any) must
 // lie inside the ring and before the tail as last seen (get.peer_cache).
-QueueCore::Located QueueCore::locate(std::uint64_t hpos) const noexcept {
+[[gnu::always_inline]] inline QueueCore::Located QueueCore::locate(std::uint64_t hpos) const noexcept {
   const std::uint64_t cap = geo_.capacity;
   const char* r = ring();
   const std::uint64_t tpos = pos_of(s_->get.peer_cache);

@@ -33,6 +33,9 @@
 // room. A view whose process dies leaves its item queued (delivered again),
 // as a consumer killed inside get() does; keep() does the same on purpose.
 //
+// A released view of a JoinableQueue counts as a get: call task_done() for
+// it. A kept view, or one whose process died, got nothing: the item is queued.
+//
 // A loan or view belongs to the thread that took it: publish() and
 // release() from another thread throw NotOwner; the destructor there
 // (or in a forked child) only forgets it. This thread's own put or get on the

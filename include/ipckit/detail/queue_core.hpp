@@ -230,6 +230,7 @@ class QueueCore {
   // (publishing what the cursor wrote first): where its header goes, or null
   // with `miss` set. Writes a skip marker when the record must wrap.
   char* make_room(PutCursor& c, std::size_t n, Deadline deadline, QueueMiss& miss);
+  char* make_room_slowly(PutCursor& c, std::size_t n, Deadline deadline, QueueMiss& miss);
   // Writes the header of the record of `n` bytes at `at`; moves the cursor past it.
   static void append(PutCursor& c, char* at, std::size_t n) noexcept;
   // The publishing store, if the cursor wrote anything since the last one.
@@ -237,6 +238,7 @@ class QueueCore {
 
   // With the consumers' lock held: waits for a record (Waited / Closed if none came).
   QueueMiss await_data(const SideLock& lock, Deadline deadline);
+  QueueMiss await_data_slowly(const SideLock& lock, Deadline deadline);
   // The head, CorruptSegment unless 8-aligned.
   [[nodiscard]] std::uint64_t checked_head() const;
   // The record at `hpos`, checked against the ring and the last tail seen.
