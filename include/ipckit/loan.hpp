@@ -10,6 +10,9 @@
 //   checksum(view.data(), view.size());            // read it where it was written
 //   view.release();                                // frees it (so does the destructor)
 //
+// data() is 8-aligned in both. The queue's max_message (by default a quarter
+// of capacity_bytes) bounds a loan's size: set it for big items.
+//
 // A Queue<T> of a trivially copyable T (alignment at most 8) offers the same
 // with the item typed: q.loan() -> Loan<T> (a T default-initialized in place:
 // set every field) and q.get_view() -> View<T>.
@@ -22,11 +25,12 @@
 // What a loan (view) holds: the queue's producers' (consumers') side, from
 // the call that made it until publish()/abandon() (release()/keep()). Other
 // producers (consumers) wait meanwhile; timed ones fail on time, naming this
-// process. So loans are for writing an item in place, not for holding: a
-// producer that needs a while to make an item writes it straight into the
-// ring instead of into a buffer first, and the items of many producers (or
-// consumers working on items at once) still go through put and get, or
-// through a queue each.
+// process; waiting processes take the side in no set order (one consumer
+// may get most of the items). So loans are for writing an item in place,
+// not for holding: a producer that needs a while to make an item writes it
+// straight into the ring instead of into a buffer first, and the items of
+// many producers (or consumers working on items at once) still go through
+// put and get, or through a queue each.
 //
 // Crash-safety: an unpublished loan leaves nothing visible, whether it is
 // abandoned, destroyed, or its process dies; the next producer reuses the
