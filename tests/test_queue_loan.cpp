@@ -172,13 +172,14 @@ void expect_bounded(const char* what, std::chrono::milliseconds timeout, Rescue&
   cv.notify_all();
   rescuer.join();
   EXPECT_FALSE(rescued) << what << " did not return until it was rescued (" << took.count() << " ms)";
-  EXPECT_LT(took, timeout + kSlack) << what << " took " << took.count() << " ms with a timeout of "
-                                    << timeout.count() << " ms";
+  EXPECT_LT(took, timeout + kSlack) << what << " took " << took.count() << " ms with a timeout of " << timeout.count()
+                                    << " ms";
   EXPECT_GE(took + 1ms, timeout) << what << " returned before its timeout";
 }
 template <class Call>
 void expect_bounded(const char* what, std::chrono::milliseconds timeout, Call&& call) {
-  expect_bounded(what, timeout, [] {}, std::forward<Call>(call));
+  const auto no_rescue = [] {};
+  expect_bounded(what, timeout, no_rescue, std::forward<Call>(call));
 }
 
 // Runs `body` in a child that must exit 0 within 20 s: a call that would
@@ -568,9 +569,8 @@ TEST(QueueLoanForms, OnAFullQueueEveryLoanFormIsFullOnTimeAndWritesNothing) {
   tq.put(make_frame(0, 0));
   tq.put(make_frame(0, 1));
   expect_bounded("loan(n, 200ms)", 200ms, [&] { EXPECT_THROW((void)q.loan(10, 200ms), ipckit::Full); });
-  expect_bounded("loan_until(n, system_clock + 200ms)", 200ms, [&] {
-    EXPECT_THROW((void)q.loan_until(10, std::chrono::system_clock::now() + 200ms), ipckit::Full);
-  });
+  expect_bounded("loan_until(n, system_clock + 200ms)", 200ms,
+                 [&] { EXPECT_THROW((void)q.loan_until(10, std::chrono::system_clock::now() + 200ms), ipckit::Full); });
   expect_bounded("loan_nowait(n)", 0ms, [&] { EXPECT_THROW((void)q.loan_nowait(10), ipckit::Full); });
   expect_bounded("try_loan(n)", 0ms, [&] { EXPECT_FALSE(q.try_loan(10).has_value()); });
   expect_bounded("loan(n, -1s)", 0ms, [&] { EXPECT_THROW((void)q.loan(10, -1s), ipckit::Full); });
@@ -777,9 +777,8 @@ TEST(QueueLoanMisuse, PublishOrReleaseFromAnotherThreadOrProcessIsNotOwner) {
   });
   EXPECT_TRUE(q.empty());
   EXPECT_TRUE(static_cast<bool>(loan));
-  in_child("another producer, while the loan is held", [&] {
-    EXPECT_THROW(q.put_nowait("no"), ipckit::Full) << "the forked copy's destructor let the loan go";
-  });
+  in_child("another producer, while the loan is held",
+           [&] { EXPECT_THROW(q.put_nowait("no"), ipckit::Full) << "the forked copy's destructor let the loan go"; });
   loan.publish();
   EXPECT_EQ(q.qsize(), 1u);
 
@@ -1039,8 +1038,7 @@ TEST(QueueLoanStopped, TimedAndNonBlockingGetsAndViewsAreEmptyOnTimeBehindAStopp
                  [&] { EXPECT_THROW((void)q.get_until(Clock::now() + 100ms), ipckit::Empty); });
   expect_bounded("get_nowait()", 0ms, rescue, [&] { EXPECT_THROW((void)q.get_nowait(), ipckit::Empty); });
   expect_bounded("try_get()", 0ms, rescue, [&] { EXPECT_FALSE(q.try_get().has_value()); });
-  expect_bounded("get_many(2, 100ms)", 100ms, rescue,
-                 [&] { EXPECT_THROW((void)q.get_many(2, 100ms), ipckit::Empty); });
+  expect_bounded("get_many(2, 100ms)", 100ms, rescue, [&] { EXPECT_THROW((void)q.get_many(2, 100ms), ipckit::Empty); });
   expect_bounded("get_view(100ms)", 100ms, rescue, [&] { EXPECT_THROW((void)q.get_view(100ms), ipckit::Empty); });
   expect_bounded("get_view_nowait()", 0ms, rescue, [&] { EXPECT_THROW((void)q.get_view_nowait(), ipckit::Empty); });
   expect_bounded("try_get_view()", 0ms, rescue, [&] { EXPECT_FALSE(q.try_get_view().has_value()); });
