@@ -1265,3 +1265,26 @@ TEST(QueueLoanJoinable, AConsumerKilledHoldingAViewLosesNoTaskAndJoinReturnsOnce
   EXPECT_EQ(jq.abandoned_tasks(), 0u);
   EXPECT_THROW(jq.task_done(), ipckit::InvalidArgument);
 }
+
+// A loan whose thread ends without publishing it (the loan object moved to
+// another thread, whose destructor only forgets it) is like a dead
+// process's: nothing visible, and the next put takes the lock over.
+TEST(QueueLoanKill, ALoanWhoseThreadEndedUnpublishedLeavesNothingAndTheNextPutTakesOver) {
+  ScopedSegmentName n("qlk_thread");
+  auto seg = Segment::create(n.name, 4 << 20);
+  auto q = seg.byte_queue("q");
+  in_child("a process whose loaning thread ended", [&] {
+    std::optional<ByteLoan> moved;
+    std::thread([&] {
+      ByteLoan loan = q.loan(4);
+      std::memcpy(loan.data(), "lost", 4);
+      moved.emplace(std::move(loan));
+    }).join();
+    EXPECT_THROW(moved->publish(), ipckit::NotOwner);
+    moved.reset();  // only forgotten here
+    EXPECT_TRUE(q.empty());
+    q.put("next", 5s);
+  });
+  EXPECT_EQ(q.get_nowait(), "next");
+  EXPECT_TRUE(q.empty());
+}
