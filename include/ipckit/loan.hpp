@@ -120,7 +120,21 @@ struct KeepViewed {
 };
 
 template <class T>
-inline constexpr bool kLoanableItem = kBitwiseItem<T> && alignof(T) <= 8;
+inline constexpr bool kLoanableItem = kBitwiseItem<std::remove_const_t<T>> && alignof(T) <= 8;
+
+// Loan<T> and View<T>: a ByteLoan / ByteView whose bytes are a T (const T for a view).
+template <class Base, class T>
+class TypedItem : public Base {
+ public:
+  using element_type = T;
+  TypedItem() = default;
+  [[nodiscard]] T* get() const noexcept { return std::launder(reinterpret_cast<T*>(this->data())); }
+  T& operator*() const noexcept { return *get(); }
+  T* operator->() const noexcept { return get(); }
+
+ protected:
+  explicit TypedItem(Base&& bytes) noexcept : Base(std::move(bytes)) {}
+};
 
 }  // namespace detail
 
@@ -152,21 +166,20 @@ class ByteLoan : public detail::SideHold<detail::DropLent> {
   detail::QueueCore::Lent lent_;
 };
 
-// A typed loan: a T default-initialized in the ring.
+// A typed loan: a T default-initialized in the ring. publish() publishes
+// sizeof(T) bytes (ByteLoan::publish(n) is still there, for the brave).
 template <class T>
-class Loan : public ByteLoan {
+class Loan : public detail::TypedItem<ByteLoan, T> {
  public:
-  using element_type = T;
   Loan() = default;
-  [[nodiscard]] T* get() const noexcept { return std::launder(reinterpret_cast<T*>(data())); }
-  T& operator*() const noexcept { return *get(); }
-  T* operator->() const noexcept { return get(); }
   void publish() { ByteLoan::publish(sizeof(T)); }
 
  private:
   template <class, class>
   friend class detail::LoanForms;
-  explicit Loan(ByteLoan&& bytes) noexcept : ByteLoan(std::move(bytes)) { ::new (static_cast<void*>(data())) T; }
+  explicit Loan(ByteLoan&& bytes) noexcept : detail::TypedItem<ByteLoan, T>(std::move(bytes)) {
+    ::new (static_cast<void*>(this->data())) T;
+  }
 };
 
 // One item of a queue, read in place; the consumers' side is held until release() or keep().
@@ -216,18 +229,14 @@ class ByteView : public detail::SideHold<detail::KeepViewed> {
 
 // A typed view: the T in the ring.
 template <class T>
-class View : public ByteView {
+class View : public detail::TypedItem<ByteView, const T> {
  public:
-  using element_type = T;
   View() = default;
-  [[nodiscard]] const T* get() const noexcept { return std::launder(reinterpret_cast<const T*>(data())); }
-  const T& operator*() const noexcept { return *get(); }
-  const T* operator->() const noexcept { return get(); }
 
  private:
   template <class, class>
   friend class detail::ViewForms;
-  explicit View(ByteView&& bytes) noexcept : ByteView(std::move(bytes)) {}
+  explicit View(ByteView&& bytes) noexcept : detail::TypedItem<ByteView, const T>(std::move(bytes)) {}
 };
 
 namespace detail {
@@ -304,7 +313,7 @@ class ViewForms {
     if constexpr (std::is_same_v<V, ByteView>) {
       return 0;
     } else {
-      using T = typename V::element_type;
+      using T = std::remove_const_t<typename V::element_type>;
       static_assert(kLoanableItem<T>, "get_view() needs a trivially copyable item type aligned to at most 8 bytes");
       return sizeof(T);
     }
