@@ -82,6 +82,9 @@
 //                         bytes as the queues' rings (--big-capacity, 4 MiB).
 //      raw_copy_1slot     the same with one buffer (copy in, then copy out:
 //                         no overlap) — printed for reference.
+//      raw_in_place       raw_copy's buffers, each item written and read in
+//                         place as ipckit_queue_loan does: the zero-copy
+//                         floor (what the loan row can reach at most).
 //
 // 4. mpmc — 4 producer processes x 4 consumer processes on one queue (not
 //    pinned: 8 processes on this machine's CPUs). Each producer sends
@@ -344,15 +347,24 @@ class RawCopy {
     flags_ = new (mem_->get()) CopyFlag[static_cast<std::size_t>(slots)];
   }
   void put(const char* src) {
-    const int k = static_cast<int>(next_put_++ % static_cast<std::uint64_t>(slots_));
-    while (flags_[k].full.load(std::memory_order_acquire) != 0) cpu_relax();
-    std::memcpy(buf(k), src, size_);
-    flags_[k].full.store(1, std::memory_order_release);
+    put_with([&](char* at) { std::memcpy(at, src, size_); });
   }
   void get(char* dst) {
+    get_with([&](const char* at) { std::memcpy(dst, at, size_); });
+  }
+  // write(at) fills the next free buffer in place; read(at) reads the next full one in place.
+  template <class Write>
+  void put_with(Write&& write) {
+    const int k = static_cast<int>(next_put_++ % static_cast<std::uint64_t>(slots_));
+    while (flags_[k].full.load(std::memory_order_acquire) != 0) cpu_relax();
+    write(buf(k));
+    flags_[k].full.store(1, std::memory_order_release);
+  }
+  template <class Read>
+  void get_with(Read&& read) {
     const int k = static_cast<int>(next_get_++ % static_cast<std::uint64_t>(slots_));
     while (flags_[k].full.load(std::memory_order_acquire) == 0) cpu_relax();
-    std::memcpy(dst, buf(k), size_);
+    read(static_cast<const char*>(buf(k)));
     flags_[k].full.store(0, std::memory_order_release);
   }
 
@@ -1022,15 +1034,6 @@ Job raw_copy_job(int slots) {
                  });
 }
 
-#ifndef QUEUE_BENCH_WITHOUT_IPCKIT
-// Every big row's queue: the same ring (--big-capacity) and item bound.
-ipckit::QueueOptions big_queue_options() {
-  ipckit::QueueOptions o;
-  o.capacity_bytes = P.big_capacity;
-  o.max_message = P.big_size + 64;  // the item and cereal's length prefix
-  return o;
-}
-
 // Reads every byte of an item in place: are all the bytes between its two
 // stamps the producer's 'y'? (The copying rows' consumers read every byte
 // once through their copy out; the zero-copy row reads them once here.)
@@ -1045,6 +1048,41 @@ bool payload_intact(const char* p, std::size_t n) {
   }
   for (; i + 8 < n; ++i) diff |= static_cast<unsigned char>(p[i]) ^ std::uint64_t{'y'};
   return diff == 0;
+}
+
+// The zero-copy rows' two halves: the producer writes the whole item in place
+// (the bytes the other rows' items hold: 'y' and the two stamps, whose
+// sequence number it takes from the stamped buffer `p` of big_job); the
+// consumer checks every byte in place, and the stamps.
+void write_item_in_place(char* at, const char* p) {
+  std::uint64_t seq = 0;
+  std::memcpy(&seq, p, 8);
+  std::memset(at, 'y', P.big_size);
+  stamp_big(at, P.big_size, seq);
+}
+void check_item_in_place(const char* at, std::size_t n, std::uint64_t seq) {
+  if (!payload_intact(at, n))
+    throw std::runtime_error("big message " + std::to_string(seq) + ": a payload byte is not 'y'");
+  check_big(at, n, seq);
+}
+
+// The zero-copy floor: raw_copy's buffers, each item written and read in
+// place as the loan row does (no queue, no copies).
+Job raw_in_place_job() {
+  auto c = std::make_shared<RawCopy>(P.big_size, P.big_slots);
+  return big_job([c](const char* p) { c->put_with([p](char* at) { write_item_in_place(at, p); }); },
+                 [c](std::uint64_t seq) {
+                   c->get_with([seq](const char* at) { check_item_in_place(at, P.big_size, seq); });
+                 });
+}
+
+#ifndef QUEUE_BENCH_WITHOUT_IPCKIT
+// Every big row's queue: the same ring (--big-capacity) and item bound.
+ipckit::QueueOptions big_queue_options() {
+  ipckit::QueueOptions o;
+  o.capacity_bytes = P.big_capacity;
+  o.max_message = P.big_size + 64;  // the item and cereal's length prefix
+  return o;
 }
 
 // Zero-copy: a ByteQueue loan written in place, published, and read in place
@@ -1062,18 +1100,13 @@ Job loan_job(bool from_buffer) {
           if (from_buffer) {
             std::memcpy(loan.data(), p, P.big_size);
           } else {
-            std::uint64_t seq = 0;
-            std::memcpy(&seq, p, 8);
-            std::memset(loan.data(), 'y', P.big_size);
-            stamp_big(loan.data(), P.big_size, seq);
+            write_item_in_place(loan.data(), p);
           }
           loan.publish();
         },
         [q](std::uint64_t seq) {
           ipckit::ByteView v = q->get_view();
-          if (!payload_intact(v.data(), v.size()))
-            throw std::runtime_error("big message " + std::to_string(seq) + ": a payload byte is not 'y'");
-          check_big(v.data(), v.size(), seq);
+          check_item_in_place(v.data(), v.size(), seq);
           v.release();
         });
   });
@@ -1118,6 +1151,7 @@ std::vector<Mode> big_modes() {
 #endif
   modes.push_back({"raw_copy", "floor: memcpy in/out, shared buffers", [] { return raw_copy_job(P.big_slots); }});
   modes.push_back({"raw_copy_1slot", "raw: memcpy in/out, one buffer", [] { return raw_copy_job(1); }});
+  modes.push_back({"raw_in_place", "raw: written/read in place, no copy", raw_in_place_job});
   return modes;
 }
 

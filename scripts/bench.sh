@@ -307,6 +307,11 @@ section_queue() {
     value bigpin_paired_ipckit_loan_copy_in_vs_raw_copy
   check "raw copy, one buffer vs floor (paired)" big_paired_raw_copy_1slot_vs_raw_copy - - value \
     bigpin_paired_raw_copy_1slot_vs_raw_copy
+  # The zero-copy floor: what the loan row can reach at most, beside the two-copy floor.
+  check "raw written/read in place vs raw copy (paired)" big_paired_raw_in_place_vs_raw_copy - - value \
+    bigpin_paired_raw_in_place_vs_raw_copy
+  check "ByteQueue loan 1 MiB vs raw in place (medians)" big_ipckit_queue_loan big_raw_in_place - info \
+    bigpin_ipckit_queue_loan bigpin_raw_in_place
   local step
   for step in ipckit_encode ipckit_ring_put_64 ipckit_ring_get_64 ipckit_decode ipckit_queue_cereal_put_get \
     ipckit_encode_realistic ipckit_ring_put_150 ipckit_ring_get_150 ipckit_decode_realistic \
