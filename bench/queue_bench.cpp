@@ -1036,17 +1036,29 @@ Job raw_copy_job(int slots) {
 
 // Reads every byte of an item in place: are all the bytes between its two
 // stamps the producer's 'y'? (The copying rows' consumers read every byte
-// once through their copy out; the zero-copy row reads them once here.)
+// once through their copy out; the zero-copy rows read them once here.)
+// Four independent words a step, so that the compiler makes it vector code;
+// on x86-64 also an AVX2 clone picked at run time, as glibc's memcpy picks
+// its AVX2 form: the read in place must not lose to the copy by codegen.
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target_clones("avx2", "default")))
+#endif
 bool payload_intact(const char* p, std::size_t n) {
   constexpr std::uint64_t kY = 0x7979797979797979;  // eight 'y'
-  std::uint64_t diff = 0;
-  std::size_t i = 8;
-  for (; i + 16 <= n; i += 8) {
-    std::uint64_t w = 0;
-    std::memcpy(&w, p + i, 8);
-    diff |= w ^ kY;
+  if (n < 16) return true;                           // no payload (check_big rejects the size)
+  const char* b = p + 8;
+  const std::size_t m = n - 16;
+  std::uint64_t acc[4] = {0, 0, 0, 0};
+  std::size_t i = 0;
+  for (; i + 32 <= m; i += 32) {
+    for (std::size_t k = 0; k < 4; ++k) {
+      std::uint64_t w = 0;
+      std::memcpy(&w, b + i + 8 * k, 8);
+      acc[k] |= w ^ kY;
+    }
   }
-  for (; i + 8 < n; ++i) diff |= static_cast<unsigned char>(p[i]) ^ std::uint64_t{'y'};
+  std::uint64_t diff = acc[0] | acc[1] | acc[2] | acc[3];
+  for (; i < m; ++i) diff |= static_cast<unsigned char>(b[i]) ^ std::uint64_t{'y'};
   return diff == 0;
 }
 
