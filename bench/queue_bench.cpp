@@ -64,6 +64,16 @@
 //    consumer checks size and both stamps. Rows:
 //      ipckit_queue_vec   ipckit Queue<std::vector<char>>: put(vec) / get()
 //      ipckit_byte_queue  ipckit ByteQueue: put(view) / get() -> std::string
+//      ipckit_queue_loan  zero-copy: ipckit ByteQueue (the same ring): loan(size),
+//                         the item written in place ('y' and the two stamps,
+//                         the bytes the other rows' items hold), publish();
+//                         get_view(), every byte checked in place (the copying
+//                         rows' consumers read every byte once through their
+//                         copy out), release(). scripts/bench.sh's target: >= 1.5x
+//                         raw_copy, paired.
+//      ipckit_loan_copy_in  the same, the loan filled by a memcpy of the
+//                         producer's stamped buffer, as the other rows' put
+//                         does — printed for reference.
 //      raw_copy           the floor: --big-slots (4) shared buffers of the
 //                         message size, each with a full/empty flag on its own
 //                         cache line; the producer memcpy's into the next free
@@ -72,8 +82,9 @@
 //                         bytes as the queues' rings (--big-capacity, 4 MiB).
 //      raw_copy_1slot     the same with one buffer (copy in, then copy out:
 //                         no overlap) — printed for reference.
-//    The zero-copy loan row (Queue::loan / get_view) is listed as not
-//    implemented yet: no figure.
+//      raw_in_place       raw_copy's buffers, each item written and read in
+//                         place as ipckit_queue_loan does: the zero-copy
+//                         floor (what the loan row can reach at most).
 //
 // 4. mpmc — 4 producer processes x 4 consumer processes on one queue (not
 //    pinned: 8 processes on this machine's CPUs). Each producer sends
@@ -336,15 +347,24 @@ class RawCopy {
     flags_ = new (mem_->get()) CopyFlag[static_cast<std::size_t>(slots)];
   }
   void put(const char* src) {
-    const int k = static_cast<int>(next_put_++ % static_cast<std::uint64_t>(slots_));
-    while (flags_[k].full.load(std::memory_order_acquire) != 0) cpu_relax();
-    std::memcpy(buf(k), src, size_);
-    flags_[k].full.store(1, std::memory_order_release);
+    put_with([&](char* at) { std::memcpy(at, src, size_); });
   }
   void get(char* dst) {
+    get_with([&](const char* at) { std::memcpy(dst, at, size_); });
+  }
+  // write(at) fills the next free buffer in place; read(at) reads the next full one in place.
+  template <class Write>
+  void put_with(Write&& write) {
+    const int k = static_cast<int>(next_put_++ % static_cast<std::uint64_t>(slots_));
+    while (flags_[k].full.load(std::memory_order_acquire) != 0) cpu_relax();
+    write(buf(k));
+    flags_[k].full.store(1, std::memory_order_release);
+  }
+  template <class Read>
+  void get_with(Read&& read) {
     const int k = static_cast<int>(next_get_++ % static_cast<std::uint64_t>(slots_));
     while (flags_[k].full.load(std::memory_order_acquire) == 0) cpu_relax();
-    std::memcpy(dst, buf(k), size_);
+    read(static_cast<const char*>(buf(k)));
     flags_[k].full.store(0, std::memory_order_release);
   }
 
@@ -1014,15 +1034,101 @@ Job raw_copy_job(int slots) {
                  });
 }
 
+// Reads every byte of an item in place: are all the bytes between its two
+// stamps the producer's 'y'? (The copying rows' consumers read every byte
+// once through their copy out; the zero-copy rows read them once here.)
+// Four independent words a step, so that the compiler makes it vector code;
+// on x86-64 also an AVX2 clone picked at run time, as glibc's memcpy picks
+// its AVX2 form: the read in place must not lose to the copy by codegen.
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+bool payload_intact(const char* p, std::size_t n) {
+  constexpr std::uint64_t kY = 0x7979797979797979;  // eight 'y'
+  if (n < 16) return true;                           // no payload (check_big rejects the size)
+  const char* b = p + 8;
+  const std::size_t m = n - 16;
+  std::uint64_t acc[4] = {0, 0, 0, 0};
+  std::size_t i = 0;
+  for (; i + 32 <= m; i += 32) {
+    for (std::size_t k = 0; k < 4; ++k) {
+      std::uint64_t w = 0;
+      std::memcpy(&w, b + i + 8 * k, 8);
+      acc[k] |= w ^ kY;
+    }
+  }
+  std::uint64_t diff = acc[0] | acc[1] | acc[2] | acc[3];
+  for (; i < m; ++i) diff |= static_cast<unsigned char>(b[i]) ^ std::uint64_t{'y'};
+  return diff == 0;
+}
+
+// The zero-copy rows' two halves: the producer writes the whole item in place
+// (the bytes the other rows' items hold: 'y' and the two stamps, whose
+// sequence number it takes from the stamped buffer `p` of big_job); the
+// consumer checks every byte in place, and the stamps.
+void write_item_in_place(char* at, const char* p) {
+  std::uint64_t seq = 0;
+  std::memcpy(&seq, p, 8);
+  std::memset(at, 'y', P.big_size);
+  stamp_big(at, P.big_size, seq);
+}
+void check_item_in_place(const char* at, std::size_t n, std::uint64_t seq) {
+  if (!payload_intact(at, n))
+    throw std::runtime_error("big message " + std::to_string(seq) + ": a payload byte is not 'y'");
+  check_big(at, n, seq);
+}
+
+// The zero-copy floor: raw_copy's buffers, each item written and read in
+// place as the loan row does (no queue, no copies).
+Job raw_in_place_job() {
+  auto c = std::make_shared<RawCopy>(P.big_size, P.big_slots);
+  return big_job([c](const char* p) { c->put_with([p](char* at) { write_item_in_place(at, p); }); },
+                 [c](std::uint64_t seq) {
+                   c->get_with([seq](const char* at) { check_item_in_place(at, P.big_size, seq); });
+                 });
+}
+
+#ifndef QUEUE_BENCH_WITHOUT_IPCKIT
+// Every big row's queue: the same ring (--big-capacity) and item bound.
+ipckit::QueueOptions big_queue_options() {
+  ipckit::QueueOptions o;
+  o.capacity_bytes = P.big_capacity;
+  o.max_message = P.big_size + 64;  // the item and cereal's length prefix
+  return o;
+}
+
+// Zero-copy: a ByteQueue loan written in place, published, and read in place
+// through get_view(). The producer writes the whole item into the loan: the
+// other rows' item ('y' and the two stamps; `from_buffer` false), or, for
+// reference, a memcpy of the producer's stamped buffer as the other rows' put
+// does (true). The consumer checks every byte in place and the stamps, then
+// releases the view.
+Job loan_job(bool from_buffer) {
+  const auto open = [](ipckit::Segment& seg) { return seg.byte_queue("q", big_queue_options()); };
+  return ipckit_job<ipckit::ByteQueue>(P.big_capacity, open, [from_buffer](auto q) {
+    return big_job(
+        [q, from_buffer](const char* p) {
+          ipckit::ByteLoan loan = q->loan(P.big_size);
+          if (from_buffer) {
+            std::memcpy(loan.data(), p, P.big_size);
+          } else {
+            write_item_in_place(loan.data(), p);
+          }
+          loan.publish();
+        },
+        [q](std::uint64_t seq) {
+          ipckit::ByteView v = q->get_view();
+          check_item_in_place(v.data(), v.size(), seq);
+          v.release();
+        });
+  });
+}
+#endif
+
 std::vector<Mode> big_modes() {
   std::vector<Mode> modes;
 #ifndef QUEUE_BENCH_WITHOUT_IPCKIT
-  const auto opts = [] {
-    ipckit::QueueOptions o;
-    o.capacity_bytes = P.big_capacity;
-    o.max_message = P.big_size + 64;  // the item and cereal's length prefix
-    return o;
-  };
+  const auto opts = big_queue_options;
   modes.push_back({"ipckit_queue_vec", "ipckit Queue<std::vector<char>>", [opts] {
                      const auto open = [&](ipckit::Segment& seg) { return seg.queue<std::vector<char>>("q", opts()); };
                      return ipckit_job<ipckit::Queue<std::vector<char>>>(P.big_capacity, open, [&](auto q) {
@@ -1052,9 +1158,12 @@ std::vector<Mode> big_modes() {
                        return j;
                      });
                    }});
+  modes.push_back({"ipckit_queue_loan", "ipckit ByteQueue loan/view, in place", [] { return loan_job(false); }});
+  modes.push_back({"ipckit_loan_copy_in", "the same, loan filled by memcpy", [] { return loan_job(true); }});
 #endif
   modes.push_back({"raw_copy", "floor: memcpy in/out, shared buffers", [] { return raw_copy_job(P.big_slots); }});
   modes.push_back({"raw_copy_1slot", "raw: memcpy in/out, one buffer", [] { return raw_copy_job(1); }});
+  modes.push_back({"raw_in_place", "raw: written/read in place, no copy", raw_in_place_job});
   return modes;
 }
 
@@ -1934,8 +2043,6 @@ int main(int argc, char** argv) {
                                      P.big_messages, P.big_capacity, P.big_slots);
       print_rate_table(title.c_str(), bg_sel, samples, "raw_copy", nullptr, 1e9, "GB/s", prefix("big").c_str(),
                        "bytes_per_s", results);
-      std::printf("%-20s %-36s %s\n", "ipckit_queue_loan", "Queue::loan()/get_view(), in place",
-                  "not implemented yet: no figure");
       std::fflush(stdout);
     });
   }

@@ -280,7 +280,8 @@ section_queue() {
   check "Queue round trip, median (us)" rt_ipckit_queue_median - 2 at_most rtpin_ipckit_queue_median
   check "Queue<vector<char>> 1 MiB vs raw copy (paired)" big_paired_ipckit_queue_vec_vs_raw_copy - 0.6 at_least \
     bigpin_paired_ipckit_queue_vec_vs_raw_copy
-  check "Queue::loan/get_view 1 MiB vs two-copy floor" "Queue::loan, get_view" - ">= 1.5x" todo
+  check "ByteQueue loan/get_view 1 MiB vs two-copy floor (paired)" big_paired_ipckit_queue_loan_vs_raw_copy - 1.5 \
+    at_least bigpin_paired_ipckit_queue_loan_vs_raw_copy
   check "idle Queue.get() 2 s, worst run (% core)" idle_queue_get_cpu - 2 below
   check "idle Queue.get(timeout) 2 s, worst (% core)" idle_queue_get_timeout_cpu - 2 below
   # Figures without targets: where the others stand, and where the time goes.
@@ -302,8 +303,15 @@ section_queue() {
     rtpin_boost_mq_p99 rtpin_ipckit_queue_p99
   check "ByteQueue 1 MiB vs raw copy floor (paired)" big_paired_ipckit_byte_queue_vs_raw_copy - - value \
     bigpin_paired_ipckit_byte_queue_vs_raw_copy
+  check "ByteQueue loan, memcpy fill, 1 MiB vs raw copy (paired)" big_paired_ipckit_loan_copy_in_vs_raw_copy - - \
+    value bigpin_paired_ipckit_loan_copy_in_vs_raw_copy
   check "raw copy, one buffer vs floor (paired)" big_paired_raw_copy_1slot_vs_raw_copy - - value \
     bigpin_paired_raw_copy_1slot_vs_raw_copy
+  # The zero-copy floor: what the loan row can reach at most, beside the two-copy floor.
+  check "raw written/read in place vs raw copy (paired)" big_paired_raw_in_place_vs_raw_copy - - value \
+    bigpin_paired_raw_in_place_vs_raw_copy
+  check "ByteQueue loan 1 MiB vs raw in place (medians)" big_ipckit_queue_loan big_raw_in_place - info \
+    bigpin_ipckit_queue_loan bigpin_raw_in_place
   local step
   for step in ipckit_encode ipckit_ring_put_64 ipckit_ring_get_64 ipckit_decode ipckit_queue_cereal_put_get \
     ipckit_encode_realistic ipckit_ring_put_150 ipckit_ring_get_150 ipckit_decode_realistic \
