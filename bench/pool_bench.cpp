@@ -336,6 +336,13 @@ struct Part {
   std::vector<Row> rows;
 };
 
+// ipckit's rows are listed with no run (not implemented yet). Measuring one
+// takes a pool type and a submit, e.g.
+//   struct IpckitPool { ipckit::ProcessPool pool{{.workers = unsigned(P.workers)}}; };
+//   submit = [](IpckitPool& p, std::int64_t n) { return p.pool.submit(square, n); };
+//   run = [=] { return submit_rate<IpckitPool>(submit); }
+// (round_trips, map_rate with a map collecting ProcessPool::map's results,
+// idle_cpu with the pool's worker_pids()).
 std::vector<Part> parts() {
   using A = AsioPool;
   const auto promise = asio_promise_submit;

@@ -50,10 +50,12 @@
 #   BENCH_POOL_MAP_TASKS=1000000  inputs per map run of the C++ pools
 #   BENCH_POOL_CHUNK=64       inputs per chunk of every map row (C++ and Python)
 #   BENCH_POOL_TRIPS=20000    timed submit->result round trips per C++ run
-#                             (the pool section's idle pools: $BENCH_IDLE_RUNS x 1.1 s)
+#                             (the pool section also uses BENCH_IDLE_RUNS, idle
+#                             pools of 1.1 s each, and BENCH_QUEUE_QUIET_MS;
+#                             with the defaults it takes ~40 s on a 2-CPU VM)
 #   BENCH_PY_POOL_RUNS=3      measured runs of each Python pool row (Python's
-#                             process pools do ~5-30 k tasks/s: sizes below keep
-#                             the Python part near 30 s)
+#                             process pools do ~5-30 k tasks/s: the sizes below
+#                             keep the Python part near 15-30 s)
 #   BENCH_PY_POOL_TASKS=20000 tasks per throughput run of Python's pools
 #   BENCH_PY_POOL_MAP_TASKS=100000  inputs per map run of Python's pools
 #   BENCH_PY_POOL_TRIPS=2000  timed round trips per run of Python's pools
