@@ -67,6 +67,7 @@
 #include <boost/asio/use_future.hpp>
 #include <cinttypes>
 #include <future>
+#include <ipckit/pool.hpp>
 #include <map>
 #include <set>
 #include <string>
@@ -173,6 +174,13 @@ std::vector<std::int64_t> asio_map(AsioPool& p, const std::vector<std::int64_t>&
 }
 
 std::vector<pid_t> no_processes(AsioPool&) { return {}; }
+
+// ipckit's pool, with as many workers as the peers' threads.
+struct IpckitPool {
+  ipckit::ProcessPool pool{{.workers = static_cast<unsigned>(P.workers), .name = "bench"}};
+};
+ipckit::Future<std::int64_t> ipckit_submit(IpckitPool& p, std::int64_t n) { return p.pool.submit(square, n); }
+std::vector<pid_t> ipckit_workers(IpckitPool& p) { return p.pool.worker_pids(); }
 
 // ---------------------------------------------------------------------------
 // What a row measures, for any pool: `Pool` is default-constructible with
@@ -336,26 +344,21 @@ struct Part {
   std::vector<Row> rows;
 };
 
-// ipckit's rows are listed with no run (not implemented yet). Measuring one
-// takes a pool type and a submit, e.g.
-//   struct IpckitPool { ipckit::ProcessPool pool{{.workers = unsigned(P.workers)}}; };
-//   submit = [](IpckitPool& p, std::int64_t n) { return p.pool.submit(square, n); };
-//   run = [=] { return submit_rate<IpckitPool>(submit); }
-// (round_trips, map_rate with a map collecting ProcessPool::map's results,
-// idle_cpu with the pool's worker_pids()).
+// ipckit's map row is listed with no run: ProcessPool::map does not exist yet.
 std::vector<Part> parts() {
   using A = AsioPool;
+  using I = IpckitPool;
   const auto promise = asio_promise_submit;
   const auto use_future = asio_use_future_submit;
   return {
       {"submit",
        Kind::rate,
-       {{"ipckit_pool_submit", "ipckit ProcessPool: submit -> Future", {}},
+       {{"ipckit_pool_submit", "ipckit ProcessPool: submit -> Future", [] { return submit_rate<I>(ipckit_submit); }},
         {"asio_submit", "Asio thread_pool: post + std::promise", [=] { return submit_rate<A>(promise); }},
         {"asio_use_future", "Asio thread_pool: post(use_future(fn))", [=] { return submit_rate<A>(use_future); }}}},
       {"rtt",
        Kind::latency,
-       {{"ipckit_pool_rtt", "ipckit ProcessPool: submit, get", {}},
+       {{"ipckit_pool_rtt", "ipckit ProcessPool: submit, get", [] { return round_trips<I>(ipckit_submit); }},
         {"asio_rtt", "Asio thread_pool: post + std::promise", [=] { return round_trips<A>(promise); }},
         {"asio_use_future_rtt", "Asio thread_pool: use_future", [=] { return round_trips<A>(use_future); }},
         {"raw_spin_rtt", "floor: 2 processes spinning", raw_spin_rtt}}},
@@ -365,7 +368,7 @@ std::vector<Part> parts() {
         {"asio_map", "Asio thread_pool: a post per chunk", [=] { return map_rate<A>(promise, asio_map); }}}},
       {"idle",
        Kind::idle,
-       {{"ipckit_pool_idle", "ipckit ProcessPool, idle", {}},
+       {{"ipckit_pool_idle", "ipckit ProcessPool, idle", [] { return idle_cpu<I>(ipckit_submit, ipckit_workers); }},
         {"asio_idle", "Asio thread_pool, idle", [=] { return idle_cpu<A>(promise, no_processes); }}}},
   };
 }
