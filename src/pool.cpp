@@ -10,6 +10,7 @@
 #include <bit>
 #include <csignal>
 #include <cstring>
+#include <future>
 #include <thread>
 #include <unordered_map>
 
@@ -36,9 +37,12 @@ struct TaskHeader {
 // an error, "<type name>\0<what()>".
 struct ResultHeader {
   std::uint64_t id;
-  std::uint32_t failed;
+  std::uint32_t failed;  // kResultOk, kResultThrew, kResultTooLarge
   std::uint32_t unused;
 };
+constexpr std::uint32_t kResultOk = 0;
+constexpr std::uint32_t kResultThrew = 1;     // body: "<type>\0<what>"
+constexpr std::uint32_t kResultTooLarge = 2;  // body: the result's size
 
 // How long the collector waits for a result before it looks at the workers
 // (how soon a dead worker's task fails; a tick costs about 60 µs of CPU).
@@ -97,6 +101,11 @@ bool FutureState::wait_by(Deadline deadline) {
   return cv.wait_until(lock, deadline.when(), is_done);
 }
 
+void throw_bad_arguments(std::size_t left) {
+  throw std::runtime_error("the task's arguments do not decode (" + std::to_string(left) +
+                           " bytes where the next one or its length should end)");
+}
+
 void raise_invalid_future() {
   throw InvalidArgument("", "ipckit: this Future has no task (default-made); take one from ProcessPool::submit()");
 }
@@ -119,6 +128,7 @@ class PoolCore {
 
  private:
   std::atomic_ref<std::uint64_t> current(unsigned w) { return std::atomic_ref<std::uint64_t>(current_[w]); }
+  void start_workers();
   void start_worker(unsigned w);
   [[noreturn]] void work(unsigned w);
   void collect();
@@ -130,6 +140,8 @@ class PoolCore {
 
   std::string name_;
   unsigned count_;
+  std::size_t max_message_;
+  std::size_t results_max_;  // the results queue's max_message
   Segment seg_;
   ByteQueue tasks_;
   ByteQueue results_;
@@ -137,6 +149,7 @@ class PoolCore {
 
   mutable std::mutex m_;  // guards everything below
   std::vector<Process> procs_;
+  std::vector<bool> retired_;  // ended and not replaced (the queue was closed)
   std::unordered_map<std::uint64_t, std::shared_ptr<FutureState>> pending_;
   std::uint64_t next_id_ = 0;
   bool closed_ = false;
@@ -164,6 +177,8 @@ PoolCore::PoolCore(PoolOptions options) : PoolCore(std::move(options), pool_seri
 PoolCore::PoolCore(PoolOptions options, const std::string& serial)
     : name_(options.name.empty() ? "pool-" + serial : options.name),
       count_(options.workers != 0 ? options.workers : cpu_count()),
+      max_message_(options.max_message),
+      results_max_(options.max_message + sizeof(ResultHeader)),
       seg_([&] {
         if (options.max_pending == 0)
           throw InvalidArgument(name_, "ipckit: pool '" + name_ + "': max_pending 0 would take no task; use 1 or more");
@@ -180,8 +195,33 @@ PoolCore::PoolCore(PoolOptions options, const std::string& serial)
       results_(seg_.byte_queue("results", {.capacity_bytes = ring_bytes(options.max_message + sizeof(ResultHeader)),
                                            .max_message = options.max_message + sizeof(ResultHeader)})),
       current_(seg_.raw_array<std::uint64_t>("current", count_)) {
+  // The workers are forked by the collector thread, which lives as long as
+  // the pool: a daemon child is killed when the THREAD that forked it ends
+  // (process.hpp), and the thread that makes a pool may end before it.
+  std::promise<void> started;
+  std::future<void> ready = started.get_future();
+  collector_ = std::thread([this, &started] {
+    try {
+      start_workers();
+    } catch (...) {
+      started.set_exception(std::current_exception());
+      return;
+    }
+    started.set_value();
+    collect();
+  });
+  try {
+    ready.get();
+  } catch (...) {
+    collector_.join();
+    throw;
+  }
+}
+
+void PoolCore::start_workers() {
   std::lock_guard lock(m_);
   procs_.reserve(count_);
+  retired_.assign(count_, false);
   try {
     for (unsigned w = 0; w < count_; ++w) {
       procs_.emplace_back([] {});
@@ -193,7 +233,6 @@ PoolCore::PoolCore(PoolOptions options, const std::string& serial)
       if (p.pid() != 0) p.join();
     throw;
   }
-  collector_ = std::thread([this] { collect(); });
 }
 
 void PoolCore::start_worker(unsigned w) {
@@ -221,25 +260,22 @@ void PoolCore::work(unsigned w) {
     } catch (const Closed&) {
       std::_Exit(0);
     }
-    ResultHeader r{h.id, 0, 0};
+    ResultHeader r{h.id, kResultOk, 0};
     try {
       // The forked worker runs the pool's own code: the submitter's function addresses are its own.
       reinterpret_cast<InvokeFn>(h.invoke)(h.fn, args.data(), args.size(), out);  // NOLINT(performance-no-int-to-ptr)
     } catch (...) {
-      r.failed = 1;
+      r.failed = kResultThrew;
       out = describe_current_exception();
     }
     reply.assign(reinterpret_cast<const char*>(&r), sizeof r);
     reply += out;
-    try {
-      results_.put(reply);
-    } catch (const MessageTooLarge&) {
-      r.failed = 1;
+    if (reply.size() > results_max_) {
+      r.failed = kResultTooLarge;
       reply.assign(reinterpret_cast<const char*>(&r), sizeof r);
-      reply += std::string("ipckit::MessageTooLarge") + '\0' + "the result of " + std::to_string(out.size()) +
-               " bytes exceeds the pool's max_message";
-      results_.put(reply);
+      reply += std::to_string(out.size());
     }
+    results_.put(reply);
     current(w).store(0);
   }
 }
@@ -305,8 +341,15 @@ bool PoolCore::take_result(Deadline deadline) {
   std::memcpy(&r, view->data(), sizeof r);
   const std::string_view body(view->data() + sizeof r, view->size() - sizeof r);
   resolve(r.id, [&](FutureState& s) {
-    if (r.failed == 0) {
+    if (r.failed == kResultOk) {
       s.result.assign(body);
+      return;
+    }
+    if (r.failed == kResultTooLarge) {
+      s.error = std::make_exception_ptr(
+          MessageTooLarge(s.label, "ipckit: " + s.label + ": its result of " + std::string(body) +
+                                       " bytes exceeds the pool's max_message of " + std::to_string(max_message_) +
+                                       " bytes; return less, or make the pool with a larger max_message"));
       return;
     }
     const std::size_t nul = body.find('\0');
@@ -326,22 +369,34 @@ void PoolCore::check_workers() {
     std::optional<int> code;
     {
       std::lock_guard lock(m_);
-      if (procs_[w].is_alive()) continue;
+      if (retired_[w] || procs_[w].is_alive()) continue;
       pid = procs_[w].pid();
       code = procs_[w].exitcode();
     }
     while (take_result(Deadline::now())) {
+    }
+    // A worker ends by itself only on the closed, drained queue; one that
+    // died is replaced, unless the pool is closed and nothing is left to take.
+    bool replace = false;
+    {
+      std::lock_guard lock(m_);
+      replace = !closed_ || (code != 0 && tasks_.qsize() != 0);
     }
     const std::uint64_t id = current(w).load();
     if (id != 0)
       resolve(id, [&](FutureState& s) {
         s.error = std::make_exception_ptr(WorkerDied(s.label, "ipckit: " + s.label + " failed: its worker, pid " +
                                                                   std::to_string(pid) + ", " + describe_end(code) +
-                                                                  " while running it (the pool started a new worker)"));
+                                                                  " while running it" +
+                                                                  (replace ? " (the pool started a new worker)" : "")));
       });
+    current(w).store(0);
     std::lock_guard lock(m_);
-    if (stopping_ && pending_.empty()) continue;
     procs_[w].join();
+    if (!replace) {
+      retired_[w] = true;
+      continue;
+    }
     start_worker(w);
     restarts_.fetch_add(1);
   }

@@ -11,7 +11,7 @@
 // from the pool's process (Python's "fork" start method), so they run the
 // same code. Arguments and results are encoded as queue items are (plain
 // structs as bytes, anything else through cereal — this header brings
-// cereal's std::string, std::vector and std::tuple support, include
+// cereal's std::string and std::vector support, include
 // <cereal/types/...> for other containers; MessageTooLarge beyond
 // PoolOptions::max_message).
 //
@@ -40,12 +40,12 @@
 
 #include <atomic>
 #include <cereal/types/string.hpp>
-#include <cereal/types/tuple.hpp>
 #include <cereal/types/vector.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -100,12 +100,41 @@ struct FutureState {
   bool wait_by(Deadline deadline);
 };
 
+// A task's arguments: each encoded as a queue item is (plain structs as
+// bytes, the rest through cereal), after its length.
+template <class T>
+void append_encoded(std::string& out, const T& value) {
+  const std::string_view bytes = encode(value);
+  const std::uint64_t n = bytes.size();
+  out.append(reinterpret_cast<const char*>(&n), sizeof n);
+  out.append(bytes);
+}
+template <class... Args>
+std::string_view encode_args(const Args&... args) {
+  thread_local std::string out;
+  out.clear();
+  (append_encoded(out, args), ...);
+  return out;
+}
+[[noreturn]] void throw_bad_arguments(std::size_t left);
+template <class T>
+void decode_next(T& value, const char*& p, std::size_t& n) {
+  std::uint64_t len = 0;
+  if (n < sizeof len) throw_bad_arguments(n);
+  std::memcpy(&len, p, sizeof len);
+  if (len > n - sizeof len) throw_bad_arguments(n);
+  decode_into(value, p + sizeof len, static_cast<std::size_t>(len));
+  p += sizeof len + len;
+  n -= sizeof len + len;
+}
+
 // Runs the task `fn` (a function pointer of type Fn) on the arguments encoded
 // in [p, p + n); writes the encoded result into `out`.
 template <class Fn, class R, class... Args>
 void invoke_task(std::uintptr_t fn, const char* p, std::size_t n, std::string& out) {
   std::tuple<Args...> args;
-  decode_into(args, p, n);
+  std::apply([&](Args&... a) { (decode_next(a, p, n), ...); }, args);
+  if (n != 0) throw_bad_arguments(n);
   const Fn f = reinterpret_cast<Fn>(fn);  // NOLINT(performance-no-int-to-ptr): the submitter's own address
   if constexpr (std::is_void_v<R>) {
     std::apply(f, std::move(args));
@@ -184,11 +213,7 @@ class ProcessPool {
     using Fn = decltype(+fn);  // a captureless lambda as its function pointer
     static_assert(std::is_pointer_v<Fn> && std::is_function_v<std::remove_pointer_t<Fn>>,
                   "submit() takes a function pointer or a captureless lambda (the workers run the same code)");
-    using R = std::invoke_result_t<Fn, std::decay_t<Args>...>;
-    const std::tuple<std::decay_t<Args>...> tuple(std::forward<Args>(args)...);
-    const std::string_view bytes = detail::encode(tuple);
-    const detail::InvokeFn invoke = &detail::invoke_task<Fn, R, std::decay_t<Args>...>;
-    return Future<R>(submit_bytes(reinterpret_cast<std::uintptr_t>(+fn), invoke, bytes));
+    return submit_to(+fn, std::forward<Args>(args)...);
   }
 
   // Python's shutdown(wait, cancel_futures): no more submits (Closed). With
@@ -205,6 +230,16 @@ class ProcessPool {
   [[nodiscard]] const std::string& name() const noexcept;
 
  private:
+  // The arguments travel as the task's parameter types (a "text" for a
+  // std::string parameter goes as a std::string).
+  template <class R, class... P, class... Args>
+  Future<R> submit_to(R (*fn)(P...), Args&&... args) {
+    static_assert(sizeof...(P) == sizeof...(Args), "submit(): pass as many arguments as the task takes");
+    const std::string_view bytes =
+        detail::encode_args<std::decay_t<P>...>(std::decay_t<P>(std::forward<Args>(args))...);
+    const detail::InvokeFn invoke = &detail::invoke_task<R (*)(P...), R, std::decay_t<P>...>;
+    return Future<R>(submit_bytes(reinterpret_cast<std::uintptr_t>(fn), invoke, bytes));
+  }
   std::shared_ptr<detail::FutureState> submit_bytes(std::uintptr_t fn, detail::InvokeFn invoke, std::string_view args);
   std::unique_ptr<detail::PoolCore> core_;
 };
