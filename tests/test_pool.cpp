@@ -574,6 +574,45 @@ TEST(PoolCrash, AWorkerKilledMidTaskFailsOnlyItsFutureAndIsReplaced) {
   EXPECT_EQ(pool.restarts(), 1u);
 }
 
+TEST(PoolCrash, AnIdleWorkerKilledIsReplacedAndNoFutureFails) {
+  ProcessPool pool({.workers = 2});
+  ASSERT_TRUE(eventually([&] { return full_strength(pool); }));
+  const pid_t victim = pool.worker_pids().front();
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  EXPECT_TRUE(eventually([&] { return pool.restarts() == 1; })) << pool.restarts();
+  EXPECT_TRUE(eventually([&] {
+    const auto pids = pool.worker_pids();
+    return full_strength(pool) && std::find(pids.begin(), pids.end(), victim) == pids.end();
+  }));
+  auto fs = submit_squares(pool, 200);
+  expect_values<int>(fs, square);
+}
+
+// The workers are daemons of the pool's process: SIGKILL that process and
+// they end too, instead of idling forever as orphans.
+TEST(PoolCrash, WorkersEndWhenThePoolsProcessIsKilled) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  ipckit::testing::Child owner([&] {
+    ProcessPool pool({.workers = 2});
+    EXPECT_EQ(pool.submit(square, 3).get(), 9);
+    ASSERT_TRUE(eventually([&] { return full_strength(pool); }));
+    for (pid_t pid : pool.worker_pids()) (void)!::write(fds[1], &pid, sizeof pid);
+    for (;;) ::pause();  // until killed
+  });
+  std::vector<pid_t> pids(2);
+  pollfd p{fds[0], POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 10'000), 1);
+  ASSERT_EQ(::read(fds[0], pids.data(), sizeof(pid_t) * 2), static_cast<ssize_t>(sizeof(pid_t) * 2));
+  ::close(fds[0]);
+  ::close(fds[1]);
+  for (pid_t pid : pids) EXPECT_TRUE(alive(pid));
+  owner.kill(SIGKILL);
+  EXPECT_EQ(owner.wait_exit(), -SIGKILL);
+  for (pid_t pid : pids)
+    EXPECT_TRUE(eventually([&] { return !alive(pid); })) << "worker " << pid << " outlived its pool";
+}
+
 // A task that takes its own worker down (SIGKILL, abort, a segfault, _exit).
 class PoolSelfDeath : public ::testing::TestWithParam<Death> {};
 
@@ -772,6 +811,5 @@ TEST(PoolShutdown, TheDestructorWaitsForEveryTaskAndStopsTheWorkers) {
     EXPECT_EQ(counters.of(static_cast<std::size_t>(i)), 1u) << i;
   }
   ASSERT_EQ(pids.size(), 2u);
-  for (pid_t pid : pids)
-    EXPECT_TRUE(eventually([&] { return gone(pid); })) << "worker " << pid << " outlived its pool";
+  for (pid_t pid : pids) EXPECT_TRUE(eventually([&] { return gone(pid); })) << "worker " << pid << " outlived its pool";
 }
