@@ -196,11 +196,12 @@ struct Summary {
   std::int64_t total;
   double mean;
 };
-Summary summarize(std::vector<std::int64_t> v) {
+Summary summarize(const std::vector<std::int64_t>& v) {
   const auto total = std::accumulate(v.begin(), v.end(), std::int64_t{0});
-  return {static_cast<std::int64_t>(v.size()), total, v.empty() ? 0.0 : static_cast<double>(total) / v.size()};
+  return {static_cast<std::int64_t>(v.size()), total,
+          v.empty() ? 0.0 : static_cast<double>(total) / static_cast<double>(v.size())};
 }
-std::string greet(std::string name, int times) {
+std::string greet(const std::string& name, int times) {
   std::string out;
   for (int i = 0; i < times; ++i) out += "hello " + name + ";";
   return out;
@@ -210,7 +211,7 @@ std::vector<int> iota_n(int n) {
   std::iota(v.begin(), v.end(), 0);
   return v;
 }
-std::size_t length(std::string s) { return s.size(); }
+std::size_t length(const std::string& s) { return s.size(); }
 std::string make_string(std::size_t n) { return std::string(n, 'r'); }
 
 enum class Throw : int { runtime_error, out_of_range, custom };
@@ -298,12 +299,15 @@ void expect_values(std::vector<Future<R>>& futures, R (*expected)(int)) {
   for (std::size_t i = 0; i < futures.size(); ++i) EXPECT_EQ(futures[i].get(), expected(static_cast<int>(i))) << i;
 }
 
-std::vector<Future<int>> submit_squares(ProcessPool& pool, int n) {
-  std::vector<Future<int>> fs;
+// fn(0) ... fn(n - 1), submitted in that order.
+template <class R>
+std::vector<Future<R>> submit_each(ProcessPool& pool, R (*fn)(int), int n) {
+  std::vector<Future<R>> fs;
   fs.reserve(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) fs.push_back(pool.submit(square, i));
+  for (int i = 0; i < n; ++i) fs.push_back(pool.submit(fn, i));
   return fs;
 }
+std::vector<Future<int>> submit_squares(ProcessPool& pool, int n) { return submit_each(pool, square, n); }
 
 }  // namespace
 
@@ -338,6 +342,7 @@ TEST(PoolBasics, TwoThousandSubmitsToTwoWorkersEachGiveTheirValue) {
 TEST(PoolBasics, SubmitsFromFourThreadsAtOnceAllResolve) {
   ProcessPool pool({.workers = 2});
   std::vector<std::thread> threads;
+  threads.reserve(4);
   std::atomic<int> wrong{0};
   for (int t = 0; t < 4; ++t)
     threads.emplace_back([&] {
@@ -350,8 +355,7 @@ TEST(PoolBasics, SubmitsFromFourThreadsAtOnceAllResolve) {
 
 TEST(PoolBasics, VoidTasksRunOnceEachAndGetReturns) {
   GatedPool gp({.workers = 2});
-  std::vector<Future<void>> fs;
-  for (int i = 0; i < 50; ++i) fs.push_back(gp.pool.submit(note, i));
+  auto fs = submit_each(gp.pool, note, 50);
   for (auto& f : fs) {
     f.get();
     EXPECT_TRUE(f.done());
@@ -387,7 +391,7 @@ TEST(PoolBasics, StringsVectorsAndStructResultsTravelBothWays) {
   EXPECT_DOUBLE_EQ(s.mean, 500.5);
   EXPECT_EQ(pool.submit(summarize, std::vector<std::int64_t>{}).get().count, 0);
 
-  const std::string name("w\xc3\xb6rld \0 with a nul", 20);
+  const std::string name("w\xc3\xb6rld \0 with a nul", 19);
   EXPECT_EQ(pool.submit(greet, name, 2).get(), "hello " + name + ";hello " + name + ";");
   EXPECT_EQ(pool.submit(greet, std::string{}, 0).get(), "");
   const auto ints = pool.submit(iota_n, 5000).get();
@@ -519,6 +523,7 @@ TEST(PoolErrors, ATaskThatThrowsFailsItsFutureWithTaskErrorAndThePoolGoesOn) {
 TEST(PoolErrors, ExceptionsOfManyTasksInterleavedWithValuesEachReachTheirOwnFuture) {
   ProcessPool pool({.workers = 2});
   std::vector<Future<int>> fs;
+  fs.reserve(300);
   for (int i = 0; i < 300; ++i)
     fs.push_back(i % 3 == 0 ? pool.submit(thrower, static_cast<Throw>(i / 3 % 3)) : pool.submit(square, i));
   for (int i = 0; i < 300; ++i) {
@@ -686,8 +691,7 @@ TEST(PoolCrash, RandomKillsDuringHundredsOfTasksResolveEveryFutureExactlyOnce) {
       }
     }
   });
-  std::vector<Future<int>> fs;
-  for (int i = 0; i < kTasks; ++i) fs.push_back(pool.submit(counted, i));
+  auto fs = submit_each(pool, counted, kTasks);
   int values = 0, died = 0;
   for (int i = 0; i < kTasks; ++i) {
     auto& f = fs[static_cast<std::size_t>(i)];
@@ -758,8 +762,7 @@ TEST(PoolShutdown, ShutdownWaitsForEveryTaskThenStopsTheWorkers) {
   ProcessPool pool({.workers = 2});
   EXPECT_TRUE(eventually([&] { return full_strength(pool); }));
   const auto pids = pool.worker_pids();
-  std::vector<Future<int>> fs;
-  for (int i = 0; i < kTasks; ++i) fs.push_back(pool.submit(counted, i));
+  auto fs = submit_each(pool, counted, kTasks);
   pool.shutdown(true);
   for (int i = 0; i < kTasks; ++i) {
     auto& f = fs[static_cast<std::size_t>(i)];
@@ -802,7 +805,7 @@ TEST(PoolShutdown, TheDestructorWaitsForEveryTaskAndStopsTheWorkers) {
     ProcessPool pool({.workers = 2});
     EXPECT_TRUE(eventually([&] { return full_strength(pool); }));
     pids = pool.worker_pids();
-    for (int i = 0; i < kTasks; ++i) fs.push_back(pool.submit(counted, i));
+    fs = submit_each(pool, counted, kTasks);
   }
   for (int i = 0; i < kTasks; ++i) {
     auto& f = fs[static_cast<std::size_t>(i)];
