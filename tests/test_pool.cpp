@@ -602,7 +602,8 @@ TEST(PoolCrash, WorkersEndWhenThePoolsProcessIsKilled) {
     ProcessPool pool({.workers = 2});
     EXPECT_EQ(pool.submit(square, 3).get(), 9);
     ASSERT_TRUE(eventually([&] { return full_strength(pool); }));
-    for (pid_t pid : pool.worker_pids()) (void)!::write(fds[1], &pid, sizeof pid);
+    const auto pids = pool.worker_pids();  // in one write, so that the reader gets both at once
+    (void)!::write(fds[1], pids.data(), sizeof(pid_t) * pids.size());
     for (;;) ::pause();  // until killed
   });
   std::vector<pid_t> pids(2);
