@@ -445,6 +445,31 @@ TEST(PoolFuture, CopiesShareOneOutcome) {
   EXPECT_EQ(assigned.get(), 3);
 }
 
+// The pool's collector resolves futures: nobody has to wait on them first.
+TEST(PoolFuture, FuturesBecomeReadyWithoutAnyoneWaitingOnThem) {
+  ProcessPool pool({.workers = 2});
+  auto fs = submit_squares(pool, 100);
+  EXPECT_TRUE(eventually([&] { return std::all_of(fs.begin(), fs.end(), [](const auto& f) { return f.ready(); }); }));
+  expect_values<int>(fs, square);
+}
+
+TEST(PoolFuture, ThreadsWaitingOnOneFutureAllGetItsValue) {
+  GatedPool gp({.workers = 1});
+  auto f = gp.pool.submit(hold, 11);
+  ASSERT_TRUE(gp.gate.next_started());
+  std::atomic<int> right{0};
+  std::vector<std::thread> waiters;
+  waiters.reserve(4);
+  for (int t = 0; t < 4; ++t)
+    waiters.emplace_back([&, t] {
+      Future<int> mine = f;  // half on copies, half on the one future
+      right += (t % 2 == 0 ? mine.get() : f.get()) == 11;
+    });
+  gp.gate.release();
+  for (auto& w : waiters) w.join();
+  EXPECT_EQ(right.load(), 4);
+}
+
 TEST(PoolFuture, ADefaultFutureIsInvalidAndEveryCallThrowsInvalidArgument) {
   Future<int> f;
   EXPECT_FALSE(f.valid());
