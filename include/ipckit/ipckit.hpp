@@ -11,6 +11,7 @@
 #include "ipckit/loan.hpp"
 #include "ipckit/lock.hpp"
 #include "ipckit/pipe.hpp"
+#include "ipckit/pool.hpp"
 #include "ipckit/priority_queue.hpp"
 #include "ipckit/process.hpp"
 #include "ipckit/queue.hpp"

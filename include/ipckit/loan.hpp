@@ -213,8 +213,8 @@ class ByteView : public detail::SideHold<detail::KeepViewed> {
   ByteView& operator=(ByteView&& o) noexcept {
     if (this != &o) {
       ByteView gone(std::move(*this));
-      SideHold::operator=(std::move(o));
       viewed_ = o.viewed_;
+      SideHold::operator=(std::move(o));
     }
     return *this;
   }

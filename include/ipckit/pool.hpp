@@ -1,0 +1,212 @@
+// ipckit/pool.hpp — a pool of worker processes and futures: Python's
+// concurrent.futures.ProcessPoolExecutor, on ipckit's own queues.
+//
+//   int square(int n) { return n * n; }
+//   ipckit::ProcessPool pool({.workers = 4});
+//   ipckit::Future<int> f = pool.submit(square, 5);
+//   f.get();                              // 25 (waits); get(1s) throws Timeout if not done by then
+//   pool.shutdown();                      // waits for every task (the destructor does the same)
+//
+// Tasks are function pointers or captureless lambdas: the workers are forked
+// from the pool's process (Python's "fork" start method), so they run the
+// same code. Arguments and results are encoded as queue items are (plain
+// structs as bytes, anything else through cereal — this header brings
+// cereal's std::string, std::vector and std::tuple support, include
+// <cereal/types/...> for other containers; MessageTooLarge beyond
+// PoolOptions::max_message).
+//
+// Beyond Python: a worker that dies in the middle of a task (SIGKILL, the OOM
+// killer, a segfault in the task) fails that task's future alone, with
+// WorkerDied naming its pid and signal; a new worker takes its place and
+// every other task goes on. (Python's ProcessPoolExecutor breaks the whole
+// pool; multiprocessing.Pool hangs.) An exception a task throws reaches get()
+// as TaskError with its type name and message.
+//
+// How: tasks go to the workers through a ByteQueue in a segment of the
+// pool's own. A worker takes a task through a view (loan.hpp) and, before it
+// lets the queue go, writes the task's id into its slot of the pool's table:
+// a worker killed before that leaves the task queued for the next one, one
+// killed after it is found with the task by the pool's collector thread,
+// which watches the workers, fails that task's future, and starts a new
+// worker. Results come back through a second ByteQueue to that collector
+// thread, which completes the futures.
+//
+// This is the pool's first slice. Not yet: map, cancel, task timeouts,
+// retries, initializer and worker-local state, named pools served by other
+// programs, stats, wait()/as_completed() over many futures.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cereal/types/string.hpp>
+#include <cereal/types/tuple.hpp>
+#include <cereal/types/vector.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "ipckit/detail/blocking_forms.hpp"
+#include "ipckit/detail/codec.hpp"
+#include "ipckit/detail/deadline.hpp"
+#include "ipckit/error.hpp"
+
+namespace ipckit {
+
+struct PoolOptions {
+  unsigned workers = 0;             // 0: cpu_count()
+  std::size_t max_pending = 1024;   // tasks submitted and not yet taken by a worker: submit() blocks beyond
+  std::size_t max_message = 65536;  // largest encoded arguments or result
+  std::string name{};               // for messages; empty: "pool-<pid>-<n>"
+};
+
+// An exception a task threw, as Future::get() reports it.
+class TaskError : public Error {
+ public:
+  TaskError(std::string object, const std::string& message, std::string type_name, std::string original)
+      : Error(std::move(object), message), type_name_(std::move(type_name)), message_(std::move(original)) {}
+  // The original exception's type, demangled ("std::runtime_error").
+  [[nodiscard]] const std::string& type_name() const noexcept { return type_name_; }
+  // Its what().
+  [[nodiscard]] const std::string& message() const noexcept { return message_; }
+
+ private:
+  std::string type_name_;
+  std::string message_;
+};
+
+namespace detail {
+
+// What a future waits for, shared by the Future handles and the pool.
+struct FutureState {
+  std::mutex m;
+  std::condition_variable cv;
+  std::atomic<bool> done{false};  // set once, under m
+  std::string result;             // the encoded result (done and no error)
+  std::exception_ptr error;       // TaskError, WorkerDied, Closed
+  std::string label;              // "task 7 of pool 'x'", for errors
+
+  // Waits until done or the deadline; whether done.
+  bool wait_by(Deadline deadline);
+};
+
+// Runs the task `fn` (a function pointer of type Fn) on the arguments encoded
+// in [p, p + n); writes the encoded result into `out`.
+template <class Fn, class R, class... Args>
+void invoke_task(std::uintptr_t fn, const char* p, std::size_t n, std::string& out) {
+  std::tuple<Args...> args;
+  decode_into(args, p, n);
+  const Fn f = reinterpret_cast<Fn>(fn);  // NOLINT(performance-no-int-to-ptr): the submitter's own address
+  if constexpr (std::is_void_v<R>) {
+    std::apply(f, std::move(args));
+    out.clear();
+  } else {
+    const R r = std::apply(f, std::move(args));
+    out.assign(encode(r));
+  }
+}
+using InvokeFn = void (*)(std::uintptr_t, const char*, std::size_t, std::string&);
+
+[[noreturn]] void raise_invalid_future();
+
+class PoolCore;
+
+}  // namespace detail
+
+template <class R>
+class Future {
+ public:
+  Future() = default;
+  [[nodiscard]] bool valid() const noexcept { return s_ != nullptr; }
+
+  // Waits; the task's value, or throws what it failed with (TaskError,
+  // WorkerDied, Closed).
+  R get() { return get_by(detail::Deadline::never()); }
+  // Throws Timeout if the task is not done in time.
+  IPCKIT_DETAIL_TIMED_FORMS(R, get, get_until, get_by);
+  void wait() { (void)wait_by(detail::Deadline::never()); }
+  // Whether the task is done within the time.
+  IPCKIT_DETAIL_TIMED_FORMS(bool, wait, wait_until, wait_by);
+  // Done (a value or an error), never waits.
+  [[nodiscard]] bool ready() const { return state().wait_by(detail::Deadline::now()); }
+  [[nodiscard]] bool done() const { return ready(); }
+  // Waits; what the task failed with, or null if it has a value.
+  std::exception_ptr exception() {
+    wait();
+    return state().error;
+  }
+
+  R get_by(detail::Deadline deadline) {
+    detail::FutureState& s = state();
+    if (!s.wait_by(deadline))
+      throw Timeout(s.label, "ipckit: " + s.label + " is not done yet; wait longer, or check ready() first");
+    if (s.error) std::rethrow_exception(s.error);
+    if constexpr (!std::is_void_v<R>) {
+      R r{};
+      detail::decode_into(r, s.result.data(), s.result.size());
+      return r;
+    }
+  }
+  bool wait_by(detail::Deadline deadline) { return state().wait_by(deadline); }
+
+ private:
+  friend class ProcessPool;
+  explicit Future(std::shared_ptr<detail::FutureState> s) : s_(std::move(s)) {}
+  detail::FutureState& state() const {
+    if (s_ == nullptr) detail::raise_invalid_future();
+    return *s_;
+  }
+  std::shared_ptr<detail::FutureState> s_;
+};
+
+class ProcessPool {
+ public:
+  // Starts the workers: forked, as daemons (they end with this process).
+  explicit ProcessPool(PoolOptions options = {});
+  ~ProcessPool();
+  ProcessPool(const ProcessPool&) = delete;
+  ProcessPool& operator=(const ProcessPool&) = delete;
+
+  // Queues fn(args...) for a worker. Blocks while max_pending tasks wait.
+  // Throws Closed after shutdown(), MessageTooLarge.
+  template <class F, class... Args>
+  auto submit(F fn, Args&&... args) {
+    using Fn = decltype(+fn);  // a captureless lambda as its function pointer
+    static_assert(std::is_pointer_v<Fn> && std::is_function_v<std::remove_pointer_t<Fn>>,
+                  "submit() takes a function pointer or a captureless lambda (the workers run the same code)");
+    using R = std::invoke_result_t<Fn, std::decay_t<Args>...>;
+    const std::tuple<std::decay_t<Args>...> tuple(std::forward<Args>(args)...);
+    const std::string_view bytes = detail::encode(tuple);
+    const detail::InvokeFn invoke = &detail::invoke_task<Fn, R, std::decay_t<Args>...>;
+    return Future<R>(submit_bytes(reinterpret_cast<std::uintptr_t>(+fn), invoke, bytes));
+  }
+
+  // Python's shutdown(wait, cancel_futures): no more submits (Closed). With
+  // cancel_futures, tasks no worker has taken yet fail with Closed. With
+  // wait, returns once every task is done and the workers have ended; else
+  // at once (the destructor then waits).
+  void shutdown(bool wait = true, bool cancel_futures = false);
+
+  [[nodiscard]] unsigned workers() const noexcept;
+  // The workers alive now.
+  [[nodiscard]] std::vector<pid_t> worker_pids() const;
+  // Workers replaced after they died.
+  [[nodiscard]] std::uint64_t restarts() const noexcept;
+  [[nodiscard]] const std::string& name() const noexcept;
+
+ private:
+  std::shared_ptr<detail::FutureState> submit_bytes(std::uintptr_t fn, detail::InvokeFn invoke, std::string_view args);
+  std::unique_ptr<detail::PoolCore> core_;
+};
+
+}  // namespace ipckit
