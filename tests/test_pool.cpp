@@ -23,6 +23,7 @@
 #include <cstring>
 #include <exception>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <numeric>
 #include <optional>
@@ -670,6 +671,36 @@ TEST(PoolCrash, WorkersEndWhenThePoolsProcessIsKilled) {
     EXPECT_TRUE(eventually([&] { return !alive(pid); })) << "worker " << pid << " outlived its pool";
 }
 
+// PDEATHSIG follows the thread that forked: a pool made in a thread that
+// ends must keep its workers (they die with the pool's process, not that thread).
+TEST(PoolCrash, APoolMadeInAThreadThatEndsKeepsItsWorkersAndTheirTasks) {
+  // BUG (src/pool.cpp, PoolCore::start_worker): workers are daemon Processes,
+  // whose PR_SET_PDEATHSIG fires when the *thread* that forked them ends
+  // (src/process.cpp says so). The first workers are forked by the thread
+  // that constructs the pool, so when it ends they are SIGKILLed: here the
+  // running task fails with WorkerDied and restarts() is 2. (Replacements are
+  // forked by the collector thread, which lives as long as the pool.)
+  GTEST_SKIP() << "pool bug: the workers die when the thread that made the pool ends";
+  Gate gate;
+  std::unique_ptr<ProcessPool> pool;
+  Future<int> f;
+  std::thread maker([&] {
+    pool = std::make_unique<ProcessPool>(PoolOptions{.workers = 2});
+    f = pool->submit(hold, 1);
+    EXPECT_TRUE(gate.next_started());  // the task runs when this thread ends
+  });
+  maker.join();
+  gate.release();
+  try {
+    EXPECT_EQ(f.get(10s), 1);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "the task failed when the thread that made the pool ended: " << e.what();
+  }
+  EXPECT_EQ(pool->restarts(), 0u);
+  gate.open_all();
+  pool.reset();
+}
+
 // A task that takes its own worker down (SIGKILL, abort, a segfault, _exit).
 class PoolSelfDeath : public ::testing::TestWithParam<Death> {};
 
@@ -872,6 +903,89 @@ TEST(PoolShutdown, ShutdownWithoutWaitFailsTasksNotYetTakenWithClosed) {
   gp.gate.release();
   EXPECT_EQ(s.running.get(10s), 0);
   EXPECT_FALSE(gp.gate.next_started(100ms)) << "a task that was never taken ran";
+}
+
+namespace {
+// Workers that end because the pool shut down are not dead workers: none is
+// replaced, and all are gone once their tasks are done.
+void expect_no_replacement_after_shutdown(ProcessPool& pool, const std::vector<pid_t>& pids) {
+  for (pid_t pid : pids) EXPECT_TRUE(eventually([&] { return !alive(pid); })) << "worker " << pid;
+  EXPECT_TRUE(eventually([&] { return pool.worker_pids().empty(); })) << pool.worker_pids().size() << " left";
+  std::this_thread::sleep_for(200ms);  // loose: time for the pool to notice its ended workers several times
+  EXPECT_EQ(pool.restarts(), 0u) << "workers that ended at shutdown were replaced";
+}
+}  // namespace
+
+TEST(PoolShutdown, WorkersEndingAfterShutdownWithWaitAreNotReplaced) {
+  ProcessPool pool({.workers = 2});
+  ASSERT_TRUE(eventually([&] { return full_strength(pool); }));
+  const auto pids = pool.worker_pids();
+  auto fs = submit_squares(pool, 200);
+  pool.shutdown(true);
+  expect_values<int>(fs, square);
+  expect_no_replacement_after_shutdown(pool, pids);
+}
+
+TEST(PoolShutdown, WorkersEndingAfterShutdownWithoutWaitAreNotReplaced) {
+  // BUG (src/pool.cpp, PoolCore::check_workers): shutdown(false) closes the
+  // task queue but leaves stopping_ false, so each worker that ends on the
+  // closed queue counts as dead and is replaced, and its replacement ends at
+  // once too: a fork loop (about 100 forks a second with 2 workers, restarts()
+  // growing by as much) until the pool is destroyed.
+  GTEST_SKIP() << "pool bug: after shutdown(false) the pool re-forks its ended workers in a loop";
+  ProcessPool pool({.workers = 2});
+  ASSERT_TRUE(eventually([&] { return full_strength(pool); }));
+  const auto pids = pool.worker_pids();
+  auto fs = submit_squares(pool, 200);
+  pool.shutdown(false);
+  expect_values<int>(fs, square);
+  expect_no_replacement_after_shutdown(pool, pids);
+}
+
+// shutdown(true) while one worker runs a long task: the other worker ends on
+// the drained queue and must not be replaced while the long task goes on.
+TEST(PoolShutdown, AWorkerEndingWhileShutdownWaitsForALongTaskIsNotReplaced) {
+  // BUG (src/pool.cpp, PoolCore::check_workers), the same as above: while a
+  // task is pending, a worker that ended on the closed queue is re-forked every
+  // collector tick (14 restarts in 300 ms here) until the long task is done.
+  GTEST_SKIP() << "pool bug: during shutdown(true) the pool re-forks ended workers while a task runs";
+  GatedPool gp({.workers = 2});
+  auto& pool = gp.pool;
+  auto long_task = pool.submit(hold, 0);
+  ASSERT_TRUE(gp.gate.next_started());
+  std::thread closer([&] { pool.shutdown(true); });
+  std::this_thread::sleep_for(300ms);  // loose: the idle worker has ended long before
+  EXPECT_EQ(pool.restarts(), 0u) << "a worker that ended at shutdown was replaced";
+  gp.gate.release();
+  EXPECT_EQ(long_task.get(10s), 0);
+  closer.join();
+}
+
+// A worker SIGKILLed while shutdown(true) waits: its task fails with
+// WorkerDied, every other task completes, and shutdown returns.
+TEST(PoolShutdown, AWorkerKilledWhileShutdownWaitsFailsOnlyItsTask) {
+  GatedPool gp({.workers = 2});
+  auto& pool = gp.pool;
+  auto doomed = pool.submit(hold, 0);
+  auto survivor = pool.submit(hold, 1);
+  const auto a = gp.gate.next_started();
+  const auto b = gp.gate.next_started();
+  ASSERT_TRUE(a && b);
+  auto queued = submit_squares(pool, 50);
+  std::atomic<bool> returned{false};
+  std::thread closer([&] {
+    pool.shutdown(true);
+    returned = true;
+  });
+  const pid_t victim = a->tag == 0 ? a->pid : b->pid;
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  const std::string msg = worker_died_message(doomed);
+  EXPECT_TRUE(contains(msg, std::to_string(victim))) << msg;
+  gp.gate.release();
+  EXPECT_EQ(survivor.get(10s), 1);
+  expect_values<int>(queued, square);
+  EXPECT_TRUE(eventually([&] { return returned.load(); }, 20s)) << "shutdown(true) never returned";
+  closer.join();
 }
 
 TEST(PoolShutdown, TheDestructorWaitsForEveryTaskAndStopsTheWorkers) {
