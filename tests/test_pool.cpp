@@ -228,6 +228,8 @@ int thrower(Throw what) {
   return 0;
 }
 
+int throw_int(int x) { throw x; }
+
 // How a task takes its own worker down (after reporting its pid).
 enum class Death : int { sigkill, abort, segv, exit3 };
 int die(Death how) {
@@ -563,6 +565,20 @@ TEST(PoolErrors, ATaskThatThrowsFailsItsFutureWithTaskErrorAndThePoolGoesOn) {
   EXPECT_EQ(pool.worker_pids(), pids);
 }
 
+// Not a std::exception: still a TaskError, with the type's name.
+TEST(PoolErrors, ATaskThrowingANonStandardExceptionFailsWithTaskErrorNamingItsType) {
+  ProcessPool pool({.workers = 1});
+  auto f = pool.submit(throw_int, 5);
+  try {
+    f.get();
+    ADD_FAILURE() << "no exception";
+  } catch (const TaskError& e) {
+    EXPECT_EQ(e.type_name(), "int");
+    EXPECT_TRUE(contains(e.what(), "pool-" + std::to_string(::getpid()) + "-")) << "no default pool name: " << e.what();
+  }
+  EXPECT_EQ(pool.submit(square, 4).get(), 16);
+}
+
 TEST(PoolErrors, ExceptionsOfManyTasksInterleavedWithValuesEachReachTheirOwnFuture) {
   ProcessPool pool({.workers = 2});
   std::vector<Future<int>> fs;
@@ -582,7 +598,10 @@ TEST(PoolErrors, ExceptionsOfManyTasksInterleavedWithValuesEachReachTheirOwnFutu
 TEST(PoolErrors, OversizedArgumentsAreMessageTooLargeAtSubmitAndThePoolGoesOn) {
   ProcessPool pool({.workers = 1, .max_message = 4096});
   EXPECT_THROW(pool.submit(length, std::string(100'000, 'x')), ipckit::MessageTooLarge);
-  EXPECT_EQ(pool.submit(length, std::string(1000, 'x')).get(), 1000u);
+  EXPECT_THROW(pool.submit(length, std::string(5000, 'x')), ipckit::MessageTooLarge);
+  EXPECT_EQ(pool.submit(length, std::string(4000, 'x')).get(),
+            4000u);  // under max_message (loose: encoding adds bytes)
+  EXPECT_EQ(pool.submit(make_string, std::size_t{4000}).get().size(), 4000u);
   EXPECT_EQ(pool.submit(square, 9).get(), 81);
 }
 
@@ -854,7 +873,12 @@ TEST(PoolShutdown, ShutdownWaitsForEveryTaskThenStopsTheWorkers) {
     EXPECT_EQ(f.get(), 3 * i + 1);
   }
   for (pid_t pid : pids) EXPECT_TRUE(eventually([&] { return gone(pid); })) << "worker " << pid << " outlived shutdown";
-  EXPECT_THROW(pool.submit(square, 1), ipckit::Closed);
+  try {
+    pool.submit(square, 1);
+    ADD_FAILURE() << "submit after shutdown did not throw";
+  } catch (const ipckit::Closed& e) {
+    EXPECT_TRUE(contains(e.what(), "pool")) << e.what();
+  }
   EXPECT_NO_THROW(pool.shutdown(true));  // again: nothing to do
 }
 
