@@ -244,6 +244,7 @@ int die(Death how) {
       std::abort();
     }
     case Death::segv:
+      ::signal(SIGSEGV, SIG_DFL);  // sanitizers catch SIGSEGV and exit with 1 instead
       ::raise(SIGSEGV);
       break;
     case Death::exit3:
