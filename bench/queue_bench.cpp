@@ -1045,7 +1045,7 @@ __attribute__((target_clones("avx2", "default")))
 #endif
 bool payload_intact(const char* p, std::size_t n) {
   constexpr std::uint64_t kY = 0x7979797979797979;  // eight 'y'
-  if (n < 16) return true;                           // no payload (check_big rejects the size)
+  if (n < 16) return true;                          // no payload (check_big rejects the size)
   const char* b = p + 8;
   const std::size_t m = n - 16;
   std::uint64_t acc[4] = {0, 0, 0, 0};
@@ -1082,10 +1082,9 @@ void check_item_in_place(const char* at, std::size_t n, std::uint64_t seq) {
 // place as the loan row does (no queue, no copies).
 Job raw_in_place_job() {
   auto c = std::make_shared<RawCopy>(P.big_size, P.big_slots);
-  return big_job([c](const char* p) { c->put_with([p](char* at) { write_item_in_place(at, p); }); },
-                 [c](std::uint64_t seq) {
-                   c->get_with([seq](const char* at) { check_item_in_place(at, P.big_size, seq); });
-                 });
+  return big_job(
+      [c](const char* p) { c->put_with([p](char* at) { write_item_in_place(at, p); }); },
+      [c](std::uint64_t seq) { c->get_with([seq](const char* at) { check_item_in_place(at, P.big_size, seq); }); });
 }
 
 #ifndef QUEUE_BENCH_WITHOUT_IPCKIT

@@ -13,6 +13,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "ipckit/current_process.hpp"
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/loan.hpp"
 #include "ipckit/process.hpp"
@@ -39,8 +40,9 @@ struct ResultHeader {
   std::uint32_t unused;
 };
 
-// How long the collector waits for a result before it looks at the workers.
-constexpr auto kCollectorTick = std::chrono::milliseconds(20);
+// How long the collector waits for a result before it looks at the workers
+// (how soon a dead worker's task fails; a tick costs about 60 µs of CPU).
+constexpr auto kCollectorTick = std::chrono::milliseconds(100);
 
 std::string demangled(const char* mangled) {
   int status = 0;
@@ -203,6 +205,7 @@ void PoolCore::start_worker(unsigned w) {
 // In the worker: take a task through a view, claim it in the table before
 // letting the queue go, run it, send the result back.
 void PoolCore::work(unsigned w) {
+  set_pool_worker(true);  // current_process().pool_worker
   std::string args;
   std::string out;
   std::string reply;
