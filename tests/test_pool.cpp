@@ -959,8 +959,8 @@ TEST(PoolShutdown, WorkersEndingAfterShutdownWithoutWaitAreNotReplaced) {
   // BUG (src/pool.cpp, PoolCore::check_workers): shutdown(false) closes the
   // task queue but leaves stopping_ false, so each worker that ends on the
   // closed queue counts as dead and is replaced, and its replacement ends at
-  // once too: a fork loop (about 100 forks a second with 2 workers, restarts()
-  // growing by as much) until the pool is destroyed.
+  // once too: a fork loop (each worker re-forked at every look of the
+  // collector, restarts() growing as much) until the pool is destroyed.
   GTEST_SKIP() << "pool bug: after shutdown(false) the pool re-forks its ended workers in a loop";
   ProcessPool pool({.workers = 2});
   ASSERT_TRUE(eventually([&] { return full_strength(pool); }));
@@ -976,7 +976,7 @@ TEST(PoolShutdown, WorkersEndingAfterShutdownWithoutWaitAreNotReplaced) {
 TEST(PoolShutdown, AWorkerEndingWhileShutdownWaitsForALongTaskIsNotReplaced) {
   // BUG (src/pool.cpp, PoolCore::check_workers), the same as above: while a
   // task is pending, a worker that ended on the closed queue is re-forked every
-  // collector tick (14 restarts in 300 ms here) until the long task is done.
+  // look of the collector until the long task is done.
   GTEST_SKIP() << "pool bug: during shutdown(true) the pool re-forks ended workers while a task runs";
   GatedPool gp({.workers = 2});
   auto& pool = gp.pool;
