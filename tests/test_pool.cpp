@@ -975,7 +975,7 @@ TEST(PoolShutdown, WorkersEndingAfterShutdownWithoutWaitAreNotReplaced) {
 // the drained queue and must not be replaced while the long task goes on.
 TEST(PoolShutdown, AWorkerEndingWhileShutdownWaitsForALongTaskIsNotReplaced) {
   // BUG (src/pool.cpp, PoolCore::check_workers), the same as above: while a
-  // task is pending, a worker that ended on the closed queue is re-forked every
+  // task is pending, a worker that ended on the closed queue is re-forked at every
   // look of the collector until the long task is done.
   GTEST_SKIP() << "pool bug: during shutdown(true) the pool re-forks ended workers while a task runs";
   GatedPool gp({.workers = 2});
