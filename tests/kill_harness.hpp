@@ -18,7 +18,8 @@
 // the timed ones (a put that throws Full put nothing: it is retried). Then:
 //
 //   run.kill_at_random(put, get_and_take);  // start every slot, `kills` kills
-//   ... run.kill_for_good(slot, patience) for each slot, in the test's order ...
+//   ... run.kill_for_good(slot, patience) for each slot, in the test's order
+//       (kill_everyone_for_good(patience): in a random order) ...
 //   if (!run.drain(get_and_take)) return;
 //   run.check_books();
 //
@@ -43,11 +44,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <set>
 #include <string>
@@ -145,6 +148,15 @@ class KillRun {
   // (it may be blocked for good once the other side is gone), and replaces
   // it by no one.
   void kill_for_good(int slot, std::chrono::milliseconds patience) { (void)kill(slot, patience, false); }
+  // kill_for_good for every slot, in a random order: once one side is gone
+  // the other may block for good (no room, or no items), and is then killed
+  // inside its blocked put or get.
+  void kill_everyone_for_good(std::chrono::milliseconds patience) {
+    std::vector<int> order(kSlots);
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), rng_);
+    for (int victim : order) kill_for_good(victim, patience);
+  }
 
   // Gets what is left with get_and_take(last, 200 ms) until it throws Empty
   // (a timed get, not try_get: a dead holder of the consumers' lock may need

@@ -37,6 +37,7 @@
 #include "ipckit/detail/segment_access.hpp"
 #include "ipckit/ipckit.hpp"
 #include "multiprocess.hpp"
+#include "test_helpers.hpp"
 
 using namespace std::chrono_literals;
 using ipckit::QueueOptions;
@@ -53,21 +54,6 @@ namespace {
 // process was continued (here after kRescueAfter).
 constexpr auto kSlack = 250ms;
 constexpr auto kRescueAfter = 3s;
-
-// The scheduler state of a process ('R', 'S', 'T', ...), 0 if it is gone.
-char run_state(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(f, line)) return 0;
-  const auto paren = line.rfind(')');
-  return paren != std::string::npos && paren + 2 < line.size() ? line[paren + 2] : 0;
-}
-
-bool stopped(const Child& c) {
-  return eventually([&] { return run_state(c.pid()) == 'T'; });
-}
-
-std::uint32_t holder_tid(const d::LockState& s) { return s.word.load() & d::kLockTidMask; }
 
 // An item whose decoding stops the decoding process when it holds kStopMe:
 // a consumer Ctrl-Z'd in the middle of get(), holding the queue's lock (a
@@ -127,24 +113,7 @@ void expect_bounded(const char* what, const Child& stopped, std::chrono::millise
                                     << " ms while a stopped process held the lock";
 }
 
-template <class E, class Call>
-std::string message_of(Call&& call) {
-  try {
-    call();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "(nothing thrown)";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
 // ---------------------------------------------------------------- corruption
-
-template <class State>
-State* raw_state(const Segment& seg, const std::string& name) {
-  return static_cast<State*>(const_cast<void*>(ipckit::detail::SegmentAccess::object_body(seg, name)));
-}
 
 // Runs `scribble(segment)` in another process: a cooperating process with a
 // stray write, through its own mapping of the segment.

@@ -226,12 +226,7 @@ struct CrashRun {
       }
     };
     run.kill_at_random(put, get_and_take);
-    // Once one side is gone the other may block for good (no room, or no
-    // items): it is then killed inside its blocked put or get.
-    std::vector<int> order(KillRun::kSlots);
-    std::iota(order.begin(), order.end(), 0);
-    std::shuffle(order.begin(), order.end(), run.rng());
-    for (int victim : order) run.kill_for_good(victim, 200ms);
+    run.kill_everyone_for_good(200ms);
 
     if (!run.drain(get_and_take)) return;
     EXPECT_EQ(q.qsize(), 0u);

@@ -31,6 +31,7 @@
 #include "kill_harness.hpp"
 #include "multiprocess.hpp"
 #include "queue_items.hpp"
+#include "test_helpers.hpp"
 
 using namespace std::chrono_literals;
 using ipckit::ByteLoan;
@@ -112,35 +113,6 @@ bool intact(const Frame& f) {
   const Frame want = make_frame(f.producer, f.seq);
   return f.check == want.check && f.value == want.value && std::strcmp(f.tag, want.tag) == 0;
 }
-
-template <class State>
-State* raw_state(const Segment& seg, const std::string& name) {
-  return static_cast<State*>(const_cast<void*>(d::SegmentAccess::object_body(seg, name)));
-}
-std::uint32_t holder_tid(const d::LockState& s) { return s.word.load() & d::kLockTidMask; }
-
-// The scheduler state of a process ('R', 'S', 'T', ...), 0 if it is gone.
-char run_state(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(f, line)) return 0;
-  const auto paren = line.rfind(')');
-  return paren != std::string::npos && paren + 2 < line.size() ? line[paren + 2] : 0;
-}
-bool stopped(const Child& c) {
-  return eventually([&] { return run_state(c.pid()) == 'T'; });
-}
-
-template <class E, class Call>
-std::string message_of(Call&& call) {
-  try {
-    call();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "(nothing thrown)";
-}
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // Runs `call` and checks it returned within `timeout` + kSlack (and not
 // before `timeout`). If it has not returned after 3 s, `rescue()` runs (it
@@ -1178,10 +1150,7 @@ void run_loan_crash(const std::string& name, int kills, const QueueOptions& opti
     run.record(view_stamped(q, std::optional<std::chrono::milliseconds>(timeout...)), last);
   };
   run.kill_at_random(put, get_and_take);
-  std::vector<int> order(KillRun::kSlots);
-  std::iota(order.begin(), order.end(), 0);
-  std::shuffle(order.begin(), order.end(), run.rng());
-  for (int victim : order) run.kill_for_good(victim, 200ms);
+  run.kill_everyone_for_good(200ms);
   if (!run.drain(get_and_take)) return;
   EXPECT_EQ(q.qsize(), 0u);
   EXPECT_EQ(q.bytes_used(), 0u);
