@@ -392,6 +392,19 @@ QueueMiss QueueCore::await_data_slowly(const SideLock& lock, Deadline deadline) 
   return has_data() ? QueueMiss::None : QueueMiss::Closed;
 }
 
+bool QueueCore::await_items(Deadline deadline) {
+  QueueWaiter waiter = consumers_waiter(*s_);
+  const auto ready = [&] {
+    waiter.about_to_look();
+    return qsize() != 0 || closed();
+  };
+  if (!wait_for_change(waiter.seq, waiter.sleepers, ready, deadline, kNoTick, [] {})) return false;
+  // A producer wakes one sleeper per change it sees: when records came
+  // faster than the sleepers woke, pass the wake on for the second one.
+  if (qsize() >= 2) waiter.wake();
+  return true;
+}
+
 void QueueCore::raise_get(const QueueOutcome& outcome) const {
   raise_missed(label_, {false, s_->get.lock, "the consumers' lock"}, outcome.miss, "");
 }

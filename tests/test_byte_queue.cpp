@@ -130,3 +130,42 @@ TEST(ByteQueue, PutManyGetManyEmptyAndFullWorkAsForTypedQueues) {
   EXPECT_THROW(q.get_many(10), ipckit::Closed);
   EXPECT_EQ(q.try_put_many(three), 0u);
 }
+
+// wait_readable(): readiness without taking. Several consumers in other
+// processes wait so at once, none holding the queue; every item put reaches
+// exactly one of them through try_get, and closing wakes those still waiting.
+TEST(ByteQueue, WaitReadableWakesWaitersWithoutTakingAndCloseEndsTheirWait) {
+  ScopedSegmentName n("bq_readable");
+  auto seg = Segment::create(n.name, 4 << 20);
+  auto q = seg.byte_queue("raw");
+  auto taken = seg.array<std::uint32_t>("taken", 64);
+  const auto t0 = Clock::now();
+  EXPECT_FALSE(q.wait_readable(20ms));
+  EXPECT_GE(Clock::now() - t0, 20ms);
+  q.put("x");
+  EXPECT_TRUE(q.wait_readable(0s));
+  EXPECT_EQ(q.qsize(), 1u) << "wait_readable took the item";
+  EXPECT_EQ(q.get(), "x");
+  constexpr int kItems = 64;
+  std::vector<std::unique_ptr<Child>> consumers;
+  for (int c = 0; c < 3; ++c)
+    consumers.push_back(std::make_unique<Child>([&] {
+      for (;;) {
+        if (std::optional<std::string> item = q.try_get()) {
+          ipckit::testing::at(taken[static_cast<std::size_t>(std::stoi(*item))]).fetch_add(1);
+          continue;
+        }
+        if (q.closed() && q.qsize() == 0) return;
+        ASSERT_TRUE(q.wait_readable(20s));
+      }
+    }));
+  for (const auto& c : consumers) ASSERT_TRUE(asleep(*c));
+  for (int i = 0; i < kItems; ++i) {
+    q.put(std::to_string(i));
+    if (i % 8 == 0) std::this_thread::sleep_for(1ms);  // pacing: some items reach sleeping consumers
+  }
+  ASSERT_TRUE(eventually([&] { return q.qsize() == 0; }));
+  q.close();
+  for (const auto& c : consumers) EXPECT_EQ(c->wait_exit(10s), 0);
+  for (int i = 0; i < kItems; ++i) EXPECT_EQ(taken[static_cast<std::size_t>(i)], 1u) << "item " << i;
+}

@@ -902,14 +902,16 @@ TEST(PoolShutdown, ShutdownWithoutWaitReturnsAtOnceAndTheRunningTaskFinishesInTh
 }
 
 // Python's shutdown(wait=False, cancel_futures=True): the tasks no worker has
-// taken fail (Closed); without cancel_futures they run (the test above).
-TEST(PoolShutdown, ShutdownWithCancelFuturesFailsTasksNotYetTakenWithClosed) {
+// taken fail (Cancelled); without cancel_futures they run (the test above).
+TEST(PoolShutdown, ShutdownWithCancelFuturesFailsTasksNotYetTakenWithCancelled) {
   GatedPool gp({.workers = 1});
   auto s = shut_down_without_wait(gp, true);
   for (auto& f : s.pending) {
     ASSERT_TRUE(f.wait(10s));
-    EXPECT_THROW(f.get(), ipckit::Closed);
+    EXPECT_THROW(f.get(), ipckit::Cancelled);
+    EXPECT_TRUE(f.cancelled());
   }
+  EXPECT_FALSE(s.running.cancelled());
   gp.gate.release();
   EXPECT_EQ(s.running.get(10s), 0);
   EXPECT_FALSE(gp.gate.next_started(100ms)) << "a task that was never taken ran";
@@ -1008,3 +1010,250 @@ TEST(PoolShutdown, TheDestructorWaitsForEveryTaskAndStopsTheWorkers) {
   ASSERT_EQ(pids.size(), 2u);
   for (pid_t pid : pids) EXPECT_TRUE(eventually([&] { return gone(pid); })) << "worker " << pid << " outlived its pool";
 }
+
+// ---------------------------------------------------------------- cancel, running, submit forms
+
+namespace {
+// Kills its own worker on its first `k` runs (counted in g_runs[0]); the run number after.
+int die_until(int k) {
+  const std::uint32_t run = at(g_runs[0]).fetch_add(1) + 1;
+  if (run <= static_cast<std::uint32_t>(k)) ::raise(SIGKILL);
+  return static_cast<int>(run);
+}
+// Counts its run and returns at once.
+int count_run(int i) {
+  at(g_runs[static_cast<std::size_t>(i)]).fetch_add(1);
+  return i;
+}
+}  // namespace
+
+// Python's Future.cancel(): true while no worker has taken the task (it then
+// never runs and get() throws Cancelled), false once it runs or is done.
+TEST(PoolFuture, CancelSucceedsWhileQueuedAndFailsOnceTheTaskRunsOrIsDone) {
+  GatedPool gp({.workers = 1});
+  auto& pool = gp.pool;
+  auto running = pool.submit(hold, 0);
+  ASSERT_TRUE(gp.gate.next_started());
+  auto queued = pool.submit(hold, 1);
+  EXPECT_TRUE(running.running());
+  EXPECT_FALSE(queued.running());
+  EXPECT_FALSE(running.cancel()) << "a running task was cancelled";
+  EXPECT_FALSE(running.cancelled());
+  EXPECT_TRUE(queued.cancel());
+  EXPECT_TRUE(queued.cancelled());
+  EXPECT_TRUE(queued.done());
+  EXPECT_TRUE(queued.cancel()) << "cancel() of a cancelled future is true, as in Python";
+  EXPECT_THROW(queued.get(), ipckit::Cancelled);
+  gp.gate.release();
+  EXPECT_EQ(running.get(10s), 0);
+  EXPECT_FALSE(running.running());
+  EXPECT_FALSE(running.cancel()) << "a done task was cancelled";
+  EXPECT_FALSE(gp.gate.next_started(200ms)) << "the cancelled task ran";
+  EXPECT_EQ(pool.stats().cancelled, 1u);
+  auto after = submit_squares(pool, 10);
+  expect_values<int>(after, square);
+}
+
+// cancel() racing with the workers taking tasks: each future ends either
+// cancelled (its task never ran) or with its value (ran once), and cancel()
+// said which.
+TEST(PoolFuture, CancelRacingWithWorkersTakingTasksDecidesEachTaskOnce) {
+  constexpr int kTasks = 2000;
+  RunCounters counters(kTasks);
+  ProcessPool pool({.workers = 2});
+  std::vector<Future<int>> fs;
+  std::vector<bool> said(kTasks, false);
+  for (int i = 0; i < kTasks; ++i) {
+    fs.push_back(pool.submit(count_run, i));
+    if (i % 2 == 1) said[static_cast<std::size_t>(i - 1)] = fs[static_cast<std::size_t>(i - 1)].cancel();
+  }
+  int cancelled = 0;
+  for (int i = 0; i < kTasks; ++i) {
+    auto& f = fs[static_cast<std::size_t>(i)];
+    ASSERT_TRUE(f.wait(30s)) << i;
+    if (f.cancelled()) {
+      ++cancelled;
+      EXPECT_TRUE(said[static_cast<std::size_t>(i)]) << i;
+      EXPECT_THROW(f.get(), ipckit::Cancelled);
+      EXPECT_EQ(counters.of(static_cast<std::size_t>(i)), 0u) << "cancelled task " << i << " ran";
+    } else {
+      EXPECT_FALSE(said[static_cast<std::size_t>(i)]) << i;
+      EXPECT_EQ(f.get(), i);
+      EXPECT_EQ(counters.of(static_cast<std::size_t>(i)), 1u) << "task " << i;
+    }
+  }
+  ::testing::Test::RecordProperty("cancelled", cancelled);
+  EXPECT_EQ(pool.stats().cancelled, static_cast<std::uint64_t>(cancelled));
+}
+
+// The timed and non-blocking submits fail with Full (nullopt) at the bound
+// instead of blocking, and succeed once a worker takes a task.
+TEST(PoolBackpressure, TrySubmitAndSubmitForFailAtTheBoundInsteadOfBlocking) {
+  GatedPool gp({.workers = 1, .max_pending = 1});
+  auto& pool = gp.pool;
+  auto f0 = pool.submit(hold, 0);
+  ASSERT_TRUE(gp.gate.next_started());
+  auto f1 = pool.submit(hold, 1);
+  EXPECT_FALSE(pool.try_submit(hold, 2).has_value());
+  const auto t0 = Clock::now();
+  try {
+    (void)pool.submit_for(100ms, hold, 2);
+    ADD_FAILURE() << "submit_for returned at the bound";
+  } catch (const ipckit::Full& e) {
+    EXPECT_TRUE(contains(e.what(), "max_pending")) << e.what();
+  }
+  EXPECT_GE(Clock::now() - t0, 100ms);
+  EXPECT_THROW((void)pool.submit_until(Clock::now() + 20ms, hold, 2), ipckit::Full);
+  gp.gate.release();  // task 0 ends, the worker takes task 1: room for one
+  std::optional<Future<int>> f2;
+  EXPECT_TRUE(eventually([&] { return (f2 = pool.try_submit(hold, 2)).has_value(); }));
+  gp.gate.open_all();
+  EXPECT_EQ(f0.get(10s), 0);
+  EXPECT_EQ(f1.get(10s), 1);
+  ASSERT_TRUE(f2.has_value());
+  EXPECT_EQ(f2->get(10s), 2);
+  pool.shutdown();
+  EXPECT_THROW((void)pool.try_submit(hold, 3), ipckit::Closed);
+}
+
+TEST(PoolBasics, BadOptionsAreInvalidArgument) {
+  EXPECT_THROW(ProcessPool({.workers = 1, .max_pending = 0}), ipckit::InvalidArgument);
+  EXPECT_THROW(ProcessPool({.workers = 5000}), ipckit::InvalidArgument);
+  EXPECT_THROW(ProcessPool({.workers = 1, .task_timeout = -1s}), ipckit::InvalidArgument);
+}
+
+// ---------------------------------------------------------------- timeouts, retries, stats
+
+// A task past task_timeout: its worker is killed and replaced, its future
+// fails with Timeout naming the task and the worker's pid; the others go on.
+TEST(PoolTimeout, ATaskPastItsTimeoutFailsWithTimeoutAndItsWorkerIsReplaced) {
+  GatedPool gp({.workers = 2, .task_timeout = 300ms});
+  auto& pool = gp.pool;
+  auto stuck = pool.submit(hold, 0);  // never released
+  const auto started = gp.gate.next_started();
+  ASSERT_TRUE(started);
+  auto quick = submit_squares(pool, 50);
+  expect_values<int>(quick, square);
+  const auto t0 = Clock::now();
+  try {
+    (void)stuck.get(10s);
+    ADD_FAILURE() << "a task past its timeout returned";
+  } catch (const ipckit::Timeout& e) {
+    const std::string what = e.what();
+    EXPECT_TRUE(contains(what, "task_timeout")) << what;
+    EXPECT_TRUE(contains(what, std::to_string(started->pid))) << what;
+    EXPECT_TRUE(contains(what, "task 1 of pool")) << what;
+  }
+  EXPECT_LT(Clock::now() - t0, 5s);
+  EXPECT_TRUE(eventually([&] { return gone(started->pid) || !alive(started->pid); }));
+  EXPECT_TRUE(eventually([&] { return pool.restarts() == 1 && full_strength(pool); }));
+  EXPECT_EQ(pool.stats().timed_out, 1u);
+  auto after = submit_squares(pool, 50);
+  expect_values<int>(after, square);
+}
+
+// retries = k: a task whose worker died runs again, up to k more times.
+TEST(PoolRetry, ATaskWhoseWorkerDiedRunsAgainUpToRetriesTimes) {
+  RunCounters counters(1);
+  {
+    ProcessPool pool({.workers = 1, .retries = 2});
+    EXPECT_EQ(pool.submit(die_until, 2).get(20s), 3) << "the third run should have given the value";
+    EXPECT_EQ(counters.of(0), 3u);
+    EXPECT_EQ(pool.restarts(), 2u);
+  }
+  at(counters.runs[0]).store(0);
+  ProcessPool pool({.workers = 1, .retries = 2});
+  auto f = pool.submit(die_until, 3);
+  const std::string msg = worker_died_message(f);
+  EXPECT_TRUE(contains(msg, "run 3 times")) << msg;
+  EXPECT_EQ(counters.of(0), 3u);
+  EXPECT_EQ(pool.submit(square, 4).get(10s), 16);
+}
+
+// stats(): the task each worker runs and since when, pending and running
+// counts, and the counters of outcomes.
+TEST(PoolStats, StatsShowTheTasksEachWorkerRunsAndTheCountsOfOutcomes) {
+  GatedPool gp({.workers = 2});
+  auto& pool = gp.pool;
+  auto a = pool.submit(hold, 0);
+  auto b = pool.submit(hold, 1);
+  const auto s0 = gp.gate.next_started();
+  const auto s1 = gp.gate.next_started();
+  ASSERT_TRUE(s0 && s1);
+  auto c = pool.submit(hold, 2);
+  std::this_thread::sleep_for(20ms);  // loose: running_for grows meanwhile
+  ipckit::PoolStats st = pool.stats();
+  EXPECT_EQ(st.workers, 2u);
+  EXPECT_EQ(st.workers_alive, 2u);
+  EXPECT_EQ(st.running, 2u);
+  EXPECT_EQ(st.pending, 1u);
+  EXPECT_EQ(st.submitted, 3u);
+  ASSERT_EQ(st.per_worker.size(), 2u);
+  std::set<pid_t> busy;
+  std::set<std::uint64_t> tasks;
+  for (const auto& w : st.per_worker) {
+    busy.insert(w.pid);
+    tasks.insert(w.task);
+    EXPECT_GE(w.running_for, 10ms);
+  }
+  EXPECT_EQ(busy, (std::set<pid_t>{s0->pid, s1->pid}));
+  EXPECT_EQ(tasks, (std::set<std::uint64_t>{1, 2}));
+  gp.gate.open_all();
+  EXPECT_EQ(a.get(10s) + b.get(10s) + c.get(10s), 3);
+  EXPECT_THROW(pool.submit(thrower, Throw::custom).get(10s), TaskError);
+  st = pool.stats();
+  EXPECT_EQ(st.succeeded, 3u);
+  EXPECT_EQ(st.failed, 1u);
+  EXPECT_EQ(st.running + st.pending, 0u);
+  for (const auto& w : st.per_worker) EXPECT_EQ(w.task, 0u);
+}
+
+// The scale: hundreds of random SIGKILLs over thousands of tasks.
+// With retries every task gets its value; without, its value or WorkerDied.
+class PoolKillStorm : public ::testing::TestWithParam<unsigned> {};
+TEST_P(PoolKillStorm, EveryFutureResolvesOnceUnderHundredsOfKills) {
+  constexpr int kTasks = 3000, kKills = 300;
+  const unsigned retries = GetParam();
+  RunCounters counters(kTasks);
+  ProcessPool pool({.workers = 2, .retries = retries});
+  const auto seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::atomic<bool> stop{false};
+  int kills = 0;
+  std::thread killer([&] {
+    std::mt19937 rng(seed);
+    while (!stop.load() && kills < kKills) {
+      std::this_thread::sleep_for(std::chrono::microseconds(500 + rng() % 3000));  // pacing, not synchronisation
+      const auto pids = pool.worker_pids();
+      if (!pids.empty() && ::kill(pids[rng() % pids.size()], SIGKILL) == 0) ++kills;
+    }
+  });
+  auto fs = submit_each(pool, counted, kTasks);
+  int values = 0, died = 0;
+  for (int i = 0; i < kTasks; ++i) {
+    auto& f = fs[static_cast<std::size_t>(i)];
+    ASSERT_TRUE(f.wait(60s)) << "future " << i << " never resolved";
+    try {
+      EXPECT_EQ(f.get(), 3 * i + 1) << i;
+      EXPECT_GE(counters.of(static_cast<std::size_t>(i)), 1u) << i;
+      if (retries == 0) EXPECT_EQ(counters.of(static_cast<std::size_t>(i)), 1u) << "task " << i << " ran twice";
+      ++values;
+    } catch (const WorkerDied&) {
+      ++died;
+      EXPECT_EQ(retries, 0u) << "task " << i << " failed although retries are unbounded";
+      EXPECT_LE(counters.of(static_cast<std::size_t>(i)), 1u) << "task " << i << " ran twice";
+    }
+  }
+  stop = true;
+  killer.join();
+  EXPECT_EQ(values + died, kTasks);
+  EXPECT_LE(died, kills);
+  EXPECT_GE(kills, 100) << "the storm was too short to mean much";
+  ::testing::Test::RecordProperty("kills", kills);
+  ::testing::Test::RecordProperty("failed_futures", died);
+  EXPECT_TRUE(eventually([&] { return full_strength(pool); }, 20s));
+  auto after = submit_squares(pool, 100);
+  expect_values<int>(after, square);
+}
+INSTANTIATE_TEST_SUITE_P(Retries, PoolKillStorm, ::testing::Values(0u, 1000u),
+                         [](const auto& info) { return info.param == 0 ? "NoRetries" : "UnboundedRetries"; });

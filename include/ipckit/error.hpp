@@ -58,6 +58,7 @@ IPCKIT_ERROR_CLASS(WorkerDied);        // a worker process ended before finishin
 IPCKIT_ERROR_CLASS(Full);              // put_nowait on a full queue
 IPCKIT_ERROR_CLASS(Empty);             // get_nowait on an empty queue
 IPCKIT_ERROR_CLASS(Closed);            // the queue was closed
+IPCKIT_ERROR_CLASS(Cancelled);         // a pool task cancelled before a worker took it
 IPCKIT_ERROR_CLASS(MessageTooLarge);   // an item that the queue can never hold
 IPCKIT_ERROR_CLASS(DecodeError);       // a queued payload that does not decode as T (it is dropped)
 IPCKIT_ERROR_CLASS(BrokenBarrier);     // the barrier was aborted or a party died

@@ -22,18 +22,19 @@
 // pool; multiprocessing.Pool hangs.) An exception a task throws reaches get()
 // as TaskError with its type name and message.
 //
-// How: tasks go to the workers through a ByteQueue in a segment of the
-// pool's own. A worker takes a task through a view (loan.hpp) and, before it
-// lets the queue go, writes the task's id into its slot of the pool's table:
-// a worker killed before that leaves the task queued for the next one, one
-// killed after it is found with the task by the pool's collector thread,
-// which watches the workers, fails that task's future, and starts a new
-// worker. Results come back through a second ByteQueue to that collector
-// thread, which completes the futures.
+// How (detail/pool_state.hpp): each task in flight has a slot in the
+// pool's segment, whose state word a compare-and-swap moves from queued to
+// running (the claim: a task runs once), to finishing, to free. Tasks reach
+// the workers through a ByteQueue that idle workers watch without holding
+// it (Queue::wait_readable); a worker claims the task's slot, runs it, sends
+// the result back through a second ByteQueue and marks the slot. A thread
+// waiting on the future polls, then sleeps on, that slot's word, and takes
+// the result itself: no thread in between. A collector thread in the pool's
+// process watches the workers (a dead one's slot fails with WorkerDied, or
+// is queued again with retries; a task past its timeout gets its worker
+// killed), replaces dead workers, and completes the futures nobody waits on.
 //
-// This is the pool's first slice. Not yet: map, cancel, task timeouts,
-// retries, initializer and worker-local state, named pools served by other
-// programs, stats, wait()/as_completed() over many futures.
+// Not yet: named pools served by other programs.
 #pragma once
 
 #include <sys/types.h>
@@ -47,8 +48,10 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -64,10 +67,34 @@
 namespace ipckit {
 
 struct PoolOptions {
-  unsigned workers = 0;             // 0: cpu_count()
+  unsigned workers = 0;             // 0: cpu_count() (at most 1023)
   std::size_t max_pending = 1024;   // tasks submitted and not yet taken by a worker: submit() blocks beyond
   std::size_t max_message = 65536;  // largest encoded arguments or result
   std::string name{};               // for messages; empty: "pool-<pid>-<n>"
+  // A task running longer has its worker killed (and replaced); its future
+  // fails with Timeout. Zero: no limit. Enforced within ~10 ms.
+  std::chrono::nanoseconds task_timeout{0};
+  // A task whose worker died (not one that threw or timed out) runs again,
+  // at most this many times, before its future fails with WorkerDied.
+  unsigned retries = 0;
+};
+
+// A snapshot of a pool (ProcessPool::stats()).
+struct PoolWorkerStats {
+  unsigned index = 0;
+  pid_t pid = 0;                            // 0 if not running
+  std::uint64_t task = 0;                   // the task it runs (the number in messages), 0 if idle
+  std::chrono::nanoseconds running_for{0};  // how long it has run that task
+  std::uint64_t tasks_done = 0;             // tasks this worker process finished
+};
+struct PoolStats {
+  unsigned workers = 0;  // configured
+  unsigned workers_alive = 0;
+  std::uint64_t restarts = 0;  // workers replaced after they died
+  std::size_t pending = 0;     // queued, not yet taken by a worker
+  std::size_t running = 0;
+  std::uint64_t submitted = 0, succeeded = 0, failed = 0, timed_out = 0, cancelled = 0;
+  std::vector<PoolWorkerStats> per_worker;
 };
 
 // An exception a task threw, as Future::get() reports it.
@@ -87,18 +114,34 @@ class TaskError : public Error {
 
 namespace detail {
 
+class PoolCore;
+
 // What a future waits for, shared by the Future handles and the pool.
 struct FutureState {
   std::mutex m;
   std::condition_variable cv;
   std::atomic<bool> done{false};  // set once, under m
+  bool cancelled = false;         // under m
   std::string result;             // the encoded result (done and no error)
-  std::exception_ptr error;       // TaskError, WorkerDied, Closed
-  std::string label;              // "task 7 of pool 'x'", for errors
+  std::exception_ptr error;       // TaskError, WorkerDied, Timeout, Cancelled, Closed
+  std::uint64_t id = 0;
+  std::shared_ptr<const std::string> pool_name;
+  std::vector<std::function<void()>> listeners;  // under m; run once, after done
+  // While pending (under m): the pool that completes it and its slot there.
+  PoolCore* pool = nullptr;
+  std::uint32_t slot = 0, gen = 0;
+  std::string record;  // the task as queued, kept when the pool retries tasks
 
   // Waits until done or the deadline; whether done.
   bool wait_by(Deadline deadline);
+  // Runs fn once done: at once (in this thread) if it is, else in the
+  // thread that completes it. fn must not block.
+  void add_listener(std::function<void()> fn);
+  // "task 7 of pool 'x'", for errors.
+  [[nodiscard]] std::string label() const;
 };
+bool cancel_future(FutureState& s);
+bool future_running(FutureState& s);
 
 // A task's arguments: each encoded as a queue item is (plain structs as
 // bytes, the rest through cereal), after its length.
@@ -148,8 +191,6 @@ using InvokeFn = void (*)(std::uintptr_t, const char*, std::size_t, std::string&
 
 [[noreturn]] void raise_invalid_future();
 
-class PoolCore;
-
 }  // namespace detail
 
 template <class R>
@@ -159,7 +200,7 @@ class Future {
   [[nodiscard]] bool valid() const noexcept { return s_ != nullptr; }
 
   // Waits; the task's value, or throws what it failed with (TaskError,
-  // WorkerDied, Closed).
+  // WorkerDied, Timeout for a task past the pool's task_timeout, Cancelled).
   R get() { return get_by(detail::Deadline::never()); }
   // Throws Timeout if the task is not done in time.
   IPCKIT_DETAIL_TIMED_FORMS(R, get, get_until, get_by);
@@ -174,11 +215,24 @@ class Future {
     wait();
     return state().error;
   }
+  // Python's cancel(): a task no worker has taken yet is cancelled (get()
+  // throws Cancelled) and true is returned; false once it runs or is done
+  // (true again if it was cancelled).
+  bool cancel() { return detail::cancel_future(state()); }
+  [[nodiscard]] bool cancelled() const {
+    detail::FutureState& s = state();
+    std::lock_guard lock(s.m);
+    return s.cancelled;
+  }
+  // Whether a worker runs it now.
+  [[nodiscard]] bool running() const { return detail::future_running(state()); }
 
   R get_by(detail::Deadline deadline) {
     detail::FutureState& s = state();
-    if (!s.wait_by(deadline))
-      throw Timeout(s.label, "ipckit: " + s.label + " is not done yet; wait longer, or check ready() first");
+    if (!s.wait_by(deadline)) {
+      const std::string label = s.label();
+      throw Timeout(label, "ipckit: " + label + " is not done yet; wait longer, or check ready() first");
+    }
     if (s.error) std::rethrow_exception(s.error);
     if constexpr (!std::is_void_v<R>) {
       R r{};
@@ -210,10 +264,24 @@ class ProcessPool {
   // Throws Closed after shutdown(), MessageTooLarge.
   template <class F, class... Args>
   auto submit(F fn, Args&&... args) {
-    using Fn = decltype(+fn);  // a captureless lambda as its function pointer
-    static_assert(std::is_pointer_v<Fn> && std::is_function_v<std::remove_pointer_t<Fn>>,
-                  "submit() takes a function pointer or a captureless lambda (the workers run the same code)");
-    return submit_to(+fn, std::forward<Args>(args)...);
+    return submit_by(detail::Deadline::never(), +fn, std::forward<Args>(args)...);
+  }
+  // Throws Full if max_pending tasks still wait after `timeout` / at `t`.
+  template <class Rep, class Period, class F, class... Args>
+  auto submit_for(const std::chrono::duration<Rep, Period>& timeout, F fn, Args&&... args) {
+    return submit_by(detail::Deadline::after(timeout), +fn, std::forward<Args>(args)...);
+  }
+  template <class Clock, class Duration, class F, class... Args>
+  auto submit_until(const std::chrono::time_point<Clock, Duration>& t, F fn, Args&&... args) {
+    return submit_by(detail::Deadline::at(t), +fn, std::forward<Args>(args)...);
+  }
+  // Nullopt where submit_for(0s, ...) throws Full.
+  template <class F, class... Args>
+  auto try_submit(F fn, Args&&... args) {
+    using Fut = decltype(submit(fn, std::forward<Args>(args)...));
+    std::shared_ptr<detail::FutureState> s =
+        encode_and_submit(detail::Deadline::now(), +fn, std::forward<Args>(args)...);
+    return s ? std::optional<Fut>(Fut(std::move(s))) : std::nullopt;
   }
 
   // Python's shutdown(wait, cancel_futures): no more submits (Closed). With
@@ -228,19 +296,35 @@ class ProcessPool {
   // Workers replaced after they died.
   [[nodiscard]] std::uint64_t restarts() const noexcept;
   [[nodiscard]] const std::string& name() const noexcept;
+  // Workers, tasks and counters as they are now.
+  [[nodiscard]] PoolStats stats() const;
 
  private:
-  // The arguments travel as the task's parameter types (a "text" for a
-  // std::string parameter goes as a std::string).
+  template <class Fn>
+  static constexpr void check_task() {
+    static_assert(std::is_pointer_v<Fn> && std::is_function_v<std::remove_pointer_t<Fn>>,
+                  "submit() takes a function pointer or a captureless lambda (the workers run the same code)");
+  }
   template <class R, class... P, class... Args>
-  Future<R> submit_to(R (*fn)(P...), Args&&... args) {
+  Future<R> submit_by(detail::Deadline deadline, R (*fn)(P...), Args&&... args) {
+    std::shared_ptr<detail::FutureState> s = encode_and_submit(deadline, fn, std::forward<Args>(args)...);
+    if (s == nullptr) raise_full();
+    return Future<R>(std::move(s));
+  }
+  // The arguments travel as the task's parameter types (a "text" for a
+  // std::string parameter goes as a std::string). Null when no room came by the deadline.
+  template <class R, class... P, class... Args>
+  std::shared_ptr<detail::FutureState> encode_and_submit(detail::Deadline deadline, R (*fn)(P...), Args&&... args) {
+    check_task<R (*)(P...)>();
     static_assert(sizeof...(P) == sizeof...(Args), "submit(): pass as many arguments as the task takes");
     const std::string_view bytes =
         detail::encode_args<std::decay_t<P>...>(std::decay_t<P>(std::forward<Args>(args))...);
     const detail::InvokeFn invoke = &detail::invoke_task<R (*)(P...), R, std::decay_t<P>...>;
-    return Future<R>(submit_bytes(reinterpret_cast<std::uintptr_t>(fn), invoke, bytes));
+    return submit_bytes(reinterpret_cast<std::uintptr_t>(fn), invoke, bytes, deadline);
   }
-  std::shared_ptr<detail::FutureState> submit_bytes(std::uintptr_t fn, detail::InvokeFn invoke, std::string_view args);
+  std::shared_ptr<detail::FutureState> submit_bytes(std::uintptr_t fn, detail::InvokeFn invoke, std::string_view args,
+                                                    detail::Deadline deadline = detail::Deadline::never());
+  [[noreturn]] void raise_full() const;
   std::unique_ptr<detail::PoolCore> core_;
 };
 

@@ -157,6 +157,12 @@ class QueueHandle {
   void shutdown(bool immediate = true) { core_.shutdown(immediate); }
   [[nodiscard]] bool closed() const noexcept { return core_.closed(); }
   [[nodiscard]] const std::string& label() const noexcept { return core_.label().text; }
+  // Readiness without taking: waits until an item is queued or the queue is
+  // closed (true), or the time is up (false). Any number of consumers may
+  // wait so and then take with try_get(): none sleeps holding the queue.
+  bool wait_readable() { return core_.await_items(detail::Deadline::never()); }
+  IPCKIT_DETAIL_TIMED_FORMS(bool, wait_readable, wait_readable_until, wait_readable_by);
+  bool wait_readable_by(detail::Deadline deadline) { return core_.await_items(deadline); }
   // A read-only snapshot (ipckit/stats.hpp).
   [[nodiscard]] auto stats() const { return core_.stats(); }
 

@@ -180,6 +180,12 @@ class QueueCore {
   // Empty or Closed for a get that missed.
   [[noreturn]] void raise_get(const QueueOutcome& outcome) const;
 
+  // Waits, without taking the consumers' side, until a record is queued or
+  // the queue is closed; false if neither by the deadline. For consumers
+  // that then take with a try_ form (a pool's workers): none of them sleeps
+  // holding the side, so a record reaches whichever looks first instead of
+  // being handed from sleeper to sleeper through the side lock's futex.
+  bool await_items(Deadline deadline);
   [[nodiscard]] std::size_t qsize() const noexcept;
   [[nodiscard]] std::size_t bytes_used() const noexcept;
   [[nodiscard]] bool full() const noexcept;
