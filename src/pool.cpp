@@ -11,6 +11,7 @@
 #include <bit>
 #include <climits>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <future>
@@ -98,6 +99,17 @@ std::string describe_end(const std::optional<int>& code) {
            (abbrev != nullptr ? " (SIG" + std::string(abbrev) + ")" : "");
   }
   return "exited with code " + std::to_string(*code);
+}
+
+// "250 ms", "1.5 s".
+std::string duration_text(std::chrono::nanoseconds d) {
+  const double ms = std::chrono::duration<double, std::milli>(d).count();
+  char text[32];
+  if (ms < 1000)
+    std::snprintf(text, sizeof text, "%.4g ms", ms);
+  else
+    std::snprintf(text, sizeof text, "%.4g s", ms / 1000);
+  return text;
 }
 
 std::atomic<unsigned> g_pools{0};
@@ -730,10 +742,9 @@ void PoolCore::settle_dead_worker(unsigned w, pid_t pid, const std::optional<int
       counters_->timed_out.fetch_add(1);
       complete(i, gen, [&](FutureState& s) {
         const std::string label = s.label();
-        s.error = std::make_exception_ptr(
-            Timeout(label, "ipckit: " + label + " ran past the pool's task_timeout of " +
-                               std::to_string(std::chrono::duration<double>(timeout_).count()) +
-                               " s: its worker, pid " + std::to_string(pid) + ", was killed" + tail));
+        s.error = std::make_exception_ptr(Timeout(label, "ipckit: " + label + " ran past the pool's task_timeout of " +
+                                                             duration_text(timeout_) + ": its worker, pid " +
+                                                             std::to_string(pid) + ", was killed" + tail));
       });
       continue;
     }

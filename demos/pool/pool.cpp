@@ -22,7 +22,10 @@
 // right; exactly the killed task failed, with WorkerDied, and the pool kept
 // its workers; the throwing task gave TaskError; submit blocked at the
 // bound. Exit code 0 when so, 1 otherwise.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <ipckit/ipckit.hpp>
@@ -41,6 +44,11 @@ long long task_that_dies(long long n) {
 }
 
 int task_that_throws(int n) { throw std::invalid_argument("no square for " + std::to_string(n) + " today"); }
+
+long long task_that_hangs(long long n) {
+  for (;;) ::pause();  // a deadlock or an endless loop in the task
+  return n;
+}
 
 long long slow_task(long long n) {
   const auto until = demo::Clock::now() + std::chrono::milliseconds(2);
@@ -100,6 +108,30 @@ int main(int argc, char** argv) {
             demo::ms_since(t0), static_cast<unsigned long long>(pool.restarts()), pool.worker_pids().size());
   expect(right == batch, "every other task of the batch completes");
   expect(pool.restarts() == 1, "one worker was replaced");
+
+  // A task timeout: a task stuck past it has its worker killed and replaced.
+  {
+    ipckit::ProcessPool timed(
+        {.workers = 1, .max_pending = 1, .name = "timed", .task_timeout = std::chrono::milliseconds(200)});
+    ipckit::Future<long long> stuck = timed.submit(task_that_hangs, 1);
+    const auto s0 = demo::Clock::now();
+    // Meanwhile the one worker is busy and one task may wait: try_submit
+    // says no instead of blocking, and the waiting task can be cancelled.
+    ipckit::Future<long long> waiting = timed.submit(task, 2);
+    const bool refused = !timed.try_submit(task, 3).has_value();
+    const bool cancelled = waiting.cancel();
+    demo::say("with the worker busy and max_pending = 1 task waiting: try_submit %s; cancel() of the waiting one: %s\n",
+              refused ? "refused (nullopt)" : "accepted", cancelled ? "cancelled" : "too late");
+    expect(refused && cancelled && waiting.cancelled(), "try_submit refuses at max_pending, cancel() of a queued task");
+    try {
+      (void)stuck.get();
+      expect(false, "a task past its timeout fails");
+    } catch (const ipckit::Timeout& e) {
+      demo::say("a task stuck past task_timeout = 200 ms: Timeout after %lld ms: %s\n", demo::ms_since(s0), e.what());
+    }
+    expect(timed.submit(task, 6).get() == 36, "the pool goes on after a timeout");
+    expect(timed.restarts() == 1, "the stuck worker was replaced");
+  }
 
   // Backpressure: a pool that holds at most 4 waiting tasks.
   {
