@@ -180,6 +180,7 @@ class PoolCore {
   // Kills the workers of tasks past the timeout; when the next one would be.
   std::chrono::nanoseconds enforce_timeouts();
   void cancel_queued();
+  void wake_collector() noexcept;
   [[noreturn]] void raise_closed() const;
 
   std::shared_ptr<const std::string> name_;
@@ -211,9 +212,7 @@ class PoolCore {
   std::atomic<std::uint32_t> free_count_{0};
   std::atomic<bool> closing_{false};
   std::atomic<int> users_{0};
-  std::atomic<int> listening_{0};  // pending futures with listeners: the collector takes results at once
-  std::mutex collector_m_;
-  std::condition_variable collector_cv_;
+  std::atomic<int> listening_{0};         // pending futures with listeners: the collector takes results at once
   std::vector<std::uint32_t> timed_out_;  // collector only: per slot, 1 + the generation killed for its timeout
   std::thread collector_;
 };
@@ -452,7 +451,10 @@ void PoolCore::work(unsigned w) {
       reply += std::to_string(size);
     }
     std::memcpy(reply.data(), &r, sizeof r);
-    results_.put(reply);
+    if (!results_.try_put(reply)) {  // full: nobody takes results now, so wake the collector to
+      publish_change(counters.collector_seq, counters.collector_sleepers, 1);
+      results_.put(reply);
+    }
     worker_records_[w].tasks.fetch_add(1, std::memory_order_relaxed);
     // The result is queued: a thread waiting on the slot may take it now.
     std::uint32_t running = slot_word(SlotKind::Running, w, h.gen);
@@ -460,6 +462,8 @@ void PoolCore::work(unsigned w) {
         must_wake(slot.waiting))
       wake_sleepers(slot.state, slot.waiting, INT32_MAX);
     if (must_wake(counters.done_sleepers)) publish_change(counters.done_seq, counters.done_sleepers, INT32_MAX);
+    if (counters.collector_eager.load(std::memory_order_relaxed) != 0)
+      publish_change(counters.collector_seq, counters.collector_sleepers, 1);
   }
 }
 
@@ -634,10 +638,10 @@ bool PoolCore::await(FutureState& st, std::uint32_t index, std::uint32_t gen, De
 }
 
 void PoolCore::listener_added() {
-  listening_.fetch_add(1, std::memory_order_relaxed);
-  std::lock_guard lock(collector_m_);
-  collector_cv_.notify_all();
+  if (listening_.fetch_add(1, std::memory_order_relaxed) == 0) wake_collector();
 }
+
+void PoolCore::wake_collector() noexcept { publish_change(counters_->collector_seq, counters_->collector_sleepers, 1); }
 
 bool PoolCore::cancel(std::uint32_t index, std::uint32_t gen) {
   std::uint32_t queued = slot_word(SlotKind::Queued, 0, gen);
@@ -654,6 +658,7 @@ bool PoolCore::cancel(std::uint32_t index, std::uint32_t gen) {
 // ---------------------------------------------------------------- the collector
 
 void PoolCore::collect() {
+  PoolCounters& c = *counters_;
   for (;;) {
     bool eager = false;
     {
@@ -662,22 +667,16 @@ void PoolCore::collect() {
       eager = stopping_;
     }
     eager = eager || listening_.load(std::memory_order_relaxed) != 0;
+    c.collector_eager.store(eager ? 1 : 0, std::memory_order_relaxed);
     std::chrono::nanoseconds nap = kCollectorTick;
     if (timeout_.count() != 0) nap = std::min(nap, enforce_timeouts());
-    if (eager) {
-      // Someone waits for any result (a callback, as_completed, shutdown):
-      // sleep where a worker's result wakes this thread.
-      (void)wait_for_change(
-          counters_->done_seq, counters_->done_sleepers, [&] { return results_.qsize() != 0; }, Deadline::after(nap),
-          kSleeperTick, [] {});
-    } else {
-      // Nobody does: results wait for their futures' owners, and no worker
-      // pays a wake call for this thread.
-      std::unique_lock lock(collector_m_);
-      collector_cv_.wait_for(lock, nap, [&] {
-        return listening_.load(std::memory_order_relaxed) != 0 || closing_.load(std::memory_order_relaxed);
-      });
-    }
+    // Eager: any result wakes this thread. Else a worker wakes it only when
+    // the results queue is full, and a listener or shutdown does.
+    const std::uint32_t seen = c.collector_seq.load(std::memory_order_seq_cst);
+    (void)wait_for_change(
+        c.collector_seq, c.collector_sleepers,
+        [&] { return c.collector_seq.load(std::memory_order_relaxed) != seen || (eager && results_.qsize() != 0); },
+        Deadline::after(nap), kSleeperTick, [] {});
     (void)harvest();
     check_workers();
   }
@@ -813,10 +812,7 @@ void PoolCore::shutdown(bool wait, bool cancel_futures) {
     std::lock_guard lock(m_);
     stopping_ = true;
   }
-  {
-    std::lock_guard lock(collector_m_);
-    collector_cv_.notify_all();
-  }
+  wake_collector();
   {
     std::unique_lock lock(m_);
     drained_.wait(lock, [&] { return in_flight_ == 0; });

@@ -68,6 +68,14 @@ struct alignas(64) PoolCounters {
   // waiting for a free slot, the collector waiting for results).
   std::atomic<std::uint32_t> done_seq;
   std::atomic<std::uint32_t> done_sleepers;
+  // The pool's collector thread sleeps on this word. Workers bump it when the
+  // results queue is full, and after each result while `collector_eager`
+  // (someone in the pool's process waits for any result: a callback,
+  // as_completed, shutdown); otherwise results wait for their futures'
+  // owners, and no worker pays a wake call for the collector.
+  std::atomic<std::uint32_t> collector_seq;
+  std::atomic<std::uint32_t> collector_sleepers;
+  std::atomic<std::uint32_t> collector_eager;
   std::atomic<std::uint64_t> submitted;
   std::atomic<std::uint64_t> succeeded;
   std::atomic<std::uint64_t> failed;  // threw, too large, worker died
