@@ -16,6 +16,7 @@
 
 #include "ipckit/current_process.hpp"
 #include "ipckit/detail/futex.hpp"
+#include "ipckit/detail/pool_start.hpp"
 #include "ipckit/loan.hpp"
 #include "ipckit/process.hpp"
 #include "ipckit/queue.hpp"
@@ -136,6 +137,7 @@ class PoolCore {
   void resolve(std::uint64_t id, const std::function<void(FutureState&)>& how);
   void check_workers();
   void cancel_queued();
+  void fail_if_no_worker_left();
   [[nodiscard]] bool claimed(std::uint64_t id) noexcept;
 
   std::string name_;
@@ -146,6 +148,7 @@ class PoolCore {
   ByteQueue tasks_;
   ByteQueue results_;
   RawArray<std::uint64_t> current_;  // per worker: the id of the task it runs, 0 if none
+  WorkerStarts starts_;              // the initializer's reports
 
   mutable std::mutex m_;  // guards everything below
   std::vector<Process> procs_;
@@ -154,6 +157,7 @@ class PoolCore {
   std::uint64_t next_id_ = 0;
   bool closed_ = false;
   bool stopping_ = false;  // the collector ends once nothing is pending
+  std::string init_failure_;  // a replacement's initializer failed: that worker was not replaced
   std::condition_variable drained_;
 
   std::atomic<std::uint64_t> restarts_{0};
@@ -194,7 +198,8 @@ PoolCore::PoolCore(PoolOptions options, const std::string& serial)
                                        .max_message = options.max_message + sizeof(TaskHeader)})),
       results_(seg_.byte_queue("results", {.capacity_bytes = ring_bytes(options.max_message + sizeof(ResultHeader)),
                                            .max_message = options.max_message + sizeof(ResultHeader)})),
-      current_(seg_.raw_array<std::uint64_t>("current", count_)) {
+      current_(seg_.raw_array<std::uint64_t>("current", count_)),
+      starts_(name_, options.initializer, count_) {
   // The workers are forked by the collector thread, which lives as long as
   // the pool: a daemon child is killed when the THREAD that forked it ends
   // (process.hpp), and the thread that makes a pool may end before it.
@@ -227,6 +232,7 @@ void PoolCore::start_workers() {
       procs_.emplace_back([] {});
       start_worker(w);
     }
+    starts_.await_all(procs_);  // ProcessError if an initializer failed
   } catch (...) {  // a fork failed: the workers started end once they see the queue closed
     tasks_.close();
     for (Process& p : procs_)
@@ -238,13 +244,16 @@ void PoolCore::start_workers() {
 void PoolCore::start_worker(unsigned w) {
   current(w).store(0);
   procs_[w] = Process([this, w] { work(w); }, {.name = name_ + "-worker-" + std::to_string(w), .daemon = true});
+  starts_.forking(w);
   procs_[w].start();
+  starts_.forked(w);
 }
 
 // In the worker: take a task through a view, claim it in the table before
 // letting the queue go, run it, send the result back.
 void PoolCore::work(unsigned w) {
   set_pool_worker(true);  // current_process().pool_worker
+  starts_.initialize(w);  // the initializer, before any task (ends the worker if it throws)
   std::string args;
   std::string out;
   std::string reply;
@@ -258,6 +267,7 @@ void PoolCore::work(unsigned w) {
       current(w).store(h.id);
       args.assign(view.data() + sizeof h, view.size() - sizeof h);
     } catch (const Closed&) {
+      run_worker_teardown();  // worker_local values, the last emplaced first
       std::_Exit(0);
     }
     ResultHeader r{h.id, kResultOk, 0};
@@ -355,8 +365,7 @@ bool PoolCore::take_result(Deadline deadline) {
     const std::size_t nul = body.find('\0');
     std::string type(body.substr(0, nul));
     std::string what(nul == std::string_view::npos ? std::string_view() : body.substr(nul + 1));
-    s.error =
-        std::make_exception_ptr(TaskError(s.label, "ipckit: " + s.label + " threw " + type + ": " + what, type, what));
+    s.error = task_failure(s.label, type, what);  // the registered type, or TaskError
   });
   return true;
 }
@@ -381,6 +390,11 @@ void PoolCore::check_workers() {
     {
       std::lock_guard lock(m_);
       replace = !closed_ || (code != 0 && tasks_.qsize() != 0);
+      // A worker whose initializer failed is not replaced: the next would fail too, in a loop.
+      if (std::optional<std::string> failed = starts_.failure_of(w, procs_[w])) {
+        replace = false;
+        init_failure_ = std::move(*failed);
+      }
     }
     const std::uint64_t id = current(w).load();
     if (id != 0)
@@ -400,6 +414,27 @@ void PoolCore::check_workers() {
     start_worker(w);
     restarts_.fetch_add(1);
   }
+  fail_if_no_worker_left();
+}
+
+// No worker left because a replacement's initializer failed: nobody will
+// take the tasks, so they fail (also those submitted later, at the next look).
+void PoolCore::fail_if_no_worker_left() {
+  std::vector<std::uint64_t> ids;
+  {
+    std::lock_guard lock(m_);
+    if (init_failure_.empty() || std::find(retired_.begin(), retired_.end(), false) != retired_.end()) return;
+    for (const auto& entry : pending_) ids.push_back(entry.first);
+  }
+  while (tasks_.try_get_view()) {  // dropped: nobody would take them
+  }
+  for (const std::uint64_t id : ids)
+    resolve(id, [&](FutureState& s) {
+      s.error = std::make_exception_ptr(
+          WorkerDied(s.label, "ipckit: " + s.label + " failed: pool '" + name_ +
+                                  "' has no worker left: a replacement worker's initializer failed: " + init_failure_ +
+                                  ". Fix the initializer (PoolOptions::initializer) and make a new pool"));
+    });
 }
 
 void PoolCore::collect() {

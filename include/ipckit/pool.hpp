@@ -20,7 +20,8 @@
 // WorkerDied naming its pid and signal; a new worker takes its place and
 // every other task goes on. (Python's ProcessPoolExecutor breaks the whole
 // pool; multiprocessing.Pool hangs.) An exception a task throws reaches get()
-// as TaskError with its type name and message.
+// as TaskError with its type name and message, or as itself if its type is
+// registered (task_error.hpp).
 //
 // How: tasks go to the workers through a ByteQueue in a segment of the
 // pool's own. A worker takes a task through a view (loan.hpp) and, before it
@@ -32,7 +33,7 @@
 // thread, which completes the futures.
 //
 // This is the pool's first slice. Not yet: map, cancel, task timeouts,
-// retries, initializer and worker-local state, named pools served by other
+// retries, named pools served by other
 // programs, stats, wait()/as_completed() over many futures.
 #pragma once
 
@@ -60,6 +61,8 @@
 #include "ipckit/detail/codec.hpp"
 #include "ipckit/detail/deadline.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/task_error.hpp"
+#include "ipckit/worker_local.hpp"
 
 namespace ipckit {
 
@@ -67,22 +70,12 @@ struct PoolOptions {
   unsigned workers = 0;             // 0: cpu_count()
   std::size_t max_pending = 1024;   // tasks submitted and not yet taken by a worker: submit() blocks beyond
   std::size_t max_message = 65536;  // largest encoded arguments or result
+  // Runs once in each worker (replacements too) before it takes a task;
+  // fills worker_local state (worker_local.hpp). If it throws, the pool does
+  // not start (ProcessError); a replacement whose initializer throws is not
+  // replaced again. A function pointer or a captureless lambda.
+  void (*initializer)() = nullptr;
   std::string name{};               // for messages; empty: "pool-<pid>-<n>"
-};
-
-// An exception a task threw, as Future::get() reports it.
-class TaskError : public Error {
- public:
-  TaskError(std::string object, const std::string& message, std::string type_name, std::string original)
-      : Error(std::move(object), message), type_name_(std::move(type_name)), message_(std::move(original)) {}
-  // The original exception's type, demangled ("std::runtime_error").
-  [[nodiscard]] const std::string& type_name() const noexcept { return type_name_; }
-  // Its what().
-  [[nodiscard]] const std::string& message() const noexcept { return message_; }
-
- private:
-  std::string type_name_;
-  std::string message_;
 };
 
 namespace detail {
