@@ -156,7 +156,7 @@ class PoolCore {
   std::unordered_map<std::uint64_t, std::shared_ptr<FutureState>> pending_;
   std::uint64_t next_id_ = 0;
   bool closed_ = false;
-  bool stopping_ = false;  // the collector ends once nothing is pending
+  bool stopping_ = false;     // the collector ends once nothing is pending
   std::string init_failure_;  // a replacement's initializer failed: that worker was not replaced
   std::condition_variable drained_;
 
@@ -233,7 +233,7 @@ void PoolCore::start_workers() {
       start_worker(w);
     }
     starts_.await_all(procs_);  // ProcessError if an initializer failed
-  } catch (...) {  // a fork failed: the workers started end once they see the queue closed
+  } catch (...) {               // a fork failed: the workers started end once they see the queue closed
     tasks_.close();
     for (Process& p : procs_)
       if (p.pid() != 0) p.join();
@@ -441,7 +441,7 @@ void PoolCore::collect() {
   for (;;) {
     {
       std::lock_guard lock(m_);
-      if (stopping_ && pending_.empty()) return;
+      if (stopping_ && pending_.empty()) break;
     }
     (void)take_result(Deadline::after(kCollectorTick));
     // A burst of results: take what is there before looking at the workers.
@@ -449,6 +449,12 @@ void PoolCore::collect() {
     }
     check_workers();
   }
+  // The workers end once they find the queue closed. Wait for them in this
+  // thread: they are killed when it ends (PDEATHSIG), which would cut their
+  // worker_local teardown short.
+  std::lock_guard lock(m_);
+  for (Process& p : procs_)
+    if (p.pid() != 0) p.join();
 }
 
 // Cancels the tasks no worker has taken: takes them off the queue itself.

@@ -53,7 +53,8 @@ std::string describe_exit(const std::optional<int>& code) {
   if (!code) return "ended";
   if (*code >= 0) return "exited with code " + std::to_string(*code);
   const char* abbrev = ::sigabbrev_np(-*code);
-  return "was killed by signal " + std::to_string(-*code) + (abbrev != nullptr ? " (SIG" + std::string(abbrev) + ")" : "");
+  return "was killed by signal " + std::to_string(-*code) +
+         (abbrev != nullptr ? " (SIG" + std::string(abbrev) + ")" : "");
 }
 
 WorkerStarts::WorkerStarts(std::string pool, void (*initializer)(), unsigned workers)
@@ -132,13 +133,14 @@ std::optional<std::string> WorkerStarts::outcome(unsigned w, const Process& work
       return "the initializer threw " + std::string(body.substr(0, nul)) + ": " + std::string(what) + " (in " + who +
              ")";
     }
-    if (ended || n == 0) {  // n == 0: every write end is closed, so no record will come
+    if (ended) {
       close_slot(s);
       return who + " " + describe_exit(worker.exitcode()) + " before its initializer finished";
     }
     if (!block) return std::nullopt;  // still initializing
-    pollfd fds[2] = {{s.rd, POLLIN, 0}, {sentinel_of(worker), POLLIN, 0}};
-    (void)::poll(fds, fds[1].fd >= 0 ? 2 : 1, kPollMs);
+    // At end-of-file (n == 0) no record will come: the worker is dying; wait for its end (and exit status) alone.
+    pollfd fds[2] = {{n == 0 ? -1 : s.rd, POLLIN, 0}, {sentinel_of(worker), POLLIN, 0}};
+    (void)::poll(fds, 2, kPollMs);
   }
 }
 

@@ -79,7 +79,8 @@ std::atomic_ref<std::uint32_t> counter(std::size_t i) { return at(g_c[i]); }
 
 // Counters in a segment of the test's own, which every worker inherits.
 struct Counters {
-  Counters() : name("pool_worker"), seg(Segment::create(name.name, 1 << 16)), c(seg.array<std::uint32_t>("c", kCounters)) {
+  Counters()
+      : name("pool_worker"), seg(Segment::create(name.name, 1 << 16)), c(seg.array<std::uint32_t>("c", kCounters)) {
     g_c = &c[0];
   }
   ~Counters() { g_c = nullptr; }

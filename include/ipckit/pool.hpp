@@ -75,7 +75,7 @@ struct PoolOptions {
   // not start (ProcessError); a replacement whose initializer throws is not
   // replaced again. A function pointer or a captureless lambda.
   void (*initializer)() = nullptr;
-  std::string name{};               // for messages; empty: "pool-<pid>-<n>"
+  std::string name{};  // for messages; empty: "pool-<pid>-<n>"
 };
 
 namespace detail {
