@@ -233,7 +233,7 @@ void PoolCore::start_workers() {
       start_worker(w);
     }
     starts_.await_all(procs_);  // ProcessError if an initializer failed
-  } catch (...) {               // a fork failed: the workers started end once they see the queue closed
+  } catch (...) {  // a fork or an initializer failed: the workers started end once they see the queue closed
     tasks_.close();
     for (Process& p : procs_)
       if (p.pid() != 0) p.join();

@@ -33,8 +33,7 @@
 // thread, which completes the futures.
 //
 // This is the pool's first slice. Not yet: map, cancel, task timeouts,
-// retries, named pools served by other
-// programs, stats, wait()/as_completed() over many futures.
+// retries, named pools served by other programs, stats, wait()/as_completed() over many futures.
 #pragma once
 
 #include <sys/types.h>
