@@ -7,6 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 packages=(
   cmake ninja-build g++
   libboost-dev libcereal-dev libgtest-dev libcli11-dev nlohmann-json3-dev
+  libsqlite3-dev
   python3
 )
 

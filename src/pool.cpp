@@ -3,7 +3,6 @@
 // that watches the workers (see pool.hpp and detail/pool_state.hpp).
 #include "ipckit/pool.hpp"
 
-#include <cxxabi.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +18,7 @@
 
 #include "ipckit/current_process.hpp"
 #include "ipckit/detail/futex.hpp"
+#include "ipckit/detail/pool_start.hpp"
 #include "ipckit/detail/pool_state.hpp"
 #include "ipckit/loan.hpp"
 #include "ipckit/process.hpp"
@@ -68,18 +68,9 @@ std::uint64_t monotonic_ns() noexcept {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-std::string demangled(const char* mangled) {
-  int status = 0;
-  char* name = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
-  std::string out = status == 0 && name != nullptr ? name : mangled;
-  std::free(name);  // NOLINT(cppcoreguidelines-no-malloc): __cxa_demangle's buffer
-  return out;
-}
-
 // "<type>\0<what>" of the exception being handled.
 std::string describe_current_exception() {
-  const std::type_info* type = abi::__cxa_current_exception_type();
-  std::string out = type != nullptr ? demangled(type->name()) : "unknown";
+  std::string out = current_exception_type_name();
   out.push_back('\0');
   try {
     throw;
@@ -89,16 +80,6 @@ std::string describe_current_exception() {
     out += "(not a std::exception)";
   }
   return out;
-}
-
-std::string describe_end(const std::optional<int>& code) {
-  if (!code) return "ended";
-  if (*code < 0) {
-    const char* abbrev = sigabbrev_np(-*code);
-    return "was killed by signal " + std::to_string(-*code) +
-           (abbrev != nullptr ? " (SIG" + std::string(abbrev) + ")" : "");
-  }
-  return "exited with code " + std::to_string(*code);
 }
 
 // "250 ms", "1.5 s".
@@ -180,6 +161,7 @@ class PoolCore {
   // Kills the workers of tasks past the timeout; when the next one would be.
   std::chrono::nanoseconds enforce_timeouts();
   void cancel_queued();
+  void fail_if_no_worker_left();
   void wake_collector() noexcept;
   [[noreturn]] void raise_closed() const;
 
@@ -197,6 +179,7 @@ class PoolCore {
   PoolSlot* slots_;
   PoolWorkerRecord* worker_records_;
   PoolCounters* counters_;
+  WorkerStarts starts_;  // the initializer's reports
 
   mutable std::mutex m_;  // guards everything below
   std::vector<Process> procs_;
@@ -206,7 +189,8 @@ class PoolCore {
   std::size_t in_flight_ = 0;
   std::uint64_t next_id_ = 0;
   bool closed_ = false;
-  bool stopping_ = false;  // the collector ends once nothing is in flight
+  bool stopping_ = false;     // the collector ends once nothing is in flight
+  std::string init_failure_;  // a replacement's initializer failed: that worker was not replaced
   std::condition_variable drained_;
 
   std::atomic<std::uint32_t> free_count_{0};
@@ -339,6 +323,7 @@ PoolCore::PoolCore(PoolOptions options, const std::string& serial)
         return first;
       }()),
       counters_(new (table_.begin() + nslots_ + count_) PoolCounters()),
+      starts_(*name_, options.initializer, count_),
       owners_(nslots_),
       timed_out_(nslots_, 0) {
   free_.reserve(nslots_);
@@ -382,7 +367,8 @@ void PoolCore::start_workers() {
       procs_.emplace_back([] {});
       start_worker(w);
     }
-  } catch (...) {  // a fork failed: the workers started end once they see the queue closed
+    starts_.await_all(procs_);  // ProcessError if an initializer failed
+  } catch (...) {  // a fork or an initializer failed: the workers started end once they see the queue closed
     tasks_.close();
     for (Process& p : procs_)
       if (p.pid() != 0) p.join();
@@ -392,7 +378,9 @@ void PoolCore::start_workers() {
 
 void PoolCore::start_worker(unsigned w) {
   procs_[w] = Process([this, w] { work(w); }, {.name = *name_ + "-worker-" + std::to_string(w), .daemon = true});
+  starts_.forking(w);
   procs_[w].start();
+  starts_.forked(w);
   worker_records_[w].pid.store(procs_[w].pid());
   worker_records_[w].started_ns.store(monotonic_ns());
   worker_records_[w].tasks.store(0);
@@ -406,13 +394,17 @@ void PoolCore::start_worker(unsigned w) {
 // result back, and mark the slot.
 void PoolCore::work(unsigned w) {
   set_pool_worker(true);  // current_process().pool_worker
+  starts_.initialize(w);  // the initializer, before any task (ends the worker if it throws)
   std::string args;
   std::string reply;
   PoolCounters& counters = *counters_;
   for (;;) {
     std::optional<ByteView> view = tasks_.try_get_view();
     if (!view) {
-      if (tasks_.closed() && tasks_.qsize() == 0) std::_Exit(0);
+      if (tasks_.closed() && tasks_.qsize() == 0) {
+        run_worker_teardown();  // worker_local values, the last emplaced first
+        std::_Exit(0);
+      }
       (void)tasks_.wait_readable();
       continue;
     }
@@ -572,8 +564,7 @@ std::size_t PoolCore::harvest() {
       const std::size_t nul = body.find('\0');
       std::string type = body.substr(0, nul);
       std::string what = nul == std::string::npos ? std::string() : body.substr(nul + 1);
-      const std::string message = "ipckit: " + label + " threw " + type + ": " + what;
-      s.error = std::make_exception_ptr(TaskError(label, message, std::move(type), std::move(what)));
+      s.error = task_failure(label, type, what);  // the registered type, or TaskError
     });
   }
   return n;
@@ -663,7 +654,7 @@ void PoolCore::collect() {
     bool eager = false;
     {
       std::lock_guard lock(m_);
-      if (stopping_ && in_flight_ == 0) return;
+      if (stopping_ && in_flight_ == 0) break;
       eager = stopping_;
     }
     eager = eager || listening_.load(std::memory_order_relaxed) != 0;
@@ -680,6 +671,12 @@ void PoolCore::collect() {
     (void)harvest();
     check_workers();
   }
+  // The workers end once they find the queue closed. Wait for them in this
+  // thread: they are killed when it ends (PDEATHSIG), which would cut their
+  // worker_local teardown short.
+  std::lock_guard lock(m_);
+  for (Process& p : procs_)
+    if (p.pid() != 0) p.join();
 }
 
 // A dead worker: its results first (a result sent before it died wins),
@@ -701,6 +698,11 @@ void PoolCore::check_workers() {
     {
       std::lock_guard lock(m_);
       replace = !closed_ || (code != 0 && tasks_.qsize() != 0);
+      // A worker whose initializer failed is not replaced: the next would fail too, in a loop.
+      if (std::optional<std::string> failed = starts_.failure_of(w, procs_[w])) {
+        replace = false;
+        init_failure_ = std::move(*failed);
+      }
     }
     settle_dead_worker(w, pid, code, replace);
     std::lock_guard lock(m_);
@@ -712,6 +714,32 @@ void PoolCore::check_workers() {
     }
     start_worker(w);
     counters_->restarts.fetch_add(1);
+  }
+  fail_if_no_worker_left();
+}
+
+// No worker left because a replacement's initializer failed: nobody will
+// take the tasks, so they fail (also those submitted later, at the next look).
+void PoolCore::fail_if_no_worker_left() {
+  {
+    std::lock_guard lock(m_);
+    if (init_failure_.empty() || std::find(retired_.begin(), retired_.end(), false) != retired_.end()) return;
+  }
+  for (std::uint32_t i = 0; i < nslots_; ++i) {
+    std::uint32_t word = slots_[i].state.load(std::memory_order_acquire);
+    if (slot_kind(word) != SlotKind::Queued ||
+        !slots_[i].state.compare_exchange_strong(word, slot_word(SlotKind::Finishing, 0, slot_gen(word))))
+      continue;
+    counters_->failed.fetch_add(1);
+    complete(i, slot_gen(word), [&](FutureState& s) {
+      const std::string label = s.label();
+      s.error = std::make_exception_ptr(
+          WorkerDied(label, "ipckit: " + label + " failed: pool '" + *name_ +
+                                "' has no worker left: a replacement worker's initializer failed: " + init_failure_ +
+                                ". Fix the initializer (PoolOptions::initializer) and make a new pool"));
+    });
+  }
+  while (tasks_.try_get_view()) {  // their records: nobody would take them
   }
 }
 
@@ -752,7 +780,7 @@ void PoolCore::settle_dead_worker(unsigned w, pid_t pid, const std::optional<int
       const std::string label = s.label();
       const unsigned runs = slot.attempts.load();
       s.error = std::make_exception_ptr(WorkerDied(
-          label, "ipckit: " + label + " failed: its worker, pid " + std::to_string(pid) + ", " + describe_end(code) +
+          label, "ipckit: " + label + " failed: its worker, pid " + std::to_string(pid) + ", " + describe_exit(code) +
                      " while running it" + (runs > 1 ? " (run " + std::to_string(runs) + " times)" : "") + tail));
     });
   }

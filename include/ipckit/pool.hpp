@@ -20,7 +20,8 @@
 // WorkerDied naming its pid and signal; a new worker takes its place and
 // every other task goes on. (Python's ProcessPoolExecutor breaks the whole
 // pool; multiprocessing.Pool hangs.) An exception a task throws reaches get()
-// as TaskError with its type name and message.
+// as TaskError with its type name and message, or as itself if its type is
+// registered (task_error.hpp).
 //
 // How (detail/pool_state.hpp): each task in flight has a slot in the
 // pool's segment, whose state word a compare-and-swap moves from queued to
@@ -63,6 +64,8 @@
 #include "ipckit/detail/codec.hpp"
 #include "ipckit/detail/deadline.hpp"
 #include "ipckit/error.hpp"
+#include "ipckit/task_error.hpp"
+#include "ipckit/worker_local.hpp"
 
 namespace ipckit {
 
@@ -70,7 +73,12 @@ struct PoolOptions {
   unsigned workers = 0;             // 0: cpu_count() (at most 1023)
   std::size_t max_pending = 1024;   // tasks submitted and not yet taken by a worker: submit() blocks beyond
   std::size_t max_message = 65536;  // largest encoded arguments or result
-  std::string name{};               // for messages; empty: "pool-<pid>-<n>"
+  // Runs once in each worker (replacements too) before it takes a task;
+  // fills worker_local state (worker_local.hpp). If it throws, the pool does
+  // not start (ProcessError); a replacement whose initializer throws is not
+  // replaced again. A function pointer or a captureless lambda.
+  void (*initializer)() = nullptr;
+  std::string name{};  // for messages; empty: "pool-<pid>-<n>"
   // A task running longer has its worker killed (and replaced); its future
   // fails with Timeout. Zero: no limit. Enforced within ~10 ms.
   std::chrono::nanoseconds task_timeout{0};
@@ -95,21 +103,6 @@ struct PoolStats {
   std::size_t running = 0;
   std::uint64_t submitted = 0, succeeded = 0, failed = 0, timed_out = 0, cancelled = 0;
   std::vector<PoolWorkerStats> per_worker;
-};
-
-// An exception a task threw, as Future::get() reports it.
-class TaskError : public Error {
- public:
-  TaskError(std::string object, const std::string& message, std::string type_name, std::string original)
-      : Error(std::move(object), message), type_name_(std::move(type_name)), message_(std::move(original)) {}
-  // The original exception's type, demangled ("std::runtime_error").
-  [[nodiscard]] const std::string& type_name() const noexcept { return type_name_; }
-  // Its what().
-  [[nodiscard]] const std::string& message() const noexcept { return message_; }
-
- private:
-  std::string type_name_;
-  std::string message_;
 };
 
 namespace detail {
