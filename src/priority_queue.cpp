@@ -130,6 +130,12 @@ void PriorityQueueCore::publish_counts(std::uint64_t heap) noexcept {
   s_->count.store(heap, std::memory_order_seq_cst);
 }
 
+bool PriorityQueueCore::await_items(Deadline deadline) {
+  // Consumers of this queue wait outside its lock anyway: the same wait, minus the take.
+  return wait_for_change(
+      s_->data.seq, s_->data.sleepers, [&] { return qsize() != 0 || closed(); }, deadline, kRecheck, [] {});
+}
+
 void PriorityQueueCore::wake_all_after_repair() noexcept {
   publish_change(s_->data.seq, s_->data.sleepers, INT_MAX);
   publish_change(s_->space.seq, s_->space.sleepers, INT_MAX);

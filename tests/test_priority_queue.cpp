@@ -929,3 +929,32 @@ TEST(LifoQueue, AHolderThatDiesWithTheHeapScrambledLeavesItRebuiltInLifoOrder) {
   for (std::int32_t i = 29; i >= 0; --i) ASSERT_EQ(stack.get_nowait(), i);
   EXPECT_TRUE(stack.empty());
 }
+
+// wait_readable(): a waiter in another process wakes on a put without taking
+// the item; times out when nothing comes; wakes when the queue is closed.
+TEST(PriorityQueue, WaitReadableWakesOnAPutFromAnotherProcessAndOnCloseWithoutTaking) {
+  ScopedSegmentName n("pq_readable");
+  auto seg = Segment::create(n.name, 4 << 20);
+  auto pq = seg.priority_queue<std::string>("tasks", kSmall);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(pq.wait_readable(20ms));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 20ms);
+  Child waiter([&] {
+    auto mine = Segment::open(n.name).priority_queue<std::string>("tasks", kSmall);
+    ASSERT_TRUE(mine.wait_readable(20s));
+    EXPECT_EQ(mine.qsize(), 1u) << "wait_readable took the item";
+    ASSERT_TRUE(mine.wait_readable(20s));  // still there: ready at once
+  });
+  ASSERT_TRUE(asleep(waiter));
+  pq.put(5, "x");
+  EXPECT_EQ(waiter.wait_exit(10s), 0);
+  EXPECT_EQ(pq.get(), "x");
+  Child closer_waiter([&] {
+    auto mine = Segment::open(n.name).priority_queue<std::string>("tasks", kSmall);
+    EXPECT_TRUE(mine.wait_readable(20s));
+    EXPECT_TRUE(mine.closed());
+  });
+  ASSERT_TRUE(asleep(closer_waiter));
+  pq.close();
+  EXPECT_EQ(closer_waiter.wait_exit(10s), 0);
+}

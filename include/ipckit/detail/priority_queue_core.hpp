@@ -74,6 +74,8 @@ class PriorityQueueCore {
   [[noreturn]] void raise_put(const QueueOutcome& outcome) const;
   [[noreturn]] void raise_get(const QueueOutcome& outcome) const;
 
+  // Waits until an item is queued or the queue is closed (false: not by the deadline); takes nothing.
+  bool await_items(Deadline deadline);
   [[nodiscard]] std::size_t qsize() const noexcept { return s_->count.load(std::memory_order_acquire); }
   [[nodiscard]] bool full() const noexcept { return qsize() >= slots_; }
   void close() noexcept { close_queue(*s_, kQueueClosed); }
