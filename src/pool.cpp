@@ -320,12 +320,21 @@ void PoolCore::resolve(std::uint64_t id, const std::function<void(FutureState&)>
     pending_.erase(it);
     if (pending_.empty()) drained_.notify_all();
   }
+  std::vector<std::function<void()>> listeners;
   {
     std::lock_guard lock(s->m);
     how(*s);
     s->done.store(true, std::memory_order_release);
+    listeners.swap(s->listeners);
   }
   s->cv.notify_all();
+  // Outside the lock: a listener may look at the future (a callback's get()).
+  for (auto& fn : listeners) {
+    try {
+      fn();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a listener must not end the collector thread
+    }
+  }
 }
 
 // One result, if one comes by the deadline.

@@ -31,9 +31,12 @@
 // worker. Results come back through a second ByteQueue to that collector
 // thread, which completes the futures.
 //
-// This is the pool's first slice. Not yet: map, cancel, task timeouts,
-// retries, initializer and worker-local state, named pools served by other
-// programs, stats, wait()/as_completed() over many futures.
+// map() (results in input order, lazily, in chunks) is in
+// detail/pool_map.hpp; wait(), as_completed() and AnyFuture in futures.hpp.
+//
+// This is the pool's first slice. Not yet: cancel, task timeouts, retries,
+// initializer and worker-local state, named pools served by other programs,
+// stats.
 #pragma once
 
 #include <sys/types.h>
@@ -47,6 +50,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -62,6 +66,18 @@
 #include "ipckit/error.hpp"
 
 namespace ipckit {
+
+// ProcessPool::map's options (Python's Executor.map arguments).
+struct MapOptions {
+  std::size_t chunksize = 1;  // inputs per task: one task runs fn over a chunk of them
+  // For every result, counted from the map() call: an iteration step that
+  // would pass it throws Timeout. max(): no limit.
+  std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max();
+  // At most this many chunks in flight, the next submitted as the iteration
+  // takes a result (Python 3.14's buffersize; the inputs are then read
+  // lazily, an endless range works). 0: map() submits every chunk.
+  std::size_t buffersize = 0;
+};
 
 struct PoolOptions {
   unsigned workers = 0;             // 0: cpu_count()
@@ -95,9 +111,25 @@ struct FutureState {
   std::string result;             // the encoded result (done and no error)
   std::exception_ptr error;       // TaskError, WorkerDied, Closed
   std::string label;              // "task 7 of pool 'x'", for errors
+  std::vector<std::function<void()>> listeners;  // guarded by m; run once, when done
 
   // Waits until done or the deadline; whether done.
   bool wait_by(Deadline deadline);
+  // Runs fn once done: at once, in the caller, if done already; else in the
+  // thread that completes the future (the pool's collector thread), after
+  // the waiters are woken, outside m, in the order they were added. What
+  // add_done_callback, wait() and as_completed() build on: fn must be cheap
+  // and must not block (it holds up every other future of the pool).
+  void add_listener(std::function<void()> fn) {
+    {
+      std::lock_guard lock(m);
+      if (!done.load(std::memory_order_relaxed)) {
+        listeners.push_back(std::move(fn));
+        return;
+      }
+    }
+    fn();
+  }
 };
 
 // A task's arguments: each encoded as a queue item is (plain structs as
@@ -149,6 +181,7 @@ using InvokeFn = void (*)(std::uintptr_t, const char*, std::size_t, std::string&
 [[noreturn]] void raise_invalid_future();
 
 class PoolCore;
+struct FutureAccess;  // futures.hpp: the state of a Future of any R
 
 }  // namespace detail
 
@@ -188,8 +221,31 @@ class Future {
   }
   bool wait_by(detail::Deadline deadline) { return state().wait_by(deadline); }
 
+  // Python's add_done_callback: fn(future) — fn takes Future<R>& or const
+  // Future<R>& — runs once the task is done: at once, in this thread, if it
+  // is done already; else in the thread that completes it (the pool's
+  // collector thread), after get() is woken, in the order the callbacks were
+  // added. An exception fn throws is ignored (Python logs it). fn holds up
+  // the pool's other results while it runs: it must not wait for another
+  // future of the pool, nor submit to a pool that may be full.
+  template <class Fn>
+  void add_done_callback(Fn fn) {
+    static_assert(std::is_invocable_v<Fn&, Future&>, "add_done_callback takes fn(Future<R>&)");
+    detail::FutureState& s = state();
+    // A weak handle: the state holds its listeners, which must not keep it
+    // alive. It is alive while they run (its completer holds it).
+    s.add_listener([w = std::weak_ptr<detail::FutureState>(s_), fn = std::make_shared<Fn>(std::move(fn))] {
+      Future self(w.lock());
+      try {
+        (*fn)(self);
+      } catch (...) {  // NOLINT(bugprone-empty-catch): Python's add_done_callback ignores it too
+      }
+    });
+  }
+
  private:
   friend class ProcessPool;
+  friend struct detail::FutureAccess;
   explicit Future(std::shared_ptr<detail::FutureState> s) : s_(std::move(s)) {}
   detail::FutureState& state() const {
     if (s_ == nullptr) detail::raise_invalid_future();
@@ -215,6 +271,18 @@ class ProcessPool {
                   "submit() takes a function pointer or a captureless lambda (the workers run the same code)");
     return submit_to(+fn, std::forward<Args>(args)...);
   }
+
+  // Python's Executor.map: fn over every input of `inputs` (any input range:
+  // a vector, std::views::iota...), the results in input order as a lazy
+  // input range (range-for) of MapResults<R>. Every chunk is submitted by
+  // map() (which blocks at max_pending as submit does), or with .buffersize
+  // as the iteration goes. A task's failure (TaskError, WorkerDied...) is
+  // thrown by the iteration step that reaches its chunk; Timeout by the step
+  // that would pass .timeout. Throws InvalidArgument (chunksize 0), Closed,
+  // MessageTooLarge (a chunk larger than max_message). Defined in
+  // detail/pool_map.hpp. With .buffersize, iterate while the pool exists.
+  template <class F, class Inputs>
+  auto map(F fn, Inputs&& inputs, MapOptions options = {});
 
   // Python's shutdown(wait, cancel_futures): no more submits (Closed). With
   // cancel_futures, tasks no worker has taken yet fail with Closed. With
@@ -245,3 +313,5 @@ class ProcessPool {
 };
 
 }  // namespace ipckit
+
+#include "ipckit/detail/pool_map.hpp"  // ProcessPool::map
