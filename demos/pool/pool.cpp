@@ -88,7 +88,8 @@ int main(int argc, char** argv) {
       in_order = in_order && sq == n * n;
       sum += sq;
     }
-    demo::say("sum(map(task, 1..100)) -> %lld (%lld results, %s)\n", sum, n, in_order ? "in input order" : "OUT OF ORDER");
+    demo::say("sum(map(task, 1..100)) -> %lld (%lld results, %s)\n", sum, n,
+              in_order ? "in input order" : "OUT OF ORDER");
     expect(sum == 338350 && n == 100 && in_order, "map over 1..100 gives the squares in order, summing to 338350");
   }
 

@@ -282,8 +282,8 @@ class AsCompleted {
     }
     std::unique_lock lock(c_->m);
     const auto more = [&] { return c_->order.size() > taken_; };
-    const bool any = deadline_.is_never() ? (c_->cv.wait(lock, more), true)
-                                          : c_->cv.wait_until(lock, deadline_.when(), more);
+    const bool any =
+        deadline_.is_never() ? (c_->cv.wait(lock, more), true) : c_->cv.wait_until(lock, deadline_.when(), more);
     if (!any) {
       finished_ = true;
       const std::size_t left = futures_.size() - taken_;

@@ -111,7 +111,8 @@ struct FutureState {
   std::string result;             // the encoded result (done and no error)
   std::exception_ptr error;       // TaskError, WorkerDied, Closed
   std::string label;              // "task 7 of pool 'x'", for errors
-  std::vector<std::function<void()>> listeners;  // guarded by m; run once, when done
+  // Guarded by m: what add_listener() keeps for the completion, which runs them once.
+  std::vector<std::function<void()>> listeners;
 
   // Waits until done or the deadline; whether done.
   bool wait_by(Deadline deadline);

@@ -56,10 +56,14 @@ struct MapSignature<R (*)(P)> {
   using Result = R;
   using Input = std::decay_t<P>;
 };
+template <class Fn>
+inline constexpr bool kOneParameterTask = requires {
+  typename MapSignature<Fn>::Result;
+};
 
 [[noreturn]] inline void raise_bad_chunksize(const std::string& pool) {
-  throw InvalidArgument(pool, "ipckit: map over pool '" + pool + "': chunksize 0 would put no input in a task; use 1 "
-                                  "or more");
+  throw InvalidArgument(pool,
+                        "ipckit: map over pool '" + pool + "': chunksize 0 puts no input in a task; use 1 or more");
 }
 
 }  // namespace detail
@@ -188,7 +192,7 @@ auto ProcessPool::map(F fn, Inputs&& inputs, MapOptions options) {
   using Fn = decltype(+fn);  // a captureless lambda as its function pointer
   static_assert(std::is_pointer_v<Fn> && std::is_function_v<std::remove_pointer_t<Fn>>,
                 "map() takes a function pointer or a captureless lambda (the workers run the same code)");
-  static_assert(requires { typename detail::MapSignature<Fn>::Result; }, "map() takes a task of one parameter");
+  static_assert(detail::kOneParameterTask<Fn>, "map() takes a task of one parameter");
   using R = typename detail::MapSignature<Fn>::Result;
   using A = typename detail::MapSignature<Fn>::Input;
   static_assert(!std::is_void_v<R>, "map() needs a task that returns a value; submit() void tasks");
@@ -211,7 +215,8 @@ auto ProcessPool::map(F fn, Inputs&& inputs, MapOptions options) {
     Source& s = *source;
     s.bytes.clear();
     std::size_t n = 0;
-    for (; n < chunk && s.at != std::ranges::end(s.view); ++s.at, ++n) detail::append_encoded(s.bytes, static_cast<A>(*s.at));
+    for (; n < chunk && s.at != std::ranges::end(s.view); ++s.at, ++n)
+      detail::append_encoded(s.bytes, static_cast<A>(*s.at));
     return n == 0 ? nullptr : submit_bytes(fn_address, invoke, s.bytes);
   };
   return MapResults<R>(std::move(submit_next), options, name());
