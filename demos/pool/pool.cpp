@@ -8,6 +8,8 @@
 //
 // then what the seed warns about in "Considerations for Using Thread Pools",
 // and where ipckit goes further than Python:
+//   - executor.map(task, range(1, 101)): the squares in input order, in
+//     chunks of 8 inputs per task;
 //   - a task that throws: its future's get() throws TaskError (type and
 //     message), the pool goes on;
 //   - a worker killed in the middle of a task (it SIGKILLs itself): only that
@@ -18,7 +20,8 @@
 //     instead of letting tasks pile up;
 //   - shutdown(): waits for the work, then submit() throws Closed.
 //
-// The claim it checks (it runs as a test): 25; every square of the batch
+// The claim it checks (it runs as a test): 25; map over 1..100 sums to
+// 338350 with the squares in input order; every square of the batch
 // right; exactly the killed task failed, with WorkerDied, and the pool kept
 // its workers; the throwing task gave TaskError; submit blocked at the
 // bound. Exit code 0 when so, 1 otherwise.
@@ -29,6 +32,7 @@
 #include <csignal>
 #include <cstdio>
 #include <ipckit/ipckit.hpp>
+#include <ranges>
 #include <stdexcept>
 #include <vector>
 
@@ -81,6 +85,21 @@ int main(int argc, char** argv) {
   const long long five = future.get();
   demo::say("executor.submit(task, 5).result() -> %lld\n", five);
   expect(five == 25, "task(5) is 25");
+
+  // map over 1..100, in input order, in chunks (Python's executor.map(task, range(1, 101), chunksize=8)).
+  {
+    long long sum = 0;
+    long long n = 0;
+    bool in_order = true;
+    for (long long sq : pool.map(task, std::views::iota(1LL, 101LL), {.chunksize = 8})) {
+      ++n;
+      in_order = in_order && sq == n * n;
+      sum += sq;
+    }
+    demo::say("sum(map(task, 1..100)) -> %lld (%lld results, %s)\n", sum, n,
+              in_order ? "in input order" : "OUT OF ORDER");
+    expect(sum == 338350 && n == 100 && in_order, "map over 1..100 gives the squares in order, summing to 338350");
+  }
 
   try {
     (void)pool.submit(task_that_throws, 7).get();

@@ -6,6 +6,7 @@
 #include "ipckit/current_process.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/event.hpp"
+#include "ipckit/futures.hpp"
 #include "ipckit/inspect.hpp"
 #include "ipckit/lifo_queue.hpp"
 #include "ipckit/loan.hpp"

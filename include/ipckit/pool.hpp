@@ -35,6 +35,9 @@
 // is queued again with retries; a task past its timeout gets its worker
 // killed), replaces dead workers, and completes the futures nobody waits on.
 //
+// map() (results in input order, lazily, in chunks) is in
+// detail/pool_map.hpp; wait(), as_completed() and AnyFuture in futures.hpp.
+//
 // Not yet: named pools served by other programs.
 #pragma once
 
@@ -68,6 +71,18 @@
 #include "ipckit/worker_local.hpp"
 
 namespace ipckit {
+
+// ProcessPool::map's options (Python's Executor.map arguments).
+struct MapOptions {
+  std::size_t chunksize = 1;  // inputs per task: one task runs fn over a chunk of them
+  // For every result, counted from the map() call: an iteration step that
+  // would pass it throws Timeout. max(): no limit.
+  std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max();
+  // At most this many chunks in flight, the next submitted as the iteration
+  // takes a result (Python 3.14's buffersize; the inputs are then read
+  // lazily, an endless range works). 0: map() submits every chunk.
+  std::size_t buffersize = 0;
+};
 
 struct PoolOptions {
   unsigned workers = 0;             // 0: cpu_count() (at most 1023)
@@ -183,6 +198,7 @@ void invoke_task(std::uintptr_t fn, const char* p, std::size_t n, std::string& o
 using InvokeFn = void (*)(std::uintptr_t, const char*, std::size_t, std::string&);
 
 [[noreturn]] void raise_invalid_future();
+struct FutureAccess;  // futures.hpp: the state of a Future of any R
 
 }  // namespace detail
 
@@ -220,6 +236,28 @@ class Future {
   // Whether a worker runs it now.
   [[nodiscard]] bool running() const { return detail::future_running(state()); }
 
+  // Python's add_done_callback: fn(future) — fn takes Future<R>& or const
+  // Future<R>& — runs once the task is done: at once, in this thread, if it
+  // is done already; else in the thread that completes it (the pool's
+  // collector thread, or a thread that took the result while waiting), after
+  // get() is woken, in the order the callbacks were added. An exception fn
+  // throws is ignored (Python logs it). fn must be short: it must not wait
+  // for another future of the pool, nor submit to a pool that may be full.
+  template <class Fn>
+  void add_done_callback(Fn fn) {
+    static_assert(std::is_invocable_v<Fn&, Future&>, "add_done_callback takes fn(Future<R>&)");
+    detail::FutureState& s = state();
+    // A weak handle: the state holds its listeners, which must not keep it
+    // alive. It is alive while they run (its completer holds it).
+    s.add_listener([w = std::weak_ptr<detail::FutureState>(s_), fn = std::make_shared<Fn>(std::move(fn))] {
+      Future self(w.lock());
+      try {
+        (*fn)(self);
+      } catch (...) {  // NOLINT(bugprone-empty-catch): Python's add_done_callback ignores it too
+      }
+    });
+  }
+
   R get_by(detail::Deadline deadline) {
     detail::FutureState& s = state();
     if (!s.wait_by(deadline)) {
@@ -237,6 +275,7 @@ class Future {
 
  private:
   friend class ProcessPool;
+  friend struct detail::FutureAccess;
   explicit Future(std::shared_ptr<detail::FutureState> s) : s_(std::move(s)) {}
   detail::FutureState& state() const {
     if (s_ == nullptr) detail::raise_invalid_future();
@@ -276,6 +315,18 @@ class ProcessPool {
         encode_and_submit(detail::Deadline::now(), +fn, std::forward<Args>(args)...);
     return s ? std::optional<Fut>(Fut(std::move(s))) : std::nullopt;
   }
+
+  // Python's Executor.map: fn over every input of `inputs` (any input range:
+  // a vector, std::views::iota...), the results in input order as a lazy
+  // input range (range-for) of MapResults<R>. Every chunk is submitted by
+  // map() (which blocks at max_pending as submit does), or with .buffersize
+  // as the iteration goes. A task's failure (TaskError, WorkerDied...) is
+  // thrown by the iteration step that reaches its chunk; Timeout by the step
+  // that would pass .timeout. Throws InvalidArgument (chunksize 0), Closed,
+  // MessageTooLarge (a chunk larger than max_message). Defined in
+  // detail/pool_map.hpp. With .buffersize, iterate while the pool exists.
+  template <class F, class Inputs>
+  auto map(F fn, Inputs&& inputs, MapOptions options = {});
 
   // Python's shutdown(wait, cancel_futures): no more submits (Closed). With
   // cancel_futures, tasks no worker has taken yet fail with Closed. With
@@ -322,3 +373,5 @@ class ProcessPool {
 };
 
 }  // namespace ipckit
+
+#include "ipckit/detail/pool_map.hpp"  // ProcessPool::map
