@@ -123,6 +123,8 @@ class PoolCore {
   std::chrono::nanoseconds enforce_timeouts();
   void cancel_queued();
   void fail_if_no_worker_left();
+  // Fails every task of this client that no worker has taken, with error(label).
+  void fail_queued(const std::function<std::exception_ptr(const std::string& label)>& error);
   void wake_collector() noexcept;
   [[noreturn]] void raise_closed() const;
 
@@ -651,21 +653,24 @@ void PoolCore::fail_if_no_worker_left() {
     std::lock_guard lock(m_);
     if (init_failure_.empty() || std::find(retired_.begin(), retired_.end(), false) != retired_.end()) return;
   }
+  fail_queued([&](const std::string& label) {
+    return std::make_exception_ptr(
+        WorkerDied(label, "ipckit: " + label + " failed: pool '" + *name_ +
+                              "' has no worker left: a replacement worker's initializer failed: " + init_failure_ +
+                              ". Fix the initializer (PoolOptions::initializer) and make a new pool"));
+  });
+  while (tasks_.try_get_view()) {  // their records: nobody would take them
+  }
+}
+
+void PoolCore::fail_queued(const std::function<std::exception_ptr(const std::string& label)>& error) {
   for (std::uint32_t i = 0; i < nslots_; ++i) {
     std::uint32_t word = slots_[i].state.load(std::memory_order_acquire);
     if (slot_kind(word) != SlotKind::Queued ||
         !slots_[i].state.compare_exchange_strong(word, slot_word(SlotKind::Finishing, 0, slot_gen(word))))
       continue;
     counters_->failed.fetch_add(1);
-    complete(i, slot_gen(word), [&](FutureState& s) {
-      const std::string label = s.label();
-      s.error = std::make_exception_ptr(
-          WorkerDied(label, "ipckit: " + label + " failed: pool '" + *name_ +
-                                "' has no worker left: a replacement worker's initializer failed: " + init_failure_ +
-                                ". Fix the initializer (PoolOptions::initializer) and make a new pool"));
-    });
-  }
-  while (tasks_.try_get_view()) {  // their records: nobody would take them
+    complete(i, slot_gen(word), [&](FutureState& s) { s.error = error(s.label()); });
   }
 }
 
@@ -691,6 +696,12 @@ void PoolCore::check_runners() {
     if (slots_[i].state.load(std::memory_order_acquire) != word) continue;
     settle_dead_run(i, word, owner_pid(runner), "died", "");
   }
+  // Closed (close_pool) with no worker left to drain it: nobody will take this client's queued tasks.
+  if (tasks_.closed() && workers() == 0)
+    fail_queued([&](const std::string& label) {
+      return std::make_exception_ptr(Closed(label, "ipckit: " + label + " was not run: pool '" + *name_ +
+                                                       "' was closed (close_pool) before a worker took it"));
+    });
 }
 
 void PoolCore::settle_dead_run(std::uint32_t i, std::uint32_t word, pid_t pid, const std::string& how_died,

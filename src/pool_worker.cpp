@@ -190,14 +190,17 @@ void WorkerLoop::send(ByteQueue& results, PoolChannel& channel, std::string& rep
   if (results.try_put(reply)) return;
   // Full: nobody takes results now, so wake the client's collector to.
   publish_change(channel.collector_seq, channel.collector_sleepers, 1);
-  if (stop == nullptr) {
+  if (!by_name) {
     results.put(reply);
     return;
   }
-  // A named pool's client may be gone (its successor drains the queue): a
-  // rare case, polled so that the stop flag still ends the wait.
-  while (*stop == 0) {
+  // A named pool's client may be gone: then nobody takes the result (the
+  // next client of the channel drops what is left), and this worker must not
+  // wait for it. A rare case, polled, so that the stop flag ends the wait too.
+  for (;;) {
     if (results.try_put(reply)) return;
+    const std::uint64_t client = channel.owner.load(std::memory_order_acquire);
+    if (client == 0 || !owner_alive(client) || (stop != nullptr && *stop != 0)) return;
     const timespec ms{0, 1'000'000};
     ::nanosleep(&ms, nullptr);
   }

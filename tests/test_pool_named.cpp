@@ -226,3 +226,12 @@ TEST(NamedPool, ClosePoolEndsServePoolAndAStopFlagToo) {
   flagged.kill(SIGUSR1);
   EXPECT_EQ(flagged.wait_exit(10s), 0);
 }
+
+TEST(NamedPool, TasksQueuedWhenThePoolIsClosedWithNoWorkerFailWithClosed) {
+  PoolName pool;
+  ProcessPool client = ProcessPool::connect(pool.name);
+  auto f = client.submit(named_square, 2);
+  EXPECT_TRUE(ipckit::close_pool(pool.name));
+  EXPECT_THROW((void)f.get(10s), ipckit::Closed);
+  client.shutdown();  // nothing left to wait for
+}
