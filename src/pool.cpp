@@ -690,7 +690,12 @@ void PoolCore::check_runners() {
   for (std::uint32_t i = 0; i < nslots_; ++i) {
     std::uint32_t word = slots_[i].state.load(std::memory_order_acquire);
     if (slot_kind(word) != SlotKind::Running) continue;
-    const std::uint64_t runner = slots_[i].runner.load(std::memory_order_acquire);
+    std::uint64_t runner = slots_[i].runner.load(std::memory_order_acquire);
+    // Not recorded: it was killed between its claim and recording itself,
+    // if the holder of its index is dead (a live holder is the claimer, about
+    // to record itself, or a successor that records the dead one).
+    if (runner == 0 && slot_worker(word) < shm_.workers)
+      runner = worker_records_[slot_worker(word)].owner.load(std::memory_order_acquire);
     if (runner == 0 || owner_alive(runner)) continue;
     (void)harvest();  // a result it sent before it died wins
     if (slots_[i].state.load(std::memory_order_acquire) != word) continue;

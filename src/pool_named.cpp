@@ -6,6 +6,7 @@
 #include "ipckit/current_process.hpp"
 #include "ipckit/pool.hpp"
 #include "ipckit/value.hpp"
+#include "ipckit/worker_local.hpp"
 #include "pool_internal.hpp"
 
 namespace ipckit {
@@ -127,7 +128,9 @@ void serve_pool(const std::string& name, const NamedPoolOptions& options) {
       (void)rec.owner.compare_exchange_strong(me, 0);
     }
   } release{shm.worker_records[w], me};
+  detail::set_pool_worker(true);  // current_process().pool_worker, as in a forked worker
   detail::WorkerLoop{.shm = shm, .index = w, .by_name = true, .runner = me, .stop = options.stop, .pool = name}.run();
+  detail::run_worker_teardown();  // the worker_local values this program emplaced, the last first
 }
 
 bool close_pool(const std::string& name) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,6 +36,10 @@ int named_hold(int ms) {  // a task that runs until its worker is killed (or `ms
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   return ms;
 }
+int named_brief(int n) {
+  std::this_thread::sleep_for(2ms);
+  return n;
+}
 int only_in_the_client(int n) { return n; }
 int never_registered(int n) { return n; }
 
@@ -44,6 +49,7 @@ IPCKIT_TASK(named_square);
 IPCKIT_TASK(named_nap_square);
 IPCKIT_TASK(named_tag);
 IPCKIT_TASK(hold, named_hold);
+IPCKIT_TASK(named_brief);
 
 namespace {
 
@@ -234,4 +240,25 @@ TEST(NamedPool, TasksQueuedWhenThePoolIsClosedWithNoWorkerFailWithClosed) {
   EXPECT_TRUE(ipckit::close_pool(pool.name));
   EXPECT_THROW((void)f.get(10s), ipckit::Closed);
   client.shutdown();  // nothing left to wait for
+}
+
+TEST(NamedPool, WorkersThatStartLateAndDieRepeatedlyStillServeEveryTaskWithRetries) {
+  PoolName pool;
+  ProcessPool client = ProcessPool::connect(pool.name, {.retries = 50});
+  std::vector<ipckit::Future<int>> futures;
+  for (int i = 0; i < 400; ++i) futures.push_back(client.submit(named_brief, i));
+  std::optional<Child> workers[2];
+  workers[0].emplace(worker(pool.name));
+  workers[1].emplace(worker(pool.name));
+  // Kill a worker in the middle of the run, start another, again and again.
+  for (int round = 0; round < 12; ++round) {
+    std::this_thread::sleep_for(25ms);
+    workers[round % 2]->kill();
+    (void)workers[round % 2]->wait_exit();
+    workers[round % 2].emplace(worker(pool.name));
+  }
+  for (int i = 0; i < 400; ++i) ASSERT_EQ(futures[i].get(30s), i);
+  const ipckit::PoolStats st = client.stats();
+  EXPECT_EQ(st.succeeded, 400u);
+  EXPECT_GE(st.restarts, 1u);  // killed workers' indexes were taken over
 }
