@@ -21,66 +21,21 @@
 #include "ipckit/detail/pool_start.hpp"
 #include "ipckit/detail/pool_state.hpp"
 #include "ipckit/loan.hpp"
+#include "ipckit/pool_tasks.hpp"
 #include "ipckit/process.hpp"
 #include "ipckit/queue.hpp"
 #include "ipckit/segment.hpp"
 #include "ipckit/value.hpp"
+#include "pool_internal.hpp"
 
 namespace ipckit {
 namespace detail {
 
 namespace {
 
-// A task as it travels to a worker: this header, then the encoded arguments.
-struct TaskHeader {
-  std::uint32_t slot;
-  std::uint32_t gen;
-  std::uint64_t invoke;  // InvokeFn
-  std::uint64_t fn;
-};
-// A result as it travels back: this header, then the encoded result or, for
-// an error, "<type name>\0<what()>".
-struct ResultHeader {
-  std::uint32_t slot;
-  std::uint32_t gen;
-  std::uint32_t kind;  // kResultOk, kResultThrew, kResultTooLarge
-  std::uint32_t unused;
-};
-constexpr std::uint32_t kResultOk = 0;
-constexpr std::uint32_t kResultThrew = 1;     // body: "<type>\0<what>"
-constexpr std::uint32_t kResultTooLarge = 2;  // body: the result's size
-
 // How often the collector looks at the workers when nothing wakes it (how
 // soon a dead worker's task fails; a look costs about 60 µs of CPU).
 constexpr auto kCollectorTick = std::chrono::milliseconds(100);
-// How long a sleeper sleeps before it looks again on its own: only a peer
-// killed between a change and its wake call makes that matter.
-constexpr auto kSleeperTick = std::chrono::milliseconds(100);
-
-// One cache line of the pool's table, as a segment array holds it.
-struct alignas(64) Line {
-  unsigned char bytes[64];
-};
-
-std::uint64_t monotonic_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
-// "<type>\0<what>" of the exception being handled.
-std::string describe_current_exception() {
-  std::string out = current_exception_type_name();
-  out.push_back('\0');
-  try {
-    throw;
-  } catch (const std::exception& e) {
-    out += e.what();
-  } catch (...) {
-    out += "(not a std::exception)";
-  }
-  return out;
-}
 
 // "250 ms", "1.5 s".
 std::string duration_text(std::chrono::nanoseconds d) {
@@ -98,24 +53,23 @@ std::atomic<unsigned> g_pools{0};
 // This process's pools, numbered: names the segment and an unnamed pool.
 std::string pool_serial() { return std::to_string(::getpid()) + "-" + std::to_string(g_pools.fetch_add(1)); }
 
-std::size_t ring_bytes(std::size_t max_message) {
-  const std::size_t want = std::max<std::size_t>(std::size_t{1} << 20, 4 * (max_message + 64));
-  return std::min<std::size_t>(std::bit_ceil(want), std::size_t{1} << 27);
-}
-
-template <class T>
-T* construct_lines(RawArray<Line>& lines, std::size_t n) {
-  static_assert(sizeof(T) == sizeof(Line) && alignof(T) == alignof(Line));
-  T* first = reinterpret_cast<T*>(lines.begin());
-  for (std::size_t i = 0; i < n; ++i) new (first + i) T();  // zero, as the new segment's bytes are
-  return first;
-}
-
 }  // namespace
+
+// How a PoolCore is made: a fork pool's (fork_setup) or a named pool's client's (ProcessPool::connect).
+struct PoolSetup {
+  std::string name;
+  unsigned workers = 0;  // to fork; 0 for a named pool's client
+  std::chrono::nanoseconds timeout{0};
+  unsigned retries = 0;
+  void (*initializer)() = nullptr;
+  std::optional<PoolSegment> shm;  // always set
+  std::uint32_t channel = 0;       // this client's
+  std::uint64_t owner = 0;         // a named pool's client: owner_word_of_self(); 0 for a fork pool
+};
 
 class PoolCore {
  public:
-  PoolCore(PoolOptions options, const std::string& serial);
+  explicit PoolCore(PoolSetup setup);
   ~PoolCore();
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
@@ -138,7 +92,7 @@ class PoolCore {
   // A pending future got its first listener (with its mutex held).
   void listener_added();
 
-  [[nodiscard]] unsigned workers() const noexcept { return count_; }
+  [[nodiscard]] unsigned workers() const noexcept;
   [[nodiscard]] std::vector<pid_t> worker_pids() const;
   [[nodiscard]] std::uint64_t restarts() const noexcept { return counters_->restarts.load(); }
   [[nodiscard]] const std::string& name() const noexcept { return *name_; }
@@ -146,10 +100,10 @@ class PoolCore {
 
  private:
   using How = std::function<void(FutureState&)>;
+  [[nodiscard]] bool named() const noexcept { return owner_ != 0; }
   void start_workers();
   void start_worker(unsigned w);
   [[noreturn]] void work(unsigned w);
-  std::string run_task(const TaskHeader& h, std::string_view args, std::string& out);
   void collect();
   // Takes every result there is; how many.
   std::size_t harvest();
@@ -157,28 +111,38 @@ class PoolCore {
   void complete(std::uint32_t slot, std::uint32_t gen, const How& how);
   void fail(std::uint32_t slot, std::uint32_t gen, std::exception_ptr error);
   void check_workers();
+  // Named pool: fails (or queues again) the tasks whose worker program died.
+  void check_runners();
   void settle_dead_worker(unsigned w, pid_t pid, const std::optional<int>& code, bool replaced);
+  // The task in slot i (state `word`, Running) lost its worker `pid`, which `how_died`.
+  void settle_dead_run(std::uint32_t i, std::uint32_t word, pid_t pid, const std::string& how_died,
+                       const std::string& tail);
+  // The live worker process running the task in slot i (state `word`); 0 if none.
+  pid_t runner_pid(std::uint32_t i, std::uint32_t word) const;
   // Kills the workers of tasks past the timeout; when the next one would be.
   std::chrono::nanoseconds enforce_timeouts();
   void cancel_queued();
   void fail_if_no_worker_left();
+  // Fails every task of this client that no worker has taken, with error(label).
+  void fail_queued(const std::function<std::exception_ptr(const std::string& label)>& error);
   void wake_collector() noexcept;
   [[noreturn]] void raise_closed() const;
 
   std::shared_ptr<const std::string> name_;
-  unsigned count_;
+  unsigned count_;  // forked workers (0 for a named pool's client)
   std::uint32_t nslots_;
   std::size_t max_message_;
-  std::size_t results_max_;  // the results queue's max_message
   std::chrono::nanoseconds timeout_;
   unsigned retries_;
-  Segment seg_;
-  ByteQueue tasks_;
-  ByteQueue results_;
-  RawArray<Line> table_;
-  PoolSlot* slots_;
+  PoolSegment shm_;
+  std::uint32_t channel_;
+  std::uint64_t owner_;
+  ByteQueue& tasks_;
+  ByteQueue& results_;  // this client's channel's
+  PoolSlot* slots_;     // this client's channel's
   PoolWorkerRecord* worker_records_;
   PoolCounters* counters_;
+  PoolChannel* chan_;
   WorkerStarts starts_;  // the initializer's reports
 
   mutable std::mutex m_;  // guards everything below
@@ -283,47 +247,56 @@ bool future_running(FutureState& s) {
 
 // ---------------------------------------------------------------- the pool
 
-PoolCore::PoolCore(PoolOptions options, const std::string& serial)
-    : name_(std::make_shared<const std::string>(options.name.empty() ? "pool-" + serial : options.name)),
-      count_(options.workers != 0 ? options.workers : cpu_count()),
-      nslots_(static_cast<std::uint32_t>(std::min<std::size_t>(options.max_pending, 1u << 24) + count_)),
-      max_message_(options.max_message),
-      results_max_(options.max_message + sizeof(ResultHeader)),
-      timeout_(options.task_timeout),
-      retries_(options.retries),
-      seg_([&] {
-        const std::string& n = *name_;
-        if (options.max_pending == 0)
-          throw InvalidArgument(n, "ipckit: pool '" + n + "': max_pending 0 would take no task; use 1 or more");
-        if (options.max_pending > (1u << 24))
-          throw InvalidArgument(n, "ipckit: pool '" + n + "': max_pending " + std::to_string(options.max_pending) +
-                                       " is more than 16777216; use fewer");
-        if (count_ >= kSlotMaxWorkers)
-          throw InvalidArgument(n, "ipckit: pool '" + n + "': " + std::to_string(count_) +
-                                       " workers is more than a pool can have (" + std::to_string(kSlotMaxWorkers - 1) +
-                                       "); use fewer");
-        if (options.task_timeout.count() < 0)
-          throw InvalidArgument(n, "ipckit: pool '" + n + "': a negative task_timeout; use 0 for none");
-        const std::string seg = "ipckit.pool." + serial;
-        const std::size_t ring = ring_bytes(options.max_message + sizeof(TaskHeader));
-        const std::size_t table = sizeof(Line) * (std::size_t{nslots_} + count_ + 1);
-        Segment s = Segment::create(seg, 2 * ring + table + (std::size_t{1} << 16));
-        Segment::remove(seg);  // the workers are forked: they have the mapping, nobody needs the name
-        return s;
-      }()),
-      tasks_(seg_.byte_queue("tasks", {.capacity_bytes = ring_bytes(options.max_message + sizeof(TaskHeader)),
-                                       .max_message = options.max_message + sizeof(TaskHeader)})),
-      results_(seg_.byte_queue("results", {.capacity_bytes = ring_bytes(options.max_message + sizeof(ResultHeader)),
-                                           .max_message = options.max_message + sizeof(ResultHeader)})),
-      table_(seg_.raw_array<Line>("table", std::size_t{nslots_} + count_ + 1)),
-      slots_(construct_lines<PoolSlot>(table_, nslots_)),
-      worker_records_([&] {
-        PoolWorkerRecord* first = reinterpret_cast<PoolWorkerRecord*>(table_.begin() + nslots_);
-        for (unsigned w = 0; w < count_; ++w) new (first + w) PoolWorkerRecord();
-        return first;
-      }()),
-      counters_(new (table_.begin() + nslots_ + count_) PoolCounters()),
-      starts_(*name_, options.initializer, count_),
+namespace {
+
+// A fork pool: its options checked, its segment made (and its name removed:
+// the workers are forked, they inherit the mapping).
+PoolSetup fork_setup(const PoolOptions& options, const std::string& serial) {
+  PoolSetup s;
+  s.name = options.name.empty() ? "pool-" + serial : options.name;
+  s.workers = options.workers != 0 ? options.workers : cpu_count();
+  s.timeout = options.task_timeout;
+  s.retries = options.retries;
+  s.initializer = options.initializer;
+  const std::string& n = s.name;
+  if (options.max_pending == 0)
+    throw InvalidArgument(n, "ipckit: pool '" + n + "': max_pending 0 would take no task; use 1 or more");
+  if (options.max_pending > (1u << 24))
+    throw InvalidArgument(n, "ipckit: pool '" + n + "': max_pending " + std::to_string(options.max_pending) +
+                                 " is more than 16777216; use fewer");
+  if (s.workers >= kSlotMaxWorkers)
+    throw InvalidArgument(n, "ipckit: pool '" + n + "': " + std::to_string(s.workers) +
+                                 " workers is more than a pool can have (" + std::to_string(kSlotMaxWorkers - 1) +
+                                 "); use fewer");
+  if (options.task_timeout.count() < 0)
+    throw InvalidArgument(n, "ipckit: pool '" + n + "': a negative task_timeout; use 0 for none");
+  const auto nslots = static_cast<std::uint32_t>(options.max_pending + s.workers);
+  const std::string seg = "ipckit.pool." + serial;
+  Segment made = Segment::create(seg, PoolSegment::bytes(options.max_message, nslots, 1, s.workers));
+  Segment::remove(seg);
+  s.shm = PoolSegment::bind(std::move(made), options.max_message, nslots, 1, s.workers);
+  return s;
+}
+
+}  // namespace
+
+PoolCore::PoolCore(PoolSetup setup)
+    : name_(std::make_shared<const std::string>(std::move(setup.name))),
+      count_(setup.workers),
+      nslots_(setup.shm->per_channel),
+      max_message_(setup.shm->max_message),
+      timeout_(setup.timeout),
+      retries_(setup.retries),
+      shm_(std::move(*setup.shm)),
+      channel_(setup.channel),
+      owner_(setup.owner),
+      tasks_(shm_.tasks),
+      results_(shm_.results.at(channel_)),
+      slots_(shm_.slots + std::size_t{channel_} * shm_.per_channel),
+      worker_records_(shm_.worker_records),
+      counters_(shm_.counters),
+      chan_(shm_.channel_records + channel_),
+      starts_(*name_, setup.initializer, count_),
       owners_(nslots_),
       timed_out_(nslots_, 0) {
   free_.reserve(nslots_);
@@ -388,81 +361,27 @@ void PoolCore::start_worker(unsigned w) {
 
 // ---------------------------------------------------------------- workers
 
-// In the worker: wait for a task without holding the queue, take one
-// through a view, claim its slot before letting the queue go (a second copy
-// of the record finds the slot claimed and is dropped), run it, send the
-// result back, and mark the slot.
+// In a forked worker: the initializer, the loop, the worker_local teardown.
 void PoolCore::work(unsigned w) {
   set_pool_worker(true);  // current_process().pool_worker
   starts_.initialize(w);  // the initializer, before any task (ends the worker if it throws)
-  std::string args;
-  std::string reply;
-  PoolCounters& counters = *counters_;
-  for (;;) {
-    std::optional<ByteView> view = tasks_.try_get_view();
-    if (!view) {
-      if (tasks_.closed() && tasks_.qsize() == 0) {
-        run_worker_teardown();  // worker_local values, the last emplaced first
-        std::_Exit(0);
-      }
-      (void)tasks_.wait_readable();
-      continue;
-    }
-    TaskHeader h{};
-    if (view->size() < sizeof h) continue;  // not a task: dropped as the view is released
-    std::memcpy(&h, view->data(), sizeof h);
-    if (h.slot >= nslots_) continue;
-    PoolSlot& slot = slots_[h.slot];
-    std::uint32_t queued = slot_word(SlotKind::Queued, 0, h.gen);
-    if (!slot.state.compare_exchange_strong(queued, slot_word(SlotKind::Running, w, h.gen), std::memory_order_acq_rel))
-      continue;  // cancelled, or a copy of a task claimed already
-    slot.started_ns.store(monotonic_ns(), std::memory_order_relaxed);
-    slot.attempts.fetch_add(1, std::memory_order_relaxed);
-    args.assign(view->data() + sizeof h, view->size() - sizeof h);
-    view.reset();  // frees the record: the next worker may take the next task
-
-    const std::uint32_t kind = [&] {
-      try {
-        // The forked worker runs the pool's own code: the submitter's function addresses are its own.
-        std::string out;
-        reinterpret_cast<InvokeFn>(h.invoke)(h.fn, args.data(), args.size(), out);  // NOLINT(performance-no-int-to-ptr)
-        reply.resize(sizeof(ResultHeader));
-        reply += out;
-        return kResultOk;
-      } catch (...) {
-        reply.resize(sizeof(ResultHeader));
-        reply += describe_current_exception();
-        return kResultThrew;
-      }
-    }();
-    ResultHeader r{h.slot, h.gen, kind, 0};
-    if (reply.size() > results_max_) {
-      const std::size_t size = reply.size() - sizeof r;
-      r.kind = kResultTooLarge;
-      reply.resize(sizeof r);
-      reply += std::to_string(size);
-    }
-    std::memcpy(reply.data(), &r, sizeof r);
-    if (!results_.try_put(reply)) {  // full: nobody takes results now, so wake the collector to
-      publish_change(counters.collector_seq, counters.collector_sleepers, 1);
-      results_.put(reply);
-    }
-    worker_records_[w].tasks.fetch_add(1, std::memory_order_relaxed);
-    // The result is queued: a thread waiting on the slot may take it now.
-    std::uint32_t running = slot_word(SlotKind::Running, w, h.gen);
-    if (slot.state.compare_exchange_strong(running, slot_word(SlotKind::Finishing, 0, h.gen)) &&
-        must_wake(slot.waiting))
-      wake_sleepers(slot.state, slot.waiting, INT32_MAX);
-    if (must_wake(counters.done_sleepers)) publish_change(counters.done_seq, counters.done_sleepers, INT32_MAX);
-    if (counters.collector_eager.load(std::memory_order_relaxed) != 0)
-      publish_change(counters.collector_seq, counters.collector_sleepers, 1);
-  }
+  WorkerLoop{.shm = shm_, .index = w, .pool = *name_}.run();
+  run_worker_teardown();  // worker_local values, the last emplaced first
+  std::_Exit(0);
 }
 
 // ---------------------------------------------------------------- submitting
 
 std::shared_ptr<FutureState> PoolCore::submit(std::uintptr_t fn, InvokeFn invoke, std::string_view args,
                                               Deadline deadline) {
+  std::string task_name;  // a named pool's records carry the task's name, never its address
+  if (named()) {
+    task_name = pool_tasks().name_of(fn);
+    if (task_name.empty())
+      throw InvalidArgument(*name_, "ipckit: pool '" + *name_ +
+                                        "' is served by other programs, which know tasks by name: register the "
+                                        "function with IPCKIT_TASK (pool_tasks.hpp), in the worker program and here");
+  }
   if (args.size() > max_message_)
     throw MessageTooLarge(*name_, "ipckit: pool '" + *name_ + "': a task's arguments of " +
                                       std::to_string(args.size()) + " bytes exceed the pool's max_message of " +
@@ -503,14 +422,20 @@ std::shared_ptr<FutureState> PoolCore::submit(std::uintptr_t fn, InvokeFn invoke
   slot.task.store(st->id, std::memory_order_relaxed);
   slot.started_ns.store(0, std::memory_order_relaxed);
   slot.attempts.store(0, std::memory_order_relaxed);
+  slot.runner.store(0, std::memory_order_relaxed);
   slot.state.store(slot_word(SlotKind::Queued, 0, st->gen), std::memory_order_release);
   try {
-    ByteLoan loan = deadline.is_never() ? tasks_.loan(sizeof(TaskHeader) + args.size())
-                                        : tasks_.loan_until(sizeof(TaskHeader) + args.size(), deadline.when());
-    const TaskHeader h{index, st->gen, reinterpret_cast<std::uint64_t>(invoke), fn};
+    const std::size_t size = sizeof(TaskHeader) + task_name.size() + args.size();
+    ByteLoan loan = deadline.is_never() ? tasks_.loan(size) : tasks_.loan_until(size, deadline.when());
+    TaskHeader h{index, st->gen, channel_, static_cast<std::uint32_t>(task_name.size()), 0, 0};
+    if (!named()) {
+      h.invoke = reinterpret_cast<std::uint64_t>(invoke);
+      h.fn = fn;
+    }
     std::memcpy(loan.data(), &h, sizeof h);
-    if (!args.empty()) std::memcpy(loan.data() + sizeof h, args.data(), args.size());
-    if (retries_ != 0) st->record.assign(loan.data(), sizeof h + args.size());
+    if (!task_name.empty()) std::memcpy(loan.data() + sizeof h, task_name.data(), task_name.size());
+    if (!args.empty()) std::memcpy(loan.data() + sizeof h + task_name.size(), args.data(), args.size());
+    if (retries_ != 0) st->record.assign(loan.data(), size);
     loan.publish();
   } catch (...) {
     // Full (the ring's bytes, not the slots), or Closed: the task never was.
@@ -632,7 +557,7 @@ void PoolCore::listener_added() {
   if (listening_.fetch_add(1, std::memory_order_relaxed) == 0) wake_collector();
 }
 
-void PoolCore::wake_collector() noexcept { publish_change(counters_->collector_seq, counters_->collector_sleepers, 1); }
+void PoolCore::wake_collector() noexcept { publish_change(chan_->collector_seq, chan_->collector_sleepers, 1); }
 
 bool PoolCore::cancel(std::uint32_t index, std::uint32_t gen) {
   std::uint32_t queued = slot_word(SlotKind::Queued, 0, gen);
@@ -649,7 +574,7 @@ bool PoolCore::cancel(std::uint32_t index, std::uint32_t gen) {
 // ---------------------------------------------------------------- the collector
 
 void PoolCore::collect() {
-  PoolCounters& c = *counters_;
+  PoolChannel& c = *chan_;
   for (;;) {
     bool eager = false;
     {
@@ -669,7 +594,10 @@ void PoolCore::collect() {
         [&] { return c.collector_seq.load(std::memory_order_relaxed) != seen || (eager && results_.qsize() != 0); },
         Deadline::after(nap), kSleeperTick, [] {});
     (void)harvest();
-    check_workers();
+    if (named())
+      check_runners();
+    else
+      check_workers();
   }
   // The workers end once they find the queue closed. Wait for them in this
   // thread: they are killed when it ends (PDEATHSIG), which would cut their
@@ -725,65 +653,110 @@ void PoolCore::fail_if_no_worker_left() {
     std::lock_guard lock(m_);
     if (init_failure_.empty() || std::find(retired_.begin(), retired_.end(), false) != retired_.end()) return;
   }
+  fail_queued([&](const std::string& label) {
+    return std::make_exception_ptr(
+        WorkerDied(label, "ipckit: " + label + " failed: pool '" + *name_ +
+                              "' has no worker left: a replacement worker's initializer failed: " + init_failure_ +
+                              ". Fix the initializer (PoolOptions::initializer) and make a new pool"));
+  });
+  while (tasks_.try_get_view()) {  // their records: nobody would take them
+  }
+}
+
+void PoolCore::fail_queued(const std::function<std::exception_ptr(const std::string& label)>& error) {
   for (std::uint32_t i = 0; i < nslots_; ++i) {
     std::uint32_t word = slots_[i].state.load(std::memory_order_acquire);
     if (slot_kind(word) != SlotKind::Queued ||
         !slots_[i].state.compare_exchange_strong(word, slot_word(SlotKind::Finishing, 0, slot_gen(word))))
       continue;
     counters_->failed.fetch_add(1);
-    complete(i, slot_gen(word), [&](FutureState& s) {
-      const std::string label = s.label();
-      s.error = std::make_exception_ptr(
-          WorkerDied(label, "ipckit: " + label + " failed: pool '" + *name_ +
-                                "' has no worker left: a replacement worker's initializer failed: " + init_failure_ +
-                                ". Fix the initializer (PoolOptions::initializer) and make a new pool"));
-    });
-  }
-  while (tasks_.try_get_view()) {  // their records: nobody would take them
+    complete(i, slot_gen(word), [&](FutureState& s) { s.error = error(s.label()); });
   }
 }
 
 void PoolCore::settle_dead_worker(unsigned w, pid_t pid, const std::optional<int>& code, bool replaced) {
+  const std::string how_died = describe_exit(code);
+  const std::string tail = replaced ? " (the pool started a new worker)" : "";
   for (std::uint32_t i = 0; i < nslots_; ++i) {
-    PoolSlot& slot = slots_[i];
-    std::uint32_t word = slot.state.load(std::memory_order_acquire);
-    if (slot_kind(word) != SlotKind::Running || slot_worker(word) != w) continue;
-    const std::uint32_t gen = slot_gen(word);
-    const bool timed_out = timed_out_[i] == gen + 1;
-    timed_out_[i] = 0;
-    // Retried: queued again, as it was (its record is kept by its future).
-    if (!timed_out && slot.attempts.load() <= retries_) {
-      std::string record;
-      {
-        std::lock_guard lock(m_);
-        if (owners_[i] != nullptr) record = owners_[i]->record;
-      }
-      if (!record.empty() && slot.state.compare_exchange_strong(word, slot_word(SlotKind::Queued, 0, gen))) {
-        if (tasks_.try_put(record)) continue;
-        word = slot_word(SlotKind::Queued, 0, gen);  // no room: it fails below
-      }
+    const std::uint32_t word = slots_[i].state.load(std::memory_order_acquire);
+    if (slot_kind(word) == SlotKind::Running && slot_worker(word) == w) settle_dead_run(i, word, pid, how_died, tail);
+  }
+}
+
+// A named pool's workers are other programs: a task's runner is dead when
+// the process recorded in its slot is (a worker killed between its claim
+// and that record is recorded by the worker that takes over its index).
+void PoolCore::check_runners() {
+  for (std::uint32_t i = 0; i < nslots_; ++i) {
+    std::uint32_t word = slots_[i].state.load(std::memory_order_acquire);
+    if (slot_kind(word) != SlotKind::Running) continue;
+    std::uint64_t runner = slots_[i].runner.load(std::memory_order_acquire);
+    // Not recorded: it was killed between its claim and recording itself,
+    // if the holder of its index is dead (a live holder is the claimer, about
+    // to record itself, or a successor that records the dead one).
+    if (runner == 0 && slot_worker(word) < shm_.workers)
+      runner = worker_records_[slot_worker(word)].owner.load(std::memory_order_acquire);
+    if (runner == 0 || owner_alive(runner)) continue;
+    (void)harvest();  // a result it sent before it died wins
+    if (slots_[i].state.load(std::memory_order_acquire) != word) continue;
+    settle_dead_run(i, word, owner_pid(runner), "died", "");
+  }
+  // Closed (close_pool) with no worker left to drain it: nobody will take this client's queued tasks.
+  if (tasks_.closed() && workers() == 0)
+    fail_queued([&](const std::string& label) {
+      return std::make_exception_ptr(Closed(label, "ipckit: " + label + " was not run: pool '" + *name_ +
+                                                       "' was closed (close_pool) before a worker took it"));
+    });
+}
+
+void PoolCore::settle_dead_run(std::uint32_t i, std::uint32_t word, pid_t pid, const std::string& how_died,
+                               const std::string& tail) {
+  PoolSlot& slot = slots_[i];
+  const std::uint32_t gen = slot_gen(word);
+  const bool timed_out = timed_out_[i] == gen + 1;
+  timed_out_[i] = 0;
+  // Retried: queued again, as it was (its record is kept by its future).
+  if (!timed_out && slot.attempts.load() <= retries_) {
+    std::string record;
+    {
+      std::lock_guard lock(m_);
+      if (owners_[i] != nullptr) record = owners_[i]->record;
     }
-    if (!slot.state.compare_exchange_strong(word, slot_word(SlotKind::Finishing, 0, gen))) continue;
-    const std::string tail = replaced ? " (the pool started a new worker)" : "";
-    if (timed_out) {
-      counters_->timed_out.fetch_add(1);
-      complete(i, gen, [&](FutureState& s) {
-        const std::string label = s.label();
-        s.error = std::make_exception_ptr(Timeout(label, "ipckit: " + label + " ran past the pool's task_timeout of " +
-                                                             duration_text(timeout_) + ": its worker, pid " +
-                                                             std::to_string(pid) + ", was killed" + tail));
-      });
-      continue;
+    slot.runner.store(0, std::memory_order_relaxed);  // the next run records its own
+    if (!record.empty() && slot.state.compare_exchange_strong(word, slot_word(SlotKind::Queued, 0, gen))) {
+      if (tasks_.try_put(record)) return;
+      word = slot_word(SlotKind::Queued, 0, gen);  // no room: it fails below
     }
-    counters_->failed.fetch_add(1);
+  }
+  if (!slot.state.compare_exchange_strong(word, slot_word(SlotKind::Finishing, 0, gen))) return;
+  if (timed_out) {
+    counters_->timed_out.fetch_add(1);
     complete(i, gen, [&](FutureState& s) {
       const std::string label = s.label();
-      const unsigned runs = slot.attempts.load();
-      s.error = std::make_exception_ptr(WorkerDied(
-          label, "ipckit: " + label + " failed: its worker, pid " + std::to_string(pid) + ", " + describe_exit(code) +
-                     " while running it" + (runs > 1 ? " (run " + std::to_string(runs) + " times)" : "") + tail));
+      s.error = std::make_exception_ptr(Timeout(label, "ipckit: " + label + " ran past the pool's task_timeout of " +
+                                                           duration_text(timeout_) + ": its worker, pid " +
+                                                           std::to_string(pid) + ", was killed" + tail));
     });
+    return;
   }
+  counters_->failed.fetch_add(1);
+  complete(i, gen, [&](FutureState& s) {
+    const std::string label = s.label();
+    const unsigned runs = slot.attempts.load();
+    s.error = std::make_exception_ptr(WorkerDied(
+        label, "ipckit: " + label + " failed: its worker, pid " + std::to_string(pid) + ", " + how_died +
+                   " while running it" + (runs > 1 ? " (run " + std::to_string(runs) + " times)" : "") + tail));
+  });
+}
+
+pid_t PoolCore::runner_pid(std::uint32_t i, std::uint32_t word) const {
+  if (named()) {
+    const std::uint64_t runner = slots_[i].runner.load(std::memory_order_acquire);
+    return runner != 0 && owner_alive(runner) ? owner_pid(runner) : 0;
+  }
+  std::lock_guard lock(m_);
+  const unsigned w = slot_worker(word);
+  return w < count_ && procs_[w].is_alive() ? procs_[w].pid() : 0;
 }
 
 std::chrono::nanoseconds PoolCore::enforce_timeouts() {
@@ -800,12 +773,7 @@ std::chrono::nanoseconds PoolCore::enforce_timeouts() {
       continue;
     }
     if (timed_out_[i] == slot_gen(word) + 1) continue;  // killed already, not reaped yet
-    pid_t pid = 0;
-    {
-      std::lock_guard lock(m_);
-      const unsigned w = slot_worker(word);
-      if (w < count_ && procs_[w].is_alive()) pid = procs_[w].pid();
-    }
+    const pid_t pid = runner_pid(i, word);
     // Still running that task? (It may have finished since the look above.)
     if (pid == 0 || slots_[i].state.load(std::memory_order_acquire) != word) continue;
     timed_out_[i] = slot_gen(word) + 1;
@@ -833,7 +801,7 @@ void PoolCore::shutdown(bool wait, bool cancel_futures) {
   }
   closing_.store(true);
   if (cancel_futures) cancel_queued();
-  tasks_.close();                                                            // workers drain what is queued, then end
+  if (!named()) tasks_.close();                                              // workers drain what is queued, then end
   publish_change(counters_->done_seq, counters_->done_sleepers, INT32_MAX);  // submitters waiting for a slot
   if (!wait) return;
   {
@@ -846,6 +814,12 @@ void PoolCore::shutdown(bool wait, bool cancel_futures) {
     drained_.wait(lock, [&] { return in_flight_ == 0; });
   }
   if (collector_.joinable()) collector_.join();
+  if (named()) {
+    // Its tasks are done: the channel is free for the next client.
+    std::uint64_t me = owner_;
+    (void)chan_->owner.compare_exchange_strong(me, 0);
+    return;
+  }
   std::lock_guard lock(m_);
   for (Process& p : procs_)
     if (p.pid() != 0) p.join();
@@ -854,52 +828,96 @@ void PoolCore::shutdown(bool wait, bool cancel_futures) {
 // ---------------------------------------------------------------- looking
 
 std::vector<pid_t> PoolCore::worker_pids() const {
-  std::lock_guard lock(m_);
   std::vector<pid_t> out;
+  if (named()) {
+    for (const PoolWorkerStats& w : stats().per_worker) out.push_back(w.pid);
+    return out;
+  }
+  std::lock_guard lock(m_);
   for (const Process& p : procs_)
     if (p.is_alive()) out.push_back(p.pid());
   return out;
 }
 
+unsigned PoolCore::workers() const noexcept {
+  if (!named()) return count_;
+  unsigned n = 0;
+  for (unsigned w = 0; w < shm_.workers; ++w) n += owner_alive(worker_records_[w].owner.load()) ? 1 : 0;
+  return n;
+}
+
+// A named pool's from any client: its serving workers, and the tasks of every client.
 PoolStats PoolCore::stats() const {
   PoolStats out;
-  out.workers = count_;
   out.restarts = counters_->restarts.load();
   out.submitted = counters_->submitted.load();
   out.succeeded = counters_->succeeded.load();
   out.failed = counters_->failed.load();
   out.timed_out = counters_->timed_out.load();
   out.cancelled = counters_->cancelled.load();
-  out.per_worker.resize(count_);
-  for (unsigned w = 0; w < count_; ++w) {
-    out.per_worker[w].index = w;
-    out.per_worker[w].pid = worker_records_[w].pid.load();
-    out.per_worker[w].tasks_done = worker_records_[w].tasks.load();
+  const unsigned records = named() ? shm_.workers : count_;
+  std::vector<std::size_t> at(records, SIZE_MAX);  // record -> place in per_worker
+  for (unsigned w = 0; w < records; ++w) {
+    pid_t pid = worker_records_[w].pid.load();
+    if (named()) {
+      const std::uint64_t owner = worker_records_[w].owner.load();
+      if (!owner_alive(owner)) continue;
+      pid = owner_pid(owner);
+    }
+    at[w] = out.per_worker.size();
+    out.per_worker.push_back({.index = w, .pid = pid, .tasks_done = worker_records_[w].tasks.load()});
   }
   const std::uint64_t now = monotonic_ns();
-  for (std::uint32_t i = 0; i < nslots_; ++i) {
-    const std::uint32_t word = slots_[i].state.load(std::memory_order_acquire);
+  for (std::uint32_t i = 0; i < shm_.all_slots(); ++i) {
+    const PoolSlot& slot = shm_.slots[i];
+    const std::uint32_t word = slot.state.load(std::memory_order_acquire);
     if (slot_kind(word) == SlotKind::Queued) ++out.pending;
     if (slot_kind(word) != SlotKind::Running) continue;
     ++out.running;
     const unsigned w = slot_worker(word);
-    if (w >= count_) continue;
-    out.per_worker[w].task = slots_[i].task.load();
-    const std::uint64_t started = slots_[i].started_ns.load();
-    if (started != 0 && started <= now) out.per_worker[w].running_for = std::chrono::nanoseconds(now - started);
+    if (w >= records || at[w] == SIZE_MAX) continue;
+    PoolWorkerStats& ws = out.per_worker[at[w]];
+    ws.task = slot.task.load();
+    const std::uint64_t started = slot.started_ns.load();
+    if (started != 0 && started <= now) ws.running_for = std::chrono::nanoseconds(now - started);
   }
-  {
-    std::lock_guard lock(m_);
-    for (const Process& p : procs_) out.workers_alive += p.is_alive() ? 1 : 0;
+  if (named()) {
+    out.workers = out.workers_alive = static_cast<unsigned>(out.per_worker.size());
+    return out;
   }
+  out.workers = count_;
+  std::lock_guard lock(m_);
+  for (const Process& p : procs_) out.workers_alive += p.is_alive() ? 1 : 0;
   return out;
 }
 
 }  // namespace detail
 
 ProcessPool::ProcessPool(PoolOptions options)
-    : core_(std::make_unique<detail::PoolCore>(std::move(options), detail::pool_serial())) {}
+    : core_(std::make_unique<detail::PoolCore>(detail::fork_setup(options, detail::pool_serial()))) {}
+ProcessPool::ProcessPool(std::unique_ptr<detail::PoolCore> core) : core_(std::move(core)) {}
 ProcessPool::~ProcessPool() = default;
+ProcessPool::ProcessPool(ProcessPool&&) noexcept = default;
+ProcessPool& ProcessPool::operator=(ProcessPool&&) noexcept = default;
+
+ProcessPool ProcessPool::connect(const std::string& name, const NamedPoolOptions& options) {
+  detail::PoolSetup s;
+  s.name = name;
+  s.timeout = options.task_timeout;
+  s.retries = options.retries;
+  s.owner = detail::owner_word_of_self();
+  s.shm = detail::open_named_pool(name, options);
+  s.channel = detail::claim_channel(*s.shm, name, s.owner);
+  const Segment keep = s.shm->seg;  // the channel's record stays mapped if the client fails to start
+  std::atomic<std::uint64_t>& channel = s.shm->channel_records[s.channel].owner;
+  std::uint64_t me = s.owner;
+  try {
+    return ProcessPool(std::make_unique<detail::PoolCore>(std::move(s)));
+  } catch (...) {
+    (void)channel.compare_exchange_strong(me, 0);
+    throw;
+  }
+}
 
 std::shared_ptr<detail::FutureState> ProcessPool::submit_bytes(std::uintptr_t fn, detail::InvokeFn invoke,
                                                                std::string_view args, detail::Deadline deadline) {

@@ -13,6 +13,7 @@
 #include "ipckit/lock.hpp"
 #include "ipckit/pipe.hpp"
 #include "ipckit/pool.hpp"
+#include "ipckit/pool_tasks.hpp"
 #include "ipckit/priority_queue.hpp"
 #include "ipckit/process.hpp"
 #include "ipckit/queue.hpp"

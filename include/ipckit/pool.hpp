@@ -38,7 +38,13 @@
 // map() (results in input order, lazily, in chunks) is in
 // detail/pool_map.hpp; wait(), as_completed() and AnyFuture in futures.hpp.
 //
-// Not yet: named pools served by other programs.
+// Named pools, served by other programs: a worker program registers its
+// tasks by name (IPCKIT_TASK, pool_tasks.hpp) and calls
+// serve_pool("jobs"); a client calls ProcessPool::connect("jobs") and
+// submits registered functions as to a fork pool. The records carry the
+// task's name, never a code address. Workers may start before or after the
+// clients, die (a client's collector fails or retries the task they ran)
+// and serve client after client; close_pool("jobs") ends them.
 #pragma once
 
 #include <sys/types.h>
@@ -48,6 +54,7 @@
 #include <cereal/types/vector.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -100,6 +107,23 @@ struct PoolOptions {
   // A task whose worker died (not one that threw or timed out) runs again,
   // at most this many times, before its future fails with WorkerDied.
   unsigned retries = 0;
+};
+
+// A pool served by separate programs (ProcessPool::connect, serve_pool).
+struct NamedPoolOptions {
+  // The pool's geometry: every process that serves or connects to the pool
+  // must pass the same (TypeMismatch otherwise); the first one creates it.
+  std::size_t max_pending = 1024;   // per client: tasks submitted and not yet done; submit() blocks beyond
+  std::size_t max_message = 65536;  // largest encoded arguments or result
+  unsigned max_clients = 8;         // clients connected at once
+  unsigned max_workers = 64;        // worker programs serving at once (at most 1023)
+  // A client's own (connect): as PoolOptions'. A task past the timeout has
+  // its worker program killed (SIGKILL).
+  std::chrono::nanoseconds task_timeout{0};
+  unsigned retries = 0;
+  // serve_pool: returns once *stop is non-zero (a flag a signal handler
+  // sets), looked at every 100 ms. Null: only close_pool ends it.
+  const volatile std::sig_atomic_t* stop = nullptr;
 };
 
 // A snapshot of a pool (ProcessPool::stats()).
@@ -289,6 +313,16 @@ class ProcessPool {
   // Starts the workers: forked, as daemons (they end with this process).
   explicit ProcessPool(PoolOptions options = {});
   ~ProcessPool();
+  // A client of the named pool `name`, served by worker programs that call
+  // serve_pool(name) (before or after): creates the pool if it does not
+  // exist, starts no worker. Submit functions registered with IPCKIT_TASK
+  // (pool_tasks.hpp); InvalidArgument for others. shutdown() waits for this
+  // client's tasks (while no worker serves, until one does) and leaves the
+  // workers running. Throws TypeMismatch if the pool exists with another
+  // geometry, Full if max_clients clients are connected.
+  static ProcessPool connect(const std::string& name, const NamedPoolOptions& options = {});
+  ProcessPool(ProcessPool&&) noexcept;
+  ProcessPool& operator=(ProcessPool&&) noexcept;
   ProcessPool(const ProcessPool&) = delete;
   ProcessPool& operator=(const ProcessPool&) = delete;
 
@@ -369,8 +403,21 @@ class ProcessPool {
   std::shared_ptr<detail::FutureState> submit_bytes(std::uintptr_t fn, detail::InvokeFn invoke, std::string_view args,
                                                     detail::Deadline deadline = detail::Deadline::never());
   [[noreturn]] void raise_full() const;
+  explicit ProcessPool(std::unique_ptr<detail::PoolCore> core);
   std::unique_ptr<detail::PoolCore> core_;
 };
+
+// Serves the named pool `name` from this process (a worker program): joins
+// it (creating it if it does not exist; TypeMismatch for another geometry,
+// Full if max_workers workers serve already) and runs the tasks its clients
+// submit, by the names this program registered (IPCKIT_TASK; an unknown
+// name fails that task with NotFound). Returns once the pool is closed
+// (close_pool) and drained, or once *options.stop is set.
+void serve_pool(const std::string& name, const NamedPoolOptions& options = {});
+// Closes the named pool: its workers finish what is queued and return from
+// serve_pool; clients get Closed on submit. Removes the name (a later
+// connect or serve_pool makes a new pool). False if there was no such pool.
+bool close_pool(const std::string& name);
 
 }  // namespace ipckit
 

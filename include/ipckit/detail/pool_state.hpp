@@ -1,6 +1,10 @@
 // ipckit/detail/pool_state.hpp — what a process pool keeps in its segment:
 // one slot per task in flight, one record per worker, and the counters.
 //
+// A named pool's segment ("ipckit.pool.<name>") holds the same table for
+// every client channel, slots channel after channel, then the workers'
+// records, the counters and the channels (PoolChannel).
+//
 // A task's slot is the one place its fate is decided. Its state word moves
 //   Free(g) -> Queued(g) -> Running(w, g) -> Finishing(g) -> Free(g + 1)
 // and every move that matters is a compare-and-swap on that word:
@@ -54,6 +58,10 @@ struct alignas(64) PoolSlot {
   std::atomic<std::uint64_t> task;        // the task's number, for stats and messages
   std::atomic<std::uint64_t> started_ns;  // CLOCK_MONOTONIC when it last started; 0 until it does
   std::atomic<std::uint32_t> attempts;    // runs started
+  // Named pools: the worker process that claimed it (owner_word(): pid and
+  // start time), so that its client can tell a dead runner from the live
+  // worker that took over its index. 0 in a fork pool.
+  std::atomic<std::uint64_t> runner;
 };
 
 struct alignas(64) PoolWorkerRecord {
@@ -61,6 +69,21 @@ struct alignas(64) PoolWorkerRecord {
   std::atomic<std::uint32_t> unused;
   std::atomic<std::uint64_t> started_ns;  // when this worker process started
   std::atomic<std::uint64_t> tasks;       // tasks it finished
+  std::atomic<std::uint64_t> owner;       // named pools: owner_word() of the process holding the index, 0 if free
+};
+
+// One client of the pool (a fork pool has one, the pool's own process; a
+// named pool up to max_clients): it owns a range of slots and a results
+// queue, "results.<channel>". Its collector thread sleeps on collector_seq.
+// Workers bump it when the channel's results queue is full, and after each
+// result while `collector_eager` (someone in the client waits for any
+// result: a callback, as_completed, shutdown); otherwise results wait for
+// their futures' owners, and no worker pays a wake call for the collector.
+struct alignas(64) PoolChannel {
+  std::atomic<std::uint64_t> owner;  // named pools: owner_word() of the client, 0 if free
+  std::atomic<std::uint32_t> collector_seq;
+  std::atomic<std::uint32_t> collector_sleepers;
+  std::atomic<std::uint32_t> collector_eager;
 };
 
 struct alignas(64) PoolCounters {
@@ -68,14 +91,6 @@ struct alignas(64) PoolCounters {
   // waiting for a free slot, the collector waiting for results).
   std::atomic<std::uint32_t> done_seq;
   std::atomic<std::uint32_t> done_sleepers;
-  // The pool's collector thread sleeps on this word. Workers bump it when the
-  // results queue is full, and after each result while `collector_eager`
-  // (someone in the pool's process waits for any result: a callback,
-  // as_completed, shutdown); otherwise results wait for their futures'
-  // owners, and no worker pays a wake call for the collector.
-  std::atomic<std::uint32_t> collector_seq;
-  std::atomic<std::uint32_t> collector_sleepers;
-  std::atomic<std::uint32_t> collector_eager;
   std::atomic<std::uint64_t> submitted;
   std::atomic<std::uint64_t> succeeded;
   std::atomic<std::uint64_t> failed;  // threw, too large, worker died
