@@ -79,8 +79,8 @@ class PoolCore {
   void shutdown(bool wait, bool cancel_futures);
 
   // For FutureState (called with the state's mutex not held, inside enter()/leave()).
-  bool await(FutureState& st, std::uint32_t slot, std::uint32_t gen, Deadline deadline);
-  bool cancel(std::uint32_t slot, std::uint32_t gen);
+  bool await(FutureState& st, std::uint32_t index, std::uint32_t gen, Deadline deadline);
+  bool cancel(std::uint32_t index, std::uint32_t gen);
   bool running(std::uint32_t slot, std::uint32_t gen) const noexcept {
     const std::uint32_t w = slots_[slot].state.load(std::memory_order_acquire);
     return slot_kind(w) == SlotKind::Running && slot_gen(w) == (gen & kSlotGenMask);
@@ -107,9 +107,8 @@ class PoolCore {
   void collect();
   // Takes every result there is; how many.
   std::size_t harvest();
-  // Settles the task in `slot` (generation `gen`) once: its future, then the slot.
-  void complete(std::uint32_t slot, std::uint32_t gen, const How& how);
-  void fail(std::uint32_t slot, std::uint32_t gen, std::exception_ptr error);
+  // Settles the task in slot `index` (generation `gen`) once: its future, then the slot.
+  void complete(std::uint32_t index, std::uint32_t gen, const How& how);
   void check_workers();
   // Named pool: fails (or queues again) the tasks whose worker program died.
   void check_runners();
@@ -480,10 +479,10 @@ std::size_t PoolCore::harvest() {
       counters_->failed.fetch_add(1, std::memory_order_relaxed);
       const std::string label = s.label();
       if (r.kind == kResultTooLarge) {
-        s.error = std::make_exception_ptr(
-            MessageTooLarge(label, "ipckit: " + label + ": its result of " + body +
-                                       " bytes exceeds the pool's max_message of " + std::to_string(max_message_) +
-                                       " bytes; return less, or make the pool with a larger max_message"));
+        std::string message = "ipckit: " + label;
+        message += ": its result of " + body + " bytes exceeds the pool's max_message of " +
+                   std::to_string(max_message_) + " bytes; return less, or make the pool with a larger max_message";
+        s.error = std::make_exception_ptr(MessageTooLarge(label, message));
         return;
       }
       const std::size_t nul = body.find('\0');
@@ -531,10 +530,6 @@ void PoolCore::complete(std::uint32_t index, std::uint32_t gen, const How& how) 
     if (--in_flight_ == 0) drained_.notify_all();
   }
   if (must_wake(counters_->done_sleepers)) publish_change(counters_->done_seq, counters_->done_sleepers, INT32_MAX);
-}
-
-void PoolCore::fail(std::uint32_t index, std::uint32_t gen, std::exception_ptr error) {
-  complete(index, gen, [&](FutureState& s) { s.error = std::move(error); });
 }
 
 // Polls, then sleeps on, the slot's word; takes the result itself once the
@@ -893,7 +888,7 @@ PoolStats PoolCore::stats() const {
 
 }  // namespace detail
 
-ProcessPool::ProcessPool(PoolOptions options)
+ProcessPool::ProcessPool(const PoolOptions& options)
     : core_(std::make_unique<detail::PoolCore>(detail::fork_setup(options, detail::pool_serial()))) {}
 ProcessPool::ProcessPool(std::unique_ptr<detail::PoolCore> core) : core_(std::move(core)) {}
 ProcessPool::~ProcessPool() = default;

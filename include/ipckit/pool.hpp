@@ -311,7 +311,7 @@ class Future {
 class ProcessPool {
  public:
   // Starts the workers: forked, as daemons (they end with this process).
-  explicit ProcessPool(PoolOptions options = {});
+  explicit ProcessPool(const PoolOptions& options = {});
   ~ProcessPool();
   // A client of the named pool `name`, served by worker programs that call
   // serve_pool(name) (before or after): creates the pool if it does not
