@@ -42,6 +42,7 @@
 
 #include "ipckit/detail/blocking_forms.hpp"
 #include "ipckit/detail/deadline.hpp"
+#include "ipckit/detail/lazy_range.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/pool.hpp"
 
@@ -229,7 +230,7 @@ DoneAndNotDone wait_until(Fs&& fs, ReturnWhen return_when, const std::chrono::ti
 // done at the call first (in input order), then the others as they complete.
 // An input range, read once; movable until its iteration begins.
 template <class F>
-class AsCompleted {
+class AsCompleted : public detail::LazyRange<AsCompleted<F>, F> {
  public:
   template <class Fs>
   AsCompleted(Fs&& fs, detail::Deadline deadline) : c_(std::make_shared<detail::Completions>()), deadline_(deadline) {
@@ -243,40 +244,11 @@ class AsCompleted {
   AsCompleted& operator=(const AsCompleted&) = delete;
   ~AsCompleted() = default;
 
-  class iterator {
-   public:
-    using value_type = F;
-    using difference_type = std::ptrdiff_t;
-    using reference = F&;
-    using iterator_concept = std::input_iterator_tag;
-    iterator() = default;
-    F& operator*() const { return r_->futures_[r_->current_]; }
-    F* operator->() const { return &**this; }
-    iterator& operator++() {
-      r_->advance();
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& i, std::default_sentinel_t) { return i.at_end(); }
-
-   private:
-    [[nodiscard]] bool at_end() const { return r_ == nullptr || r_->finished_; }
-    friend class AsCompleted;
-    explicit iterator(AsCompleted* r) : r_(r) {}
-    AsCompleted* r_ = nullptr;
-  };
-
-  // Waits for the first future (throws as a step does).
-  iterator begin() {
-    if (!started_) {
-      started_ = true;
-      advance();
-    }
-    return iterator(this);
-  }
-  [[nodiscard]] std::default_sentinel_t end() const noexcept { return {}; }
-
  private:
+  friend detail::LazyRange<AsCompleted, F>;
+  F& current() { return futures_[current_]; }
+  using detail::LazyRange<AsCompleted, F>::finished_;
+
   // The next future done into current_, or finished_; Timeout once the
   // deadline passes with none done (the range is then finished).
   void advance() {
@@ -303,8 +275,6 @@ class AsCompleted {
   detail::Deadline deadline_;
   std::size_t taken_ = 0;  // futures yielded
   std::size_t current_ = 0;
-  bool started_ = false;
-  bool finished_ = false;
 };
 
 namespace detail {

@@ -30,6 +30,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ipckit/detail/lazy_range.hpp"
 #include "ipckit/pool.hpp"
 
 namespace ipckit {
@@ -72,7 +73,7 @@ inline constexpr bool kOneParameterTask = requires {
 // algorithms), read once. Each step waits for the chunk of the next result
 // (until map()'s timeout). Movable until its iteration begins.
 template <class R>
-class MapResults {
+class MapResults : public detail::LazyRange<MapResults<R>, R> {
  public:
   // Submits the next chunk; null at the end of the inputs.
   using SubmitNext = std::function<std::shared_ptr<detail::FutureState>()>;
@@ -93,40 +94,11 @@ class MapResults {
   // the range ends early (destroyed, or an error or a timeout ended it).
   ~MapResults() { cancel_rest(); }
 
-  class iterator {
-   public:
-    using value_type = R;
-    using difference_type = std::ptrdiff_t;
-    using reference = R&;
-    using iterator_concept = std::input_iterator_tag;
-    iterator() = default;
-    R& operator*() const { return r_->current_; }
-    R* operator->() const { return &r_->current_; }
-    iterator& operator++() {
-      r_->advance();
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& i, std::default_sentinel_t) { return i.at_end(); }
-
-   private:
-    [[nodiscard]] bool at_end() const { return r_ == nullptr || r_->finished_; }
-    friend class MapResults;
-    explicit iterator(MapResults* r) : r_(r) {}
-    MapResults* r_ = nullptr;
-  };
-
-  // Waits for the first result (throws as a step does).
-  iterator begin() {
-    if (!started_) {
-      started_ = true;
-      advance();
-    }
-    return iterator(this);
-  }
-  [[nodiscard]] std::default_sentinel_t end() const noexcept { return {}; }
-
  private:
+  friend detail::LazyRange<MapResults, R>;
+  R& current() { return current_; }
+  using detail::LazyRange<MapResults, R>::finished_;
+
   bool submit_one() {
     std::shared_ptr<detail::FutureState> s = next_();
     if (s == nullptr) {
@@ -195,8 +167,6 @@ class MapResults {
   std::size_t n_ = 0;
   R current_{};
   std::size_t taken_ = 0;  // results read
-  bool started_ = false;
-  bool finished_ = false;
 };
 
 template <class F, class Inputs>
