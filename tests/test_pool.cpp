@@ -35,22 +35,8 @@
 #include <utility>
 #include <vector>
 
-#include "ipckit/pool.hpp"
 #include "ipckit/process.hpp"
-#include "ipckit/value.hpp"
-#include "multiprocess.hpp"
-
-using namespace std::chrono_literals;
-using ipckit::Future;
-using ipckit::PoolOptions;
-using ipckit::ProcessPool;
-using ipckit::Segment;
-using ipckit::TaskError;
-using ipckit::WorkerDied;
-using ipckit::testing::at;
-using ipckit::testing::eventually;
-using ipckit::testing::ScopedSegmentName;
-using Clock = std::chrono::steady_clock;
+#include "pool_test.hpp"
 
 // A custom exception with a predictable demangled name.
 namespace pool_test {
@@ -148,6 +134,13 @@ struct GatedPool {
   ~GatedPool() { gate.open_all(); }
   GatedPool(const GatedPool&) = delete;
   GatedPool& operator=(const GatedPool&) = delete;
+
+  // hold(0) .. hold(n-1), each running (throws if one does not start); `started` is in tag order.
+  struct Held {
+    std::vector<Future<int>> futures;
+    std::vector<Started> started;
+  };
+  Held run_held(int n);
 };
 
 // Run counters for `n` tasks in a segment of the test's own.
@@ -177,6 +170,18 @@ void note(int x) { report_started(x); }
 int hold(int tag) {
   report_started(tag);
   return await_release() ? tag : -1;
+}
+
+GatedPool::Held GatedPool::run_held(int n) {
+  Held h;
+  for (int t = 0; t < n; ++t) h.futures.push_back(pool.submit(hold, t));
+  h.started.resize(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const auto s = gate.next_started();
+    if (!s || s->tag < 0 || s->tag >= n) throw std::runtime_error("a held task did not start within 10 s");
+    h.started[static_cast<std::size_t>(s->tag)] = *s;
+  }
+  return h;
 }
 
 // Counts its run, takes about a millisecond (so that kills land inside tasks),
@@ -265,8 +270,6 @@ bool alive(pid_t pid) {
 }
 // Gone: no such process any more (not even a zombie).
 bool gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // Whether a message names signal `sig` in any usual spelling.
 bool names_signal(const std::string& msg, int sig) {
@@ -968,18 +971,16 @@ TEST(PoolShutdown, AWorkerEndingWhileShutdownWaitsForALongTaskIsNotReplaced) {
 TEST(PoolShutdown, AWorkerKilledWhileShutdownWaitsFailsOnlyItsTask) {
   GatedPool gp({.workers = 2});
   auto& pool = gp.pool;
-  auto doomed = pool.submit(hold, 0);
-  auto survivor = pool.submit(hold, 1);
-  const auto a = gp.gate.next_started();
-  const auto b = gp.gate.next_started();
-  ASSERT_TRUE(a && b);
+  auto [held, started] = gp.run_held(2);
+  Future<int>& doomed = held[0];
+  Future<int>& survivor = held[1];
   auto queued = submit_squares(pool, 50);
   std::atomic<bool> returned{false};
   std::thread closer([&] {
     pool.shutdown(true);
     returned = true;
   });
-  const pid_t victim = a->tag == 0 ? a->pid : b->pid;
+  const pid_t victim = started[0].pid;
   ASSERT_EQ(::kill(victim, SIGKILL), 0);
   const std::string msg = worker_died_message(doomed);
   EXPECT_TRUE(contains(msg, std::to_string(victim))) << msg;
@@ -1175,11 +1176,7 @@ TEST(PoolRetry, ATaskWhoseWorkerDiedRunsAgainUpToRetriesTimes) {
 TEST(PoolStats, StatsShowTheTasksEachWorkerRunsAndTheCountsOfOutcomes) {
   GatedPool gp({.workers = 2});
   auto& pool = gp.pool;
-  auto a = pool.submit(hold, 0);
-  auto b = pool.submit(hold, 1);
-  const auto s0 = gp.gate.next_started();
-  const auto s1 = gp.gate.next_started();
-  ASSERT_TRUE(s0 && s1);
+  auto [held, started] = gp.run_held(2);
   auto c = pool.submit(hold, 2);
   std::this_thread::sleep_for(20ms);  // loose: running_for grows meanwhile
   ipckit::PoolStats st = pool.stats();
@@ -1196,10 +1193,10 @@ TEST(PoolStats, StatsShowTheTasksEachWorkerRunsAndTheCountsOfOutcomes) {
     tasks.insert(w.task);
     EXPECT_GE(w.running_for, 10ms);
   }
-  EXPECT_EQ(busy, (std::set<pid_t>{s0->pid, s1->pid}));
+  EXPECT_EQ(busy, (std::set<pid_t>{started[0].pid, started[1].pid}));
   EXPECT_EQ(tasks, (std::set<std::uint64_t>{1, 2}));
   gp.gate.open_all();
-  EXPECT_EQ(a.get(10s) + b.get(10s) + c.get(10s), 3);
+  EXPECT_EQ(held[0].get(10s) + held[1].get(10s) + c.get(10s), 3);
   EXPECT_THROW(pool.submit(thrower, Throw::custom).get(10s), TaskError);
   st = pool.stats();
   EXPECT_EQ(st.succeeded, 3u);

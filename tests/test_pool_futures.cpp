@@ -29,25 +29,12 @@
 
 #include "ipckit/event.hpp"
 #include "ipckit/futures.hpp"
-#include "ipckit/pool.hpp"
 #include "ipckit/queue.hpp"
-#include "ipckit/value.hpp"
-#include "multiprocess.hpp"
+#include "pool_test.hpp"
 
-using namespace std::chrono_literals;
 using ipckit::AnyFuture;
 using ipckit::DoneAndNotDone;
-using ipckit::Future;
-using ipckit::PoolOptions;
-using ipckit::ProcessPool;
 using ipckit::ReturnWhen;
-using ipckit::Segment;
-using ipckit::TaskError;
-using ipckit::WorkerDied;
-using ipckit::testing::at;
-using ipckit::testing::eventually;
-using ipckit::testing::ScopedSegmentName;
-using Clock = std::chrono::steady_clock;
 using Indices = std::vector<std::size_t>;
 
 namespace {
@@ -134,6 +121,8 @@ struct Fixture {
   Fixture& operator=(const Fixture&) = delete;
 
   std::vector<Future<int>> submit_gated(std::initializer_list<int> tags);
+  // Holds these tags, submits them and waits until every one runs (throws if one does not start).
+  std::vector<Future<int>> run_held(std::initializer_list<int> tags);
 };
 
 // ---------------------------------------------------------------- tasks
@@ -161,7 +150,12 @@ std::vector<Future<int>> Fixture::submit_gated(std::initializer_list<int> tags) 
   return fs;
 }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+std::vector<Future<int>> Fixture::run_held(std::initializer_list<int> tags) {
+  board.hold(tags);
+  auto fs = submit_gated(tags);
+  if (!board.await_started(tags.size())) throw std::runtime_error("a held task did not start within 10 s");
+  return fs;
+}
 
 void expect_split(const DoneAndNotDone& r, const Indices& done, const Indices& not_done) {
   EXPECT_EQ(r.done, done);
@@ -295,9 +289,7 @@ TEST(PoolCallbacks, OnADefaultFutureThrowsInvalidArgument) {
 
 TEST(PoolWait, AllCompletedWaitsForEveryFutureAndATimeoutReturnsNotDoneFilled) {
   Fixture fx({.workers = 3});
-  fx.board.hold({0, 1, 2});
-  auto fs = fx.submit_gated({0, 1, 2});
-  ASSERT_TRUE(fx.board.await_started(3));
+  auto fs = fx.run_held({0, 1, 2});
   auto t0 = Clock::now();
   expect_split(ipckit::wait(fs, ipckit::ALL_COMPLETED, 300ms), {}, {0, 1, 2});
   EXPECT_GE(Clock::now() - t0, 300ms) << "wait(300ms) gave up early";
@@ -317,9 +309,7 @@ TEST(PoolWait, AllCompletedWaitsForEveryFutureAndATimeoutReturnsNotDoneFilled) {
 
 TEST(PoolWait, FirstCompletedReturnsOnceOneIsDone) {
   Fixture fx({.workers = 3});
-  fx.board.hold({0, 1, 2});
-  auto fs = fx.submit_gated({0, 1, 2});
-  ASSERT_TRUE(fx.board.await_started(3));
+  auto fs = fx.run_held({0, 1, 2});
   expect_split(ipckit::wait(fs, ipckit::FIRST_COMPLETED, 200ms), {}, {0, 1, 2});
   fx.board.release(1);
   expect_split(ipckit::wait(fs, ReturnWhen::FIRST_COMPLETED), {1}, {0, 2});
@@ -349,9 +339,7 @@ TEST(PoolWait, FirstExceptionReturnsAsSoonAsATaskThrowsWhileOthersAreHeld) {
 
 TEST(PoolWait, FirstExceptionCountsATaskWhoseWorkerDied) {
   Fixture fx({.workers = 2});
-  fx.board.hold({0, 1});
-  auto fs = fx.submit_gated({0, 1});
-  ASSERT_TRUE(fx.board.await_started(2));
+  auto fs = fx.run_held({0, 1});
   ASSERT_EQ(::kill(fx.board.pid_of(0), SIGKILL), 0);
   expect_split(ipckit::wait(fs, ipckit::FIRST_EXCEPTION, 20s), {0}, {1});
   EXPECT_THROW(fs[0].get(), WorkerDied);
@@ -410,9 +398,7 @@ TEST(PoolWait, AnEmptyRangeReturnsAtOnce) {
 
 TEST(PoolWait, AZeroTimeoutOrAPastTimePointIsASingleCheck) {
   Fixture fx({.workers = 1});
-  fx.board.hold({0});
-  auto fs = fx.submit_gated({0});
-  ASSERT_TRUE(fx.board.await_started(1));
+  auto fs = fx.run_held({0});
   const auto t0 = Clock::now();
   expect_split(ipckit::wait(fs, ipckit::ALL_COMPLETED, 0ms), {}, {0});
   expect_split(ipckit::wait(fs, ipckit::FIRST_COMPLETED, -5s), {}, {0});
@@ -472,9 +458,7 @@ TEST(PoolAsCompleted, YieldsTheDoneFirstThenHeldTasksInTheOrderTheyAreReleased) 
 
 TEST(PoolAsCompleted, ATimeoutThrowsTimeoutNamingHowManyArePending) {
   Fixture fx({.workers = 3});
-  fx.board.hold({0, 1, 2});
-  auto fs = fx.submit_gated({0, 1, 2});
-  ASSERT_TRUE(fx.board.await_started(3));
+  auto fs = fx.run_held({0, 1, 2});
   fx.board.release(1);
   ASSERT_TRUE(fs[1].wait(10s));
   const auto t0 = Clock::now();
@@ -545,9 +529,7 @@ TEST(PoolAsCompleted, FuturesOfDifferentTypesComeOutAsAnyFuture) {
 // complete into a record nobody reads, and nothing breaks.
 TEST(PoolAsCompleted, LeavingTheLoopEarlyIsSafe) {
   Fixture fx({.workers = 3});
-  fx.board.hold({0, 1, 2});
-  auto fs = fx.submit_gated({0, 1, 2});
-  ASSERT_TRUE(fx.board.await_started(3));
+  auto fs = fx.run_held({0, 1, 2});
   fx.board.release(2);
   {
     auto ac = ipckit::as_completed(fs, 20s);

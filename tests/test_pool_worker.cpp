@@ -23,24 +23,12 @@
 #include <type_traits>
 #include <vector>
 
-#include "ipckit/pool.hpp"
 #include "ipckit/task_error.hpp"
-#include "ipckit/value.hpp"
 #include "ipckit/worker_local.hpp"
-#include "multiprocess.hpp"
+#include "pool_test.hpp"
 
-using namespace std::chrono_literals;
 using ipckit::EmptyWorkerLocal;
-using ipckit::Future;
 using ipckit::ProcessError;
-using ipckit::ProcessPool;
-using ipckit::Segment;
-using ipckit::TaskError;
-using ipckit::WorkerDied;
-using ipckit::testing::at;
-using ipckit::testing::eventually;
-using ipckit::testing::ScopedSegmentName;
-using Clock = std::chrono::steady_clock;
 
 // Exception types with predictable demangled names.
 namespace pool_worker_test {
@@ -200,7 +188,6 @@ void register_test_types() {
 // ---------------------------------------------------------------- checks
 
 bool gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // The message of the ProcessError the pool's constructor throws with this initializer.
 std::string start_failure(void (*initializer)(), unsigned workers, std::vector<pid_t>* started = nullptr) {

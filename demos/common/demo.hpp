@@ -30,4 +30,21 @@ inline long long ms_since(Clock::time_point t0) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
 }
 
+// A demo's verdict: each failed check prints one FAILED line, and the demo
+// ends with OK or FAILED and the matching exit status.
+class Verdict {
+ public:
+  void expect(bool cond, const char* what) {
+    if (!cond) say("FAILED: %s\n", what);
+    ok_ = ok_ && cond;
+  }
+  int finish() const {
+    say(ok_ ? "OK\n" : "FAILED\n");
+    return ok_ ? 0 : 1;
+  }
+
+ private:
+  bool ok_ = true;
+};
+
 }  // namespace demo

@@ -108,11 +108,8 @@ int main(int argc, char** argv) {
   app.add_option("--workers", workers, "worker processes")->check(CLI::Range(1, 64));
   app.add_option("--tasks", tasks, "rows to insert, one task each")->check(CLI::Range(1, 1000000));
   CLI11_PARSE(app, argc, argv);
-  bool ok = true;
-  const auto expect = [&](bool cond, const char* what) {
-    if (!cond) demo::say("FAILED: %s\n", what);
-    ok = ok && cond;
-  };
+  demo::Verdict verdict;
+  const auto expect = [&](bool cond, const char* what) { verdict.expect(cond, what); };
   ipckit::register_task_error<DbError>();  // get() rethrows it as DbError
 
   char dir_template[] = "/tmp/ipckit-db_workers-XXXXXX";
@@ -159,6 +156,5 @@ int main(int argc, char** argv) {
   expect(by_table == by_futures, "each row carries the pid of the worker that ran its task");
   for (const auto& [pid, n] : own_counts) expect(by_table.count(pid) != 0 && by_table.at(pid) == n, "own counts");
   std::filesystem::remove_all(dir);
-  demo::say(ok ? "OK\n" : "FAILED\n");
-  return ok ? 0 : 1;
+  return verdict.finish();
 }

@@ -70,13 +70,8 @@ int main(int argc, char** argv) {
   app.add_option("--workers", workers, "worker processes")->check(CLI::Range(1, 64));
   app.add_option("--batch", batch, "tasks submitted around the worker that dies")->check(CLI::Range(1, 1000000));
   CLI11_PARSE(app, argc, argv);
-  bool ok = true;
-  const auto expect = [&](bool cond, const char* what) {
-    if (!cond) {
-      demo::say("FAILED: %s\n", what);
-      ok = false;
-    }
-  };
+  demo::Verdict verdict;
+  const auto expect = [&](bool cond, const char* what) { verdict.expect(cond, what); };
 
   ipckit::ProcessPool pool({.workers = workers, .name = "demo"});
   demo::say("pool '%s': %u worker processes\n", pool.name().c_str(), pool.workers());
@@ -174,6 +169,5 @@ int main(int argc, char** argv) {
   } catch (const ipckit::Closed&) {
     demo::say("after shutdown(): submit throws Closed\n");
   }
-  demo::say(ok ? "OK\n" : "FAILED\n");
-  return ok ? 0 : 1;
+  return verdict.finish();
 }
