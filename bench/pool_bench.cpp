@@ -15,7 +15,6 @@
 //    future, then get every future in submission order. tasks/s = tasks /
 //    (first submit .. last get). Rows:
 //      ipckit_pool_submit  ipckit ProcessPool: submit(square, n) -> Future
-//                          (not implemented yet: no figure)
 //      asio_submit         Boost.Asio thread_pool: post() of a lambda that
 //                          sets a std::promise; the std::future is kept
 //      asio_use_future     Boost.Asio thread_pool: post(use_future(lambda))
@@ -24,7 +23,7 @@
 //    next. The clock is read before each submit (and after the last get); a
 //    run's median and p99 are over its --round-trips timed round trips (after
 //    --warm-trips untimed ones). Rows:
-//      ipckit_pool_rtt      ipckit ProcessPool (not implemented yet)
+//      ipckit_pool_rtt      ipckit ProcessPool: submit, get
 //      asio_rtt             as asio_submit
 //      asio_use_future_rtt  as asio_use_future
 //      raw_spin_rtt         the floor between two processes: two forked
@@ -46,7 +45,8 @@
 // 4. idle — the CPU an idle pool burns: a warmed pool with nothing to do for
 //    --idle-ms; % of a core = CPU time of the pool's threads (and worker
 //    processes) / wall time. The worst of --idle-runs runs is reported. Rows:
-//      ipckit_pool_idle  (not implemented yet)
+//      ipckit_pool_idle  ipckit ProcessPool (idle workers sleep in
+//                        Queue::wait_readable, its collector on a futex)
 //      asio_idle         Boost.Asio thread_pool (its threads block in a
 //                        condition variable)
 //
