@@ -434,7 +434,11 @@ std::shared_ptr<FutureState> PoolCore::submit(std::uintptr_t fn, InvokeFn invoke
     std::memcpy(loan.data(), &h, sizeof h);
     if (!task_name.empty()) std::memcpy(loan.data() + sizeof h, task_name.data(), task_name.size());
     if (!args.empty()) std::memcpy(loan.data() + sizeof h + task_name.size(), args.data(), args.size());
-    if (retries_ != 0) st->record.assign(loan.data(), size);
+    if (retries_ != 0) {
+      // The collector reads it (settle_dead_run) once a worker running it dies: written under m_ as read.
+      std::lock_guard lock(m_);
+      st->record.assign(loan.data(), size);
+    }
     loan.publish();
   } catch (...) {
     // Full (the ring's bytes, not the slots), or Closed: the task never was.
