@@ -126,7 +126,7 @@ void print_text(const std::vector<GcDecision>& ds) {
 }
 
 int run_gc(const GcArgs& a) {
-  if (a.grace < 0) throw InvalidArgument("gc", "ipckit: gc: a negative --grace; use 0 or more seconds");
+  if (a.grace < 0) throw InvalidArgument("gc", "gc: a negative --grace; use 0 or more seconds");
   const auto ds = collect_garbage(a.grace, a.dry_run, a.ignore_unreadable);
   if (a.json) {
     print_json(a, ds);

@@ -27,11 +27,13 @@
 #include <string>
 #include <vector>
 
+#include "bench.hpp"
 #include "command.hpp"
 #include "gc.hpp"
 #include "inspect.hpp"
 #include "queue_io.hpp"
 #include "rm.hpp"
+#include "watch.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/segment.hpp"
 #include "ls.hpp"
@@ -91,7 +93,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
                                         "Array elements to show (0: all; default 8, or all for a single object)");
 
   std::vector<ipckit::cli::Command> commands;
-  for (auto add : {ipckit::cli::add_rm, ipckit::cli::add_gc, ipckit::cli::add_put, ipckit::cli::add_get})
+  for (auto add : {ipckit::cli::add_rm, ipckit::cli::add_gc, ipckit::cli::add_put, ipckit::cli::add_get,
+                    ipckit::cli::add_watch, ipckit::cli::add_bench})
     commands.push_back(add(app));
 
   try {

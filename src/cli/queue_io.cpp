@@ -141,7 +141,7 @@ int run_get(const IoArgs& a) {
 void add_common(CLI::App* sub, IoArgs& a, const char* timeout_help) {
   sub->add_option("segment", a.seg, "Segment name")->required();
   sub->add_option("queue", a.queue, "Queue name (a queue of std::string, or a ByteQueue)")->required();
-  sub->add_option("--timeout", a.timeout, timeout_help);
+  sub->add_option("--timeout", a.timeout, timeout_help)->check(CLI::NonNegativeNumber);
 }
 
 }  // namespace
@@ -173,7 +173,8 @@ Command add_get(CLI::App& app) {
   auto* get = app.add_subcommand(
       "get", "Take items from a string or byte queue, one per line (exit status 3: fewer than --count came)");
   add_common(get, *a, "Wait at most this many seconds for each item (exit status 3 if it does not come)");
-  get->add_option("--count", a->count, "Items to take (default 1; 0: until closed, or empty for --timeout)");
+  get->add_option("--count", a->count, "Items to take (default 1; 0: until closed, or empty for --timeout)")
+      ->check(CLI::NonNegativeNumber);
   get->add_flag("--json", a->json, "Print one JSON document at the end (byte items in base64)");
   return {get, [a] { return run_get(*a); }};
 }
