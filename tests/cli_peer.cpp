@@ -9,6 +9,8 @@
 //   cli_peer put SEG QUEUE ITEM...   puts each ITEM into a string queue
 //   cli_peer putbytes SEG ITEM...    puts each ITEM into "raw"
 //   cli_peer get SEG QUEUE N         gets N items (10 s each), one per line
+//   cli_peer lockdie SEG             takes lock "A" of SEG and dies holding it
+//   cli_peer world SEG               creates SEG with mode 0666
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -41,11 +43,20 @@ int make(const std::string& name) {
 int main(int argc, char** argv) try {
   const std::string cmd = argc > 2 ? argv[1] : "";
   if (cmd == "make") return make(argv[2]);
+  if (cmd == "world") {
+    (void)ipckit::Segment::create(argv[2], 1 << 16, {.mode = 0666});
+    return 0;
+  }
   auto seg = ipckit::Segment::open(argv[2]);
   if (cmd == "put" && argc >= 4) {
     auto q = seg.queue<std::string>(argv[3], std::string(argv[3]) == "jobs" ? kJobs : kSmall);
     for (int i = 4; i < argc; ++i) q.put(argv[i], 10s);
     return 0;
+  }
+  if (cmd == "lockdie") {
+    auto a = seg.lock("A");
+    a.lock();
+    std::_Exit(0);
   }
   if (cmd == "putbytes") {
     auto q = seg.byte_queue("raw", kSmall);

@@ -153,8 +153,29 @@ err=$(IPCKIT_BENCH_SCRIPT=/nonexistent/bench.sh "$ipckit" bench 2>&1 >/dev/null)
   fail "bench without a script: $err"
 check_status "bench without a script" 1 env IPCKIT_BENCH_SCRIPT=/nonexistent/bench.sh "$ipckit" bench
 
+# doctor: a dead lock holder and a world-accessible segment, each with a fix; exit status 5.
+"$peer" make sick </dev/null >/dev/null
+"$peer" lockdie sick
+"$peer" world open
+rc=0
+doc=$("$ipckit" doctor --json --ignore-unreadable) || rc=$?
+if [[ $rc -eq 5 ]] && python3 -c '
+import json, sys
+doc = json.loads(sys.argv[1])
+f = {(x["segment"], x["check"]): x for x in doc["findings"]}
+assert ("sick", "dead_lock_holder") in f and f[("sick", "dead_lock_holder")]["object"] == "A", doc
+assert ("open", "world_accessible") in f and f[("open", "world_accessible")]["fix"], doc
+assert ("live", "dead_lock_holder") not in f, doc
+' "$doc"; then ok "doctor finds a dead lock holder and a world-accessible segment (exit 5)"; else
+  fail "doctor: $rc $doc"
+fi
+out=$("$ipckit" doctor sick 2>&1) || true
+[[ "$out" == *"lock 'A'"*"dead"*"fix: "* ]] && ok "doctor's text has a fix per finding" || fail "doctor text: $out"
+check_status "doctor of a healthy segment" 0 "$ipckit" doctor live
+check_status "doctor of a missing segment" 1 "$ipckit" doctor nothere
+
 # --help on every command.
-for c in ls inspect rm gc put get watch bench; do
+for c in ls inspect rm gc put get watch bench doctor; do
   "$ipckit" "$c" --help >/dev/null || fail "$c --help"
 done
 "$ipckit" --help | grep -q "^Exit status: 0 ok" && ok "--help documents the exit statuses" || fail "--help exit statuses"

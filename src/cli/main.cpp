@@ -8,6 +8,7 @@
 //   ipckit get SEG QUEUE [--count N]
 //   ipckit watch SEG [OBJ]              a live view (watch.hpp)
 //   ipckit bench [SECTION...]           runs scripts/bench.sh (bench.hpp)
+//   ipckit doctor [SEG]                 what is wrong, with a fix for each (doctor.hpp)
 //
 // The CLI only observes: it never takes an object's lock, so it cannot block
 // or disturb the processes it looks at. Values are read as a snapshot (single
@@ -29,6 +30,7 @@
 
 #include "bench.hpp"
 #include "command.hpp"
+#include "doctor.hpp"
 #include "gc.hpp"
 #include "inspect.hpp"
 #include "queue_io.hpp"
@@ -94,7 +96,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
 
   std::vector<ipckit::cli::Command> commands;
   for (auto add : {ipckit::cli::add_rm, ipckit::cli::add_gc, ipckit::cli::add_put, ipckit::cli::add_get,
-                    ipckit::cli::add_watch, ipckit::cli::add_bench})
+                    ipckit::cli::add_watch, ipckit::cli::add_bench, ipckit::cli::add_doctor})
     commands.push_back(add(app));
 
   try {
