@@ -62,8 +62,8 @@ struct Geometry {
 };
 
 Geometry checked_geometry(const Segment& seg, const ConfigBytes& c, std::uint64_t table_lines) {
-  if (c.max_workers == 0 || c.max_workers >= detail::kSlotMaxWorkers || c.max_clients == 0 ||
-      c.max_clients > 4096 || c.max_pending == 0 || c.max_pending > (1u << 24))
+  if (c.max_workers == 0 || c.max_workers >= detail::kSlotMaxWorkers || c.max_clients == 0 || c.max_clients > 4096 ||
+      c.max_pending == 0 || c.max_pending > (1u << 24))
     bad(seg, "its config (max_pending " + std::to_string(c.max_pending) + ", max_clients " +
                  std::to_string(c.max_clients) + ", max_workers " + std::to_string(c.max_workers) + ") is impossible");
   const Geometry g{static_cast<std::uint32_t>(c.max_pending + c.max_workers), c.max_clients, c.max_workers};
@@ -74,8 +74,7 @@ Geometry checked_geometry(const Segment& seg, const ConfigBytes& c, std::uint64_
   return g;
 }
 
-void read_workers(PoolSnapshot& out, const Table& table, const Geometry& g,
-                  std::vector<std::size_t>& at) {
+void read_workers(PoolSnapshot& out, const Table& table, const Geometry& g, std::vector<std::size_t>& at) {
   at.assign(g.workers, SIZE_MAX);
   for (unsigned w = 0; w < g.workers; ++w) {
     const auto& rec = record_at<detail::PoolWorkerRecord>(table, g.slots() + w);
@@ -86,8 +85,7 @@ void read_workers(PoolSnapshot& out, const Table& table, const Geometry& g,
   }
 }
 
-void read_slots(PoolSnapshot& out, const Table& table, const Geometry& g,
-                const std::vector<std::size_t>& at) {
+void read_slots(PoolSnapshot& out, const Table& table, const Geometry& g, const std::vector<std::size_t>& at) {
   const std::uint64_t now = detail::monotonic_ns();
   for (std::size_t i = 0; i < g.slots(); ++i) {
     const auto& slot = record_at<detail::PoolSlot>(table, i);
@@ -102,8 +100,8 @@ void read_slots(PoolSnapshot& out, const Table& table, const Geometry& g,
     ++out.stats.running;
     const unsigned w = detail::slot_worker(word);
     if (w >= g.workers) {
-      out.corrupt = "slot " + std::to_string(i) + " is run by worker " + std::to_string(w) + " of " +
-                    std::to_string(g.workers);
+      out.corrupt =
+          "slot " + std::to_string(i) + " is run by worker " + std::to_string(w) + " of " + std::to_string(g.workers);
       continue;
     }
     if (at[w] == SIZE_MAX) continue;  // its worker died: the pool settles the task

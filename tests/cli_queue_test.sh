@@ -149,8 +149,11 @@ printf '#!/usr/bin/env bash\necho "bench args: $*"\n' >"$fake"
 out=$(IPCKIT_BENCH_SCRIPT="$fake" "$ipckit" bench lock --strict)
 [[ "$out" == "bench args: lock --strict" ]] && ok "bench passes its arguments on" || fail "bench printed: $out"
 err=$(IPCKIT_BENCH_SCRIPT=/nonexistent/bench.sh "$ipckit" bench 2>&1 >/dev/null) || true
-[[ "$err" == "ipckit: bench: scripts/bench.sh not found"*"IPCKIT_BENCH_SCRIPT"* ]] && ok "bench without a script: $err" ||
+if [[ "$err" == "ipckit: bench: scripts/bench.sh not found"*"IPCKIT_BENCH_SCRIPT"* ]]; then
+  ok "bench without a script: $err"
+else
   fail "bench without a script: $err"
+fi
 check_status "bench without a script" 1 env IPCKIT_BENCH_SCRIPT=/nonexistent/bench.sh "$ipckit" bench
 
 # doctor: a dead lock holder and a world-accessible segment, each with a fix; exit status 5.
@@ -178,7 +181,8 @@ check_status "doctor of a missing segment" 1 "$ipckit" doctor nothere
 for c in ls inspect rm gc put get watch bench doctor; do
   "$ipckit" "$c" --help >/dev/null || fail "$c --help"
 done
-"$ipckit" --help | grep -q "^Exit status: 0 ok" && ok "--help documents the exit statuses" || fail "--help exit statuses"
+"$ipckit" --help | grep -q "^Exit status: 0 ok" && ok "--help documents the exit statuses" ||
+  fail "--help exit statuses"
 
 exec {PEER[1]}>&-
 wait "$peer_pid" || true

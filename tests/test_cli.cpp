@@ -11,13 +11,13 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <thread>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ipckit/detail/segment_access.hpp"
@@ -472,9 +472,7 @@ struct PrivateShmDir {
     std::error_code ec;
     std::filesystem::remove_all(path, ec);
   }
-  [[nodiscard]] bool has(const std::string& seg) const {
-    return std::filesystem::exists(path + "/ipckit." + seg);
-  }
+  [[nodiscard]] bool has(const std::string& seg) const { return std::filesystem::exists(path + "/ipckit." + seg); }
 };
 
 // A child that makes (or opens) segment `name`, signals `ready`, then keeps it mapped until killed.
@@ -518,7 +516,8 @@ p = json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))['pool']
 assert p['workers_alive'] == 1 and p['clients_alive'] == 1, p
 assert p['running'] == 1 and p['submitted'] == 2 and p['succeeded'] == 0, p
 w = p['workers'][0]
-assert w['pid'] == )" + std::to_string(worker.pid()) + R"( and w['task'] is not None and w['running_seconds'] >= 0, w
+assert w['pid'] == )" + std::to_string(worker.pid()) +
+                                         R"( and w['task'] is not None and w['running_seconds'] >= 0, w
 )"),
               "");
     EXPECT_EQ(busy.get(), 3000);
@@ -567,8 +566,9 @@ TEST(Cli, GcSparesMappedAndYoungSegmentsEvenWithAStoppedMapperAndRemovesStaleOne
 import json, sys
 doc = json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))
 d = {s['name']: s for s in doc['segments']}
-assert d['mapped']['action'] == 'keep' and d['mapped']['mapped_by'] == [)" + std::to_string(holder.pid()) +
-                                   R"(], d['mapped']
+assert d['mapped']['action'] == 'keep' and d['mapped']['mapped_by'] == [)" +
+                                     std::to_string(holder.pid()) +
+                                     R"(], d['mapped']
 assert d['owned']['action'] == 'keep' and d['owned']['creator_alive'], d['owned']
 assert d['young']['action'] == 'keep' and 'too young' in d['young']['reason'], d['young']
 assert d['stale']['action'] == 'removed' and not d['stale']['creator_alive'], d['stale']

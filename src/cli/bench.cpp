@@ -59,8 +59,9 @@ int run_bench(const BenchArgs& a, const std::vector<std::string>& pass) {
 
 Command add_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  auto* b = app.add_subcommand("bench", "Run the side-by-side benchmarks (scripts/bench.sh); arguments are passed on "
-                                        "(section names, --list, --strict)");
+  auto* b = app.add_subcommand("bench",
+                               "Run the side-by-side benchmarks (scripts/bench.sh); arguments are passed on "
+                               "(section names, --list, --strict)");
   b->add_option("--script", a->script, "The bench.sh to run (default: $IPCKIT_BENCH_SCRIPT, then the source tree)");
   b->allow_extras();
   b->prefix_command();

@@ -50,8 +50,10 @@ void check_object(const Segment& seg, const ObjectInfo& o, std::vector<Finding>&
   try {
     snap = seg.inspect(o.name, 0);
   } catch (const Error& e) {
-    out.push_back({seg.name(), o.name, "unreadable", e.what(), "`ipckit inspect " + seg.name() + "` shows it; "
-                                                                 "recreate the segment if it is corrupt"});
+    out.push_back({seg.name(), o.name, "unreadable", e.what(),
+                   "`ipckit inspect " + seg.name() +
+                       "` shows it; "
+                       "recreate the segment if it is corrupt"});
     return;
   }
   const std::string what = kind_name(o.kind) + " '" + o.name + "'";
@@ -64,8 +66,9 @@ void check_object(const Segment& seg, const ObjectInfo& o, std::vector<Finding>&
   }
   if (const TaskStats* t = tasks_of(snap); t && t->abandoned > 0) {
     out.push_back({seg.name(), o.name, "abandoned_tasks",
-                   what + ": " + std::to_string(t->abandoned) + " item(s) taken by processes that died before "
-                                                                  "task_done()",
+                   what + ": " + std::to_string(t->abandoned) +
+                       " item(s) taken by processes that died before "
+                       "task_done()",
                    "join() already counts them as done; put the work back if it must still be done"});
   }
 }
@@ -113,8 +116,8 @@ int run_doctor(const DoctorArgs& a) {
   }
   for (const auto& d : collect_garbage(a.grace, true, a.ignore_unreadable)) {
     if (d.action != "remove" || (a.segment && d.name != *a.segment)) continue;
-    findings.push_back({d.name, std::nullopt, "unused_segment", d.reason, "`ipckit gc` removes it, or `ipckit rm " +
-                                                                              d.name + "`"});
+    findings.push_back(
+        {d.name, std::nullopt, "unused_segment", d.reason, "`ipckit gc` removes it, or `ipckit rm " + d.name + "`"});
   }
   if (a.json) {
     Json list = Json::array();
@@ -139,8 +142,9 @@ int run_doctor(const DoctorArgs& a) {
 
 Command add_doctor(CLI::App& app) {
   auto a = std::make_shared<DoctorArgs>();
-  auto* d = app.add_subcommand("doctor", "Find what is wrong (dead lock holders, abandoned tasks, unused or "
-                                         "world-accessible segments), with a fix for each (exit status 5)");
+  auto* d = app.add_subcommand("doctor",
+                               "Find what is wrong (dead lock holders, abandoned tasks, unused or "
+                               "world-accessible segments), with a fix for each (exit status 5)");
   d->add_option("segment", a->segment, "Only this segment (default: all)");
   d->add_option("--grace", a->grace, "Segments younger than this many seconds are never called unused (default 60)")
       ->check(CLI::NonNegativeNumber);

@@ -59,7 +59,8 @@ Candidate look_at(const std::string& name, std::int64_t now) {
 std::string keep_reason(const Candidate& c, const MapUsers& maps, std::int64_t grace) {
   if (!c.d.mapped_by.empty()) return "in use: mapped by pid " + pid_list(c.d.mapped_by);
   if (!maps.unreadable.empty())
-    return "maybe in use: the maps of pid " + pid_list(std::vector<int>(maps.unreadable.begin(), maps.unreadable.end())) +
+    return "maybe in use: the maps of pid " +
+           pid_list(std::vector<int>(maps.unreadable.begin(), maps.unreadable.end())) +
            " cannot be read (run as root, or pass --ignore-unreadable if they are no ipckit programs)";
   if (c.d.creator_alive) return "in use: its creator, pid " + std::to_string(c.d.creator_pid) + ", is alive";
   if (c.d.age_seconds < grace)
@@ -77,9 +78,9 @@ void decide(Candidate& c, const MapUsers& maps, std::int64_t grace, bool dry_run
     d.action = "keep";
     return;
   }
-  d.reason = c.unreadable.empty() ? "unused: its creator, pid " + std::to_string(d.creator_pid) +
-                                        ", is gone and no process maps it"
-                                  : "unused and unreadable (" + c.unreadable + "); no process maps it";
+  d.reason = c.unreadable.empty()
+                 ? "unused: its creator, pid " + std::to_string(d.creator_pid) + ", is gone and no process maps it"
+                 : "unused and unreadable (" + c.unreadable + "); no process maps it";
   if (dry_run) {
     d.action = "remove";
     return;

@@ -33,13 +33,13 @@
 #include "doctor.hpp"
 #include "gc.hpp"
 #include "inspect.hpp"
-#include "queue_io.hpp"
-#include "rm.hpp"
-#include "watch.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/segment.hpp"
 #include "ls.hpp"
+#include "queue_io.hpp"
+#include "rm.hpp"
 #include "text.hpp"
+#include "watch.hpp"
 
 namespace {
 
@@ -96,7 +96,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
 
   std::vector<ipckit::cli::Command> commands;
   for (auto add : {ipckit::cli::add_rm, ipckit::cli::add_gc, ipckit::cli::add_put, ipckit::cli::add_get,
-                    ipckit::cli::add_watch, ipckit::cli::add_bench, ipckit::cli::add_doctor})
+                   ipckit::cli::add_watch, ipckit::cli::add_bench, ipckit::cli::add_doctor})
     commands.push_back(add(app));
 
   try {

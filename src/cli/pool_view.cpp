@@ -28,11 +28,11 @@ Json pool_json(const PoolSnapshot& p) {
                            {"task", w.task != 0 ? Json(w.task) : Json(nullptr)},
                            {"running_seconds", w.task != 0 ? Json(seconds(w.running_for)) : Json(nullptr)},
                            {"tasks_done", w.tasks_done}});
-  Json j{{"max_pending", p.max_pending}, {"max_message", p.max_message}, {"max_clients", p.max_clients},
+  Json j{{"max_pending", p.max_pending}, {"max_message", p.max_message},     {"max_clients", p.max_clients},
          {"max_workers", p.max_workers}, {"workers_alive", s.workers_alive}, {"clients_alive", p.clients_alive},
-         {"restarts", s.restarts},       {"submitted", s.submitted},       {"pending", s.pending},
-         {"running", s.running},         {"succeeded", s.succeeded},       {"failed", s.failed},
-         {"timed_out", s.timed_out},     {"cancelled", s.cancelled},       {"workers", std::move(workers)}};
+         {"restarts", s.restarts},       {"submitted", s.submitted},         {"pending", s.pending},
+         {"running", s.running},         {"succeeded", s.succeeded},         {"failed", s.failed},
+         {"timed_out", s.timed_out},     {"cancelled", s.cancelled},         {"workers", std::move(workers)}};
   if (!p.corrupt.empty()) j["corrupt"] = p.corrupt;
   return j;
 }

@@ -82,7 +82,8 @@ std::string snapshot_text(const Segment& seg, const WatchArgs& a, const Rates& r
   if (!r.depth.empty()) {
     out << "\n";
     Table t({"QUEUE", "DEPTH", "RATE"});
-    for (const auto& [name, items] : r.depth) t.add({escape_text(name), std::to_string(items), rate_text(r.per_second.at(name))});
+    for (const auto& [name, items] : r.depth)
+      t.add({escape_text(name), std::to_string(items), rate_text(r.per_second.at(name))});
     t.print(out);
   }
   return out.str();
