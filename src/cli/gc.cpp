@@ -85,6 +85,20 @@ void decide(Candidate& c, const MapUsers& maps, std::int64_t grace, bool dry_run
     d.action = "remove";
     return;
   }
+  // Looked at again just before: the name may now be another segment's (removed and made
+  // again since), or a process may have mapped it since the scan.
+  FileId now{};
+  if (!file_id_of(detail::shm_path(d.name), now) || now != c.id) {
+    d.action = "keep";
+    d.reason = "changed while gc looked: another segment is under its name now";
+    return;
+  }
+  if (const MapUsers again = scan_maps({c.id}); !again.users.empty()) {
+    d.action = "keep";
+    d.mapped_by.assign(again.users.begin()->second.begin(), again.users.begin()->second.end());
+    d.reason = "in use: mapped by pid " + pid_list(d.mapped_by) + " since gc looked";
+    return;
+  }
   try {
     Segment::remove(d.name);
     d.action = "removed";

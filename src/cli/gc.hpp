@@ -6,7 +6,10 @@
 // whose maps cannot be read might map it, or when its creator (pid and start
 // time, from its header) is alive. Of the rest, only those older than the
 // grace period go: a segment is linked under its name only once complete,
-// but a process may be about to open one it just made or found.
+// but a process may be about to open one it just made or found. Just before
+// removing one, gc checks again that the name is still that file and that
+// nobody maps it; a process opening it in the instant between still keeps
+// its mapping (as after `ipckit rm`), but meets nobody under the name.
 #pragma once
 
 #include <cstdint>
