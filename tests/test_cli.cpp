@@ -10,19 +10,25 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ipckit/detail/segment_access.hpp"
 #include "ipckit/ipckit.hpp"
+#include "ipckit/pool.hpp"
+#include "ipckit/pool_tasks.hpp"
 #include "multiprocess.hpp"
 #include "segment_layout.hpp"
 
 using namespace std::chrono_literals;
+using ipckit::ProcessPool;
 using ipckit::Segment;
 using namespace ipckit::testing;
 
@@ -442,4 +448,180 @@ assert 'mangled' in objs['mangled']['error'] and 'state' not in objs['mangled'],
   }
   EXPECT_EQ(party.wait_exit(), 0);
   EXPECT_EQ(holder.wait_exit(), 0);
+}
+
+namespace {
+
+// A task that runs until released: the pool's worker is busy while the CLI looks.
+int cli_held_task(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+
+// A private segment directory for the test (IPCKIT_SHM_DIR), so that gc sees
+// only this test's segments; children forked afterwards inherit it.
+struct PrivateShmDir {
+  std::string path;
+  PrivateShmDir() {
+    char tmpl[] = "/dev/shm/ipckit_cli_gtest.XXXXXX";
+    path = ::mkdtemp(tmpl);
+    ::setenv("IPCKIT_SHM_DIR", path.c_str(), 1);
+  }
+  ~PrivateShmDir() {
+    ::unsetenv("IPCKIT_SHM_DIR");
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  [[nodiscard]] bool has(const std::string& seg) const { return std::filesystem::exists(path + "/ipckit." + seg); }
+};
+
+// A child that makes (or opens) segment `name`, signals `ready`, then keeps it mapped until killed.
+Child mapper(const std::string& name, int ready_fd, bool create) {
+  return Child([=] {
+    auto seg = create ? Segment::create(name, 1 << 16) : Segment::open(name);
+    (void)::write(ready_fd, "r", 1);
+    for (;;) ::pause();
+  });
+}
+
+void wait_ready(int fd) {
+  char c = 0;
+  ASSERT_EQ(::read(fd, &c, 1), 1);
+}
+
+}  // namespace
+
+IPCKIT_TASK(cli_held_task);
+
+TEST(Cli, InspectOfANamedPoolShowsItsWorkersClientsAndTasks) {
+  const std::string pool = unique_name("clipool");
+  const std::string seg = "ipckit.pool." + pool;
+  Child worker([pool] { ipckit::serve_pool(pool); });
+  {
+    ProcessPool client = ProcessPool::connect(pool);
+    auto busy = client.submit(cli_held_task, 3000);
+    auto queued = client.submit(cli_held_task, 1);
+    // The worker takes the first task and runs it for 3 s; the second waits.
+    ASSERT_TRUE(eventually([&] { return client.stats().running == 1; }));
+    const auto text = run_cli_argv({"inspect", seg});
+    EXPECT_EQ(text.status, 0) << text.err;
+    EXPECT_TRUE(has(text.out, "pool: 1/")) << text.out;
+    EXPECT_TRUE(has(text.out, "1 running")) << text.out;
+    EXPECT_TRUE(has(text.out, "WORKER  PID")) << text.out;
+    const auto json = run_cli_argv({"inspect", "--json", seg});
+    ASSERT_EQ(json.status, 0) << json.err;
+    EXPECT_EQ(python_check(json.out, R"(
+import json, sys
+p = json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))['pool']
+assert p['workers_alive'] == 1 and p['clients_alive'] == 1, p
+assert p['running'] == 1 and p['submitted'] == 2 and p['succeeded'] == 0, p
+w = p['workers'][0]
+assert w['pid'] == )" + std::to_string(worker.pid()) +
+                                         R"( and w['task'] is not None and w['running_seconds'] >= 0, w
+)"),
+              "");
+    EXPECT_EQ(busy.get(), 3000);
+    EXPECT_EQ(queued.get(), 1);
+    const auto after = run_cli_argv({"inspect", "--json", seg});
+    EXPECT_EQ(python_check(after.out, R"(
+import json, sys
+p = json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))['pool']
+assert p['succeeded'] == 2 and p['running'] == 0 and p['pending'] == 0, p
+assert p['workers'][0]['task'] is None and p['workers'][0]['tasks_done'] == 2, p
+)"),
+              "");
+  }
+  ipckit::close_pool(pool);
+  EXPECT_EQ(worker.wait_exit(), 0);
+  // A segment that is not a pool's has no "pool" entry.
+  ScopedSegmentName plain("clinopool");
+  Segment::create(plain.name, 1 << 16);
+  EXPECT_FALSE(has(run_cli_argv({"inspect", "--json", plain.name}).out, "\"pool\""));
+}
+
+TEST(Cli, GcSparesMappedAndYoungSegmentsEvenWithAStoppedMapperAndRemovesStaleOnes) {
+  PrivateShmDir dir;
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  // "mapped": its creator is gone, but a stopped process maps it.
+  Child([] { Segment::create("mapped", 1 << 16); }).wait_exit();
+  Child holder = mapper("mapped", p[1], false);
+  wait_ready(p[0]);
+  holder.kill(SIGSTOP);
+  // "owned": its creator lives (and maps it). "stale": nobody.
+  Child creator = mapper("owned", p[1], true);
+  wait_ready(p[0]);
+  Child([] { Segment::create("stale", 1 << 16); }).wait_exit();
+  std::this_thread::sleep_for(2100ms);  // the grace below is 2 s: "stale" is older; "young" will not be
+  Child([] { Segment::create("young", 1 << 16); }).wait_exit();
+
+  const auto dry = run_cli_argv({"gc", "--dry-run", "--grace", "2", "--ignore-unreadable"});
+  EXPECT_EQ(dry.status, 0) << dry.err;
+  EXPECT_TRUE(a_line_starts_with(dry.out, "remove  stale")) << dry.out;
+  EXPECT_TRUE(dir.has("stale"));
+
+  const auto gc = run_cli_argv({"gc", "--json", "--grace", "2", "--ignore-unreadable"});
+  EXPECT_EQ(gc.status, 0) << gc.err;
+  EXPECT_EQ(python_check(gc.out, R"(
+import json, sys
+doc = json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))
+d = {s['name']: s for s in doc['segments']}
+assert d['mapped']['action'] == 'keep' and d['mapped']['mapped_by'] == [)" +
+                                     std::to_string(holder.pid()) +
+                                     R"(], d['mapped']
+assert d['owned']['action'] == 'keep' and d['owned']['creator_alive'], d['owned']
+assert d['young']['action'] == 'keep' and 'too young' in d['young']['reason'], d['young']
+assert d['stale']['action'] == 'removed' and not d['stale']['creator_alive'], d['stale']
+)"),
+            "");
+  EXPECT_TRUE(dir.has("mapped") && dir.has("owned") && dir.has("young"));
+  EXPECT_FALSE(dir.has("stale"));
+  holder.kill(SIGKILL);
+  creator.kill(SIGKILL);
+  holder.wait_exit();
+  creator.wait_exit();
+  ::close(p[0]), ::close(p[1]);
+}
+
+TEST(Cli, PutAndGetMeetAnotherProcessAndRefuseAQueueOfAnotherType) {
+  ScopedSegmentName n("cliqio");
+  auto seg = Segment::create(n.name, 1 << 20);
+  auto jobs = seg.queue<std::string>("jobs", {.capacity_bytes = 4096});
+  auto ints = seg.queue<int>("ints", {.capacity_bytes = 4096});
+  // Another process takes what the CLI puts.
+  Child reader([&] {
+    auto q = Segment::open(n.name).queue<std::string>("jobs", {.capacity_bytes = 4096});
+    EXPECT_EQ(q.get(20s), "from the shell");
+    q.put("line\nbreak\x1b[2J");
+  });
+  EXPECT_EQ(run_cli_argv({"put", n.name, "jobs", "from the shell"}).status, 0);
+  const auto got = run_cli_argv({"get", n.name, "jobs", "--timeout", "20"});
+  EXPECT_EQ(got.status, 0) << got.err;
+  EXPECT_EQ(got.out, "line\\nbreak\\x1b[2J\n");
+  EXPECT_EQ(reader.wait_exit(), 0);
+  const auto refused = run_cli_argv({"put", n.name, "ints", "5"});
+  EXPECT_EQ(refused.status, 1);
+  EXPECT_TRUE(has(refused.err, "'ints'") && has(refused.err, "int")) << refused.err;
+  EXPECT_EQ(ints.qsize(), 0u);
+  EXPECT_EQ(run_cli_argv({"get", n.name, "jobs", "--timeout", "0.1"}).status, 3);
+}
+
+TEST(Cli, WatchInAPipePrintsPlainSnapshotsWithQueueRates) {
+  ScopedSegmentName n("cliwatch");
+  auto seg = Segment::create(n.name, 1 << 20);
+  auto jobs = seg.byte_queue("jobs", {.capacity_bytes = 1 << 16});
+  Child filler([&] {
+    auto q = Segment::open(n.name).byte_queue("jobs", {.capacity_bytes = 1 << 16});
+    for (int i = 0; i < 200; ++i) {
+      q.put("x");
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  const auto w = run_cli_argv({"watch", n.name, "--count", "3", "--interval", "0.2"});
+  EXPECT_EQ(w.status, 0) << w.err;
+  EXPECT_EQ(count_lines_starting_with(w.out, "segment '" + n.name + "'"), 3u) << w.out;
+  EXPECT_EQ(count_lines_starting_with(w.out, "QUEUE  DEPTH  RATE"), 3u) << w.out;
+  EXPECT_EQ(w.out.find('\x1b'), std::string::npos) << w.out;
+  EXPECT_EQ(python_check(w.out, kCleanText), "");
+  filler.wait_exit();
 }

@@ -13,6 +13,7 @@
 #include "ipckit/inspect.hpp"
 #include "json.hpp"
 #include "kinds.hpp"
+#include "pool_view.hpp"
 #include "tables.hpp"
 #include "text.hpp"
 #include "values.hpp"
@@ -55,7 +56,8 @@ std::vector<Row> read_rows(const Segment& seg, const InspectOptions& options, st
   return rows;
 }
 
-std::string inspect_json(const SegmentInfo& info, const std::vector<Row>& rows, std::size_t limit) {
+std::string inspect_json(const SegmentInfo& info, const std::vector<Row>& rows, std::size_t limit,
+                         const std::optional<PoolSnapshot>& pool) {
   Json segment = Json::object();
   add_segment_json(segment, info);
   Json objects = Json::array();
@@ -75,10 +77,13 @@ std::string inspect_json(const SegmentInfo& info, const std::vector<Row>& rows, 
     }
     objects.push_back(std::move(o));
   }
-  return dump(Json{{"segment", std::move(segment)}, {"objects", std::move(objects)}});
+  Json doc{{"segment", std::move(segment)}, {"objects", std::move(objects)}};
+  if (pool) doc["pool"] = pool_json(*pool);
+  return dump(doc);
 }
 
-std::string inspect_text(const SegmentInfo& info, const std::vector<Row>& rows, std::size_t limit) {
+std::string inspect_text(const SegmentInfo& info, const std::vector<Row>& rows, std::size_t limit,
+                         const std::optional<PoolSnapshot>& pool) {
   std::ostringstream out;
   out << "segment '" << escape_text(info.name) << "': " << human_bytes(info.size) << ", " << human_bytes(info.used)
       << " used, " << info.objects << "/" << info.max_objects << " objects, mode " << octal_mode(info.mode)
@@ -113,6 +118,7 @@ std::string inspect_text(const SegmentInfo& info, const std::vector<Row>& rows, 
   }
   t.print(out);
   for (const auto& note : notes) out << note;
+  if (pool) out << pool_text(*pool);
   return out.str();
 }
 
@@ -123,7 +129,9 @@ void render_inspect(std::ostream& out, const Segment& seg, const InspectOptions&
   // One object: show every element unless asked otherwise; a listing: a few.
   const std::size_t limit = options.limit.value_or(options.object ? 0 : 8);
   const auto rows = read_rows(seg, options, limit);
-  out << (options.json ? inspect_json(info, rows, limit) : inspect_text(info, rows, limit));
+  // A named pool's segment: its workers and tasks too (the whole segment only).
+  const std::optional<PoolSnapshot> pool = options.object ? std::nullopt : inspect_pool(seg);
+  out << (options.json ? inspect_json(info, rows, limit, pool) : inspect_text(info, rows, limit, pool));
 }
 
 std::string render_inspect(const Segment& seg, bool json) {

@@ -2,7 +2,13 @@
 //
 //   ipckit ls [--json]                  every segment: size, use, objects, creator, age
 //   ipckit inspect SEG [OBJ] [--json]   its objects: kind, type, values, lock holders
-//   ipckit rm SEG...                    deletes segments by name
+//   ipckit rm SEG... [-f] [--json]      deletes segments by name
+//   ipckit gc [--dry-run] [--grace S]   removes segments nobody uses (gc.hpp)
+//   ipckit put SEG QUEUE TEXT           string and byte queues from scripts (queue_io.hpp)
+//   ipckit get SEG QUEUE [--count N]
+//   ipckit watch SEG [OBJ]              a live view (watch.hpp)
+//   ipckit bench [SECTION...]           runs scripts/bench.sh (bench.hpp)
+//   ipckit doctor [SEG]                 what is wrong, with a fix for each (doctor.hpp)
 //
 // The CLI only observes: it never takes an object's lock, so it cannot block
 // or disturb the processes it looks at. Values are read as a snapshot (single
@@ -13,8 +19,7 @@
 // kind of object. Names and messages are escaped for the terminal, JSON is
 // always valid UTF-8.
 //
-// Exit status: 0 on success, 1 when ipckit reports an error (printed as
-// "ipckit: <message>" on stderr), 2 for a bad command line.
+// Exit status: see command.hpp (kExitHelp, also printed by `ipckit --help`).
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <exception>
@@ -23,11 +28,18 @@
 #include <string>
 #include <vector>
 
+#include "bench.hpp"
+#include "command.hpp"
+#include "doctor.hpp"
+#include "gc.hpp"
 #include "inspect.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/segment.hpp"
 #include "ls.hpp"
+#include "queue_io.hpp"
+#include "rm.hpp"
 #include "text.hpp"
+#include "watch.hpp"
 
 namespace {
 
@@ -59,28 +71,13 @@ int cmd_inspect(const std::string& seg_name, const std::optional<std::string>& o
   return 0;
 }
 
-int cmd_rm(const std::vector<std::string>& names, bool force) {
-  int status = 0;
-  for (const auto& name : names) {
-    try {
-      if (!ipckit::Segment::remove(name) && !force) {
-        std::cerr << "ipckit: no segment named '" << escape_text(name) << "' to remove (see `ipckit ls`)\n";
-        status = 1;
-      }
-    } catch (const ipckit::Error& e) {
-      std::cerr << "ipckit: " << escape_text(e.what()) << "\n";
-      status = 1;
-    }
-  }
-  return status;
-}
-
 }  // namespace
 
 // What escapes the commands' handlers (out of memory) ends the program, as it should.
 int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   CLI::App app{"ipckit: inspect and manage ipckit shared-memory segments", "ipckit"};
   app.require_subcommand(1);
+  app.footer(ipckit::cli::kExitHelp);
 
   bool ls_json = false;
   auto* ls = app.add_subcommand("ls", "List every ipckit segment: size, use, objects, creator, age");
@@ -97,18 +94,16 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   auto* limit_opt = inspect->add_option("--limit", inspect_limit,
                                         "Array elements to show (0: all; default 8, or all for a single object)");
 
-  std::vector<std::string> rm_names;
-  bool rm_force = false;
-  auto* rm = app.add_subcommand(
-      "rm", "Remove segments by name (processes that have one mapped keep using it until they exit)");
-  rm->add_option("segment", rm_names, "Segment names")->required();
-  rm->add_flag("-f,--force", rm_force, "Do not complain about segments that do not exist");
+  std::vector<ipckit::cli::Command> commands;
+  for (auto add : {ipckit::cli::add_rm, ipckit::cli::add_gc, ipckit::cli::add_put, ipckit::cli::add_get,
+                   ipckit::cli::add_watch, ipckit::cli::add_bench, ipckit::cli::add_doctor})
+    commands.push_back(add(app));
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    return code == 0 ? ipckit::cli::kExitOk : ipckit::cli::kExitUsage;
   }
 
   try {
@@ -117,7 +112,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
       return cmd_inspect(inspect_seg, obj_opt->count() ? std::optional(inspect_obj) : std::nullopt, inspect_json,
                          limit_opt->count() ? std::optional(inspect_limit) : std::nullopt);
     }
-    if (*rm) return cmd_rm(rm_names, rm_force);
+    for (const auto& c : commands)
+      if (*c.app) return c.run();
   } catch (const ipckit::Error& e) {
     std::cerr << "ipckit: " << escape_text(e.what()) << "\n";
     return 1;

@@ -1,0 +1,157 @@
+// `ipckit doctor` (doctor.hpp).
+#include "doctor.hpp"
+
+#include <algorithm>
+#include <iostream>
+#include <memory>
+#include <variant>
+
+#include "gc.hpp"
+#include "ipckit/error.hpp"
+#include "ipckit/inspect.hpp"
+#include "json.hpp"
+#include "kinds.hpp"
+#include "text.hpp"
+
+namespace ipckit::cli {
+namespace {
+
+struct DoctorArgs {
+  std::optional<std::string> segment;
+  bool json = false;
+  bool ignore_unreadable = false;
+  std::int64_t grace = 60;
+};
+
+// The locks of one object's snapshot, with what each is called in a message.
+std::vector<std::pair<std::string, LockStats>> locks_of(const ObjectSnapshot& snap) {
+  std::vector<std::pair<std::string, LockStats>> out;
+  if (auto own = kind_view(snap.info.kind).lock(snap)) out.emplace_back("its lock", *own);
+  if (const auto* q = std::get_if<QueueStats>(&snap.stats)) {
+    out.emplace_back("its producers' lock", q->producers_lock);
+    out.emplace_back("its consumers' lock", q->consumers_lock);
+  }
+  return out;
+}
+
+std::string holder(const LockStats& lock) {
+  if (lock.holder_pid == 0) return "thread " + std::to_string(lock.holder_tid) + " (its process is gone)";
+  return "pid " + std::to_string(lock.holder_pid) + " (thread " + std::to_string(lock.holder_tid) + ")";
+}
+
+const TaskStats* tasks_of(const ObjectSnapshot& snap) {
+  if (const auto* q = std::get_if<QueueStats>(&snap.stats); q && q->tasks) return &*q->tasks;
+  if (const auto* p = std::get_if<PriorityQueueStats>(&snap.stats); p && p->tasks) return &*p->tasks;
+  return nullptr;
+}
+
+void check_object(const Segment& seg, const ObjectInfo& o, std::vector<Finding>& out) {
+  ObjectSnapshot snap;
+  try {
+    snap = seg.inspect(o.name, 0);
+  } catch (const Error& e) {
+    out.push_back({seg.name(), o.name, "unreadable", e.what(),
+                   "`ipckit inspect " + seg.name() +
+                       "` shows it; "
+                       "recreate the segment if it is corrupt"});
+    return;
+  }
+  const std::string what = kind_name(o.kind) + " '" + o.name + "'";
+  for (const auto& [which, lock] : locks_of(snap)) {
+    if (!lock.locked || lock.holder_alive) continue;
+    out.push_back({seg.name(), o.name, "dead_lock_holder",
+                   what + ": " + which + " is held by " + holder(lock) + ", which is dead",
+                   "its next acquirer takes it over (owner_died); check the data it guarded, or restart the "
+                   "programs using it"});
+  }
+  if (const TaskStats* t = tasks_of(snap); t && t->abandoned > 0) {
+    out.push_back({seg.name(), o.name, "abandoned_tasks",
+                   what + ": " + std::to_string(t->abandoned) +
+                       " item(s) taken by processes that died before "
+                       "task_done()",
+                   "join() already counts them as done; put the work back if it must still be done"});
+  }
+}
+
+void check_segment(const std::string& name, std::vector<Finding>& out) {
+  OpenOptions look;
+  look.any_owner = true;
+  Segment seg = [&] {
+    try {
+      return Segment::open(name, look);
+    } catch (const NotFound&) {
+      throw;
+    } catch (const Error& e) {
+      out.push_back({name, std::nullopt, "unreadable", e.what(), "`ipckit rm " + name + "` if nobody needs it"});
+      throw NotFound(name, "");
+    }
+  }();
+  const SegmentInfo info = seg.info();
+  if ((info.mode & 0006) != 0)
+    out.push_back({name, std::nullopt, "world_accessible",
+                   "mode " + octal_mode(info.mode) + ": any local user may read or write it",
+                   "create it with SegmentOptions::mode 0600 (or 0660 for a group), or "
+                   "`chmod o-rw` its file"});
+  for (const auto& o : seg.objects()) check_object(seg, o, out);
+}
+
+int run_doctor(const DoctorArgs& a) {
+  std::vector<std::string> names;
+  if (a.segment) {
+    names.push_back(*a.segment);
+    OpenOptions look;
+    look.any_owner = true;
+    (void)Segment::open(*a.segment, look);  // a missing one is the command's error
+  } else {
+    names = Segment::list();
+    std::sort(names.begin(), names.end());
+  }
+  std::vector<Finding> findings;
+  for (const auto& n : names) {
+    try {
+      check_segment(n, findings);
+    } catch (const NotFound&) {
+      // removed meanwhile, or reported unreadable
+    }
+  }
+  for (const auto& d : collect_garbage(a.grace, true, a.ignore_unreadable)) {
+    if (d.action != "remove" || (a.segment && d.name != *a.segment)) continue;
+    findings.push_back(
+        {d.name, std::nullopt, "unused_segment", d.reason, "`ipckit gc` removes it, or `ipckit rm " + d.name + "`"});
+  }
+  if (a.json) {
+    Json list = Json::array();
+    for (const auto& f : findings)
+      list.push_back(Json{{"segment", f.segment},
+                          {"object", f.object ? Json(*f.object) : Json(nullptr)},
+                          {"check", f.check},
+                          {"problem", f.problem},
+                          {"fix", f.fix}});
+    std::cout << dump(Json{{"findings", std::move(list)}, {"segments_checked", names.size()}});
+  } else if (findings.empty()) {
+    std::cout << "no problems found in " << names.size() << " segment(s)\n";
+  } else {
+    for (const auto& f : findings)
+      std::cout << escape_text(f.segment) << ": " << escape_text(f.problem) << "\n  fix: " << escape_text(f.fix)
+                << "\n";
+  }
+  return findings.empty() ? kExitOk : kExitFindings;
+}
+
+}  // namespace
+
+Command add_doctor(CLI::App& app) {
+  auto a = std::make_shared<DoctorArgs>();
+  auto* d = app.add_subcommand("doctor",
+                               "Find what is wrong (dead lock holders, abandoned tasks, unused or "
+                               "world-accessible segments), with a fix for each (exit status 5)");
+  d->add_option("segment", a->segment, "Only this segment (default: all)");
+  d->add_option("--grace", a->grace, "Segments younger than this many seconds are never called unused (default 60)")
+      ->check(CLI::NonNegativeNumber);
+  d->add_flag("--ignore-unreadable", a->ignore_unreadable,
+              "Count processes whose /proc/PID/maps cannot be read as using no segment (see gc)");
+  d->add_flag("--json", a->json, "Print the findings as JSON");
+  return {d, [a] { return run_doctor(*a); }};
+}
+
+}  // namespace ipckit::cli

@@ -1,0 +1,40 @@
+// src/cli/gc.hpp — `ipckit gc [--dry-run] [--grace S] [--json]`: removes the
+// segments nobody uses any more.
+//
+// A segment is in use, and never removed, when a live process other than
+// this one maps it (/proc/<pid>/maps, matched by inode), when a process
+// whose maps cannot be read might map it, or when its creator (pid and start
+// time, from its header) is alive. Of the rest, only those older than the
+// grace period go: a segment is linked under its name only once complete,
+// but a process may be about to open one it just made or found. Just before
+// removing one, gc checks again that the name is still that file and that
+// nobody maps it; a process opening it in the instant between still keeps
+// its mapping (as after `ipckit rm`), but meets nobody under the name.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "command.hpp"
+
+namespace ipckit::cli {
+
+struct GcDecision {
+  std::string name;
+  std::string action;  // "keep", "remove" (--dry-run), "removed", "failed"
+  std::string reason;  // why, in words
+  int creator_pid = 0;
+  bool creator_alive = false;
+  std::int64_t age_seconds = -1;  // -1: unknown
+  std::vector<int> mapped_by;     // live processes mapping it
+};
+
+// What gc would do (dry_run) or did with every segment.
+// `ignore_unreadable`: processes whose maps cannot be read (more privileged
+// ones, e.g. a container's init) count as using nothing.
+std::vector<GcDecision> collect_garbage(std::int64_t grace_seconds, bool dry_run, bool ignore_unreadable = false);
+
+Command add_gc(CLI::App& app);
+
+}  // namespace ipckit::cli
