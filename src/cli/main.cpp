@@ -27,6 +27,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/segment.hpp"
 #include "ls.hpp"
+#include "ps.hpp"
 #include "text.hpp"
 
 namespace {
@@ -104,6 +105,12 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   rm->add_option("segment", rm_names, "Segment names")->required();
   rm->add_flag("-f,--force", rm_force, "Do not complain about segments that do not exist");
 
+  std::string ps_seg;
+  bool ps_json = false;
+  auto* ps = app.add_subcommand("ps", "Show the processes attached to a segment (or all): state, blocked on, holds");
+  auto* ps_seg_opt = ps->add_option("segment", ps_seg, "Segment name (default: every segment)");
+  ps->add_flag("--json", ps_json, "Print JSON instead of a table");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -118,6 +125,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
                          limit_opt->count() ? std::optional(inspect_limit) : std::nullopt);
     }
     if (*rm) return cmd_rm(rm_names, rm_force);
+    if (*ps)
+      return ipckit::cli::run_ps(std::cout, std::cerr, ps_seg_opt->count() ? std::optional(ps_seg) : std::nullopt, ps_json);
   } catch (const ipckit::Error& e) {
     std::cerr << "ipckit: " << escape_text(e.what()) << "\n";
     return 1;

@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "ipckit/detail/deadline.hpp"
+#include "ipckit/detail/wait_record.hpp"
 
 namespace ipckit::detail {
 
@@ -126,11 +127,15 @@ bool spin_until(Ready&& ready) noexcept {
 // `sleepers` counts the threads sleeping on it. `on_tick()` runs whenever a
 // sleep lasted `tick` without news: liveness checks that may make `ready()`
 // true (a dead holder's units returned, a barrier broken).
+// `op` is what the process table shows while the caller sleeps ("blocked
+// in get on queue 'jobs'"): recorded only once spinning failed.
 template <class Ready, class OnTick>
 bool wait_for_change(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleepers, Ready&& ready,
-                     Deadline deadline, std::chrono::nanoseconds tick, OnTick&& on_tick) {
+                     Deadline deadline, std::chrono::nanoseconds tick, OnTick&& on_tick, WaitOp op = WaitOp::Wait) {
   if (deadline.passed()) return ready();
   if (spin_until(ready)) return true;
+  WaitScope shown;
+  shown.begin(&word, op);
   for (;;) {
     const std::uint32_t seen = word.load(std::memory_order_seq_cst);
     if (ready()) return true;
