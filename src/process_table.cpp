@@ -97,7 +97,7 @@ void fill_slot(ProcessSlot& s, const ThreadIdentity& me, ProcessState state, con
   for (auto& h : s.history) h.store(0, std::memory_order_relaxed);
   s.history_next.store(0, std::memory_order_relaxed);
   for (auto& r : s.waits) {
-    r.op.store(0, std::memory_order_relaxed);
+    r.what.store(0, std::memory_order_relaxed);
     r.seq.store((r.seq.load(std::memory_order_relaxed) + 2) & ~1u, std::memory_order_relaxed);
     r.tid.store(0, std::memory_order_relaxed);
   }
@@ -221,9 +221,8 @@ WaitToken wait_begin(const void* word, WaitOp op) noexcept {
     r.seq.store(seq | 1u, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
     r.thread_start.store(me.start_ticks, std::memory_order_relaxed);
-    r.offset.store(offset, std::memory_order_relaxed);
     r.since_ns.store(monotonic_ns(), std::memory_order_relaxed);
-    r.op.store(static_cast<std::uint32_t>(op), std::memory_order_relaxed);
+    r.what.store(std::uint64_t(op) << kWaitOpShift | (offset & kWaitOffsetMask), std::memory_order_relaxed);
     r.seq.store((seq | 1u) + 1, std::memory_order_release);
     if (slot->blocked.fetch_add(1, std::memory_order_acq_rel) == 0) push_history(*slot, ProcessState::Blocked);
     return {&r, slot};
@@ -237,7 +236,7 @@ void wait_end(const WaitToken& token) noexcept {
   const std::uint32_t seq = r.seq.load(std::memory_order_relaxed);
   r.seq.store(seq | 1u, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
-  r.op.store(0, std::memory_order_relaxed);
+  r.what.store(0, std::memory_order_relaxed);
   r.seq.store((seq | 1u) + 1, std::memory_order_release);
   r.tid.store(0, std::memory_order_release);
   if (slot.blocked.fetch_sub(1, std::memory_order_acq_rel) == 1) {

@@ -7,6 +7,7 @@
 //              on a slot that changed hands in between). pid 0: free.
 //   start      the owner's start time (field 22 of /proc/<pid>/stat): with
 //              the pid, its identity (a recycled pid is another process).
+//   name       current_process().name, truncated to 23 bytes (untrusted on read)
 //   waits      one record per blocked thread, each a small seqlock (`seq`
 //              odd while it is written) so that readers never lock.
 //   history    the last kHistory state changes (state << 56 | unix µs), so a
@@ -24,22 +25,25 @@ namespace ipckit::detail {
 
 inline constexpr std::uint32_t kWaitRecords = 4;
 inline constexpr std::uint32_t kHistory = 8;
-inline constexpr std::uint32_t kSlotNameWords = 5;  // 40 bytes, up to 39 shown
+inline constexpr std::uint32_t kSlotNameWords = 3;  // 24 bytes, up to 23 shown
 inline constexpr std::uint64_t kSlotPidMask = 0x3fff'ffffu;
 inline constexpr std::uint64_t kSlotInit = 0x4000'0000u;
 inline constexpr std::uint64_t kSlotGenerationOne = std::uint64_t{1} << 32;
 inline constexpr std::uint32_t kMaxProcessesLimit = 65'536;
 
+// The operation shares a word with the offset (segments are < 2^40 bytes),
+// which keeps a slot at 256 bytes.
+inline constexpr unsigned kWaitOpShift = 56;
+inline constexpr std::uint64_t kWaitOffsetMask = (std::uint64_t{1} << kWaitOpShift) - 1;
+
 struct WaitRecord {
-  std::atomic<std::uint32_t> seq;  // odd: being written
-  std::atomic<std::uint32_t> tid;  // the thread that owns this record; 0: free
-  std::atomic<std::uint32_t> op;   // WaitOp; None: not waiting
-  std::uint32_t reserved;
+  std::atomic<std::uint32_t> seq;           // odd: being written
+  std::atomic<std::uint32_t> tid;           // the thread that owns this record; 0: free
   std::atomic<std::uint64_t> thread_start;  // the thread's start time (with tid, its identity)
-  std::atomic<std::uint64_t> offset;        // in the segment, of the word waited on
+  std::atomic<std::uint64_t> what;          // WaitOp << kWaitOpShift | offset of the word waited on; op 0: none
   std::atomic<std::uint64_t> since_ns;      // CLOCK_MONOTONIC, when the sleep began
 };
-static_assert(sizeof(WaitRecord) == 40);
+static_assert(sizeof(WaitRecord) == 32);
 
 struct alignas(64) ProcessSlot {
   std::atomic<std::uint64_t> owner;
@@ -53,7 +57,7 @@ struct alignas(64) ProcessSlot {
   std::atomic<std::uint64_t> history[kHistory];
   WaitRecord waits[kWaitRecords];
 };
-static_assert(sizeof(ProcessSlot) % 64 == 0);
+static_assert(sizeof(ProcessSlot) == 256);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 inline std::uint64_t process_table_bytes(std::uint32_t max_processes) {

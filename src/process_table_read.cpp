@@ -30,7 +30,7 @@ std::uint64_t monotonic_ns() noexcept {
   return std::uint64_t(ts.tv_sec) * 1'000'000'000u + std::uint64_t(ts.tv_nsec);
 }
 
-// Name bytes up to the first NUL (at most 39): untrusted, escaped by whoever prints them.
+// Name bytes up to the first NUL (at most 23): untrusted, escaped by whoever prints them.
 std::string read_name(const detail::ProcessSlot& s) {
   char bytes[detail::kSlotNameWords * 8];
   for (std::uint32_t w = 0; w < detail::kSlotNameWords; ++w) {
@@ -48,9 +48,10 @@ std::optional<WaitInfo> read_wait(const detail::WaitRecord& r, std::uint64_t now
     if ((s1 & 1u) != 0) continue;
     WaitInfo w;
     w.tid = r.tid.load(std::memory_order_relaxed);
-    const std::uint32_t op = r.op.load(std::memory_order_relaxed);
     w.thread_start_ticks = r.thread_start.load(std::memory_order_relaxed);
-    w.offset = r.offset.load(std::memory_order_relaxed);
+    const std::uint64_t what = r.what.load(std::memory_order_relaxed);
+    const auto op = static_cast<std::uint32_t>(what >> detail::kWaitOpShift);
+    w.offset = what & detail::kWaitOffsetMask;
     const std::uint64_t since = r.since_ns.load(std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_acquire);
     if (r.seq.load(std::memory_order_relaxed) != s1) continue;

@@ -271,7 +271,7 @@ TEST(ProcessTable, CorruptedSlotBytesAreReadSafely) {
   for (int round = 0; round < 3; ++round) {
     const auto all = seg.processes();
     for (const auto& p : all) {
-      EXPECT_LE(p.name.size(), 39u);
+      EXPECT_LE(p.name.size(), 23u);
       EXPECT_LE(static_cast<std::uint32_t>(p.state), 4u);
       EXPECT_LE(p.waits.size(), ipckit::detail::kWaitRecords);
       EXPECT_LE(p.history.size(), ipckit::detail::kHistory);

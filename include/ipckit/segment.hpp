@@ -109,9 +109,10 @@ struct SegmentOptions {
   // accepts on it (see OpenOptions::mode).
   mode_t mode = 0600;
   std::uint32_t max_objects = 256;  // directory capacity
-  // Slots of the process table (1..65536; include <ipckit/process_table.hpp>):
-  // processes beyond it are simply not listed, never refused.
-  std::uint32_t max_processes = 64;
+  // Slots of the process table (1..65536, 256 bytes each; include
+  // <ipckit/process_table.hpp>): processes beyond it are simply not listed,
+  // never refused. 32 keeps the smallest segments (64 KiB) usable.
+  std::uint32_t max_processes = 32;
   // open_or_create finding an existing segment: also accept one owned by
   // this user (see OpenOptions::allow_owner).
   std::optional<uid_t> allow_owner;
