@@ -54,8 +54,10 @@ std::string blocked_text(const AttachedProcess& p) {
   std::string out;
   for (const auto& w : p.waits) {
     if (!out.empty()) out += "; ";
-    out += w.operation + " on " +
-           (w.object.empty() ? std::string("segment internals") : kind_noun(w.kind) + " " + quote_text(w.object, '\''));
+    const std::string object =
+        w.object.empty() ? std::string("segment internals") : kind_noun(w.kind) + " " + quote_text(w.object, '\'');
+    // "lock 'A'" rather than "lock on lock 'A'".
+    out += object.starts_with(w.operation + " ") ? object : w.operation + " on " + object;
     out += " (" + human_age(static_cast<std::int64_t>(w.seconds)) + ")";
   }
   return out.empty() ? "-" : out;
