@@ -228,6 +228,7 @@ Condition::WaitEnd Condition::sleep_in_slot(const Enlisted& e, detail::Deadline 
   ConditionSlot& slot = s_->slot[e.slot];
   std::uint32_t mine = e.word;  // gains kWaiterSleeping before the first sleep
   if (!deadline.passed()) spin_until([&] { return slot.word.load(std::memory_order_acquire) != mine; });
+  detail::WaitScope shown;  // shown in the process table once spinning failed
   for (;;) {
     std::uint32_t seen = slot.word.load(std::memory_order_acquire);
     if (seen != mine) {
@@ -246,6 +247,7 @@ Condition::WaitEnd Condition::sleep_in_slot(const Enlisted& e, detail::Deadline 
       mine |= kWaiterSleeping;
     }
     const std::chrono::nanoseconds nap = deadline.nap(kConditionTick, now);
+    shown.begin(&slot.word, detail::WaitOp::Wait);
     const std::uint32_t epoch = detail::sleeper_enter(s_->sleepers);  // counted for `ipckit inspect`
     const bool woken = futex_sleep(slot.word, mine, nap);
     detail::sleeper_leave(s_->sleepers, epoch);

@@ -60,6 +60,9 @@ bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool r
     if (owned_by_me(v)) break;
     for (int p = 0; p < pauses; ++p) cpu_relax();
   }
+  // Spinning failed: from here the process table shows this thread blocked on the lock.
+  WaitScope shown;
+  shown.begin(&s.word, WaitOp::Lock);
   for (;;) {
     std::uint32_t v = s.word.load(std::memory_order_relaxed);
     if (v == 0) {

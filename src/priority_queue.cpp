@@ -26,10 +26,10 @@ constexpr auto kRecheck = std::chrono::seconds(1);
 // (the caller then retakes the lock); false once `deadline` passed.
 template <class Ready>
 bool wait_to_retry(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sleepers, Ready&& ready,
-                   Deadline deadline) {
+                   Deadline deadline, WaitOp op) {
   bool recheck = false;
   return wait_for_change(
-      seq, sleepers, [&] { return recheck || ready(); }, deadline, kRecheck, [&] { recheck = true; });
+      seq, sleepers, [&] { return recheck || ready(); }, deadline, kRecheck, [&] { recheck = true; }, op);
 }
 
 // The heap's order for the standard heap algorithms (a max-heap): whether
@@ -133,7 +133,8 @@ void PriorityQueueCore::publish_counts(std::uint64_t heap) noexcept {
 bool PriorityQueueCore::await_items(Deadline deadline) {
   // Consumers of this queue wait outside its lock anyway: the same wait, minus the take.
   return wait_for_change(
-      s_->data.seq, s_->data.sleepers, [&] { return qsize() != 0 || closed(); }, deadline, kRecheck, [] {});
+      s_->data.seq, s_->data.sleepers, [&] { return qsize() != 0 || closed(); }, deadline, kRecheck, [] {},
+      WaitOp::Get);
 }
 
 void PriorityQueueCore::wake_all_after_repair() noexcept {
@@ -194,7 +195,7 @@ QueueOutcome PriorityQueueCore::put(std::int64_t priority, const void* data, std
       return {1, QueueMiss::None};
     }
     if (!wait_to_retry(
-            s_->space.seq, s_->space.sleepers, [&] { return has_room() || closed(); }, deadline))
+            s_->space.seq, s_->space.sleepers, [&] { return has_room() || closed(); }, deadline, WaitOp::Put))
       return {0, QueueMiss::Waited};
   }
 }
@@ -300,7 +301,7 @@ QueueOutcome PriorityQueueCore::get(ReadFn read, void* ctx, Deadline deadline, s
       return {1, QueueMiss::None};
     }
     if (!wait_to_retry(
-            s_->data.seq, s_->data.sleepers, [&] { return has_item() || closed(); }, deadline))
+            s_->data.seq, s_->data.sleepers, [&] { return has_item() || closed(); }, deadline, WaitOp::Get))
       return {0, QueueMiss::Waited};
   }
 }

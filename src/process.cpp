@@ -70,6 +70,7 @@
 #include <utility>
 
 #include "ipckit/current_process.hpp"
+#include "process_table.hpp"
 #include "ipckit/detail/deadline.hpp"
 #include "ipckit/detail/thread_id.hpp"
 
@@ -369,6 +370,7 @@ void Registry::reap_loop() {
 
 [[noreturn]] void run_function_child(ChildState& s) noexcept {
   int code = 0;
+  detail::note_lifecycle(ProcessState::Running);
   try {
     s.target();
   } catch (const std::exception& e) {
@@ -381,6 +383,7 @@ void Registry::reap_loop() {
                  s.name.c_str(), int(::getpid()));
     code = 1;
   }
+  detail::note_lifecycle(ProcessState::Terminated);
   flush_std_streams();
   ::_exit(code);
 }
@@ -704,6 +707,9 @@ pid_t fork_function(ChildState& s, const ParentSeed& parent) {
   if (pid == 0) {
     if (s.daemon) become_daemon_child(parent.pid);
     become_child(s, parent);
+    // Listed in every segment it inherited: created, then started.
+    detail::note_lifecycle(ProcessState::New);
+    detail::note_lifecycle(ProcessState::Runnable);
     run_function_child(s);
   }
   if (pid < 0) throw_fork_failed(s, errno);

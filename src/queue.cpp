@@ -271,7 +271,7 @@ char* QueueCore::make_room_slowly(PutCursor& c, std::size_t n, Deadline deadline
             s_->put.peer_cache = s_->get.pos.load(std::memory_order_acquire);
             return room_for(bytes) || closed();
           },
-          until, kNoTick, [] {});
+          until, kNoTick, [] {}, WaitOp::Put);
     };
     if (!wait_room(stretch, std::min(deadline, Deadline::after(kStretchWait))) && !wait_room(need, deadline)) {
       miss = QueueMiss::Waited;
@@ -387,7 +387,7 @@ QueueMiss QueueCore::await_data_slowly(const SideLock& lock, Deadline deadline) 
   const bool joinable = geo_.joinable;
   if (!wait_for_change(waiter.seq, waiter.sleepers, ready, deadline, joinable ? kLivenessInterval : kNoTick, [&] {
         if (joinable) reclaim_dead_consumers();
-      }))
+      }, WaitOp::Get))
     return QueueMiss::Waited;
   return has_data() ? QueueMiss::None : QueueMiss::Closed;
 }
@@ -398,7 +398,7 @@ bool QueueCore::await_items(Deadline deadline) {
     waiter.about_to_look();
     return qsize() != 0 || closed();
   };
-  if (!wait_for_change(waiter.seq, waiter.sleepers, ready, deadline, kNoTick, [] {})) return false;
+  if (!wait_for_change(waiter.seq, waiter.sleepers, ready, deadline, kNoTick, [] {}, WaitOp::Get)) return false;
   // A producer wakes one sleeper per change it sees: when records came
   // faster than the sleepers woke, pass the wake on for the second one.
   if (qsize() >= 2) waiter.wake();

@@ -42,12 +42,16 @@ void check_create_args(std::string_view name, std::size_t size, const SegmentOpt
   if (opt.max_objects == 0 || opt.max_objects > kMaxObjects)
     throw InvalidArgument(std::string(name), std::string(name),
                           seg_label(name) + ": max_objects must be between 1 and 1000000");
-  const std::uint64_t min = Segment::min_size(opt.max_objects);
+  if (opt.max_processes == 0 || opt.max_processes > kMaxProcessesLimit)
+    throw InvalidArgument(std::string(name), std::string(name),
+                          seg_label(name) + ": max_processes must be between 1 and " +
+                              std::to_string(kMaxProcessesLimit) + " (the size of its process table)");
+  const std::uint64_t min = Segment::min_size(opt.max_objects, opt.max_processes);
   if (size < min || size > kMaxSegmentSize)
     throw InvalidArgument(std::string(name), std::string(name),
                           seg_label(name) + ": size " + std::to_string(size) + " is out of range; use " +
                               std::to_string(min) + " bytes (for " + std::to_string(opt.max_objects) +
-                              " objects) up to 1 TiB");
+                              " objects, " + std::to_string(opt.max_processes) + " processes) up to 1 TiB");
 }
 
 void run_hook(CreateStage stage) {
@@ -66,11 +70,12 @@ std::shared_ptr<SegmentImpl> create_segment(std::string_view name, std::size_t s
   run_hook(CreateStage::Reserved);
   const struct stat st = stat_of(fd.get(), name);
   Mapping map(fd.get(), size, name);
-  write_header(*reinterpret_cast<SegmentHeader*>(map.base()), size, opt.max_objects);
+  write_header(*reinterpret_cast<SegmentHeader*>(map.base()), size, opt.max_objects, opt.max_processes);
   run_hook(CreateStage::Initialised);
 
   if (!publish(fd.get(), name, opt.mode)) throw_errno(EEXIST, name, "create");
-  const Geometry geometry{size, opt.max_objects, directory_bytes(opt.max_objects)};
+  const Geometry geometry{size, opt.max_objects, heap_offset_for(opt.max_objects, opt.max_processes),
+                          directory_bytes(opt.max_objects), opt.max_processes};
   return std::make_shared<SegmentImpl>(std::string(name), std::move(map), geometry, opt.mode, st.st_uid);
 }
 
@@ -86,7 +91,9 @@ std::shared_ptr<SegmentImpl> open_segment(std::string_view name, const Trust& tr
                              " bytes long, larger than any segment; remove it (ipckit rm " + std::string(name) + ")");
   Mapping map(f.fd.get(), file_size, name);
   const Geometry geometry = validate_header(*reinterpret_cast<const SegmentHeader*>(map.base()), name, f.st);
-  return std::make_shared<SegmentImpl>(std::string(name), std::move(map), geometry, f.st.st_mode, f.st.st_uid);
+  // A look-only open (ipckit ls/inspect/ps) is not a participant: not listed.
+  return std::make_shared<SegmentImpl>(std::string(name), std::move(map), geometry, f.st.st_mode, f.st.st_uid,
+                                       !trust.any);
 }
 
 }  // namespace
@@ -138,7 +145,9 @@ const char* to_string(ObjectKind kind) noexcept {
   return name != nullptr ? name : "unknown";
 }
 
-std::size_t Segment::min_size(std::uint32_t max_objects) { return detail::directory_bytes(max_objects) + 4096; }
+std::size_t Segment::min_size(std::uint32_t max_objects, std::uint32_t max_processes) {
+  return detail::heap_offset_for(max_objects, max_processes) + 4096;
+}
 
 Segment Segment::create(std::string_view name, std::size_t size, SegmentOptions options) {
   return Segment(detail::create_segment(name, size, options));

@@ -13,8 +13,8 @@ namespace {
 
 // Everything an opener needs from the header, each field read once.
 struct HeaderSnapshot {
-  std::uint64_t magic, size, directory_offset, heap_offset, heap_top;
-  std::uint32_t layout_version, header_bytes, ready, max_objects, object_count;
+  std::uint64_t magic, size, directory_offset, heap_offset, heap_top, table_offset;
+  std::uint32_t layout_version, header_bytes, ready, max_objects, object_count, max_processes;
 };
 
 HeaderSnapshot snapshot(const SegmentHeader& h) {
@@ -23,11 +23,13 @@ HeaderSnapshot snapshot(const SegmentHeader& h) {
           read_once(h.directory_offset),
           read_once(h.heap_offset),
           h.heap_top.load(std::memory_order_acquire),
+          read_once(h.process_table_offset),
           read_once(h.layout_version),
           read_once(h.header_bytes),
           h.ready.load(std::memory_order_acquire),
           read_once(h.max_objects),
-          h.object_count.load(std::memory_order_acquire)};
+          h.object_count.load(std::memory_order_acquire),
+          read_once(h.max_processes)};
 }
 
 }  // namespace
@@ -46,7 +48,7 @@ void throw_not_initialised(std::string_view name, const struct stat& st, const s
           ". Remove it (ipckit rm " + std::string(name) + ") and create the segment again");
 }
 
-void write_header(SegmentHeader& h, std::uint64_t size, std::uint32_t max_objects) {
+void write_header(SegmentHeader& h, std::uint64_t size, std::uint32_t max_objects, std::uint32_t max_processes) {
   const ThreadIdentity me = this_process();
   h.magic = kSegmentMagic;
   h.layout_version = kSegmentLayout;
@@ -54,7 +56,9 @@ void write_header(SegmentHeader& h, std::uint64_t size, std::uint32_t max_object
   h.size = size;
   h.max_objects = max_objects;
   h.directory_offset = kDirectoryOffset;
-  h.heap_offset = directory_bytes(max_objects);
+  h.process_table_offset = directory_bytes(max_objects);
+  h.max_processes = max_processes;
+  h.heap_offset = heap_offset_for(max_objects, max_processes);
   h.heap_top.store(h.heap_offset, std::memory_order_relaxed);
   h.creator_pid = static_cast<std::int32_t>(me.tid);
   h.creator_start_ticks = me.start_ticks;
@@ -79,11 +83,14 @@ Geometry validate_header(const SegmentHeader& header, std::string_view name, con
   if (h.size != file_size)
     corrupt("it says it is " + std::to_string(h.size) + " bytes but is " + std::to_string(file_size) + " (truncated?)");
   if (h.directory_offset != kDirectoryOffset || h.max_objects == 0 || h.max_objects > kMaxObjects ||
-      h.heap_offset != directory_bytes(h.max_objects) || h.heap_offset > h.size)
+      h.heap_offset > h.size)
     corrupt("its directory lies outside the segment");
+  if (h.table_offset != directory_bytes(h.max_objects) || h.max_processes == 0 ||
+      h.max_processes > kMaxProcessesLimit || h.heap_offset != heap_offset_for(h.max_objects, h.max_processes))
+    corrupt("its process table lies outside the segment");
   if (h.heap_top < h.heap_offset || h.heap_top > h.size) corrupt("its allocation pointer lies outside the segment");
   if (h.object_count > h.max_objects) corrupt("its object count exceeds its directory");
-  return Geometry{h.size, h.max_objects, h.heap_offset};
+  return Geometry{h.size, h.max_objects, h.heap_offset, h.table_offset, h.max_processes};
 }
 
 }  // namespace ipckit::detail

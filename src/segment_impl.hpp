@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "ipckit/detail/label.hpp"
+#include "process_table_layout.hpp"
 #include "segment_layout.hpp"
 #include "shm_file.hpp"
 
@@ -29,9 +30,13 @@ inline constexpr std::uint64_t kDirectoryOffset = sizeof(SegmentHeader);
 inline std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
 
 // Header and directory of a segment with room for `max_objects` entries:
-// where its heap begins.
+// where its process table begins.
 inline std::uint64_t directory_bytes(std::uint32_t max_objects) {
   return align_up(sizeof(SegmentHeader) + std::uint64_t{max_objects} * sizeof(DirEntry), 64);
+}
+// Where the heap begins: after the directory and the process table.
+inline std::uint64_t heap_offset_for(std::uint32_t max_objects, std::uint32_t max_processes) {
+  return directory_bytes(max_objects) + process_table_bytes(max_processes);
 }
 
 // One read of a plain field another process may be writing: the value is
@@ -48,12 +53,28 @@ struct Geometry {
   std::uint64_t size = 0;
   std::uint32_t max_objects = 0;
   std::uint64_t heap_offset = 0;
+  std::uint64_t table_offset = 0;  // the process table: ProcessSlot × max_processes
+  std::uint32_t max_processes = 0;
 };
+
+struct Attachment;  // process_table.cpp: this mapping in the process's list of listed segments
 
 class SegmentImpl {
  public:
-  SegmentImpl(std::string name, Mapping map, const Geometry& geometry, mode_t mode, uid_t owner)
-      : name_(std::move(name)), map_(std::move(map)), geo_(geometry), mode_(mode & 0777), uid_(owner) {}
+  // `listed`: this process gets a slot in the segment's process table (not
+  // for tools that only look).
+  SegmentImpl(std::string name, Mapping map, const Geometry& geometry, mode_t mode, uid_t owner, bool listed = true)
+      : name_(std::move(name)), map_(std::move(map)), geo_(geometry), mode_(mode & 0777), uid_(owner) {
+    if (listed) attach();
+  }
+  ~SegmentImpl() { detach(); }
+  SegmentImpl(const SegmentImpl&) = delete;
+  SegmentImpl& operator=(const SegmentImpl&) = delete;
+
+  // The process table (geometry-checked): slot i < geometry().max_processes.
+  [[nodiscard]] ProcessSlot* slots() const {
+    return reinterpret_cast<ProcessSlot*>(map_.base() + geo_.table_offset);
+  }
 
   [[nodiscard]] SegmentHeader& header() const { return *reinterpret_cast<SegmentHeader*>(map_.base()); }
   // Entry `i` of the directory; i < max_objects, where the copied geometry
@@ -75,7 +96,11 @@ class SegmentImpl {
   [[nodiscard]] uid_t owner() const noexcept { return uid_; }
 
  private:
+  void attach() noexcept;  // process_table.cpp
+  void detach() noexcept;
+
   std::string name_;
+  Attachment* attachment_ = nullptr;
   Mapping map_;
   Geometry geo_;
   mode_t mode_;
@@ -84,7 +109,7 @@ class SegmentImpl {
 
 // segment_header.cpp
 // Writes a new segment's header; the last store marks it ready.
-void write_header(SegmentHeader& h, std::uint64_t size, std::uint32_t max_objects);
+void write_header(SegmentHeader& h, std::uint64_t size, std::uint32_t max_objects, std::uint32_t max_processes);
 // Checks the header of a mapped file (`st` its stat) and returns its
 // geometry. Throws CorruptSegment, saying why.
 Geometry validate_header(const SegmentHeader& h, std::string_view name, const struct stat& st);

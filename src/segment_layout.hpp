@@ -1,6 +1,6 @@
 // The bytes of a segment, as every process sees them.
 //
-//   [SegmentHeader][DirEntry × max_objects][objects ... bump-allocated]
+//   [SegmentHeader][DirEntry × max_objects][ProcessSlot × max_processes][objects ... bump-allocated]
 //
 // Nothing here holds a pointer: only offsets from the segment's start, so the
 // segment can be mapped at any address. Every field read from the segment is
@@ -15,7 +15,7 @@
 namespace ipckit::detail {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x31474553544B5049ULL;  // "IPKTSEG1" little-endian
-inline constexpr std::uint32_t kSegmentLayout = 1;
+inline constexpr std::uint32_t kSegmentLayout = 2;  // 2: the process table
 inline constexpr std::uint32_t kReady = 0x52454459;  // "REDY": initialisation finished
 inline constexpr std::size_t kMaxObjectName = 63;
 inline constexpr std::size_t kShownTypeName = 63;
@@ -34,8 +34,11 @@ struct alignas(64) SegmentHeader {
   std::int32_t creator_pid;
   std::uint64_t creator_start_ticks;
   std::int64_t created_unix;
+  std::uint64_t process_table_offset;  // ProcessSlot × max_processes (process_table_layout.hpp)
+  std::uint32_t max_processes;
   LockState directory_lock;  // serialises object creation only
 };
+static_assert(sizeof(SegmentHeader) == 192);
 
 struct DirEntry {
   char name[kMaxObjectName + 1];

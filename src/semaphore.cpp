@@ -48,7 +48,7 @@ bool Semaphore::acquire_by(detail::Deadline deadline) {
   if (tracked_) return acquire_tracked(deadline);
   return detail::wait_for_change(
       s_->count, s_->sleepers, [this] { return detail::semaphore_try_take(*s_); }, deadline, std::chrono::seconds(1),
-      [] {});
+      [] {}, detail::WaitOp::Acquire);
 }
 
 bool Semaphore::acquire_tracked(detail::Deadline deadline) {
@@ -67,7 +67,7 @@ bool Semaphore::acquire_tracked(detail::Deadline deadline) {
           return true;
         }
       },
-      deadline, detail::kLivenessInterval, [&] { reclaim_dead_holders(deadline); });
+      deadline, detail::kLivenessInterval, [&] { reclaim_dead_holders(deadline); }, detail::WaitOp::Acquire);
   if (failure) std::rethrow_exception(failure);
   return got;
 }

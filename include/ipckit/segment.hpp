@@ -109,6 +109,10 @@ struct SegmentOptions {
   // accepts on it (see OpenOptions::mode).
   mode_t mode = 0600;
   std::uint32_t max_objects = 256;  // directory capacity
+  // Slots of the process table (1..65536, 256 bytes each; include
+  // <ipckit/process_table.hpp>): processes beyond it are simply not listed,
+  // never refused. 32 keeps the smallest segments (64 KiB) usable.
+  std::uint32_t max_processes = 32;
   // open_or_create finding an existing segment: also accept one owned by
   // this user (see OpenOptions::allow_owner).
   std::optional<uid_t> allow_owner;
@@ -162,7 +166,8 @@ struct ObjectInfo {
   std::uint64_t bytes = 0;
 };
 
-struct ObjectSnapshot;  // ipckit/inspect.hpp
+struct ObjectSnapshot;   // ipckit/inspect.hpp
+struct AttachedProcess;  // ipckit/process_table.hpp
 
 // What `Segment::info()` and `ipckit ls` report about a segment.
 struct SegmentInfo {
@@ -226,7 +231,8 @@ class Segment {
   // Names of the ipckit segments on this machine.
   [[nodiscard]] static std::vector<std::string> list();
   // Smallest size accepted by create() for a given directory capacity.
-  [[nodiscard]] static std::size_t min_size(std::uint32_t max_objects = SegmentOptions{}.max_objects);
+  [[nodiscard]] static std::size_t min_size(std::uint32_t max_objects = SegmentOptions{}.max_objects,
+                                            std::uint32_t max_processes = SegmentOptions{}.max_processes);
 
   // Objects: opened by name, created zero-initialised on first use.
   // Throw TypeMismatch, InvalidName, OutOfSpace, CorruptSegment.
@@ -308,6 +314,9 @@ class Segment {
   [[nodiscard]] std::vector<ObjectInfo> objects() const;
   // A snapshot of object `name`, whatever its kind (include <ipckit/inspect.hpp>).
   [[nodiscard]] ObjectSnapshot inspect(std::string_view name, std::size_t max_elements = SIZE_MAX) const;
+  // The process table: who is attached, their states, what they wait on and
+  // hold (include <ipckit/process_table.hpp>). Never locks, never blocks.
+  [[nodiscard]] std::vector<AttachedProcess> processes() const;
 
  private:
   // What the library builds objects from; reached through detail::SegmentAccess.

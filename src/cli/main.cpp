@@ -2,6 +2,7 @@
 //
 //   ipckit ls [--json]                  every segment: size, use, objects, creator, age
 //   ipckit inspect SEG [OBJ] [--json]   its objects: kind, type, values, lock holders
+//   ipckit ps [SEG] [--json]            its process table: state, blocked on, holds (ps.hpp)
 //   ipckit rm SEG... [-f] [--json]      deletes segments by name
 //   ipckit gc [--dry-run] [--grace S]   removes segments nobody uses (gc.hpp)
 //   ipckit put SEG QUEUE TEXT           string and byte queues from scripts (queue_io.hpp)
@@ -36,6 +37,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/segment.hpp"
 #include "ls.hpp"
+#include "ps.hpp"
 #include "queue_io.hpp"
 #include "rm.hpp"
 #include "text.hpp"
@@ -95,8 +97,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
                                         "Array elements to show (0: all; default 8, or all for a single object)");
 
   std::vector<ipckit::cli::Command> commands;
-  for (auto add : {ipckit::cli::add_rm, ipckit::cli::add_gc, ipckit::cli::add_put, ipckit::cli::add_get,
-                   ipckit::cli::add_watch, ipckit::cli::add_bench, ipckit::cli::add_doctor})
+  for (auto add : {ipckit::cli::add_ps, ipckit::cli::add_rm, ipckit::cli::add_gc, ipckit::cli::add_put,
+                   ipckit::cli::add_get, ipckit::cli::add_watch, ipckit::cli::add_bench, ipckit::cli::add_doctor})
     commands.push_back(add(app));
 
   try {

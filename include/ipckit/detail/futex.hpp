@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "ipckit/detail/deadline.hpp"
+#include "ipckit/detail/wait_record.hpp"
 
 namespace ipckit::detail {
 
@@ -119,18 +120,15 @@ bool spin_until(Ready&& ready) noexcept {
   return ready();
 }
 
-// Waits until `ready()` holds or the deadline passes (then returns ready()).
-// `ready()` may consume what it finds (a semaphore unit): whenever it
-// returns true, so does this.
-// `word` is the futex that changes whenever `ready()` may have become true;
-// `sleepers` counts the threads sleeping on it. `on_tick()` runs whenever a
-// sleep lasted `tick` without news: liveness checks that may make `ready()`
-// true (a dead holder's units returned, a barrier broken).
+// The sleeping half of wait_for_change, kept out of line: the process
+// table's wait record (a scope with a destructor) and the futex loop must not
+// weigh on the callers' inlined fast paths.
 template <class Ready, class OnTick>
-bool wait_for_change(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleepers, Ready&& ready,
-                     Deadline deadline, std::chrono::nanoseconds tick, OnTick&& on_tick) {
-  if (deadline.passed()) return ready();
-  if (spin_until(ready)) return true;
+[[gnu::noinline]] bool sleep_until_change(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleepers,
+                                          Ready& ready, Deadline deadline, std::chrono::nanoseconds tick,
+                                          OnTick& on_tick, WaitOp op) {
+  WaitScope shown;
+  shown.begin(&word, op);
   for (;;) {
     const std::uint32_t seen = word.load(std::memory_order_seq_cst);
     if (ready()) return true;
@@ -149,6 +147,23 @@ bool wait_for_change(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t
     sleeper_leave(sleepers, epoch);
     if (!woken) on_tick();
   }
+}
+
+// Waits until `ready()` holds or the deadline passes (then returns ready()).
+// `ready()` may consume what it finds (a semaphore unit): whenever it
+// returns true, so does this.
+// `word` is the futex that changes whenever `ready()` may have become true;
+// `sleepers` counts the threads sleeping on it. `on_tick()` runs whenever a
+// sleep lasted `tick` without news: liveness checks that may make `ready()`
+// true (a dead holder's units returned, a barrier broken).
+// `op` is what the process table shows while the caller sleeps ("blocked
+// in get on queue 'jobs'"): recorded only once spinning failed.
+template <class Ready, class OnTick>
+bool wait_for_change(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleepers, Ready&& ready,
+                     Deadline deadline, std::chrono::nanoseconds tick, OnTick&& on_tick, WaitOp op = WaitOp::Wait) {
+  if (deadline.passed()) return ready();
+  if (spin_until(ready)) return true;
+  return sleep_until_change(word, sleepers, ready, deadline, tick, on_tick, op);
 }
 
 // Bumps `word` and wakes up to `n` sleepers if any sleep.

@@ -109,7 +109,7 @@ template <class Published, class Reclaim>
 bool tasks_join(TaskLedger& l, Deadline deadline, Published&& published, Reclaim&& reclaim) {
   return wait_for_change(
       l.join_seq, l.join_sleepers, [&] { return ledger_unfinished(l, published()) == 0; }, deadline, kLivenessInterval,
-      reclaim);
+      reclaim, WaitOp::Join);
 }
 
 // The non-template engine; typed queues encode/decode around it.

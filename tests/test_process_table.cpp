@@ -1,0 +1,346 @@
+// The process table (ipckit/process_table.hpp) and `ipckit ps`: slots claimed,
+// shared and given back, pid + start time identity, a full table that only
+// stops listing, waits shown on the right object and operation, held locks,
+// a SIGKILLed process's slot reclaimed, churn, corrupted slot bytes, the
+// lifecycle of an ipckit::Process, and the CLI in text and JSON.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ipckit/detail/thread_id.hpp"
+#include "ipckit/ipckit.hpp"
+#include "ipckit/process_table.hpp"
+#include "multiprocess.hpp"
+#include "process_table_layout.hpp"
+#include "segment_layout.hpp"
+
+using namespace std::chrono_literals;
+using ipckit::AttachedProcess;
+using ipckit::ProcessState;
+using ipckit::Segment;
+using namespace ipckit::testing;
+
+namespace {
+
+constexpr std::size_t kSize = 1 << 20;
+
+// A look-only handle: it is not listed itself.
+Segment look(const std::string& name) {
+  ipckit::OpenOptions o;
+  o.any_owner = true;
+  return Segment::open(name, o);
+}
+
+std::optional<AttachedProcess> find_pid(const Segment& seg, int pid) {
+  for (auto& p : seg.processes())
+    if (p.pid == pid) return p;
+  return std::nullopt;
+}
+
+// Waits until process `pid` is shown blocked in `op` on `object`.
+bool shown_blocked(const Segment& seg, int pid, const std::string& op, const std::string& object) {
+  return eventually([&] {
+    auto p = find_pid(seg, pid);
+    return p && p->state == ProcessState::Blocked && !p->waits.empty() && p->waits[0].operation == op &&
+           p->waits[0].object == object;
+  });
+}
+
+// The raw table of a segment, mapped a second time, for planting bytes.
+struct RawTable {
+  explicit RawTable(const std::string& name) {
+    const int fd = ::open(("/dev/shm/ipckit." + name).c_str(), O_RDWR);
+    EXPECT_GE(fd, 0);
+    size = kSize;
+    base = static_cast<char*>(::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    ::close(fd);
+    const auto& h = *reinterpret_cast<ipckit::detail::SegmentHeader*>(base);
+    slots = reinterpret_cast<ipckit::detail::ProcessSlot*>(base + h.process_table_offset);
+    n = h.max_processes;
+  }
+  ~RawTable() { ::munmap(base, size); }
+  RawTable(const RawTable&) = delete;
+  RawTable& operator=(const RawTable&) = delete;
+  char* base = nullptr;
+  std::size_t size = 0;
+  ipckit::detail::ProcessSlot* slots = nullptr;
+  std::uint32_t n = 0;
+};
+
+std::pair<int, std::string> run_cli(const std::string& args) {
+  const std::string command = std::string(IPCKIT_CLI) + " " + args + " 2>/dev/null";
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
+  if (!pipe) return {-1, ""};
+  std::string out;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe.get())) > 0;) out.append(buf, n);
+  const int status = ::pclose(pipe.release());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+}  // namespace
+
+TEST(ProcessTable, ListsTheCreatorByPidAndStartTime) {
+  ScopedSegmentName n("pt_creator");
+  auto seg = Segment::create(n.name, kSize);
+  const auto all = seg.processes();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].pid, ::getpid());
+  EXPECT_EQ(all[0].start_ticks, ipckit::detail::process_start_ticks(::getpid()));
+  EXPECT_EQ(all[0].name, ipckit::current_process().name);
+  EXPECT_TRUE(all[0].alive);
+  EXPECT_EQ(all[0].state, ProcessState::Running);
+  EXPECT_TRUE(all[0].waits.empty());
+  EXPECT_NEAR(static_cast<double>(all[0].attached_unix), static_cast<double>(std::time(nullptr)), 60);
+}
+
+TEST(ProcessTable, HandlesShareOneSlotAndTheLastGivesItBack) {
+  ScopedSegmentName n("pt_share");
+  {
+    auto a = Segment::create(n.name, kSize);
+    auto b = Segment::open(n.name);
+    EXPECT_EQ(look(n.name).processes().size(), 1u);
+  }
+  EXPECT_TRUE(look(n.name).processes().empty());  // look-only opens are not listed
+}
+
+TEST(ProcessTable, MaxProcessesIsValidated) {
+  ScopedSegmentName n("pt_bad");
+  EXPECT_THROW(Segment::create(n.name, kSize, {.max_processes = 0}), ipckit::InvalidArgument);
+  EXPECT_THROW(Segment::create(n.name, kSize, {.max_processes = 70'000}), ipckit::InvalidArgument);
+  EXPECT_THROW(Segment::create(n.name, Segment::min_size(256, 4096) - 1, {.max_processes = 4096}),
+               ipckit::InvalidArgument);
+  EXPECT_NO_THROW(Segment::create(n.name, Segment::min_size(256, 4096), {.max_processes = 4096}));
+}
+
+TEST(ProcessTable, ShowsALockWaiterAndTheHolder) {
+  ScopedSegmentName n("pt_lock");
+  auto seg = Segment::create(n.name, kSize);
+  auto a = seg.lock("A");
+  a.lock();
+  Child c([&] {
+    a.lock();  // a forked child: listed on its first blocking wait
+    a.unlock();
+  });
+  ASSERT_TRUE(shown_blocked(seg, c.pid(), "lock", "A"));
+  const auto waiter = *find_pid(seg, c.pid());
+  EXPECT_EQ(waiter.waits[0].kind, ipckit::ObjectKind::Lock);
+  EXPECT_EQ(waiter.waits[0].tid, static_cast<std::uint32_t>(c.pid()));
+  EXPECT_EQ(waiter.waits[0].thread_start_ticks, ipckit::detail::process_start_ticks(c.pid()));
+  EXPECT_GE(waiter.waits[0].seconds, 0.0);
+  const auto me = *find_pid(seg, ::getpid());
+  ASSERT_EQ(me.holds.size(), 1u);
+  EXPECT_EQ(me.holds[0].object, "A");
+  EXPECT_TRUE(me.holds[0].tid != 0);
+  a.unlock();
+  EXPECT_EQ(c.wait_exit(), 0);
+  // The wait record went with the wait; the history shows the blocked spell.
+  const auto after = *find_pid(seg, c.pid());
+  EXPECT_TRUE(after.waits.empty());
+  EXPECT_FALSE(after.alive);
+  EXPECT_TRUE(std::any_of(after.history.begin(), after.history.end(),
+                          [](const auto& h) { return h.state == ProcessState::Blocked; }));
+}
+
+TEST(ProcessTable, ShowsQueueGetAndSemaphoreAcquire) {
+  ScopedSegmentName n("pt_queue");
+  auto seg = Segment::create(n.name, kSize);
+  auto q = seg.queue<int>("jobs", {.capacity_bytes = 4096});
+  auto s = seg.semaphore("slots", 0);
+  Child getter([&] { EXPECT_EQ(q.get(), 7); });
+  Child acquirer([&] { EXPECT_TRUE(s.acquire(20s)); });
+  ASSERT_TRUE(shown_blocked(seg, getter.pid(), "get", "jobs"));
+  ASSERT_TRUE(shown_blocked(seg, acquirer.pid(), "acquire", "slots"));
+  EXPECT_EQ(find_pid(seg, getter.pid())->waits[0].kind, ipckit::ObjectKind::Queue);
+  q.put(7);
+  s.release();
+  EXPECT_EQ(getter.wait_exit(), 0);
+  EXPECT_EQ(acquirer.wait_exit(), 0);
+}
+
+TEST(ProcessTable, AFullTableOnlyStopsListing) {
+  ScopedSegmentName n("pt_full");
+  auto seg = Segment::create(n.name, kSize, {.max_processes = 2});
+  auto e = seg.event("go");
+  std::vector<Child> kids;
+  for (int i = 0; i < 4; ++i)
+    kids.emplace_back([&] {
+      auto mine = Segment::open(n.name);
+      EXPECT_TRUE(mine.event("go").wait(20s));
+    });
+  ASSERT_TRUE(eventually([&] { return seg.processes().size() == 2; }));
+  e.set();
+  for (auto& k : kids) EXPECT_EQ(k.wait_exit(), 0);
+  EXPECT_LE(seg.processes().size(), 2u);
+}
+
+TEST(ProcessTable, ASigkilledProcessesSlotIsReclaimed) {
+  ScopedSegmentName n("pt_kill");
+  auto seg = Segment::create(n.name, kSize, {.max_processes = 2});
+  auto e = seg.event("never");
+  Child victim([&] {
+    auto mine = Segment::open(n.name);
+    (void)mine.event("never").wait(30s);
+  });
+  ASSERT_TRUE(shown_blocked(seg, victim.pid(), "wait", "never"));
+  victim.kill(SIGKILL);
+  victim.wait_exit();
+  auto dead = find_pid(seg, victim.pid());
+  ASSERT_TRUE(dead);
+  EXPECT_FALSE(dead->alive);
+  Child next([&] { auto mine = Segment::open(n.name); });  // the table is full but for the dead slot
+  EXPECT_EQ(next.wait_exit(), 0);
+  EXPECT_FALSE(find_pid(seg, victim.pid()));
+}
+
+TEST(ProcessTable, AnotherProcessWithARecycledPidIsNotTheOwner) {
+  ScopedSegmentName n("pt_recycled");
+  auto seg = Segment::create(n.name, kSize, {.max_processes = 2});
+  RawTable raw(n.name);
+  // Plant a slot claiming our own pid but another start time: a dead process whose pid we got.
+  auto& s = raw.slots[1];
+  s.start.store(12345, std::memory_order_relaxed);
+  s.owner.store(std::uint64_t{7} << 32 | static_cast<std::uint32_t>(::getpid()), std::memory_order_release);
+  const auto all = seg.processes();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(std::count_if(all.begin(), all.end(), [](const auto& p) { return p.alive; }), 1);
+  Child c([&] { auto mine = Segment::open(n.name); });  // takes the planted slot
+  EXPECT_EQ(c.wait_exit(), 0);
+  for (const auto& p : seg.processes()) EXPECT_NE(p.start_ticks, 12345u);
+}
+
+TEST(ProcessTable, ChurnNeverLeaksSlots) {
+  ScopedSegmentName n("pt_churn");
+  auto seg = Segment::create(n.name, kSize, {.max_processes = 8});
+  auto l = seg.lock("L");
+  constexpr int kProcesses = 1000;
+  constexpr int kAtOnce = 6;
+  int started = 0;
+  std::deque<Child> running;
+  while (started < kProcesses || !running.empty()) {
+    while (started < kProcesses && static_cast<int>(running.size()) < kAtOnce) {
+      const bool keep_handle = started % 2 == 0;
+      running.emplace_back([&, keep_handle] {
+        auto mine = Segment::open(n.name);
+        std::lock_guard g(l);  // sometimes contended: a wait record too
+        if (keep_handle) ::_exit(0);  // dies attached: its slot is reclaimed later
+      });
+      ++started;
+    }
+    EXPECT_EQ(running.front().wait_exit(), 0);
+    running.pop_front();
+  }
+  const auto all = seg.processes();
+  EXPECT_LE(all.size(), 8u);
+  EXPECT_EQ(std::count_if(all.begin(), all.end(), [](const auto& p) { return p.alive; }), 1);  // this process
+  Child last([&] {
+    auto mine = Segment::open(n.name);
+    EXPECT_TRUE(find_pid(mine, ::getpid()).has_value());
+  });
+  EXPECT_EQ(last.wait_exit(), 0);
+}
+
+TEST(ProcessTable, CorruptedSlotBytesAreReadSafely) {
+  ScopedSegmentName n("pt_corrupt");
+  auto seg = Segment::create(n.name, kSize, {.max_processes = 16});
+  seg.lock("A");
+  RawTable raw(n.name);
+  std::uint64_t x = 0x9e3779b97f4a7c15ULL;
+  for (std::uint32_t i = 1; i < raw.n; ++i) {
+    auto* bytes = reinterpret_cast<unsigned char*>(&raw.slots[i]);
+    for (std::size_t b = 0; b < sizeof(ipckit::detail::ProcessSlot); ++b) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      bytes[b] = static_cast<unsigned char>(x);
+    }
+  }
+  // Half of them look published with a live pid (ours) and garbage everywhere else.
+  for (std::uint32_t i = 1; i < raw.n; i += 2)
+    raw.slots[i].owner.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_release);
+  for (int round = 0; round < 3; ++round) {
+    const auto all = seg.processes();
+    for (const auto& p : all) {
+      EXPECT_LE(p.name.size(), 23u);
+      EXPECT_LE(static_cast<std::uint32_t>(p.state), 4u);
+      EXPECT_LE(p.waits.size(), ipckit::detail::kWaitRecords);
+      EXPECT_LE(p.history.size(), ipckit::detail::kHistory);
+      for (const auto& w : p.waits) EXPECT_FALSE(w.operation.empty());
+    }
+  }
+  const auto [rc, text] = run_cli("ps --json " + n.name);
+  EXPECT_EQ(rc, 0);
+  EXPECT_TRUE(nlohmann::json::accept(text)) << text;
+}
+
+TEST(ProcessTable, AProcessWalksThroughItsLifecycle) {
+  ScopedSegmentName n("pt_life");
+  auto seg = Segment::create(n.name, kSize);
+  auto go = seg.event("go");
+  ipckit::Process worker([&] { (void)go.wait(20s); }, {.name = "walker"});
+  worker.start();
+  ASSERT_TRUE(shown_blocked(seg, worker.pid(), "wait", "go"));
+  EXPECT_EQ(find_pid(seg, worker.pid())->name, "walker");
+  go.set();
+  worker.join();
+  const auto done = *find_pid(seg, worker.pid());
+  EXPECT_EQ(done.state, ProcessState::Terminated);
+  EXPECT_FALSE(done.alive);
+  std::vector<ProcessState> seen;
+  for (const auto& h : done.history) seen.push_back(h.state);
+  const std::vector<ProcessState> expected{ProcessState::New, ProcessState::Runnable, ProcessState::Running,
+                                           ProcessState::Blocked, ProcessState::Running, ProcessState::Terminated};
+  EXPECT_EQ(seen, expected);
+}
+
+TEST(ProcessTable, PsShowsABlockedChildInTextAndJson) {
+  ScopedSegmentName n("pt_cli");
+  auto seg = Segment::create(n.name, kSize);
+  auto a = seg.lock("A");
+  auto q = seg.queue<int>("jobs", {.capacity_bytes = 4096});
+  a.lock();
+  ipckit::Process getter([&] { (void)q.get(); }, {.name = "get\x1b]0;x"});
+  getter.start();
+  ASSERT_TRUE(shown_blocked(seg, getter.pid(), "get", "jobs"));
+  const auto [rc, text] = run_cli("ps " + n.name);
+  EXPECT_EQ(rc, 0) << text;
+  EXPECT_NE(text.find("BLOCKED ON"), std::string::npos) << text;
+  EXPECT_NE(text.find(std::to_string(getter.pid())), std::string::npos) << text;
+  EXPECT_NE(text.find("get on queue 'jobs'"), std::string::npos) << text;
+  EXPECT_NE(text.find("get\\x1b]0;x"), std::string::npos) << text;  // the name, escaped
+  EXPECT_NE(text.find("lock 'A'"), std::string::npos) << text;  // what this process holds
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+  const auto [rc2, json_text] = run_cli("ps --json " + n.name);
+  EXPECT_EQ(rc2, 0);
+  const auto j = nlohmann::json::parse(json_text);
+  ASSERT_EQ(j["segments"].size(), 1u);
+  bool found = false;
+  for (const auto& p : j["segments"][0]["processes"]) {
+    if (p["pid"] != getter.pid()) continue;
+    found = true;
+    EXPECT_EQ(p["state"], "blocked");
+    EXPECT_EQ(p["blocked_on"][0]["operation"], "get");
+    EXPECT_EQ(p["blocked_on"][0]["object"], "jobs");
+    EXPECT_EQ(p["name"], "get\x1b]0;x");
+    EXPECT_EQ(p["blocked_on"][0]["kind"], "Queue");
+    EXPECT_TRUE(p["alive"].get<bool>());
+  }
+  EXPECT_TRUE(found) << json_text;
+  const auto [rc3, all] = run_cli("ps");
+  EXPECT_EQ(rc3, 0);
+  EXPECT_NE(all.find(n.name), std::string::npos);
+  EXPECT_EQ(run_cli("ps no_such_segment_pt").first, 1);
+  q.put(1);
+  a.unlock();
+  getter.join();
+}
