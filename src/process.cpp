@@ -70,9 +70,9 @@
 #include <utility>
 
 #include "ipckit/current_process.hpp"
-#include "process_table.hpp"
 #include "ipckit/detail/deadline.hpp"
 #include "ipckit/detail/thread_id.hpp"
+#include "process_table.hpp"
 
 namespace ipckit {
 

@@ -80,10 +80,10 @@ std::string my_name() noexcept {
 
 void write_name(ProcessSlot& s, const std::string& name) noexcept {
   char bytes[kSlotNameWords * 8] = {};
-  std::memcpy(bytes, name.data(), std::min(name.size(), sizeof bytes - 1));
+  name.copy(bytes, sizeof bytes - 1);  // the last byte stays 0
   for (std::uint32_t w = 0; w < kSlotNameWords; ++w) {
     std::uint64_t v = 0;
-    std::memcpy(&v, bytes + w * 8, 8);
+    std::memcpy(&v, bytes + std::size_t{w} * 8, 8);
     s.name[w].store(v, std::memory_order_relaxed);
   }
 }
@@ -242,7 +242,7 @@ void wait_end(const WaitToken& token) noexcept {
   if (slot.blocked.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     const std::uint32_t state = slot.state.load(std::memory_order_relaxed);
     push_history(slot, state <= static_cast<std::uint32_t>(ProcessState::Terminated) ? ProcessState(state)
-                                                                                      : ProcessState::Running);
+                                                                                     : ProcessState::Running);
   }
 }
 

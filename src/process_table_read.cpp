@@ -1,8 +1,8 @@
 // Reading the process table (Segment::processes()): lock-free snapshots of
 // the slots, every byte validated, plus the locks each process holds,
 // derived from the segment's Lock/RLock/Condition objects.
-#include <sys/stat.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -22,7 +22,7 @@ namespace {
 
 constexpr std::array<const char*, 5> kStateNames = {"new", "runnable", "running", "blocked", "terminated"};
 constexpr std::array<const char*, detail::kLastWaitOp + 1> kOpNames = {"none", "lock", "acquire", "wait",
-                                                                      "get",  "put",  "join"};
+                                                                       "get",  "put",  "join"};
 
 std::uint64_t monotonic_ns() noexcept {
   timespec ts{};
@@ -35,7 +35,7 @@ std::string read_name(const detail::ProcessSlot& s) {
   char bytes[detail::kSlotNameWords * 8];
   for (std::uint32_t w = 0; w < detail::kSlotNameWords; ++w) {
     const std::uint64_t v = s.name[w].load(std::memory_order_relaxed);
-    std::memcpy(bytes + w * 8, &v, 8);
+    std::memcpy(bytes + std::size_t{w} * 8, &v, 8);
   }
   bytes[sizeof bytes - 1] = '\0';
   return std::string(bytes, ::strnlen(bytes, sizeof bytes));
@@ -104,7 +104,7 @@ std::optional<AttachedProcess> read_slot(const detail::ProcessSlot& s) {
 bool thread_of(int pid, std::uint32_t tid) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/task/%u", pid, tid);
-  struct stat st{};
+  struct stat st {};
   return ::stat(path, &st) == 0;
 }
 

@@ -385,9 +385,12 @@ QueueMiss QueueCore::await_data_slowly(const SideLock& lock, Deadline deadline) 
   // A joinable queue's waiting consumer holds the lock that reclaiming a
   // dead consumer's tasks needs, so it does that while it waits.
   const bool joinable = geo_.joinable;
-  if (!wait_for_change(waiter.seq, waiter.sleepers, ready, deadline, joinable ? kLivenessInterval : kNoTick, [&] {
-        if (joinable) reclaim_dead_consumers();
-      }, WaitOp::Get))
+  if (!wait_for_change(
+          waiter.seq, waiter.sleepers, ready, deadline, joinable ? kLivenessInterval : kNoTick,
+          [&] {
+            if (joinable) reclaim_dead_consumers();
+          },
+          WaitOp::Get))
     return QueueMiss::Waited;
   return has_data() ? QueueMiss::None : QueueMiss::Closed;
 }
@@ -398,7 +401,9 @@ bool QueueCore::await_items(Deadline deadline) {
     waiter.about_to_look();
     return qsize() != 0 || closed();
   };
-  if (!wait_for_change(waiter.seq, waiter.sleepers, ready, deadline, kNoTick, [] {}, WaitOp::Get)) return false;
+  if (!wait_for_change(
+          waiter.seq, waiter.sleepers, ready, deadline, kNoTick, [] {}, WaitOp::Get))
+    return false;
   // A producer wakes one sleeper per change it sees: when records came
   // faster than the sleepers woke, pass the wake on for the second one.
   if (qsize() >= 2) waiter.wake();

@@ -50,8 +50,8 @@ void check_create_args(std::string_view name, std::size_t size, const SegmentOpt
   if (size < min || size > kMaxSegmentSize)
     throw InvalidArgument(std::string(name), std::string(name),
                           seg_label(name) + ": size " + std::to_string(size) + " is out of range; use " +
-                              std::to_string(min) + " bytes (for " + std::to_string(opt.max_objects) +
-                              " objects, " + std::to_string(opt.max_processes) + " processes) up to 1 TiB");
+                              std::to_string(min) + " bytes (for " + std::to_string(opt.max_objects) + " objects, " +
+                              std::to_string(opt.max_processes) + " processes) up to 1 TiB");
 }
 
 void run_hook(CreateStage stage) {

@@ -72,9 +72,7 @@ class SegmentImpl {
   SegmentImpl& operator=(const SegmentImpl&) = delete;
 
   // The process table (geometry-checked): slot i < geometry().max_processes.
-  [[nodiscard]] ProcessSlot* slots() const {
-    return reinterpret_cast<ProcessSlot*>(map_.base() + geo_.table_offset);
-  }
+  [[nodiscard]] ProcessSlot* slots() const { return reinterpret_cast<ProcessSlot*>(map_.base() + geo_.table_offset); }
 
   [[nodiscard]] SegmentHeader& header() const { return *reinterpret_cast<SegmentHeader*>(map_.base()); }
   // Entry `i` of the directory; i < max_objects, where the copied geometry

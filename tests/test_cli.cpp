@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli_run.hpp"
 #include "ipckit/detail/segment_access.hpp"
 #include "ipckit/ipckit.hpp"
 #include "ipckit/pool.hpp"
@@ -33,18 +34,6 @@ using ipckit::Segment;
 using namespace ipckit::testing;
 
 namespace {
-
-// Runs the CLI with `args`; its exit status and standard output.
-std::pair<int, std::string> run_cli(const std::string& args) {
-  const std::string command = std::string(IPCKIT_CLI) + " " + args + " 2>/dev/null";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
-  if (!pipe) return {-1, ""};
-  std::string out;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe.get())) > 0;) out.append(buf, n);
-  const int status = ::pclose(pipe.release());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_run.hpp"
 #include "ipckit/detail/thread_id.hpp"
 #include "ipckit/ipckit.hpp"
 #include "ipckit/process_table.hpp"
@@ -78,17 +79,6 @@ struct RawTable {
   ipckit::detail::ProcessSlot* slots = nullptr;
   std::uint32_t n = 0;
 };
-
-std::pair<int, std::string> run_cli(const std::string& args) {
-  const std::string command = std::string(IPCKIT_CLI) + " " + args + " 2>/dev/null";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
-  if (!pipe) return {-1, ""};
-  std::string out;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe.get())) > 0;) out.append(buf, n);
-  const int status = ::pclose(pipe.release());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 }  // namespace
 
@@ -234,7 +224,7 @@ TEST(ProcessTable, ChurnNeverLeaksSlots) {
       const bool keep_handle = started % 2 == 0;
       running.emplace_back([&, keep_handle] {
         auto mine = Segment::open(n.name);
-        std::lock_guard g(l);  // sometimes contended: a wait record too
+        std::lock_guard g(l);         // sometimes contended: a wait record too
         if (keep_handle) ::_exit(0);  // dies attached: its slot is reclaimed later
       });
       ++started;
@@ -298,8 +288,8 @@ TEST(ProcessTable, AProcessWalksThroughItsLifecycle) {
   EXPECT_FALSE(done.alive);
   std::vector<ProcessState> seen;
   for (const auto& h : done.history) seen.push_back(h.state);
-  const std::vector<ProcessState> expected{ProcessState::New, ProcessState::Runnable, ProcessState::Running,
-                                           ProcessState::Blocked, ProcessState::Running, ProcessState::Terminated};
+  const std::vector<ProcessState> expected{ProcessState::New,     ProcessState::Runnable, ProcessState::Running,
+                                           ProcessState::Blocked, ProcessState::Running,  ProcessState::Terminated};
   EXPECT_EQ(seen, expected);
 }
 
@@ -318,7 +308,7 @@ TEST(ProcessTable, PsShowsABlockedChildInTextAndJson) {
   EXPECT_NE(text.find(std::to_string(getter.pid())), std::string::npos) << text;
   EXPECT_NE(text.find("get on queue 'jobs'"), std::string::npos) << text;
   EXPECT_NE(text.find("get\\x1b]0;x"), std::string::npos) << text;  // the name, escaped
-  EXPECT_NE(text.find("lock 'A'"), std::string::npos) << text;  // what this process holds
+  EXPECT_NE(text.find("lock 'A'"), std::string::npos) << text;      // what this process holds
   EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
   const auto [rc2, json_text] = run_cli("ps --json " + n.name);
   EXPECT_EQ(rc2, 0);

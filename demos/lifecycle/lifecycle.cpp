@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
       [&] {
         // Running: busy (polling, not blocked) until main says go on.
         while (std::atomic_ref<std::int32_t>(phase.ref()).load() == 0) std::this_thread::sleep_for(1ms);
-        { std::lock_guard g(lock); }  // blocked on the lock main holds
+        { std::lock_guard g(lock); }         // blocked on the lock main holds
         const std::string job = jobs.get();  // blocked on the empty queue
         demo::say("  worker got '%s' and ends\n", job.c_str());
       },
@@ -86,17 +86,15 @@ int main(int argc, char** argv) {
   verdict.expect(observe(seg, pid, "running", [](const auto& p) { return p.state == ipckit::ProcessState::Running; }),
                  "worker seen running");
   std::atomic_ref<std::int32_t>(phase.ref()).store(1);
-  verdict.expect(observe(seg, pid, "blocked on the lock",
-                         [](const auto& p) {
-                           return p.state == ipckit::ProcessState::Blocked && p.waits[0].operation == "lock";
-                         }),
-                 "worker seen blocked on lock 'A'");
+  verdict.expect(
+      observe(seg, pid, "blocked on the lock",
+              [](const auto& p) { return p.state == ipckit::ProcessState::Blocked && p.waits[0].operation == "lock"; }),
+      "worker seen blocked on lock 'A'");
   lock.unlock();
-  verdict.expect(observe(seg, pid, "blocked on the queue",
-                         [](const auto& p) {
-                           return p.state == ipckit::ProcessState::Blocked && p.waits[0].operation == "get";
-                         }),
-                 "worker seen blocked in get on queue 'jobs'");
+  verdict.expect(
+      observe(seg, pid, "blocked on the queue",
+              [](const auto& p) { return p.state == ipckit::ProcessState::Blocked && p.waits[0].operation == "get"; }),
+      "worker seen blocked in get on queue 'jobs'");
   jobs.put("job-1");
   worker.join();
   verdict.expect(observe(seg, pid, "terminated",

@@ -46,6 +46,7 @@ int run_bench(const BenchArgs& a, const std::vector<std::string>& pass) {
     std::vector<std::string> words{"bash", p.string()};
     words.insert(words.end(), pass.begin(), pass.end());
     std::vector<char*> argv;
+    argv.reserve(words.size() + 1);
     for (auto& w : words) argv.push_back(w.data());
     argv.push_back(nullptr);
     ::execvp("bash", argv.data());

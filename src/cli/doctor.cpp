@@ -59,8 +59,9 @@ void check_object(const Segment& seg, const ObjectInfo& o, std::vector<Finding>&
   const std::string what = kind_name(o.kind) + " '" + o.name + "'";
   for (const auto& [which, lock] : locks_of(snap)) {
     if (!lock.locked || lock.holder_alive) continue;
-    out.push_back({seg.name(), o.name, "dead_lock_holder",
-                   what + ": " + which + " is held by " + holder(lock) + ", which is dead",
+    std::string problem = what;
+    problem += ": " + which + " is held by " + holder(lock) + ", which is dead";
+    out.push_back({seg.name(), o.name, "dead_lock_holder", problem,
                    "its next acquirer takes it over (owner_died); check the data it guarded, or restart the "
                    "programs using it"});
   }

@@ -128,7 +128,10 @@ int run_watch(const WatchArgs& a) {
     last = now;
     // Built before it is written, so that a redraw never shows half a screen.
     std::string frame = a.json ? snapshot_json(seg, a, r) : snapshot_text(seg, a, r);
-    if (tty) frame = "\x1b[H\x1b[2J" + frame + "\n(every " + std::to_string(a.interval) + " s; Ctrl-C to stop)\n";
+    if (tty) {
+      frame.insert(0, "\x1b[H\x1b[2J");
+      frame += "\n(every " + std::to_string(a.interval) + " s; Ctrl-C to stop)\n";
+    }
     if (!tty && !a.json && n > 0) std::cout << "\n";
     std::cout << frame << std::flush;
   }
