@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <string>
 
+#include "deadlock.hpp"
 #include "ipckit/detail/segment_access.hpp"
+#include "ipckit/detail/wait_record.hpp"
 #include "ipckit/error.hpp"
 
 namespace ipckit::detail {
@@ -43,7 +45,7 @@ bool take_over_if_owner_dead(LockState& s, const ThreadIdentity& me, std::uint32
 
 void wake_one(LockState& s) noexcept { futex_wake(s.word, 1); }
 
-bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool reentrant) {
+bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool reentrant, const Label* may_give_up_as) {
   const auto owned_by_me = [&](std::uint32_t v) { return (v & kLockTidMask) == me.tid; };
   if (deadline.passed()) {
     // try_lock: no spinning, no sleeping; only a dead owner's lock is taken.
@@ -62,7 +64,9 @@ bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool r
   }
   // Spinning failed: from here the process table shows this thread blocked on the lock.
   WaitScope shown;
-  shown.begin(&s.word, WaitOp::Lock);
+  shown.begin(&s.word, may_give_up_as != nullptr ? WaitOp::Lock : WaitOp::Relock);
+  const SegmentImpl* detecting = may_give_up_as != nullptr ? shown.detecting() : nullptr;
+  auto next_check = std::chrono::steady_clock::time_point::min();  // the first check comes before the first sleep
   for (;;) {
     std::uint32_t v = s.word.load(std::memory_order_relaxed);
     if (v == 0) {
@@ -82,6 +86,10 @@ bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool r
     }
     const auto now = std::chrono::steady_clock::now();
     if (deadline.passed(now)) return take_over_if_owner_dead(s, me, v);
+    if (detecting != nullptr && now >= next_check) {
+      give_up_if_deadlocked(*detecting, s, me, *may_give_up_as);
+      next_check = now + kLivenessInterval;
+    }
     if (!futex_sleep(s.word, v, deadline.nap(kLivenessInterval, now)) && take_over_if_owner_dead(s, me, v)) return true;
   }
 }
@@ -95,14 +103,14 @@ bool LockHandle::acquire(Deadline deadline, bool reentrant) {
   if (!reentrant && deadline.is_never() && owned_by(*s_, me))
     raise<DeadlockDetected>(label_, "this thread already holds it, so waiting would never end",
                             "unlock it first or use an RLock");
-  return lock_slow(*s_, me, deadline, reentrant);
+  return lock_slow(*s_, me, deadline, reentrant, &label_);
 }
 
 void LockHandle::acquire_or_throw(Deadline deadline, bool reentrant) {
   const auto& me = this_thread();
   if (try_lock_fast(*s_, me)) return;
   const auto start = std::chrono::steady_clock::now();
-  if (lock_slow(*s_, me, deadline, reentrant)) return;
+  if (lock_slow(*s_, me, deadline, reentrant, &label_)) return;
   std::string who = "nobody (it was just released)";
   if (auto h = holder()) {
     who = h->tid == me.tid ? "this thread itself"

@@ -24,6 +24,7 @@ namespace ipckit::detail {
 
 // One listed mapping of a segment in this process.
 struct Attachment {
+  const SegmentImpl* impl = nullptr;
   const char* base = nullptr;
   std::uint64_t size = 0;
   ProcessSlot* slots = nullptr;
@@ -166,6 +167,7 @@ Attachment* attachment_of(const void* p) noexcept {
 void SegmentImpl::attach() noexcept {
   auto* a = new (std::nothrow) Attachment;
   if (a == nullptr) return;
+  a->impl = this;
   a->base = map_.base();
   a->size = geo_.size;
   a->slots = slots();
@@ -206,14 +208,16 @@ WaitToken wait_begin(const void* word, WaitOp op) noexcept {
   const ThreadIdentity& me = this_thread();
   ProcessSlot* slot = nullptr;
   std::uint64_t offset = 0;
+  const SegmentImpl* detecting = nullptr;
   {
     std::lock_guard g(*g_mu);
     Attachment* a = attachment_of(word);
     if (a == nullptr) return {};
     slot = own_slot(*a, ProcessState::Running);
     offset = static_cast<std::uint64_t>(static_cast<const char*>(word) - a->base);
+    if (a->impl->geometry().deadlock_detection) detecting = a->impl;
   }
-  if (slot == nullptr) return {};
+  if (slot == nullptr) return {nullptr, nullptr, detecting};
   for (WaitRecord& r : slot->waits) {
     std::uint32_t free = 0;
     if (!r.tid.compare_exchange_strong(free, me.tid, std::memory_order_acquire)) continue;
@@ -225,9 +229,9 @@ WaitToken wait_begin(const void* word, WaitOp op) noexcept {
     r.what.store(std::uint64_t(op) << kWaitOpShift | (offset & kWaitOffsetMask), std::memory_order_relaxed);
     r.seq.store((seq | 1u) + 1, std::memory_order_release);
     if (slot->blocked.fetch_add(1, std::memory_order_acq_rel) == 0) push_history(*slot, ProcessState::Blocked);
-    return {&r, slot};
+    return {&r, slot, detecting};
   }
-  return {};  // more blocked threads than records: this one is not shown
+  return {nullptr, nullptr, detecting};  // more blocked threads than records: this one is not shown
 }
 
 void wait_end(const WaitToken& token) noexcept {

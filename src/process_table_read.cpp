@@ -15,30 +15,34 @@
 #include "ipckit/detail/thread_id.hpp"
 #include "ipckit/detail/wait_record.hpp"
 #include "ipckit/process_table.hpp"
+#include "process_table.hpp"
 #include "segment_impl.hpp"
+
+namespace ipckit::detail {
+
+std::string slot_name(const ProcessSlot& s) {
+  char bytes[kSlotNameWords * 8];
+  for (std::uint32_t w = 0; w < kSlotNameWords; ++w) {
+    const std::uint64_t v = s.name[w].load(std::memory_order_relaxed);
+    std::memcpy(bytes + std::size_t{w} * 8, &v, 8);
+  }
+  bytes[sizeof bytes - 1] = '\0';
+  return std::string(bytes, ::strnlen(bytes, sizeof bytes));
+}
+
+}  // namespace ipckit::detail
 
 namespace ipckit {
 namespace {
 
 constexpr std::array<const char*, 5> kStateNames = {"new", "runnable", "running", "blocked", "terminated"};
 constexpr std::array<const char*, detail::kLastWaitOp + 1> kOpNames = {"none", "lock", "acquire", "wait",
-                                                                       "get",  "put",  "join"};
+                                                                       "get",  "put",  "join", "lock"};
 
 std::uint64_t monotonic_ns() noexcept {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return std::uint64_t(ts.tv_sec) * 1'000'000'000u + std::uint64_t(ts.tv_nsec);
-}
-
-// Name bytes up to the first NUL (at most 23): untrusted, escaped by whoever prints them.
-std::string read_name(const detail::ProcessSlot& s) {
-  char bytes[detail::kSlotNameWords * 8];
-  for (std::uint32_t w = 0; w < detail::kSlotNameWords; ++w) {
-    const std::uint64_t v = s.name[w].load(std::memory_order_relaxed);
-    std::memcpy(bytes + std::size_t{w} * 8, &v, 8);
-  }
-  bytes[sizeof bytes - 1] = '\0';
-  return std::string(bytes, ::strnlen(bytes, sizeof bytes));
 }
 
 // One wait record, if it is published and consistent (seqlock).
@@ -89,7 +93,7 @@ std::optional<AttachedProcess> read_slot(const detail::ProcessSlot& s) {
   const std::uint32_t state = s.state.load(std::memory_order_relaxed);
   p.state = state < kStateNames.size() && state != std::uint32_t(ProcessState::Blocked) ? ProcessState(state)
                                                                                         : ProcessState::Running;
-  p.name = read_name(s);
+  p.name = detail::slot_name(s);
   const std::uint64_t now = monotonic_ns();
   for (const auto& r : s.waits)
     if (auto w = read_wait(r, now)) p.waits.push_back(std::move(*w));

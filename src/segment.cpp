@@ -70,12 +70,12 @@ std::shared_ptr<SegmentImpl> create_segment(std::string_view name, std::size_t s
   run_hook(CreateStage::Reserved);
   const struct stat st = stat_of(fd.get(), name);
   Mapping map(fd.get(), size, name);
-  write_header(*reinterpret_cast<SegmentHeader*>(map.base()), size, opt.max_objects, opt.max_processes);
+  write_header(*reinterpret_cast<SegmentHeader*>(map.base()), size, opt);
   run_hook(CreateStage::Initialised);
 
   if (!publish(fd.get(), name, opt.mode)) throw_errno(EEXIST, name, "create");
   const Geometry geometry{size, opt.max_objects, heap_offset_for(opt.max_objects, opt.max_processes),
-                          directory_bytes(opt.max_objects), opt.max_processes};
+                          directory_bytes(opt.max_objects), opt.max_processes, opt.deadlock_detection};
   return std::make_shared<SegmentImpl>(std::string(name), std::move(map), geometry, opt.mode, st.st_uid);
 }
 
@@ -125,8 +125,9 @@ const char* kind_name(ObjectKind kind) noexcept {
   return i <= kLastObjectKind ? kKindNames[i] : nullptr;
 }
 
-// How messages name a kind: its name in lower-case words ("joinable queue",
-// "rlock"), as in "joinable queue 'jobs' in segment 'demo'".
+}  // namespace
+
+namespace detail {
 std::string noun(ObjectKind kind) {
   const char* name = kind_name(kind);
   if (name == nullptr) return "object";
@@ -138,7 +139,7 @@ std::string noun(ObjectKind kind) {
   }
   return words;
 }
-}  // namespace
+}  // namespace detail
 
 const char* to_string(ObjectKind kind) noexcept {
   const char* name = kind_name(kind);
@@ -210,7 +211,7 @@ std::optional<std::uint64_t> Segment::offset_of(const void* p) const noexcept {
 
 detail::Label Segment::label_of(ObjectKind kind, std::string_view name) const {
   return {std::string(name), impl_->name(),
-          noun(kind) + " '" + std::string(name) + "' in segment '" + impl_->name() + "'"};
+          detail::noun(kind) + " '" + std::string(name) + "' in segment '" + impl_->name() + "'"};
 }
 
 SegmentInfo Segment::info() const {
@@ -228,6 +229,8 @@ SegmentInfo Segment::info() const {
   i.created_unix = detail::read_once(h.created_unix);
   i.mode = impl_->mode();
   i.owner_uid = impl_->owner();
+  i.max_processes = g.max_processes;
+  i.deadlock_detection = g.deadlock_detection;
   return i;
 }
 

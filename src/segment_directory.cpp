@@ -197,13 +197,17 @@ std::uint64_t place_object(const detail::SegmentImpl& impl, const Lookup& l, std
 
 }  // namespace
 
-std::vector<ObjectInfo> Segment::objects() const {
+namespace detail {
+std::vector<ObjectInfo> list_objects(const SegmentImpl& impl) {
   std::vector<ObjectInfo> out;
-  const std::uint64_t top = checked_top(*impl_);
-  const std::uint32_t n = checked_count(*impl_);
-  for (std::uint32_t i = 0; i < n; ++i) out.push_back(to_info(checked_entry(*impl_, i, top)));
+  const std::uint64_t top = checked_top(impl);
+  const std::uint32_t n = checked_count(impl);
+  for (std::uint32_t i = 0; i < n; ++i) out.push_back(to_info(checked_entry(impl, i, top)));
   return out;
 }
+}  // namespace detail
+
+std::vector<ObjectInfo> Segment::objects() const { return detail::list_objects(*impl_); }
 
 const void* Segment::object_body(std::string_view name, ObjectInfo* info) const {
   const Lookup l = look_up(*impl_, name);

@@ -14,7 +14,7 @@ namespace {
 // Everything an opener needs from the header, each field read once.
 struct HeaderSnapshot {
   std::uint64_t magic, size, directory_offset, heap_offset, heap_top, table_offset;
-  std::uint32_t layout_version, header_bytes, ready, max_objects, object_count, max_processes;
+  std::uint32_t layout_version, header_bytes, ready, max_objects, object_count, max_processes, flags;
 };
 
 HeaderSnapshot snapshot(const SegmentHeader& h) {
@@ -29,7 +29,8 @@ HeaderSnapshot snapshot(const SegmentHeader& h) {
           h.ready.load(std::memory_order_acquire),
           read_once(h.max_objects),
           h.object_count.load(std::memory_order_acquire),
-          read_once(h.max_processes)};
+          read_once(h.max_processes),
+          read_once(h.flags)};
 }
 
 }  // namespace
@@ -48,7 +49,9 @@ void throw_not_initialised(std::string_view name, const struct stat& st, const s
           ". Remove it (ipckit rm " + std::string(name) + ") and create the segment again");
 }
 
-void write_header(SegmentHeader& h, std::uint64_t size, std::uint32_t max_objects, std::uint32_t max_processes) {
+void write_header(SegmentHeader& h, std::uint64_t size, const SegmentOptions& opt) {
+  const std::uint32_t max_objects = opt.max_objects;
+  const std::uint32_t max_processes = opt.max_processes;
   const ThreadIdentity me = this_process();
   h.magic = kSegmentMagic;
   h.layout_version = kSegmentLayout;
@@ -59,6 +62,7 @@ void write_header(SegmentHeader& h, std::uint64_t size, std::uint32_t max_object
   h.process_table_offset = directory_bytes(max_objects);
   h.max_processes = max_processes;
   h.heap_offset = heap_offset_for(max_objects, max_processes);
+  h.flags = opt.deadlock_detection ? kFlagDeadlockDetection : 0;
   h.heap_top.store(h.heap_offset, std::memory_order_relaxed);
   h.creator_pid = static_cast<std::int32_t>(me.tid);
   h.creator_start_ticks = me.start_ticks;
@@ -90,7 +94,9 @@ Geometry validate_header(const SegmentHeader& header, std::string_view name, con
     corrupt("its process table lies outside the segment");
   if (h.heap_top < h.heap_offset || h.heap_top > h.size) corrupt("its allocation pointer lies outside the segment");
   if (h.object_count > h.max_objects) corrupt("its object count exceeds its directory");
-  return Geometry{h.size, h.max_objects, h.heap_offset, h.table_offset, h.max_processes};
+  if ((h.flags & ~kKnownFlags) != 0) corrupt("its header has unknown option bits " + std::to_string(h.flags));
+  return Geometry{h.size, h.max_objects, h.heap_offset, h.table_offset, h.max_processes,
+                  (h.flags & kFlagDeadlockDetection) != 0};
 }
 
 }  // namespace ipckit::detail

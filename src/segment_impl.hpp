@@ -15,8 +15,10 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "ipckit/detail/label.hpp"
+#include "ipckit/segment.hpp"
 #include "process_table_layout.hpp"
 #include "segment_layout.hpp"
 #include "shm_file.hpp"
@@ -55,6 +57,7 @@ struct Geometry {
   std::uint64_t heap_offset = 0;
   std::uint64_t table_offset = 0;  // the process table: ProcessSlot × max_processes
   std::uint32_t max_processes = 0;
+  bool deadlock_detection = false;  // SegmentOptions::deadlock_detection
 };
 
 struct Attachment;  // process_table.cpp: this mapping in the process's list of listed segments
@@ -105,9 +108,15 @@ class SegmentImpl {
   uid_t uid_;
 };
 
+// segment.cpp: how messages name a kind, in lower-case words ("joinable
+// queue", "rlock"), as in "joinable queue 'jobs' in segment 'demo'".
+std::string noun(ObjectKind kind);
+// segment_directory.cpp: the objects in the directory (as Segment::objects()).
+std::vector<ObjectInfo> list_objects(const SegmentImpl& impl);
+
 // segment_header.cpp
 // Writes a new segment's header; the last store marks it ready.
-void write_header(SegmentHeader& h, std::uint64_t size, std::uint32_t max_objects, std::uint32_t max_processes);
+void write_header(SegmentHeader& h, std::uint64_t size, const SegmentOptions& opt);
 // Checks the header of a mapped file (`st` its stat) and returns its
 // geometry. Throws CorruptSegment, saying why.
 Geometry validate_header(const SegmentHeader& h, std::string_view name, const struct stat& st);

@@ -19,6 +19,10 @@ inline constexpr std::uint32_t kSegmentLayout = 2;                     // 2: the
 inline constexpr std::uint32_t kReady = 0x52454459;                    // "REDY": initialisation finished
 inline constexpr std::size_t kMaxObjectName = 63;
 inline constexpr std::size_t kShownTypeName = 63;
+// SegmentHeader::flags. Segments of layout 2 written before flags existed
+// hold 0 there (the header's padding), which is "every option off".
+inline constexpr std::uint32_t kFlagDeadlockDetection = 1;
+inline constexpr std::uint32_t kKnownFlags = kFlagDeadlockDetection;
 
 struct alignas(64) SegmentHeader {
   std::uint64_t magic;
@@ -36,6 +40,7 @@ struct alignas(64) SegmentHeader {
   std::int64_t created_unix;
   std::uint64_t process_table_offset;  // ProcessSlot × max_processes (process_table_layout.hpp)
   std::uint32_t max_processes;
+  std::uint32_t flags;  // kFlag* below; unknown bits make the segment corrupt
   LockState directory_lock;  // serialises object creation only
 };
 static_assert(sizeof(SegmentHeader) == 192);

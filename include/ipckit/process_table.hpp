@@ -12,6 +12,22 @@
 // (SegmentOptions::max_processes) only means "not listed". Slots of dead
 // processes are reclaimed by the next process that needs one.
 //
+// Deadlock detection (SegmentOptions::deadlock_detection): a thread about
+// to sleep in Lock/RLock lock() (timed or not; try_lock never sleeps) walks
+// the wait-for graph in the segment's table: the lock's holder, the lock
+// that holder's thread waits for, its holder, and so on. When the walk comes
+// back to the caller, the cycle is confirmed by a second look that must see
+// every link unchanged, and every member must be alive (a dead holder's lock
+// is taken over instead, as always). Then exactly one member gives up: the
+// thread that started last (the largest start time, then tid), so every
+// member chooses the same one. It throws DeadlockDetected naming every
+// process and lock of the cycle; the others go on waiting and get their
+// locks once the victim's unwinding releases its own. Waiters check when
+// they fall asleep and every 25 ms after, so a cycle is broken within about
+// 25 ms of closing. Re-acquiring a Condition's lock after a wait never gives
+// up (Python's semantics), but such waits are links other members see.
+// Scope: one segment (a cycle through locks of two segments is not seen).
+//
 // Reading never locks and never waits for another process: a stopped or
 // dead process changes nothing. Every byte read is validated; a slot being
 // written is skipped. Look-only opens (OpenOptions::any_owner: ipckit's CLI)
@@ -67,6 +83,23 @@ struct AttachedProcess {
   std::vector<WaitInfo> waits;
   std::vector<HeldLock> holds;
   std::vector<StateChange> history;  // oldest first, at most the last 8
+};
+
+// One thread of a deadlock cycle: it holds `holds` and waits for `waits_for`,
+// which the next member holds (the last member's is held by the first).
+struct DeadlockMember {
+  int pid = 0;
+  std::uint32_t tid = 0;
+  std::string name;       // the process's name in the table (untrusted: escape before printing)
+  std::string holds;      // "lock 'A'"
+  std::string waits_for;  // "lock 'B'"
+  bool may_give_up = false;  // false: re-acquiring a Condition's lock (never gives up)
+};
+
+struct Deadlock {
+  std::vector<DeadlockMember> members;
+  // "pid 7 (worker-1) holds lock 'A' and waits for lock 'B'; pid 8 (worker-2) holds lock 'B' and waits for lock 'A'"
+  [[nodiscard]] std::string describe() const;
 };
 
 }  // namespace ipckit

@@ -113,6 +113,11 @@ struct SegmentOptions {
   // <ipckit/process_table.hpp>): processes beyond it are simply not listed,
   // never refused. 32 keeps the smallest segments (64 KiB) usable.
   std::uint32_t max_processes = 32;
+  // Cross-process deadlock detection for the segment's Lock and RLock
+  // objects (see "Deadlock detection" in <ipckit/process_table.hpp>): a
+  // blocking lock() that would close a cycle of waits throws
+  // DeadlockDetected instead of hanging. Costs nothing until a thread sleeps.
+  bool deadlock_detection = false;
   // open_or_create finding an existing segment: also accept one owned by
   // this user (see OpenOptions::allow_owner).
   std::optional<uid_t> allow_owner;
@@ -168,6 +173,7 @@ struct ObjectInfo {
 
 struct ObjectSnapshot;   // ipckit/inspect.hpp
 struct AttachedProcess;  // ipckit/process_table.hpp
+struct Deadlock;         // ipckit/process_table.hpp
 
 // What `Segment::info()` and `ipckit ls` report about a segment.
 struct SegmentInfo {
@@ -181,6 +187,8 @@ struct SegmentInfo {
   std::int64_t created_unix = 0;  // seconds since the epoch
   mode_t mode = 0;
   uid_t owner_uid = 0;
+  std::uint32_t max_processes = 0;  // process table slots
+  bool deadlock_detection = false;  // SegmentOptions::deadlock_detection
 };
 
 namespace detail {
@@ -317,6 +325,9 @@ class Segment {
   // The process table: who is attached, their states, what they wait on and
   // hold (include <ipckit/process_table.hpp>). Never locks, never blocks.
   [[nodiscard]] std::vector<AttachedProcess> processes() const;
+  // The cycles of lock waits in the segment now, each once (include
+  // <ipckit/process_table.hpp>); found with or without deadlock detection on.
+  [[nodiscard]] std::vector<Deadlock> deadlocks() const;
 
  private:
   // What the library builds objects from; reached through detail::SegmentAccess.

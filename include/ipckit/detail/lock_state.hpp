@@ -42,10 +42,17 @@ struct alignas(64) LockState {
 static_assert(sizeof(LockState) == 64);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
+struct Label;
+
 // Slow path: spins, then sleeps; returns false on deadline, and at once
 // when `reentrant` is false and the caller already owns it (waiting would
 // never end: callers that block without a deadline check that first).
-bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool reentrant);
+// `may_give_up_as`: the lock's label when the wait may end in
+// DeadlockDetected (a user's Lock/RLock acquire in a segment with deadlock
+// detection on); null for acquires that must not fail (a Condition's lock
+// after its wait, a queue's own lock), which still show as links of cycles.
+bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool reentrant,
+               const Label* may_give_up_as = nullptr);
 
 inline void note_owner(LockState& s, const ThreadIdentity& me) noexcept {
   s.owner_start.store(me.start_ticks, std::memory_order_relaxed);

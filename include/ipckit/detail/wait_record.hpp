@@ -22,12 +22,18 @@ enum class WaitOp : std::uint32_t {
   Get = 4,      // queue get
   Put = 5,      // queue put (full)
   Join = 6,     // joinable queue join
+  Relock = 7,   // a lock acquire that never gives up: a Condition's lock after a wait, a queue's own lock
 };
-inline constexpr std::uint32_t kLastWaitOp = 6;
+inline constexpr std::uint32_t kLastWaitOp = 7;
+
+class SegmentImpl;
 
 struct WaitToken {
   void* record = nullptr;  // the published wait record, or null when not listed
   void* slot = nullptr;
+  // The word's segment when its deadlock detection is on (even when the
+  // wait is not listed), else null.
+  const SegmentImpl* detecting = nullptr;
 };
 
 // Publishes "the calling thread waits on `word` in `op`"; a null token when
@@ -51,6 +57,8 @@ class WaitScope {
     if (!begun_) token_ = wait_begin(word, op);
     begun_ = true;
   }
+  // The segment to look for deadlock cycles in, if begin() found one with detection on.
+  [[nodiscard]] const SegmentImpl* detecting() const noexcept { return token_.detecting; }
 
  private:
   WaitToken token_;
