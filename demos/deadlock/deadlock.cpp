@@ -4,7 +4,12 @@
 // worker sits in func2 holding B while another, in func1, holds A and wants
 // B: a cycle, and neither ever moves again. This demo shows the cycle and the
 // seed's remedies:
-//   (default)        workers block forever; a watchdog names who holds what
+//   (default)        the segment has deadlock detection on: the worker that
+//                    would close the cycle gets DeadlockDetected naming every
+//                    process and lock, backs off, and the others finish
+//   --no-detect      workers block forever; a watchdog names who holds what
+//                    and the cycle (while it waits, `ipckit ps SEG` and
+//                    `ipckit doctor SEG` show the same from a shell)
 //   --timeout MS     each acquire is timed; the Timeout names the lock and the
 //                    pid holding it, the worker backs off and the other finishes
 //   --fix rlock      mutexA = mutexB = one RLock: re-entry, no cycle
@@ -66,7 +71,8 @@ void func2(L& a, L& b, const std::string& me, const Config& cfg) {
   say("%s acquired lock A\n", me.c_str());
 }
 
-// Exit code 0: finished; 2: gave up on a timed acquire (the message says why).
+// Exit code 0: finished; 2: gave up on a timed acquire or a detected
+// deadlock (the message says why).
 template <class L>
 int run_worker(L& a, L& b, const std::string& me, const Config& cfg) {
   try {
@@ -75,6 +81,9 @@ int run_worker(L& a, L& b, const std::string& me, const Config& cfg) {
     say("%s finished\n", me.c_str());
     return 0;
   } catch (const ipckit::Timeout& e) {
+    say("%s gave up: %s\n", me.c_str(), e.what());
+    return 2;
+  } catch (const ipckit::DeadlockDetected& e) {
     say("%s gave up: %s\n", me.c_str(), e.what());
     return 2;
   }
@@ -92,6 +101,7 @@ int main(int argc, char** argv) {
   Config cfg;
   int workers = 2, watchdog_ms = 3000;
   std::string fix;
+  bool no_detect = false;
   app.add_option("-w,--workers", workers, "worker processes (the seed uses 5)")->check(CLI::Range(2, 32));
   app.add_option("--hold-ms", cfg.hold_ms, "pause in func2 while holding a lock")->check(CLI::Range(0, 60000));
   app.add_option("--timeout", cfg.timeout_ms, "time out each acquire after MS and name the holder")
@@ -100,12 +110,15 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"rlock", "ordered"}));
   app.add_option("--watchdog-ms", watchdog_ms, "how long to wait before calling it a deadlock")
       ->check(CLI::Range(100, 600000));
+  app.add_flag("--no-detect", no_detect, "create the segment without deadlock detection: the cycle hangs");
   CLI11_PARSE(app, argc, argv);
   cfg.ordered = fix == "ordered";
 
   const std::string name = "demo-deadlock-" + std::to_string(::getpid());
   try {
-    auto seg = ipckit::Segment::create(name, 1 << 20);
+    ipckit::SegmentOptions options;
+    options.deadlock_detection = !no_detect;
+    auto seg = ipckit::Segment::create(name, 1 << 20, options);
     ipckit::SegmentRemover remove(name);
     auto a = seg.lock("A");
     auto b = seg.lock("B");
@@ -136,7 +149,8 @@ int main(int argc, char** argv) {
                   describe(a.holder()).c_str(), describe(b.holder()).c_str());
       for (auto& p : procs)
         if (p.is_alive()) std::printf("  %s (pid %d) is blocked\n", p.name().c_str(), p.pid());
-      std::printf("Each holds the lock the other wants. Try --timeout 500, --fix rlock or --fix ordered.\n");
+      for (const auto& cycle : seg.deadlocks()) std::printf("  the cycle: %s\n", cycle.describe().c_str());
+      std::printf("Each holds the lock the other wants. Try --timeout 500, --fix rlock, --fix ordered, or leave detection on.\n");
       for (auto& p : procs) p.kill();
       for (auto& p : procs) p.join();
       return fix.empty() ? 0 : 1;  // a fixed run must never get here
@@ -144,7 +158,7 @@ int main(int argc, char** argv) {
     int gave_up = 0;
     for (auto& p : procs) gave_up += p.exitcode() == 2;
     if (gave_up > 0)
-      std::printf("\n%d worker(s) timed out and backed off; the deadlock was diagnosed, not suffered.\n", gave_up);
+      std::printf("\n%d worker(s) gave up and backed off; the deadlock was diagnosed, not suffered.\n", gave_up);
     else
       std::printf("\nall %d workers finished%s\n", workers, fix.empty() ? "" : (" (fix: " + fix + ")").c_str());
     for (auto& p : procs)

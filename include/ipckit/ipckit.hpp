@@ -16,6 +16,7 @@
 #include "ipckit/pool_tasks.hpp"
 #include "ipckit/priority_queue.hpp"
 #include "ipckit/process.hpp"
+#include "ipckit/process_table.hpp"
 #include "ipckit/queue.hpp"
 #include "ipckit/segment.hpp"
 #include "ipckit/semaphore.hpp"
