@@ -27,6 +27,7 @@
 #include "ipckit/pool_tasks.hpp"
 #include "ipckit/process_table.hpp"
 #include "multiprocess.hpp"
+#include "process_table_layout.hpp"
 #include "segment_layout.hpp"
 
 using namespace std::chrono_literals;
@@ -112,8 +113,8 @@ for ch in text:
 // A segment's file mapped read-write, to plant what the library refuses to write.
 class RawSegment {
  public:
-  explicit RawSegment(const std::string& name) {
-    const int fd = ::open(("/dev/shm/ipckit." + name).c_str(), O_RDWR);
+  explicit RawSegment(const std::string& name, const std::string& dir = "/dev/shm") {
+    const int fd = ::open((dir + "/ipckit." + name).c_str(), O_RDWR);
     struct stat st {};
     if (fd < 0 || ::fstat(fd, &st) != 0) throw std::runtime_error("cannot open segment file " + name);
     size_ = static_cast<std::size_t>(st.st_size);
@@ -130,6 +131,20 @@ class RawSegment {
     for (std::uint32_t i = 0; i < h.object_count.load(); ++i)
       if (object == entries[i].name) return entries[i];
     throw std::runtime_error("no object " + object);
+  }
+  // Writes `name` (at most 23 bytes) into the process table slot of `pid`.
+  void plant_process_name(int pid, const std::string& name) {
+    const auto& h = *reinterpret_cast<const ipckit::detail::SegmentHeader*>(base_);
+    auto* slots = reinterpret_cast<ipckit::detail::ProcessSlot*>(base_ + h.process_table_offset);
+    for (std::uint32_t i = 0; i < h.max_processes; ++i) {
+      if ((slots[i].owner.load() & ipckit::detail::kSlotPidMask) != static_cast<std::uint64_t>(pid)) continue;
+      std::uint64_t words[ipckit::detail::kSlotNameWords] = {};
+      ASSERT_LT(name.size(), sizeof words);
+      std::memcpy(words, name.data(), name.size());
+      for (std::uint32_t w = 0; w < ipckit::detail::kSlotNameWords; ++w) slots[i].name[w].store(words[w]);
+      return;
+    }
+    FAIL() << "no slot of pid " << pid;
   }
   static void set(char* field, std::size_t size, const std::string& text) {
     ASSERT_LT(text.size(), size);
@@ -721,9 +736,12 @@ assert s['deadlock_detection'] is True and s['processes'] == 2 and s['max_proces
 
   child.kill();
   EXPECT_EQ(child.wait_exit(), -SIGKILL);
+  // Its name, as anyone may plant it, stays one escaped line.
+  RawSegment(std::string("slots"), dir.path).plant_process_name(child.pid(), "w\n\x1b[2Jx\xff");
   const auto text = run_cli_argv({"doctor", "slots"});
   EXPECT_EQ(text.status, 5) << text.out;
-  EXPECT_TRUE(has(text.out, "pid " + pid) && has(text.out, "died while attached")) << text.out;
+  EXPECT_TRUE(has(text.out, "pid " + pid + " (w\\n\\x1b[2Jx\\xff) died while attached")) << text.out;
+  EXPECT_EQ(python_check(text.out, kCleanText), "");
   EXPECT_TRUE(has(text.out, "fix: harmless: reclaimed by the next process that attaches")) << text.out;
   const auto json = run_cli_argv({"doctor", "--json", "slots"});
   EXPECT_EQ(json.status, 5);

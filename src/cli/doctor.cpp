@@ -108,8 +108,11 @@ void check_processes(const Segment& seg, const SegmentInfo& info, std::vector<Fi
     if (p.alive) continue;
     std::string problem = "process table slot " + std::to_string(p.slot) + ": pid " + std::to_string(p.pid);
     if (!p.name.empty()) problem += " (" + p.name + ")";
-    problem += " died while attached (last state " + std::string(to_string(p.state)) + ", attached " +
-               human_age(now - p.attached_unix) + " ago)";
+    // A Terminated one ran to its end (ipckit::Process) but kept its Segment open.
+    problem += p.state == ProcessState::Terminated
+                   ? " ended without giving its slot back"
+                   : " died while attached (last state " + std::string(to_string(p.state)) + ")";
+    problem += ", attached " + human_age(now - p.attached_unix) + " ago";
     out.push_back({seg.name(),
                    std::nullopt,
                    "stale_slot",
