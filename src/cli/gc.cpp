@@ -33,7 +33,8 @@ std::string pid_list(const std::vector<int>& pids) {
   return out;
 }
 
-// The live processes listed in a segment's table (none when it cannot be read).
+// The live processes listed in a segment's table (pid and start time: a
+// recycled pid does not count).
 std::vector<int> attached_to(const Segment& seg) {
   std::vector<int> out;
   for (const auto& p : seg.processes())
@@ -41,6 +42,7 @@ std::vector<int> attached_to(const Segment& seg) {
   return out;
 }
 
+// The same by name, for the look just before removing (none when it cannot be opened).
 std::vector<int> attached_to(const std::string& name) {
   try {
     OpenOptions look;  // look-only: this process is not listed
