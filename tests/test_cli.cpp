@@ -25,7 +25,9 @@
 #include "ipckit/ipckit.hpp"
 #include "ipckit/pool.hpp"
 #include "ipckit/pool_tasks.hpp"
+#include "ipckit/process_table.hpp"
 #include "multiprocess.hpp"
+#include "process_table_layout.hpp"
 #include "segment_layout.hpp"
 
 using namespace std::chrono_literals;
@@ -111,8 +113,8 @@ for ch in text:
 // A segment's file mapped read-write, to plant what the library refuses to write.
 class RawSegment {
  public:
-  explicit RawSegment(const std::string& name) {
-    const int fd = ::open(("/dev/shm/ipckit." + name).c_str(), O_RDWR);
+  explicit RawSegment(const std::string& name, const std::string& dir = "/dev/shm") {
+    const int fd = ::open((dir + "/ipckit." + name).c_str(), O_RDWR);
     struct stat st {};
     if (fd < 0 || ::fstat(fd, &st) != 0) throw std::runtime_error("cannot open segment file " + name);
     size_ = static_cast<std::size_t>(st.st_size);
@@ -129,6 +131,20 @@ class RawSegment {
     for (std::uint32_t i = 0; i < h.object_count.load(); ++i)
       if (object == entries[i].name) return entries[i];
     throw std::runtime_error("no object " + object);
+  }
+  // Writes `name` (at most 23 bytes) into the process table slot of `pid`.
+  void plant_process_name(int pid, const std::string& name) {
+    const auto& h = *reinterpret_cast<const ipckit::detail::SegmentHeader*>(base_);
+    auto* slots = reinterpret_cast<ipckit::detail::ProcessSlot*>(base_ + h.process_table_offset);
+    for (std::uint32_t i = 0; i < h.max_processes; ++i) {
+      if ((slots[i].owner.load() & ipckit::detail::kSlotPidMask) != static_cast<std::uint64_t>(pid)) continue;
+      std::uint64_t words[ipckit::detail::kSlotNameWords] = {};
+      ASSERT_LT(name.size(), sizeof words);
+      std::memcpy(words, name.data(), name.size());
+      for (std::uint32_t w = 0; w < ipckit::detail::kSlotNameWords; ++w) slots[i].name[w].store(words[w]);
+      return;
+    }
+    FAIL() << "no slot of pid " << pid;
   }
   static void set(char* field, std::size_t size, const std::string& text) {
     ASSERT_LT(text.size(), size);
@@ -613,4 +629,229 @@ TEST(Cli, WatchInAPipePrintsPlainSnapshotsWithQueueRates) {
   EXPECT_EQ(w.out.find('\x1b'), std::string::npos) << w.out;
   EXPECT_EQ(python_check(w.out, kCleanText), "");
   filler.wait_exit();
+}
+
+namespace {
+
+// A child that opens segment `name` (so it is listed in its table), posts
+// `ready`, then waits to be killed.
+Child attached_child(const std::string& name, const Signal& ready) {
+  return Child([name, &ready] {
+    auto seg = Segment::open(name);
+    ready.post();
+    for (;;) ::pause();
+  });
+}
+
+}  // namespace
+
+TEST(Cli, DoctorNamesBothPidsAndLocksOfARealTwoProcessDeadlock) {
+  ScopedSegmentName n("clidl");
+  auto seg = Segment::create(n.name, 1 << 20);  // deadlock detection off (the default): the cycle hangs
+  (void)seg.lock("A");
+  (void)seg.lock("B");
+  (void)seg.barrier("both", 2);
+  // Each takes its first lock, meets the other at the barrier (so both hold
+  // one), then asks for the other's: a cycle that never resolves.
+  auto crosser = [name = n.name](const char* first, const char* second) {
+    return [name, first, second] {
+      auto s = Segment::open(name);
+      auto mine = s.lock(first);
+      auto theirs = s.lock(second);
+      mine.lock();
+      s.barrier("both", 2).wait();
+      theirs.lock();
+    };
+  };
+  Child one(crosser("A", "B"));
+  Child two(crosser("B", "A"));
+  ASSERT_TRUE(eventually([&] { return !seg.deadlocks().empty(); }, 20s));
+
+  const auto text = run_cli_argv({"doctor", n.name});
+  EXPECT_EQ(text.status, 5) << text.out << text.err;
+  const std::string p1 = std::to_string(one.pid()), p2 = std::to_string(two.pid());
+  EXPECT_EQ(count_lines_with(text.out, "deadlock: "), 1u) << text.out;
+  EXPECT_TRUE(has(text.out, "pid " + p1) && has(text.out, "pid " + p2)) << text.out;
+  EXPECT_TRUE(has(text.out, "lock 'A'") && has(text.out, "lock 'B'")) << text.out;
+  EXPECT_TRUE(has(text.out, "fix: kill one of pids ") && has(text.out, "deadlock_detection")) << text.out;
+  EXPECT_EQ(python_check(text.out, kCleanText), "");
+
+  const auto json = run_cli_argv({"doctor", "--json", n.name});
+  EXPECT_EQ(json.status, 5);
+  EXPECT_EQ(python_check(json.out, R"(
+import json, sys
+doc = json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))
+dl = [f for f in doc['findings'] if f['check'] == 'deadlock']
+assert len(dl) == 1, doc
+f = dl[0]
+assert f['segment'] == ')" + n.name + R"(' and f['object'] is None and f['fix'], f
+assert sorted(f['pids']) == sorted([)" +
+                                       p1 + "," + p2 + R"(]), f
+assert len(f['cycle']) == 2, f
+assert {m['holds'] for m in f['cycle']} == {"lock 'A'", "lock 'B'"}, f
+assert {m['waits_for'] for m in f['cycle']} == {"lock 'A'", "lock 'B'"}, f
+assert {m['pid'] for m in f['cycle']} == {)" +
+                                       p1 + "," + p2 + R"(}, f
+)"),
+            "");
+  one.kill();
+  two.kill();
+  EXPECT_EQ(one.wait_exit(), -SIGKILL);
+  EXPECT_EQ(two.wait_exit(), -SIGKILL);
+}
+
+TEST(Cli, DoctorReportsTheSlotOfAKilledProcessAndLsCountsOnlyLiveOnes) {
+  PrivateShmDir dir;
+  ipckit::SegmentOptions options;
+  options.deadlock_detection = true;
+  auto seg = Segment::create("slots", 1 << 16, options);
+  Signal ready;
+  Child child = attached_child("slots", ready);
+  ASSERT_TRUE(ready.wait());
+  const std::string pid = std::to_string(child.pid());
+
+  // While it lives: nothing wrong, two processes attached (this one and the child).
+  const auto healthy = run_cli_argv({"doctor", "slots"});
+  EXPECT_EQ(healthy.status, 0) << healthy.out;
+  const std::string ls_check = R"(
+import json, sys
+doc = json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))
+s = {x['name']: x for x in doc['segments']}['slots']
+assert s['processes'] == PROCS and s['max_processes'] == 32 and s['deadlock_detection'] is True, s
+)";
+  auto with = [&](std::string script, const std::string& procs) {
+    return script.replace(script.find("PROCS"), 5, procs);
+  };
+  EXPECT_EQ(python_check(run_cli_argv({"ls", "--json"}).out, with(ls_check, "2")), "");
+  const auto ls = run_cli_argv({"ls"});
+  EXPECT_TRUE(a_line_starts_with(ls.out, "NAME   SIZE    USED    OBJECTS  PROCESSES")) << ls.out;
+  const auto inspect = run_cli_argv({"inspect", "slots"});
+  EXPECT_TRUE(has(inspect.out, "\n2 process(es) attached (32 table slots), deadlock detection on\n")) << inspect.out;
+  EXPECT_EQ(python_check(run_cli_argv({"inspect", "--json", "slots"}).out, R"(
+import json, sys
+s = json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))['segment']
+assert s['deadlock_detection'] is True and s['processes'] == 2 and s['max_processes'] == 32, s
+)"),
+            "");
+
+  child.kill();
+  EXPECT_EQ(child.wait_exit(), -SIGKILL);
+  // Its name, as anyone may plant it, stays one escaped line.
+  RawSegment(std::string("slots"), dir.path).plant_process_name(child.pid(), "w\n\x1b[2Jx\xff");
+  const auto text = run_cli_argv({"doctor", "slots"});
+  EXPECT_EQ(text.status, 5) << text.out;
+  EXPECT_TRUE(has(text.out, "pid " + pid + " (w\\n\\x1b[2Jx\\xff) died while attached")) << text.out;
+  EXPECT_EQ(python_check(text.out, kCleanText), "");
+  EXPECT_TRUE(has(text.out, "fix: harmless: reclaimed by the next process that attaches")) << text.out;
+  const auto json = run_cli_argv({"doctor", "--json", "slots"});
+  EXPECT_EQ(json.status, 5);
+  EXPECT_EQ(python_check(json.out, R"(
+import json, sys
+doc = json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))
+assert [(f['check'], f['pids']) for f in doc['findings']] == [('stale_slot', [)" +
+                                       pid + R"(])], doc
+)"),
+            "");
+  EXPECT_EQ(python_check(run_cli_argv({"ls", "--json"}).out, with(ls_check, "1")), "");
+}
+
+TEST(Cli, WatchShowsEachProcessStateAndWhatItIsBlockedOn) {
+  ScopedSegmentName n("cliwatchps");
+  auto seg = Segment::create(n.name, 1 << 20);
+  auto a = seg.lock("A");
+  a.lock();
+  Child waiter([name = n.name] {
+    auto s = Segment::open(name);
+    auto l = s.lock("A");
+    l.lock();
+    l.unlock();
+  });
+  const auto blocked = [&] {
+    for (const auto& p : seg.processes())
+      if (p.pid == waiter.pid() && !p.waits.empty()) return true;
+    return false;
+  };
+  ASSERT_TRUE(eventually(blocked, 10s));
+  const std::string pid = std::to_string(waiter.pid());
+
+  const auto text = run_cli_argv({"watch", n.name, "--count", "1"});
+  EXPECT_EQ(text.status, 0) << text.err;
+  EXPECT_TRUE(a_line_starts_with(text.out, "PID ")) << text.out;
+  std::string row;
+  std::istringstream lines(text.out);
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind(pid + " ", 0) == 0) row = line;
+  EXPECT_TRUE(has(row, "blocked") && has(row, "lock 'A'")) << text.out;
+  EXPECT_TRUE(a_line_starts_with(text.out, std::to_string(::getpid()) + " ")) << text.out;
+
+  const auto json = run_cli_argv({"watch", n.name, "--count", "1", "--json"});
+  EXPECT_EQ(json.status, 0) << json.err;
+  EXPECT_EQ(python_check(json.out, R"(
+import json, sys
+lines = [l for l in open(sys.argv[1], 'rb').read().decode('utf-8').splitlines() if l.strip()]
+assert len(lines) == 1, lines
+procs = {p['pid']: p for p in json.loads(lines[0])['processes']}
+w = procs[)" + pid + R"(]
+assert w['state'] == 'blocked' and w['alive'], w
+assert [(b['operation'], b['object']) for b in w['blocked_on']] == [('lock', 'A')], w
+me = procs[)" + std::to_string(::getpid()) +
+                                       R"(]
+assert [h['object'] for h in me['holds']] == ['A'], me
+)"),
+            "");
+  a.unlock();
+  EXPECT_EQ(waiter.wait_exit(), 0);
+}
+
+TEST(Cli, GcSparesASegmentWithALiveProcessInItsTableAndRemovesOneWhoseListedProcessesAreDead) {
+  PrivateShmDir dir;
+  Signal ready;
+  // "used": its creator is gone; its only user is a live child that has it open.
+  Child([] { Segment::create("used", 1 << 16); }).wait_exit();
+  Child user = attached_child("used", ready);
+  ASSERT_TRUE(ready.wait());
+  // "dead": its creator is gone, and so is every process its table lists.
+  Child([] { Segment::create("dead", 1 << 16); }).wait_exit();
+  Child victim = attached_child("dead", ready);
+  ASSERT_TRUE(ready.wait());
+  victim.kill();
+  EXPECT_EQ(victim.wait_exit(), -SIGKILL);
+  ipckit::OpenOptions look;  // look-only: this process stays out of the table
+  look.any_owner = true;
+  {
+    const auto listed = Segment::open("dead", look).processes();
+    ASSERT_EQ(listed.size(), 1u);
+    EXPECT_FALSE(listed[0].alive);
+  }
+  const std::string user_pid = std::to_string(user.pid());
+
+  // Whether the maps of every process can be read or not, the table alone says "used" is in use.
+  const auto dry = run_cli_argv({"gc", "--dry-run", "--json", "--grace", "0"});
+  EXPECT_EQ(dry.status, 0) << dry.err;
+  EXPECT_EQ(python_check(dry.out, R"(
+import json, sys
+d = {s['name']: s for s in json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))['segments']}
+assert d['used']['action'] == 'keep' and d['used']['attached'] == [)" +
+                                      user_pid +
+                                      R"(], d['used']
+assert d['used']['reason'].startswith('in use: pid )" +
+                                      user_pid + R"( attached'), d['used']
+assert d['dead']['attached'] == [], d['dead']
+)"),
+            "");
+  const auto gc = run_cli_argv({"gc", "--json", "--grace", "0", "--ignore-unreadable"});
+  EXPECT_EQ(gc.status, 0) << gc.err;
+  EXPECT_EQ(python_check(gc.out, R"(
+import json, sys
+d = {s['name']: s for s in json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))['segments']}
+assert d['used']['action'] == 'keep' and d['used']['attached'] == [)" +
+                                     user_pid +
+                                     R"(], d['used']
+assert d['dead']['action'] == 'removed' and d['dead']['attached'] == [], d['dead']
+)"),
+            "");
+  EXPECT_TRUE(dir.has("used"));
+  EXPECT_FALSE(dir.has("dead"));
+  user.kill();
+  EXPECT_EQ(user.wait_exit(), -SIGKILL);
 }

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "ipckit/error.hpp"
+#include "ipckit/process_table.hpp"
 #include "ipckit/segment.hpp"
 #include "json.hpp"
 #include "proc_maps.hpp"
@@ -32,6 +33,26 @@ std::string pid_list(const std::vector<int>& pids) {
   return out;
 }
 
+// The live processes listed in a segment's table (pid and start time: a
+// recycled pid does not count).
+std::vector<int> attached_to(const Segment& seg) {
+  std::vector<int> out;
+  for (const auto& p : seg.processes())
+    if (p.alive) out.push_back(p.pid);
+  return out;
+}
+
+// The same by name, for the look just before removing (none when it cannot be opened).
+std::vector<int> attached_to(const std::string& name) {
+  try {
+    OpenOptions look;  // look-only: this process is not listed
+    look.any_owner = true;
+    return attached_to(Segment::open(name, look));
+  } catch (const Error&) {
+    return {};
+  }
+}
+
 Candidate look_at(const std::string& name, std::int64_t now) {
   Candidate c;
   c.d.name = name;
@@ -41,7 +62,9 @@ Candidate look_at(const std::string& name, std::int64_t now) {
   try {
     OpenOptions look;
     look.any_owner = true;
-    const SegmentInfo info = Segment::open(name, look).info();  // unmapped again before the scan
+    const Segment seg = Segment::open(name, look);  // unmapped again before the scan
+    const SegmentInfo info = seg.info();
+    c.d.attached = attached_to(seg);
     c.d.creator_pid = info.creator_pid;
     c.d.creator_alive = info.creator_alive;
     created = std::max(created, info.created_unix);
@@ -57,6 +80,7 @@ Candidate look_at(const std::string& name, std::int64_t now) {
 
 // Why `c` must stay, or "" if it may go.
 std::string keep_reason(const Candidate& c, const MapUsers& maps, std::int64_t grace) {
+  if (!c.d.attached.empty()) return "in use: pid " + pid_list(c.d.attached) + " attached (its process table)";
   if (!c.d.mapped_by.empty()) return "in use: mapped by pid " + pid_list(c.d.mapped_by);
   if (!maps.unreadable.empty())
     return "maybe in use: the maps of pid " +
@@ -78,9 +102,9 @@ void decide(Candidate& c, const MapUsers& maps, std::int64_t grace, bool dry_run
     d.action = "keep";
     return;
   }
-  d.reason = c.unreadable.empty()
-                 ? "unused: its creator, pid " + std::to_string(d.creator_pid) + ", is gone and no process maps it"
-                 : "unused and unreadable (" + c.unreadable + "); no process maps it";
+  d.reason = c.unreadable.empty() ? "unused: its creator, pid " + std::to_string(d.creator_pid) +
+                                        ", is gone, no live process is in its table and none maps it"
+                                  : "unused and unreadable (" + c.unreadable + "); no process maps it";
   if (dry_run) {
     d.action = "remove";
     return;
@@ -91,6 +115,12 @@ void decide(Candidate& c, const MapUsers& maps, std::int64_t grace, bool dry_run
   if (!file_id_of(detail::shm_path(d.name), now) || now != c.id) {
     d.action = "keep";
     d.reason = "changed while gc looked: another segment is under its name now";
+    return;
+  }
+  if (auto listed = attached_to(d.name); !listed.empty()) {
+    d.action = "keep";
+    d.attached = std::move(listed);
+    d.reason = "in use: pid " + pid_list(d.attached) + " attached since gc looked";
     return;
   }
   if (const MapUsers again = scan_maps({c.id}); !again.users.empty()) {
@@ -124,7 +154,8 @@ void print_json(const GcArgs& a, const std::vector<GcDecision>& ds) {
                             {"creator_pid", d.creator_pid},
                             {"creator_alive", d.creator_alive},
                             {"age_seconds", d.age_seconds >= 0 ? Json(d.age_seconds) : Json(nullptr)},
-                            {"mapped_by", d.mapped_by}});
+                            {"mapped_by", d.mapped_by},
+                            {"attached", d.attached}});
   }
   std::cout << dump(Json{{"dry_run", a.dry_run}, {"grace_seconds", a.grace}, {"segments", std::move(segments)}});
 }
@@ -180,7 +211,9 @@ std::vector<GcDecision> collect_garbage(std::int64_t grace_seconds, bool dry_run
 Command add_gc(CLI::App& app) {
   auto args = std::make_shared<GcArgs>();
   auto* gc = app.add_subcommand(
-      "gc", "Remove segments no process uses (creator gone, nobody maps them) older than a grace period");
+      "gc",
+      "Remove segments no process uses (creator gone, no live process in their table, nobody maps them) older "
+      "than a grace period");
   gc->add_flag("-n,--dry-run", args->dry_run, "Only say what would be removed");
   gc->add_option("--grace", args->grace, "Spare segments younger than this many seconds (default 60)");
   gc->add_flag("--ignore-unreadable", args->ignore_unreadable,

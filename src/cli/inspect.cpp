@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ipckit/inspect.hpp"
+#include "ipckit/process_table.hpp"
 #include "json.hpp"
 #include "kinds.hpp"
 #include "pool_view.hpp"
@@ -56,10 +57,11 @@ std::vector<Row> read_rows(const Segment& seg, const InspectOptions& options, st
   return rows;
 }
 
-std::string inspect_json(const SegmentInfo& info, const std::vector<Row>& rows, std::size_t limit,
-                         const std::optional<PoolSnapshot>& pool) {
+std::string inspect_json(const SegmentInfo& info, std::uint32_t attached, const std::vector<Row>& rows,
+                         std::size_t limit, const std::optional<PoolSnapshot>& pool) {
   Json segment = Json::object();
   add_segment_json(segment, info);
+  segment["processes"] = attached;
   Json objects = Json::array();
   for (const auto& r : rows) {
     const auto& i = r.snap.info;
@@ -82,13 +84,15 @@ std::string inspect_json(const SegmentInfo& info, const std::vector<Row>& rows, 
   return dump(doc);
 }
 
-std::string inspect_text(const SegmentInfo& info, const std::vector<Row>& rows, std::size_t limit,
-                         const std::optional<PoolSnapshot>& pool) {
+std::string inspect_text(const SegmentInfo& info, std::uint32_t attached, const std::vector<Row>& rows,
+                         std::size_t limit, const std::optional<PoolSnapshot>& pool) {
   std::ostringstream out;
   out << "segment '" << escape_text(info.name) << "': " << human_bytes(info.size) << ", " << human_bytes(info.used)
       << " used, " << info.objects << "/" << info.max_objects << " objects, mode " << octal_mode(info.mode)
       << ", owner uid " << info.owner_uid << "\n"
-      << "created by pid " << creator_text(info) << ", " << age_text(info) << " ago\n\n";
+      << "created by pid " << creator_text(info) << ", " << age_text(info) << " ago\n"
+      << attached << " process(es) attached (" << info.max_processes << " table slots), deadlock detection "
+      << (info.deadlock_detection ? "on" : "off") << "\n\n";
   if (rows.empty()) {
     out << "no objects\n";
     return out.str();
@@ -131,7 +135,10 @@ void render_inspect(std::ostream& out, const Segment& seg, const InspectOptions&
   const auto rows = read_rows(seg, options, limit);
   // A named pool's segment: its workers and tasks too (the whole segment only).
   const std::optional<PoolSnapshot> pool = options.object ? std::nullopt : inspect_pool(seg);
-  out << (options.json ? inspect_json(info, rows, limit, pool) : inspect_text(info, rows, limit, pool));
+  std::uint32_t attached = 0;  // live processes in its table (dead slots: `ipckit doctor`)
+  for (const auto& p : seg.processes()) attached += p.alive ? 1 : 0;
+  out << (options.json ? inspect_json(info, attached, rows, limit, pool)
+                       : inspect_text(info, attached, rows, limit, pool));
 }
 
 std::string render_inspect(const Segment& seg, bool json) {

@@ -69,6 +69,7 @@ void add_segment_json(Json& j, const SegmentInfo& info) {
                 {"age_seconds", info.created_unix > 0 ? Json(now_unix() - info.created_unix) : Json(nullptr)},
                 {"mode", octal_mode(info.mode)},
                 {"owner_uid", static_cast<std::uint64_t>(info.owner_uid)}});
+  j.update(Json{{"max_processes", info.max_processes}, {"deadlock_detection", info.deadlock_detection}});
 }
 
 Json lock_json(const LockStats& s) {

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "ipckit/error.hpp"
+#include "ipckit/process_table.hpp"
 #include "json.hpp"
 #include "tables.hpp"
 #include "text.hpp"
@@ -32,13 +33,16 @@ struct LsWork {
 };
 
 void open_one(LsWork& w, std::size_t i) {
-  LsEntry e{w.names[i], std::nullopt, {}};
+  LsEntry e{w.names[i], std::nullopt, {}, 0};
   bool removed = false;
   // One unreadable segment (corrupt, someone else's, slow) must not hide the rest.
   try {
     OpenOptions look;  // ls only looks, so any owner's segment is listed
     look.any_owner = true;
-    e.info = Segment::open(e.name, look).info();
+    const Segment seg = Segment::open(e.name, look);
+    e.info = seg.info();
+    // Slots of dead processes are not "attached" (doctor reports them).
+    for (const auto& p : seg.processes()) e.processes += p.alive ? 1 : 0;
   } catch (const NotFound&) {
     removed = true;  // removed since list()
   } catch (const Error& err) {
@@ -96,7 +100,8 @@ LsListing gather_ls(std::chrono::milliseconds deadline) {
                                     "segment '" + w->names[i] + "' could not be opened within " + waited +
                                         " s (its creator, or whoever holds a lock on its file, may be stopped); "
                                         "try `ipckit inspect " +
-                                        w->names[i] + "`"});
+                                        w->names[i] + "`",
+                                    0});
     } else if (!w->removed[i]) {
       out.entries.push_back(w->entries[i]);
     }
@@ -113,6 +118,7 @@ void render_ls(std::ostream& out, const std::vector<LsEntry>& entries, bool json
       Json s = Json::object();
       if (e.info) {
         add_segment_json(s, *e.info);
+        s["processes"] = e.processes;
       } else {
         s["name"] = e.name;
         s["error"] = e.error;
@@ -126,15 +132,15 @@ void render_ls(std::ostream& out, const std::vector<LsEntry>& entries, bool json
     out << "no ipckit segments\n";
     return;
   }
-  Table t({"NAME", "SIZE", "USED", "OBJECTS", "CREATOR", "AGE", "MODE"});
+  Table t({"NAME", "SIZE", "USED", "OBJECTS", "PROCESSES", "CREATOR", "AGE", "MODE"});
   for (const auto& e : entries) {
     if (!e.info) {
       t.add({escape_text(e.name), "error: " + escape_text(e.error)});
       continue;
     }
     const auto& i = *e.info;
-    t.add({escape_text(i.name), human_bytes(i.size), human_bytes(i.used), std::to_string(i.objects), creator_text(i),
-           age_text(i), octal_mode(i.mode)});
+    t.add({escape_text(i.name), human_bytes(i.size), human_bytes(i.used), std::to_string(i.objects),
+           std::to_string(e.processes), creator_text(i), age_text(i), octal_mode(i.mode)});
   }
   t.print(out);
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <iosfwd>
 #include <optional>
 #include <string>
@@ -17,6 +18,7 @@ struct LsEntry {
   std::string name;
   std::optional<SegmentInfo> info;
   std::string error;
+  std::uint32_t processes = 0;  // live processes in its process table
 };
 
 struct LsListing {

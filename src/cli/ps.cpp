@@ -128,9 +128,7 @@ void render_json(std::ostream& out, const std::vector<SegmentProcesses>& all) {
     if (!s.error.empty()) {
       j["error"] = s.error;
     } else {
-      Json procs = Json::array();
-      for (const auto& p : s.processes) procs.push_back(process_json(p));
-      j["processes"] = procs;
+      j["processes"] = processes_json(s.processes);
     }
     segments.push_back(j);
   }
@@ -140,6 +138,16 @@ void render_json(std::ostream& out, const std::vector<SegmentProcesses>& all) {
 }
 
 }  // namespace
+
+void print_processes(std::ostream& out, const std::vector<AttachedProcess>& processes) {
+  render_text(out, {SegmentProcesses{"", processes, {}}}, false);
+}
+
+Json processes_json(const std::vector<AttachedProcess>& processes) {
+  Json procs = Json::array();
+  for (const auto& p : processes) procs.push_back(process_json(p));
+  return procs;
+}
 
 int run_ps(std::ostream& out, std::ostream& err, const std::optional<std::string>& segment, bool json) {
   std::vector<SegmentProcesses> all;

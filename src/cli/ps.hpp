@@ -6,10 +6,18 @@
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "command.hpp"
+#include "ipckit/process_table.hpp"
+#include "json.hpp"
 
 namespace ipckit::cli {
+
+// One segment's processes as `ipckit ps SEG` shows them (for `ipckit
+// watch`): the table, escaped, and the JSON array of "processes".
+void print_processes(std::ostream& out, const std::vector<AttachedProcess>& processes);
+Json processes_json(const std::vector<AttachedProcess>& processes);
 
 // Writes the table (or JSON) to `out`; returns the exit status: 0, or 1
 // when a named segment cannot be opened (the error goes to `err`).

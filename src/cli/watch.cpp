@@ -17,6 +17,7 @@
 #include "inspect.hpp"
 #include "ipckit/inspect.hpp"
 #include "json.hpp"
+#include "ps.hpp"
 #include "text.hpp"
 
 namespace ipckit::cli {
@@ -86,6 +87,13 @@ std::string snapshot_text(const Segment& seg, const WatchArgs& a, const Rates& r
       t.add({escape_text(name), std::to_string(items), rate_text(r.per_second.at(name))});
     t.print(out);
   }
+  // Every process, even with an object chosen: who blocks it may wait elsewhere.
+  out << "\n";
+  if (const auto procs = seg.processes(); procs.empty()) {
+    out << "no processes attached\n";
+  } else {
+    print_processes(out, procs);
+  }
   return out.str();
 }
 
@@ -97,6 +105,7 @@ std::string snapshot_json(const Segment& seg, const WatchArgs& a, const Rates& r
   render_inspect(out, seg, options);
   Json doc = Json::parse(out.str());
   doc["time_unix"] = static_cast<std::int64_t>(std::time(nullptr));
+  doc["processes"] = processes_json(seg.processes());
   for (auto& o : doc["objects"]) {
     const auto it = r.per_second.find(o["name"].get<std::string>());
     if (it != r.per_second.end()) o["rate_per_second"] = it->second ? Json(*it->second) : Json(nullptr);
@@ -142,7 +151,8 @@ int run_watch(const WatchArgs& a) {
 
 Command add_watch(CLI::App& app) {
   auto a = std::make_shared<WatchArgs>();
-  auto* w = app.add_subcommand("watch", "A live view of a segment: inspect's table, queue depths and rates");
+  auto* w =
+      app.add_subcommand("watch", "A live view of a segment: inspect's table, queue depths and rates, process states");
   w->add_option("segment", a->seg, "Segment name")->required();
   w->add_option("object", a->object, "Only this object");
   w->add_option("--interval", a->interval, "Seconds between refreshes (default 1)");
