@@ -105,13 +105,12 @@ void check_processes(const Segment& seg, const SegmentInfo& info, std::vector<Fi
   }
   const auto now = static_cast<std::int64_t>(std::time(nullptr));
   for (const AttachedProcess& p : seg.processes()) {
-    if (p.alive) continue;
+    // A Terminated one ran to its end (an ipckit::Process child exits
+    // without closing what it inherited): nothing went wrong there.
+    if (p.alive || p.state == ProcessState::Terminated) continue;
     std::string problem = "process table slot " + std::to_string(p.slot) + ": pid " + std::to_string(p.pid);
     if (!p.name.empty()) problem += " (" + p.name + ")";
-    // A Terminated one ran to its end (ipckit::Process) but kept its Segment open.
-    problem += p.state == ProcessState::Terminated
-                   ? " ended without giving its slot back"
-                   : " died while attached (last state " + std::string(to_string(p.state)) + ")";
+    problem += " died while attached (last state " + std::string(to_string(p.state)) + ")";
     problem += ", attached " + human_age(now - p.attached_unix) + " ago";
     out.push_back({seg.name(),
                    std::nullopt,
