@@ -8,7 +8,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
+#include <thread>
 #include <random>
 #include <string>
 #include <vector>
@@ -280,6 +282,32 @@ TEST(DeadlockDetection, NoFalsePositivesUnderContentionInAGlobalOrder) {
   std::printf("no-false-positive run: %llu rounds, %llu reports, %llu slow-path acquisitions\n",
               static_cast<unsigned long long>(rounds.get()), static_cast<unsigned long long>(reports.get()),
               static_cast<unsigned long long>(seg.lock("L0").stats().contended));
+}
+
+// Two threads of one process are two members as well (and this runs under TSan).
+TEST(DeadlockDetection, TwoThreadsOfOneProcessEndWithOneVictim) {
+  ScopedSegmentName name("dlthr");
+  auto seg = create(name.name, true);
+  auto hold = seg.barrier("hold", 2);
+  std::atomic<int> victims{0}, finished{0};
+  const auto member = [&](int i) {
+    auto mine = seg.lock("L" + std::to_string(i));
+    auto next = seg.lock("L" + std::to_string(1 - i));
+    std::lock_guard g(mine);
+    hold.wait();
+    try {
+      std::lock_guard g2(next);
+      ++finished;
+    } catch (const ipckit::DeadlockDetected& e) {
+      EXPECT_TRUE(contains(e.what(), "pid " + std::to_string(::getpid()))) << e.what();
+      ++victims;
+    }
+  };
+  std::thread t0(member, 0), t1(member, 1);
+  t0.join();
+  t1.join();
+  EXPECT_EQ(victims.load(), 1);
+  EXPECT_EQ(finished.load(), 1);
 }
 
 TEST(DeadlockDetection, TryLockNeverReportsAndTheOptionIsShownInInfo) {
