@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <random>
@@ -237,8 +239,11 @@ TEST(DeadlockDetection, ACycleThroughADeadHolderIsTakenOverNotReported) {
 
 // No cycles, heavy contention: processes take random subsets of the locks in
 // one global order, many thousands of times; nobody may ever be a victim.
+// IPCKIT_DEADLOCK_SOAK_SECONDS runs it longer than CI's 3 s.
 TEST(DeadlockDetection, NoFalsePositivesUnderContentionInAGlobalOrder) {
   constexpr int kProcs = 5, kLocks = 4;
+  const char* env = std::getenv("IPCKIT_DEADLOCK_SOAK_SECONDS");
+  const int soak_seconds = env != nullptr ? std::max(1, std::atoi(env)) : 3;
   ScopedSegmentName name("dlnofp");
   auto seg = create(name.name, true);
   for (int k = 0; k < kLocks; ++k) seg.lock("L" + std::to_string(k));
@@ -253,7 +258,7 @@ TEST(DeadlockDetection, NoFalsePositivesUnderContentionInAGlobalOrder) {
       auto r = s.value<std::uint64_t>("rounds");
       auto bad = s.value<std::uint64_t>("reports");
       std::mt19937 rng(static_cast<unsigned>(i * 7919 + ::getpid()));
-      const auto end = Clock::now() + 3s;
+      const auto end = Clock::now() + std::chrono::seconds(soak_seconds);
       std::uint64_t mine = 0;
       while (Clock::now() < end) {
         const unsigned subset = rng() % (1u << kLocks);
@@ -276,7 +281,7 @@ TEST(DeadlockDetection, NoFalsePositivesUnderContentionInAGlobalOrder) {
       std::lock_guard g(r.get_lock());
       r.set(r.get() + mine);
     });
-  for (auto& k : kids) EXPECT_EQ(k.wait_exit(30s), 0);
+  for (auto& k : kids) EXPECT_EQ(k.wait_exit(std::chrono::seconds(soak_seconds + 30)), 0);
   EXPECT_EQ(reports.get(), 0u);
   EXPECT_GT(rounds.get(), 1000u);
   std::printf("no-false-positive run: %llu rounds, %llu reports, %llu slow-path acquisitions\n",
