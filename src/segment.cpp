@@ -3,6 +3,8 @@
 // segment_header.cpp (the header), segment_directory.cpp (the objects).
 #include "ipckit/segment.hpp"
 
+#include <sys/file.h>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -73,10 +75,13 @@ std::shared_ptr<SegmentImpl> create_segment(std::string_view name, std::size_t s
   write_header(*reinterpret_cast<SegmentHeader*>(map.base()), size, opt);
   run_hook(CreateStage::Initialised);
 
+  // Leased before it has a name: no gc can ever see it unused.
+  if (::flock(fd.get(), LOCK_SH) != 0) throw_errno(errno, name, "take its lease (flock)");
   if (!publish(fd.get(), name, opt.mode)) throw_errno(EEXIST, name, "create");
   const Geometry geometry{size, opt.max_objects, heap_offset_for(opt.max_objects, opt.max_processes),
                           directory_bytes(opt.max_objects), opt.max_processes, opt.deadlock_detection};
-  return std::make_shared<SegmentImpl>(std::string(name), std::move(map), geometry, opt.mode, st.st_uid);
+  return std::make_shared<SegmentImpl>(std::string(name), std::move(map), geometry, opt.mode, st.st_uid,
+                                       std::move(fd));
 }
 
 std::shared_ptr<SegmentImpl> open_segment(std::string_view name, const Trust& trust) {
@@ -91,9 +96,11 @@ std::shared_ptr<SegmentImpl> open_segment(std::string_view name, const Trust& tr
                              " bytes long, larger than any segment; remove it (ipckit rm " + std::string(name) + ")");
   Mapping map(f.fd.get(), file_size, name);
   const Geometry geometry = validate_header(*reinterpret_cast<const SegmentHeader*>(map.base()), name, f.st);
-  // A look-only open (ipckit ls/inspect/ps) is not a participant: not listed.
+  // A look-only open (ipckit ls/inspect/ps) is not a participant: no lease, not listed.
+  if (trust.any) f.fd.reset();
+  else take_lease(f.fd.get(), name);
   return std::make_shared<SegmentImpl>(std::string(name), std::move(map), geometry, f.st.st_mode, f.st.st_uid,
-                                       !trust.any);
+                                       std::move(f.fd));
 }
 
 }  // namespace

@@ -66,9 +66,12 @@ class SegmentImpl {
  public:
   // `listed`: this process gets a slot in the segment's process table (not
   // for tools that only look).
-  SegmentImpl(std::string name, Mapping map, const Geometry& geometry, mode_t mode, uid_t owner, bool listed = true)
-      : name_(std::move(name)), map_(std::move(map)), geo_(geometry), mode_(mode & 0777), uid_(owner) {
-    if (listed) attach();
+  // `lease`: the file, held with its shared lease (take_lease), for handles
+  // that participate; none for tools that only look (they are not listed either).
+  SegmentImpl(std::string name, Mapping map, const Geometry& geometry, mode_t mode, uid_t owner, UniqueFd lease)
+      : name_(std::move(name)), lease_(std::move(lease)), map_(std::move(map)), geo_(geometry), mode_(mode & 0777),
+        uid_(owner) {
+    if (lease_.get() >= 0) attach();
   }
   ~SegmentImpl() { detach(); }
   SegmentImpl(const SegmentImpl&) = delete;
@@ -101,6 +104,7 @@ class SegmentImpl {
   void detach() noexcept;
 
   std::string name_;
+  UniqueFd lease_;
   Attachment* attachment_ = nullptr;
   Mapping map_;
   Geometry geo_;

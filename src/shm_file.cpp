@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
@@ -285,6 +286,52 @@ bool publish(int fd, std::string_view name, mode_t mode) {
   if (rc == 0) return true;
   if (errno == EEXIST) return false;
   throw_errno(errno, name, "publish (linkat)");
+}
+
+void take_lease(int fd, std::string_view name) {
+  constexpr int kTries = 100;  // ~100 ms: a gc holds its exclusive lock for microseconds
+  for (int i = 0;; ++i) {
+    if (::flock(fd, LOCK_SH | LOCK_NB) == 0) break;
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK) throw_errno(errno, name, "take its lease (flock)");
+    if (i == kTries) {
+      const struct stat st = stat_of(fd, name);
+      std::string holders;
+      for (int pid : lock_holders(st)) holders += (holders.empty() ? " by pid " : ", ") + std::to_string(pid);
+      raise<SystemError>(segment_label(name), "it stayed locked for removal" + holders,
+                         "a gc or ipckit rm stopped half-way? retry, or remove the segment (ipckit rm " +
+                             std::string(name) + ")");
+    }
+    ::usleep(1000);
+  }
+  if (stat_of(fd, name).st_nlink == 0)
+    raise<NotFound>(segment_label(name), "it was removed (ipckit gc or rm) while this process opened it",
+                    "create it again");
+}
+
+RemoveIfUnused remove_if_unused(std::string_view name, std::uint64_t dev, std::uint64_t ino) {
+  const std::string path = shm_path(name);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+  if (fd.get() < 0) return RemoveIfUnused::Changed;
+  const auto same_file = [&](const struct stat& st) {
+    return S_ISREG(st.st_mode) && std::uint64_t(st.st_dev) == dev && std::uint64_t(st.st_ino) == ino;
+  };
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !same_file(st)) return RemoveIfUnused::Changed;
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) return RemoveIfUnused::InUse;
+  // Under the exclusive lock no lease can be taken; a handle that opened the
+  // file meanwhile waits, then finds it unlinked and reports it removed.
+  if (::stat(path.c_str(), &st) != 0 || !same_file(st)) return RemoveIfUnused::Changed;
+  if (::unlink(path.c_str()) != 0) throw_errno(errno, name, "remove");
+  return RemoveIfUnused::Removed;
+}
+
+bool lease_held(std::string_view name) {
+  UniqueFd fd(::open(shm_path(name).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+  if (fd.get() < 0) return false;
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) return errno == EWOULDBLOCK;
+  ::flock(fd.get(), LOCK_UN);
+  return false;
 }
 
 std::vector<int> lock_holders(const struct stat& st) {

@@ -125,6 +125,27 @@ UniqueFd create_unnamed(std::string_view name, std::uint64_t size);
 // atomically and exclusively. False if the name exists.
 bool publish(int fd, std::string_view name, mode_t mode);
 
+// The lease: every participating handle keeps its segment's file open with
+// a shared flock on it, so "is anyone using this segment?" has a kernel
+// answer whatever the processes' users or namespaces (`ipckit gc` asks it
+// with an exclusive non-blocking flock). A forked child shares its parent's
+// open file, so its lease lives as long as either process keeps it.
+//
+// Takes the shared lease on `fd`, retrying for up to ~100 ms while a gc
+// holds the file exclusively to remove it. Throws NotFound if the file was
+// removed meanwhile (the name then means nothing), SystemError (naming the
+// holder) if the exclusive lock outlasts the retries.
+void take_lease(int fd, std::string_view name);
+
+// For gc: removes segment `name` only if it is still the file (dev, ino)
+// and no handle holds a lease on it (decided under an exclusive flock, so
+// an opener racing it finds the file removed). Unused: removed; InUse: a
+// lease is held; Changed: the name is another file now, or is gone.
+enum class RemoveIfUnused { Removed, InUse, Changed };
+RemoveIfUnused remove_if_unused(std::string_view name, std::uint64_t dev, std::uint64_t ino);
+// Whether some handle holds a lease on segment `name` now (false when it cannot be opened).
+bool lease_held(std::string_view name);
+
 // Processes holding a flock/POSIX lock on the file (from /proc/locks), for
 // diagnostics only: ipckit itself takes no file locks.
 std::vector<int> lock_holders(const struct stat& st);

@@ -109,14 +109,14 @@ assert "rate_per_second" in docs[1]["objects"][0], docs[1]' && ok "watch --json:
 "$peer" make fresh </dev/null >/dev/null
 "$peer" make stale </dev/null >/dev/null
 
-gc_json=$("$ipckit" gc --dry-run --json --grace 5 --ignore-unreadable)
+gc_json=$("$ipckit" gc --dry-run --json --grace 5)
 json_ok <<<"$gc_json" && ok "gc --json parses" || fail "gc --json: $gc_json"
 sleep 3.2
 # "stale" was made over 3 s ago: grace 3 makes it old enough, "fresh" is
 # recreated now so that it is younger than that.
 "$ipckit" rm fresh
 "$peer" make fresh </dev/null >/dev/null
-if "$ipckit" gc --json --grace 3 --ignore-unreadable | python3 -c '
+if "$ipckit" gc --json --grace 3 | python3 -c '
 import json, sys
 doc = json.load(sys.stdin)
 act = {s["name"]: s for s in doc["segments"]}
@@ -161,7 +161,7 @@ check_status "bench without a script" 1 env IPCKIT_BENCH_SCRIPT=/nonexistent/ben
 "$peer" lockdie sick
 "$peer" world open
 rc=0
-doc=$("$ipckit" doctor --json --ignore-unreadable) || rc=$?
+doc=$("$ipckit" doctor --json) || rc=$?
 if [[ $rc -eq 5 ]] && python3 -c '
 import json, sys
 doc = json.loads(sys.argv[1])

@@ -560,12 +560,12 @@ TEST(Cli, GcSparesMappedAndYoungSegmentsEvenWithAStoppedMapperAndRemovesStaleOne
   std::this_thread::sleep_for(2100ms);  // the grace below is 2 s: "stale" is older; "young" will not be
   Child([] { Segment::create("young", 1 << 16); }).wait_exit();
 
-  const auto dry = run_cli_argv({"gc", "--dry-run", "--grace", "2", "--ignore-unreadable"});
+  const auto dry = run_cli_argv({"gc", "--dry-run", "--grace", "2"});
   EXPECT_EQ(dry.status, 0) << dry.err;
   EXPECT_TRUE(a_line_starts_with(dry.out, "remove  stale")) << dry.out;
   EXPECT_TRUE(dir.has("stale"));
 
-  const auto gc = run_cli_argv({"gc", "--json", "--grace", "2", "--ignore-unreadable"});
+  const auto gc = run_cli_argv({"gc", "--json", "--grace", "2"});
   EXPECT_EQ(gc.status, 0) << gc.err;
   EXPECT_EQ(python_check(gc.out, R"(
 import json, sys
@@ -839,7 +839,7 @@ assert d['used']['reason'].startswith('in use: pid )" +
 assert d['dead']['attached'] == [], d['dead']
 )"),
             "");
-  const auto gc = run_cli_argv({"gc", "--json", "--grace", "0", "--ignore-unreadable"});
+  const auto gc = run_cli_argv({"gc", "--json", "--grace", "0"});
   EXPECT_EQ(gc.status, 0) << gc.err;
   EXPECT_EQ(python_check(gc.out, R"(
 import json, sys
@@ -854,4 +854,42 @@ assert d['dead']['action'] == 'removed' and d['dead']['attached'] == [], d['dead
   EXPECT_FALSE(dir.has("dead"));
   user.kill();
   EXPECT_EQ(user.wait_exit(), -SIGKILL);
+}
+
+// The lease: a process that has the segment open but is in no table (its
+// table was full) still keeps gc away, whatever /proc says; once it dies
+// the segment goes.
+TEST(Cli, GcSparesASegmentAnUnlistedProcessHasOpenAndRemovesItOnceThatProcessDies) {
+  PrivateShmDir dir;
+  Signal ready;
+  Child([] {
+    ipckit::SegmentOptions o;
+    o.max_processes = 1;
+    Segment::create("leased", 1 << 16, o);
+  }).wait_exit();
+  Child listed = attached_child("leased", ready);  // takes the dead creator's slot
+  ASSERT_TRUE(ready.wait());
+  Child unlisted = attached_child("leased", ready);  // the table is full: not listed
+  ASSERT_TRUE(ready.wait());
+  listed.kill();
+  EXPECT_EQ(listed.wait_exit(), -SIGKILL);
+  ipckit::OpenOptions look;
+  look.any_owner = true;
+  for (const auto& p : Segment::open("leased", look).processes()) EXPECT_NE(p.pid, unlisted.pid());
+
+  const auto kept = run_cli_argv({"gc", "--json", "--grace", "0"});
+  EXPECT_EQ(kept.status, 0) << kept.err;
+  EXPECT_EQ(python_check(kept.out, R"(
+import json, sys
+d = {s['name']: s for s in json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))['segments']}
+assert d['leased']['action'] == 'keep' and d['leased']['attached'] == [], d['leased']
+assert 'open' in d['leased']['reason'] or 'mapped' in d['leased']['reason'], d['leased']
+)"),
+            "");
+  EXPECT_TRUE(dir.has("leased"));
+  unlisted.kill();
+  EXPECT_EQ(unlisted.wait_exit(), -SIGKILL);
+  const auto gone = run_cli_argv({"gc", "--grace", "0"});
+  EXPECT_EQ(gone.status, 0) << gone.err;
+  EXPECT_FALSE(dir.has("leased")) << gone.out;
 }

@@ -1,5 +1,6 @@
 // Segment contract: create/open/remove, names, permissions, races, corruption.
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +14,8 @@
 #include "ipckit/ipckit.hpp"
 #include "multiprocess.hpp"
 #include "segment_layout.hpp"
+#include "shm_file.hpp"
+#include "test_helpers.hpp"
 
 using namespace std::chrono_literals;
 using ipckit::Segment;
@@ -311,4 +314,88 @@ TEST(Segment, HandlesKeepTheMappingAliveAfterTheSegmentHandleIsGone) {
   auto v = Segment::create(n.name, 1 << 20).value<int>("v");
   v.set(5);
   EXPECT_EQ(v.get(), 5);
+}
+
+namespace {
+
+struct stat stat_of_segment(const std::string& name) {
+  struct stat st {};
+  EXPECT_EQ(::stat(ipckit::detail::shm_path(name).c_str(), &st), 0);
+  return st;
+}
+
+}  // namespace
+
+using ipckit::testing::Child;
+using ipckit::testing::eventually;
+using ipckit::testing::Signal;
+using ipckit::testing::contains;
+using ipckit::testing::message_of;
+
+// Every participating handle holds a shared flock on its segment's file (its
+// lease), also across fork; gc removes only under an exclusive one.
+TEST(SegmentLease, HeldByEveryHandleAndItsForkedChildrenAndReleasedWithTheLast) {
+  using ipckit::detail::RemoveIfUnused;
+  ipckit::testing::ScopedSegmentName n("lease");
+  const auto remove = [&] {
+    const struct stat st = stat_of_segment(n.name);
+    return ipckit::detail::remove_if_unused(n.name, st.st_dev, st.st_ino);
+  };
+  Signal ready, go;
+  {
+    auto seg = ipckit::Segment::create(n.name, 1 << 16);
+    EXPECT_TRUE(ipckit::detail::lease_held(n.name));
+    EXPECT_EQ(remove(), RemoveIfUnused::InUse);
+    // A forked child shares the open file: the lease outlives the parent's handle.
+    Child child([&] {
+      ready.post();
+      EXPECT_TRUE(go.wait(20s));
+    });
+    ASSERT_TRUE(ready.wait());
+    seg = ipckit::Segment::open(n.name);  // the creating handle is gone, the child's copy remains
+    go.post();
+    EXPECT_EQ(child.wait_exit(), 0);
+    EXPECT_EQ(remove(), RemoveIfUnused::InUse);  // this process's open handle
+  }
+  ipckit::OpenOptions look;
+  look.any_owner = true;
+  auto looking = ipckit::Segment::open(n.name, look);  // a look-only handle holds no lease
+  EXPECT_FALSE(ipckit::detail::lease_held(n.name));
+  EXPECT_EQ(remove(), RemoveIfUnused::Removed);
+  EXPECT_FALSE(ipckit::Segment::exists(n.name));
+}
+
+TEST(SegmentLease, AnOpenRacingARemovalFailsClearlyNeverUsesARemovedFile) {
+  ipckit::testing::ScopedSegmentName n("lease2");
+  ipckit::Segment::create(n.name, 1 << 16);
+  const int fd = ::open(ipckit::detail::shm_path(n.name).c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);  // as gc holds it while it removes
+  // Held past the opener's patience: a clear error naming the holder, no hang.
+  const std::string held = message_of<ipckit::SystemError>([&] { ipckit::Segment::open(n.name); });
+  EXPECT_TRUE(contains(held, "locked for removal")) << held;
+  // Removed while the opener waits: NotFound, not a handle on a dead file.
+  Signal opening;
+  Child opener([&] {
+    ::close(fd);  // the inherited descriptor shares the exclusive lock: not the opener's own
+    opening.post();
+    const std::string m = message_of<ipckit::NotFound>([&] { ipckit::Segment::open(n.name); });
+    EXPECT_TRUE(contains(m, "removed")) << m;
+  });
+  ASSERT_TRUE(opening.wait());
+  // Unlinked only once the opener has the file open (and so waits for the lease).
+  const auto has_it_open = [&] {
+    const std::string dir = "/proc/" + std::to_string(opener.pid()) + "/fd/";
+    for (int i = 0; i < 64; ++i) {
+      char target[512];
+      const ssize_t len = ::readlink((dir + std::to_string(i)).c_str(), target, sizeof target - 1);
+      if (len > 0 && std::string(target, static_cast<std::size_t>(len)) == ipckit::detail::shm_path(n.name))
+        return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(eventually(has_it_open));
+  ASSERT_EQ(::unlink(ipckit::detail::shm_path(n.name).c_str()), 0);
+  ::close(fd);
+  EXPECT_EQ(opener.wait_exit(), 0);
 }

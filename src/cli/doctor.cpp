@@ -21,7 +21,6 @@ namespace {
 struct DoctorArgs {
   std::optional<std::string> segment;
   bool json = false;
-  bool ignore_unreadable = false;
   std::int64_t grace = 60;
 };
 
@@ -167,7 +166,7 @@ int run_doctor(const DoctorArgs& a) {
       // removed meanwhile, or reported unreadable
     }
   }
-  for (const auto& d : collect_garbage(a.grace, true, a.ignore_unreadable)) {
+  for (const auto& d : collect_garbage(a.grace, true)) {
     if (d.action != "remove" || (a.segment && d.name != *a.segment)) continue;
     findings.push_back({d.name,
                         std::nullopt,
@@ -213,8 +212,6 @@ Command add_doctor(CLI::App& app) {
   d->add_option("segment", a->segment, "Only this segment (default: all)");
   d->add_option("--grace", a->grace, "Segments younger than this many seconds are never called unused (default 60)")
       ->check(CLI::NonNegativeNumber);
-  d->add_flag("--ignore-unreadable", a->ignore_unreadable,
-              "Count processes whose /proc/PID/maps cannot be read as using no segment (see gc)");
   d->add_flag("--json", a->json, "Print the findings as JSON");
   d->footer(
       "Checks (the \"check\" field of --json): dead_lock_holder, deadlock (a cycle of lock waits), "

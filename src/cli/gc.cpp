@@ -21,6 +21,7 @@ namespace {
 
 struct Candidate {
   GcDecision d;
+  bool leased = false;  // a participating handle has it open (shm_file.hpp: the lease)
   FileId id{};
   bool have_id = false;
   std::string unreadable;  // why its header could not be read
@@ -73,19 +74,17 @@ Candidate look_at(const std::string& name, std::int64_t now) {
   } catch (const Error& e) {
     c.unreadable = e.what();
   }
+  c.leased = detail::lease_held(name);
   // The younger of the header's birth and the name's link: either may be the recent one.
   if (c.have_id) c.d.age_seconds = now - created;
   return c;
 }
 
 // Why `c` must stay, or "" if it may go.
-std::string keep_reason(const Candidate& c, const MapUsers& maps, std::int64_t grace) {
+std::string keep_reason(const Candidate& c, std::int64_t grace) {
   if (!c.d.attached.empty()) return "in use: pid " + pid_list(c.d.attached) + " attached (its process table)";
+  if (c.leased) return "in use: a process has it open (it holds the segment's lease)";
   if (!c.d.mapped_by.empty()) return "in use: mapped by pid " + pid_list(c.d.mapped_by);
-  if (!maps.unreadable.empty())
-    return "maybe in use: the maps of pid " +
-           pid_list(std::vector<int>(maps.unreadable.begin(), maps.unreadable.end())) +
-           " cannot be read (run as root, or pass --ignore-unreadable if they are no ipckit programs)";
   if (c.d.creator_alive) return "in use: its creator, pid " + std::to_string(c.d.creator_pid) + ", is alive";
   if (c.d.age_seconds < grace)
     return "too young: " + std::to_string(std::max<std::int64_t>(c.d.age_seconds, 0)) + " s old, grace " +
@@ -97,14 +96,14 @@ void decide(Candidate& c, const MapUsers& maps, std::int64_t grace, bool dry_run
   GcDecision& d = c.d;
   if (auto it = maps.users.find(c.id); c.have_id && it != maps.users.end())
     d.mapped_by.assign(it->second.begin(), it->second.end());
-  d.reason = keep_reason(c, maps, grace);
+  d.reason = keep_reason(c, grace);
   if (!d.reason.empty()) {
     d.action = "keep";
     return;
   }
   d.reason = c.unreadable.empty() ? "unused: its creator, pid " + std::to_string(d.creator_pid) +
-                                        ", is gone, no live process is in its table and none maps it"
-                                  : "unused and unreadable (" + c.unreadable + "); no process maps it";
+                                        ", is gone, no live process is in its table, none has it open"
+                                  : "unused and unreadable (" + c.unreadable + "); no process has it open";
   if (dry_run) {
     d.action = "remove";
     return;
@@ -129,9 +128,22 @@ void decide(Candidate& c, const MapUsers& maps, std::int64_t grace, bool dry_run
     d.reason = "in use: mapped by pid " + pid_list(d.mapped_by) + " since gc looked";
     return;
   }
+  // The decision that counts: taken under an exclusive lock, so that no
+  // handle can open it between "unused" and the removal.
   try {
-    Segment::remove(d.name);
-    d.action = "removed";
+    switch (detail::remove_if_unused(d.name, c.id.first, c.id.second)) {
+      case detail::RemoveIfUnused::Removed:
+        d.action = "removed";
+        break;
+      case detail::RemoveIfUnused::InUse:
+        d.action = "keep";
+        d.reason = "in use: a process opened it since gc looked";
+        break;
+      case detail::RemoveIfUnused::Changed:
+        d.action = "keep";
+        d.reason = "changed while gc looked: removed, or another segment is under its name now";
+        break;
+    }
   } catch (const Error& e) {
     d.action = "failed";
     d.reason = e.what();
@@ -141,7 +153,6 @@ void decide(Candidate& c, const MapUsers& maps, std::int64_t grace, bool dry_run
 struct GcArgs {
   bool dry_run = false;
   bool json = false;
-  bool ignore_unreadable = false;
   std::int64_t grace = 60;
 };
 
@@ -173,7 +184,7 @@ void print_text(const std::vector<GcDecision>& ds) {
 
 int run_gc(const GcArgs& a) {
   if (a.grace < 0) throw InvalidArgument("gc", "gc: a negative --grace; use 0 or more seconds");
-  const auto ds = collect_garbage(a.grace, a.dry_run, a.ignore_unreadable);
+  const auto ds = collect_garbage(a.grace, a.dry_run);
   if (a.json) {
     print_json(a, ds);
   } else {
@@ -185,7 +196,7 @@ int run_gc(const GcArgs& a) {
 
 }  // namespace
 
-std::vector<GcDecision> collect_garbage(std::int64_t grace_seconds, bool dry_run, bool ignore_unreadable) {
+std::vector<GcDecision> collect_garbage(std::int64_t grace_seconds, bool dry_run) {
   auto names = Segment::list();
   std::sort(names.begin(), names.end());
   const auto now = static_cast<std::int64_t>(std::time(nullptr));
@@ -198,8 +209,7 @@ std::vector<GcDecision> collect_garbage(std::int64_t grace_seconds, bool dry_run
     cands.push_back(std::move(c));
   }
   // Scanned after the looks, so that a process that maps one meanwhile is seen.
-  MapUsers maps = scan_maps(wanted);
-  if (ignore_unreadable) maps.unreadable.clear();
+  const MapUsers maps = scan_maps(wanted);
   std::vector<GcDecision> out;
   for (auto& c : cands) {
     decide(c, maps, grace_seconds, dry_run);
@@ -212,12 +222,10 @@ Command add_gc(CLI::App& app) {
   auto args = std::make_shared<GcArgs>();
   auto* gc = app.add_subcommand(
       "gc",
-      "Remove segments no process uses (creator gone, no live process in their table, nobody maps them) older "
+      "Remove segments no process uses (creator gone, no live process in their table, nobody has them open) older "
       "than a grace period");
   gc->add_flag("-n,--dry-run", args->dry_run, "Only say what would be removed");
   gc->add_option("--grace", args->grace, "Spare segments younger than this many seconds (default 60)");
-  gc->add_flag("--ignore-unreadable", args->ignore_unreadable,
-               "Count processes whose /proc/PID/maps cannot be read (more privileged ones) as using no segment");
   gc->add_flag("--json", args->json, "Print the decisions as JSON");
   return {gc, [args] { return run_gc(*args); }};
 }

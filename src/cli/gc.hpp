@@ -34,10 +34,12 @@ struct GcDecision {
   std::vector<int> attached;      // live processes listed in its process table
 };
 
-// What gc would do (dry_run) or did with every segment.
-// `ignore_unreadable`: processes whose maps cannot be read (more privileged
-// ones, e.g. a container's init) count as using nothing.
-std::vector<GcDecision> collect_garbage(std::int64_t grace_seconds, bool dry_run, bool ignore_unreadable = false);
+// What gc would do (dry_run) or did with every segment. In use means: a
+// live process in its table, a handle holding its lease (the kernel's
+// answer: every participating handle keeps the file open with a shared
+// flock), a process mapping it (where /proc/PID/maps is readable), or a
+// live creator; the removal itself happens under an exclusive flock.
+std::vector<GcDecision> collect_garbage(std::int64_t grace_seconds, bool dry_run);
 
 Command add_gc(CLI::App& app);
 
