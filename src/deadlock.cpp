@@ -114,8 +114,7 @@ std::vector<LockWait> cycle_from(const SegmentImpl& seg, const LockWait& from, c
 }
 
 bool all_alive(const std::vector<LockWait>& cycle) {
-  return std::all_of(cycle.begin(), cycle.end(),
-                     [](const LockWait& w) { return thread_alive(w.tid, w.thread_start); });
+  return std::all_of(cycle.begin(), cycle.end(), [](const LockWait& w) { return thread_alive(w.tid, w.thread_start); });
 }
 
 // "lock 'A'" for the object holding the word at `offset`.
@@ -160,8 +159,7 @@ Deadlock describe(const SegmentImpl& seg, const std::vector<LockWait>& cycle) {
 const LockWait* victim_of(const std::vector<LockWait>& cycle) {
   const LockWait* v = nullptr;
   for (const LockWait& w : cycle)
-    if (w.op == WaitOp::Lock &&
-        (v == nullptr || std::tie(w.thread_start, w.tid) > std::tie(v->thread_start, v->tid)))
+    if (w.op == WaitOp::Lock && (v == nullptr || std::tie(w.thread_start, w.tid) > std::tie(v->thread_start, v->tid)))
       v = &w;
   return v;
 }

@@ -37,7 +37,7 @@ namespace {
 
 constexpr std::array<const char*, 5> kStateNames = {"new", "runnable", "running", "blocked", "terminated"};
 constexpr std::array<const char*, detail::kLastWaitOp + 1> kOpNames = {"none", "lock", "acquire", "wait",
-                                                                       "get",  "put",  "join", "lock"};
+                                                                       "get",  "put",  "join",    "lock"};
 
 std::uint64_t monotonic_ns() noexcept {
   timespec ts{};

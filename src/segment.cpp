@@ -78,10 +78,13 @@ std::shared_ptr<SegmentImpl> create_segment(std::string_view name, std::size_t s
   // Leased before it has a name: no gc can ever see it unused.
   if (::flock(fd.get(), LOCK_SH) != 0) throw_errno(errno, name, "take its lease (flock)");
   if (!publish(fd.get(), name, opt.mode)) throw_errno(EEXIST, name, "create");
-  const Geometry geometry{size, opt.max_objects, heap_offset_for(opt.max_objects, opt.max_processes),
-                          directory_bytes(opt.max_objects), opt.max_processes, opt.deadlock_detection};
-  return std::make_shared<SegmentImpl>(std::string(name), std::move(map), geometry, opt.mode, st.st_uid,
-                                       std::move(fd));
+  const Geometry geometry{size,
+                          opt.max_objects,
+                          heap_offset_for(opt.max_objects, opt.max_processes),
+                          directory_bytes(opt.max_objects),
+                          opt.max_processes,
+                          opt.deadlock_detection};
+  return std::make_shared<SegmentImpl>(std::string(name), std::move(map), geometry, opt.mode, st.st_uid, std::move(fd));
 }
 
 std::shared_ptr<SegmentImpl> open_segment(std::string_view name, const Trust& trust) {
@@ -97,8 +100,10 @@ std::shared_ptr<SegmentImpl> open_segment(std::string_view name, const Trust& tr
   Mapping map(f.fd.get(), file_size, name);
   const Geometry geometry = validate_header(*reinterpret_cast<const SegmentHeader*>(map.base()), name, f.st);
   // A look-only open (ipckit ls/inspect/ps) is not a participant: no lease, not listed.
-  if (trust.any) f.fd.reset();
-  else take_lease(f.fd.get(), name);
+  if (trust.any)
+    f.fd.reset();
+  else
+    take_lease(f.fd.get(), name);
   return std::make_shared<SegmentImpl>(std::string(name), std::move(map), geometry, f.st.st_mode, f.st.st_uid,
                                        std::move(f.fd));
 }

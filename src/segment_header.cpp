@@ -95,8 +95,8 @@ Geometry validate_header(const SegmentHeader& header, std::string_view name, con
   if (h.heap_top < h.heap_offset || h.heap_top > h.size) corrupt("its allocation pointer lies outside the segment");
   if (h.object_count > h.max_objects) corrupt("its object count exceeds its directory");
   if ((h.flags & ~kKnownFlags) != 0) corrupt("its header has unknown option bits " + std::to_string(h.flags));
-  return Geometry{h.size, h.max_objects, h.heap_offset, h.table_offset, h.max_processes,
-                  (h.flags & kFlagDeadlockDetection) != 0};
+  return Geometry{h.size,         h.max_objects,   h.heap_offset,
+                  h.table_offset, h.max_processes, (h.flags & kFlagDeadlockDetection) != 0};
 }
 
 }  // namespace ipckit::detail

@@ -69,7 +69,11 @@ class SegmentImpl {
   // `lease`: the file, held with its shared lease (take_lease), for handles
   // that participate; none for tools that only look (they are not listed either).
   SegmentImpl(std::string name, Mapping map, const Geometry& geometry, mode_t mode, uid_t owner, UniqueFd lease)
-      : name_(std::move(name)), lease_(std::move(lease)), map_(std::move(map)), geo_(geometry), mode_(mode & 0777),
+      : name_(std::move(name)),
+        lease_(std::move(lease)),
+        map_(std::move(map)),
+        geo_(geometry),
+        mode_(mode & 0777),
         uid_(owner) {
     if (lease_.get() >= 0) attach();
   }

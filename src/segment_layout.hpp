@@ -40,7 +40,7 @@ struct alignas(64) SegmentHeader {
   std::int64_t created_unix;
   std::uint64_t process_table_offset;  // ProcessSlot × max_processes (process_table_layout.hpp)
   std::uint32_t max_processes;
-  std::uint32_t flags;  // kFlag* below; unknown bits make the segment corrupt
+  std::uint32_t flags;       // kFlag* below; unknown bits make the segment corrupt
   LockState directory_lock;  // serialises object creation only
 };
 static_assert(sizeof(SegmentHeader) == 192);

@@ -298,9 +298,9 @@ void take_lease(int fd, std::string_view name) {
       const struct stat st = stat_of(fd, name);
       std::string holders;
       for (int pid : lock_holders(st)) holders += (holders.empty() ? " by pid " : ", ") + std::to_string(pid);
-      raise<SystemError>(segment_label(name), "it stayed locked for removal" + holders,
-                         "a gc or ipckit rm stopped half-way? retry, or remove the segment (ipckit rm " +
-                             std::string(name) + ")");
+      raise<SystemError>(
+          segment_label(name), "it stayed locked for removal" + holders,
+          "a gc or ipckit rm stopped half-way? retry, or remove the segment (ipckit rm " + std::string(name) + ")");
     }
     ::usleep(1000);
   }

@@ -8,13 +8,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ipckit/ipckit.hpp"
@@ -30,9 +30,9 @@ using namespace ipckit::testing;
 namespace {
 
 constexpr std::size_t kSize = 1 << 20;
-constexpr int kGotAll = 0;   // child exit: it took every lock it wanted
-constexpr int kVictim = 3;   // child exit: it got DeadlockDetected
-constexpr int kTimedOut = 4; // child exit: it got Timeout
+constexpr int kGotAll = 0;    // child exit: it took every lock it wanted
+constexpr int kVictim = 3;    // child exit: it got DeadlockDetected
+constexpr int kTimedOut = 4;  // child exit: it got Timeout
 
 Segment create(const std::string& name, bool detect) {
   ipckit::SegmentOptions o;

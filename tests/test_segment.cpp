@@ -327,10 +327,10 @@ struct stat stat_of_segment(const std::string& name) {
 }  // namespace
 
 using ipckit::testing::Child;
-using ipckit::testing::eventually;
-using ipckit::testing::Signal;
 using ipckit::testing::contains;
+using ipckit::testing::eventually;
 using ipckit::testing::message_of;
+using ipckit::testing::Signal;
 
 // Every participating handle holds a shared flock on its segment's file (its
 // lease), also across fork; gc removes only under an exclusive one.

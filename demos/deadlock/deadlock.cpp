@@ -150,7 +150,9 @@ int main(int argc, char** argv) {
       for (auto& p : procs)
         if (p.is_alive()) std::printf("  %s (pid %d) is blocked\n", p.name().c_str(), p.pid());
       for (const auto& cycle : seg.deadlocks()) std::printf("  the cycle: %s\n", cycle.describe().c_str());
-      std::printf("Each holds the lock the other wants. Try --timeout 500, --fix rlock, --fix ordered, or leave detection on.\n");
+      std::printf(
+          "Each holds the lock the other wants. Try --timeout 500, --fix rlock, --fix ordered, or leave detection "
+          "on.\n");
       for (auto& p : procs) p.kill();
       for (auto& p : procs) p.join();
       return fix.empty() ? 0 : 1;  // a fixed run must never get here

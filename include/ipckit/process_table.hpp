@@ -90,9 +90,9 @@ struct AttachedProcess {
 struct DeadlockMember {
   int pid = 0;
   std::uint32_t tid = 0;
-  std::string name;       // the process's name in the table (untrusted: escape before printing)
-  std::string holds;      // "lock 'A'"
-  std::string waits_for;  // "lock 'B'"
+  std::string name;          // the process's name in the table (untrusted: escape before printing)
+  std::string holds;         // "lock 'A'"
+  std::string waits_for;     // "lock 'B'"
   bool may_give_up = false;  // false: re-acquiring a Condition's lock (never gives up)
 };
 
