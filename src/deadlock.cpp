@@ -154,6 +154,15 @@ Deadlock describe(const SegmentImpl& seg, const std::vector<LockWait>& cycle) {
   return d;
 }
 
+// The cycle for an exception message: names from the table are another
+// process's bytes, so control characters are shown as '?'.
+std::string printable(Deadlock d) {
+  for (DeadlockMember& m : d.members)
+    for (char& c : m.name)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return d.describe();
+}
+
 // The member that gives up: the latest-started thread that may, so that
 // every member, looking at the same cycle, picks the same one.
 const LockWait* victim_of(const std::vector<LockWait>& cycle) {
@@ -187,7 +196,7 @@ void give_up_if_deadlocked(const SegmentImpl& segment, const LockState& lock, co
   if (victim == nullptr || victim->tid != me.tid) return;
   raise<DeadlockDetected>(who,
                           "waiting for it would never end, a cycle of " + std::to_string(cycle.size()) +
-                              " threads: " + describe(segment, cycle).describe(),
+                              " threads: " + printable(describe(segment, cycle)),
                           "this thread gives up, as the cycle's latest-started member; release the locks it holds "
                           "(unwinding does) and retry, or take the locks in one global order");
 }

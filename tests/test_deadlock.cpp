@@ -136,6 +136,35 @@ TEST(DeadlockDetection, TwoProcessCycleEndsWithOneVictimNamingBothProcessesAndLo
   EXPECT_TRUE(contains(r.messages, "a cycle of 2 threads")) << r.messages;
 }
 
+// Process names come from other processes' table slots: the message shows
+// their control characters as '?', never raw.
+TEST(DeadlockDetection, ControlCharactersInProcessNamesNeverReachTheMessage) {
+  ScopedSegmentName name("dlname");
+  auto seg = create(name.name, true);
+  seg.barrier("hold", 2);
+  Messages msgs;
+  std::vector<ipckit::Process> procs;
+  for (int i = 0; i < 2; ++i) {
+    procs.emplace_back(
+        [&, i] {
+          auto s = Segment::open(name.name);
+          ::_exit(ring_member<ipckit::Lock>(s, i, 2, "L", msgs, 0ms));
+        },
+        ipckit::ProcessOptions{.name = "w" + std::to_string(i) + "\x1b[2J\n"});
+    procs.back().start();
+  }
+  int victims = 0;
+  for (auto& p : procs) {
+    EXPECT_TRUE(p.join(20s));
+    victims += p.exitcode() == kVictim ? 1 : 0;
+  }
+  EXPECT_EQ(victims, 1);
+  const std::string m = msgs.all();
+  EXPECT_TRUE(contains(m, "(w0?[2J?)") && contains(m, "(w1?[2J?)")) << m;
+  EXPECT_EQ(m.find('\x1b'), std::string::npos);
+  EXPECT_EQ(std::count(m.begin(), m.end(), '\n'), 1);  // the one the test's pipe adds
+}
+
 TEST(DeadlockDetection, ThreeProcessRingOfRLocksEndsWithOneVictim) {
   ScopedSegmentName name("dl3");
   const RingOutcome r = run_ring<ipckit::RLock>(name.name, 3);
