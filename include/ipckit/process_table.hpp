@@ -60,11 +60,17 @@ struct WaitInfo {
   double seconds = 0;                    // how long it has been blocked
 };
 
-// A lock held by a thread of the process.
+// A lock held by a thread of the process: a Lock, RLock or Condition, or
+// the lock built into another object (`part` says which).
 struct HeldLock {
   std::string object;
   ObjectKind kind{};
   std::uint32_t tid = 0;
+  // "" for a Lock/RLock/Condition; "its lock" for a Value's or Array's own
+  // lock (get_lock()) and a priority/LIFO queue's; "producers' side" or
+  // "consumers' side" for a FIFO queue's, held by a loan or view for as
+  // long as it lives (and by a put/get while it runs, or waits for room/items).
+  std::string part;
 };
 
 struct StateChange {
@@ -90,9 +96,9 @@ struct AttachedProcess {
 struct DeadlockMember {
   int pid = 0;
   std::uint32_t tid = 0;
-  std::string name;       // the process's name in the table (untrusted: escape before printing)
-  std::string holds;      // "lock 'A'"
-  std::string waits_for;  // "lock 'B'"
+  std::string name;          // the process's name in the table (untrusted: escape before printing)
+  std::string holds;         // "lock 'A'"
+  std::string waits_for;     // "lock 'B'"
   bool may_give_up = false;  // false: re-acquiring a Condition's lock (never gives up)
 };
 
