@@ -120,6 +120,16 @@ TEST(ProcessTable, MaxProcessesIsValidated) {
   EXPECT_NO_THROW(Segment::create(n.name, Segment::min_size(256, 4096), {.max_processes = 4096}));
 }
 
+// The default table (SegmentOptions::max_processes) must leave the smallest
+// segments users make, 64 KiB, usable with the default directory.
+TEST(ProcessTable, TheDefaultTableFitsA64KiBSegment) {
+  ScopedSegmentName n("pt_small");
+  EXPECT_LE(Segment::min_size(), std::size_t{64} << 10);
+  auto seg = Segment::create(n.name, std::size_t{64} << 10);
+  EXPECT_EQ(seg.info().max_processes, ipckit::SegmentOptions{}.max_processes);
+  EXPECT_EQ(seg.processes().size(), 1u);
+}
+
 TEST(ProcessTable, ShowsALockWaiterAndTheHolder) {
   ScopedSegmentName n("pt_lock");
   auto seg = Segment::create(n.name, kSize);
