@@ -68,9 +68,13 @@ std::size_t PoolSegment::table_lines(std::uint32_t per_channel, std::uint32_t ch
 }
 std::size_t PoolSegment::bytes(std::size_t max_message, std::uint32_t per_channel, std::uint32_t channels,
                                unsigned workers) {
-  return tasks_options(max_message).capacity_bytes + channels * results_options(max_message).capacity_bytes +
-         sizeof(Line) * table_lines(per_channel, channels, workers) + (std::size_t{1} << 16) +
-         std::size_t{channels} * 4096;
+  // The header, directory and process table of a segment made with the
+  // default options (what Segment::min_size says, so a change of those
+  // defaults cannot starve the objects), then the objects: the rings and the
+  // table, plus a page per queue for its state and alignment.
+  return Segment::min_size() + tasks_options(max_message).capacity_bytes +
+         channels * results_options(max_message).capacity_bytes +
+         sizeof(Line) * table_lines(per_channel, channels, workers) + (std::size_t{channels} + 1) * 4096;
 }
 
 PoolSegment PoolSegment::bind(Segment seg, std::size_t max_message, std::uint32_t per_channel, std::uint32_t channels,

@@ -368,8 +368,30 @@ void Registry::reap_loop() {
   }
 }
 
+// A target may also end its process itself: std::exit() runs the atexit
+// handlers, std::quick_exit() the at_quick_exit ones. Either way the process
+// ran to its end, so its slots read Terminated, as after a return or a throw.
+// (_exit, abort and signals run nothing: those slots stay as they were and
+// read as not alive.) Forks of the child inherit the handlers but are not
+// the child: only the pid they were registered for records.
+pid_t g_function_child = 0;
+
+void note_self_exit() noexcept {
+  if (g_function_child == ::getpid()) detail::note_lifecycle(ProcessState::Terminated);
+}
+
+void record_self_exits() noexcept {
+  static bool registered = false;  // a grandchild inherits the registration (and this flag)
+  g_function_child = ::getpid();
+  if (registered) return;
+  registered = true;
+  (void)std::atexit(note_self_exit);  // fails only without memory: then such an exit is not recorded
+  (void)std::at_quick_exit(note_self_exit);
+}
+
 [[noreturn]] void run_function_child(ChildState& s) noexcept {
   int code = 0;
+  record_self_exits();
   detail::note_lifecycle(ProcessState::Running);
   try {
     s.target();

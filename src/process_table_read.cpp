@@ -1,6 +1,7 @@
 // Reading the process table (Segment::processes()): lock-free snapshots of
 // the slots, every byte validated, plus the locks each process holds,
-// derived from the segment's Lock/RLock/Condition objects.
+// derived from the segment's Lock/RLock/Condition objects and the locks
+// built into values, arrays and queues.
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,7 +13,10 @@
 #include <optional>
 
 #include "ipckit/detail/lock_state.hpp"
+#include "ipckit/detail/priority_queue_state.hpp"
+#include "ipckit/detail/queue_state.hpp"
 #include "ipckit/detail/thread_id.hpp"
+#include "ipckit/detail/value_state.hpp"
 #include "ipckit/detail/wait_record.hpp"
 #include "ipckit/process_table.hpp"
 #include "process_table.hpp"
@@ -112,8 +116,39 @@ bool thread_of(int pid, std::uint32_t tid) {
   return ::stat(path, &st) == 0;
 }
 
-bool is_lock_kind(ObjectKind k) {
-  return k == ObjectKind::Lock || k == ObjectKind::RLock || k == ObjectKind::Condition;
+// A lock state inside an object that a process may hold: `at` bytes into it.
+struct EmbeddedLock {
+  std::uint64_t at;
+  const char* part;
+};
+
+// Where the lock states of object `o` lie (its body at `body`, only for
+// member addresses: nothing is read). A Value/Array bound to a named lock
+// has none of its own (the named lock is listed); a semaphore's table lock
+// is held for one operation only, and is not shown.
+std::vector<EmbeddedLock> locks_in(const ObjectInfo& o, const char* body) {
+  const auto at = [&](const void* member) { return std::uint64_t(static_cast<const char*>(member) - body); };
+  switch (o.kind) {
+    case ObjectKind::Lock:
+    case ObjectKind::RLock:
+    case ObjectKind::Condition:  // its own lock, first (unused when bound to a named lock)
+      return {{0, ""}};
+    case ObjectKind::Value:
+    case ObjectKind::Array:
+      if (detail::guard_of(o.type_name) == detail::Guard::Own) return {{0, "its lock"}};
+      return {};
+    case ObjectKind::Queue:
+    case ObjectKind::JoinableQueue: {
+      const auto* q = reinterpret_cast<const detail::QueueState*>(body);
+      return {{at(&q->put.lock), "producers' side"}, {at(&q->get.lock), "consumers' side"}};
+    }
+    case ObjectKind::PriorityQueue:
+    case ObjectKind::LifoQueue:
+    case ObjectKind::JoinablePriorityQueue:
+      return {{at(&reinterpret_cast<const detail::PriorityQueueState*>(body)->lock), "its lock"}};
+    default:
+      return {};
+  }
 }
 
 }  // namespace
@@ -152,15 +187,20 @@ std::vector<AttachedProcess> Segment::processes() const {
         w.kind = o->kind;
       }
   // Holders: every lock's owner thread, matched to the process it belongs to.
+  // Only lock states wholly inside their object and the segment, and aligned,
+  // are read (the directory is untrusted); a read is one load, never a wait.
   for (const auto& o : objs) {
-    if (!is_lock_kind(o.kind) || o.offset % alignof(detail::LockState) != 0 || o.offset > g.size ||
-        g.size - o.offset < sizeof(detail::LockState))
-      continue;
-    const auto& ls = *reinterpret_cast<const detail::LockState*>(impl_->at(o.offset));
-    const std::uint32_t tid = ls.word.load(std::memory_order_acquire) & detail::kLockTidMask;
-    if (tid == 0) continue;
-    for (auto& p : out)
-      if (p.alive && thread_of(p.pid, tid)) p.holds.push_back({o.name, o.kind, tid});
+    if (o.offset > g.size || o.bytes > g.size - o.offset) continue;
+    for (const EmbeddedLock& l : locks_in(o, static_cast<const char*>(impl_->at(0)) + o.offset)) {
+      const std::uint64_t off = o.offset + l.at;
+      if (off % alignof(detail::LockState) != 0 || l.at > o.bytes || o.bytes - l.at < sizeof(detail::LockState))
+        continue;
+      const auto& ls = *reinterpret_cast<const detail::LockState*>(impl_->at(off));
+      const std::uint32_t tid = ls.word.load(std::memory_order_acquire) & detail::kLockTidMask;
+      if (tid == 0) continue;
+      for (auto& p : out)
+        if (p.alive && thread_of(p.pid, tid)) p.holds.push_back({o.name, o.kind, tid, l.part});
+    }
   }
   return out;
 }

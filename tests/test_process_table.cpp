@@ -33,6 +33,11 @@ using ipckit::ProcessState;
 using ipckit::Segment;
 using namespace ipckit::testing;
 
+namespace ipckit {
+// gtest prints states by name.
+inline void PrintTo(ProcessState state, std::ostream* os) { *os << to_string(state); }
+}  // namespace ipckit
+
 namespace {
 
 constexpr std::size_t kSize = 1 << 20;
@@ -113,6 +118,16 @@ TEST(ProcessTable, MaxProcessesIsValidated) {
   EXPECT_THROW(Segment::create(n.name, Segment::min_size(256, 4096) - 1, {.max_processes = 4096}),
                ipckit::InvalidArgument);
   EXPECT_NO_THROW(Segment::create(n.name, Segment::min_size(256, 4096), {.max_processes = 4096}));
+}
+
+// The default table (SegmentOptions::max_processes) must leave the smallest
+// segments users make, 64 KiB, usable with the default directory.
+TEST(ProcessTable, TheDefaultTableFitsA64KiBSegment) {
+  ScopedSegmentName n("pt_small");
+  EXPECT_LE(Segment::min_size(), std::size_t{64} << 10);
+  auto seg = Segment::create(n.name, std::size_t{64} << 10);
+  EXPECT_EQ(seg.info().max_processes, ipckit::SegmentOptions{}.max_processes);
+  EXPECT_EQ(seg.processes().size(), 1u);
 }
 
 TEST(ProcessTable, ShowsALockWaiterAndTheHolder) {
@@ -211,27 +226,47 @@ TEST(ProcessTable, AnotherProcessWithARecycledPidIsNotTheOwner) {
   for (const auto& p : seg.processes()) EXPECT_NE(p.start_ticks, 12345u);
 }
 
+// Thousands of processes attach and die (half with their handle still open)
+// through a table of 8 slots, from a few forkers at once: no slot leaks.
 TEST(ProcessTable, ChurnNeverLeaksSlots) {
   ScopedSegmentName n("pt_churn");
   auto seg = Segment::create(n.name, kSize, {.max_processes = 8});
   auto l = seg.lock("L");
-  constexpr int kProcesses = 1000;
-  constexpr int kAtOnce = 6;
-  int started = 0;
-  std::deque<Child> running;
-  while (started < kProcesses || !running.empty()) {
-    while (started < kProcesses && static_cast<int>(running.size()) < kAtOnce) {
-      const bool keep_handle = started % 2 == 0;
-      running.emplace_back([&, keep_handle] {
-        auto mine = Segment::open(n.name);
-        std::lock_guard g(l);         // sometimes contended: a wait record too
-        if (keep_handle) ::_exit(0);  // dies attached: its slot is reclaimed later
-      });
-      ++started;
-    }
-    EXPECT_EQ(running.front().wait_exit(), 0);
-    running.pop_front();
-  }
+  auto ran = seg.raw_value<std::int64_t>("ran", 0);  // under L
+  constexpr int kProcesses = 2000;
+  constexpr int kForkers = 3;
+  constexpr int kAtOnce = 3;  // per forker: up to 9 at once, so the table is sometimes full too
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<Child> forkers;
+  for (int f = 0; f < kForkers; ++f)
+    forkers.emplace_back([&, f] {
+      const int mine = kProcesses / kForkers + (f < kProcesses % kForkers ? 1 : 0);
+      int started = 0;
+      std::deque<Child> running;
+      while (started < mine || !running.empty()) {
+        while (started < mine && static_cast<int>(running.size()) < kAtOnce) {
+          const int i = started;
+          running.emplace_back([&, i] {
+            auto attached = Segment::open(n.name);
+            {
+              std::lock_guard g(l);  // sometimes contended: a wait record too
+              ran.set(ran.get() + 1);
+            }
+            // A few die holding the lock (the next taker waits up to 25 ms to
+            // see it dead and take it over, so only a few).
+            if (i % 64 == 0) l.lock();
+            if (i % 2 == 0) ::_exit(0);  // dies attached: its slot is reclaimed later
+          });
+          ++started;
+        }
+        ASSERT_EQ(running.front().wait_exit(), 0);
+        running.pop_front();
+      }
+    });
+  for (auto& f : forkers) EXPECT_EQ(f.wait_exit(120s), 0);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  RecordProperty("churn_seconds", std::to_string(seconds));
+  EXPECT_EQ(ran.get(), kProcesses);
   const auto all = seg.processes();
   EXPECT_LE(all.size(), 8u);
   EXPECT_EQ(std::count_if(all.begin(), all.end(), [](const auto& p) { return p.alive; }), 1);  // this process
@@ -333,4 +368,141 @@ TEST(ProcessTable, PsShowsABlockedChildInTextAndJson) {
   q.put(1);
   a.unlock();
   getter.join();
+}
+
+// However the target ends its process (a return, a throw, std::exit,
+// std::quick_exit), the table reads Terminated afterwards, not Running.
+class ProcessTableEnding : public ::testing::TestWithParam<int> {};
+
+TEST_P(ProcessTableEnding, AnEndedTargetReadsTerminated) {
+  ScopedSegmentName n("pt_end");
+  auto seg = Segment::create(n.name, kSize);
+  auto go = seg.event("go");
+  const int how = GetParam();
+  ipckit::Process worker(
+      [&, how] {
+        (void)go.wait(20s);
+        switch (how) {
+          case 1:
+            throw std::runtime_error("thrown on purpose by the test");
+          case 2:
+            std::exit(3);
+          case 3:
+            std::quick_exit(4);
+          default:
+            return;
+        }
+      },
+      {.name = "ender"});
+  worker.start();
+  ASSERT_TRUE(shown_blocked(seg, worker.pid(), "wait", "go"));
+  EXPECT_EQ(find_pid(seg, worker.pid())->state, ProcessState::Blocked);
+  go.set();
+  worker.join();
+  const int expected_code[] = {0, 1, 3, 4};
+  EXPECT_EQ(worker.exitcode(), expected_code[how]);
+  const auto done = find_pid(seg, worker.pid());
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->state, ProcessState::Terminated);
+  EXPECT_FALSE(done->alive);
+  ASSERT_FALSE(done->history.empty());
+  EXPECT_EQ(done->history.back().state, ProcessState::Terminated);
+  EXPECT_EQ(std::count_if(done->history.begin(), done->history.end(),
+                          [](const auto& h) { return h.state == ProcessState::Terminated; }),
+            1);
+}
+
+std::string ending_name(const ::testing::TestParamInfo<int>& info) {
+  static const char* const names[] = {"Return", "Throw", "Exit", "QuickExit"};
+  return names[info.param];
+}
+
+INSTANTIATE_TEST_SUITE_P(ProcessTable, ProcessTableEnding, ::testing::Values(0, 1, 2, 3), ending_name);
+
+// A plain fork of a Process child that calls std::exit() is not the child:
+// it inherits the exit handler but records nothing (it was never listed).
+TEST(ProcessTable, AForkOfAProcessChildExitingIsNotRecordedAsIt) {
+  ScopedSegmentName n("pt_end_fork");
+  auto seg = Segment::create(n.name, kSize);
+  auto go = seg.event("go");
+  ipckit::Process worker(
+      [&] {
+        Child grandchild([] { std::exit(0); });
+        if (grandchild.wait_exit() != 0) std::exit(5);
+        (void)go.wait(20s);
+      },
+      {.name = "parent-of-fork"});
+  worker.start();
+  ASSERT_TRUE(shown_blocked(seg, worker.pid(), "wait", "go"));
+  for (const auto& p : seg.processes())
+    EXPECT_TRUE(p.pid == ::getpid() || p.pid == worker.pid()) << "pid " << p.pid << " listed";
+  EXPECT_EQ(find_pid(seg, worker.pid())->state, ProcessState::Blocked);
+  go.set();
+  worker.join();
+  EXPECT_EQ(worker.exitcode(), 0);
+  EXPECT_EQ(find_pid(seg, worker.pid())->state, ProcessState::Terminated);
+}
+
+namespace {
+
+bool holds(const AttachedProcess& p, const std::string& object, ipckit::ObjectKind kind, const std::string& part) {
+  return std::any_of(p.holds.begin(), p.holds.end(),
+                     [&](const auto& h) { return h.object == object && h.kind == kind && h.part == part; });
+}
+
+}  // namespace
+
+// The locks built into values, arrays and queues show as held, by the
+// process that holds them, and only while it does.
+TEST(ProcessTable, ShowsBuiltInLocksOfValuesArraysAndQueues) {
+  using ipckit::ObjectKind;
+  ScopedSegmentName n("pt_builtin");
+  auto seg = Segment::create(n.name, kSize);
+  auto counter = seg.value<int>("counter", 0);
+  auto arr = seg.array<int>("arr", 4);
+  auto named = seg.lock("named");
+  auto bound = seg.value<int>("bound", 0, named);
+  auto frames = seg.byte_queue("frames", {.capacity_bytes = 4096});
+  auto jobs = seg.byte_queue("jobs", {.capacity_bytes = 4096});
+  auto pq = seg.priority_queue<int>("pq", {.capacity_bytes = 4096, .max_message = 64});
+  jobs.put("one");
+  auto go = seg.event("go");
+  auto held = seg.event("held");
+  Child holder([&] {
+    std::lock_guard g(counter.get_lock());
+    std::lock_guard a(arr.get_lock());
+    held.set();
+    EXPECT_TRUE(go.wait(20s));
+  });
+  ASSERT_TRUE(held.wait(20s));
+  // The child holds the value's and the array's own locks; this process nothing.
+  ASSERT_TRUE(eventually([&] {
+    auto p = find_pid(seg, holder.pid());
+    return p && holds(*p, "counter", ObjectKind::Value, "its lock") && holds(*p, "arr", ObjectKind::Array, "its lock");
+  }));
+  EXPECT_TRUE(find_pid(seg, ::getpid())->holds.empty());
+  {
+    std::lock_guard b(bound.get_lock());  // a bound value's lock is the named lock, listed as such
+    ipckit::ByteLoan loan = frames.loan(16);
+    ipckit::ByteView view = jobs.get_view();
+    const auto me = *find_pid(seg, ::getpid());
+    EXPECT_TRUE(holds(me, "named", ObjectKind::Lock, ""));
+    EXPECT_TRUE(holds(me, "frames", ObjectKind::Queue, "producers' side"));
+    EXPECT_TRUE(holds(me, "jobs", ObjectKind::Queue, "consumers' side"));
+    EXPECT_EQ(me.holds.size(), 3u);
+    for (const auto& h : me.holds) EXPECT_EQ(h.tid, ipckit::detail::this_thread().tid);
+    const auto [rc, text] = run_cli("ps " + n.name);
+    EXPECT_EQ(rc, 0) << text;
+    EXPECT_NE(text.find("value 'counter'"), std::string::npos) << text;
+    EXPECT_NE(text.find("'frames'"), std::string::npos) << text;
+    EXPECT_NE(text.find("'jobs'"), std::string::npos) << text;
+    loan.abandon();
+    view.keep();
+  }
+  EXPECT_TRUE(find_pid(seg, ::getpid())->holds.empty());
+  pq.put(1, 1);
+  EXPECT_TRUE(find_pid(seg, ::getpid())->holds.empty());  // a priority queue's lock only during an operation
+  go.set();
+  EXPECT_EQ(holder.wait_exit(), 0);
+  for (const auto& p : seg.processes()) EXPECT_TRUE(p.holds.empty()) << "pid " << p.pid;
 }

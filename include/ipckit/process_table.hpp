@@ -60,11 +60,17 @@ struct WaitInfo {
   double seconds = 0;                    // how long it has been blocked
 };
 
-// A lock held by a thread of the process.
+// A lock held by a thread of the process: a Lock, RLock or Condition, or
+// the lock built into another object (`part` says which).
 struct HeldLock {
   std::string object;
   ObjectKind kind{};
   std::uint32_t tid = 0;
+  // "" for a Lock/RLock/Condition; "its lock" for a Value's or Array's own
+  // lock (get_lock()) and a priority/LIFO queue's; "producers' side" or
+  // "consumers' side" for a FIFO queue's, held by a loan or view for as
+  // long as it lives (and by a put/get while it runs, or waits for room/items).
+  std::string part;
 };
 
 struct StateChange {

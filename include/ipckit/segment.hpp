@@ -111,7 +111,8 @@ struct SegmentOptions {
   std::uint32_t max_objects = 256;  // directory capacity
   // Slots of the process table (1..65536, 256 bytes each; include
   // <ipckit/process_table.hpp>): processes beyond it are simply not listed,
-  // never refused. 32 keeps the smallest segments (64 KiB) usable.
+  // never refused. 32 keeps the smallest segments (64 KiB) usable: with
+  // 256 objects, 64 slots would need 69,824 bytes (min_size()).
   std::uint32_t max_processes = 32;
   // Cross-process deadlock detection for the segment's Lock and RLock
   // objects (see "Deadlock detection" in <ipckit/process_table.hpp>): a
