@@ -3,7 +3,7 @@
 // JSON (stable field names): {"segments": [{"segment": NAME, "processes": [
 //   {"pid", "start_ticks", "name", "state", "alive", "attached_unix",
 //    "blocked_on": [{"tid", "operation", "object", "kind", "offset", "seconds"}],
-//    "holds": [{"object", "kind", "tid"}],
+//    "holds": [{"object", "kind", "part", "tid"}],  part: "" or e.g. "producers' side"
 //    "history": [{"state", "unix_us"}]}]}], or "error" instead of "processes"}.
 #include "ps.hpp"
 
@@ -67,7 +67,9 @@ std::string blocked_text(const AttachedProcess& p) {
 
 std::string holds_text(const AttachedProcess& p) {
   std::string out;
-  for (const auto& h : p.holds) out += (out.empty() ? "" : ", ") + kind_noun(h.kind) + " " + quote_text(h.object, '\'');
+  for (const auto& h : p.holds)
+    out += (out.empty() ? "" : ", ") + kind_noun(h.kind) + " " + quote_text(h.object, '\'') +
+           (h.part.empty() ? "" : " (" + h.part + ")");
   return out.empty() ? "-" : out;
 }
 
@@ -112,7 +114,8 @@ Json process_json(const AttachedProcess& p) {
                      {"seconds", w.seconds}});
   j["blocked_on"] = waits;
   Json holds = Json::array();
-  for (const auto& h : p.holds) holds.push_back({{"object", h.object}, {"kind", to_string(h.kind)}, {"tid", h.tid}});
+  for (const auto& h : p.holds)
+    holds.push_back({{"object", h.object}, {"kind", to_string(h.kind)}, {"part", h.part}, {"tid", h.tid}});
   j["holds"] = holds;
   Json history = Json::array();
   for (const auto& c : p.history) history.push_back({{"state", to_string(c.state)}, {"unix_us", c.unix_us}});
