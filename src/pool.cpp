@@ -143,7 +143,8 @@ PoolSetup fork_setup(const PoolOptions& options, const std::string& serial) {
     throw InvalidArgument(n, "ipckit: pool '" + n + "': a negative task_timeout; use 0 for none");
   const auto nslots = static_cast<std::uint32_t>(options.max_pending + s.workers);
   const std::string seg = "ipckit.pool." + serial;
-  Segment made = Segment::create(seg, PoolSegment::bytes(options.max_message, nslots, 1, s.workers));
+  Segment made = Segment::create(seg, PoolSegment::bytes(options.max_message, nslots, 1, s.workers),
+                                 PoolSegment::segment_options(1, s.workers));
   Segment::remove(seg);
   s.shm = PoolSegment::bind(std::move(made), options.max_message, nslots, 1, s.workers);
   return s;

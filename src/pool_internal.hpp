@@ -83,6 +83,9 @@ struct PoolSegment {
   static QueueOptions tasks_options(std::size_t max_message);
   static QueueOptions results_options(std::size_t max_message);
   static std::size_t table_lines(std::uint32_t per_channel, std::uint32_t channels, unsigned workers);
+  // The segment's options for that geometry: a process table with a slot
+  // for every worker and client (and the owner), at least the default's.
+  static SegmentOptions segment_options(std::uint32_t channels, unsigned workers);
   // The segment's size for that geometry.
   static std::size_t bytes(std::size_t max_message, std::uint32_t per_channel, std::uint32_t channels,
                            unsigned workers);

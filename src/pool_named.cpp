@@ -92,7 +92,8 @@ PoolSegment open_named_pool(const std::string& name, const NamedPoolOptions& opt
   const NamedPoolConfig mine = checked_config(name, options);
   const auto per_channel = static_cast<std::uint32_t>(mine.max_pending + mine.max_workers);
   Segment seg = Segment::open_or_create(
-      segment_of(name), PoolSegment::bytes(mine.max_message, per_channel, mine.max_clients, mine.max_workers));
+      segment_of(name), PoolSegment::bytes(mine.max_message, per_channel, mine.max_clients, mine.max_workers),
+      PoolSegment::segment_options(mine.max_clients, mine.max_workers));
   const NamedPoolConfig found = seg.raw_value<NamedPoolConfig>("config", mine).get();
   if (found != mine)
     throw TypeMismatch(name, "ipckit: named pool '" + name + "' exists with " + describe(found) + ", not the " +

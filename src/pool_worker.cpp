@@ -14,6 +14,7 @@
 #include "ipckit/pool_tasks.hpp"
 #include "ipckit/task_error.hpp"
 #include "pool_internal.hpp"
+#include "process_table_layout.hpp"
 
 namespace ipckit::detail {
 
@@ -66,13 +67,20 @@ QueueOptions PoolSegment::results_options(std::size_t max_message) {
 std::size_t PoolSegment::table_lines(std::uint32_t per_channel, std::uint32_t channels, unsigned workers) {
   return std::size_t{per_channel} * channels + workers + 1 + channels;
 }
+SegmentOptions PoolSegment::segment_options(std::uint32_t channels, unsigned workers) {
+  SegmentOptions o;
+  o.max_processes = std::clamp<std::uint32_t>(workers + channels + 1, o.max_processes, detail::kMaxProcessesLimit);
+  return o;
+}
+
 std::size_t PoolSegment::bytes(std::size_t max_message, std::uint32_t per_channel, std::uint32_t channels,
                                unsigned workers) {
-  // The header, directory and process table of a segment made with the
-  // default options (what Segment::min_size says, so a change of those
-  // defaults cannot starve the objects), then the objects: the rings and the
-  // table, plus a page per queue for its state and alignment.
-  return Segment::min_size() + tasks_options(max_message).capacity_bytes +
+  // The header, directory and process table (what Segment::min_size says
+  // for the segment's options, so no change of those can starve the
+  // objects), then the objects: the rings and the table, plus a page per
+  // queue for its state and alignment.
+  const SegmentOptions o = segment_options(channels, workers);
+  return Segment::min_size(o.max_objects, o.max_processes) + tasks_options(max_message).capacity_bytes +
          channels * results_options(max_message).capacity_bytes +
          sizeof(Line) * table_lines(per_channel, channels, workers) + (std::size_t{channels} + 1) * 4096;
 }

@@ -262,3 +262,16 @@ TEST(NamedPool, WorkersThatStartLateAndDieRepeatedlyStillServeEveryTaskWithRetri
   EXPECT_EQ(st.succeeded, 400u);
   EXPECT_GE(st.restarts, 1u);  // killed workers' indexes were taken over
 }
+
+// The pool's segment has a table slot for every worker and client it allows
+// (and its owner), so `ipckit ps` lists them all.
+TEST(NamedPool, ItsSegmentListsEveryWorkerAndClientItAllows) {
+  PoolName pool;
+  NamedPoolOptions o;
+  o.max_workers = 100;
+  o.max_clients = 10;
+  ProcessPool client = ProcessPool::connect(pool.name, o);
+  ipckit::OpenOptions look;
+  look.any_owner = true;
+  EXPECT_GE(ipckit::Segment::open("ipckit.pool." + pool.name, look).info().max_processes, 111u);
+}
