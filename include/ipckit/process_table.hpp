@@ -83,7 +83,7 @@ struct AttachedProcess {
   int pid = 0;
   std::uint64_t start_ticks = 0;
   std::string name;      // bytes as stored, at most 23 (untrusted: escape before printing)
-  ProcessState state{};  // Blocked whenever `waits` is not empty
+  ProcessState state{};  // Blocked whenever it is alive and `waits` is not empty
   bool alive = false;    // checked at the read (pid + start time)
   std::int64_t attached_unix = 0;
   std::vector<WaitInfo> waits;

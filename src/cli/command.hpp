@@ -26,7 +26,7 @@ inline constexpr const char* kExitHelp =
     "Exit status: 0 ok; 1 error (\"ipckit: <message>\" on stderr); 2 bad command line;\n"
     "3 get found the queue empty until --timeout, or closed; 4 put found it full until --timeout;\n"
     "5 doctor found something wrong.\n"
-    "Every reporting command takes --json (field names are stable; see README). Human output escapes\n"
+    "Every reporting command takes --json (field names are stable; docs/cli.md lists them). Human output escapes\n"
     "control characters and bytes that are not UTF-8 (\\n, \\xNN, \\uNNNN).";
 
 struct Command {

@@ -7,6 +7,7 @@
 //    "history": [{"state", "unix_us"}]}]}], or "error" instead of "processes"}.
 #include "ps.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <ctime>
 #include <iostream>
@@ -18,6 +19,7 @@
 #include "ipckit/process_table.hpp"
 #include "ipckit/segment.hpp"
 #include "json.hpp"
+#include "kinds.hpp"
 #include "text.hpp"
 
 namespace ipckit::cli {
@@ -41,12 +43,6 @@ SegmentProcesses gather(const std::string& name) {
   return s;
 }
 
-std::string kind_noun(ObjectKind kind) {
-  std::string k = to_string(kind);
-  for (auto& c : k) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return k;
-}
-
 std::string state_text(const AttachedProcess& p) {
   std::string s = to_string(p.state);
   return p.alive ? s : "dead (" + s + ")";
@@ -57,7 +53,7 @@ std::string blocked_text(const AttachedProcess& p) {
   for (const auto& w : p.waits) {
     if (!out.empty()) out += "; ";
     const std::string object =
-        w.object.empty() ? std::string("segment internals") : kind_noun(w.kind) + " " + quote_text(w.object, '\'');
+        w.object.empty() ? std::string("segment internals") : kind_name(w.kind) + " " + quote_text(w.object, '\'');
     // "lock 'A'" rather than "lock on lock 'A'".
     out += object.starts_with(w.operation + " ") ? object : w.operation + " on " + object;
     out += " (" + human_age(static_cast<std::int64_t>(w.seconds)) + ")";
@@ -68,7 +64,7 @@ std::string blocked_text(const AttachedProcess& p) {
 std::string holds_text(const AttachedProcess& p) {
   std::string out;
   for (const auto& h : p.holds)
-    out += (out.empty() ? "" : ", ") + kind_noun(h.kind) + " " + quote_text(h.object, '\'') +
+    out += (out.empty() ? "" : ", ") + kind_name(h.kind) + " " + quote_text(h.object, '\'') +
            (h.part.empty() ? "" : " (" + h.part + ")");
   return out.empty() ? "-" : out;
 }
@@ -109,13 +105,13 @@ Json process_json(const AttachedProcess& p) {
     waits.push_back({{"tid", w.tid},
                      {"operation", w.operation},
                      {"object", w.object},
-                     {"kind", w.object.empty() ? "" : to_string(w.kind)},
+                     {"kind", w.object.empty() ? "" : kind_name(w.kind)},
                      {"offset", w.offset},
                      {"seconds", w.seconds}});
   j["blocked_on"] = waits;
   Json holds = Json::array();
   for (const auto& h : p.holds)
-    holds.push_back({{"object", h.object}, {"kind", to_string(h.kind)}, {"part", h.part}, {"tid", h.tid}});
+    holds.push_back({{"object", h.object}, {"kind", kind_name(h.kind)}, {"part", h.part}, {"tid", h.tid}});
   j["holds"] = holds;
   Json history = Json::array();
   for (const auto& c : p.history) history.push_back({{"state", to_string(c.state)}, {"unix_us", c.unix_us}});
@@ -161,7 +157,9 @@ int run_ps(std::ostream& out, std::ostream& err, const std::optional<std::string
       return 1;
     }
   } else {
-    for (const auto& name : Segment::list()) all.push_back(gather(name));
+    auto names = Segment::list();
+    std::sort(names.begin(), names.end());
+    for (const auto& name : names) all.push_back(gather(name));
   }
   if (json)
     render_json(out, all);
