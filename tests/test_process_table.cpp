@@ -357,7 +357,7 @@ TEST(ProcessTable, PsShowsABlockedChildInTextAndJson) {
     EXPECT_EQ(p["blocked_on"][0]["operation"], "get");
     EXPECT_EQ(p["blocked_on"][0]["object"], "jobs");
     EXPECT_EQ(p["name"], "get\x1b]0;x");
-    EXPECT_EQ(p["blocked_on"][0]["kind"], "Queue");
+    EXPECT_EQ(p["blocked_on"][0]["kind"], "queue");
     EXPECT_TRUE(p["alive"].get<bool>());
   }
   EXPECT_TRUE(found) << json_text;
