@@ -37,25 +37,17 @@ struct LockWait {
 };
 
 std::optional<LockWait> read_lock_wait(const WaitRecord& r, std::uint32_t slot) {
-  for (int attempt = 0; attempt < 4; ++attempt) {
-    const std::uint32_t seq = r.seq.load(std::memory_order_acquire);
-    if ((seq & 1u) != 0) continue;
-    LockWait w;
-    w.record = &r;
-    w.seq = seq;
-    w.slot = slot;
-    w.tid = r.tid.load(std::memory_order_relaxed);
-    w.thread_start = r.thread_start.load(std::memory_order_relaxed);
-    const std::uint64_t what = r.what.load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (r.seq.load(std::memory_order_relaxed) != seq) continue;
-    const auto op = static_cast<WaitOp>(what >> kWaitOpShift);
-    if (w.tid == 0 || (op != WaitOp::Lock && op != WaitOp::Relock)) return std::nullopt;
-    w.op = op;
-    w.lock_offset = what & kWaitOffsetMask;
-    return w;
-  }
-  return std::nullopt;
+  const auto raw = read_wait_record(r);
+  if (!raw || (raw->op != WaitOp::Lock && raw->op != WaitOp::Relock)) return std::nullopt;
+  LockWait w;
+  w.record = &r;
+  w.seq = raw->seq;
+  w.slot = slot;
+  w.tid = raw->tid;
+  w.thread_start = raw->thread_start;
+  w.lock_offset = raw->offset;
+  w.op = raw->op;
+  return w;
 }
 
 // Every lock wait published in the table now.

@@ -34,6 +34,26 @@ std::string slot_name(const ProcessSlot& s) {
   return std::string(bytes, ::strnlen(bytes, sizeof bytes));
 }
 
+std::optional<WaitSnapshot> read_wait_record(const WaitRecord& r) {
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    WaitSnapshot w;
+    w.seq = r.seq.load(std::memory_order_acquire);
+    if ((w.seq & 1u) != 0) continue;
+    w.tid = r.tid.load(std::memory_order_relaxed);
+    w.thread_start = r.thread_start.load(std::memory_order_relaxed);
+    const std::uint64_t what = r.what.load(std::memory_order_relaxed);
+    w.since_ns = r.since_ns.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (r.seq.load(std::memory_order_relaxed) != w.seq) continue;
+    const auto op = static_cast<std::uint32_t>(what >> kWaitOpShift);
+    if (op == 0 || op > kLastWaitOp || w.tid == 0) return std::nullopt;
+    w.op = static_cast<WaitOp>(op);
+    w.offset = what & kWaitOffsetMask;
+    return w;
+  }
+  return std::nullopt;
+}
+
 }  // namespace ipckit::detail
 
 namespace ipckit {
@@ -49,26 +69,17 @@ std::uint64_t monotonic_ns() noexcept {
   return std::uint64_t(ts.tv_sec) * 1'000'000'000u + std::uint64_t(ts.tv_nsec);
 }
 
-// One wait record, if it is published and consistent (seqlock).
+// One wait record, if it is published and consistent.
 std::optional<WaitInfo> read_wait(const detail::WaitRecord& r, std::uint64_t now_ns) {
-  for (int attempt = 0; attempt < 4; ++attempt) {
-    const std::uint32_t s1 = r.seq.load(std::memory_order_acquire);
-    if ((s1 & 1u) != 0) continue;
-    WaitInfo w;
-    w.tid = r.tid.load(std::memory_order_relaxed);
-    w.thread_start_ticks = r.thread_start.load(std::memory_order_relaxed);
-    const std::uint64_t what = r.what.load(std::memory_order_relaxed);
-    const auto op = static_cast<std::uint32_t>(what >> detail::kWaitOpShift);
-    w.offset = what & detail::kWaitOffsetMask;
-    const std::uint64_t since = r.since_ns.load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (r.seq.load(std::memory_order_relaxed) != s1) continue;
-    if (op == 0 || op > detail::kLastWaitOp || w.tid == 0) return std::nullopt;
-    w.operation = kOpNames[op];
-    w.seconds = since <= now_ns ? double(now_ns - since) / 1e9 : 0;
-    return w;
-  }
-  return std::nullopt;
+  const auto raw = detail::read_wait_record(r);
+  if (!raw) return std::nullopt;
+  WaitInfo w;
+  w.tid = raw->tid;
+  w.thread_start_ticks = raw->thread_start;
+  w.offset = raw->offset;
+  w.operation = kOpNames[static_cast<std::uint32_t>(raw->op)];
+  w.seconds = raw->since_ns <= now_ns ? double(now_ns - raw->since_ns) / 1e9 : 0;
+  return w;
 }
 
 std::vector<StateChange> read_history(const detail::ProcessSlot& s) {
