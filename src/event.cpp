@@ -4,12 +4,20 @@
 #include <climits>
 
 #include "ipckit/detail/segment_access.hpp"
+#include "wait_source.hpp"
 
 namespace ipckit {
 
 void Event::set() noexcept {
   s_->flag.store(1, std::memory_order_seq_cst);
   detail::publish_change(s_->seq, s_->sleepers, INT_MAX);
+}
+
+WaitHandle Event::wait_handle() const {
+  auto* s = s_;
+  return detail::shared_word_handle(
+      s->seq, s->sleepers, detail::ArmKind::Sleepers, [s] { return s->flag.load(std::memory_order_acquire) != 0; },
+      keep_, label_, "");
 }
 
 bool Event::wait_by(detail::Deadline deadline) {

@@ -63,7 +63,8 @@ void sleeper_audit(std::atomic<std::uint32_t>& sleepers) noexcept {
   std::uint32_t s = sleepers.load(std::memory_order_relaxed);
   if (sleeper_count(s) == 0) return;
   const std::uint32_t next_epoch = ((s & kSleeperEpoch) + kSleeperEpochOne) & kSleeperEpoch;
-  const std::uint32_t audit = kSleeperGrace | (coarse_seconds() << kSleeperAuditShift) | next_epoch;
+  const std::uint32_t audit =
+      kSleeperGrace | (coarse_seconds() << kSleeperAuditShift) | next_epoch | (s & kSleeperAsync);
   // One attempt: if the word moved, a sleeper came or went and the next
   // empty wake call audits again.
   sleepers.compare_exchange_strong(s, audit, std::memory_order_seq_cst, std::memory_order_relaxed);

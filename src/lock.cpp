@@ -8,6 +8,7 @@
 #include "ipckit/detail/segment_access.hpp"
 #include "ipckit/detail/wait_record.hpp"
 #include "ipckit/error.hpp"
+#include "wait_source.hpp"
 
 namespace ipckit::detail {
 namespace {
@@ -43,7 +44,13 @@ bool take_over_if_owner_dead(LockState& s, const ThreadIdentity& me, std::uint32
 
 }  // namespace
 
-void wake_one(LockState& s) noexcept { futex_wake(s.word, 1); }
+void wake_one(LockState& s) noexcept {
+  futex_wake(s.word, 1);
+  // Orders the unlock's exchange (which saw kLockWaiters, set after
+  // `watchers` by an armer) before this look at `watchers`.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if ((s.watchers.load(std::memory_order_seq_cst) & kSleeperAsync) != 0) ring_doorbells(s.word, s.watchers);
+}
 
 bool lock_slow(LockState& s, const ThreadIdentity& me, Deadline deadline, bool reentrant, const Label* may_give_up_as) {
   const auto owned_by_me = [&](std::uint32_t v) { return (v & kLockTidMask) == me.tid; };
@@ -133,6 +140,21 @@ std::optional<LockHolder> LockHandle::holder() const {
   h.alive = thread_alive(tid, start);
   h.pid = h.alive ? process_of_thread(tid) : 0;
   return h;
+}
+
+WaitHandle LockHandle::wait_handle() const {
+  LockState* s = s_;
+  // Free, or held by a thread that is gone (try_lock then takes it over).
+  return shared_word_handle(
+      s->word, s->watchers, ArmKind::Lock,
+      [s] {
+        const std::uint32_t tid = s->word.load(std::memory_order_acquire) & kLockTidMask;
+        if (tid == 0) return true;
+        const std::uint64_t start =
+            s->owner_tid.load(std::memory_order_acquire) == tid ? s->owner_start.load(std::memory_order_relaxed) : 0;
+        return !thread_alive(tid, start);
+      },
+      keep_, label_, "");
 }
 
 void LockHandle::mark_consistent() {

@@ -13,6 +13,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/segment.hpp"
 #include "side_lock.hpp"
+#include "wait_source.hpp"
 
 namespace ipckit::detail {
 namespace {
@@ -135,6 +136,18 @@ bool PriorityQueueCore::await_items(Deadline deadline) {
   return wait_for_change(
       s_->data.seq, s_->data.sleepers, [&] { return qsize() != 0 || closed(); }, deadline, kRecheck, [] {},
       WaitOp::Get);
+}
+
+WaitHandle PriorityQueueCore::items_handle() const {
+  return shared_word_handle(
+      s_->data.seq, s_->data.sleepers, ArmKind::Sleepers,
+      [core = *this] { return core.qsize() != 0 || core.closed(); }, keep_, label_, "items of ");
+}
+
+WaitHandle PriorityQueueCore::room_handle() const {
+  return shared_word_handle(
+      s_->space.seq, s_->space.sleepers, ArmKind::Sleepers, [core = *this] { return !core.full() || core.closed(); },
+      keep_, label_, "room in ");
 }
 
 void PriorityQueueCore::wake_all_after_repair() noexcept {

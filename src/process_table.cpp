@@ -4,6 +4,7 @@
 #include "process_table.hpp"
 
 #include <pthread.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 
 #include "ipckit/current_process.hpp"
 #include "ipckit/detail/thread_id.hpp"
+#include "doorbell.hpp"
 #include "ipckit/process_table.hpp"
 #include "segment_impl.hpp"
 
@@ -96,6 +98,8 @@ void fill_slot(ProcessSlot& s, const ThreadIdentity& me, ProcessState state, con
   s.blocked.store(0, std::memory_order_relaxed);
   write_name(s, name);
   for (auto& h : s.history) h.store(0, std::memory_order_relaxed);
+  s.doorbell.store(0, std::memory_order_relaxed);
+  s.watching.store(0, std::memory_order_relaxed);
   s.history_next.store(0, std::memory_order_relaxed);
   for (auto& r : s.waits) {
     r.what.store(0, std::memory_order_relaxed);
@@ -248,6 +252,35 @@ void wait_end(const WaitToken& token) noexcept {
     push_history(slot, state <= static_cast<std::uint32_t>(ProcessState::Terminated) ? ProcessState(state)
                                                                                      : ProcessState::Running);
   }
+}
+
+std::optional<DoorbellAddress> publish_watch(const void* word) noexcept {
+  std::lock_guard g(*g_mu);
+  Attachment* a = attachment_of(word);
+  if (a == nullptr) return std::nullopt;
+  ProcessSlot* slot = own_slot(*a, ProcessState::Running);
+  if (slot == nullptr) return std::nullopt;
+  DoorbellAddress out;
+  out.offset = static_cast<std::uint64_t>(static_cast<const char*>(word) - a->base);
+  out.nonce = slot->doorbell.load(std::memory_order_relaxed);
+  while (out.nonce == 0) {
+    if (::getrandom(&out.nonce, sizeof out.nonce, 0) != sizeof out.nonce) return std::nullopt;
+    // The filter first: a waker that finds the nonce must find the bit too.
+    slot->watching.store(0, std::memory_order_relaxed);
+    slot->doorbell.store(out.nonce, std::memory_order_release);
+  }
+  slot->watching.fetch_or(watch_bit(out.offset), std::memory_order_seq_cst);
+  return out;
+}
+
+bool ring_targets(const void* word, RingTargets& out) noexcept {
+  std::lock_guard g(*g_mu);
+  const Attachment* a = attachment_of(word);
+  if (a == nullptr) return false;
+  out.slots = a->slots;
+  out.count = a->max_processes;
+  out.offset = static_cast<std::uint64_t>(static_cast<const char*>(word) - a->base);
+  return true;
 }
 
 void note_lifecycle(ProcessState state) noexcept {

@@ -12,6 +12,11 @@
 //              odd while it is written) so that readers never lock.
 //   history    the last kHistory state changes (state << 56 | unix µs), so a
 //              reader sees transitions faster than it polls.
+//   doorbell   a random nonce naming this process's wait-handle sockets
+//              for this segment (doorbell.cpp); 0: it armed none here.
+//   watching   a 64-bit filter of the words its wait handles were armed on
+//              (bit = hash of the word's offset): wakers ring only the
+//              processes whose filter has the word's bit.
 //
 // Everything is an atomic written with single stores by the owning process
 // only (after its claim); a process killed at any instant leaves at worst a
@@ -24,7 +29,7 @@
 namespace ipckit::detail {
 
 inline constexpr std::uint32_t kWaitRecords = 4;
-inline constexpr std::uint32_t kHistory = 8;
+inline constexpr std::uint32_t kHistory = 6;
 inline constexpr std::uint32_t kSlotNameWords = 3;  // 24 bytes, up to 23 shown
 inline constexpr std::uint64_t kSlotPidMask = 0x3fff'ffffu;
 inline constexpr std::uint64_t kSlotInit = 0x4000'0000u;
@@ -55,6 +60,8 @@ struct alignas(64) ProcessSlot {
   std::atomic<std::uint32_t> history_next;
   std::uint32_t reserved;
   std::atomic<std::uint64_t> history[kHistory];
+  std::atomic<std::uint64_t> doorbell;
+  std::atomic<std::uint64_t> watching;
   WaitRecord waits[kWaitRecords];
 };
 static_assert(sizeof(ProcessSlot) == 256);

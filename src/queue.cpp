@@ -15,6 +15,7 @@
 #include "ipckit/error.hpp"
 #include "ipckit/segment.hpp"
 #include "side_lock.hpp"
+#include "wait_source.hpp"
 
 namespace ipckit::detail {
 namespace {
@@ -542,6 +543,18 @@ std::size_t QueueCore::qsize() const noexcept {
 std::size_t QueueCore::bytes_used() const noexcept {
   return (pos_of(s_->put.pos.load(std::memory_order_acquire)) - pos_of(s_->get.pos.load(std::memory_order_acquire))) &
          kPosMask;
+}
+
+WaitHandle QueueCore::items_handle() const {
+  return shared_word_handle(
+      s_->data.seq, s_->data.sleepers, ArmKind::Sleepers, [core = *this] { return core.qsize() != 0 || core.closed(); }, keep_, label_,
+      "items of ");
+}
+
+WaitHandle QueueCore::room_handle() const {
+  return shared_word_handle(
+      s_->space.seq, s_->space.sleepers, ArmKind::Sleepers, [core = *this] { return !core.full() || core.closed(); }, keep_, label_,
+      "room in ");
 }
 
 bool QueueCore::full() const noexcept {

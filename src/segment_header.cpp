@@ -81,7 +81,12 @@ Geometry validate_header(const SegmentHeader& header, std::string_view name, con
                          seg_label(name) + " has layout version " + std::to_string(h.layout_version) +
                              ", newer than this ipckit understands (" + std::to_string(kSegmentLayout) +
                              "); upgrade ipckit in this program");
-  if (h.layout_version != kSegmentLayout) corrupt("unknown layout version " + std::to_string(h.layout_version));
+  if (h.layout_version != kSegmentLayout)
+    throw CorruptSegment(std::string(name), std::string(name),
+                         seg_label(name) + " has layout version " + std::to_string(h.layout_version) +
+                             ", written by an older ipckit (this one writes " + std::to_string(kSegmentLayout) +
+                             "); once no program uses it, remove it (ipckit rm " + std::string(name) +
+                             ") and let it be recreated");
   if (h.ready != kReady) throw_not_initialised(name, st, "its header is incomplete");
   if (h.header_bytes != sizeof(SegmentHeader)) corrupt("unexpected header size");
   if (h.size != file_size)

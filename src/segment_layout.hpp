@@ -15,7 +15,7 @@
 namespace ipckit::detail {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x31474553544B5049ULL;  // "IPKTSEG1" little-endian
-inline constexpr std::uint32_t kSegmentLayout = 2;                     // 2: the process table
+inline constexpr std::uint32_t kSegmentLayout = 3;                     // 2: the process table; 3: doorbells
 inline constexpr std::uint32_t kReady = 0x52454459;                    // "REDY": initialisation finished
 inline constexpr std::size_t kMaxObjectName = 63;
 inline constexpr std::size_t kShownTypeName = 63;

@@ -16,6 +16,7 @@
 #include "ipckit/detail/segment_access.hpp"
 #include "ipckit/error.hpp"
 #include "side_lock.hpp"
+#include "wait_source.hpp"
 
 namespace ipckit {
 namespace {
@@ -30,6 +31,13 @@ std::string units(std::uint64_t n) { return std::to_string(n) + (n == 1 ? " unit
 constexpr auto kOnlyTheHolderIsInTheWay = [] { return false; };
 
 }  // namespace
+
+WaitHandle Semaphore::wait_handle() const {
+  auto* s = s_;
+  return detail::shared_word_handle(
+      s->count, s->sleepers, detail::ArmKind::Sleepers, [s] { return s->count.load(std::memory_order_acquire) > 0; },
+      keep_, label_, "");
+}
 
 Semaphore::Semaphore(detail::SemaphoreState* s, std::shared_ptr<const void> keepalive, detail::Label label)
     : s_(s), keep_(std::move(keepalive)), label_(std::move(label)) {

@@ -174,6 +174,12 @@ struct QueueWaiter {
   // asleep until its next tick.
   void wake() noexcept {
     if (!must_wake(sleepers)) return;
+    if ((sleepers.load(std::memory_order_relaxed) & kSleeperAsync) != 0) {
+      // Armed wait handles do not record `seen`: every change rings them.
+      seq.fetch_add(1, std::memory_order_seq_cst);
+      wake_sleepers(seq, sleepers, 1);
+      return;
+    }
     std::uint32_t v = seen.load(std::memory_order_seq_cst);
     if (seq.load(std::memory_order_relaxed) != v) return;
     if (seq.compare_exchange_strong(v, v + 1, std::memory_order_seq_cst, std::memory_order_relaxed))

@@ -205,6 +205,20 @@ TEST(Segment, LayoutFromTheFutureIsCorruptAndSaysUpgrade) {
   }
 }
 
+TEST(Segment, OlderLayoutIsCorruptAndSaysRecreate) {
+  ScopedSegmentName n("older");
+  { auto seg = Segment::create(n.name, 1 << 20); }
+  const std::uint32_t v = 2;
+  poke(n.name, 8, &v, sizeof v);
+  try {
+    Segment::open(n.name);
+    FAIL() << "expected CorruptSegment";
+  } catch (const ipckit::CorruptSegment& e) {
+    EXPECT_NE(std::string(e.what()).find("older ipckit"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("ipckit rm " + n.name), std::string::npos) << e.what();
+  }
+}
+
 TEST(Segment, DirectoryEntryPointingOutsideIsCorrupt) {
   ScopedSegmentName n("entry");
   { Segment::create(n.name, 1 << 20).value<int>("v"); }

@@ -27,6 +27,7 @@
 #include "ipckit/detail/futex.hpp"
 #include "ipckit/detail/label.hpp"
 #include "ipckit/stats.hpp"
+#include "ipckit/wait_handle.hpp"
 
 namespace ipckit {
 
@@ -50,6 +51,8 @@ class Event {
   [[nodiscard]] bool try_wait() const noexcept { return is_set(); }
   [[nodiscard]] const std::string& label() const noexcept { return label_.text; }
   [[nodiscard]] EventStats stats() const;  // a read-only snapshot (ipckit/stats.hpp)
+  // A descriptor readable once the flag may be set (ipckit/wait_handle.hpp).
+  [[nodiscard]] WaitHandle wait_handle() const;
 
  private:
   // Made on a state by Segment::event() (through detail::SegmentAccess).

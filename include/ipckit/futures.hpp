@@ -76,6 +76,11 @@ class AnyFuture {
     wait();
     return state().error;
   }
+  // A descriptor readable once the task is done (ipckit/wait_handle.hpp).
+  [[nodiscard]] WaitHandle wait_handle() const {
+    if (s_ == nullptr) detail::raise_invalid_future();
+    return detail::future_wait_handle(s_);
+  }
   friend bool operator==(const AnyFuture& a, const AnyFuture& b) noexcept { return a.s_ == b.s_; }
 
  private:

@@ -21,3 +21,4 @@
 #include "ipckit/segment.hpp"
 #include "ipckit/semaphore.hpp"
 #include "ipckit/value.hpp"
+#include "ipckit/wait_handle.hpp"

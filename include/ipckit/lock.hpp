@@ -34,6 +34,7 @@
 #include "ipckit/detail/label.hpp"
 #include "ipckit/detail/lock_state.hpp"
 #include "ipckit/stats.hpp"
+#include "ipckit/wait_handle.hpp"
 
 namespace ipckit {
 
@@ -68,6 +69,10 @@ class LockHandle {
   [[nodiscard]] std::uint64_t recoveries() const noexcept { return s_->recoveries.load(std::memory_order_relaxed); }
   [[nodiscard]] const std::string& label() const noexcept { return label_.text; }
   [[nodiscard]] LockStats stats() const;  // a read-only snapshot (ipckit/stats.hpp)
+  // A descriptor readable once the lock may be free, or its holder died
+  // (ipckit/wait_handle.hpp). A lock belongs to a thread: take it with
+  // try_lock() in the thread that will unlock it.
+  [[nodiscard]] WaitHandle wait_handle() const;
 
  protected:
   friend class SegmentAccess;  // hands the state to a condition bound to the lock

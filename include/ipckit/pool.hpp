@@ -75,6 +75,7 @@
 #include "ipckit/detail/deadline.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/task_error.hpp"
+#include "ipckit/wait_handle.hpp"
 #include "ipckit/worker_local.hpp"
 
 namespace ipckit {
@@ -222,6 +223,8 @@ void invoke_task(std::uintptr_t fn, const char* p, std::size_t n, std::string& o
 using InvokeFn = void (*)(std::uintptr_t, const char*, std::size_t, std::string&);
 
 [[noreturn]] void raise_invalid_future();
+// A descriptor readable once the future is done (src/wait_handle.cpp).
+WaitHandle future_wait_handle(const std::shared_ptr<FutureState>& state);
 struct FutureAccess;  // futures.hpp: the state of a Future of any R
 
 }  // namespace detail
@@ -259,6 +262,12 @@ class Future {
   }
   // Whether a worker runs it now.
   [[nodiscard]] bool running() const { return detail::future_running(state()); }
+  // A descriptor readable once the task is done, for event loops
+  // (ipckit/wait_handle.hpp); it stays readable from then on.
+  [[nodiscard]] WaitHandle wait_handle() const {
+    if (s_ == nullptr) detail::raise_invalid_future();
+    return detail::future_wait_handle(s_);
+  }
 
   // Python's add_done_callback: fn(future) — fn takes Future<R>& or const
   // Future<R>& — runs once the task is done: at once, in this thread, if it

@@ -165,6 +165,11 @@ class QueueHandle {
   bool wait_readable_by(detail::Deadline deadline) { return core_.await_items(deadline); }
   // A read-only snapshot (ipckit/stats.hpp).
   [[nodiscard]] auto stats() const { return core_.stats(); }
+  // Descriptors for event loops (ipckit/wait_handle.hpp): readable once an
+  // item may be queued or the queue closed (wait_handle), once there may be
+  // room or the queue closed (put_wait_handle).
+  [[nodiscard]] WaitHandle wait_handle() const { return core_.items_handle(); }
+  [[nodiscard]] WaitHandle put_wait_handle() const { return core_.room_handle(); }
 
  protected:
   explicit QueueHandle(Core core) : core_(std::move(core)) {}

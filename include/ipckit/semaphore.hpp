@@ -39,6 +39,7 @@
 #include "ipckit/detail/label.hpp"
 #include "ipckit/detail/semaphore_state.hpp"
 #include "ipckit/stats.hpp"
+#include "ipckit/wait_handle.hpp"
 
 namespace ipckit {
 
@@ -81,6 +82,8 @@ class Semaphore {
   [[nodiscard]] std::uint64_t reclaimed() const noexcept { return s_->reclaimed.load(std::memory_order_relaxed); }
   [[nodiscard]] const std::string& label() const noexcept { return label_.text; }
   [[nodiscard]] SemaphoreStats stats() const;  // a read-only snapshot (ipckit/stats.hpp)
+  // A descriptor readable once a unit may be free (ipckit/wait_handle.hpp).
+  [[nodiscard]] WaitHandle wait_handle() const;
 
   // TimedLockable spelling, so std::lock_guard / std::unique_lock / std::scoped_lock work.
   void lock() { acquire(); }

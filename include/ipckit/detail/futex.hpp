@@ -25,9 +25,10 @@ bool futex_sleep(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::
 // FUTEX_WAKE of up to `n` sleepers (INT32_MAX: all); returns how many woke.
 int futex_wake(std::atomic<std::uint32_t>& word, int n) noexcept;
 
-// The sleepers word: [15:0] how many sleep (or are about to), [23:16] an
-// epoch, [30:24] when the last audit began (coarse seconds, mod 128), [31]
-// the audit's grace period is on.
+// The sleepers word: [14:0] how many sleep (or are about to), [15] a
+// process awaits it through a wait handle (ipckit/wait_handle.hpp), [23:16]
+// an epoch, [30:24] when the last audit began (coarse seconds, mod 128),
+// [31] the audit's grace period is on.
 //
 // Why: a sleeper killed in its sleep never takes itself off the count, and
 // a count that never returns to 0 makes every later put, release or set pay
@@ -41,7 +42,11 @@ int futex_wake(std::atomic<std::uint32_t>& word, int n) noexcept;
 // and entering the kernel is still woken. After the grace period the count
 // holds exactly the live sleepers again. A false alarm (a sleeper caught in
 // that window) costs only the grace period's wake calls.
-inline constexpr std::uint32_t kSleeperCount = 0xffffu;
+inline constexpr std::uint32_t kSleeperCount = 0x7fffu;
+// Set by a process that arms a wait handle on the word, cleared by a waker
+// that finds no armed handle left (doorbell.cpp). While it is set, every
+// change rings the armed handles' doorbells besides waking the sleepers.
+inline constexpr std::uint32_t kSleeperAsync = 0x8000u;
 inline constexpr std::uint32_t kSleeperEpoch = 0xffu << 16;
 inline constexpr std::uint32_t kSleeperEpochOne = 1u << 16;
 inline constexpr unsigned kSleeperAuditShift = 24;
@@ -66,14 +71,25 @@ bool sleeper_grace_on(std::atomic<std::uint32_t>& sleepers, std::uint32_t seen) 
 // Out of line: restarts the count after a wake call that woke nobody.
 void sleeper_audit(std::atomic<std::uint32_t>& sleepers) noexcept;
 
+// Out of line (doorbell.cpp): rings the doorbell of every process with a
+// wait handle armed on `word`; clears kSleeperAsync from `watchers` when
+// there is none left.
+void ring_doorbells(const std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& watchers) noexcept;
+
 // Whether a change must be followed by a wake call (one load, usually).
 [[nodiscard]] inline bool must_wake(std::atomic<std::uint32_t>& sleepers) noexcept {
   const std::uint32_t s = sleepers.load(std::memory_order_seq_cst);
-  if (sleeper_count(s) != 0) return true;
+  if ((s & (kSleeperCount | kSleeperAsync)) != 0) return true;
   return (s & kSleeperGrace) != 0 && sleeper_grace_on(sleepers, s);
 }
-// Wakes up to `n` sleepers on `word`; audits the count when nobody woke.
+// Wakes up to `n` sleepers on `word` and rings armed wait handles; audits
+// the count when nobody woke.
 inline void wake_sleepers(std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& sleepers, int n) noexcept {
+  const std::uint32_t s = sleepers.load(std::memory_order_relaxed);
+  if ((s & kSleeperAsync) != 0) {
+    ring_doorbells(word, sleepers);
+    if ((s & (kSleeperCount | kSleeperGrace)) == 0) return;  // nobody sleeps in the kernel
+  }
   if (futex_wake(word, n) == 0 && sleeper_count(sleepers.load(std::memory_order_relaxed)) != 0) sleeper_audit(sleepers);
 }
 

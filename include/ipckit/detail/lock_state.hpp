@@ -38,6 +38,9 @@ struct alignas(64) LockState {
   std::atomic<std::uint64_t> owner_start{0};   // owner's thread start time
   std::atomic<std::uint64_t> recoveries{0};    // takeovers from dead owners, ever
   std::atomic<std::uint64_t> acquisitions{0};  // slow-path acquisitions (contention)
+  // kSleeperAsync while a wait handle is armed on `word` (which then also
+  // carries kLockWaiters, so that the unlock takes the slow path and rings).
+  std::atomic<std::uint32_t> watchers{0};
 };
 static_assert(sizeof(LockState) == 64);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);

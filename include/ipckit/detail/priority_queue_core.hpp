@@ -47,6 +47,7 @@
 #include "ipckit/detail/label.hpp"
 #include "ipckit/detail/priority_queue_state.hpp"
 #include "ipckit/detail/queue_core.hpp"  // QueueOutcome, close_queue, tasks_*
+#include "ipckit/wait_handle.hpp"
 
 namespace ipckit::detail {
 
@@ -76,6 +77,9 @@ class PriorityQueueCore {
 
   // Waits until an item is queued or the queue is closed (false: not by the deadline); takes nothing.
   bool await_items(Deadline deadline);
+  // Wait handles (ipckit/wait_handle.hpp): items or closed; room or closed.
+  [[nodiscard]] WaitHandle items_handle() const;
+  [[nodiscard]] WaitHandle room_handle() const;
   [[nodiscard]] std::size_t qsize() const noexcept { return s_->count.load(std::memory_order_acquire); }
   [[nodiscard]] bool full() const noexcept { return qsize() >= slots_; }
   void close() noexcept { close_queue(*s_, kQueueClosed); }

@@ -32,6 +32,7 @@
 #include "ipckit/detail/task_ledger.hpp"
 #include "ipckit/queue_options.hpp"
 #include "ipckit/stats.hpp"
+#include "ipckit/wait_handle.hpp"
 
 namespace ipckit::detail {
 
@@ -69,10 +70,11 @@ struct QueueGeometry {
 template <class State>
 void close_queue(State& s, std::uint32_t bits) noexcept {
   s.closed.fetch_or(bits, std::memory_order_seq_cst);
-  s.data.seq.fetch_add(1, std::memory_order_seq_cst);
-  futex_wake(s.data.seq, INT_MAX);
-  s.space.seq.fetch_add(1, std::memory_order_seq_cst);
-  futex_wake(s.space.seq, INT_MAX);
+  for (auto* side : {&s.data, &s.space}) {
+    side->seq.fetch_add(1, std::memory_order_seq_cst);
+    futex_wake(side->seq, INT_MAX);
+    if ((side->sleepers.load(std::memory_order_seq_cst) & kSleeperAsync) != 0) ring_doorbells(side->seq, side->sleepers);
+  }
 }
 
 // Shared by both engines' error paths (src/queue.cpp).
@@ -186,6 +188,9 @@ class QueueCore {
   // holding the side, so a record reaches whichever looks first instead of
   // being handed from sleeper to sleeper through the side lock's futex.
   bool await_items(Deadline deadline);
+  // Wait handles (ipckit/wait_handle.hpp): items or closed; room or closed.
+  [[nodiscard]] WaitHandle items_handle() const;
+  [[nodiscard]] WaitHandle room_handle() const;
   [[nodiscard]] std::size_t qsize() const noexcept;
   [[nodiscard]] std::size_t bytes_used() const noexcept;
   [[nodiscard]] bool full() const noexcept;

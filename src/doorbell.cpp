@@ -1,0 +1,162 @@
+// Doorbells: the wake-up of wait handles (see doorbell.hpp).
+#include "doorbell.hpp"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <system_error>
+#include <utility>
+
+#include "ipckit/detail/futex.hpp"
+#include "ipckit/error.hpp"
+#include "process_table_layout.hpp"
+
+namespace ipckit::detail {
+namespace {
+
+struct DoorbellName {
+  sockaddr_un addr{};
+  socklen_t len = 0;
+};
+
+DoorbellName name_of(std::uint64_t nonce, std::uint64_t offset) noexcept {
+  DoorbellName n;
+  n.addr.sun_family = AF_UNIX;
+  // Abstract: sun_path[0] stays 0 and the name is not NUL-terminated.
+  const int written = std::snprintf(n.addr.sun_path + 1, sizeof n.addr.sun_path - 1, "ipckit/%016llx/%llx",
+                                    static_cast<unsigned long long>(nonce), static_cast<unsigned long long>(offset));
+  n.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + static_cast<std::size_t>(written));
+  return n;
+}
+
+// One unbound socket per process sends every ring (sendto from several
+// threads at once is safe; a forked child shares it harmlessly).
+int sender() noexcept {
+  static std::atomic<int> fd{-1};
+  int f = fd.load(std::memory_order_acquire);
+  if (f >= 0) return f;
+  const int made = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (made < 0) return -1;  // out of descriptors: the receivers' periodic re-check covers it
+  if (fd.compare_exchange_strong(f, made, std::memory_order_acq_rel)) return made;
+  ::close(made);
+  return f;
+}
+
+// Whether the process that owns `slot` is gone (its pid no longer exists).
+bool owner_gone(const ProcessSlot& slot) noexcept {
+  const auto pid = static_cast<pid_t>(slot.owner.load(std::memory_order_relaxed) & kSlotPidMask);
+  return pid == 0 || (::kill(pid, 0) == -1 && errno == ESRCH);
+}
+
+// Rings every process whose filter has the word's bit; whether any took it.
+bool ring_all(const RingTargets& t) noexcept {
+  const int fd = sender();
+  if (fd < 0) return true;  // cannot tell: keep the flag, the receivers re-check periodically
+  const std::uint64_t bit = watch_bit(t.offset);
+  bool rang = false;
+  for (std::uint32_t i = 0; i < t.count; ++i) {
+    ProcessSlot& slot = t.slots[i];
+    std::uint64_t nonce = slot.doorbell.load(std::memory_order_acquire);
+    if (nonce == 0 || (slot.watching.load(std::memory_order_acquire) & bit) == 0) continue;
+    const DoorbellName to = name_of(nonce, t.offset);
+    const std::uint64_t what = t.offset;
+    const ssize_t r = ::sendto(fd, &what, sizeof what, MSG_DONTWAIT | MSG_NOSIGNAL,
+                               reinterpret_cast<const sockaddr*>(&to.addr), to.len);
+    if (r >= 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
+      rang = true;  // a full socket is readable already
+      continue;
+    }
+    // No socket by that name: this process does not await this word (any
+    // more), or it died. A dead one's doorbell is taken down for good, so
+    // that it costs later wakers nothing.
+    if (owner_gone(slot)) slot.doorbell.compare_exchange_strong(nonce, 0, std::memory_order_acq_rel);
+  }
+  return rang;
+}
+
+}  // namespace
+
+void ring_doorbells(const std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& watchers) noexcept {
+  RingTargets t;
+  if (!ring_targets(&word, t)) return;
+  if (ring_all(t)) return;
+  // Nobody awaits the word any more: clear the flag so that later changes
+  // cost nothing. An armer that set its filter bit before this clear is
+  // found by the second ring below (and the flag restored); one that arms
+  // after it sets the flag again itself.
+  std::uint32_t s = watchers.load(std::memory_order_relaxed);
+  while ((s & kSleeperAsync) != 0 &&
+         !watchers.compare_exchange_weak(s, s & ~kSleeperAsync, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+  }
+  if (ring_all(t)) watchers.fetch_or(kSleeperAsync, std::memory_order_seq_cst);
+}
+
+namespace {
+
+std::mutex g_sockets_mu;
+// Keyed by (nonce, offset); weak: the socket closes with its last handle.
+std::map<std::pair<std::uint64_t, std::uint64_t>, std::weak_ptr<DoorbellSocket>>& sockets() {
+  static auto* m = new std::map<std::pair<std::uint64_t, std::uint64_t>, std::weak_ptr<DoorbellSocket>>;
+  return *m;
+}
+
+}  // namespace
+
+std::shared_ptr<DoorbellSocket> DoorbellSocket::get(const DoorbellAddress& address, const Label& who) {
+  const auto key = std::make_pair(address.nonce, address.offset);
+  const DoorbellName name = name_of(address.nonce, address.offset);
+  for (int attempt = 0;; ++attempt) {
+    std::unique_lock g(g_sockets_mu);
+    auto& all = sockets();
+    const auto it = all.find(key);
+    if (it != all.end())
+      if (auto live = it->second.lock()) return live;
+    // An expired entry: its socket's last handle is being destroyed and
+    // may not have closed it yet, so the name may still be bound.
+    const bool closing = it != all.end();
+    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+      const std::error_code code(errno, std::system_category());
+      raise<SystemError>(who, "cannot make its wait handle's socket: " + code.message(),
+                         "close descriptors this process no longer needs or raise its limit (ulimit -n)", code);
+    }
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&name.addr), name.len) == 0) {
+      std::shared_ptr<DoorbellSocket> made(new DoorbellSocket(fd, address));
+      all[key] = made;
+      return made;
+    }
+    const std::error_code code(errno, std::system_category());
+    ::close(fd);
+    if (code.value() == EADDRINUSE && closing && attempt < 1000) {
+      g.unlock();
+      ::usleep(100);
+      continue;
+    }
+    raise<SystemError>(who,
+                       "cannot bind its wait handle's socket: " + code.message() +
+                           (code.value() == EADDRINUSE ? " (another process holds its random name)" : ""),
+                       "retry; if it persists, look for a process squatting abstract sockets named ipckit/*", code);
+  }
+}
+
+DoorbellSocket::~DoorbellSocket() {
+  std::lock_guard g(g_sockets_mu);
+  auto& all = sockets();
+  if (auto it = all.find({address_.nonce, address_.offset}); it != all.end() && it->second.expired()) all.erase(it);
+  ::close(fd_);
+}
+
+void DoorbellSocket::drain() noexcept {
+  std::uint64_t buf[8];
+  while (::recv(fd_, buf, sizeof buf, MSG_DONTWAIT) >= 0) {
+  }
+}
+
+}  // namespace ipckit::detail
