@@ -36,17 +36,53 @@ DoorbellName name_of(std::uint64_t nonce, std::uint64_t offset) noexcept {
   return n;
 }
 
-// One unbound socket per process sends every ring (sendto from several
-// threads at once is safe; a forked child shares it harmlessly).
-int sender() noexcept {
-  static std::atomic<int> fd{-1};
-  int f = fd.load(std::memory_order_acquire);
-  if (f >= 0) return f;
-  const int made = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (made < 0) return -1;  // out of descriptors: the receivers' periodic re-check covers it
-  if (fd.compare_exchange_strong(f, made, std::memory_order_acq_rel)) return made;
-  ::close(made);
-  return f;
+// The socket this thread sends rings from (unbound). Per thread because it
+// is replaced when full: an AF_UNIX datagram stays charged to its sender's
+// buffer until the receiver reads it, so a few hundred doorbells rung and
+// not yet emptied fill the buffer, and its EAGAIN must not be mistaken for
+// a full receiver (which is readable already).
+class Sender {
+ public:
+  Sender() = default;
+  ~Sender() { close(); }
+  Sender(const Sender&) = delete;
+  Sender& operator=(const Sender&) = delete;
+  // -1 when out of descriptors: the receivers' periodic re-check covers it.
+  int fd() noexcept {
+    if (fd_ < 0) fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    return fd_;
+  }
+  // A fresh socket; the datagrams queued from the old one are still delivered.
+  int renew() noexcept {
+    close();
+    return fd();
+  }
+
+ private:
+  void close() noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  int fd_ = -1;
+};
+thread_local Sender t_sender;
+
+// Sends one ring; whether the receiver has one queued now (a receiver whose
+// queue is full is readable already).
+bool send_ring(const DoorbellName& to, std::uint64_t what) noexcept {
+  int fd = t_sender.fd();
+  if (fd < 0) return true;  // cannot tell: keep the flag, the receivers re-check periodically
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (::sendto(fd, &what, sizeof what, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&to.addr),
+                 to.len) >= 0)
+      return true;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
+    // This socket's buffer, or the receiver's queue, is full: a fresh
+    // socket tells the two apart.
+    fd = t_sender.renew();
+    if (fd < 0) return true;
+  }
+  return true;  // the receiver's queue is full: it is readable
 }
 
 // Whether the process that owns `slot` is gone (its pid no longer exists).
@@ -57,20 +93,14 @@ bool owner_gone(const ProcessSlot& slot) noexcept {
 
 // Rings every process whose filter has the word's bit; whether any took it.
 bool ring_all(const RingTargets& t) noexcept {
-  const int fd = sender();
-  if (fd < 0) return true;  // cannot tell: keep the flag, the receivers re-check periodically
   const std::uint64_t bit = watch_bit(t.offset);
   bool rang = false;
   for (std::uint32_t i = 0; i < t.count; ++i) {
     ProcessSlot& slot = t.slots[i];
     std::uint64_t nonce = slot.doorbell.load(std::memory_order_acquire);
     if (nonce == 0 || (slot.watching.load(std::memory_order_acquire) & bit) == 0) continue;
-    const DoorbellName to = name_of(nonce, t.offset);
-    const std::uint64_t what = t.offset;
-    const ssize_t r = ::sendto(fd, &what, sizeof what, MSG_DONTWAIT | MSG_NOSIGNAL,
-                               reinterpret_cast<const sockaddr*>(&to.addr), to.len);
-    if (r >= 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
-      rang = true;  // a full socket is readable already
+    if (send_ring(name_of(nonce, t.offset), t.offset)) {
+      rang = true;
       continue;
     }
     // No socket by that name: this process does not await this word (any

@@ -29,15 +29,14 @@
 namespace ipckit::detail {
 
 inline constexpr std::uint32_t kWaitRecords = 4;
-inline constexpr std::uint32_t kHistory = 6;
+inline constexpr std::uint32_t kHistory = 8;
 inline constexpr std::uint32_t kSlotNameWords = 3;  // 24 bytes, up to 23 shown
 inline constexpr std::uint64_t kSlotPidMask = 0x3fff'ffffu;
 inline constexpr std::uint64_t kSlotInit = 0x4000'0000u;
 inline constexpr std::uint64_t kSlotGenerationOne = std::uint64_t{1} << 32;
 inline constexpr std::uint32_t kMaxProcessesLimit = 65'536;
 
-// The operation shares a word with the offset (segments are < 2^40 bytes),
-// which keeps a slot at 256 bytes.
+// The operation shares a word with the offset (segments are < 2^40 bytes).
 inline constexpr unsigned kWaitOpShift = 56;
 inline constexpr std::uint64_t kWaitOffsetMask = (std::uint64_t{1} << kWaitOpShift) - 1;
 
@@ -60,11 +59,12 @@ struct alignas(64) ProcessSlot {
   std::atomic<std::uint32_t> history_next;
   std::uint32_t reserved;
   std::atomic<std::uint64_t> history[kHistory];
+  WaitRecord waits[kWaitRecords];
   std::atomic<std::uint64_t> doorbell;
   std::atomic<std::uint64_t> watching;
-  WaitRecord waits[kWaitRecords];
+  std::uint64_t reserved2[6];  // zero: room for later fields
 };
-static_assert(sizeof(ProcessSlot) == 256);
+static_assert(sizeof(ProcessSlot) == 320);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 inline std::uint64_t process_table_bytes(std::uint32_t max_processes) {

@@ -173,7 +173,13 @@ struct QueueWaiter {
   // A waker that dies between moving `seq` and its wake call leaves the waiter
   // asleep until its next tick.
   void wake() noexcept {
-    if (!must_wake(sleepers)) return;
+    if (must_wake(sleepers)) [[unlikely]]
+      wake_counted();
+  }
+
+ private:
+  // Out of line, so that the put's and get's inlined fast path stays one load.
+  [[gnu::noinline]] void wake_counted() noexcept {
     if ((sleepers.load(std::memory_order_relaxed) & kSleeperAsync) != 0) {
       // Armed wait handles do not record `seen`: every change rings them.
       seq.fetch_add(1, std::memory_order_seq_cst);

@@ -88,8 +88,9 @@ class FutureSource final : public WaitSource {
     const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) {
       const std::error_code code(errno, std::system_category());
-      throw SystemError(label_, "cannot make a wait handle for " + label_ + ": " + code.message() +
-                                    "; close descriptors this process no longer needs or raise its limit (ulimit -n)",
+      throw SystemError(label_,
+                        "cannot make a wait handle for " + label_ + ": " + code.message() +
+                            "; close descriptors this process no longer needs or raise its limit (ulimit -n)",
                         code);
     }
     fd_ = std::make_shared<EventFd>(fd);

@@ -109,7 +109,7 @@ struct SegmentOptions {
   // accepts on it (see OpenOptions::mode).
   mode_t mode = 0600;
   std::uint32_t max_objects = 256;  // directory capacity
-  // Slots of the process table (1..65536, 256 bytes each; include
+  // Slots of the process table (1..65536, 320 bytes each; include
   // <ipckit/process_table.hpp>): processes beyond it are simply not listed,
   // never refused. 32 keeps the smallest segments (64 KiB) usable: with
   // 256 objects, 64 slots would need 69,824 bytes (min_size()).
