@@ -90,9 +90,10 @@ awaitable<void> drain_feed(ipckit::Queue<Item>& q, int feed, int items, int show
 // The seed's main(): Hello, await asyncio.sleep(...), World.
 awaitable<void> hello_world(std::chrono::milliseconds sleep, bool& fired) {
   demo::say("[%4lld ms] timer: Hello (awaiting a %lld ms steady_timer)\n", at(), (long long)sleep.count());
+  const auto start = demo::Clock::now();
   asio::steady_timer timer(co_await asio::this_coro::executor, sleep);
   co_await timer.async_wait(use_awaitable);
-  fired = demo::ms_since(t0) >= sleep.count();
+  fired = demo::Clock::now() - start >= sleep;
   demo::say("[%4lld ms] timer: World\n", at());
 }
 
