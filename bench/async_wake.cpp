@@ -294,8 +294,8 @@ int main(int argc, char** argv) {
       "%d rounds interleaved, producer sleeps %d-%d us between items (after the waiter's ack)\n",
       P.samples, P.rounds, P.gap_min_us, P.gap_max_us);
   std::printf(
-      "note: the blocking get spins ~50 us before it sleeps; gaps shorter than that can find it spinning\n"
-      "(sleeps/sample below: 1.00 = the waiter slept before every item)\n\n");
+      "note: the blocking get spins ~50 us before it sleeps: an item can still find it spinning (on a busy\n"
+      "machine, or after a preemption); the blocking row is shown again over only the items it slept for\n\n");
   std::fflush(stdout);
 
   std::map<std::string, RunResult> all;
