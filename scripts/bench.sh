@@ -3,7 +3,8 @@
 # in the same run, and a summary of ratios against the targets.
 #
 #   scripts/bench.sh                 # every section
-#   scripts/bench.sh lock wake       # only the named sections (see SECTIONS below)
+#   scripts/bench.sh lock wake       # only the named sections: lock wake queue pool async
+#   scripts/bench.sh async           # wake latency of event-loop waiters (wait handles, Asio)
 #   scripts/bench.sh --strict lock   # exit 1 when a target is missed
 #   scripts/bench.sh --list          # list the sections
 #
@@ -59,6 +60,13 @@
 #   BENCH_PY_POOL_TASKS=20000 tasks per throughput run of Python's pools
 #   BENCH_PY_POOL_MAP_TASKS=100000  inputs per map run of Python's pools
 #   BENCH_PY_POOL_TRIPS=2000  timed round trips per run of Python's pools
+#   BENCH_ASYNC_SAMPLES=20000 async section: one-way wake samples per row (an
+#                             item every ~0.1-0.3 ms: ~5 s a row, 4 rows)
+#   BENCH_ASYNC_ROUNDS=4      async section: interleaved rounds of every row
+#   BENCH_ASYNC_BASELINE=REV  async section: also build queue_bench from git
+#                             revision REV (e.g. the commit before the wait
+#                             handles) and run its put+get rows in the same run:
+#                             the blocking fast path before/after
 #
 # Adding a benchmark: write a `section_NAME` function that runs its programs
 # through `run_tool` (which collects their `RESULT <row> <value> <unit> ...`
@@ -70,7 +78,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 
-SECTIONS=(lock wake queue pool)
+SECTIONS=(lock wake queue pool async)
 
 RUNS=${BENCH_RUNS:-9}
 PY_RUNS=${BENCH_PY_RUNS:-5}
@@ -100,6 +108,9 @@ PY_POOL_RUNS=${BENCH_PY_POOL_RUNS:-3}
 PY_POOL_TASKS=${BENCH_PY_POOL_TASKS:-20000}
 PY_POOL_MAP_TASKS=${BENCH_PY_POOL_MAP_TASKS:-100000}
 PY_POOL_TRIPS=${BENCH_PY_POOL_TRIPS:-2000}
+ASYNC_SAMPLES=${BENCH_ASYNC_SAMPLES:-20000}
+ASYNC_ROUNDS=${BENCH_ASYNC_ROUNDS:-4}
+ASYNC_BASELINE=${BENCH_ASYNC_BASELINE:-}
 BUILD_DIR=${BENCH_BUILD_DIR:-build-bench}
 PYTHON=${PYTHON:-python3}
 STRICT=0
@@ -425,6 +436,100 @@ pool_target() {
   else
     check "$label" "$@"
   fi
+}
+
+# Event loops: how soon an idle waiter learns of a put from another process,
+# one way (producer's stamp before put -> waiter's clock after get), for the
+# blocking get (futex), the queue's wait handle polled with epoll, a
+# Boost.Asio coroutine awaiting async_get (when <ipckit/asio.hpp> is built),
+# and an inherited eventfd (the floor of any fd-based wake); then the blocking
+# fast path with nobody awaiting (uncontended put+get in one process, the
+# queue section's cost rows): the wait handles must not slow it down.
+targets_async() { echo async_wake queue_bench; }
+section_async() {
+  say "async wake: one-way put -> waiter resumed, waiter idle (producer sleeps 50-200 us between items)," \
+    "unpinned, $ASYNC_SAMPLES samples per row in $ASYNC_ROUNDS interleaved rounds"
+  run_tool async_wake "$ROOT/$BUILD_DIR/bench/async_wake" --samples "$ASYNC_SAMPLES" --rounds "$ASYNC_ROUNDS" \
+    --quiet-wait-ms "$QUEUE_QUIET_MS" || echo "bench.sh: async_wake reported a failure; its other rows are kept"
+
+  local cost_rows=(--mode cost:ipckit_queue_put_get --mode cost:ipckit_byte_queue_put_get
+    --mode cost:boost_mq_send_receive)
+  local base_bin=""
+  if [[ -n $ASYNC_BASELINE ]]; then
+    base_bin=$(build_baseline_queue_bench "$ASYNC_BASELINE") || base_bin=""
+  fi
+  # With a baseline, current and baseline alternate for 3 rounds and each
+  # row keeps the median of its rounds' medians (a neighbour's burst of CPU
+  # then moves one round, not the verdict).
+  local round rounds=1 row
+  [[ -n $base_bin ]] && rounds=3
+  declare -A fast=()
+  for ((round = 1; round <= rounds; round++)); do
+    say "blocking fast path, nobody awaiting: uncontended put+get in one process ($QUEUE_RUNS runs)"
+    run_tool queue_bench_cost "$ROOT/$BUILD_DIR/bench/queue_bench" --runs "$QUEUE_RUNS" "${cost_rows[@]}" \
+      --quiet-wait-ms "$QUEUE_QUIET_MS" || echo "bench.sh: queue_bench (cost rows) reported a failure"
+    [[ -n $base_bin ]] || break
+    say "the same, built from $ASYNC_BASELINE (rows renamed base_cost_*; round $round of $rounds)"
+    run_tool queue_bench_base bash -c 'set -o pipefail; "$@" | sed "s/^RESULT cost_/RESULT base_cost_/"' _ \
+      "$base_bin" --runs "$QUEUE_RUNS" "${cost_rows[@]}" --quiet-wait-ms "$QUEUE_QUIET_MS" ||
+      echo "bench.sh: the baseline queue_bench reported a failure"
+    for row in {,base_}cost_{ipckit_queue_put_get,ipckit_byte_queue_put_get,boost_mq_send_receive}; do
+      [[ -n ${RESULT[$row]:-} ]] && fast[$row]+="${RESULT[$row]} "
+    done
+  done
+  for row in "${!fast[@]}"; do
+    RESULT[$row]=$(printf '%s\n' ${fast[$row]} | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+  done
+
+  local a=async_wake_
+  if grep -q "^${a}asio not built" "$LOG_DIR/async_wake.log" 2>/dev/null; then
+    check "Asio co_await async_get after a put, median (us)" ${a}asio_p50 - "<= 20" todo
+  else
+    check "Asio co_await async_get after a put, median (us)" ${a}asio_p50 - 20 at_most
+    check "Asio async_get p50 / blocking get p50" ${a}asio_p50 ${a}blocking_p50 - info
+    check "Asio async_get p50 / blocking get p50, slept" ${a}asio_p50 ${a}blocking_slept_p50 - info
+    check "Asio async_get p50 / eventfd floor p50" ${a}asio_p50 ${a}eventfd_p50 - info
+    check "Asio async_get, p99 (us)" ${a}asio_p99 - - value
+  fi
+  check "wait_handle + epoll after a put, median (us)" ${a}fd_epoll_p50 - 20 at_most
+  check "wait_handle + epoll p50 / blocking get p50" ${a}fd_epoll_p50 ${a}blocking_p50 - info
+  check "wait_handle + epoll p50 / eventfd floor p50" ${a}fd_epoll_p50 ${a}eventfd_p50 - info
+  check "wait_handle + epoll p50 / blocking get p50, slept" ${a}fd_epoll_p50 ${a}blocking_slept_p50 - info
+  check "blocking get p50 / eventfd floor p50" ${a}blocking_p50 ${a}eventfd_p50 - info
+  check "blocking get after a put, median (us)" ${a}blocking_p50 - - value
+  check "blocking get, p99 (us)" ${a}blocking_p99 - - value
+  check "blocking get, items it slept for, median (us)" ${a}blocking_slept_p50 - - value
+  check "wait_handle + epoll, p99 (us)" ${a}fd_epoll_p99 - - value
+  check "eventfd floor, median (us)" ${a}eventfd_p50 - - value
+  check "eventfd floor, p99 (us)" ${a}eventfd_p99 - - value
+  check "put+get in one process: Queue<plain 64B> (ns)" cost_ipckit_queue_put_get - - value
+  check "put+get in one process: ByteQueue 64B (ns)" cost_ipckit_byte_queue_put_get - - value
+  check "put+get in one process: Boost message_queue (ns)" cost_boost_mq_send_receive - - value
+  if [[ -n $base_bin ]]; then
+    check "put+get Queue<plain 64B>: now / before ($ASYNC_BASELINE)" cost_ipckit_queue_put_get \
+      base_cost_ipckit_queue_put_get 1.05 lower
+    check "put+get ByteQueue 64B: now / before ($ASYNC_BASELINE)" cost_ipckit_byte_queue_put_get \
+      base_cost_ipckit_byte_queue_put_get 1.05 lower
+  fi
+}
+
+# build_baseline_queue_bench REV: builds queue_bench (Release) from git
+# revision REV, extracted with git archive into $BUILD_DIR-base-REV (no
+# worktree is touched); prints the binary's path.
+build_baseline_queue_bench() {
+  local rev sha dir
+  rev=$1
+  sha=$(git -C "$ROOT" rev-parse --short "$rev^{commit}") || { echo "bench.sh: no revision '$rev'" >&2; return 1; }
+  dir="$ROOT/$BUILD_DIR-base-$sha"
+  if [[ ! -x $dir/build/bench/queue_bench ]]; then
+    echo "bench.sh: building queue_bench from $rev ($sha) in $dir" >&2
+    rm -rf "$dir/src" && mkdir -p "$dir/src"
+    git -C "$ROOT" archive "$sha" | tar -x -C "$dir/src"
+    cmake -S "$dir/src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DIPCKIT_BUILD_TESTS=OFF \
+      -DIPCKIT_BUILD_DEMOS=OFF -DIPCKIT_BUILD_BENCH=ON >/dev/null &&
+      nice ninja -C "$dir/build" queue_bench >&2 || return 1
+  fi
+  echo "$dir/build/bench/queue_bench"
 }
 
 # -----------------------------------------------------------------------------
