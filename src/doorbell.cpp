@@ -71,7 +71,7 @@ thread_local Sender t_sender;
 // queue is full is readable already).
 bool send_ring(const DoorbellName& to, std::uint64_t what) noexcept {
   int fd = t_sender.fd();
-  if (fd < 0) return true;  // cannot tell: keep the flag, the receivers re-check periodically
+  if (fd < 0) return true;  // out of descriptors: the receivers' periodic re-check covers it
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (::sendto(fd, &what, sizeof what, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&to.addr),
                  to.len) >= 0)
@@ -91,41 +91,34 @@ bool owner_gone(const ProcessSlot& slot) noexcept {
   return pid == 0 || (::kill(pid, 0) == -1 && errno == ESRCH);
 }
 
-// Rings every process whose filter has the word's bit; whether any took it.
-bool ring_all(const RingTargets& t) noexcept {
+// Rings every process whose filter has the word's bit.
+void ring_all(const RingTargets& t) noexcept {
   const std::uint64_t bit = watch_bit(t.offset);
-  bool rang = false;
   for (std::uint32_t i = 0; i < t.count; ++i) {
     ProcessSlot& slot = t.slots[i];
     std::uint64_t nonce = slot.doorbell.load(std::memory_order_acquire);
     if (nonce == 0 || (slot.watching.load(std::memory_order_acquire) & bit) == 0) continue;
-    if (send_ring(name_of(nonce, t.offset), t.offset)) {
-      rang = true;
-      continue;
-    }
+    if (send_ring(name_of(nonce, t.offset), t.offset)) continue;
     // No socket by that name: this process does not await this word (any
     // more), or it died. A dead one's doorbell is taken down for good, so
     // that it costs later wakers nothing.
     if (owner_gone(slot)) slot.doorbell.compare_exchange_strong(nonce, 0, std::memory_order_acq_rel);
   }
-  return rang;
 }
 
 }  // namespace
 
 void ring_doorbells(const std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& watchers) noexcept {
+  // One-shot, as EPOLLONESHOT: the flag is cleared first, then every
+  // process whose filter has the word's bit is rung. An armer that set the
+  // flag before the clear is rung below (its filter bit was published
+  // before its flag); one that sets it after the clear looks at the word
+  // after this change, so it needs no ring. Until a rung process arms
+  // again, changes cost its producers nothing: a busy consumer that keeps
+  // finding items never re-arms.
+  if ((watchers.fetch_and(~kSleeperAsync, std::memory_order_seq_cst) & kSleeperAsync) == 0) return;
   RingTargets t;
-  if (!ring_targets(&word, t)) return;
-  if (ring_all(t)) return;
-  // Nobody awaits the word any more: clear the flag so that later changes
-  // cost nothing. An armer that set its filter bit before this clear is
-  // found by the second ring below (and the flag restored); one that arms
-  // after it sets the flag again itself.
-  std::uint32_t s = watchers.load(std::memory_order_relaxed);
-  while ((s & kSleeperAsync) != 0 &&
-         !watchers.compare_exchange_weak(s, s & ~kSleeperAsync, std::memory_order_seq_cst, std::memory_order_relaxed)) {
-  }
-  if (ring_all(t)) watchers.fetch_or(kSleeperAsync, std::memory_order_seq_cst);
+  if (ring_targets(&word, t)) ring_all(t);
 }
 
 namespace {

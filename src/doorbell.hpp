@@ -7,9 +7,10 @@
 // process and segment, published in its process-table slot (`doorbell`),
 // and `offset` is the word's place in the segment. It also sets the word's
 // bit in its slot's `watching` filter and kSleeperAsync in the word's
-// sleepers (watchers) word. A waker that sees kSleeperAsync sends one
-// datagram to every slot whose filter has the word's bit. The socket becoming
-// readable is the wake-up: no thread, no futex, works with any event loop.
+// sleepers (watchers) word. A waker that sees kSleeperAsync clears it and
+// sends one datagram to every slot whose filter has the word's bit; the
+// process arms again (setting the flag) before it next waits. The socket
+// becoming readable is the wake-up: no thread, no futex, any event loop.
 //
 // Abstract names need no file (nothing is left behind by a crash), but they
 // are per network namespace and anyone in it may send to them: a datagram is

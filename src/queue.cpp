@@ -252,10 +252,13 @@ char* QueueCore::make_room_slowly(PutCursor& c, std::size_t n, Deadline deadline
     return used + bytes <= cap && (max_items == 0 || items < max_items);
   };
   if (!room_for(need)) {
-    if (publish(c)) {  // what is written goes out before we wait for room
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      consumers_waiter(*s_).wake();
-    }
+    // What is written goes out before we wait for room, and the consumers
+    // are woken even if this put wrote nothing yet: a producer killed
+    // between publishing and waking them may have left them asleep (or a
+    // wait handle unrung) on a full ring.
+    publish(c);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    consumers_waiter(*s_).wake();
     // Look at the consumers' position only when the cached one says full:
     // reading it every time would pull their cache line over for each put.
     // A full ring first waits (briefly) for a stretch of room, not one
@@ -547,14 +550,14 @@ std::size_t QueueCore::bytes_used() const noexcept {
 
 WaitHandle QueueCore::items_handle() const {
   return shared_word_handle(
-      s_->data.seq, s_->data.sleepers, ArmKind::Sleepers, [core = *this] { return core.qsize() != 0 || core.closed(); }, keep_, label_,
-      "items of ");
+      s_->data.seq, s_->data.sleepers, ArmKind::Sleepers, [core = *this] { return core.qsize() != 0 || core.closed(); },
+      keep_, label_, "items of ");
 }
 
 WaitHandle QueueCore::room_handle() const {
   return shared_word_handle(
-      s_->space.seq, s_->space.sleepers, ArmKind::Sleepers, [core = *this] { return !core.full() || core.closed(); }, keep_, label_,
-      "room in ");
+      s_->space.seq, s_->space.sleepers, ArmKind::Sleepers, [core = *this] { return !core.full() || core.closed(); },
+      keep_, label_, "room in ");
 }
 
 bool QueueCore::full() const noexcept {

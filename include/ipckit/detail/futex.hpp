@@ -43,9 +43,9 @@ int futex_wake(std::atomic<std::uint32_t>& word, int n) noexcept;
 // holds exactly the live sleepers again. A false alarm (a sleeper caught in
 // that window) costs only the grace period's wake calls.
 inline constexpr std::uint32_t kSleeperCount = 0x7fffu;
-// Set by a process that arms a wait handle on the word, cleared by a waker
-// that finds no armed handle left (doorbell.cpp). While it is set, every
-// change rings the armed handles' doorbells besides waking the sleepers.
+// Set by a process that arms a wait handle on the word; the next waker
+// clears it and rings the armed handles' doorbells besides waking the
+// sleepers (one-shot: doorbell.cpp).
 inline constexpr std::uint32_t kSleeperAsync = 0x8000u;
 inline constexpr std::uint32_t kSleeperEpoch = 0xffu << 16;
 inline constexpr std::uint32_t kSleeperEpochOne = 1u << 16;
@@ -71,9 +71,8 @@ bool sleeper_grace_on(std::atomic<std::uint32_t>& sleepers, std::uint32_t seen) 
 // Out of line: restarts the count after a wake call that woke nobody.
 void sleeper_audit(std::atomic<std::uint32_t>& sleepers) noexcept;
 
-// Out of line (doorbell.cpp): rings the doorbell of every process with a
-// wait handle armed on `word`; clears kSleeperAsync from `watchers` when
-// there is none left.
+// Out of line (doorbell.cpp): clears kSleeperAsync from `watchers` and
+// rings the doorbell of every process with a wait handle armed on `word`.
 void ring_doorbells(const std::atomic<std::uint32_t>& word, std::atomic<std::uint32_t>& watchers) noexcept;
 
 // Whether a change must be followed by a wake call (one load, usually).
