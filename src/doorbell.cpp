@@ -1,6 +1,7 @@
 // Doorbells: the wake-up of wait handles (see doorbell.hpp).
 #include "doorbell.hpp"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -124,12 +125,35 @@ void ring_doorbells(const std::atomic<std::uint32_t>& word, std::atomic<std::uin
 namespace {
 
 std::mutex g_sockets_mu;
+using SocketMap = std::map<std::pair<std::uint64_t, std::uint64_t>, std::weak_ptr<DoorbellSocket>>;
 // Keyed by (nonce, offset); weak: the socket closes with its last handle.
-std::map<std::pair<std::uint64_t, std::uint64_t>, std::weak_ptr<DoorbellSocket>>& sockets() {
-  static auto* m = new std::map<std::pair<std::uint64_t, std::uint64_t>, std::weak_ptr<DoorbellSocket>>;
+SocketMap& sockets() {
+  static auto* m = new SocketMap;  // never destroyed: handles may outlive static destruction
   return *m;
 }
 
+}  // namespace
+
+// A forked child must not keep its parent's doorbells bound: the parent
+// could not bind the name again once it dropped its own handle, and rings
+// meant for the parent could be read by the child.
+void DoorbellSocket::close_in_child() noexcept {
+  for (auto& [key, weak] : sockets())
+    if (auto s = weak.lock()) {
+      ::close(s->fd_);
+      s->fd_ = -1;
+    }
+  sockets().clear();
+}
+
+namespace {
+const bool g_fork_handlers = [] {
+  return ::pthread_atfork([] { g_sockets_mu.lock(); }, [] { g_sockets_mu.unlock(); },
+                          [] {
+                            DoorbellSocket::close_in_child();
+                            g_sockets_mu.unlock();
+                          }) == 0;
+}();
 }  // namespace
 
 std::shared_ptr<DoorbellSocket> DoorbellSocket::get(const DoorbellAddress& address, const Label& who) {
@@ -173,7 +197,7 @@ DoorbellSocket::~DoorbellSocket() {
   std::lock_guard g(g_sockets_mu);
   auto& all = sockets();
   if (auto it = all.find({address_.nonce, address_.offset}); it != all.end() && it->second.expired()) all.erase(it);
-  ::close(fd_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 void DoorbellSocket::drain() noexcept {

@@ -72,6 +72,8 @@ class DoorbellSocket {
   [[nodiscard]] const DoorbellAddress& address() const noexcept { return address_; }
   // Reads every datagram queued: the socket is not readable until the next ring.
   void drain() noexcept;
+  // In a forked child (registry locked): closes every socket inherited.
+  static void close_in_child() noexcept;
 
  private:
   DoorbellSocket(int fd, const DoorbellAddress& address) : fd_(fd), address_(address) {}

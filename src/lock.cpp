@@ -25,16 +25,20 @@ bool cas(LockState& s, std::uint32_t expected, std::uint32_t desired) noexcept {
   return s.word.compare_exchange_strong(expected, desired, std::memory_order_acquire, std::memory_order_relaxed);
 }
 
+// Whether thread `tid`, read from the lock's word, lives. The owner records
+// its start time right after winning the word; it is used only if it
+// belongs to this tid (else the record is still the previous owner's, and
+// existence alone is checked).
+bool owner_alive(const LockState& s, std::uint32_t tid) noexcept {
+  const std::uint64_t start =
+      s.owner_tid.load(std::memory_order_acquire) == tid ? s.owner_start.load(std::memory_order_relaxed) : 0;
+  return thread_alive(tid, start);
+}
+
 // `seen` is the word as last read (owner tid, maybe the waiters bit). If that
 // owner is gone, take the lock over and flag it for the new owner.
 bool take_over_if_owner_dead(LockState& s, const ThreadIdentity& me, std::uint32_t seen) noexcept {
-  const std::uint32_t tid = seen & kLockTidMask;
-  // The owner records its start time right after winning the word; use it
-  // only if it belongs to this tid (else the record is still the previous
-  // owner's, and existence alone is checked).
-  const std::uint64_t start =
-      s.owner_tid.load(std::memory_order_acquire) == tid ? s.owner_start.load(std::memory_order_relaxed) : 0;
-  if (thread_alive(tid, start)) return false;
+  if (owner_alive(s, seen & kLockTidMask)) return false;
   if (!cas(s, seen, me.tid | kLockWaiters)) return false;  // someone else moved first
   note_owner(s, me);
   s.owner_died.store(1, std::memory_order_relaxed);
@@ -133,11 +137,9 @@ void LockHandle::acquire_or_throw(Deadline deadline, bool reentrant) {
 std::optional<LockHolder> LockHandle::holder() const {
   const std::uint32_t tid = s_->word.load(std::memory_order_acquire) & kLockTidMask;
   if (tid == 0) return std::nullopt;
-  const std::uint64_t start =
-      s_->owner_tid.load(std::memory_order_acquire) == tid ? s_->owner_start.load(std::memory_order_relaxed) : 0;
   LockHolder h;
   h.tid = tid;
-  h.alive = thread_alive(tid, start);
+  h.alive = owner_alive(*s_, tid);
   h.pid = h.alive ? process_of_thread(tid) : 0;
   return h;
 }
@@ -149,10 +151,7 @@ WaitHandle LockHandle::wait_handle() const {
       s->word, s->watchers, ArmKind::Lock,
       [s] {
         const std::uint32_t tid = s->word.load(std::memory_order_acquire) & kLockTidMask;
-        if (tid == 0) return true;
-        const std::uint64_t start =
-            s->owner_tid.load(std::memory_order_acquire) == tid ? s->owner_start.load(std::memory_order_relaxed) : 0;
-        return !thread_alive(tid, start);
+        return tid == 0 || !owner_alive(*s, tid);
       },
       keep_, label_, "");
 }

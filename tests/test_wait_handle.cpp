@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <string>
@@ -344,6 +345,31 @@ TEST(WaitHandle, HandlesOfOneWordShareADescriptorAndBelongToTheirProcess) {
   EXPECT_EQ(empty.fd(), -1);
   EXPECT_FALSE(empty.arm());
   EXPECT_FALSE(static_cast<bool>(empty));
+}
+
+// A child forked while the parent holds a handle closes its copy of the
+// socket: the parent can drop its handle and bind the name again while the
+// child lives, and the child never reads the parent's rings.
+TEST(WaitHandle, AForkedChildDoesNotKeepItsParentsDoorbellBound) {
+  ScopedSegmentName n("wh_forkbind");
+  auto seg = Segment::create(n.name, 8 << 20);
+  auto q = seg.queue<int>("q");
+  auto h = std::make_unique<WaitHandle>(q.wait_handle());
+  EXPECT_FALSE(h->arm());
+  Signal checked, done;
+  Child child([&] {
+    EXPECT_EQ(h->fd(), -1) << "the child kept its parent's doorbell";
+    checked.post();
+    ASSERT_TRUE(done.wait());
+  });
+  ASSERT_TRUE(checked.wait());
+  h.reset();
+  WaitHandle again = q.wait_handle();  // threw "Address already in use" while the child held the name
+  EXPECT_FALSE(again.arm());
+  q.put(1);
+  EXPECT_TRUE(readable(again.fd()));
+  done.post();
+  EXPECT_EQ(child.wait_exit(), 0);
 }
 
 // One epoll set over a thousand queues' descriptors, fed in random order by
