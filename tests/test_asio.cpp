@@ -558,3 +558,139 @@ TEST(AsioThreads, AnIoContextRunByFourThreadsServesAsyncGetsWithoutRaces) {
   for (auto& t : runners) t.join();
   EXPECT_GE(count, kItems);
 }
+
+TEST(Asio, RelockingAHeldLockFailsWithDeadlockDetected) {
+  ScopedSegmentName n("as_relock");
+  auto lock = Segment::create(n.name, 1 << 20).lock("lk");
+  asio::io_context io;
+  Spawned s;
+  bool timed = true;
+  s.spawn(io, [&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await lock.async_acquire(asio::use_awaitable));
+    timed = co_await lock.async_acquire(10ms, asio::use_awaitable);  // as try_lock_for: false
+    try {
+      (void)co_await lock.async_acquire(asio::use_awaitable);
+    } catch (...) {
+      lock.unlock();
+      throw;
+    }
+  });
+  ASSERT_TRUE(run_until(io, s.done));
+  EXPECT_FALSE(timed);
+  EXPECT_THROW(s.rethrow(), ipckit::DeadlockDetected);
+  EXPECT_FALSE(lock.locked());
+}
+
+TEST(Asio, TwoCoroutinesAwaitingOneQueueShareOneDescriptor) {
+  ScopedSegmentName n("as_two");
+  auto seg = Segment::create(n.name, 4 << 20);
+  auto q = seg.joinable_queue<int>("q");
+  asio::io_context io;
+  Spawned warm;  // registers q once (and makes the io_context's own descriptors)
+  warm.spawn(io, [&]() -> asio::awaitable<void> { (void)co_await q.async_get(1ms, asio::use_awaitable); });
+  ASSERT_TRUE(run_until(io, warm.done));
+  EXPECT_THROW(warm.rethrow(), ipckit::Empty);
+  const int fds = open_fds();
+  Spawned a, b;
+  int sum = 0;
+  auto one = [&]() -> asio::awaitable<void> {
+    sum += co_await q.async_get(asio::use_awaitable);
+    q.task_done();
+  };
+  a.spawn(io, one());
+  b.spawn(io, one());
+  settle(io);
+  EXPECT_FALSE(a.done || b.done);
+  EXPECT_EQ(open_fds(), fds) << "the second operation on the queue reuses the first one's descriptor";
+  Child producer([&] {
+    auto other = Segment::open(n.name).joinable_queue<int>("q");
+    other.put(1);
+    other.put(2);
+    EXPECT_TRUE(other.join(10s)) << "both tasks were marked done by the awaiting consumers";
+  });
+  ASSERT_TRUE(run_until(io, a.done) && run_until(io, b.done));
+  a.rethrow();
+  b.rethrow();
+  EXPECT_EQ(sum, 3);
+  EXPECT_EQ(producer.wait_exit(), 0);
+}
+
+// 300 round trips through two queues with a blocking echo process: woken by
+// descriptors, each takes microseconds; by the 25 ms re-check alone they
+// would take ~4 s.
+TEST(Asio, AwaitingCoroutinesAreWokenByTheDescriptorNotTheTick) {
+  ScopedSegmentName n("as_echo");
+  auto seg = Segment::create(n.name, 4 << 20);
+  auto req = seg.queue<int>("req");
+  auto resp = seg.queue<int>("resp");
+  constexpr int kTrips = 300;
+  Child echo([&] {
+    auto s = Segment::open(n.name);
+    auto in = s.queue<int>("req");
+    auto out = s.queue<int>("resp");
+    for (int i = 0; i < kTrips; ++i) out.put(in.get(10s) + 1);
+  });
+  asio::io_context io;
+  Spawned s;
+  std::vector<double> us;
+  s.spawn(io, [&]() -> asio::awaitable<void> {
+    for (int i = 0; i < kTrips; ++i) {
+      const auto t0 = Clock::now();
+      co_await req.async_put(i, asio::use_awaitable);
+      EXPECT_EQ(co_await resp.async_get(asio::use_awaitable), i + 1);
+      us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    }
+  });
+  ASSERT_TRUE(run_until(io, s.done, 20s));
+  s.rethrow();
+  std::sort(us.begin(), us.end());
+  const double total_ms = std::accumulate(us.begin(), us.end(), 0.0) / 1000;
+  const auto slow = std::count_if(us.begin(), us.end(), [](double u) { return u > 5000; });
+  std::printf("async round trip: median %.1f us, p99 %.1f us, max %.1f us, %d over 5 ms, total %.1f ms\n",
+              us[us.size() / 2], us[us.size() * 99 / 100], us.back(), static_cast<int>(slow), total_ms);
+  EXPECT_LT(total_ms, 1500) << "wakes came from the 25 ms re-check, not the descriptors";
+  EXPECT_EQ(echo.wait_exit(), 0);
+}
+
+// Producer processes and consumer processes, each consumer an io_context
+// with two awaiting coroutines forwarding what they get (async_put) to a
+// results queue: every item arrives exactly once.
+TEST(Asio, AwaitingConsumerProcessesAndProducerProcessesLoseAndDuplicateNothing) {
+  ScopedSegmentName n("as_procs");
+  auto seg = Segment::create(n.name, 8 << 20);
+  const ipckit::QueueOptions small{.capacity_bytes = 2048};
+  auto q = seg.queue<int>("q", small);
+  auto out = seg.queue<int>("out", small);
+  constexpr int kProducers = 3, kConsumers = 3, kEach = 1000;
+  std::vector<Child> kids;
+  for (int c = 0; c < kConsumers; ++c)
+    kids.emplace_back([&] {
+      auto s = Segment::open(n.name);
+      auto in = s.queue<int>("q", small);
+      auto to = s.queue<int>("out", small);
+      asio::io_context io;
+      int ended = 0;
+      auto forward = [&]() -> asio::awaitable<void> {
+        try {
+          for (;;) co_await to.async_put(co_await in.async_get(asio::use_awaitable), asio::use_awaitable);
+        } catch (const ipckit::Closed&) {
+          ++ended;
+        }
+      };
+      asio::co_spawn(io, forward(), asio::detached);
+      asio::co_spawn(io, forward(), asio::detached);
+      io.run_for(30s);
+      EXPECT_EQ(ended, 2) << "both coroutines end with Closed";
+    });
+  for (int p = 0; p < kProducers; ++p)
+    kids.emplace_back([&, p] {
+      auto mine = Segment::open(n.name).queue<int>("q", small);
+      for (int i = 0; i < kEach; ++i) mine.put(p * kEach + i);
+    });
+  std::vector<int> seen(kProducers * kEach, 0);
+  for (int i = 0; i < kProducers * kEach; ++i) ++seen.at(out.get(10s));
+  EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; })) << "every item exactly once";
+  q.close();
+  for (auto& k : kids) EXPECT_EQ(k.wait_exit(), 0);
+  EXPECT_EQ(out.qsize(), 0U);
+}

@@ -303,7 +303,10 @@ class AsyncService : public asio::execution_context::service {
       // with no wait queued would be lost), then the arm, then the retry.
       ensure_wait(w);
       ensure_tick();
+      // The arm empties the descriptor, and with it a ring not yet seen by
+      // the reactor (its edge is dropped): every operation on it re-tries.
       (void)w->handle.arm();
+      for (const auto& other : w->ops) request_locked(*other, AsyncOpBase::kRetry);
       op.requests_ |= AsyncOpBase::kRetry;
     } catch (...) {
       op.error_ = std::current_exception();
@@ -571,12 +574,16 @@ struct AcquireAct {
   using Result = bool;
   static constexpr const char* kWhat = "acquire";
   S s;
+  bool timed = false;
   WaitHandle handle() const { return s.wait_handle(); }
   std::string label() const { return s.label(); }
   bool take() {
     if constexpr (requires { s.try_acquire(); }) {
       return s.try_acquire();
     } else {
+      // A Lock (not an RLock) this thread holds: lock() throws DeadlockDetected, as the blocking form.
+      if constexpr (!requires { s.depth(); })
+        if (!timed && s.held_by_me()) s.lock();
       return s.try_lock();
     }
   }
@@ -708,6 +715,7 @@ struct AsyncOps {
       AsyncExtras x;
       (add_extra(x, std::get<off + N + X>(args)), ...);
       auto act = make(std::get<off + P>(args)...);
+      if constexpr (requires { act.timed; }) act.timed = x.deadline.has_value();
       auto&& token = std::get<sizeof...(A) - 1>(args);
       if constexpr (off == 1) {
         return initiate(std::move(act), std::move(x), io_executor(std::get<0>(args)),
