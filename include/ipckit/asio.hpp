@@ -67,6 +67,14 @@
 // An io_context run by several threads is safe: the service's state is under
 // one mutex, and each operation has at most one attempt in flight.
 //
+// A descriptor whose operations are all done stays registered (and its wait
+// handle open) for the next operation on the object, up to 1024 of them per
+// io_context; it no longer counts as work, so run() returns when nothing is
+// pending. Handles of one object in one process share one descriptor: two
+// io_contexts (or an io_context and your own epoll loop) awaiting the same
+// object in one process each empty it when they arm, so one may see a change
+// only at its next 25 ms re-check. Await each object from one io_context.
+//
 // An item is only taken (and a lock, unit or event observed) in the attempt
 // that completes the handler: a handler destroyed without being invoked
 // (its io_context destroyed) took nothing. A forked child must make its
@@ -413,6 +421,16 @@ auto tracked(const Ex& ex) {
     return asio::executor_work_guard<Ex>(ex);
   }
 }
+// The service's own executor: a strand's inner one (its descriptors and
+// timers need no strand, and must not wait behind the user's handlers).
+template <class Ex>
+asio::any_io_executor service_executor(const Ex& ex) {
+  if constexpr (requires { ex.get_inner_executor(); }) {
+    return service_executor(ex.get_inner_executor());
+  } else {
+    return asio::any_io_executor(ex);
+  }
+}
 template <class Ex>
 asio::execution_context& context_of(const Ex& ex) {
   if constexpr (asio::execution::is_executor<Ex>::value) {
@@ -749,10 +767,10 @@ struct AsyncOps {
           AsyncService* svc = nullptr;
           if constexpr (std::is_same_v<IoEx, NoExecutor>) {
             svc = &asio::use_service<AsyncService>(context_of(ex));
-            svc->adopt(asio::any_io_executor(ex));
+            svc->adopt(service_executor(ex));
           } else {
             svc = &asio::use_service<AsyncService>(context_of(io_ex));
-            svc->adopt(asio::any_io_executor(io_ex));
+            svc->adopt(service_executor(io_ex));
           }
           using Op = AsyncOp<Act, H, decltype(ex)>;
           auto op = std::make_shared<Op>(*svc, std::move(act), std::move(handler), ex);
