@@ -302,6 +302,7 @@ TEST(Asio, PoolFutureAsyncGetGivesTheValueTheErrorOrTimeout) {
   auto ok = pool.submit(square, 9);
   auto bad = pool.submit(fail, 1);
   auto slow = pool.submit(gated, n.name);
+  ipckit::AnyFuture any(slow);
   asio::io_context io;
   Spawned s;
   int value = 0, late = 0;
@@ -318,7 +319,9 @@ TEST(Asio, PoolFutureAsyncGetGivesTheValueTheErrorOrTimeout) {
     } catch (const ipckit::Timeout&) {
       timed_out = true;
     }
+    EXPECT_FALSE(co_await any.async_wait(10ms, asio::use_awaitable));
     seg.event("gate").set();
+    EXPECT_TRUE(co_await any.async_wait(asio::use_awaitable));
     late = co_await slow.async_get(asio::use_awaitable);
   });
   ASSERT_TRUE(run_until(io, s.done));

@@ -20,6 +20,7 @@
 //   semaphore.async_acquire([timeout,] token)  -> bool   false after the timeout
 //   lock.async_acquire([timeout,] token)       -> bool   Lock and RLock; false after the timeout
 //   future.async_get([timeout,] token)         -> R      the task's value or exception; Timeout
+//   any_future.async_wait([timeout,] token)    -> bool   AnyFuture: done (false after the timeout)
 //
 // Arguments, in order: an optional executor or io_context (first), the
 // operation's own values, an optional timeout (any std::chrono::duration;
@@ -520,7 +521,7 @@ class AsyncOp final : public AsyncOpBase {
   Handler handler_;
   Work work_;
 #if IPCKIT_ASIO_CANCELLATION_SLOTS
-  asio::cancellation_slot slot_;
+  asio::associated_cancellation_slot_t<Handler> slot_;
 #endif
 };
 
@@ -576,15 +577,29 @@ struct PutAct {
   }
 };
 
+// An Event set, an AnyFuture done.
 template <class E>
 struct EventAct {
   using Result = bool;
   static constexpr const char* kWhat = "wait";
   E e;
   WaitHandle handle() const { return e.wait_handle(); }
-  std::string label() const { return e.label(); }
-  std::optional<bool> attempt() { return e.is_set() ? std::optional<bool>(true) : std::nullopt; }
-  bool last() { return e.is_set(); }
+  std::string label() const {
+    if constexpr (requires { e.label(); }) {
+      return e.label();
+    } else {
+      return "a pool future";
+    }
+  }
+  bool look() {
+    if constexpr (requires { e.is_set(); }) {
+      return e.is_set();
+    } else {
+      return e.ready();
+    }
+  }
+  std::optional<bool> attempt() { return look() ? std::optional<bool>(true) : std::nullopt; }
+  bool last() { return look(); }
 };
 
 template <class S>
