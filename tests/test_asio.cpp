@@ -697,3 +697,33 @@ TEST(Asio, AwaitingConsumerProcessesAndProducerProcessesLoseAndDuplicateNothing)
   for (auto& k : kids) EXPECT_EQ(k.wait_exit(), 0);
   EXPECT_EQ(out.qsize(), 0U);
 }
+
+// Threads of one process only: a lock taken by async_acquire on an
+// io_context run by three threads is held by the thread that runs the
+// completion, which may unlock it there; a thread that locks meanwhile
+// makes the others wait.
+TEST(AsioThreads, AsyncAcquireOnSeveralThreadsHandsTheLockToTheCompletingThread) {
+  ScopedSegmentName n("as_lock_threads");
+  auto seg = Segment::create(n.name, 1 << 20);
+  auto lock = seg.lock("lk");
+  asio::io_context io;
+  constexpr int kRounds = 300;
+  std::atomic<int> rounds{0}, not_mine{0};
+  std::function<void()> again = [&] {
+    lock.async_acquire(io, 5s, [&](std::exception_ptr e, bool ok) {
+      if (e || !ok || !lock.held_by_me()) ++not_mine;
+      if (ok && lock.held_by_me()) lock.unlock();
+      if (++rounds < kRounds) again();
+    });
+  };
+  for (int i = 0; i < 3; ++i) again();
+  std::vector<std::thread> runners;
+  for (int i = 0; i < 3; ++i) runners.emplace_back([&] { io.run_for(20s); });
+  for (int i = 0; i < 100; ++i) {  // contention from a thread outside the io_context
+    std::lock_guard g(lock);
+  }
+  for (auto& t : runners) t.join();
+  EXPECT_GE(rounds, kRounds);
+  EXPECT_EQ(not_mine, 0);
+  EXPECT_FALSE(lock.locked());
+}
