@@ -64,7 +64,9 @@
 // operation keeps waiting). Every operation pending also re-tries every 25 ms
 // (one timer per io_context), since rare wakes may be missed (a waker killed
 // mid-change, a lock holder that died, a side lock released by a blocking
-// user). No thread is started; an operation with a timeout has one timer.
+// user); that costs about 5% of a core for 1000 operations pending (each
+// re-check arms and tries each of them). No thread is started; an operation
+// with a timeout has one timer.
 // An io_context run by several threads is safe: the service's state is under
 // one mutex, and each operation has at most one attempt in flight.
 //
