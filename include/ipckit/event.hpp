@@ -22,6 +22,7 @@
 #include <memory>
 #include <string>
 
+#include "ipckit/detail/async_fwd.hpp"
 #include "ipckit/detail/blocking_forms.hpp"
 #include "ipckit/detail/event_state.hpp"
 #include "ipckit/detail/futex.hpp"
@@ -53,6 +54,11 @@ class Event {
   [[nodiscard]] EventStats stats() const;  // a read-only snapshot (ipckit/stats.hpp)
   // A descriptor readable once the flag may be set (ipckit/wait_handle.hpp).
   [[nodiscard]] WaitHandle wait_handle() const;
+  // async_wait([timeout,] [CancelSignal,] token) -> bool: ipckit/asio.hpp.
+  template <class... A>
+  auto async_wait(A&&... a) {
+    return detail::AsyncOpsFor<Event, A...>::wait(*this, std::forward<A>(a)...);
+  }
 
  private:
   // Made on a state by Segment::event() (through detail::SegmentAccess).

@@ -81,6 +81,11 @@ class AnyFuture {
     if (s_ == nullptr) detail::raise_invalid_future();
     return detail::future_wait_handle(s_);
   }
+  // async_wait([timeout,] [CancelSignal,] token) -> bool (done): ipckit/asio.hpp.
+  template <class... A>
+  auto async_wait(A&&... a) {
+    return detail::AsyncOpsFor<AnyFuture, A...>::wait(*this, std::forward<A>(a)...);
+  }
   friend bool operator==(const AnyFuture& a, const AnyFuture& b) noexcept { return a.s_ == b.s_; }
 
  private:

@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 
+#include "ipckit/detail/async_fwd.hpp"
 #include "ipckit/detail/blocking_forms.hpp"
 #include "ipckit/detail/label.hpp"
 #include "ipckit/detail/lock_state.hpp"
@@ -102,6 +103,12 @@ class Lock : public detail::LockHandle {
   IPCKIT_DETAIL_TIMED_FORMS(void, lock, lock_until, lock_or_throw);
   // Never blocks. Takes the lock over if its holder died.
   [[nodiscard]] bool try_lock() { return try_lock_by(detail::Deadline::now()); }
+  // async_acquire([timeout,] [CancelSignal,] token) -> bool: ipckit/asio.hpp
+  // (the lock is then held by the thread that runs the completion).
+  template <class... A>
+  auto async_acquire(A&&... a) {
+    return detail::AsyncOpsFor<Lock, A...>::acquire(*this, std::forward<A>(a)...);
+  }
   // try_lock_for(d), try_lock_until(t): false if not acquired in time.
   IPCKIT_DETAIL_TIMED_FORMS([[nodiscard]] bool, try_lock_for, try_lock_until, try_lock_by);
   // Every form above in one call, for ipckit's own primitives.
@@ -136,6 +143,12 @@ class RLock : public detail::LockHandle {
   // The other forms as Lock's; re-acquiring a lock the thread holds succeeds at once.
   IPCKIT_DETAIL_TIMED_FORMS(void, lock, lock_until, lock_or_throw);
   [[nodiscard]] bool try_lock() { return try_lock_by(detail::Deadline::now()); }
+  // async_acquire([timeout,] [CancelSignal,] token) -> bool: ipckit/asio.hpp
+  // (the lock is then held by the thread that runs the completion).
+  template <class... A>
+  auto async_acquire(A&&... a) {
+    return detail::AsyncOpsFor<RLock, A...>::acquire(*this, std::forward<A>(a)...);
+  }
   IPCKIT_DETAIL_TIMED_FORMS([[nodiscard]] bool, try_lock_for, try_lock_until, try_lock_by);
   [[nodiscard]] bool try_lock_by(detail::Deadline deadline) {
     const auto& me = detail::this_thread();

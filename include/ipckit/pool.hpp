@@ -70,6 +70,7 @@
 #include <utility>
 #include <vector>
 
+#include "ipckit/detail/async_fwd.hpp"
 #include "ipckit/detail/blocking_forms.hpp"
 #include "ipckit/detail/codec.hpp"
 #include "ipckit/detail/deadline.hpp"
@@ -267,6 +268,11 @@ class Future {
   [[nodiscard]] WaitHandle wait_handle() const {
     if (s_ == nullptr) detail::raise_invalid_future();
     return detail::future_wait_handle(s_);
+  }
+  // async_get([timeout,] [CancelSignal,] token) -> R: ipckit/asio.hpp.
+  template <class... A>
+  auto async_get(A&&... a) {
+    return detail::AsyncOpsFor<Future, A...>::get(*this, std::forward<A>(a)...);
   }
 
   // Python's add_done_callback: fn(future) — fn takes Future<R>& or const

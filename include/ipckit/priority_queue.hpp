@@ -116,6 +116,11 @@ class PriorityQueue : public detail::SlotQueue<PriorityQueue<T>, T> {
   [[nodiscard]] bool try_put(std::int64_t priority, const T& item) {
     return this->put_with(priority, item, Deadline::now()).ok();
   }
+  // async_put(priority, item, [timeout,] [CancelSignal,] token): ipckit/asio.hpp.
+  template <class... A>
+  auto async_put(A&&... a) {
+    return detail::AsyncOpsFor<PriorityQueue, A...>::template put_prioritized<T>(*this, std::forward<A>(a)...);
+  }
 
   // The item with the priority it was put with; the forms of get().
   using Prioritized = std::pair<std::int64_t, T>;

@@ -91,6 +91,7 @@
 #include <utility>
 #include <vector>
 
+#include "ipckit/detail/async_fwd.hpp"
 #include "ipckit/detail/blocking_forms.hpp"
 #include "ipckit/detail/codec.hpp"
 #include "ipckit/detail/deadline.hpp"
@@ -198,6 +199,11 @@ class PutForms {
   void put_nowait(const Item& item) { put_by(item, Deadline::now()); }
   // False where put_nowait() throws Full or Closed. Throws MessageTooLarge.
   [[nodiscard]] bool try_put(const Item& item) { return self().put_outcome(item, Deadline::now()).ok(); }
+  // async_put(item, [timeout,] [CancelSignal,] token): ipckit/asio.hpp.
+  template <class... A>
+  auto async_put(A&&... a) {
+    return AsyncOpsFor<Derived, A...>::template put<Item>(self(), std::forward<A>(a)...);
+  }
 
  private:
   void put_by(const Item& item, Deadline deadline) {
@@ -223,6 +229,11 @@ class GetForms {
     std::optional<Out> out(std::in_place);
     if (!self().get_outcome(*out, Deadline::now()).ok()) out.reset();
     return out;
+  }
+  // async_get([timeout,] [CancelSignal,] token): ipckit/asio.hpp.
+  template <class... A>
+  auto async_get(A&&... a) {
+    return AsyncOpsFor<Derived, A...>::get(self(), std::forward<A>(a)...);
   }
 
  private:

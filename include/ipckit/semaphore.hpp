@@ -35,6 +35,7 @@
 #include <memory>
 #include <string>
 
+#include "ipckit/detail/async_fwd.hpp"
 #include "ipckit/detail/blocking_forms.hpp"
 #include "ipckit/detail/label.hpp"
 #include "ipckit/detail/semaphore_state.hpp"
@@ -84,6 +85,11 @@ class Semaphore {
   [[nodiscard]] SemaphoreStats stats() const;  // a read-only snapshot (ipckit/stats.hpp)
   // A descriptor readable once a unit may be free (ipckit/wait_handle.hpp).
   [[nodiscard]] WaitHandle wait_handle() const;
+  // async_acquire([timeout,] [CancelSignal,] token) -> bool: ipckit/asio.hpp.
+  template <class... A>
+  auto async_acquire(A&&... a) {
+    return detail::AsyncOpsFor<Semaphore, A...>::acquire(*this, std::forward<A>(a)...);
+  }
 
   // TimedLockable spelling, so std::lock_guard / std::unique_lock / std::scoped_lock work.
   void lock() { acquire(); }
