@@ -20,6 +20,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ipckit/detail/futex.hpp"
@@ -443,4 +444,32 @@ TEST(WaitHandle, APoolFutureHandleIsReadableOnceDoneAndStaysSo) {
   EXPECT_EQ(f.get(), 81);
   ipckit::AnyFuture any = f;
   EXPECT_TRUE(readable(any.wait_handle().fd(), 0ms));
+}
+
+// Threads of one process (also run under TSan): one awaits through the
+// descriptor, the others put, and handles are made and dropped meanwhile.
+TEST(WaitHandleThreads, PutsFromOtherThreadsReachAnAwaitingThread) {
+  constexpr int kPutters = 2, kEach = 2000;
+  ScopedSegmentName n("wh_threads");
+  auto seg = Segment::create(n.name, 8 << 20);
+  auto q = seg.queue<int>("q", {.capacity_bytes = 4096});
+  std::atomic<bool> stop{false};
+  std::thread churn([&] {  // handles of another word made and dropped while rings go on
+    while (!stop.load()) (void)q.put_wait_handle().arm();
+  });
+  std::vector<std::thread> putters;
+  for (int t = 0; t < kPutters; ++t)
+    putters.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) q.put(i);
+    });
+  WaitHandle h = q.wait_handle();
+  int got = 0;
+  while (got < kPutters * kEach) {
+    while (q.try_get()) ++got;
+    if (got < kPutters * kEach && !h.arm()) ASSERT_TRUE(readable(h.fd())) << "stalled at " << got;
+  }
+  for (auto& t : putters) t.join();
+  stop = true;
+  churn.join();
+  EXPECT_EQ(got, kPutters * kEach);
 }
