@@ -140,8 +140,8 @@ bool PriorityQueueCore::await_items(Deadline deadline) {
 
 WaitHandle PriorityQueueCore::items_handle() const {
   return shared_word_handle(
-      s_->data.seq, s_->data.sleepers, ArmKind::Sleepers,
-      [core = *this] { return core.qsize() != 0 || core.closed(); }, keep_, label_, "items of ");
+      s_->data.seq, s_->data.sleepers, ArmKind::Sleepers, [core = *this] { return core.qsize() != 0 || core.closed(); },
+      keep_, label_, "items of ");
 }
 
 WaitHandle PriorityQueueCore::room_handle() const {

@@ -16,9 +16,9 @@
 #include <new>
 #include <vector>
 
+#include "doorbell.hpp"
 #include "ipckit/current_process.hpp"
 #include "ipckit/detail/thread_id.hpp"
-#include "doorbell.hpp"
 #include "ipckit/process_table.hpp"
 #include "segment_impl.hpp"
 

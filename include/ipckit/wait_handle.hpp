@@ -5,7 +5,7 @@
 //   epoll_ctl(ep, EPOLL_CTL_ADD, h.fd(), &ev);   // EPOLLIN, level-triggered
 //   for (;;) {
 //     while (auto job = jobs.try_get()) handle(*job);
-//     if (!h.arm()) epoll_wait(ep, ...);  // arm() true: it is ready already, try again
+//     if (!h.arm()) epoll_wait(ep, ..., 1000);  // arm() true: it is ready already, try again
 //   }
 //
 // The rule: arm(), then try the operation (or trust arm()'s answer), then
@@ -17,7 +17,10 @@
 // readable means "try again", never "it is yours": another consumer may
 // win the item. Nothing is kept per waiter in shared memory beyond a bit
 // in this process's table slot, and no thread runs: a process killed while
-// armed costs the others one failed send at most.
+// armed costs the others one failed send at most. Wait with a timeout (a
+// second or less) and try again when it passes, as ipckit's own blocking
+// waits re-check every second: a waker killed between its change and its
+// ring rings nobody, and a lock holder's death rings nobody either.
 //
 // Made by Queue/ByteQueue/PriorityQueue::wait_handle() and put_wait_handle(),
 // Event, Semaphore, Lock and RLock ::wait_handle(), and pool futures'

@@ -73,7 +73,8 @@ void close_queue(State& s, std::uint32_t bits) noexcept {
   for (auto* side : {&s.data, &s.space}) {
     side->seq.fetch_add(1, std::memory_order_seq_cst);
     futex_wake(side->seq, INT_MAX);
-    if ((side->sleepers.load(std::memory_order_seq_cst) & kSleeperAsync) != 0) ring_doorbells(side->seq, side->sleepers);
+    if ((side->sleepers.load(std::memory_order_seq_cst) & kSleeperAsync) != 0)
+      ring_doorbells(side->seq, side->sleepers);
   }
 }
 
