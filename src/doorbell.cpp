@@ -117,9 +117,12 @@ void ring_doorbells(const std::atomic<std::uint32_t>& word, std::atomic<std::uin
   // after this change, so it needs no ring. Until a rung process arms
   // again, changes cost its producers nothing: a busy consumer that keeps
   // finding items never re-arms.
-  if ((watchers.fetch_and(~kSleeperAsync, std::memory_order_seq_cst) & kSleeperAsync) == 0) return;
+  // A waker that cannot ring (the word in no listed mapping of this
+  // process) leaves the flag to one that can.
   RingTargets t;
-  if (ring_targets(&word, t)) ring_all(t);
+  if (!ring_targets(&word, t)) return;
+  if ((watchers.fetch_and(~kSleeperAsync, std::memory_order_seq_cst) & kSleeperAsync) == 0) return;
+  ring_all(t);
 }
 
 namespace {

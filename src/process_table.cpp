@@ -265,7 +265,8 @@ std::optional<DoorbellAddress> publish_watch(const void* word) noexcept {
   out.nonce = slot->doorbell.load(std::memory_order_relaxed);
   while (out.nonce == 0) {
     if (::getrandom(&out.nonce, sizeof out.nonce, 0) != sizeof out.nonce) return std::nullopt;
-    // The filter first: a waker that finds the nonce must find the bit too.
+    // A new nonce starts with an empty filter (the bit follows, before the
+    // caller sets the word's flag).
     slot->watching.store(0, std::memory_order_relaxed);
     slot->doorbell.store(out.nonce, std::memory_order_release);
   }
