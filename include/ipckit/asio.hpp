@@ -276,7 +276,10 @@ class AsyncService : public asio::execution_context::service {
       w->ops.clear();
     }
     watches_.clear();
-    if (tick_) tick_->cancel();
+    // Destroyed here, not in ~AsyncService: the io_context destroys its
+    // services after shutting all of them down, and the timer service,
+    // created after this one, is destroyed before it.
+    tick_.reset();
   }
 
   void request_locked(AsyncOpBase& op, unsigned what) {
