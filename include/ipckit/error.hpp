@@ -64,6 +64,7 @@ IPCKIT_ERROR_CLASS(DecodeError);       // a queued payload that does not decode 
 IPCKIT_ERROR_CLASS(BrokenBarrier);     // the barrier was aborted or a party died
 IPCKIT_ERROR_CLASS(TooManyReleases);   // a bounded semaphore released above its initial value
 IPCKIT_ERROR_CLASS(SystemError);       // an unexpected errno from the OS
+IPCKIT_ERROR_CLASS(ConnectionLost);    // a network transport (ipckit::redis) could not reach its server in time
 
 #undef IPCKIT_ERROR_CLASS
 

@@ -1,0 +1,63 @@
+// src/redis/hub.cpp — Hub: a parsed URL and the name every consumer of this
+// process starts with.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <random>
+
+#include "connection.hpp"
+#include "ipckit/error.hpp"
+#include "ipckit/redis/hub.hpp"
+#include "stream_scripts.hpp"
+
+namespace ipckit::redis {
+namespace {
+
+std::string client_base() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  std::random_device rd;
+  char rnd[17];
+  std::snprintf(rnd, sizeof rnd, "%08x%08x", rd(), rd());
+  return std::string(host[0] != '\0' ? host : "host") + "/" + std::to_string(getpid()) + "/" + rnd;
+}
+
+}  // namespace
+
+Hub::Hub(std::string_view url, const HubOptions& options) : s_(std::make_shared<detail::HubState>()) {
+  s_->endpoint = detail::parse_url(url);
+  s_->options = options;
+  s_->url = s_->endpoint.shown;
+  s_->client_base = client_base();
+}
+
+const std::string& Hub::url() const noexcept { return s_->url; }
+
+bool Hub::ping(std::chrono::milliseconds timeout) {
+  detail::Connection c(s_, "ping");
+  detail::Connection::Args argv{"PING"};
+  try {
+    const detail::Reply r = c.call(argv, detail::Deadline::after(timeout));
+    return r->type == REDIS_REPLY_STATUS;
+  } catch (const ConnectionLost&) {
+    return false;
+  }
+}
+
+bool Hub::remove(std::string_view name) {
+  const std::string base = "ipckit:{" + std::string(name) + "}";
+  detail::Connection c(s_, "queue '" + std::string(name) + "'");
+  detail::Connection::Args argv{"DEL", base, base + ":items", base + ":dead", base + ":producers"};
+  const detail::Reply r = c.call(argv, detail::Deadline::never());
+  if (r->type == REDIS_REPLY_ERROR) detail::raise_reply_error(*r, c.label(), "DEL");
+  return r->integer > 0;
+}
+
+Hub connect(std::string_view url, const HubOptions& options) { return Hub(url, options); }
+
+Hub connect() {
+  const char* env = std::getenv("IPCKIT_REDIS_URL");
+  return Hub(env != nullptr && env[0] != '\0' ? env : "redis://127.0.0.1:6379/0");
+}
+
+}  // namespace ipckit::redis
