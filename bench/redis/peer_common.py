@@ -4,6 +4,7 @@
 They run under Debian's /usr/bin/python3 (python3-celery, python3-rq,
 python3-redis), importing only the standard library here.
 """
+import ctypes
 import os
 import signal
 import statistics
@@ -15,6 +16,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from bench_common import quantile  # noqa: E402  (bench/bench_common.py)
 
 
+def _die_with_parent():
+    """In the worker, before exec: SIGTERM when the driver dies (even by
+    SIGKILL), so that no worker outlives the benchmark."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Workers:
     """Worker subprocesses, each in its own session, so that stop() also ends
     the processes they fork (Celery's prefork children, RQ's work horses)."""
@@ -22,7 +30,7 @@ class Workers:
     def __init__(self, commands, cwd, env, log_path):
         self.log = open(log_path, "ab")
         self.procs = [subprocess.Popen(c, cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                       start_new_session=True) for c in commands]
+                                       start_new_session=True, preexec_fn=_die_with_parent) for c in commands]
 
     def check_alive(self):
         for p in self.procs:
