@@ -3,7 +3,7 @@
 # in the same run, and a summary of ratios against the targets.
 #
 #   scripts/bench.sh                 # every section
-#   scripts/bench.sh lock wake       # only the named sections: lock wake queue pool async
+#   scripts/bench.sh lock wake       # only the named sections: lock wake queue pool async redis
 #   scripts/bench.sh async           # wake latency of event-loop waiters (wait handles, Asio)
 #   scripts/bench.sh --strict lock   # exit 1 when a target is missed
 #   scripts/bench.sh --list          # list the sections
@@ -67,18 +67,32 @@
 #                             revision REV (e.g. the commit before the wait
 #                             handles) and run its put+get rows in the same run:
 #                             the blocking fast path before/after
+#   BENCH_REDIS_RUNS=5        redis section: measured runs per row of redis_bench
+#                             (the section starts its own redis-server on a free
+#                             loopback port, no persistence, stopped at the end)
+#   BENCH_REDIS_PEER_RUNS=3   redis section: runs of the XADD and Celery rows
+#   BENCH_XADD_REQUESTS=200000  redis-benchmark XADD entries per run (one client,
+#                             unpipelined and pipelined 16 deep)
+#   BENCH_CELERY_TASKS=2000   Celery: tasks per throughput run (~450-900 tasks/s)
+#   BENCH_CELERY_TRIPS=500    Celery: timed submit->result round trips per run
+#   BENCH_RQ_RUNS=1           RQ: runs of its rows (RQ forks a process per job)
+#   BENCH_RQ_TASKS=200        RQ: jobs per throughput run (~20-150 jobs/s)
+#   BENCH_RQ_TRIPS=50         RQ: timed round trips per run
+#   BENCH_REDIS_PYTHON=/usr/bin/python3  the Python with python3-celery,
+#                             python3-rq and python3-redis (Debian's)
 #
 # Adding a benchmark: write a `section_NAME` function that runs its programs
 # through `run_tool` (which collects their `RESULT <row> <value> <unit> ...`
 # lines) and declares its targets with `check`, then add NAME to SECTIONS
-# (and a `targets_NAME` that names its build targets).
+# (and a `targets_NAME` that names its build targets; a target followed by
+# "?" is optional: built only if the build defines it).
 # The summary at the end prints every check of the sections that ran.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 
-SECTIONS=(lock wake queue pool async)
+SECTIONS=(lock wake queue pool async redis)
 
 RUNS=${BENCH_RUNS:-9}
 PY_RUNS=${BENCH_PY_RUNS:-5}
@@ -111,6 +125,15 @@ PY_POOL_TRIPS=${BENCH_PY_POOL_TRIPS:-2000}
 ASYNC_SAMPLES=${BENCH_ASYNC_SAMPLES:-20000}
 ASYNC_ROUNDS=${BENCH_ASYNC_ROUNDS:-4}
 ASYNC_BASELINE=${BENCH_ASYNC_BASELINE:-}
+REDIS_RUNS=${BENCH_REDIS_RUNS:-5}
+REDIS_PEER_RUNS=${BENCH_REDIS_PEER_RUNS:-3}
+XADD_REQUESTS=${BENCH_XADD_REQUESTS:-200000}
+CELERY_TASKS=${BENCH_CELERY_TASKS:-2000}
+CELERY_TRIPS=${BENCH_CELERY_TRIPS:-500}
+RQ_RUNS=${BENCH_RQ_RUNS:-1}
+RQ_TASKS=${BENCH_RQ_TASKS:-200}
+RQ_TRIPS=${BENCH_RQ_TRIPS:-50}
+REDIS_PYTHON=${BENCH_REDIS_PYTHON:-/usr/bin/python3}
 BUILD_DIR=${BENCH_BUILD_DIR:-build-bench}
 PYTHON=${PYTHON:-python3}
 STRICT=0
@@ -119,7 +142,19 @@ declare -A RESULT=()     # row name -> value (from RESULT lines)
 declare -A RESULT_UNIT=()
 CHECKS=()                # "label|numerator row|denominator row|target|kind|pinned num row|pinned den row"
 LOG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ipckit-bench.XXXXXX")
-trap 'rm -rf "$LOG_DIR"' EXIT
+REDIS_PID=""             # the redis section's server while it runs
+REDIS_URL=""
+CHOSEN=()                # the sections this invocation runs
+cleanup() {
+  if [[ -n $REDIS_PID ]]; then
+    kill -KILL "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+  fi
+  rm -rf "$LOG_DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 say() { printf '\n=== %s ===\n' "$*"; }
 
@@ -166,8 +201,10 @@ check() { CHECKS+=("$1|$2|$3|$4|${5:-higher}|${6:-}|${7:-}"); }
 
 setup_and_build() {
   if [[ -z ${BENCH_SKIP_SETUP:-} && -f scripts/setup.sh ]]; then
-    say "setup (scripts/setup.sh)"
-    bash scripts/setup.sh
+    local opts=()
+    [[ " ${CHOSEN[*]} " == *" redis "* ]] && opts+=(--bench-redis)
+    say "setup (scripts/setup.sh ${opts[*]})"
+    bash scripts/setup.sh "${opts[@]}"
   fi
   if [[ -n ${BENCH_SKIP_BUILD:-} ]]; then
     return 0
@@ -175,7 +212,19 @@ setup_and_build() {
   say "build (Release, $BUILD_DIR)"
   cmake -S "$ROOT" -B "$ROOT/$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DIPCKIT_BUILD_TESTS=OFF -DIPCKIT_BUILD_DEMOS=OFF -DIPCKIT_BUILD_BENCH=ON >/dev/null
-  ninja -C "$ROOT/$BUILD_DIR" "${BUILD_TARGETS[@]}"
+  # Optional targets ("name?") are built only if this build defines them.
+  local t targets=() defined
+  defined=$(ninja -C "$ROOT/$BUILD_DIR" -t targets all | cut -d: -f1)
+  for t in "${BUILD_TARGETS[@]}"; do
+    if [[ $t == *'?' ]]; then
+      t=${t%'?'}
+      grep -qx "$t" <<<"$defined" || { echo "bench.sh: no target $t in this build; its rows are skipped"; continue; }
+    fi
+    targets+=("$t")
+  done
+  # No target left: nothing to build (ninja would build everything).
+  ((${#targets[@]})) || return 0
+  ninja -C "$ROOT/$BUILD_DIR" "${targets[@]}"
 }
 
 # -----------------------------------------------------------------------------
@@ -513,6 +562,167 @@ section_async() {
   fi
 }
 
+# Redis Streams (the Redis transport): ipckit's Queue and ProcessPool over a
+# redis-server beside the peers on the same server in the same run:
+# redis-benchmark's XADD on one connection (unpipelined, and pipelined 16
+# deep: the floor of any Streams transport), Celery 5.2 (prefork, 2 processes,
+# Redis broker and result backend) and RQ 1.13 (2 workers), with Debian's
+# python3. The section starts its own redis-server on a free loopback port in
+# a temporary directory (no persistence) and stops it at the end (the EXIT
+# trap kills it if the script stops early). While redis_bench is not built
+# (the transport is not there yet), ipckit's targets print as pending.
+targets_redis() { echo 'redis_bench?'; }
+section_redis() {
+  say "redis: XADD floor ($XADD_REQUESTS entries, $REDIS_PEER_RUNS runs), ipckit over Redis ($REDIS_RUNS runs)," \
+    "Celery ($CELERY_TASKS tasks, $CELERY_TRIPS round trips, $REDIS_PEER_RUNS runs)," \
+    "RQ ($RQ_TASKS jobs, $RQ_TRIPS round trips, $RQ_RUNS runs); one local redis-server"
+  local bin="$ROOT/$BUILD_DIR/bench/redis_bench"
+  if redis_start; then
+    echo "redis-server $(redis-server --version | grep -o 'v=[^ ]*' | cut -c3-) at $REDIS_URL (pid $REDIS_PID)"
+    redis_peers "$REDIS_URL" "$bin"
+    redis_stop
+  fi
+  redis_checks "$bin"
+}
+
+# redis_start: starts redis-server on 127.0.0.1 and a free port in
+# $LOG_DIR/redis (REDIS_PID); sets REDIS_URL once it answers PING. Another
+# program may take the port first: the server then exits, and another port
+# is tried.
+redis_start() {
+  local server dir="$LOG_DIR/redis" port attempt deadline
+  server=$(command -v redis-server) || {
+    echo "bench.sh: redis-server not found (scripts/setup.sh installs it); the redis rows are skipped" >&2
+    return 1
+  }
+  mkdir -p "$dir"
+  for attempt in 1 2 3 4 5; do
+    port=$("$REDIS_PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$server" --bind 127.0.0.1 --port "$port" --dir "$dir" --save '' --appendonly no --daemonize no \
+      --logfile "$dir/redis.log" >>"$dir/stdout.log" 2>&1 &
+    REDIS_PID=$!
+    deadline=$((SECONDS + 10))
+    while kill -0 "$REDIS_PID" 2>/dev/null && ((SECONDS < deadline)); do
+      if [[ $(redis_call "$port" PING) == "+PONG" ]]; then
+        REDIS_URL="redis://127.0.0.1:$port/0"
+        return 0
+      fi
+      sleep 0.05
+    done
+    redis_stop
+    grep -q "Address already in use" "$dir/redis.log" "$dir/stdout.log" 2>/dev/null || break
+    rm -f "$dir/redis.log" "$dir/stdout.log"
+  done
+  echo "bench.sh: redis-server did not start; the redis rows are skipped. Its log:" >&2
+  tail -n 20 "$dir/redis.log" "$dir/stdout.log" >&2 2>/dev/null || true
+  return 1
+}
+
+# redis_call PORT WORD...: one inline command over bash's /dev/tcp (no
+# redis-cli needed); prints the first line of the reply without its CR.
+redis_call() {
+  local port=$1 line=""
+  shift
+  { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
+  printf '%s\r\n' "$*" >&3
+  read -r -t 2 line <&3 || true
+  exec 3<&-
+  printf '%s\n' "${line%$'\r'}"
+}
+
+# redis_stop: SIGTERM (no save points: nothing is written), then the
+# server is reaped (SIGKILL after 5 s).
+redis_stop() {
+  [[ -n $REDIS_PID ]] || return 0
+  kill -TERM "$REDIS_PID" 2>/dev/null || true
+  local deadline=$((SECONDS + 5))
+  while kill -0 "$REDIS_PID" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.05; done
+  kill -KILL "$REDIS_PID" 2>/dev/null || true
+  wait "$REDIS_PID" 2>/dev/null || true
+  REDIS_PID=""
+}
+
+# redis_peers URL BIN: the rows, each tool on the same server.
+redis_peers() {
+  local url=$1 bin=$2 port
+  port=${url##*:}
+  port=${port%%/*}
+  say "redis, floor: redis-benchmark XADD, 1 client, unpipelined and pipelined 16 deep, 64-byte field," \
+    "$XADD_REQUESTS entries ($REDIS_PEER_RUNS runs)"
+  if command -v redis-benchmark >/dev/null; then
+    run_tool redis_xadd bash bench/redis/xadd_peer.sh --port "$port" --requests "$XADD_REQUESTS" \
+      --runs "$REDIS_PEER_RUNS" || echo "bench.sh: xadd_peer.sh failed; the XADD rows are skipped"
+  else
+    echo "bench.sh: redis-benchmark not found (scripts/setup.sh --bench-redis); the XADD rows are skipped"
+  fi
+
+  say "redis, ipckit: Queue<64-byte struct> one-way, ProcessPool over Redis ($REDIS_RUNS runs)"
+  if [[ -x $bin ]]; then
+    run_tool redis_bench "$bin" --url "$url" --runs "$REDIS_RUNS" ||
+      echo "bench.sh: redis_bench reported a failure; its other rows are kept"
+  else
+    echo "bench.sh: $bin is not built (no redis_bench target yet); ipckit's redis rows are pending"
+  fi
+
+  say "redis, Celery 5.2: 1 worker, prefork, concurrency 2, Redis broker and result backend; submit" \
+    "$CELERY_TASKS then every result, $CELERY_TRIPS round trips ($REDIS_PEER_RUNS runs)"
+  if "$REDIS_PYTHON" -c 'import celery, redis' 2>/dev/null; then
+    run_tool redis_celery "$REDIS_PYTHON" bench/redis/celery_peer.py --url "$url" --tasks "$CELERY_TASKS" \
+      --trips "$CELERY_TRIPS" --runs "$REDIS_PEER_RUNS" || echo "bench.sh: celery_peer.py failed; Celery's rows are skipped"
+  else
+    echo "bench.sh: $REDIS_PYTHON cannot import celery and redis (scripts/setup.sh --bench-redis); Celery's rows are skipped"
+  fi
+
+  say "redis, RQ 1.13: 2 workers; enqueue $RQ_TASKS then every result, $RQ_TRIPS round trips ($RQ_RUNS runs)"
+  if "$REDIS_PYTHON" -c 'import rq, redis' 2>/dev/null; then
+    run_tool redis_rq "$REDIS_PYTHON" bench/redis/rq_peer.py --url "$url" --tasks "$RQ_TASKS" --trips "$RQ_TRIPS" \
+      --runs "$RQ_RUNS" || echo "bench.sh: rq_peer.py failed; RQ's rows are skipped"
+  else
+    echo "bench.sh: $REDIS_PYTHON cannot import rq and redis (scripts/setup.sh --bench-redis); RQ's rows are skipped"
+  fi
+}
+
+# redis_checks BIN: the issue's targets (pending while BIN is not built),
+# then the peers' own figures.
+redis_checks() {
+  local bin=$1
+  redis_target "$bin" "Redis Queue<64B> one-way vs pipelined XADD (16)" ">= 0.5x" \
+    redis_queue_oneway redis_xadd_c1_p16 0.5 higher
+  redis_target "$bin" "Redis ProcessPool submit vs Celery (tasks/s)" ">= 50x" \
+    redis_pool_submit redis_celery_submit 50 higher
+  redis_target "$bin" "Redis ProcessPool round trip / Celery's (medians)" "<= 0.1x" \
+    redis_pool_rtt_median redis_celery_rtt_median 0.1 lower
+  if [[ -x $bin ]]; then
+    check "Redis Queue<64B> one-way vs unpipelined XADD" redis_queue_oneway redis_xadd_c1 - info
+    check "Redis ProcessPool submit vs RQ (tasks/s)" redis_pool_submit redis_rq_submit - info
+    check "Redis ProcessPool round trip vs RQ's (x faster)" redis_rq_rtt_median redis_pool_rtt_median - info
+    check "Redis ProcessPool round trip, median (us)" redis_pool_rtt_median - - value
+    check "Redis ProcessPool round trip, p99 (us)" redis_pool_rtt_p99 - - value
+    check "killed worker's task re-delivered after (ms)" redis_redelivery_ms - - value
+  fi
+  check "redis-benchmark XADD, 1 client (ops/s)" redis_xadd_c1 - - value
+  check "redis-benchmark XADD, 1 client, pipelined 16 (ops/s)" redis_xadd_c1_p16 - - value
+  check "redis-benchmark XADD, 1 client, p50 latency (us)" redis_xadd_c1_p50 - - value
+  check "Celery submit (tasks/s)" redis_celery_submit - - value
+  check "Celery round trip, median (us)" redis_celery_rtt_median - - value
+  check "Celery round trip, p99 (us)" redis_celery_rtt_p99 - - value
+  check "RQ submit (tasks/s)" redis_rq_submit - - value
+  check "RQ round trip, median (us)" redis_rq_rtt_median - - value
+  check "RQ round trip, p99 (us)" redis_rq_rtt_p99 - - value
+}
+
+# redis_target BIN LABEL SHOWN CHECK_ARGS...: `check LABEL CHECK_ARGS...`
+# once BIN (redis_bench) exists; until then a pending target.
+redis_target() {
+  local bin=$1 label=$2 shown=$3
+  shift 3
+  if [[ -x $bin ]]; then
+    check "$label" "$@"
+  else
+    check "$label" redis_bench - "$shown" todo
+  fi
+}
+
 # build_baseline_queue_bench REV: builds queue_bench (Release) from git
 # revision REV, extracted with git archive into $BUILD_DIR-base-REV (no
 # worktree is touched); prints the binary's path.
@@ -539,6 +749,7 @@ fmt_rate() {  # value unit -> human text
   awk -v v="$1" -v u="$2" 'BEGIN {
     if (u == "bytes_per_s") printf "%.2f GB/s", v / 1e9;
     else if (u == "ratio") printf "%.3fx", v;
+    else if (u == "tasks_per_s" && v < 1e3) printf "%.1f /s", v;
     else if (u == "tasks_per_s" && v < 1e6) printf "%.1f k/s", v / 1e3;
     else if (u == "incr_per_s" || u ~ /_per_s$/) printf "%.2f M/s", v / 1e6;
     else if (u == "ns_per_op") printf "%.2f ns", v;
@@ -655,6 +866,7 @@ main() {
     shift
   done
   ((${#chosen[@]})) || chosen=("${SECTIONS[@]}")
+  CHOSEN=("${chosen[@]}")
 
   BUILD_TARGETS=()
   local s t

@@ -9,6 +9,9 @@ packages=(
   libboost-dev libcereal-dev libgtest-dev libcli11-dev nlohmann-json3-dev
   libsqlite3-dev
   python3
+  # The Redis transport (src/redis): hiredis to build it, a redis-server that
+  # its tests start on a free loopback port, pkg-config to find hiredis.
+  redis-server libhiredis-dev pkg-config
 )
 
 # `setup.sh --fuzz`: also what scripts/fuzz.sh needs (clang-14's libFuzzer
@@ -17,11 +20,15 @@ packages=(
 fuzz_packages=(clang-14 libclang-rt-14-dev llvm-14)
 # `setup.sh --lint`: what scripts/lint.sh runs.
 lint_packages=(clang-format-14 clang-tidy-14)
+# `setup.sh --bench-redis`: the peers of scripts/bench.sh's redis section
+# (Celery and RQ on Debian's python3, redis-benchmark from redis-tools).
+bench_redis_packages=(python3-celery python3-rq python3-redis redis-tools)
 for arg in "$@"; do
   case $arg in
     --fuzz) packages+=("${fuzz_packages[@]}") ;;
     --lint) packages+=("${lint_packages[@]}") ;;
-    *) echo "setup: unknown option $arg (known: --fuzz, --lint)" >&2; exit 2 ;;
+    --bench-redis) packages+=("${bench_redis_packages[@]}") ;;
+    *) echo "setup: unknown option $arg (known: --fuzz, --lint, --bench-redis)" >&2; exit 2 ;;
   esac
 done
 
