@@ -200,6 +200,24 @@ inline bool asleep(const Child& c) {
   return eventually([&] { return all_threads_sleep_in_futex(c.pid()); });
 }
 
+// Whether the (single-threaded) child sleeps in some system call — a
+// network wait, a nap — in three looks 10 ms apart: a caller blocked on a
+// server, not one between two calls.
+inline bool asleep_in_any_call(const Child& c) {
+  const auto sleeping = [&] {
+    std::ifstream f("/proc/" + std::to_string(c.pid()) + "/syscall");
+    std::string first;
+    return (f >> first) && first != "running";
+  };
+  return eventually([&] {
+    for (int look = 0; look < 3; ++look) {
+      if (!sleeping()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+  });
+}
+
 // Cross-process atomic access to an element of a shared Array or Value.
 template <class T>
 std::atomic_ref<T> at(T& x) {

@@ -8,8 +8,9 @@
 //
 // A kind K names its handle and items and says how to reach a queue:
 //   using Handle, Item; kLifo; kHasOversize
-//   struct Env { Env(); Handle open(name, QueueOptions); Handle reopen(name, QueueOptions); }
-//     (reopen: through handles of its own, as another process does)
+//   struct Env { Env(); Handle open(name, QueueOptions); Handle reopen(name, QueueOptions);
+//                bool blocked(const Child&) }
+//     (reopen: through handles of its own, as another process does; blocked: the child waits in a call)
 //   static Item make(int); static int value(const Item&); static Item oversize(std::size_t max_message)
 // Include this header in one file per test binary (it defines the throw counter).
 #pragma once
@@ -136,7 +137,7 @@ TYPED_TEST_P(QueueContract, ItemsPutInAnotherProcessComeOutHereInTheKindsOrder) 
 TYPED_TEST_P(QueueContract, ABlockedGetterInAnotherProcessGetsTheItemPutHere) {
   using K = TypeParam;
   Child getter([&] { EXPECT_EQ(K::value(this->reopen().get()), 42); });
-  ASSERT_TRUE(asleep(getter));
+  ASSERT_TRUE(this->env_.blocked(getter));
   put(this->q_, K::make(42));
   EXPECT_EQ(getter.wait_exit(), 0);
 }
@@ -259,7 +260,7 @@ TYPED_TEST_P(QueueContract, ShutdownDiscardsTheItemsAndWakesBlockedGettersAndPut
       [&] { EXPECT_THROW(put_until(full, K::make(9), std::chrono::steady_clock::now() + 60s), ipckit::Closed); });
   blocked.emplace_back([&] { EXPECT_THROW(empty.get(), ipckit::Closed); });
   blocked.emplace_back([&] { EXPECT_THROW(empty.get(60s), ipckit::Closed); });
-  for (auto& c : blocked) ASSERT_TRUE(asleep(c));
+  for (auto& c : blocked) ASSERT_TRUE(this->env_.blocked(c));
   Child shutter([&] {
     this->reopen("q").shutdown();
     this->reopen("empty").shutdown();
@@ -273,6 +274,14 @@ TYPED_TEST_P(QueueContract, ShutdownDiscardsTheItemsAndWakesBlockedGettersAndPut
   EXPECT_FALSE(empty.try_get().has_value());
 }
 
-REGISTER_TYPED_TEST_SUITE_P(QueueContract, EveryFormOfPutAndGetMovesItemsInTheKindsOrder, ItemsPutInAnotherProcessComeOutHereInTheKindsOrder, ABlockedGetterInAnotherProcessGetsTheItemPutHere, TimedAndNonBlockingGetsOnAnEmptyQueueThrowEmptyAfterAtLeastTheirTimeout, TimedAndNonBlockingPutsOnAFullQueueThrowFullAfterAtLeastTheirTimeout, TryGetAndTryPutThrowNothingWhenEmptyFullClosedOrShutDown, AnOversizeItemIsMessageTooLargeFromEveryFormAndNothingIsWritten, CloseRefusesPutsInEveryProcessAndLetsConsumersDrainThenClosed, ShutdownDiscardsTheItemsAndWakesBlockedGettersAndPuttersInOtherProcessesWithClosed);
+REGISTER_TYPED_TEST_SUITE_P(QueueContract, EveryFormOfPutAndGetMovesItemsInTheKindsOrder,
+                            ItemsPutInAnotherProcessComeOutHereInTheKindsOrder,
+                            ABlockedGetterInAnotherProcessGetsTheItemPutHere,
+                            TimedAndNonBlockingGetsOnAnEmptyQueueThrowEmptyAfterAtLeastTheirTimeout,
+                            TimedAndNonBlockingPutsOnAFullQueueThrowFullAfterAtLeastTheirTimeout,
+                            TryGetAndTryPutThrowNothingWhenEmptyFullClosedOrShutDown,
+                            AnOversizeItemIsMessageTooLargeFromEveryFormAndNothingIsWritten,
+                            CloseRefusesPutsInEveryProcessAndLetsConsumersDrainThenClosed,
+                            ShutdownDiscardsTheItemsAndWakesBlockedGettersAndPuttersInOtherProcessesWithClosed);
 
 }  // namespace queue_contract

@@ -10,7 +10,6 @@ using ipckit::QueueOptions;
 using ipckit::Segment;
 using namespace ipckit::testing;
 
-
 namespace {
 
 // One segment per test; reopen() opens it again by name.
@@ -31,6 +30,7 @@ struct Env : SegmentEnv {
     auto seg = reopened();
     return K::open(seg, n, o);
   }
+  static bool blocked(const Child& c) { return asleep(c); }
 };
 
 // How a test reaches each kind of queue: open it, make and read items, and
@@ -95,7 +95,6 @@ class KindNames {
       return "PriorityQueue";
   }
 };
-
 
 }  // namespace
 

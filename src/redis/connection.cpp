@@ -3,6 +3,7 @@
 #include "connection.hpp"
 
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -61,9 +62,11 @@ void raise_reply_error(const redisReply& r, const std::string& label, std::strin
   const std::string msg = "ipckit: " + label + ": Redis refused " + std::string(during) + ": " + text;
   if (text.starts_with("NOAUTH") || text.starts_with("WRONGPASS") || text.starts_with("NOPERM"))
     throw PermissionDenied(label, msg + " (check the password or ACL user in the URL)");
-  if (text.starts_with("OOM")) throw OutOfSpace(label, msg + " (the server reached maxmemory: free memory or raise it)");
+  if (text.starts_with("OOM"))
+    throw OutOfSpace(label, msg + " (the server reached maxmemory: free memory or raise it)");
   if (text.starts_with("WRONGTYPE"))
-    throw TypeMismatch(label, msg + " (a key of this queue's name holds something else: rename the queue or remove the key)");
+    throw TypeMismatch(label,
+                       msg + " (a key of this queue's name holds something else: rename the queue or remove the key)");
   if (text.starts_with("LOADING") || text.starts_with("BUSY") || text.starts_with("MASTERDOWN") ||
       text.starts_with("CLUSTERDOWN") || text.starts_with("TRYAGAIN"))
     throw ConnectionLost(label, msg + " (the server is not serving yet; try again)");
@@ -96,6 +99,7 @@ bool Connection::open(Deadline limit) {
     drop();
     return false;
   }
+  owner_ = getpid();
   if (e.unix_path.empty()) (void)redisEnableKeepAlive(ctx_);
   const auto hello = [&](const Args& argv) {
     redisReply* r = send(argv);
@@ -145,10 +149,13 @@ Reply Connection::call(Args& argv, Deadline deadline, std::chrono::milliseconds 
   // The bound of this call's round trips (hub.hpp): a timed call's own
   // deadline, but never less than one non-blocking round trip's.
   const Deadline floor = Deadline::after(hub_->options.nowait_timeout + block);
-  Deadline limit = deadline.is_never() ? Deadline::after(hub_->options.reconnect_timeout + block)
-                                       : std::max(deadline, floor);
+  Deadline limit =
+      deadline.is_never() ? Deadline::after(hub_->options.reconnect_timeout + block) : std::max(deadline, floor);
   auto backoff = 5ms;
   bool first = true;
+  // Inherited across fork(): the parent's connection, mid-conversation
+  // perhaps. Closed here (nothing is sent on it); this process opens its own.
+  if (ctx_ != nullptr && owner_ != getpid()) drop();
   for (int redirects = 0;;) {
     if (!first && resending) resending(argv);
     if (ctx_ == nullptr && !open(limit)) {
@@ -163,7 +170,8 @@ Reply Connection::call(Args& argv, Deadline deadline, std::chrono::milliseconds 
     first = false;
     if (raw == nullptr) {
       if (limit.passed()) lost(argv[0]);
-      if (deadline.is_never()) limit = Deadline::after(hub_->options.reconnect_timeout + block);  // each loss its own window
+      if (deadline.is_never())
+        limit = Deadline::after(hub_->options.reconnect_timeout + block);  // each loss its own window
       continue;
     }
     Reply r(raw);

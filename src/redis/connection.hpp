@@ -27,6 +27,9 @@ struct HubState {
   std::string client_base;  // host/pid/random: consumer names start with it
 };
 
+// host/pid/random: unique per process (a forked child calls it again).
+std::string new_client_base();
+
 struct ReplyFree {
   void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
 };
@@ -69,6 +72,7 @@ class Connection {
   std::shared_ptr<const HubState> hub_;
   std::string label_;
   redisContext* ctx_ = nullptr;
+  int owner_ = 0;          // the pid that opened ctx_: a forked child opens its own
   std::string node_host_;  // where MOVED sent us (Cluster); empty: the hub's endpoint
   int node_port_ = 0;
   std::string last_error_;

@@ -1,5 +1,7 @@
 // src/redis/hub.cpp — Hub: a parsed URL and the name every consumer of this
 // process starts with.
+#include "ipckit/redis/hub.hpp"
+
 #include <unistd.h>
 
 #include <cstdlib>
@@ -7,13 +9,11 @@
 
 #include "connection.hpp"
 #include "ipckit/error.hpp"
-#include "ipckit/redis/hub.hpp"
 #include "stream_scripts.hpp"
 
 namespace ipckit::redis {
-namespace {
 
-std::string client_base() {
+std::string detail::new_client_base() {
   char host[256] = {};
   if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
   std::random_device rd;
@@ -22,13 +22,11 @@ std::string client_base() {
   return std::string(host[0] != '\0' ? host : "host") + "/" + std::to_string(getpid()) + "/" + rnd;
 }
 
-}  // namespace
-
 Hub::Hub(std::string_view url, const HubOptions& options) : s_(std::make_shared<detail::HubState>()) {
   s_->endpoint = detail::parse_url(url);
   s_->options = options;
   s_->url = s_->endpoint.shown;
-  s_->client_base = client_base();
+  s_->client_base = detail::new_client_base();
 }
 
 const std::string& Hub::url() const noexcept { return s_->url; }

@@ -1,6 +1,9 @@
 // src/redis/stream_queue.cpp — StreamQueue: a Redis queue's engine (the
 // scripts are in stream_scripts.cpp, the protocol in queue.hpp).
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -54,8 +57,9 @@ struct StreamQueue::Impl {
         put_conn(state, label),
         get_conn(state, label),
         misc_conn(state, label) {
-    static std::atomic<std::uint64_t> handles{0};
     consumer = state->client_base + "/" + std::to_string(++handles);
+    producer = consumer;
+    pid = put_pid = getpid();
     const std::string base = "ipckit:{" + name + "}";
     k_meta = base;
     k_items = base + ":items";
@@ -70,8 +74,22 @@ struct StreamQueue::Impl {
       options.max_message = options.capacity_bytes;
   }
 
+  // A handle used in a forked child: the child is another consumer and
+  // producer; what the parent got stays the parent's. Call with get_m held.
+  void forked() {
+    if (pid == getpid()) return;
+    pid = getpid();
+    consumer = new_client_base() + "/" + std::to_string(++handles);
+    to_ack.clear();
+    held.clear();
+    stash.clear();
+    recover = false;
+  }
+  static inline std::atomic<std::uint64_t> handles{0};
+
   std::shared_ptr<const HubState> state;
   std::string name, label, consumer;
+  int pid = 0;
   std::string k_meta, k_items, k_dead, k_producers;
   QueueKind kind;
   QueueOptions options;
@@ -79,6 +97,8 @@ struct StreamQueue::Impl {
   std::mutex put_m;  // each side its own connection: a blocked get does not hold up puts
   Connection put_conn;
   std::uint64_t put_seq = 0;
+  std::string producer;  // the name its puts are applied once under
+  int put_pid = 0;
 
   std::mutex get_m;
   Connection get_conn;
@@ -106,7 +126,7 @@ struct StreamQueue::Impl {
   }
   ~Impl() {
     // A Queue's last items are done once its handle goes (see queue.hpp).
-    if (to_ack.empty()) return;
+    if (to_ack.empty() || pid != getpid()) return;
     try {
       Args argv{"XACK", k_items, "ipckit"};
       argv.insert(argv.end(), to_ack.begin(), to_ack.end());
@@ -143,7 +163,8 @@ struct StreamQueue::Impl {
                                    ", not what this program opens it with" +
                                    (field == "type" ? " (another item type: " + type + ")" : std::string()) +
                                    "; open it with the same item type, kind and options, or remove it first "
-                                   "(ipckit rm --redis URL " + name + ")");
+                                   "(ipckit rm --redis URL " +
+                                   name + ")");
     }
   }
   std::string type;
@@ -164,6 +185,10 @@ QueueOutcome StreamQueue::put_many(std::span<const std::string_view> items, Dead
                                         " bytes exceeds its max_message of " + std::to_string(q.options.max_message) +
                                         " bytes; nothing was put (open the queue with a larger max_message)");
   std::lock_guard lock(q.put_m);
+  if (q.put_pid != getpid()) {  // a forked child is another producer
+    q.put_pid = getpid();
+    q.producer = new_client_base() + "/" + std::to_string(++Impl::handles);
+  }
   QueueOutcome total;
   auto backoff = 1ms;
   bool waited = false;
@@ -171,7 +196,7 @@ QueueOutcome StreamQueue::put_many(std::span<const std::string_view> items, Dead
   while (at < items.size()) {
     const std::size_t n = std::min(kPutBatch, items.size() - at);
     Args argv = q.keys3(q.k_producers);
-    argv.push_back(q.consumer);
+    argv.push_back(q.producer);
     argv.push_back(std::to_string(++q.put_seq));
     for (std::size_t i = 0; i < n; ++i) argv.emplace_back(items[at + i]);
     Reply r = q.eval(q.put_conn, kPutScript, std::move(argv), deadline);
@@ -202,6 +227,7 @@ QueueOutcome StreamQueue::put_many(std::span<const std::string_view> items, Dead
 QueueOutcome StreamQueue::get_many(Sink sink, void* ctx, std::size_t max, Deadline deadline) {
   Impl& q = *impl_;
   std::lock_guard lock(q.get_m);
+  q.forked();
   q.counts.clear();
   if (max == 0) return {};
   const bool joinable = q.kind == QueueKind::Joinable;
@@ -235,14 +261,19 @@ QueueOutcome StreamQueue::get_many(Sink sink, void* ctx, std::size_t max, Deadli
         // (a put or a close marker), or the scan period passes.
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline.left());
         const auto block = std::max<std::chrono::milliseconds>(1ms, std::min(left, scan));
-        Args xread{"XREAD", "BLOCK", std::to_string(block.count()), "COUNT", "1", "STREAMS", q.k_items,
+        Args xread{"XREAD",
+                   "BLOCK",
+                   std::to_string(block.count()),
+                   "COUNT",
+                   "1",
+                   "STREAMS",
+                   q.k_items,
                    std::string(r->elements > 1 ? reply_text(*r->element[1]) : "0-0")};
         (void)q.get_conn.call(xread, deadline, block);
         continue;
       }
       for (std::size_t i = 1; i + 3 <= r->elements; i += 3) {
-        Entry e{std::string(reply_text(*r->element[i])),
-                static_cast<std::uint32_t>(reply_integer(*r->element[i + 1])),
+        Entry e{std::string(reply_text(*r->element[i])), static_cast<std::uint32_t>(reply_integer(*r->element[i + 1])),
                 std::string(reply_text(*r->element[i + 2]))};
         q.stash.push_back(std::move(e));
       }
@@ -301,6 +332,7 @@ void StreamQueue::raise_get(const QueueOutcome& r) const {
 void StreamQueue::ack() {
   Impl& q = *impl_;
   std::lock_guard lock(q.get_m);
+  q.forked();
   if (q.to_ack.empty()) return;
   Args argv{"XACK", q.k_items, "ipckit"};
   for (const std::string& id : q.to_ack) argv.push_back(id);
@@ -318,6 +350,7 @@ void StreamQueue::task_done() {
   std::string id;
   {
     std::lock_guard lock(q.get_m);
+    q.forked();
     if (q.held.empty())
       throw InvalidArgument(q.name, "ipckit: task_done() on " + q.label +
                                         " called more times than this handle got items (each get() is one task)");
@@ -382,9 +415,9 @@ std::uint64_t StreamQueue::dead_letters() const {
 std::size_t StreamQueue::requeue_dead(std::size_t max) {
   Impl& q = *impl_;
   std::lock_guard lock(q.misc_m);
-  Reply r = q.eval(q.misc_conn, kRequeueScript,
-                   {q.k_meta, q.k_items, q.k_dead, std::to_string(std::min<std::size_t>(max, 1 << 30))},
-                   Deadline::never());
+  Reply r =
+      q.eval(q.misc_conn, kRequeueScript,
+             {q.k_meta, q.k_items, q.k_dead, std::to_string(std::min<std::size_t>(max, 1 << 30))}, Deadline::never());
   if (reply_text(*r->element[0]) == "closed")
     throw Closed(q.name, "ipckit: " + q.label + " is closed; dead letters cannot go back into it");
   return static_cast<std::size_t>(reply_integer(*r->element[1]));

@@ -103,12 +103,15 @@ local function take(id, fields, n)
   got = got + 1
 end
 if recover == '1' then
+  -- From the pending list, not by reading history (which would count a delivery).
   local held = {}
   for i = 5 + nacks, #ARGV do held[ARGV[i]] = true end
-  local r = redis.call('XREADGROUP', 'GROUP', 'ipckit', consumer, 'COUNT', max + #ARGV, 'STREAMS', s, '0')
-  if r and r[1] then
-    for _, e in ipairs(r[1][2]) do
-      if got < max and not held[e[1]] then take(e[1], e[2], deliveries(e[1])) end
+  local p = redis.call('XPENDING', s, 'ipckit', '-', '+', max + #ARGV, consumer)
+  for _, e in ipairs(p) do
+    if got < max and not held[e[1]] then
+      local r = redis.call('XRANGE', s, e[1], e[1])
+      if r[1] then redis.call('XCLAIM', s, 'ipckit', consumer, 0, e[1], 'JUSTID') end
+      take(e[1], r[1] and r[1][2], tonumber(e[4]))
     end
   end
 end

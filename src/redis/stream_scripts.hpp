@@ -18,7 +18,8 @@ namespace ipckit::redis::detail {
 // The layout version stored with every queue.
 inline constexpr const char* kQueueLayout = "1";
 
-extern const Script kOpenScript;      // KEYS meta items; ARGV layout kind type max_items max_bytes max_message vis_ms max_deliveries
+extern const Script
+    kOpenScript;  // KEYS meta items; ARGV layout kind type max_items max_bytes max_message vis_ms max_deliveries
 extern const Script kPutScript;       // KEYS meta items producers; ARGV producer seq item...
 extern const Script kGetScript;       // KEYS meta items dead; ARGV consumer max recover nacks ack... held...
 extern const Script kTaskDoneScript;  // KEYS meta items; ARGV id
