@@ -80,7 +80,13 @@ bool with_pool(FutureState& s, bool done_value, Use&& use) {
 bool FutureState::wait_by(Deadline deadline) {
   if (done.load(std::memory_order_acquire)) return true;
   const auto is_done = [&] { return done.load(std::memory_order_acquire); };
-  if (with_pool(*this, true, [&](PoolCore& p, std::uint32_t slot, std::uint32_t gen) {
+  // A PoolCore's pending future has its pool (set and cleared with `done`,
+  // under m); one of another engine (finish_future) never does.
+  const bool pooled = [&] {
+    std::lock_guard lock(m);
+    return pool != nullptr;
+  }();
+  if (pooled && with_pool(*this, true, [&](PoolCore& p, std::uint32_t slot, std::uint32_t gen) {
         return p.await(*this, slot, gen, deadline);
       }))
     return is_done();
@@ -103,6 +109,26 @@ void FutureState::add_listener(std::function<void()> fn) {
     }
   }
   fn();
+}
+
+void finish_future(FutureState& st, std::string result, std::exception_ptr error) {
+  std::vector<std::function<void()>> listeners;
+  {
+    std::lock_guard lock(st.m);
+    if (st.done.load(std::memory_order_relaxed)) return;
+    st.result = std::move(result);
+    st.error = std::move(error);
+    st.record.clear();
+    listeners.swap(st.listeners);
+    st.done.store(true, std::memory_order_release);
+  }
+  st.cv.notify_all();
+  for (auto& fn : listeners) {
+    try {
+      fn();
+    } catch (...) {  // as Python's add_done_callback: a failing callback does not stop the others
+    }
+  }
 }
 
 bool cancel_future(FutureState& s) {
@@ -555,7 +581,8 @@ PoolStats PoolCore::stats() const {
 
 ProcessPool::ProcessPool(const PoolOptions& options)
     : core_(std::make_unique<detail::PoolCore>(detail::fork_setup(options, detail::pool_serial()))) {}
-ProcessPool::ProcessPool(std::unique_ptr<detail::PoolCore> core) : core_(std::move(core)) {}
+ProcessPool::ProcessPool(std::unique_ptr<detail::PoolEngine> core) : core_(std::move(core)) {}
+ProcessPool detail::PoolAccess::make(std::unique_ptr<PoolEngine> engine) { return ProcessPool(std::move(engine)); }
 ProcessPool::~ProcessPool() = default;
 ProcessPool::ProcessPool(ProcessPool&&) noexcept = default;
 ProcessPool& ProcessPool::operator=(ProcessPool&&) noexcept = default;

@@ -33,16 +33,17 @@ struct PoolSetup {
   std::uint64_t owner = 0;         // a named pool's client: owner_word_of_self(); 0 for a fork pool
 };
 
-class PoolCore {
+class PoolCore final : public PoolEngine {
  public:
   explicit PoolCore(PoolSetup setup);
-  ~PoolCore();
+  ~PoolCore() override;
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
 
   // Null when no slot came free by the deadline.
-  std::shared_ptr<FutureState> submit(std::uintptr_t fn, InvokeFn invoke, std::string_view args, Deadline deadline);
-  void shutdown(bool wait, bool cancel_futures);
+  std::shared_ptr<FutureState> submit(std::uintptr_t fn, InvokeFn invoke, std::string_view args,
+                                      Deadline deadline) override;
+  void shutdown(bool wait, bool cancel_futures) override;
 
   // For FutureState (called with the state's mutex not held, inside enter()/leave()).
   bool await(FutureState& st, std::uint32_t index, std::uint32_t gen, Deadline deadline);
@@ -58,11 +59,11 @@ class PoolCore {
   // A pending future got its first listener (with its mutex held).
   void listener_added();
 
-  [[nodiscard]] unsigned workers() const noexcept;
-  [[nodiscard]] std::vector<pid_t> worker_pids() const;
-  [[nodiscard]] std::uint64_t restarts() const noexcept { return counters_->restarts.load(); }
-  [[nodiscard]] const std::string& name() const noexcept { return *name_; }
-  [[nodiscard]] PoolStats stats() const;
+  [[nodiscard]] unsigned workers() const noexcept override;
+  [[nodiscard]] std::vector<pid_t> worker_pids() const override;
+  [[nodiscard]] std::uint64_t restarts() const noexcept override { return counters_->restarts.load(); }
+  [[nodiscard]] const std::string& name() const noexcept override { return *name_; }
+  [[nodiscard]] PoolStats stats() const override;
 
  private:
   using How = std::function<void(FutureState&)>;

@@ -33,4 +33,10 @@ std::string PoolTasks::name_of(std::uintptr_t fn) const {
   return it == by_fn_.end() ? std::string() : it->second;
 }
 
+std::string PoolTasks::name_of(std::uintptr_t fn, Entry& out) const {
+  std::string name = name_of(fn);
+  if (!name.empty()) (void)find(name, out);
+  return name;
+}
+
 }  // namespace ipckit

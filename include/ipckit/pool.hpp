@@ -146,6 +146,8 @@ struct PoolStats {
   std::vector<PoolWorkerStats> per_worker;
 };
 
+class ProcessPool;
+
 namespace detail {
 
 class PoolCore;
@@ -223,7 +225,29 @@ void invoke_task(std::uintptr_t fn, const char* p, std::size_t n, std::string& o
 }
 using InvokeFn = void (*)(std::uintptr_t, const char*, std::size_t, std::string&);
 
+// What a ProcessPool runs on: its own forked workers or a named pool's
+// (PoolCore, src/pool_core.hpp), or another transport (ipckit/redis/pool.hpp).
+class PoolEngine {
+ public:
+  virtual ~PoolEngine() = default;
+  // Null when no room came by the deadline (the pool then throws Full).
+  virtual std::shared_ptr<FutureState> submit(std::uintptr_t fn, InvokeFn invoke, std::string_view args,
+                                              Deadline deadline) = 0;
+  virtual void shutdown(bool wait, bool cancel_futures) = 0;
+  [[nodiscard]] virtual unsigned workers() const noexcept = 0;
+  [[nodiscard]] virtual std::vector<pid_t> worker_pids() const = 0;
+  [[nodiscard]] virtual std::uint64_t restarts() const noexcept = 0;
+  [[nodiscard]] virtual const std::string& name() const noexcept = 0;
+  [[nodiscard]] virtual PoolStats stats() const = 0;
+};
+
 [[noreturn]] void raise_invalid_future();
+// Completes a future no PoolCore waits on (state.pool null): its result or
+// error, then its waiters and listeners. Once; later calls do nothing.
+void finish_future(FutureState& state, std::string result, std::exception_ptr error);
+struct PoolAccess {  // makes a ProcessPool of another engine
+  static ProcessPool make(std::unique_ptr<PoolEngine> engine);
+};
 // A descriptor readable once the future is done (src/wait_handle.cpp).
 WaitHandle future_wait_handle(const std::shared_ptr<FutureState>& state);
 struct FutureAccess;  // futures.hpp: the state of a Future of any R
@@ -418,8 +442,9 @@ class ProcessPool {
   std::shared_ptr<detail::FutureState> submit_bytes(std::uintptr_t fn, detail::InvokeFn invoke, std::string_view args,
                                                     detail::Deadline deadline = detail::Deadline::never());
   [[noreturn]] void raise_full() const;
-  explicit ProcessPool(std::unique_ptr<detail::PoolCore> core);
-  std::unique_ptr<detail::PoolCore> core_;
+  friend struct detail::PoolAccess;
+  explicit ProcessPool(std::unique_ptr<detail::PoolEngine> core);
+  std::unique_ptr<detail::PoolEngine> core_;
 };
 
 // Serves the named pool `name` from this process (a worker program): joins

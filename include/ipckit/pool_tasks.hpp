@@ -27,13 +27,20 @@ class PoolTasks {
   struct Entry {
     std::uintptr_t fn;
     detail::InvokeFn invoke;
+    // fn over a chunk of map() inputs (detail/pool_map.hpp); null unless fn
+    // takes one parameter and returns a value.
+    detail::InvokeFn chunk = nullptr;
   };
 
   // Registers fn (a function pointer or captureless lambda) as `name`.
   // InvalidArgument for an empty name, or one taken by another function.
   template <class R, class... P>
   void add(const std::string& name, R (*fn)(P...)) {
-    add_entry(name, {reinterpret_cast<std::uintptr_t>(fn), &detail::invoke_task<R (*)(P...), R, std::decay_t<P>...>});
+    detail::InvokeFn chunk = nullptr;
+    if constexpr (sizeof...(P) == 1 && !std::is_void_v<R>)
+      chunk = &detail::invoke_chunk<R (*)(P...), R, std::decay_t<P>...>;
+    add_entry(name,
+              {reinterpret_cast<std::uintptr_t>(fn), &detail::invoke_task<R (*)(P...), R, std::decay_t<P>...>, chunk});
   }
   template <class F>
   requires(std::is_convertible_v<F, decltype(+std::declval<F>())> &&
@@ -44,6 +51,8 @@ class PoolTasks {
   bool find(std::string_view name, Entry& out) const;
   // The name fn is registered as; empty if none.
   [[nodiscard]] std::string name_of(std::uintptr_t fn) const;
+  // The same, and its entry.
+  [[nodiscard]] std::string name_of(std::uintptr_t fn, Entry& out) const;
 
  private:
   void add_entry(const std::string& name, Entry e);

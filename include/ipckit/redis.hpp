@@ -4,4 +4,5 @@
 #pragma once
 
 #include "ipckit/redis/hub.hpp"
+#include "ipckit/redis/pool.hpp"
 #include "ipckit/redis/queue.hpp"

@@ -175,6 +175,19 @@ Reply Connection::call(Args& argv, Deadline deadline, std::chrono::milliseconds 
       continue;
     }
     Reply r(raw);
+    if (r->type == REDIS_REPLY_ERROR) {
+      // A server starting (loading its AOF), busy with a script, or a Cluster
+      // failing over: not serving yet. Try again within the call's bound.
+      const std::string_view text = reply_text(*r);
+      if ((text.starts_with("LOADING") || text.starts_with("BUSY ") || text.starts_with("TRYAGAIN") ||
+           text.starts_with("CLUSTERDOWN") || text.starts_with("MASTERDOWN")) &&
+          !limit.passed()) {
+        last_error_ = std::string(text);
+        std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(backoff, limit.left()));
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
+        continue;
+      }
+    }
     if (r->type == REDIS_REPLY_ERROR && ++redirects < 8) {
       const std::string_view text = reply_text(*r);
       // MOVED slot host:port — this slot lives elsewhere now (Cluster): follow it.

@@ -11,6 +11,7 @@
 #include "connection.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/redis/queue.hpp"
+#include "queue_name.hpp"
 #include "stream_scripts.hpp"
 
 namespace ipckit::redis::detail {
@@ -25,20 +26,6 @@ constexpr std::size_t kPutBatch = 256;
 
 const char* kind_name(QueueKind k) { return k == QueueKind::Joinable ? "joinable" : "queue"; }
 
-std::string checked_name(std::string_view name) {
-  const auto bad = [&](const std::string& why) {
-    throw InvalidName(std::string(name), "ipckit: cannot use '" + std::string(name) + "' as a Redis queue name: " +
-                                             why + " (use 1-200 printable characters without '{' and '}')");
-  };
-  if (name.empty()) bad("it is empty");
-  if (name.size() > 200) bad("it is longer than 200 bytes");
-  for (const char c : name) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) bad("it has control characters");
-    if (c == '{' || c == '}') bad("braces would change its Cluster hash tag");
-  }
-  return std::string(name);
-}
-
 struct Entry {
   std::string id;
   std::uint32_t deliveries = 1;
@@ -50,7 +37,7 @@ struct Entry {
 struct StreamQueue::Impl {
   Impl(const Hub& hub, std::string_view name_in, QueueKind k, const QueueOptions& o)
       : state(hub.state()),
-        name(checked_name(name_in)),
+        name(checked_name(name_in, "queue")),
         label(std::string(k == QueueKind::Joinable ? "joinable queue '" : "queue '") + name + "' on " + state->url),
         kind(k),
         options(o),

@@ -26,6 +26,10 @@
 #include <string>
 #include <string_view>
 
+namespace ipckit {
+class ProcessPool;
+}
+
 namespace ipckit::redis {
 
 struct HubOptions {
@@ -43,6 +47,7 @@ struct HubState;
 }
 
 struct QueueOptions;
+struct PoolOptions;
 template <class T>
 class Queue;
 template <class T>
@@ -63,6 +68,11 @@ class Hub {
   JoinableQueue<T> joinable_queue(std::string_view name, const QueueOptions& options);
   template <class T>
   JoinableQueue<T> joinable_queue(std::string_view name);
+
+  // A ProcessPool whose workers serve `name` on this server from any
+  // machine (ipckit/redis/pool.hpp; include it).
+  [[nodiscard]] ProcessPool pool(std::string_view name) const;
+  [[nodiscard]] ProcessPool pool(std::string_view name, const PoolOptions& options) const;
 
   // Deletes the queue `name` and everything it holds (its items, dead
   // letters, counters). False if there was none.
