@@ -11,6 +11,7 @@
 #include "connection.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/redis/queue.hpp"
+#include "queue_common.hpp"
 #include "stream_scripts.hpp"
 
 namespace ipckit::redis::detail {
@@ -24,20 +25,6 @@ constexpr std::size_t kDefaultMaxMessage = std::size_t{1} << 20;
 constexpr std::size_t kPutBatch = 256;
 
 const char* kind_name(QueueKind k) { return k == QueueKind::Joinable ? "joinable" : "queue"; }
-
-std::string checked_name(std::string_view name) {
-  const auto bad = [&](const std::string& why) {
-    throw InvalidName(std::string(name), "ipckit: cannot use '" + std::string(name) + "' as a Redis queue name: " +
-                                             why + " (use 1-200 printable characters without '{' and '}')");
-  };
-  if (name.empty()) bad("it is empty");
-  if (name.size() > 200) bad("it is longer than 200 bytes");
-  for (const char c : name) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) bad("it has control characters");
-    if (c == '{' || c == '}') bad("braces would change its Cluster hash tag");
-  }
-  return std::string(name);
-}
 
 struct Entry {
   std::string id;
@@ -159,12 +146,7 @@ struct StreamQueue::Impl {
     if (reply_text(*r->element[0]) == "mismatch" && r->elements >= 3) {
       const std::string field(reply_text(*r->element[1]));
       const std::string stored(reply_text(*r->element[2]));
-      throw TypeMismatch(name, "ipckit: " + label + " exists with " + field + " = " + stored +
-                                   ", not what this program opens it with" +
-                                   (field == "type" ? " (another item type: " + type + ")" : std::string()) +
-                                   "; open it with the same item type, kind and options, or remove it first "
-                                   "(ipckit rm --redis URL " +
-                                   name + ")");
+      raise_mismatch(name, label, field, stored, type);
     }
   }
   std::string type;

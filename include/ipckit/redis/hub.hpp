@@ -47,6 +47,10 @@ template <class T>
 class Queue;
 template <class T>
 class JoinableQueue;
+template <class T>
+class PriorityQueue;
+template <class T>
+class JoinablePriorityQueue;
 
 class Hub {
  public:
@@ -63,6 +67,15 @@ class Hub {
   JoinableQueue<T> joinable_queue(std::string_view name, const QueueOptions& options);
   template <class T>
   JoinableQueue<T> joinable_queue(std::string_view name);
+  // Priority queues by name (ipckit/redis/priority_queue.hpp, defined there).
+  template <class T>
+  PriorityQueue<T> priority_queue(std::string_view name, const QueueOptions& options);
+  template <class T>
+  PriorityQueue<T> priority_queue(std::string_view name);
+  template <class T>
+  JoinablePriorityQueue<T> joinable_priority_queue(std::string_view name, const QueueOptions& options);
+  template <class T>
+  JoinablePriorityQueue<T> joinable_priority_queue(std::string_view name);
 
   // Deletes the queue `name` and everything it holds (its items, dead
   // letters, counters). False if there was none.
