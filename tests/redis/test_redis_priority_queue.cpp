@@ -160,7 +160,7 @@ TEST(RedisPriorityQueue, EveryItemArrivesExactlyOnceWhileConnectionsAreKilled) {
   auto hub = shared_hub();
   auto q = hub.priority_queue<std::int64_t>(name);
   auto done = hub.queue<std::int64_t>(name + "-tally");
-  constexpr int kProducers = 3, kItems = 800;
+  constexpr int kProducers = 3, kItems = 1500;
   std::vector<Child> kids;
   for (int p = 0; p < kProducers; ++p)
     kids.emplace_back([&, p] {
@@ -201,6 +201,51 @@ TEST(RedisPriorityQueue, EveryItemArrivesExactlyOnceWhileConnectionsAreKilled) {
   EXPECT_EQ(seen.size(), static_cast<std::size_t>(kProducers * kItems));
   for (const auto& [v, n] : seen) ASSERT_EQ(n, 1) << "item " << v << " arrived " << n << " times";
   EXPECT_GT(kills, 20) << "the connections in use were killed";
+}
+
+TEST(RedisPriorityQueue, WithAofNothingConfirmedIsLostAcrossARedisRestartAndTheOrderHolds) {
+  auto server = RedisServer::start({.aof = true});
+  rd::Hub hub(server.url());
+  auto q = hub.joinable_priority_queue<std::string>("jobs");
+  for (int i = 0; i < 100; ++i) q.put(-(i % 10), "job-" + std::to_string(i));
+  EXPECT_EQ(q.get_with_priority(1s), (Prioritized{-9, "job-9"}));  // held, not done
+  server.kill();                                                   // a crash: appendfsync always kept every write
+  server.restart();
+  EXPECT_EQ(q.qsize(), 99u);
+  EXPECT_EQ(q.unfinished_tasks(), 100u);
+  q.task_done();  // the held one, across the restart
+  std::vector<Prioritized> got;
+  while (auto v = q.try_get_with_priority()) {
+    got.push_back(*v);
+    q.task_done();
+  }
+  ASSERT_EQ(got.size(), 99u);
+  EXPECT_EQ(got.front(), (Prioritized{-9, "job-19"}));
+  EXPECT_EQ(got.back(), (Prioritized{0, "job-90"}));
+  EXPECT_TRUE(std::is_sorted(got.begin(), got.end(), [](const auto& a, const auto& b) { return a.first < b.first; }));
+  EXPECT_TRUE(q.join(1s));
+}
+
+TEST(RedisPriorityQueue, APriorityQueueOnAClusterKeepsItsKeysInOneSlotAndWorksFromEveryNode) {
+  auto cluster = RedisCluster::start(3);
+  std::vector<std::string> names;
+  for (int i = 0; i < 4; ++i) names.push_back("cp" + std::to_string(i));  // spread over the slots
+  int n = 0;
+  for (const std::string& url : cluster.urls()) {
+    rd::Hub hub(url);
+    for (const auto& name : names) hub.joinable_priority_queue<std::string>(name).put(-n, url);
+    ++n;
+  }
+  rd::Hub hub(cluster.url());
+  for (const auto& name : names) {
+    auto q = hub.joinable_priority_queue<std::string>(name);
+    EXPECT_EQ(q.qsize(), cluster.urls().size());
+    EXPECT_EQ(q.get_with_priority(1s), (Prioritized{-(n - 1), cluster.urls().back()}));
+    q.task_done();
+    while (q.try_get()) q.task_done();
+    EXPECT_TRUE(q.join(1s));
+    EXPECT_THROW(q.get(20ms), ipckit::Empty) << "a blocking get's XREAD goes to the queue's node too";
+  }
 }
 
 TEST(RedisPriorityQueue, AFifoQueuesNameIsTypeMismatchAsAPriorityQueueAndTheReverse) {
