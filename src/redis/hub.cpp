@@ -47,7 +47,7 @@ bool Hub::remove(std::string_view name) {
   detail::Connection c(s_, "queue '" + std::string(name) + "'");
   // A FIFO queue's keys and a priority queue's (stream_scripts.hpp, priority_scripts.hpp).
   detail::Connection::Args argv{"DEL", base};
-  for (const char* k : {":items", ":dead", ":producers", ":ready", ":data", ":leases", ":deliv", ":wake", ":last"})
+  for (const char* k : {":items", ":dead", ":producers", ":ready", ":data", ":leases", ":deliv", ":wake", ":holds"})
     argv.push_back(base + k);
   const detail::Reply r = c.call(argv, detail::Deadline::never());
   if (r->type == REDIS_REPLY_ERROR) detail::raise_reply_error(*r, c.label(), "DEL");

@@ -69,7 +69,7 @@ struct PriorityStream::Impl {
     producer = consumer;
     pid = put_pid = getpid();
     const std::string base = "ipckit:{" + name + "}";
-    for (const char* suffix : {"", ":ready", ":data", ":leases", ":deliv", ":dead", ":producers", ":wake", ":last"})
+    for (const char* suffix : {"", ":ready", ":data", ":leases", ":deliv", ":dead", ":producers", ":wake", ":holds"})
       keys.push_back(base + suffix);
     if (options.max_message == 0) options.max_message = kDefaultMaxMessage;
     if (options.max_deliveries == 0)
@@ -110,7 +110,7 @@ struct PriorityStream::Impl {
   std::vector<std::string> to_ack;  // PriorityQueue: the last get's item, acknowledged by the next get
   std::deque<std::string> held;     // JoinablePriorityQueue: got, not yet task_done
   std::vector<std::uint32_t> counts;
-  bool recover = false;  // a get's reply was lost: its resend (or the next get) recovers the items
+  bool recover = false;  // a get's reply was lost: its resend (or the next gets) recover the items
 
   std::mutex misc_m;
   Connection misc_conn;
@@ -216,9 +216,9 @@ QueueOutcome PriorityStream::get(Sink sink, void* ctx, std::int64_t* priority, D
     };
     q.recover = true;  // until a reply comes back
     Reply r = q.eval(q.get_conn, kPriorityGetScript, args, deadline, resend);
-    q.recover = false;
     q.to_ack.clear();
     const std::string_view what = reply_text(*r->element[0]);
+    q.recover = what == "items+";  // more to recover: the next get goes on
     if (what == "closed") return {0, ipckit::detail::QueueMiss::Closed};
     if (what == "empty") {
       if (deadline.passed()) return {0, ipckit::detail::QueueMiss::Waited};

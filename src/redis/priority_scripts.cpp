@@ -10,7 +10,7 @@ namespace ipckit::redis::detail {
 // What every script but open starts with: the keys, the queue's state, and
 // the helpers that keep the counters (written back by save()).
 const char* const kPrelude = R"lua(
-local m, ready, data, leases, deliv, dead, prod, wake, last = unpack(KEYS)
+local m, ready, data, leases, deliv, dead, prod, wake, holds = unpack(KEYS)
 local st = redis.call('HMGET', m, 'closed', 'vis_ms', 'max_deliveries', 'kind', 'scan_at', 'queued', 'qbytes',
                       'max_items', 'max_bytes', 'unfinished')
 if not st[1] then return {'gone'} end
@@ -35,14 +35,19 @@ local function info_of(id)
   local n, owner = string.match(v, '^(%d+)|(.*)$')
   return tonumber(n), owner
 end
--- Forgets `owner`'s last delivery once one of its items is finished or taken back.
-local function forget_last(owner, id)
+-- Each consumer's leased ids, concatenated (16 bytes each): what it recovers after a lost reply.
+local function hold(owner, id)
+  local l = redis.call('HGET', holds, owner)
+  redis.call('HSET', holds, owner, (l or '') .. id)
+end
+local function unhold(owner, id)
   if owner == '' then return end
-  local l = redis.call('HGET', last, owner)
+  local l = redis.call('HGET', holds, owner)
   if not l then return end
   for i = 1, #l, 16 do
     if string.sub(l, i, i + 15) == id then
-      redis.call('HDEL', last, owner)
+      l = string.sub(l, 1, i - 1) .. string.sub(l, i + 16)
+      if l == '' then redis.call('HDEL', holds, owner) else redis.call('HSET', holds, owner, l) end
       return
     end
   end
@@ -56,7 +61,7 @@ local function finish(id)
     qbytes = math.max(0, qbytes - #(d or ''))
   end
   local _, owner = info_of(id)
-  forget_last(owner, id)
+  unhold(owner, id)
   redis.call('HDEL', data, id)
   redis.call('HDEL', deliv, id)
   task_finished()
@@ -119,8 +124,8 @@ return {why, done}
 )lua";
 const Script kPriorityPutScript{"priority put", kPutText.c_str()};
 
-// Acknowledges, then takes: the consumer's last delivery if its reply was
-// lost (recover), expired leases back into the ready set or to the dead
+// Acknowledges, then takes: what a lost reply delivered to this consumer
+// (recover: the ids it holds that its handle does not), expired leases back into the ready set or to the dead
 // letters (at most every scan period), then the lowest ids.
 static const std::string kGetText = std::string(kPrelude) + R"lua(
 local consumer, max, recover, nacks = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
@@ -131,25 +136,24 @@ if closed == '2' then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local out, ids, got = {'items'}, {}, 0
+local out, got, more = {'items'}, 0, false
 local function give(id, n)
   redis.call('ZADD', leases, now + vis, id)
   redis.call('HSET', deliv, id, n .. '|' .. consumer)
   out[#out + 1] = id
   out[#out + 1] = n
   out[#out + 1] = redis.call('HGET', data, id)
-  ids[#ids + 1] = id
   got = got + 1
 end
 if recover == '1' then
+  -- What this consumer holds but its handle does not know of: a lost reply's.
   local held = {}
   for i = 5 + nacks, #ARGV do held[ARGV[i]] = true end
-  local l = redis.call('HGET', last, consumer)
-  if l then
-    for i = 1, #l, 16 do
-      local id = string.sub(l, i, i + 15)
-      local n, owner = info_of(id)
-      if got < max and not held[id] and owner == consumer and redis.call('ZSCORE', leases, id) then give(id, n) end
+  local l = redis.call('HGET', holds, consumer) or ''
+  for i = 1, #l, 16 do
+    local id = string.sub(l, i, i + 15)
+    if not held[id] then
+      if got < max then give(id, (info_of(id))) else more = true end
     end
   end
 end
@@ -159,7 +163,7 @@ if got < max and now >= tonumber(st[5] or 0) then
   for _, id in ipairs(r) do
     redis.call('ZREM', leases, id)
     local n, owner = info_of(id)
-    forget_last(owner, id)
+    unhold(owner, id)
     local d = redis.call('HGET', data, id) or ''
     if n >= maxdel then
       redis.call('XADD', dead, '*', 'id', hex(id), 'n', n, 'k', id, 'd', d)
@@ -184,15 +188,16 @@ if got < max then
       queued = math.max(0, queued - 1)
       qbytes = math.max(0, qbytes - #d)
       give(id, info_of(id) + 1)
+      hold(consumer, id)
     end
   end
 end
 save()
 if got > 0 then
-  redis.call('HSET', last, consumer, table.concat(ids))
+  -- 'items+': this consumer holds more a lost reply delivered: its next get recovers them too.
+  if more then out[1] = 'items+' end
   return out
 end
-redis.call('HDEL', last, consumer)
 if closed == '1' and queued == 0 then return {'closed'} end
 local w = redis.call('XREVRANGE', wake, '+', '-', 'COUNT', 1)
 if w[1] then return {'empty', w[1][1]} end

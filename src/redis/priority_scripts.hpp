@@ -21,8 +21,8 @@
 //   7 ipckit:{NAME}:producers  hash: producer -> "seq:done:status" of its last put (applied once)
 //   8 ipckit:{NAME}:wake       stream of one entry, added to by every put and close: blocked
 //                              getters XREAD BLOCK on it from the id the get script saw
-//   9 ipckit:{NAME}:last       hash: consumer -> the ids its last get delivered (a lost reply's
-//                              items, recovered by its resend)
+//   9 ipckit:{NAME}:holds      hash: consumer -> the ids leased to it, concatenated (after a lost
+//                              reply, its next get hands out those its handle does not know of)
 #pragma once
 
 #include "connection.hpp"

@@ -203,6 +203,29 @@ TEST(RedisPriorityQueue, EveryItemArrivesExactlyOnceWhileConnectionsAreKilled) {
   EXPECT_GT(kills, 20) << "the connections in use were killed";
 }
 
+// A get whose reply was lost (the server stalled past the call's bound,
+// then ran it) delivered its item to this handle: the next get recovers it
+// without a second delivery, and the put whose reply was lost is applied once.
+TEST(RedisPriorityQueue, AGetWhoseReplyWasLostIsRecoveredByTheNextGetWithoutASecondDelivery) {
+  auto server = RedisServer::start();
+  rd::Hub hub(server.url(), {.reconnect_timeout = 400ms, .nowait_timeout = 300ms});
+  auto q = hub.priority_queue<int>("q");
+  EXPECT_FALSE(q.try_get().has_value());  // the get script is loaded: what the stalled server gets is a get
+  q.put(5, 1);
+  server.sigstop();
+  auto t0 = Clock::now();
+  EXPECT_THROW(q.get(100ms), ipckit::ConnectionLost);
+  EXPECT_LT(Clock::now() - t0, 2s);
+  EXPECT_THROW(q.put(9, 2), ipckit::ConnectionLost);
+  server.sigcont();
+  q.put(0, 3);
+  EXPECT_EQ(q.get_with_priority(2s), (std::pair<std::int64_t, int>{5, 1})) << "recovered, ahead of priority 0";
+  EXPECT_EQ(q.delivery_counts(), std::vector<std::uint32_t>{1});
+  EXPECT_EQ(q.get_with_priority(2s), (std::pair<std::int64_t, int>{0, 3}));
+  EXPECT_EQ(q.get_with_priority(2s), (std::pair<std::int64_t, int>{9, 2})) << "the lost put, applied once";
+  EXPECT_THROW(q.get(100ms), ipckit::Empty);
+}
+
 TEST(RedisPriorityQueue, WithAofNothingConfirmedIsLostAcrossARedisRestartAndTheOrderHolds) {
   auto server = RedisServer::start({.aof = true});
   rd::Hub hub(server.url());
