@@ -100,6 +100,8 @@ if closed ~= '0' then
   why = 'closed'
 else
   local maxi, maxb = tonumber(st[8]), tonumber(st[9])
+  -- A getter blocks only after it found nothing ready: only the put that ends that wakes them.
+  local was_empty = redis.call('ZCARD', ready) == 0
   for i = 3, #ARGV - 1, 2 do
     local d = ARGV[i + 1]
     if (maxi > 0 and queued + 1 > maxi) or (maxb > 0 and qbytes + #d > maxb) then
@@ -116,7 +118,7 @@ else
   if done > 0 then
     if joinable then unfinished = unfinished + done end
     save()
-    wake_getters()
+    if was_empty then wake_getters() end
   end
 end
 redis.call('HSET', prod, ARGV[1], ARGV[2] .. ':' .. done .. ':' .. why)
