@@ -45,7 +45,10 @@ bool Hub::ping(std::chrono::milliseconds timeout) {
 bool Hub::remove(std::string_view name) {
   const std::string base = "ipckit:{" + std::string(name) + "}";
   detail::Connection c(s_, "queue '" + std::string(name) + "'");
-  detail::Connection::Args argv{"DEL", base, base + ":items", base + ":dead", base + ":producers"};
+  // A FIFO queue's keys and a priority queue's (stream_scripts.hpp, priority_scripts.hpp).
+  detail::Connection::Args argv{"DEL", base};
+  for (const char* k : {":items", ":dead", ":producers", ":ready", ":data", ":leases", ":deliv", ":wake", ":holds"})
+    argv.push_back(base + k);
   const detail::Reply r = c.call(argv, detail::Deadline::never());
   if (r->type == REDIS_REPLY_ERROR) detail::raise_reply_error(*r, c.label(), "DEL");
   return r->integer > 0;

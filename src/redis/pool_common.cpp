@@ -3,7 +3,7 @@
 
 #include "ipckit/error.hpp"
 #include "pool_scripts.hpp"
-#include "queue_name.hpp"
+#include "queue_common.hpp"
 
 namespace ipckit::redis::detail {
 

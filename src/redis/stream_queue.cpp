@@ -11,7 +11,7 @@
 #include "connection.hpp"
 #include "ipckit/error.hpp"
 #include "ipckit/redis/queue.hpp"
-#include "queue_name.hpp"
+#include "queue_common.hpp"
 #include "stream_scripts.hpp"
 
 namespace ipckit::redis::detail {
@@ -146,12 +146,7 @@ struct StreamQueue::Impl {
     if (reply_text(*r->element[0]) == "mismatch" && r->elements >= 3) {
       const std::string field(reply_text(*r->element[1]));
       const std::string stored(reply_text(*r->element[2]));
-      throw TypeMismatch(name, "ipckit: " + label + " exists with " + field + " = " + stored +
-                                   ", not what this program opens it with" +
-                                   (field == "type" ? " (another item type: " + type + ")" : std::string()) +
-                                   "; open it with the same item type, kind and options, or remove it first "
-                                   "(ipckit rm --redis URL " +
-                                   name + ")");
+      raise_mismatch(name, label, field, stored, type);
     }
   }
   std::string type;

@@ -81,7 +81,28 @@ struct RedisJoinableKind : RedisStringKind {
   using Env = RedisEnv<Open>;
 };
 
+// The priority queues (every contract put is at priority 7: FIFO order).
+struct RedisPriorityKind : RedisStringKind {
+  using Handle = rd::PriorityQueue<std::string>;
+  struct Open {
+    static Handle open(rd::Hub& h, const std::string& n, const rd::QueueOptions& o) {
+      return h.priority_queue<Item>(n, o);
+    }
+  };
+  using Env = RedisEnv<Open>;
+};
+struct RedisJoinablePriorityKind : RedisStringKind {
+  using Handle = rd::JoinablePriorityQueue<std::string>;
+  struct Open {
+    static Handle open(rd::Hub& h, const std::string& n, const rd::QueueOptions& o) {
+      return h.joinable_priority_queue<Item>(n, o);
+    }
+  };
+  using Env = RedisEnv<Open>;
+};
+
 using Kinds = ::testing::Types<RedisIntKind, RedisStringKind, RedisJoinableKind>;
+using PriorityKinds = ::testing::Types<RedisPriorityKind, RedisJoinablePriorityKind>;
 class KindNames {
  public:
   template <class K>
@@ -90,8 +111,12 @@ class KindNames {
       return "QueueOfInt";
     else if constexpr (std::is_same_v<K, RedisStringKind>)
       return "QueueOfString";
-    else
+    else if constexpr (std::is_same_v<K, RedisJoinableKind>)
       return "JoinableQueue";
+    else if constexpr (std::is_same_v<K, RedisPriorityKind>)
+      return "PriorityQueue";
+    else
+      return "JoinablePriorityQueue";
   }
 };
 
@@ -99,6 +124,7 @@ class KindNames {
 
 namespace queue_contract {
 INSTANTIATE_TYPED_TEST_SUITE_P(Redis, QueueContract, Kinds, KindNames);
+INSTANTIATE_TYPED_TEST_SUITE_P(RedisPriority, QueueContract, PriorityKinds, KindNames);
 }  // namespace queue_contract
 
 namespace {

@@ -52,6 +52,10 @@ template <class T>
 class Queue;
 template <class T>
 class JoinableQueue;
+template <class T>
+class PriorityQueue;
+template <class T>
+class JoinablePriorityQueue;
 
 class Hub {
  public:
@@ -68,6 +72,15 @@ class Hub {
   JoinableQueue<T> joinable_queue(std::string_view name, const QueueOptions& options);
   template <class T>
   JoinableQueue<T> joinable_queue(std::string_view name);
+  // Priority queues by name (ipckit/redis/priority_queue.hpp, defined there).
+  template <class T>
+  PriorityQueue<T> priority_queue(std::string_view name, const QueueOptions& options);
+  template <class T>
+  PriorityQueue<T> priority_queue(std::string_view name);
+  template <class T>
+  JoinablePriorityQueue<T> joinable_priority_queue(std::string_view name, const QueueOptions& options);
+  template <class T>
+  JoinablePriorityQueue<T> joinable_priority_queue(std::string_view name);
 
   // A ProcessPool whose workers serve `name` on this server from any
   // machine (ipckit/redis/pool.hpp; include it).
