@@ -13,7 +13,11 @@
 #include "text.hpp"
 
 #ifdef IPCKIT_WITH_REDIS
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <iomanip>
@@ -38,12 +42,6 @@ struct RedisArgs {
   CLI::Option* requeue_opt = nullptr;
 };
 
-std::string url_of(const RedisArgs& a) {
-  if (!a.url.empty() && !a.url.front().empty()) return a.url.front();
-  const char* env = std::getenv("IPCKIT_REDIS_URL");
-  return env != nullptr && env[0] != '\0' ? env : "redis://127.0.0.1:6379/0";
-}
-
 // The library's messages start with "ipckit: " as the CLI's do: one is enough.
 int report(const std::string& message) {
   const std::string_view m = message;
@@ -55,6 +53,12 @@ int report(const std::string& message) {
 
 namespace rd = ipckit::redis;
 using namespace std::chrono_literals;
+
+std::string url_of(const RedisArgs& a) {
+  if (!a.url.empty() && !a.url.front().empty()) return a.url.front();
+  const char* env = std::getenv("IPCKIT_REDIS_URL");
+  return env != nullptr && env[0] != '\0' ? env : "redis://127.0.0.1:6379/0";
+}
 
 // A CLI waits for nothing: an unreachable server is reported within seconds.
 rd::Hub open_hub(const RedisArgs& a) {
@@ -109,8 +113,21 @@ std::string problems_text(const rd::QueueInfo& q) {
   return out;
 }
 
+// Whether a consumer's process still runs: known only for one on this host
+// ("running", "gone"), "unknown" elsewhere. A consumer outlives its process
+// in the group; this tells a stale one from a quiet one.
+std::string process_state(const rd::ConsumerInfo& c) {
+  static const std::string here = [] {
+    char host[256] = {};
+    return gethostname(host, sizeof host - 1) == 0 ? std::string(host) : std::string();
+  }();
+  if (c.pid <= 0 || c.host.empty() || c.host != here) return "unknown";
+  return ::kill(static_cast<pid_t>(c.pid), 0) == 0 || errno == EPERM ? "running" : "gone";
+}
+
 Json consumer_json(const rd::ConsumerInfo& c) {
-  return Json{{"name", c.name}, {"host", c.host}, {"pid", c.pid}, {"pending", c.pending}, {"idle_ms", c.idle_ms}};
+  return Json{{"name", c.name},       {"host", c.host},       {"pid", c.pid},
+              {"pending", c.pending}, {"idle_ms", c.idle_ms}, {"process", process_state(c)}};
 }
 
 Json queue_json(const rd::QueueInfo& q) {
@@ -118,7 +135,7 @@ Json queue_json(const rd::QueueInfo& q) {
   j["name"] = q.name;
   j["kind"] = q.kind;
   j["type"] = q.type;
-  j["type_name"] = type_text(q.type);
+  j["type_pretty"] = pretty_type(q.type);  // as shared-memory inspect writes it; tables shorten it
   j["state"] = state_text(q);
   j["queued"] = q.queued;
   j["queued_bytes"] = q.queued_bytes;
@@ -165,12 +182,17 @@ int run_ls(const RedisArgs& a) {
 
 void print_consumers(std::ostream& out, const std::vector<std::pair<std::string, rd::ConsumerInfo>>& rows,
                      bool with_queue) {
-  std::vector<std::string> header{"HOST", "PID", "PENDING", "IDLE", "CONSUMER"};
+  std::vector<std::string> header{"HOST", "PID", "PROCESS", "PENDING", "IDLE", "CONSUMER"};
   if (with_queue) header.insert(header.begin(), "QUEUE");
   Table t(header);
   for (const auto& [queue, c] : rows) {
-    std::vector<std::string> row{c.host.empty() ? "-" : escape_text(c.host), c.pid == 0 ? "-" : std::to_string(c.pid),
-                                 std::to_string(c.pending), idle_text(c.idle_ms), escape_text(c.name)};
+    const std::string process = process_state(c);
+    std::vector<std::string> row{c.host.empty() ? "-" : escape_text(c.host),
+                                 c.pid == 0 ? "-" : std::to_string(c.pid),
+                                 process == "unknown" ? "-" : process,
+                                 std::to_string(c.pending),
+                                 idle_text(c.idle_ms),
+                                 escape_text(c.name)};
     if (with_queue) row.insert(row.begin(), escape_text(queue));
     t.add(std::move(row));
   }

@@ -14,13 +14,14 @@
 // IPCKIT_WITH_REDIS; without it `--redis` says so and exits 1.
 //
 // JSON (stable field names):
-//   ls:      {"server", "queues": [{"name", "kind", "type", "type_name", "state", "queued", "queued_bytes",
+//   ls:      {"server", "queues": [{"name", "kind", "type", "type_pretty", "state", "queued", "queued_bytes",
 //             "pending", "unfinished", "consumers", "dead", "stream_length", "options": {"max_items",
 //             "capacity_bytes", "max_message", "visibility_timeout_ms", "max_deliveries"}, "corrupt",
 //             "problems": [...]}]}
 //   inspect: one such queue object, plus "server" and "consumers": [{"name", "host", "pid", "pending",
-//             "idle_ms"}] in place of the count "consumers"
-//   ps:      {"server", "consumers": [{"queue", "name", "host", "pid", "pending", "idle_ms"}]}
+//             "idle_ms", "process"}] in place of the count "consumers"; process: running, gone (its
+//             process on this host has ended) or unknown (another host)
+//   ps:      {"server", "consumers": [{"queue", "name", "host", "pid", "pending", "idle_ms", "process"}]}
 //   dead:    {"server", "queue", "dead", "dead_letters": [{"id", "original_id", "deliveries", "size",
 //             "preview"}]}, or with --requeue {"server", "queue", "requeued"}
 //   rm:      {"removed": [{"name", "result", "error"?}]}  result: removed, missing or error

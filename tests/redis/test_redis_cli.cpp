@@ -142,11 +142,11 @@ TEST(RedisCli, LsListsEveryQueueWithItsCountsAsATableAndAsJson) {
   EXPECT_EQ(a["state"], "open");
   EXPECT_EQ(a["corrupt"], false);
   EXPECT_EQ(a["options"]["max_items"], 100);
-  EXPECT_EQ(a["type_name"], "std::string");
+  EXPECT_EQ(a["type_pretty"].get<std::string>().rfind("std::__cxx11::basic_string<char", 0), 0u) << a;
   const Json b = find(all["queues"], "name", joinable);
   ASSERT_TRUE(b.is_object()) << js.out;
   EXPECT_EQ(b["kind"], "joinable");
-  EXPECT_EQ(b["type_name"], "int");
+  EXPECT_EQ(b["type_pretty"], "int");
   EXPECT_EQ(b["queued"], 2);
   EXPECT_EQ(b["unfinished"], 2);
   EXPECT_EQ(b["state"], "closed");
@@ -183,6 +183,7 @@ TEST(RedisCli, InspectAndPsShowAConsumerHoldingItemsWithItsHostPidAndIdleTime) {
   EXPECT_EQ(c["host"], hostname());
   EXPECT_EQ(c["pending"], 2);
   EXPECT_GE(c["idle_ms"].get<std::int64_t>(), 0);
+  EXPECT_EQ(c["process"], "running");
 
   const CliRun text = run_cli({"inspect", "--redis", url(), name});
   ASSERT_EQ(text.status, 0) << text.err;
@@ -224,6 +225,9 @@ TEST(RedisCli, DeadListsWhatAKilledConsumerLeftAndRequeuePutsItBack) {
   const CliRun ls = run_cli({"ls", "--redis", url(), "--json"});
   ASSERT_EQ(ls.status, 0) << ls.err;
   EXPECT_EQ(find(json_of(ls)["queues"], "name", name)["dead"], 1) << ls.out;
+  const CliRun ps = run_cli({"ps", "--redis", url(), name, "--json"});
+  ASSERT_EQ(ps.status, 0) << ps.err;
+  EXPECT_EQ(find(json_of(ps)["consumers"], "pid", consumer.pid())["process"], "gone") << ps.out;
 
   const CliRun js = run_cli({"dead", "--redis", url(), name, "--json"});
   ASSERT_EQ(js.status, 0) << js.err;
