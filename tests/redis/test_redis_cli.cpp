@@ -288,13 +288,11 @@ TEST(RedisCli, AnUnreachableServerOrABadUrlIsAnErrorWithinSeconds) {
   ASSERT_EQ(::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len), 0);
   ::close(s);
   const std::string dead_url = "redis://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/0";
-  for (const char* cmd : {"ls", "ps"}) {
-    const CliRun r = run_cli({cmd, "--redis", dead_url});
-    EXPECT_EQ(r.status, 1) << cmd << ": " << r.out << r.err;
-    EXPECT_EQ(r.err.rfind("ipckit: ", 0), 0u) << r.err;
-    EXPECT_NE(r.err.find(dead_url), std::string::npos) << "names the server: " << r.err;
-    EXPECT_LT(r.took, 5s) << cmd;
-  }
+  const CliRun r = run_cli({"ls", "--redis", dead_url});
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_EQ(r.err.rfind("ipckit: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(dead_url), std::string::npos) << "names the server: " << r.err;
+  EXPECT_LT(r.took, 5s);
   for (const char* bad : {"http://127.0.0.1:6379", "redis://127.0.0.1:notaport/0", "rediss://127.0.0.1/0"}) {
     const CliRun r = run_cli({"ls", "--redis", bad});
     EXPECT_EQ(r.status, 1) << bad << ": " << r.err;
