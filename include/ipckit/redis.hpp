@@ -5,6 +5,7 @@
 #pragma once
 
 #include "ipckit/redis/hub.hpp"
+#include "ipckit/redis/inspect.hpp"
 #include "ipckit/redis/pool.hpp"
 #include "ipckit/redis/priority_queue.hpp"
 #include "ipckit/redis/queue.hpp"

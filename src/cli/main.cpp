@@ -10,6 +10,8 @@
 //   ipckit watch SEG [OBJ]              a live view (watch.hpp)
 //   ipckit bench [SECTION...]           runs scripts/bench.sh (bench.hpp)
 //   ipckit doctor [SEG]                 what is wrong, with a fix for each (doctor.hpp)
+//   ipckit ls/inspect/ps/rm --redis URL, ipckit dead --redis URL NAME
+//                                       queues on a Redis server (redis_cli.hpp)
 //
 // The CLI only observes: it never takes an object's lock, so it cannot block
 // or disturb the processes it looks at. Values are read as a snapshot (single
@@ -39,6 +41,7 @@
 #include "ls.hpp"
 #include "ps.hpp"
 #include "queue_io.hpp"
+#include "redis_cli.hpp"
 #include "rm.hpp"
 #include "text.hpp"
 #include "watch.hpp"
@@ -100,6 +103,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   for (auto add : {ipckit::cli::add_ps, ipckit::cli::add_rm, ipckit::cli::add_gc, ipckit::cli::add_put,
                    ipckit::cli::add_get, ipckit::cli::add_watch, ipckit::cli::add_bench, ipckit::cli::add_doctor})
     commands.push_back(add(app));
+  const auto redis = ipckit::cli::add_redis(app);
 
   try {
     app.parse(argc, argv);
@@ -109,6 +113,8 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   }
 
   try {
+    for (const auto& c : redis)
+      if (*c.app && c.url->count() != 0) return c.run();
     if (*ls) return cmd_ls(ls_json);
     if (*inspect) {
       return cmd_inspect(inspect_seg, obj_opt->count() ? std::optional(inspect_obj) : std::nullopt, inspect_json,
