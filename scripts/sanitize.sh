@@ -26,6 +26,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # FutureStates and the slot tables.
 DEFAULT_TSAN_FILTER='*Thread*:Lock.UnlockByANonOwnerThrowsNotOwner:Condition.TimedWaitWithoutANotificationReturnsFalseAfterAtLeastTheTimeoutHoldingTheLock'
 DEFAULT_TSAN_FILTER+=':Pool*:NamedPool*'
+DEFAULT_TSAN_REDIS_FILTER='RedisThreads*:RedisPool.WorkersRun*:RedisPool.SubmitBlocks*:RedisPool.ClosePool*'
 DEFAULT_TSAN_FILTER+='-Process.*:*Processes*:*AnotherProcess*:*EveryProcess*:*OtherProcess*:*ProcessOr*:*KillStorm*'
 
 configure() {  # DIR SANITIZERS
@@ -52,6 +53,14 @@ stage_tsan() {
   echo "sanitize.sh tsan: tests selected by --gtest_filter=$filter:"
   build-tsan/tests/ipckit_tests --gtest_filter="$filter" --gtest_list_tests | sed 's/^/  /'
   build-tsan/tests/ipckit_tests --gtest_filter="$filter" "$@"
+  # The Redis transport's threads (a shared handle, the pool client's sender
+  # and collector), when it is built: each test starts its own redis-server.
+  if ninja -C build-tsan -t targets all 2>/dev/null | grep -q '^ipckit_redis_tests:'; then
+    ninja -C build-tsan ipckit_redis_tests
+    local redis_filter=${TSAN_REDIS_FILTER:-$DEFAULT_TSAN_REDIS_FILTER}
+    echo "sanitize.sh tsan: Redis tests selected by --gtest_filter=$redis_filter"
+    build-tsan/tests/redis/ipckit_redis_tests --gtest_filter="$redis_filter" "$@"
+  fi
 }
 
 case ${1:-} in

@@ -16,7 +16,6 @@ namespace ipckit::redis::detail {
 namespace {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
 
 timeval to_timeval(std::chrono::nanoseconds d) {
   d = std::clamp<std::chrono::nanoseconds>(d, 1ms, std::chrono::hours(24));
@@ -145,7 +144,6 @@ void Connection::lost(const std::string& during) const {
 
 Reply Connection::call(Args& argv, Deadline deadline, std::chrono::milliseconds block,
                        const std::function<void(Args&)>& resending) {
-  const auto start = Clock::now();
   // The bound of this call's round trips (hub.hpp): a timed call's own
   // deadline, but never less than one non-blocking round trip's.
   const Deadline floor = Deadline::after(hub_->options.nowait_timeout + block);
@@ -207,7 +205,6 @@ Reply Connection::call(Args& argv, Deadline deadline, std::chrono::milliseconds 
         }
       }
     }
-    (void)start;
     return r;
   }
 }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -378,6 +379,55 @@ TEST(RedisQueue, AQueueOnAClusterFollowsItsSlotAndWorksFromEveryNode) {
     for (std::size_t i = 0; i < all.size(); ++i) q.task_done();
     EXPECT_TRUE(q.join(1s));
   }
+}
+
+}  // namespace
+
+namespace {
+
+// One handle shared by threads (puts and gets on their own connections and
+// locks), for TSan (scripts/sanitize.sh tsan runs RedisThreads*).
+TEST(RedisThreads, ThreadsSharingHandlesMoveEveryItemOnce) {
+  auto hub = shared_hub();
+  const std::string name = unique_name("threads");
+  auto producer = hub.queue<std::int64_t>(name);
+  auto consumer = hub.joinable_queue<std::int64_t>(name + "-j");
+  auto jp = hub.joinable_queue<std::int64_t>(name + "-j");
+  constexpr int kThreads = 3, kItems = 400;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t)
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < kItems; ++i) producer.put(std::int64_t{t} * 100000 + i);
+    });
+  std::mutex m;
+  std::multiset<std::int64_t> seen;
+  for (int t = 0; t < 2; ++t)
+    ts.emplace_back([&] {
+      auto mine = hub.queue<std::int64_t>(name);
+      for (;;) {
+        std::vector<std::int64_t> got;
+        try {
+          got = mine.get_many(32, 2s);
+        } catch (const ipckit::Empty&) {
+          return;
+        }
+        jp.put_many(got);
+        std::lock_guard lock(m);
+        seen.insert(got.begin(), got.end());
+      }
+    });
+  std::thread finisher([&] {
+    for (int n = 0; n < kThreads * kItems; ++n) {
+      (void)consumer.get(10s);
+      consumer.task_done();
+    }
+  });
+  for (auto& t : ts) t.join();
+  finisher.join();
+  EXPECT_TRUE(consumer.join(5s));
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(kThreads * kItems));
+  std::set<std::int64_t> unique(seen.begin(), seen.end());
+  EXPECT_EQ(unique.size(), seen.size()) << "an item came out twice";
 }
 
 }  // namespace
