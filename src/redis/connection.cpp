@@ -59,7 +59,8 @@ long long reply_integer(const redisReply& r) noexcept {
 void raise_reply_error(const redisReply& r, const std::string& label, std::string_view during) {
   const std::string text(reply_text(r));
   const std::string msg = "ipckit: " + label + ": Redis refused " + std::string(during) + ": " + text;
-  if (text.starts_with("NOAUTH") || text.starts_with("WRONGPASS") || text.starts_with("NOPERM"))
+  if (text.starts_with("NOAUTH") || text.starts_with("WRONGPASS") || text.starts_with("NOPERM") ||
+      text.find("unauthenticated") != std::string::npos)
     throw PermissionDenied(label, msg + " (check the password or ACL user in the URL)");
   if (text.starts_with("OOM"))
     throw OutOfSpace(label, msg + " (the server reached maxmemory: free memory or raise it)");

@@ -46,6 +46,11 @@ class RedisPool final : public ipckit::detail::PoolEngine {
     } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor reports nothing
     }
     stop_threads();
+    try {  // this client's result stream: nobody else reads it
+      Args del{"DEL", results_};
+      (void)misc_conn_.call(del, ipckit::detail::Deadline::now());
+    } catch (...) {  // NOLINT(bugprone-empty-catch): it expires a day after its last result anyway
+    }
   }
   RedisPool(const RedisPool&) = delete;
   RedisPool& operator=(const RedisPool&) = delete;
@@ -409,6 +414,16 @@ bool remove_pool(const Hub& hub, std::string_view name) {
   const detail::PoolKeys k(name);
   detail::Connection c(hub.state(), k.label);
   detail::Connection::Args argv{"DEL", k.meta, k.tasks, k.dead, k.workers, k.producers};
+  // And every client's result stream (one slot: SCAN on the node that has it).
+  std::string cursor = "0";
+  do {
+    detail::Connection::Args scan{"SCAN", cursor, "MATCH", k.results("*"), "COUNT", "1000"};
+    detail::Reply s = c.call(scan, ipckit::detail::Deadline::never());
+    if (s->type != REDIS_REPLY_ARRAY || s->elements != 2) break;
+    cursor = std::string(detail::reply_text(*s->element[0]));
+    for (std::size_t i = 0; i < s->element[1]->elements; ++i)
+      argv.emplace_back(detail::reply_text(*s->element[1]->element[i]));
+  } while (cursor != "0");
   detail::Reply r = c.call(argv, ipckit::detail::Deadline::never());
   if (r->type == REDIS_REPLY_ERROR) detail::raise_reply_error(*r, k.label, "DEL");
   return r->integer > 0;

@@ -8,8 +8,7 @@ namespace ipckit::redis::detail {
 std::string checked_name(std::string_view name, const char* what) {
   const auto bad = [&](const std::string& why) {
     throw InvalidName(std::string(name), "ipckit: cannot use '" + std::string(name) + "' as a Redis " + what +
-                                             " name: " + why +
-                                             " (use 1-200 printable characters without '{' and '}')");
+                                             " name: " + why + " (use 1-200 printable characters without '{' and '}')");
   };
   if (name.empty()) bad("it is empty");
   if (name.size() > 200) bad("it is longer than 200 bytes");

@@ -160,6 +160,8 @@ TEST(RedisPool, ClosePoolEndsTheWorkersAfterTheQueuedTasksAndLaterTasksFailClose
   EXPECT_THROW(pool.submit(rp_square, 1).get(10s), ipckit::Closed);
   EXPECT_TRUE(rd::remove_pool(rd::Hub(url), name));
   EXPECT_FALSE(rd::close_pool(rd::Hub(url), name));
+  const std::string keys = shared_redis().command({"KEYS", "ipckit:pool:{" + name + "}*"});
+  EXPECT_EQ(keys, "*0\r\n") << "remove_pool leaves no key behind (result streams included)";
 }
 
 TEST(RedisPool, OtherOptionsAreTypeMismatchAndBadOnesInvalidArgument) {

@@ -431,3 +431,26 @@ TEST(RedisThreads, ThreadsSharingHandlesMoveEveryItemOnce) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(RedisQueue, APasswordInTheUrlIsUsedAndAWrongOneIsPermissionDenied) {
+  auto server = RedisServer::start();
+  (void)server.command({"CONFIG", "SET", "requirepass", "s3cret"});
+  const std::string port = std::to_string(server.port());
+  auto q = rd::connect("redis://:s3cret@127.0.0.1:" + port + "/2").queue<int>("q");
+  q.put(5);
+  EXPECT_EQ(q.get(1s), 5);
+  EXPECT_THROW(rd::connect("redis://:wrong@127.0.0.1:" + port).queue<int>("q"), ipckit::PermissionDenied);
+  try {
+    (void)rd::connect("redis://127.0.0.1:" + port).queue<int>("q");
+    ADD_FAILURE() << "no password: no NOAUTH";
+  } catch (const ipckit::PermissionDenied&) {
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "no password: " << e.what();
+  }
+  EXPECT_EQ(rd::connect("redis://:s3cret@127.0.0.1:" + port + "/0").queue<std::string>("q").qsize(), 0u)
+      << "db 0 is another namespace than db 2: its q is another queue";
+}
+
+}  // namespace
