@@ -138,9 +138,8 @@ struct PriorityStream::Impl {
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
 
-  [[noreturn]] void gone() const {
-    throw NotFound(name, "ipckit: " + label + " was removed (its keys are gone); open it again to make a new one");
-  }
+  [[noreturn]] void gone() const { raise_gone(name, label); }
+  StatusReader status() { return {misc_conn, misc_m, name, label}; }
 
   void open() {
     const Args args{kQueueLayoutPriority,
@@ -324,38 +323,15 @@ void PriorityStream::shutdown(bool immediate) {
   (void)q.eval(q.misc_conn, kPriorityCloseScript, {immediate ? "1" : "0"}, Deadline::never());
 }
 
-namespace {
-long long meta_field(PriorityStream::Impl& q, const char* field) {
-  Args argv{"HGET", q.keys[0], field};
-  std::lock_guard lock(q.misc_m);
-  Reply r = q.misc_conn.call(argv, Deadline::now());
-  if (r->type == REDIS_REPLY_ERROR) raise_reply_error(*r, q.label, "HGET");
-  if (r->type == REDIS_REPLY_NIL) q.gone();
-  return reply_integer(*r);
+std::size_t PriorityStream::qsize() const {
+  return static_cast<std::size_t>(impl_->status().field(impl_->keys[0], "queued"));
 }
-}  // namespace
-
-std::size_t PriorityStream::qsize() const { return static_cast<std::size_t>(meta_field(*impl_, "queued")); }
-bool PriorityStream::full() const {
-  const Impl& q = *impl_;
-  if (q.options.max_items == 0 && q.options.capacity_bytes == 0) return false;
-  if (q.options.max_items != 0 && qsize() >= q.options.max_items) return true;
-  return q.options.capacity_bytes != 0 &&
-         static_cast<std::size_t>(meta_field(*impl_, "qbytes")) >= q.options.capacity_bytes;
-}
-bool PriorityStream::closed() const { return meta_field(*impl_, "closed") != 0; }
+bool PriorityStream::full() const { return impl_->status().full(impl_->keys[0], impl_->options); }
+bool PriorityStream::closed() const { return impl_->status().field(impl_->keys[0], "closed") != 0; }
 std::uint64_t PriorityStream::unfinished_tasks() const {
-  return static_cast<std::uint64_t>(meta_field(*impl_, "unfinished"));
+  return static_cast<std::uint64_t>(impl_->status().field(impl_->keys[0], "unfinished"));
 }
-
-std::uint64_t PriorityStream::dead_letters() const {
-  Impl& q = *impl_;
-  Args argv{"XLEN", q.keys[5]};
-  std::lock_guard lock(q.misc_m);
-  Reply r = q.misc_conn.call(argv, Deadline::now());
-  if (r->type == REDIS_REPLY_ERROR) raise_reply_error(*r, q.label, "XLEN");
-  return static_cast<std::uint64_t>(reply_integer(*r));
-}
+std::uint64_t PriorityStream::dead_letters() const { return impl_->status().stream_length(impl_->keys[5]); }
 
 std::size_t PriorityStream::requeue_dead(std::size_t max) {
   Impl& q = *impl_;

@@ -29,4 +29,30 @@ void raise_mismatch(const std::string& name, const std::string& label, const std
                                name + ")");
 }
 
+void raise_gone(const std::string& name, const std::string& label) {
+  throw NotFound(name, "ipckit: " + label + " was removed (its keys are gone); open it again to make a new one");
+}
+
+long long StatusReader::field(const std::string& meta, const char* which) const {
+  Connection::Args argv{"HGET", meta, which};
+  std::lock_guard lock(m);
+  const Reply r = conn.call(argv, Deadline::now());
+  if (r->type == REDIS_REPLY_ERROR) raise_reply_error(*r, label, "HGET");
+  if (r->type == REDIS_REPLY_NIL) raise_gone(name, label);
+  return reply_integer(*r);
+}
+
+std::uint64_t StatusReader::stream_length(const std::string& stream) const {
+  Connection::Args argv{"XLEN", stream};
+  std::lock_guard lock(m);
+  const Reply r = conn.call(argv, Deadline::now());
+  if (r->type == REDIS_REPLY_ERROR) raise_reply_error(*r, label, "XLEN");
+  return static_cast<std::uint64_t>(reply_integer(*r));
+}
+
+bool StatusReader::full(const std::string& meta, const QueueOptions& o) const {
+  if (o.max_items != 0 && static_cast<std::size_t>(field(meta, "queued")) >= o.max_items) return true;
+  return o.capacity_bytes != 0 && static_cast<std::size_t>(field(meta, "qbytes")) >= o.capacity_bytes;
+}
+
 }  // namespace ipckit::redis::detail

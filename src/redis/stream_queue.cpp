@@ -130,9 +130,8 @@ struct StreamQueue::Impl {
 
   std::vector<std::string> keys3(const std::string& third) const { return {k_meta, k_items, third}; }
 
-  [[noreturn]] void gone() const {
-    throw NotFound(name, "ipckit: " + label + " was removed (its keys are gone); open it again to make a new one");
-  }
+  [[noreturn]] void gone() const { raise_gone(name, label); }
+  StatusReader status() { return {misc_conn, misc_m, name, label}; }
 
   void open() {
     Args argv = keys3(k_dead);
@@ -362,37 +361,15 @@ void StreamQueue::shutdown(bool immediate) {
   (void)q.eval(q.misc_conn, kCloseScript, {q.k_meta, q.k_items, q.k_dead, immediate ? "1" : "0"}, Deadline::never());
 }
 
-namespace {
-long long meta_field(StreamQueue::Impl& q, const char* field) {
-  Args argv{"HGET", q.k_meta, field};
-  std::lock_guard lock(q.misc_m);
-  Reply r = q.misc_conn.call(argv, Deadline::now());
-  if (r->type == REDIS_REPLY_ERROR) raise_reply_error(*r, q.label, "HGET");
-  if (r->type == REDIS_REPLY_NIL) q.gone();
-  return reply_integer(*r);
+std::size_t StreamQueue::qsize() const {
+  return static_cast<std::size_t>(impl_->status().field(impl_->k_meta, "queued"));
 }
-}  // namespace
-
-std::size_t StreamQueue::qsize() const { return static_cast<std::size_t>(meta_field(*impl_, "queued")); }
-bool StreamQueue::full() const {
-  const Impl& q = *impl_;
-  if (q.options.max_items == 0 && q.options.capacity_bytes == 0) return false;
-  if (q.options.max_items != 0 && qsize() >= q.options.max_items) return true;
-  return q.options.capacity_bytes != 0 &&
-         static_cast<std::size_t>(meta_field(*impl_, "qbytes")) >= q.options.capacity_bytes;
-}
-bool StreamQueue::closed() const { return meta_field(*impl_, "closed") != 0; }
+bool StreamQueue::full() const { return impl_->status().full(impl_->k_meta, impl_->options); }
+bool StreamQueue::closed() const { return impl_->status().field(impl_->k_meta, "closed") != 0; }
 std::uint64_t StreamQueue::unfinished_tasks() const {
-  return static_cast<std::uint64_t>(meta_field(*impl_, "unfinished"));
+  return static_cast<std::uint64_t>(impl_->status().field(impl_->k_meta, "unfinished"));
 }
-
-std::uint64_t StreamQueue::dead_letters() const {
-  Impl& q = *impl_;
-  Args argv{"XLEN", q.k_dead};
-  std::lock_guard lock(q.misc_m);
-  Reply r = q.misc_conn.call(argv, Deadline::now());
-  return static_cast<std::uint64_t>(reply_integer(*r));
-}
+std::uint64_t StreamQueue::dead_letters() const { return impl_->status().stream_length(impl_->k_dead); }
 
 std::size_t StreamQueue::requeue_dead(std::size_t max) {
   Impl& q = *impl_;

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <set>
 #include <stdexcept>
@@ -191,6 +192,37 @@ TEST(RedisPool, EveryTaskCompletesOnceAcrossARedisRestart) {
   for (auto& f : fs) pids.insert(f.get(30s));
   EXPECT_GE(pids.size(), 1u);
   pool.shutdown();
+  stop_workers(url, name, workers);
+}
+
+}  // namespace
+
+namespace {
+
+// Threads submitting into one Redis pool client at once (its sender and
+// collector threads between them), for TSan (workers forked first).
+TEST(RedisThreads, ThreadsSubmittingIntoOnePoolGetEveryResult) {
+  const std::string url = shared_redis().url(), name = unique_name("tpool");
+  auto workers = start_workers(url, name, 2);
+  {
+    ipckit::ProcessPool pool = rd::pool(rd::Hub(url), name, {.max_pending = 64});
+    std::atomic<int> done{0}, wrong{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 4; ++t)
+      ts.emplace_back([&, t] {
+        std::vector<ipckit::Future<int>> fs;
+        for (int i = 0; i < 150; ++i) {
+          fs.push_back(pool.submit(rp_square, t * 1000 + i));
+          fs.back().add_done_callback([&](ipckit::Future<int>&) { done.fetch_add(1); });
+        }
+        for (int i = 0; i < 150; ++i)
+          if (fs[i].get(30s) != (t * 1000 + i) * (t * 1000 + i)) wrong.fetch_add(1);
+      });
+    for (auto& t : ts) t.join();
+    pool.shutdown();
+    EXPECT_EQ(wrong.load(), 0);
+    EXPECT_EQ(pool.stats().succeeded, 600u);
+  }
   stop_workers(url, name, workers);
 }
 

@@ -177,28 +177,10 @@ class PriorityQueue : public ipckit::detail::GetForms<PriorityQueue<T>, T> {
 };
 
 template <class T>
-class JoinablePriorityQueue : public PriorityQueue<T> {
+class JoinablePriorityQueue : public detail::JoinableHandle<PriorityQueue<T>> {
  public:
   JoinablePriorityQueue(const Hub& hub, std::string_view name, const QueueOptions& options = {})
-      : PriorityQueue<T>(hub, name, detail::QueueKind::Joinable, options) {}
-  // Acknowledges the oldest item this handle got and has not acknowledged.
-  // Throws InvalidArgument if it holds none. An item whose lease expired
-  // meanwhile is not counted twice.
-  void task_done() { this->core_.task_done(); }
-  // Blocks until every item put has been acknowledged (or dead-lettered).
-  void join() { (void)this->core_.join(detail::Deadline::never()); }
-  template <class Rep, class Period>
-  bool join(const std::chrono::duration<Rep, Period>& timeout) {
-    return this->core_.join(detail::Deadline::after(timeout));
-  }
-  template <class Clock, class Duration>
-  bool join_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return this->core_.join(detail::Deadline::at(t));
-  }
-  [[nodiscard]] std::uint64_t unfinished_tasks() const { return this->core_.unfinished_tasks(); }
-
- private:
-  using PriorityQueue<T>::ack;  // task_done() acknowledges
+      : detail::JoinableHandle<PriorityQueue<T>>(hub, name, options) {}
 };
 
 template <class T>

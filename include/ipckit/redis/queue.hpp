@@ -210,30 +210,43 @@ class Queue : public detail::StreamHandle,
   [[noreturn]] void raise_get(const detail::QueueOutcome& r) const { core_.raise_get(r); }
 };
 
-template <class T>
-class JoinableQueue : public Queue<T> {
+namespace detail {
+
+// task_done() / join() on a Redis queue handle (Queue, PriorityQueue) opened
+// as joinable.
+template <class Base>
+class JoinableHandle : public Base {
  public:
-  JoinableQueue(const Hub& hub, std::string_view name, const QueueOptions& options = {})
-      : Queue<T>(hub, name, detail::QueueKind::Joinable, options) {}
+  JoinableHandle(const Hub& hub, std::string_view name, const QueueOptions& options)
+      : Base(hub, name, QueueKind::Joinable, options) {}
   // Acknowledges the oldest item this handle got and has not acknowledged.
   // Throws InvalidArgument if it holds none. An item whose lease expired
   // meanwhile (delivered to another consumer) is not counted twice: that
   // consumer's task_done() counts it.
   void task_done() { this->core_.task_done(); }
   // Blocks until every item put has been acknowledged (or dead-lettered).
-  void join() { (void)this->core_.join(detail::Deadline::never()); }
+  void join() { (void)this->core_.join(Deadline::never()); }
   template <class Rep, class Period>
   bool join(const std::chrono::duration<Rep, Period>& timeout) {
-    return this->core_.join(detail::Deadline::after(timeout));
+    return this->core_.join(Deadline::after(timeout));
   }
   template <class Clock, class Duration>
   bool join_until(const std::chrono::time_point<Clock, Duration>& t) {
-    return this->core_.join(detail::Deadline::at(t));
+    return this->core_.join(Deadline::at(t));
   }
   [[nodiscard]] std::uint64_t unfinished_tasks() const { return this->core_.unfinished_tasks(); }
 
  private:
-  using Queue<T>::ack;  // task_done() acknowledges
+  using Base::ack;  // task_done() acknowledges
+};
+
+}  // namespace detail
+
+template <class T>
+class JoinableQueue : public detail::JoinableHandle<Queue<T>> {
+ public:
+  JoinableQueue(const Hub& hub, std::string_view name, const QueueOptions& options = {})
+      : detail::JoinableHandle<Queue<T>>(hub, name, options) {}
 };
 
 template <class T>
