@@ -616,7 +616,7 @@ std::function<int()> guarded(int (*f)(const RedisArgs&), std::shared_ptr<RedisAr
 CLI::Option* add_url(CLI::App* sub, RedisArgs& a) {
   return sub
       ->add_option("--redis", a.url,
-                   "Look at the queues on this Redis server (redis://host:port/db) instead of shared memory; "
+                   "Look at the queues and pools on this Redis server (redis://host:port/db) instead of shared memory; "
                    "alone (last, or --redis=): $IPCKIT_REDIS_URL")
       ->expected(0, 1)
       ->allow_extra_args(false);  // --redis URL NAME: NAME is the positional
@@ -641,7 +641,9 @@ std::vector<RedisCommand> add_redis(CLI::App& app) {
     auto a = std::make_shared<RedisArgs>();
     CLI::Option* url = add_url(sub, *a);
     if (std::string_view(name) == "inspect" || std::string_view(name) == "rm")
-      sub->add_flag("--pool")->description("With --redis: the pool NAME (ipckit:pool:{NAME}), not the queue");
+      sub->add_flag("--pool")
+          ->description("With --redis: the pool NAME (ipckit:pool:{NAME}), not the queue")
+          ->needs(url);
     int (*run)(const RedisArgs&) = std::string_view(name) == "ls"        ? run_ls
                                    : std::string_view(name) == "inspect" ? run_inspect
                                    : std::string_view(name) == "ps"      ? run_ps

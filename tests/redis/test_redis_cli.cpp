@@ -517,6 +517,7 @@ TEST(RedisCli, LsInspectAndPsShowAPoolItsWorkersWithPidsHeartbeatsAndTheBusyOnes
   ASSERT_EQ(rm.status, 0) << rm.err;
   EXPECT_EQ(shared_redis().command({"EXISTS", "ipckit:pool:{" + name + "}"}), ":0\r\n");
   EXPECT_EQ(run_cli({"rm", "--redis", url(), name, "--pool"}).status, 1) << "no pool left to remove";
+  EXPECT_EQ(run_cli({"inspect", name, "--pool"}).status, 2) << "--pool needs --redis";
 }
 
 TEST(RedisCli, DeadPoolShowsATaskWhoseWorkerWasKilledAndGarbageHeartbeatsShowAsCorrupt) {
