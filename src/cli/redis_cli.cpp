@@ -216,7 +216,11 @@ void print_workers(std::ostream& out, const std::vector<std::pair<std::string, r
     row.push_back(w.host.empty() ? "-" : escape_text(w.host));
     row.push_back(w.pid == 0 ? "-" : std::to_string(w.pid));
     if (w.corrupt()) {
-      row.push_back("corrupt: " + escape_text(problems_text(w.problems)) + " (" + escape_text(w.name) + ")");
+      // A listing keeps one line per worker; inspect (no POOL column) shows every problem.
+      std::string all;
+      for (const auto& pr : w.problems) all += (all.empty() ? "" : "; ") + pr;
+      row.push_back("corrupt: " + escape_text(with_pool ? problems_text(w.problems) : all) + " (" +
+                    escape_text(w.name) + ")");
       t.add(std::move(row));
       continue;
     }

@@ -532,7 +532,7 @@ void read_workers(Reader& rd, PoolInfo& p, const std::map<std::string, std::uint
       w.heartbeat = std::string(reply_text(*value));
       parse_heartbeat(w, now, p.visibility_timeout_ms);
     }
-    if (w.pid == 0 && w.ended.empty()) w.pid = name_pid;
+    if (w.pid == 0) w.pid = name_pid;  // an ending or corrupt heartbeat: its name's
     p.workers.push_back(std::move(w));
   }
   p.worker_count = p.workers.size();  // fields_of sorted them by name

@@ -110,7 +110,7 @@ bool remove_queue(const Hub& hub, std::string_view name);
 struct WorkerInfo {
   std::string name;                    // host/pid/random/w
   std::string host;                    // parsed from name; empty when it has another form
-  std::int64_t pid = 0;                // from the heartbeat; 0 when corrupt
+  std::int64_t pid = 0;                // from the heartbeat, else its name; 0 when neither says
   std::int64_t started_ms = 0;         // unix ms, the worker's clock
   std::uint64_t tasks_done = 0;        // tasks it finished
   std::uint64_t task = 0;              // the id of the task it runs; 0: idle
