@@ -430,7 +430,8 @@ TEST(RedisCli, LsInspectAndPsShowAPoolItsWorkersWithPidsHeartbeatsAndTheBusyOnes
   std::filesystem::remove(release);
   const rd::PoolOptions o{.visibility_timeout = 3s};
   std::vector<Child> workers;
-  for (int i = 0; i < 2; ++i) workers.emplace_back([&] { rd::serve_pool(rd::Hub(url()), name, o); });
+  const std::string u = url();  // the server starts here, not in each child
+  for (int i = 0; i < 2; ++i) workers.emplace_back([&] { rd::serve_pool(rd::Hub(u), name, o); });
   ipckit::ProcessPool pool = rd::pool(shared_hub(), name, o);
   auto f = pool.submit(cli_hold, release);
   // Both heartbeats in, and the busy worker's naming its task (a beat comes every second).
@@ -525,13 +526,14 @@ TEST(RedisCli, DeadPoolShowsATaskWhoseWorkerWasKilledAndGarbageHeartbeatsShowAsC
   const std::string name = unique_name("cli_dead_pool");
   const std::string never = "/tmp/ipckit_cli_never_" + name;  // not made: the task runs till it is killed
   const rd::PoolOptions o{.visibility_timeout = 200ms, .retries = 0};
-  Child victim([&] { rd::serve_pool(rd::Hub(url()), name, o); });
+  const std::string u = url();  // the server starts here, not in each child
+  Child victim([&] { rd::serve_pool(rd::Hub(u), name, o); });
   ipckit::ProcessPool pool = rd::pool(shared_hub(), name, o);
   auto f = pool.submit(cli_hold, never);
   ASSERT_TRUE(eventually([&] { return pool.stats().running == 1; }));
   victim.kill(SIGKILL);
   EXPECT_NE(victim.wait_exit(10s), 0);
-  Child rescuer([&] { rd::serve_pool(rd::Hub(url()), name, o); });
+  Child rescuer([&] { rd::serve_pool(rd::Hub(u), name, o); });
   EXPECT_THROW(f.get(10s), ipckit::WorkerDied);
 
   const CliRun js = run_cli({"dead", "--redis", url(), name, "--pool", "--json"});
