@@ -24,6 +24,7 @@
 
 #include "ipckit/redis/hub.hpp"
 #include "ipckit/redis/inspect.hpp"
+#include "ipckit/redis/pool.hpp"
 #include "json.hpp"
 #include "values.hpp"
 #endif
@@ -37,6 +38,7 @@ struct RedisArgs {
   std::vector<std::string> names;
   bool json = false;
   bool force = false;
+  bool pool = false;  // --pool: the pool NAME, not the queue
   std::size_t limit = 20;
   std::vector<std::size_t> requeue;  // --requeue [N]; 0 or none: all
   CLI::Option* requeue_opt = nullptr;
@@ -74,8 +76,8 @@ rd::Hub open_hub(const RedisArgs& a) {
   return hub;
 }
 
-std::string state_text(const rd::QueueInfo& q) {
-  switch (q.closed) {
+std::string closed_text(int closed) {
+  switch (closed) {
     case 0:
       return "open";
     case 1:
@@ -94,6 +96,7 @@ std::string type_text(const std::string& raw) {
 }
 
 std::string idle_text(std::int64_t ms) {
+  if (ms < 0) return "-";  // unknown
   if (ms < 10000) {
     char b[32];
     std::snprintf(b, sizeof b, "%.1fs", static_cast<double>(ms) / 1000.0);
@@ -102,28 +105,32 @@ std::string idle_text(std::int64_t ms) {
   return human_age(ms / 1000);
 }
 
+std::string state_text(const rd::QueueInfo& q) { return closed_text(q.closed); }
+
 std::string bound_text(std::uint64_t v) { return v == 0 ? "no bound" : std::to_string(v); }
 
 // The first few: a listing keeps one line per queue (inspect shows them all).
-std::string problems_text(const rd::QueueInfo& q) {
+std::string problems_text(const std::vector<std::string>& problems) {
   constexpr std::size_t kShown = 3;
   std::string out;
-  for (std::size_t i = 0; i < q.problems.size() && i < kShown; ++i) out += (out.empty() ? "" : "; ") + q.problems[i];
-  if (q.problems.size() > kShown) out += "; " + std::to_string(q.problems.size() - kShown) + " more (inspect it)";
+  for (std::size_t i = 0; i < problems.size() && i < kShown; ++i) out += (out.empty() ? "" : "; ") + problems[i];
+  if (problems.size() > kShown) out += "; " + std::to_string(problems.size() - kShown) + " more (inspect it)";
   return out;
 }
+std::string problems_text(const rd::QueueInfo& q) { return problems_text(q.problems); }
 
 // Whether a consumer's process still runs: known only for one on this host
 // ("running", "gone"), "unknown" elsewhere. A consumer outlives its process
 // in the group; this tells a stale one from a quiet one.
-std::string process_state(const rd::ConsumerInfo& c) {
+std::string process_state(const std::string& host, std::int64_t pid) {
   static const std::string here = [] {
-    char host[256] = {};
-    return gethostname(host, sizeof host - 1) == 0 ? std::string(host) : std::string();
+    char name[256] = {};
+    return gethostname(name, sizeof name - 1) == 0 ? std::string(name) : std::string();
   }();
-  if (c.pid <= 0 || c.host.empty() || c.host != here) return "unknown";
-  return ::kill(static_cast<pid_t>(c.pid), 0) == 0 || errno == EPERM ? "running" : "gone";
+  if (pid <= 0 || host.empty() || host != here) return "unknown";
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM ? "running" : "gone";
 }
+std::string process_state(const rd::ConsumerInfo& c) { return process_state(c.host, c.pid); }
 
 Json consumer_json(const rd::ConsumerInfo& c) {
   return Json{{"name", c.name},       {"host", c.host},       {"pid", c.pid},
@@ -154,17 +161,137 @@ Json queue_json(const rd::QueueInfo& q) {
   return j;
 }
 
+// What a worker is doing, as its heartbeat says.
+std::string worker_state(const rd::WorkerInfo& w) {
+  if (w.corrupt()) return "corrupt";
+  if (!w.ended.empty()) return "ending";
+  if (w.silent) return "silent";
+  return w.task != 0 ? "busy" : "idle";
+}
+
+Json worker_json(const rd::WorkerInfo& w) {
+  return Json{{"name", w.name},
+              {"host", w.host},
+              {"pid", w.pid},
+              {"process", process_state(w.host, w.pid)},
+              {"state", worker_state(w)},
+              {"started_ms", w.started_ms},
+              {"tasks_done", w.tasks_done},
+              {"task", w.task},
+              {"running_ms", w.running_ms},
+              {"heartbeat_age_ms", w.heartbeat_age_ms},
+              {"pending", w.pending},
+              {"silent", w.silent},
+              {"ended", w.ended},
+              {"heartbeat", w.heartbeat},
+              {"corrupt", w.corrupt()},
+              {"problems", w.problems}};
+}
+
+Json pool_json(const rd::PoolInfo& p) {
+  Json j;
+  j["name"] = p.name;
+  j["kind"] = "pool";
+  j["state"] = closed_text(p.closed);
+  j["queued"] = p.queued;
+  j["running"] = p.running;
+  j["done"] = p.done;
+  j["dead"] = p.dead;
+  j["workers"] = p.worker_count;
+  j["stream_length"] = p.stream_length;
+  j["options"] = Json{{"max_message", p.max_message}, {"visibility_timeout_ms", p.visibility_timeout_ms}};
+  j["corrupt"] = p.corrupt();
+  j["problems"] = p.problems;
+  return j;
+}
+
+// The workers of pools, one line each: what `ps` and `inspect` show.
+void print_workers(std::ostream& out, const std::vector<std::pair<std::string, rd::WorkerInfo>>& rows, bool with_pool) {
+  std::vector<std::string> header{"HOST", "PID", "PROCESS", "STATE", "DONE", "TASK", "RUNNING", "HEARTBEAT", "WORKER"};
+  if (with_pool) header.insert(header.begin(), "POOL");
+  Table t(header);
+  for (const auto& [pool, w] : rows) {
+    std::vector<std::string> row;
+    if (with_pool) row.push_back(escape_text(pool));
+    row.push_back(w.host.empty() ? "-" : escape_text(w.host));
+    row.push_back(w.pid == 0 ? "-" : std::to_string(w.pid));
+    if (w.corrupt()) {
+      // A listing keeps one line per worker; inspect (no POOL column) shows every problem.
+      std::string all;
+      for (const auto& pr : w.problems) all += (all.empty() ? "" : "; ") + pr;
+      row.push_back("corrupt: " + escape_text(with_pool ? problems_text(w.problems) : all) + " (" +
+                    escape_text(w.name) + ")");
+      t.add(std::move(row));
+      continue;
+    }
+    const std::string process = process_state(w.host, w.pid);
+    row.push_back(process == "unknown" ? "-" : process);
+    row.push_back(w.ended.empty() ? worker_state(w) : "ending (" + escape_text(w.ended) + ")");
+    row.push_back(std::to_string(w.tasks_done));
+    row.push_back(w.task == 0 ? "-" : std::to_string(w.task));
+    row.push_back(w.task == 0 ? "-" : idle_text(w.running_ms));
+    row.push_back(idle_text(w.heartbeat_age_ms) + (w.silent ? " (silent)" : ""));
+    row.push_back(escape_text(w.name));
+    t.add(std::move(row));
+  }
+  t.print(out);
+}
+
+void print_pool(std::ostream& out, const rd::Hub& hub, const rd::PoolInfo& p) {
+  const auto line = [&](const char* key, const std::string& value) {
+    out << "  " << std::left << std::setw(20) << key << value << "\n";
+  };
+  out << "pool " << quote_text(p.name, '\'') << " on " << escape_text(hub.url()) << "\n";
+  if (p.corrupt()) {
+    out << "  corrupt:\n";
+    for (const auto& pr : p.problems) out << "    " << escape_text(pr) << "\n";
+  }
+  line("state", closed_text(p.closed));
+  line("queued", std::to_string(p.queued) + " (submitted, not taken by a worker)");
+  line("running", std::to_string(p.running) + " (taken by a worker, not finished)");
+  line("done", std::to_string(p.done));
+  line("dead tasks", std::to_string(p.dead) + (p.dead == 0 ? "" : " (ipckit dead --redis URL NAME --pool)"));
+  line("stream entries", std::to_string(p.stream_length));
+  line("max_message", human_bytes(p.max_message));
+  line("visibility_timeout", idle_text(static_cast<std::int64_t>(p.visibility_timeout_ms)));
+  out << "workers (" << p.workers.size() << "):\n";
+  if (!p.workers.empty()) {
+    std::vector<std::pair<std::string, rd::WorkerInfo>> rows;
+    for (const auto& w : p.workers) rows.emplace_back(p.name, w);
+    print_workers(out, rows, false);
+  }
+  out << "clients (" << p.clients.size() << "):\n";
+  if (!p.clients.empty()) {
+    Table t({"UNREAD RESULTS", "CLIENT"});
+    for (const auto& c : p.clients) t.add({std::to_string(c.results), escape_text(c.name)});
+    t.print(out);
+  }
+}
+
+Json pool_detail_json(const rd::Hub& hub, const rd::PoolInfo& p) {
+  Json j = pool_json(p);
+  Json ws = Json::array(), cs = Json::array();
+  for (const auto& w : p.workers) ws.push_back(worker_json(w));
+  for (const auto& c : p.clients) cs.push_back({{"name", c.name}, {"results", c.results}});
+  j["workers"] = std::move(ws);
+  j["clients"] = std::move(cs);
+  j["server"] = hub.url();
+  return j;
+}
+
 int run_ls(const RedisArgs& a) {
   const rd::Hub hub = open_hub(a);
   const auto queues = rd::list_queues(hub);
+  const auto pools = rd::list_pools(hub);
   if (a.json) {
-    Json list = Json::array();
+    Json list = Json::array(), plist = Json::array();
     for (const auto& q : queues) list.push_back(queue_json(q));
-    std::cout << dump(Json{{"server", hub.url()}, {"queues", std::move(list)}});
+    for (const auto& p : pools) plist.push_back(pool_json(p));
+    std::cout << dump(Json{{"server", hub.url()}, {"queues", std::move(list)}, {"pools", std::move(plist)}});
     return kExitOk;
   }
-  if (queues.empty()) {
-    std::cout << "no ipckit queues on " << escape_text(hub.url()) << "\n";
+  if (queues.empty() && pools.empty()) {
+    std::cout << "no ipckit queues or pools on " << escape_text(hub.url()) << "\n";
     return kExitOk;
   }
   Table t({"NAME", "KIND", "TYPE", "QUEUED", "PENDING", "CONSUMERS", "DEAD", "STATE"});
@@ -175,6 +302,15 @@ int run_ls(const RedisArgs& a) {
     }
     t.add({escape_text(q.name), q.kind, escape_text(type_text(q.type)), std::to_string(q.queued),
            std::to_string(q.pending), std::to_string(q.consumer_count), std::to_string(q.dead), state_text(q)});
+  }
+  // A pool's row: PENDING is its running tasks, CONSUMERS its workers.
+  for (const auto& p : pools) {
+    if (p.corrupt()) {
+      t.add({escape_text(p.name), "pool", "corrupt: " + escape_text(problems_text(p.problems))});
+      continue;
+    }
+    t.add({escape_text(p.name), "pool", "-", std::to_string(p.queued), std::to_string(p.running),
+           std::to_string(p.worker_count), std::to_string(p.dead), closed_text(p.closed)});
   }
   t.print(std::cout);
   return kExitOk;
@@ -199,25 +335,14 @@ void print_consumers(std::ostream& out, const std::vector<std::pair<std::string,
   t.print(out);
 }
 
-int run_inspect(const RedisArgs& a) {
-  if (a.names.size() != 1) return report("inspect --redis takes one queue name");
-  const rd::Hub hub = open_hub(a);
-  const rd::QueueInfo q = rd::inspect_queue(hub, a.names.front());
-  if (a.json) {
-    Json j = queue_json(q);
-    Json cs = Json::array();
-    for (const auto& c : q.consumers) cs.push_back(consumer_json(c));
-    j["consumers"] = std::move(cs);
-    j["server"] = hub.url();
-    std::cout << dump(j);
-    return kExitOk;
-  }
-  auto& out = std::cout;
+void print_queue(std::ostream& out, const rd::Hub& hub, const rd::QueueInfo& q) {
   const auto line = [&](const char* key, const std::string& value) {
     out << "  " << std::left << std::setw(20) << key << value << "\n";
   };
-  out << (q.kind == "joinable" ? "joinable queue " : "queue ") << quote_text(q.name, '\'') << " on "
-      << escape_text(hub.url()) << "\n";
+  out << (q.kind == "queue" || q.kind.empty() ? ""
+          : q.kind == "joinable_priority"     ? "joinable priority "
+                                              : q.kind + " ")
+      << "queue " << quote_text(q.name, '\'') << " on " << escape_text(hub.url()) << "\n";
   if (q.corrupt()) {
     out << "  corrupt:\n";
     for (const auto& p : q.problems) out << "    " << escape_text(p) << "\n";
@@ -229,9 +354,9 @@ int run_inspect(const RedisArgs& a) {
   line("state", state_text(q));
   line("queued", std::to_string(q.queued) + " (" + human_bytes(q.queued_bytes) + ")");
   line("pending", std::to_string(q.pending) + " (delivered, not acknowledged)");
-  if (q.kind == "joinable") line("unfinished", std::to_string(q.unfinished));
+  if (q.kind == "joinable" || q.kind == "joinable_priority") line("unfinished", std::to_string(q.unfinished));
   line("dead letters", std::to_string(q.dead));
-  line("stream entries", std::to_string(q.stream_length));
+  line(q.kind.ends_with("priority") ? "ready set" : "stream entries", std::to_string(q.stream_length));
   line("max_items", bound_text(q.max_items));
   line("capacity_bytes", q.capacity_bytes == 0 ? "no bound" : human_bytes(q.capacity_bytes));
   line("max_message", human_bytes(q.max_message));
@@ -243,15 +368,75 @@ int run_inspect(const RedisArgs& a) {
     for (const auto& c : q.consumers) rows.emplace_back(q.name, c);
     print_consumers(out, rows, false);
   }
+}
+
+// One queue, one pool, or both when they share the name (--pool: the pool only).
+int run_inspect(const RedisArgs& a) {
+  if (a.names.size() != 1) return report("inspect --redis takes one queue or pool name");
+  const rd::Hub hub = open_hub(a);
+  const std::string& name = a.names.front();
+  std::optional<rd::QueueInfo> queue;
+  std::optional<rd::PoolInfo> pool;
+  if (a.pool) {
+    pool = rd::inspect_pool(hub, name);
+  } else {
+    try {
+      queue = rd::inspect_queue(hub, name);
+    } catch (const NotFound&) {  // NOLINT(bugprone-empty-catch): a pool may have the name
+    }
+    try {
+      pool = rd::inspect_pool(hub, name);
+    } catch (const NotFound&) {  // NOLINT(bugprone-empty-catch)
+    }
+    if (!queue && !pool)
+      throw NotFound(
+          name, "ipckit: no queue or pool named '" + name + "' on " + hub.url() + " (see `ipckit ls --redis URL`)");
+  }
+  if (a.json) {
+    // A queue's object as before; a pool sharing its name rides along as "pool".
+    Json j = pool ? pool_detail_json(hub, *pool) : Json();
+    if (queue) {
+      Json pj = std::move(j);
+      j = queue_json(*queue);
+      Json cs = Json::array();
+      for (const auto& c : queue->consumers) cs.push_back(consumer_json(c));
+      j["consumers"] = std::move(cs);
+      j["server"] = hub.url();
+      if (pool) j["pool"] = std::move(pj);
+    }
+    std::cout << dump(j);
+    return kExitOk;
+  }
+  if (queue) print_queue(std::cout, hub, *queue);
+  if (queue && pool) std::cout << "\n";
+  if (pool) print_pool(std::cout, hub, *pool);
   return kExitOk;
 }
 
 int run_ps(const RedisArgs& a) {
   const rd::Hub hub = open_hub(a);
   std::vector<rd::QueueInfo> queues;
+  std::vector<rd::PoolInfo> pools;
   if (!a.names.empty()) {
-    for (const auto& n : a.names) queues.push_back(rd::inspect_queue(hub, n));
+    // Each name a queue's, a pool's, or both.
+    for (const auto& n : a.names) {
+      bool found = false;
+      try {
+        queues.push_back(rd::inspect_queue(hub, n));
+        found = true;
+      } catch (const NotFound&) {  // NOLINT(bugprone-empty-catch): a pool may have the name
+      }
+      try {
+        pools.push_back(rd::inspect_pool(hub, n));
+        found = true;
+      } catch (const NotFound&) {  // NOLINT(bugprone-empty-catch)
+      }
+      if (!found)
+        throw NotFound(n,
+                       "ipckit: no queue or pool named '" + n + "' on " + hub.url() + " (see `ipckit ls --redis URL`)");
+    }
   } else {
+    pools = rd::list_pools(hub);
     for (const auto& listed : rd::list_queues(hub)) {
       try {
         queues.push_back(rd::inspect_queue(hub, listed.name));
@@ -267,27 +452,80 @@ int run_ps(const RedisArgs& a) {
   std::stable_sort(rows.begin(), rows.end(), [](const auto& x, const auto& y) {
     return x.first != y.first ? x.first < y.first : x.second.idle_ms < y.second.idle_ms;
   });
+  std::vector<std::pair<std::string, rd::WorkerInfo>> workers;
+  for (const auto& p : pools)
+    for (const auto& w : p.workers) workers.emplace_back(p.name, w);
+  std::stable_sort(workers.begin(), workers.end(), [](const auto& x, const auto& y) {
+    return x.first != y.first ? x.first < y.first : x.second.heartbeat_age_ms < y.second.heartbeat_age_ms;
+  });
   if (a.json) {
-    Json list = Json::array();
+    Json list = Json::array(), wlist = Json::array();
     for (const auto& [queue, c] : rows) {
       Json j{{"queue", queue}};
       j.update(consumer_json(c));
       list.push_back(std::move(j));
     }
-    std::cout << dump(Json{{"server", hub.url()}, {"consumers", std::move(list)}});
+    for (const auto& [pool, w] : workers) {
+      Json j{{"pool", pool}};
+      j.update(worker_json(w));
+      wlist.push_back(std::move(j));
+    }
+    std::cout << dump(Json{{"server", hub.url()}, {"consumers", std::move(list)}, {"workers", std::move(wlist)}});
     return kExitOk;
   }
-  if (rows.empty()) {
-    std::cout << "no consumers on " << escape_text(hub.url()) << "\n";
+  if (rows.empty() && workers.empty()) {
+    std::cout << "no consumers or pool workers on " << escape_text(hub.url()) << "\n";
     return kExitOk;
   }
-  print_consumers(std::cout, rows, true);
+  if (!rows.empty()) print_consumers(std::cout, rows, true);
+  if (!rows.empty() && !workers.empty()) std::cout << "\n";
+  if (!workers.empty()) print_workers(std::cout, workers, true);
+  return kExitOk;
+}
+
+// A pool's tasks that failed with WorkerDied: their futures have failed,
+// so there is nothing to requeue them into.
+int run_dead_tasks(const RedisArgs& a, const rd::Hub& hub, const std::string& name) {
+  if (a.requeue_opt->count() != 0)
+    return report(
+        "a pool's dead tasks cannot be requeued: their futures have already failed with WorkerDied "
+        "(submit them again from a client)");
+  const rd::PoolInfo p = rd::inspect_pool(hub, name);
+  const auto tasks = rd::dead_tasks(hub, name, a.limit);
+  if (a.json) {
+    Json list = Json::array();
+    for (const auto& d : tasks) {
+      Json j{{"id", d.id},
+             {"task_stream_id", d.task_stream_id},
+             {"client", d.client},
+             {"deliveries", d.deliveries},
+             {"task", d.task},
+             {"function", d.function},
+             {"args_size", d.args_size},
+             {"chunk", d.chunk}};
+      if (!d.problem.empty()) j["problem"] = d.problem;
+      list.push_back(std::move(j));
+    }
+    std::cout << dump(Json{{"server", hub.url()}, {"pool", name}, {"dead", p.dead}, {"dead_tasks", list}});
+    return kExitOk;
+  }
+  std::cout << p.dead << " dead task" << (p.dead == 1 ? "" : "s") << " in pool " << quote_text(name, '\'');
+  if (tasks.size() < p.dead) std::cout << " (the oldest " << tasks.size() << " shown; --limit 0 for all)";
+  std::cout << "\n";
+  if (tasks.empty()) return kExitOk;
+  Table t({"ID", "TASK", "FUNCTION", "ARGS", "DELIVERIES", "CLIENT"});
+  for (const auto& d : tasks)
+    t.add({escape_text(d.id), std::to_string(d.task),
+           d.problem.empty() ? escape_text(d.function) + (d.chunk ? " (map chunk)" : "") : "corrupt: " + d.problem,
+           human_bytes(d.args_size), std::to_string(d.deliveries), escape_text(d.client)});
+  t.print(std::cout);
   return kExitOk;
 }
 
 int run_dead(const RedisArgs& a) {
   const rd::Hub hub = open_hub(a);
   const std::string& name = a.names.front();
+  if (a.pool) return run_dead_tasks(a, hub, name);
   if (a.requeue_opt->count() != 0) {
     // --requeue alone gives {} or {0} (CLI11's default): both mean all, as --limit 0 does.
     const std::size_t max = a.requeue.empty() || a.requeue.front() == 0 ? SIZE_MAX : a.requeue.front();
@@ -333,9 +571,10 @@ int run_rm(const RedisArgs& a) {
   for (const auto& name : a.names) {
     std::string result, message;
     try {
-      result = rd::remove_queue(hub, name) ? "removed" : "missing";
+      result = (a.pool ? rd::remove_pool(hub, name) : rd::remove_queue(hub, name)) ? "removed" : "missing";
       if (result == "missing" && !a.force)
-        message = "no queue named '" + name + "' on " + hub.url() + " to remove (see `ipckit ls --redis URL`)";
+        message = std::string("no ") + (a.pool ? "pool" : "queue") + " named '" + name + "' on " + hub.url() +
+                  " to remove (see `ipckit ls --redis URL`)";
     } catch (const Error& e) {
       result = "error";
       message = e.what();
@@ -381,7 +620,7 @@ std::function<int()> guarded(int (*f)(const RedisArgs&), std::shared_ptr<RedisAr
 CLI::Option* add_url(CLI::App* sub, RedisArgs& a) {
   return sub
       ->add_option("--redis", a.url,
-                   "Look at the queues on this Redis server (redis://host:port/db) instead of shared memory; "
+                   "Look at the queues and pools on this Redis server (redis://host:port/db) instead of shared memory; "
                    "alone (last, or --redis=): $IPCKIT_REDIS_URL")
       ->expected(0, 1)
       ->allow_extra_args(false);  // --redis URL NAME: NAME is the positional
@@ -405,6 +644,10 @@ std::vector<RedisCommand> add_redis(CLI::App& app) {
     CLI::App* sub = app.get_subcommand(name);
     auto a = std::make_shared<RedisArgs>();
     CLI::Option* url = add_url(sub, *a);
+    if (std::string_view(name) == "inspect" || std::string_view(name) == "rm")
+      sub->add_flag("--pool")
+          ->description("With --redis: the pool NAME (ipckit:pool:{NAME}), not the queue")
+          ->needs(url);
     int (*run)(const RedisArgs&) = std::string_view(name) == "ls"        ? run_ls
                                    : std::string_view(name) == "inspect" ? run_inspect
                                    : std::string_view(name) == "ps"      ? run_ps
@@ -413,6 +656,7 @@ std::vector<RedisCommand> add_redis(CLI::App& app) {
     out.push_back({sub, url, [=] {
                      a->json = flag(sub, "--json");
                      a->force = flag(sub, "--force");
+                     a->pool = flag(sub, "--pool");
                      positionals(sub, "segment", a->names);
                      if (flag(sub, "object") || flag(sub, "--limit"))
                        return report("inspect --redis takes a queue name only (no object, no --limit)");
@@ -421,7 +665,8 @@ std::vector<RedisCommand> add_redis(CLI::App& app) {
   }
 
   auto a = std::make_shared<RedisArgs>();
-  auto* dead = app.add_subcommand("dead", "List a Redis queue's dead letters, or put them back (--requeue)");
+  auto* dead = app.add_subcommand(
+      "dead", "List a Redis queue's dead letters, or put them back (--requeue); a pool's dead tasks (--pool)");
   CLI::Option* url = add_url(dead, *a)->required();
   dead->add_option("queue", a->names, "Queue name")->required()->expected(1);
   dead->add_option("--limit", a->limit, "Dead letters to list, oldest first (0: all; default 20)");
@@ -432,6 +677,7 @@ std::vector<RedisCommand> add_redis(CLI::App& app) {
           ->expected(0, 1)
           ->allow_extra_args(false);
   dead->add_flag("--json", a->json, "Print JSON instead of a table");
+  dead->add_flag("--pool", a->pool, "The dead tasks of the pool NAME (failed with WorkerDied), not a queue's");
   out.push_back({dead, url, guarded(run_dead, a)});
   return out;
 }

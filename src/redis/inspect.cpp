@@ -1,6 +1,7 @@
-// src/redis/inspect.cpp — reading a Redis queue's keys (stream_scripts.hpp
-// has their layout) without opening it. Every reply is checked for its
-// shape: a key of ipckit's naming may hold anything.
+// src/redis/inspect.cpp — reading a Redis queue's keys (stream_scripts.hpp,
+// priority_scripts.hpp have their layouts) without opening it, and the
+// readers inspect_pool.cpp shares (inspect_read.hpp). Every reply is checked
+// for its shape: a key of ipckit's naming may hold anything.
 #include "ipckit/redis/inspect.hpp"
 
 #include <algorithm>
@@ -10,45 +11,12 @@
 #include <set>
 
 #include "connection.hpp"
+#include "inspect_read.hpp"
 #include "ipckit/error.hpp"
+#include "priority_scripts.hpp"
 #include "stream_scripts.hpp"
 
-namespace ipckit::redis {
-namespace {
-
-using detail::Connection;
-using detail::Deadline;
-using detail::Reply;
-using detail::reply_text;
-using Args = Connection::Args;
-
-constexpr std::string_view kKeyPrefix = "ipckit:{";
-constexpr std::size_t kPreviewBytes = 48;
-constexpr std::size_t kRequeueBatch = 1000;  // dead letters per script: a script holds the server
-
-std::string meta_key(std::string_view name) { return std::string(kKeyPrefix) + std::string(name) + "}"; }
-
-// The queue a key names, if it is a queue's meta hash: "ipckit:{NAME}" and
-// nothing after (not ":items", not ":producers", not another prefix).
-std::optional<std::string> queue_name_of(std::string_view key) {
-  if (!key.starts_with(kKeyPrefix) || !key.ends_with("}")) return std::nullopt;
-  const std::string_view name = key.substr(kKeyPrefix.size(), key.size() - kKeyPrefix.size() - 1);
-  if (name.empty() || name.find_first_of("{}") != std::string_view::npos) return std::nullopt;
-  return std::string(name);
-}
-
-// A name the CLI was given: one that can form a queue's keys.
-std::string checked(std::string_view name) {
-  if (name.empty() || name.find_first_of("{}") != std::string_view::npos)
-    throw InvalidName(std::string(name), "ipckit: '" + std::string(name) +
-                                             "' cannot be a Redis queue name (empty, or with '{' or '}'); "
-                                             "see `ipckit ls --redis URL`");
-  return std::string(name);
-}
-
-std::string label_of(const Hub& hub, std::string_view name) {
-  return "queue '" + std::string(name) + "' on " + hub.url();
-}
+namespace ipckit::redis::detail::inspect_read {
 
 std::optional<std::uint64_t> parse_u64(std::string_view s) {
   std::uint64_t v = 0;
@@ -86,19 +54,78 @@ std::map<std::string, const redisReply*, std::less<>> fields_of(const redisReply
   return out;
 }
 
-class Reader {
- public:
-  Reader(const Hub& hub, std::string_view name) : conn_(hub.state(), label_of(hub, name)) {}
-  explicit Reader(const Hub& hub) : conn_(hub.state(), "the Redis server at " + hub.url()) {}
+// host/pid/random/x (new_client_base), the host being whatever comes before
+// the last three parts; host and pid stay empty and 0 for another form.
+void parse_client_name(std::string_view n, std::string& host, std::int64_t& pid) {
+  const auto s3 = n.rfind('/');
+  const auto s2 = s3 == std::string_view::npos || s3 == 0 ? std::string_view::npos : n.rfind('/', s3 - 1);
+  const auto s1 = s2 == std::string_view::npos || s2 == 0 ? std::string_view::npos : n.rfind('/', s2 - 1);
+  if (s1 == std::string_view::npos || s1 == 0) return;
+  const auto p = parse_u64(n.substr(s1 + 1, s2 - s1 - 1));
+  if (!p || *p == 0 || *p > INT32_MAX) return;
+  host = std::string(n.substr(0, s1));
+  pid = static_cast<std::int64_t>(*p);
+}
 
-  // One command, one round trip bounded by nowait_timeout; an error reply is returned.
-  Reply call(Args argv) { return conn_.call(argv, Deadline::now()); }
-  Connection& conn() { return conn_; }
-  const std::string& label() const { return conn_.label(); }
+// The keys matching `pattern` that hold a hash, by SCAN (each key once).
+std::vector<std::string> scan_hashes(Reader& rd, const std::string& pattern) {
+  std::set<std::string> keys;
+  std::string cursor = "0";
+  do {
+    const Reply r = rd.call({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000", "TYPE", "hash"});
+    if (r->type == REDIS_REPLY_ERROR) detail::raise_reply_error(*r, rd.label(), "SCAN");
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !is_text(r->element[0]) ||
+        r->element[1]->type != REDIS_REPLY_ARRAY)
+      throw SystemError(rd.label(), "ipckit: " + rd.label() + ": unexpected reply to SCAN");
+    cursor = std::string(reply_text(*r->element[0]));
+    const redisReply& batch = *r->element[1];
+    for (std::size_t i = 0; i < batch.elements; ++i)
+      if (is_text(batch.element[i])) keys.emplace(reply_text(*batch.element[i]));
+  } while (cursor != "0");
+  return {keys.begin(), keys.end()};
+}
 
- private:
-  Connection conn_;
-};
+}  // namespace ipckit::redis::detail::inspect_read
+
+namespace ipckit::redis {
+namespace {
+
+using namespace detail::inspect_read;  // NOLINT(google-build-using-namespace): this file's own helpers
+using detail::Connection;
+using detail::Deadline;
+using detail::Reply;
+using detail::reply_text;
+using Args = Connection::Args;
+
+constexpr std::string_view kKeyPrefix = "ipckit:{";
+constexpr std::size_t kPreviewBytes = 48;
+constexpr std::size_t kRequeueBatch = 1000;  // dead letters per script: a script holds the server
+
+std::string meta_key(std::string_view name) { return std::string(kKeyPrefix) + std::string(name) + "}"; }
+
+// The queue a key names, if it is a queue's meta hash: "ipckit:{NAME}" and
+// nothing after (not ":items", not ":producers", not another prefix).
+std::optional<std::string> queue_name_of(std::string_view key) {
+  if (!key.starts_with(kKeyPrefix) || !key.ends_with("}")) return std::nullopt;
+  const std::string_view name = key.substr(kKeyPrefix.size(), key.size() - kKeyPrefix.size() - 1);
+  if (name.empty() || name.find_first_of("{}") != std::string_view::npos) return std::nullopt;
+  return std::string(name);
+}
+
+// A name the CLI was given: one that can form a queue's keys.
+std::string checked(std::string_view name) {
+  if (name.empty() || name.find_first_of("{}") != std::string_view::npos)
+    throw InvalidName(std::string(name), "ipckit: '" + std::string(name) +
+                                             "' cannot be a Redis queue name (empty, or with '{' or '}'); "
+                                             "see `ipckit ls --redis URL`");
+  return std::string(name);
+}
+
+std::string label_of(const Hub& hub, std::string_view name) {
+  return "queue '" + std::string(name) + "' on " + hub.url();
+}
+
+Reader reader(const Hub& hub, std::string_view name) { return Reader(hub, label_of(hub, name)); }
 
 // Fills the meta fields of `q` from its hash; false when it does not exist.
 bool read_meta(Reader& rd, QueueInfo& q) {
@@ -139,10 +166,10 @@ bool read_meta(Reader& rd, QueueInfo& q) {
       q.problems.push_back("layout " + shown(*v) + " is not one this ipckit reads (" + detail::kQueueLayout + ")");
   }
   if (const auto v = text("kind")) {
-    if (*v == "queue" || *v == "joinable") {
+    if (*v == "queue" || *v == "joinable" || *v == "priority" || *v == "joinable_priority") {
       q.kind = *v;
     } else {
-      q.problems.push_back("kind " + shown(*v) + " is neither 'queue' nor 'joinable'");
+      q.problems.push_back("kind " + shown(*v) + " is not 'queue', 'joinable', 'priority' or 'joinable_priority'");
     }
   }
   if (const auto v = text("type")) q.type = *v;
@@ -164,8 +191,41 @@ bool read_meta(Reader& rd, QueueInfo& q) {
   return true;
 }
 
+bool is_priority(const QueueInfo& q) { return q.kind == "priority" || q.kind == "joinable_priority"; }
+
+// A priority queue's sets: waiting ids, leased ids, and who holds them.
+void read_priority(Reader& rd, QueueInfo& q, bool with_consumers) {
+  const auto count = [&](const char* cmd, const std::string& key) -> std::uint64_t {
+    const Reply r = rd.call({cmd, key});
+    if (r->type == REDIS_REPLY_ERROR) {
+      q.problems.push_back(key + " is not a " + (std::string_view(cmd) == "ZCARD" ? "sorted set" : "hash"));
+      return 0;
+    }
+    return as_u64(r.get()).value_or(0);
+  };
+  q.stream_length = count("ZCARD", q.key + ":ready");
+  q.pending = count("ZCARD", q.key + ":leases");
+  q.consumer_count = count("HLEN", q.key + ":holds");
+  if (!with_consumers) return;
+  const Reply r = rd.call({"HGETALL", q.key + ":holds"});
+  if (r->type != REDIS_REPLY_ARRAY) return;
+  for (const auto& [name, held] : fields_of(*r)) {
+    ConsumerInfo info;
+    info.name = name;
+    info.pending = is_text(held) ? reply_text(*held).size() / 16 : 0;  // 16-byte ids, concatenated
+    info.idle_ms = -1;
+    parse_client_name(info.name, info.host, info.pid);
+    q.consumers.push_back(std::move(info));
+  }
+  q.consumer_count = q.consumers.size();  // fields_of sorted them by name
+}
+
 // The items stream: its length, its group's pending count and consumers.
 void read_stream(Reader& rd, QueueInfo& q, bool with_consumers) {
+  if (is_priority(q)) {
+    read_priority(rd, q, with_consumers);
+    return;
+  }
   const std::string items = q.key + ":items";
   const Reply len = rd.call({"XLEN", items});
   if (len->type == REDIS_REPLY_ERROR) {
@@ -205,18 +265,7 @@ void read_stream(Reader& rd, QueueInfo& q, bool with_consumers) {
     if (const auto p = c.find("pending"); p != c.end()) info.pending = as_u64(p->second).value_or(0);
     if (const auto idle = c.find("idle"); idle != c.end())
       info.idle_ms = static_cast<std::int64_t>(std::min<std::uint64_t>(as_u64(idle->second).value_or(0), INT64_MAX));
-    // host/pid/random/n, the host being whatever comes before the last three parts.
-    const std::string_view n = info.name;
-    const auto s3 = n.rfind('/');
-    const auto s2 = s3 == std::string_view::npos || s3 == 0 ? std::string_view::npos : n.rfind('/', s3 - 1);
-    const auto s1 = s2 == std::string_view::npos || s2 == 0 ? std::string_view::npos : n.rfind('/', s2 - 1);
-    if (s1 != std::string_view::npos && s1 > 0) {
-      const auto pid = parse_u64(n.substr(s1 + 1, s2 - s1 - 1));
-      if (pid && *pid > 0 && *pid <= INT32_MAX) {
-        info.host = std::string(n.substr(0, s1));
-        info.pid = static_cast<std::int64_t>(*pid);
-      }
-    }
+    parse_client_name(info.name, info.host, info.pid);
     q.consumers.push_back(std::move(info));
   }
   std::sort(q.consumers.begin(), q.consumers.end(),
@@ -242,24 +291,6 @@ std::optional<QueueInfo> read_queue(Reader& rd, const std::string& name, bool wi
   read_stream(rd, q, with_consumers);
   read_dead_count(rd, q);
   return q;
-}
-
-// The keys matching `pattern` that hold a hash, by SCAN (each key once).
-std::vector<std::string> scan_hashes(Reader& rd, const std::string& pattern) {
-  std::set<std::string> keys;
-  std::string cursor = "0";
-  do {
-    const Reply r = rd.call({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000", "TYPE", "hash"});
-    if (r->type == REDIS_REPLY_ERROR) detail::raise_reply_error(*r, rd.label(), "SCAN");
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !is_text(r->element[0]) ||
-        r->element[1]->type != REDIS_REPLY_ARRAY)
-      throw SystemError(rd.label(), "ipckit: " + rd.label() + ": unexpected reply to SCAN");
-    cursor = std::string(reply_text(*r->element[0]));
-    const redisReply& batch = *r->element[1];
-    for (std::size_t i = 0; i < batch.elements; ++i)
-      if (is_text(batch.element[i])) keys.emplace(reply_text(*batch.element[i]));
-  } while (cursor != "0");
-  return {keys.begin(), keys.end()};
 }
 
 std::string preview_of(std::string_view bytes) {
@@ -300,14 +331,14 @@ std::vector<QueueInfo> list_queues(const Hub& hub) {
 }
 
 QueueInfo inspect_queue(const Hub& hub, std::string_view name) {
-  Reader rd(hub, name);
+  Reader rd = reader(hub, name);
   auto q = read_queue(rd, checked(name), true);
   if (!q) no_queue(hub, name);
   return std::move(*q);
 }
 
 std::vector<DeadLetter> dead_letters(const Hub& hub, std::string_view name, std::size_t max) {
-  Reader rd(hub, name);
+  Reader rd = reader(hub, name);
   const std::string key = meta_key(checked(name));
   const Reply exists = rd.call({"EXISTS", key});
   if (as_u64(exists.get()).value_or(0) == 0) no_queue(hub, name);
@@ -336,13 +367,24 @@ std::vector<DeadLetter> dead_letters(const Hub& hub, std::string_view name, std:
 }
 
 std::size_t requeue_dead(const Hub& hub, std::string_view name, std::size_t max) {
-  Reader rd(hub, name);
+  Reader rd = reader(hub, name);
   const std::string key = meta_key(checked(name));
+  const Reply kind = rd.call({"HGET", key, "kind"});
+  const bool priority =
+      is_text(kind.get()) && (reply_text(*kind) == "priority" || reply_text(*kind) == "joinable_priority");
   std::size_t total = 0;
   while (total < max) {
     const std::size_t batch = std::min(kRequeueBatch, max - total);
     Args argv{key, key + ":items", key + ":dead", std::to_string(batch)};
-    const Reply r = rd.conn().eval(detail::kRequeueScript, 3, argv, Deadline::now());
+    if (priority) {  // its nine keys, in priority_scripts.hpp's order
+      argv = {key};
+      for (const char* k : {":ready", ":data", ":leases", ":deliv", ":dead", ":producers", ":wake", ":holds"})
+        argv.push_back(key + k);
+      argv.push_back(std::to_string(batch));
+    }
+    const Reply r = priority
+                        ? rd.conn().eval(detail::kPriorityRequeueScript, detail::kPriorityKeys, argv, Deadline::now())
+                        : rd.conn().eval(detail::kRequeueScript, 3, argv, Deadline::now());
     if (r->type == REDIS_REPLY_ERROR) detail::raise_reply_error(*r, rd.label(), "the requeue script");
     if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 || !is_text(r->element[0]))
       throw SystemError(std::string(name), "ipckit: " + rd.label() + ": unexpected reply to the requeue script");

@@ -1,7 +1,8 @@
 // `ipckit ls/inspect/ps/dead/rm --redis URL` (src/cli/redis_cli.hpp) run as
 // a program against queues made here: items queued, items leased by a live
-// consumer in a child process, dead letters left by a killed one, and keys
-// planted by hand that no ipckit queue would have.
+// consumer in a child process, dead letters left by a killed one, priority
+// queues, pools with worker programs (one busy, one killed mid-task), and
+// keys planted by hand that no ipckit queue or pool would have.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -12,10 +13,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "ipckit/redis.hpp"
 #include "ipckit/redis/inspect.hpp"
 #include "redis_env.hpp"
 
@@ -106,6 +111,26 @@ std::string hostname() {
   char host[256] = {};
   (void)::gethostname(host, sizeof host - 1);
   return host;
+}
+
+// A pool task that runs until `path` exists (at most 20 s), then answers its
+// worker's pid: keeps a worker busy for as long as a test looks at it.
+int cli_hold(std::string path) {
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (!std::filesystem::exists(path) && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
+  return ::getpid();
+}
+IPCKIT_TASK(cli_hold);  // test_redis_pool.cpp registers rp_* names only
+
+// Polls `ok` until it holds or `deadline` passes.
+template <class F>
+bool eventually(F ok, std::chrono::milliseconds deadline = 10s) {
+  const auto until = Clock::now() + deadline;
+  while (!ok()) {
+    if (Clock::now() >= until) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
 }
 
 #define SKIP_WITHOUT_REDIS() \
@@ -268,7 +293,7 @@ TEST(RedisCli, RmDeletesAQueueAndSaysSoWhenThereIsNone) {
   EXPECT_EQ(shared_redis().command({"EXISTS", "ipckit:{" + name + "}"}), ":0\r\n");
   const CliRun inspect = run_cli({"inspect", "--redis", url(), name});
   EXPECT_EQ(inspect.status, 1);
-  EXPECT_EQ(inspect.err.rfind("ipckit: no queue named '" + name + "'", 0), 0u) << inspect.err;
+  EXPECT_EQ(inspect.err.rfind("ipckit: no queue or pool named '" + name + "'", 0), 0u) << inspect.err;
   const CliRun again = run_cli({"rm", "--redis", url(), name, "--json"});
   EXPECT_EQ(again.status, 1);
   EXPECT_EQ(json_of(again)["removed"][0]["result"], "missing");
@@ -342,6 +367,236 @@ TEST(RedisCli, KeysThatAreNoQueueAreSkippedOrShownAsCorruptNeverACrash) {
   EXPECT_EQ(run_cli({"dead", "--redis", url(), garbage}).status, 0);
   EXPECT_EQ(run_cli({"rm", "--redis", url(), garbage}).status, 0);
   EXPECT_EQ(shared_redis().command({"EXISTS", "ipckit:{" + garbage + "}"}), ":0\r\n");
+}
+
+TEST(RedisCli, PriorityQueuesShowTheirCountsHoldersAndDeadLettersAndRequeue) {
+  SKIP_WITHOUT_REDIS();
+  auto hub = shared_hub();
+  const std::string name = unique_name("prio");
+  const rd::QueueOptions o{.visibility_timeout = 50ms, .max_deliveries = 1};
+  auto q = hub.priority_queue<std::string>(name, o);
+  q.put(-1, "poison");
+  Child consumer([&] {
+    auto mine = rd::Hub(url()).priority_queue<std::string>(name, o);  // alive: its next get would ack
+    EXPECT_EQ(mine.get(5s), "poison");
+    ::raise(SIGKILL);  // dies holding it
+  });
+  EXPECT_NE(consumer.wait_exit(10s), 0);
+  EXPECT_THROW(q.get(600ms), ipckit::Empty) << "its second delivery goes to the dead letters";
+  ASSERT_EQ(q.dead_letters(), 1u);
+  q.put(2, "b");
+  q.put(1, "a");
+  EXPECT_EQ(q.get(2s), "a");  // held by this handle until its next get
+
+  const CliRun ls = run_cli({"ls", "--redis", url(), "--json"});
+  ASSERT_EQ(ls.status, 0) << ls.err;
+  const Json l = find(json_of(ls)["queues"], "name", name);
+  ASSERT_TRUE(l.is_object()) << ls.out;
+  EXPECT_EQ(l["kind"], "priority");
+  EXPECT_EQ(l["corrupt"], false) << l;
+  EXPECT_EQ(l["queued"], 1);
+  EXPECT_EQ(l["pending"], 1);
+  EXPECT_EQ(l["dead"], 1);
+
+  const CliRun in = run_cli({"inspect", "--redis", url(), name, "--json"});
+  ASSERT_EQ(in.status, 0) << in.err;
+  const Json c = find(json_of(in)["consumers"], "pid", ::getpid());
+  ASSERT_TRUE(c.is_object()) << in.out;
+  EXPECT_EQ(c["pending"], 1);
+  EXPECT_EQ(c["idle_ms"], -1) << "a priority queue keeps no heartbeat";
+  const CliRun text = run_cli({"inspect", "--redis", url(), name});
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("priority queue '" + name + "'"), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("corrupt"), std::string::npos) << text.out;
+
+  const CliRun dead = run_cli({"dead", "--redis", url(), name, "--json"});
+  ASSERT_EQ(dead.status, 0) << dead.err;
+  const Json d = json_of(dead);
+  ASSERT_EQ(d["dead_letters"].size(), 1u) << dead.out;
+  EXPECT_EQ(d["dead_letters"][0]["deliveries"], 1);
+  EXPECT_NE(d["dead_letters"][0]["preview"].get<std::string>().find("poison"), std::string::npos) << dead.out;
+  const CliRun requeue = run_cli({"dead", "--redis", url(), name, "--requeue", "--json"});
+  ASSERT_EQ(requeue.status, 0) << requeue.err;
+  EXPECT_EQ(json_of(requeue)["requeued"], 1);
+  EXPECT_EQ(q.dead_letters(), 0u);
+  EXPECT_EQ(q.get(2s), "poison") << "back with its priority, ahead of b";
+  EXPECT_EQ(q.get(2s), "b");
+}
+
+TEST(RedisCli, LsInspectAndPsShowAPoolItsWorkersWithPidsHeartbeatsAndTheBusyOnesTask) {
+  SKIP_WITHOUT_REDIS();
+  const std::string name = unique_name("cli_pool");
+  const std::string release = "/tmp/ipckit_cli_release_" + name;
+  std::filesystem::remove(release);
+  const rd::PoolOptions o{.visibility_timeout = 3s};
+  std::vector<Child> workers;
+  const std::string u = url();  // the server starts here, not in each child
+  for (int i = 0; i < 2; ++i) workers.emplace_back([&] { rd::serve_pool(rd::Hub(u), name, o); });
+  ipckit::ProcessPool pool = rd::pool(shared_hub(), name, o);
+  auto f = pool.submit(cli_hold, release);
+  // Both heartbeats in, and the busy worker's naming its task (a beat comes every second).
+  ASSERT_TRUE(eventually([&] {
+    const auto p = rd::inspect_pool(shared_hub(), name);
+    return p.workers.size() == 2 &&
+           std::any_of(p.workers.begin(), p.workers.end(), [](const auto& w) { return w.task != 0; });
+  }));
+
+  const CliRun ls = run_cli({"ls", "--redis", url(), "--json"});
+  ASSERT_EQ(ls.status, 0) << ls.err;
+  const Json l = find(json_of(ls)["pools"], "name", name);
+  ASSERT_TRUE(l.is_object()) << ls.out;
+  EXPECT_EQ(l["kind"], "pool");
+  EXPECT_EQ(l["workers"], 2);
+  EXPECT_EQ(l["running"], 1);
+  EXPECT_EQ(l["queued"], 0);
+  EXPECT_EQ(l["state"], "open");
+  EXPECT_EQ(l["corrupt"], false) << l;
+  EXPECT_EQ(l["options"]["visibility_timeout_ms"], 3000);
+  const CliRun ls_text = run_cli({"ls", "--redis", url()});
+  ASSERT_EQ(ls_text.status, 0) << ls_text.err;
+  const auto row = ls_text.out.find(name + " ");
+  ASSERT_NE(row, std::string::npos) << ls_text.out;
+  EXPECT_NE(ls_text.out.substr(row, ls_text.out.find('\n', row) - row).find(" pool "), std::string::npos)
+      << ls_text.out;
+
+  const CliRun in = run_cli({"inspect", "--redis", url(), name, "--json"});
+  ASSERT_EQ(in.status, 0) << in.err;
+  const Json info = json_of(in);
+  EXPECT_EQ(info["kind"], "pool");
+  ASSERT_EQ(info["workers"].size(), 2u) << in.out;
+  int busy = 0;
+  for (const auto& child : workers) {
+    const Json w = find(info["workers"], "pid", child.pid());
+    ASSERT_TRUE(w.is_object()) << "worker " << child.pid() << " in " << in.out;
+    EXPECT_EQ(w["host"], hostname());
+    EXPECT_EQ(w["process"], "running");
+    EXPECT_EQ(w["corrupt"], false) << w;
+    EXPECT_EQ(w["silent"], false) << w;
+    EXPECT_GE(w["heartbeat_age_ms"].get<std::int64_t>(), 0);
+    EXPECT_LT(w["heartbeat_age_ms"].get<std::int64_t>(), 3000);
+    EXPECT_GT(w["started_ms"].get<std::int64_t>(), 0);
+    if (w["state"] == "busy") {
+      ++busy;
+      EXPECT_NE(w["task"], 0);
+      EXPECT_GE(w["running_ms"].get<std::int64_t>(), 0);
+      EXPECT_EQ(w["pending"], 1);
+    } else {
+      EXPECT_EQ(w["state"], "idle") << w;
+      EXPECT_EQ(w["running_ms"], -1);
+    }
+  }
+  EXPECT_EQ(busy, 1) << in.out;
+  ASSERT_EQ(info["clients"].size(), 1u) << "the client's result stream: " << in.out;
+  EXPECT_NE(info["clients"][0]["name"].get<std::string>().find("/" + std::to_string(::getpid()) + "/"),
+            std::string::npos)
+      << in.out;
+  const CliRun text = run_cli({"inspect", "--redis", url(), name});
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("pool '" + name + "'"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("busy"), std::string::npos) << text.out;
+  for (const auto& child : workers) EXPECT_NE(text.out.find(std::to_string(child.pid())), std::string::npos);
+
+  const CliRun ps = run_cli({"ps", "--redis", url(), "--json"});
+  ASSERT_EQ(ps.status, 0) << ps.err;
+  const Json pw = find(json_of(ps)["workers"], "pid", workers[0].pid());
+  ASSERT_TRUE(pw.is_object()) << ps.out;
+  EXPECT_EQ(pw["pool"], name);
+  const CliRun ps_text = run_cli({"ps", "--redis", url(), name});
+  ASSERT_EQ(ps_text.status, 0) << ps_text.err;
+  EXPECT_NE(ps_text.out.find("HEARTBEAT"), std::string::npos) << ps_text.out;
+  EXPECT_NE(ps_text.out.find("busy"), std::string::npos) << ps_text.out;
+  EXPECT_NE(ps_text.out.find(std::to_string(workers[1].pid())), std::string::npos) << ps_text.out;
+
+  { std::ofstream{release}; }
+  const int ran_on = f.get(20s);
+  EXPECT_TRUE(ran_on == workers[0].pid() || ran_on == workers[1].pid()) << ran_on;
+  std::filesystem::remove(release);
+  pool.shutdown();
+  rd::close_pool(shared_hub(), name);
+  for (auto& w : workers) EXPECT_EQ(w.wait_exit(20s), 0);
+  const CliRun rm = run_cli({"rm", "--redis", url(), name, "--pool"});
+  ASSERT_EQ(rm.status, 0) << rm.err;
+  EXPECT_EQ(shared_redis().command({"EXISTS", "ipckit:pool:{" + name + "}"}), ":0\r\n");
+  EXPECT_EQ(run_cli({"rm", "--redis", url(), name, "--pool"}).status, 1) << "no pool left to remove";
+  EXPECT_EQ(run_cli({"inspect", name, "--pool"}).status, 2) << "--pool needs --redis";
+}
+
+TEST(RedisCli, DeadPoolShowsATaskWhoseWorkerWasKilledAndGarbageHeartbeatsShowAsCorrupt) {
+  SKIP_WITHOUT_REDIS();
+  const std::string name = unique_name("cli_dead_pool");
+  const std::string never = "/tmp/ipckit_cli_never_" + name;  // not made: the task runs till it is killed
+  const rd::PoolOptions o{.visibility_timeout = 200ms, .retries = 0};
+  const std::string u = url();  // the server starts here, not in each child
+  Child victim([&] { rd::serve_pool(rd::Hub(u), name, o); });
+  ipckit::ProcessPool pool = rd::pool(shared_hub(), name, o);
+  auto f = pool.submit(cli_hold, never);
+  ASSERT_TRUE(eventually([&] { return pool.stats().running == 1; }));
+  victim.kill(SIGKILL);
+  EXPECT_NE(victim.wait_exit(10s), 0);
+  Child rescuer([&] { rd::serve_pool(rd::Hub(u), name, o); });
+  EXPECT_THROW(f.get(10s), ipckit::WorkerDied);
+
+  const CliRun js = run_cli({"dead", "--redis", url(), name, "--pool", "--json"});
+  ASSERT_EQ(js.status, 0) << js.err;
+  const Json d = json_of(js);
+  EXPECT_EQ(d["pool"], name);
+  EXPECT_EQ(d["dead"], 1);
+  ASSERT_EQ(d["dead_tasks"].size(), 1u) << js.out;
+  const Json t = d["dead_tasks"][0];
+  EXPECT_EQ(t["function"], "cli_hold");
+  EXPECT_EQ(t["deliveries"], 1);
+  EXPECT_NE(t["task"], 0);
+  EXPECT_FALSE(t.contains("problem")) << t;
+  const CliRun text = run_cli({"dead", "--redis", url(), name, "--pool"});
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("1 dead task in pool"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("cli_hold"), std::string::npos) << text.out;
+  EXPECT_EQ(run_cli({"dead", "--redis", url(), name, "--pool", "--requeue"}).status, 1);
+  const CliRun no_queue = run_cli({"dead", "--redis", url(), name});
+  EXPECT_EQ(no_queue.status, 1) << "a pool's name is no queue's: " << no_queue.out;
+
+  // The killed worker's heartbeat stays, older than the lease: silent, its process gone.
+  const std::string workers_key = "ipckit:pool:{" + name + "}:workers";
+  shared_redis().command({"HSET", workers_key, "evil/1/x/w", "pid=abc;\x1b[31m;seen=zz"});
+  shared_redis().command({"HSET", workers_key, "bare", ""});
+  const CliRun ps = run_cli({"ps", "--redis", url(), name, "--json"});
+  ASSERT_EQ(ps.status, 0) << ps.err;
+  const Json all = json_of(ps)["workers"];
+  const Json dead_worker = find(all, "pid", victim.pid());
+  ASSERT_TRUE(dead_worker.is_object()) << ps.out;
+  EXPECT_EQ(dead_worker["state"], "silent") << dead_worker;
+  EXPECT_EQ(dead_worker["process"], "gone");
+  const Json evil = find(all, "name", "evil/1/x/w");
+  ASSERT_TRUE(evil.is_object()) << ps.out;
+  EXPECT_EQ(evil["corrupt"], true);
+  EXPECT_EQ(evil["state"], "corrupt");
+  EXPECT_NE(evil["problems"].dump().find("abc"), std::string::npos) << evil;
+  EXPECT_EQ(find(all, "name", "bare")["corrupt"], true) << ps.out;
+  EXPECT_TRUE(find(all, "pid", rescuer.pid()).is_object()) << ps.out;
+  const CliRun ps_text = run_cli({"ps", "--redis", url(), name});
+  ASSERT_EQ(ps_text.status, 0) << ps_text.err;
+  EXPECT_NE(ps_text.out.find("corrupt: "), std::string::npos) << ps_text.out;
+  EXPECT_NE(ps_text.out.find("(silent)"), std::string::npos) << ps_text.out;
+  EXPECT_EQ(ps_text.out.find('\x1b'), std::string::npos) << "escaped:\n" << ps_text.out;
+  EXPECT_EQ(run_cli({"inspect", "--redis", url(), name}).status, 0);
+
+  // A pool meta hash of garbage: listed as corrupt, never a crash.
+  const std::string garbage = unique_name("garbage_pool");
+  shared_redis().command({"HSET", "ipckit:pool:{" + garbage + "}", "layout", "9", "closed", "zz"});
+  const CliRun ls = run_cli({"ls", "--redis", url(), "--json"});
+  ASSERT_EQ(ls.status, 0) << ls.err;
+  const Json g = find(json_of(ls)["pools"], "name", garbage);
+  ASSERT_TRUE(g.is_object()) << ls.out;
+  EXPECT_EQ(g["corrupt"], true);
+  EXPECT_NE(g["problems"].dump().find("zz"), std::string::npos) << g;
+  EXPECT_EQ(run_cli({"ls", "--redis", url()}).status, 0);
+  EXPECT_EQ(run_cli({"inspect", "--redis", url(), garbage, "--pool"}).status, 0);
+  EXPECT_EQ(run_cli({"rm", "--redis", url(), garbage, "--pool"}).status, 0);
+
+  pool.shutdown();
+  rd::close_pool(shared_hub(), name);
+  EXPECT_EQ(rescuer.wait_exit(20s), 0);
+  rd::remove_pool(shared_hub(), name);
 }
 
 }  // namespace
