@@ -247,7 +247,7 @@ TEST(RedisQueue, BadUrlsAndNamesAreRefusedWithTypedErrors) {
     EXPECT_THROW(rd::connect(url), ipckit::InvalidArgument) << url;
   EXPECT_EQ(rd::connect("redis://:secret@10.0.0.1:7000/3").url(), "redis://:***@10.0.0.1:7000/3");
   auto hub = shared_hub();
-  for (const std::string bad : {std::string(), std::string("a{b}"), std::string("a\nb"), std::string(300, 'n')})
+  for (const std::string& bad : {std::string(), std::string("a{b}"), std::string("a\nb"), std::string(300, 'n')})
     EXPECT_THROW(hub.queue<int>(bad), ipckit::InvalidName);
 }
 
