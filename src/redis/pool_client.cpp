@@ -267,16 +267,17 @@ class RedisPool final : public ipckit::detail::PoolEngine {
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) continue;
         last = std::string(reply_text(*e->element[0]));
         del.push_back(last);
-        std::string_view id, status, bytes;
+        // One entry holds a worker's results for this client from one
+        // take: i, s, d for each, in that order.
+        std::string_view id, status;
         const redisReply* f = e->element[1];
         for (std::size_t j = 0; f->type == REDIS_REPLY_ARRAY && j + 1 < f->elements; j += 2) {
           const std::string_view k = reply_text(*f->element[j]);
           const std::string_view v = reply_text(*f->element[j + 1]);
           if (k == "i") id = v;
           if (k == "s") status = v;
-          if (k == "d") bytes = v;
+          if (k == "d") complete(id_of(id), status, v);
         }
-        complete(id_of(id), status, bytes);
       }
       try {
         (void)collect_conn_.call(del, ipckit::detail::Deadline::now());
