@@ -109,6 +109,7 @@ bool Connection::open(Deadline limit) {
     return true;
   };
   (void)redisSetTimeout(ctx_, tv);
+  timeout_ = left;
   if (!e.password.empty()) {
     Args auth{"AUTH"};
     if (!e.user.empty()) auth.push_back(e.user);
@@ -117,6 +118,15 @@ bool Connection::open(Deadline limit) {
   }
   if (e.db != 0 && node_host_.empty() && !hello({"SELECT", std::to_string(e.db)})) return false;
   return true;
+}
+
+void Connection::set_timeout(std::chrono::nanoseconds t) {
+  // Two setsockopt calls: skipped while the socket's timeout is already
+  // between t and t + 200 ms (the calls of one loop ask for nearly the
+  // same each time; a reply is awaited at most 200 ms past its bound).
+  if (timeout_ >= t && timeout_ <= t + 200ms) return;
+  (void)redisSetTimeout(ctx_, to_timeval(t));
+  timeout_ = t;
 }
 
 redisReply* Connection::send(const Args& argv) {
@@ -164,7 +174,7 @@ Reply Connection::call(Args& argv, Deadline deadline, std::chrono::milliseconds 
       first = false;
       continue;
     }
-    (void)redisSetTimeout(ctx_, to_timeval(std::min<std::chrono::nanoseconds>(limit.left(), 24h) + block + 100ms));
+    set_timeout(std::min<std::chrono::nanoseconds>(limit.left(), 24h) + block + 100ms);
     redisReply* raw = send(argv);
     first = false;
     if (raw == nullptr) {

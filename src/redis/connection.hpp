@@ -67,13 +67,15 @@ class Connection {
   bool open(Deadline limit);
   void drop() noexcept;
   redisReply* send(const Args& argv);
+  void set_timeout(std::chrono::nanoseconds t);
   [[noreturn]] void lost(const std::string& during) const;
 
   std::shared_ptr<const HubState> hub_;
   std::string label_;
   redisContext* ctx_ = nullptr;
-  int owner_ = 0;          // the pid that opened ctx_: a forked child opens its own
-  std::string node_host_;  // where MOVED sent us (Cluster); empty: the hub's endpoint
+  int owner_ = 0;                        // the pid that opened ctx_: a forked child opens its own
+  std::chrono::nanoseconds timeout_{0};  // the socket's send/receive timeout, as last set
+  std::string node_host_;                // where MOVED sent us (Cluster); empty: the hub's endpoint
   int node_port_ = 0;
   std::string last_error_;
 };

@@ -129,7 +129,9 @@ class Worker {
       task_deadline_ = t.timeout_ns > 0 ? std::chrono::steady_clock::now() + std::chrono::nanoseconds(t.timeout_ns)
                                         : std::chrono::steady_clock::time_point::max();
     }
-    beat_cv_.notify_all();  // a timeout to watch
+    // A timeout to watch: wake the heartbeat thread for it (not for every
+    // task: on a busy machine that wake-up costs the task's round trip).
+    if (t.timeout_ns > 0) beat_cv_.notify_all();
     std::string out;
     try {
       PoolTasks::Entry entry{};
