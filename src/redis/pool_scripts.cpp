@@ -98,12 +98,26 @@ if nfin > 0 then
   end
   redis.call('HINCRBY', m, 'done', nfin)
 end
+-- What the worker's own blocking XREADGROUP delivered since (optional):
+-- that many tasks are no longer queued; close markers go back for the others.
+local base = 5 + 5 * nfin
+local queued = tonumber(st[5]) - tonumber(ARGV[base] or '0')
+local marker = false
+for i = base + 2, base + 1 + tonumber(ARGV[base + 1] or '0') do
+  redis.call('XACK', s, 'workers', ARGV[i])
+  redis.call('XDEL', s, ARGV[i])
+  marker = true
+end
+if queued < 0 then queued = 0 end
+if queued ~= tonumber(st[5]) then redis.call('HSET', m, 'queued', queued) end
 redis.call('HSET', workers, worker, info .. ';seen=' .. now)
-if max == 0 then return {'ok'} end
+if max == 0 then
+  if marker then redis.call('XADD', s, '*', 'x', '1') end
+  return {'ok'}
+end
 if st[1] == '2' then return {'closed'} end
 local out = {'tasks'}
 local got = 0
-local marker = false
 local function field(fields, name)
   for i = 1, #fields, 2 do if fields[i] == name then return fields[i + 1] end end
   return nil
@@ -156,7 +170,7 @@ if got < max then
       if e[2] and not field(e[2], 'x') then taken = taken + 1 end
       take(e[1], e[2], 1)
     end
-    local q = tonumber(st[5]) - taken
+    local q = queued - taken
     if q < 0 then q = 0 end
     redis.call('HSET', m, 'queued', q)
   end

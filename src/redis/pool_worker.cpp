@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
 #include "../pool_internal.hpp"
 #include "ipckit/current_process.hpp"
@@ -68,9 +69,9 @@ class Worker {
       if (what == "empty") {
         // Sleep in the server until a task (or a close marker) comes; at
         // most 100 ms, to look at the stop flag and for expired leases.
-        Args xread{"XREAD", "BLOCK",   "100",       "COUNT",
-                   "1",     "STREAMS", keys_.tasks, std::string(r->elements > 1 ? reply_text(*r->element[1]) : "0-0")};
-        (void)conn_.call(xread, Deadline::never(), 100ms);
+        // XREADGROUP delivers a new task to one blocked worker (the others
+        // sleep on, where XREAD would wake them all to race for it).
+        wait_for_tasks(done);
         continue;
       }
       for (std::size_t i = 1; i + 4 <= r->elements; i += 4)
@@ -83,8 +84,59 @@ class Worker {
   }
 
  private:
+  // Entries a blocking XREADGROUP delivered: the take script counts the
+  // tasks out of `queued` and handles the close markers, as for its own reads.
+  struct Read {
+    std::size_t tasks = 0;
+    std::vector<std::string> markers;
+  };
+
+  [[noreturn]] void gone() const {
+    throw NotFound(keys_.name, "ipckit: " + keys_.label + " was removed while this worker served it");
+  }
+
+  // Blocks (100 ms at most) for new tasks, runs those delivered into `done`.
+  void wait_for_tasks(std::vector<Finished>& done) {
+    Args argv{"XREADGROUP", "GROUP", "workers", name_,       "COUNT", std::to_string(std::max(1U, options_.prefetch)),
+              "BLOCK",      "100",   "STREAMS", keys_.tasks, ">"};
+    Reply r = conn_.call(argv, Deadline::never(), 100ms);
+    Read read;
+    std::vector<std::tuple<std::string, std::string, std::string>> got;
+    if (r->type == REDIS_REPLY_ERROR) {
+      if (reply_text(*r).find("NOGROUP") != std::string_view::npos) gone();
+      raise_reply_error(*r, keys_.label, "waiting for tasks");
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 || r->element[0]->elements != 2) return;
+    const redisReply* entries = r->element[0]->element[1];
+    for (std::size_t i = 0; i < entries->elements; ++i) {
+      const redisReply* e = entries->element[i];
+      if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[1]->type != REDIS_REPLY_ARRAY) continue;
+      const std::string id(reply_text(*e->element[0]));
+      std::string_view client, record;
+      bool marker = false;
+      const redisReply* f = e->element[1];
+      for (std::size_t j = 0; j + 1 < f->elements; j += 2) {
+        const std::string_view k = reply_text(*f->element[j]);
+        if (k == "x") marker = true;
+        if (k == "c") client = reply_text(*f->element[j + 1]);
+        if (k == "t") record = reply_text(*f->element[j + 1]);
+      }
+      if (marker) {
+        read.markers.push_back(id);
+      } else {
+        ++read.tasks;
+        got.emplace_back(id, std::string(client), std::string(record));
+      }
+    }
+    // Counted out of `queued` before they run: a worker killed running one
+    // must not leave it counted (close_pool waits for queued to drain).
+    if (read.tasks != 0 || !read.markers.empty()) (void)take({}, 0, read);
+    for (auto& [id, client, record] : got) done.push_back(run(id, client, record));
+  }
+
   // Posts `done`, records the heartbeat, takes up to `max` tasks.
-  Reply take(const std::vector<Finished>& done, unsigned max) {
+  Reply take(const std::vector<Finished>& done, unsigned max) { return take(done, max, Read{}); }
+  Reply take(const std::vector<Finished>& done, unsigned max, const Read& read) {
     Args argv{keys_.meta, keys_.tasks, keys_.dead,          keys_.workers,
               name_,      info(),      std::to_string(max), std::to_string(done.size())};
     for (const Finished& f : done) {
@@ -94,12 +146,14 @@ class Worker {
       argv.push_back(f.status);
       argv.push_back(f.bytes);
     }
+    argv.push_back(std::to_string(read.tasks));
+    argv.push_back(std::to_string(read.markers.size()));
+    for (const std::string& id : read.markers) argv.push_back(id);
     Reply r = conn_.eval(kPoolTakeScript, 4, argv, Deadline::never());
     if (r->type == REDIS_REPLY_ERROR) raise_reply_error(*r, keys_.label, "taking tasks");
     if (r->type != REDIS_REPLY_ARRAY || r->elements == 0)
       throw SystemError(keys_.name, "ipckit: " + keys_.label + ": unexpected reply to the take script");
-    if (reply_text(*r->element[0]) == "gone")
-      throw NotFound(keys_.name, "ipckit: " + keys_.label + " was removed while this worker served it");
+    if (reply_text(*r->element[0]) == "gone") gone();
     return r;
   }
 
