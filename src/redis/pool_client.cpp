@@ -79,14 +79,28 @@ class RedisPool final : public ipckit::detail::PoolEngine {
     auto st = std::make_shared<FutureState>();
     st->id = ++next_id_;
     st->pool_name = label_;
-    outbox_.push_back({st, encode_task({.id = st->id,
-                                        .timeout_ns = options_.task_timeout.count(),
-                                        .chunk = invoke != entry.invoke && invoke == entry.chunk,
-                                        .name = task,
-                                        .args = args})});
+    Outgoing out{st, encode_task({.id = st->id,
+                                  .timeout_ns = options_.task_timeout.count(),
+                                  .chunk = invoke != entry.invoke && invoke == entry.chunk,
+                                  .name = task,
+                                  .args = args})};
     owners_.emplace(st->id, st);
+    // An idle pool (nothing in flight, so the sender holds no batch): an
+    // untimed submit sends its task itself, saving the hand-over to the
+    // sender thread (a wake-up on the round trip). Otherwise the sender
+    // batches it with the others.
+    const bool direct = in_flight_ == 0 && deadline.is_never();
     ++in_flight_;
     ++submitted_;
+    if (direct) {
+      lock.unlock();
+      std::vector<Outgoing> batch;
+      batch.push_back(std::move(out));
+      std::lock_guard send(send_m_);
+      send_batch(batch);
+      return st;
+    }
+    outbox_.push_back(std::move(out));
     lock.unlock();
     work_.notify_one();
     return st;
@@ -205,7 +219,6 @@ class RedisPool final : public ipckit::detail::PoolEngine {
   }
 
   void send_loop() {
-    std::uint64_t seq = 0;
     for (;;) {
       std::vector<Outgoing> batch;
       {
@@ -218,29 +231,40 @@ class RedisPool final : public ipckit::detail::PoolEngine {
           outbox_.pop_front();
         }
       }
-      Args argv{keys_.meta, keys_.tasks,           keys_.producers,
-                client_,    std::to_string(++seq), std::to_string(options_.retries)};
-      for (auto& o : batch) argv.push_back(std::move(o.record));
-      std::exception_ptr failed;
-      try {
-        Reply r = send_conn_.eval(kPoolSubmitScript, 3, argv, ipckit::detail::Deadline::never());
-        if (r->type == REDIS_REPLY_ERROR) raise_reply_error(*r, keys_.label, "a submit");
-        const std::string_view why = r->type == REDIS_REPLY_ARRAY && r->elements > 0 ? reply_text(*r->element[0]) : "";
-        if (why == "closed") {
-          std::lock_guard lock(m_);
-          closed_ = true;
-          failed = std::make_exception_ptr(
-              Closed(keys_.name, "ipckit: " + keys_.label + " was closed (close_pool) before this task reached it"));
-        } else if (why == "gone") {
-          failed = std::make_exception_ptr(
-              NotFound(keys_.name, "ipckit: " + keys_.label + " was removed before this task reached it"));
-        }
-      } catch (...) {
-        failed = std::current_exception();
-      }
-      if (failed)
-        for (auto& o : batch) settle(o.state->id, {}, failed);
+      std::lock_guard send(send_m_);
+      send_batch(batch);
     }
+  }
+
+  // One submit script call for `batch`; on failure its futures fail. Call
+  // with send_m_ held and m_ not.
+  void send_batch(std::vector<Outgoing>& batch) {
+    Args argv{keys_.meta,
+              keys_.tasks,
+              keys_.producers,
+              client_,
+              std::to_string(++send_seq_),
+              std::to_string(options_.retries)};
+    for (auto& o : batch) argv.push_back(std::move(o.record));
+    std::exception_ptr failed;
+    try {
+      Reply r = send_conn_.eval(kPoolSubmitScript, 3, argv, ipckit::detail::Deadline::never());
+      if (r->type == REDIS_REPLY_ERROR) raise_reply_error(*r, keys_.label, "a submit");
+      const std::string_view why = r->type == REDIS_REPLY_ARRAY && r->elements > 0 ? reply_text(*r->element[0]) : "";
+      if (why == "closed") {
+        std::lock_guard lock(m_);
+        closed_ = true;
+        failed = std::make_exception_ptr(
+            Closed(keys_.name, "ipckit: " + keys_.label + " was closed (close_pool) before this task reached it"));
+      } else if (why == "gone") {
+        failed = std::make_exception_ptr(
+            NotFound(keys_.name, "ipckit: " + keys_.label + " was removed before this task reached it"));
+      }
+    } catch (...) {
+      failed = std::current_exception();
+    }
+    if (failed)
+      for (auto& o : batch) settle(o.state->id, {}, failed);
   }
 
   void collect_loop() {
@@ -374,6 +398,8 @@ class RedisPool final : public ipckit::detail::PoolEngine {
   PoolOptions options_;
   std::shared_ptr<const std::string> label_;
   std::string client_, results_;
+  std::mutex send_m_;  // the sender thread's, or a direct submit's (see submit)
+  std::uint64_t send_seq_ = 0;
   Connection send_conn_, collect_conn_;
   mutable std::mutex misc_m_;
   mutable Connection misc_conn_;

@@ -163,17 +163,19 @@ if now >= tonumber(st[3] or 0) then
   end
 end
 if got < max then
-  local r = redis.call('XREADGROUP', 'GROUP', 'workers', worker, 'COUNT', max - got, 'STREAMS', s, '>')
-  if r and r[1] then
-    local taken = 0
-    for _, e in ipairs(r[1][2]) do
-      if e[2] and not field(e[2], 'x') then taken = taken + 1 end
-      take(e[1], e[2], 1)
-    end
-    local q = queued - taken
-    if q < 0 then q = 0 end
-    redis.call('HSET', m, 'queued', q)
+  local want = max - got
+  local r = redis.call('XREADGROUP', 'GROUP', 'workers', worker, 'COUNT', want, 'STREAMS', s, '>')
+  local entries = (r and r[1] and r[1][2]) or {}
+  local taken = 0
+  for _, e in ipairs(entries) do
+    if e[2] and not field(e[2], 'x') then taken = taken + 1 end
+    take(e[1], e[2], 1)
   end
+  local q = queued - taken
+  -- Fewer entries than asked for: none is left undelivered. This also
+  -- forgets what a killed worker's blocking read took and never reported.
+  if #entries < want or q < 0 then q = 0 end
+  if q ~= tonumber(st[5]) then redis.call('HSET', m, 'queued', q) end
 end
 if marker then redis.call('XADD', s, '*', 'x', '1') end
 if got > 0 then return out end

@@ -6,7 +6,6 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
-#include <tuple>
 
 #include "../pool_internal.hpp"
 #include "ipckit/current_process.hpp"
@@ -60,10 +59,12 @@ class Worker {
       }
     } join{*this};
     std::vector<Finished> done;
+    Read read;  // what the last blocking read delivered, told to the next take
     for (;;) {
       if (options_.stop != nullptr && *options_.stop != 0) break;
-      Reply r = take(done, options_.prefetch);
+      Reply r = take(done, options_.prefetch, read);
       done.clear();
+      read = {};
       const std::string_view what = reply_text(*r->element[0]);
       if (what == "closed") break;
       if (what == "empty") {
@@ -71,14 +72,14 @@ class Worker {
         // most 100 ms, to look at the stop flag and for expired leases.
         // XREADGROUP delivers a new task to one blocked worker (the others
         // sleep on, where XREAD would wake them all to race for it).
-        wait_for_tasks(done);
+        read = wait_for_tasks(done);
         continue;
       }
       for (std::size_t i = 1; i + 4 <= r->elements; i += 4)
         done.push_back(run(std::string(reply_text(*r->element[i])), std::string(reply_text(*r->element[i + 2])),
                            reply_text(*r->element[i + 3])));
     }
-    if (!done.empty()) (void)take(done, 0);
+    if (!done.empty() || read.tasks != 0 || !read.markers.empty()) (void)take(done, 0, read);
     Args bye{"HDEL", keys_.workers, name_};
     (void)conn_.call(bye, Deadline::now());
   }
@@ -96,17 +97,16 @@ class Worker {
   }
 
   // Blocks (100 ms at most) for new tasks, runs those delivered into `done`.
-  void wait_for_tasks(std::vector<Finished>& done) {
+  Read wait_for_tasks(std::vector<Finished>& done) {
     Args argv{"XREADGROUP", "GROUP", "workers", name_,       "COUNT", std::to_string(std::max(1U, options_.prefetch)),
               "BLOCK",      "100",   "STREAMS", keys_.tasks, ">"};
     Reply r = conn_.call(argv, Deadline::never(), 100ms);
     Read read;
-    std::vector<std::tuple<std::string, std::string, std::string>> got;
     if (r->type == REDIS_REPLY_ERROR) {
       if (reply_text(*r).find("NOGROUP") != std::string_view::npos) gone();
       raise_reply_error(*r, keys_.label, "waiting for tasks");
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 || r->element[0]->elements != 2) return;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0 || r->element[0]->elements != 2) return read;
     const redisReply* entries = r->element[0]->element[1];
     for (std::size_t i = 0; i < entries->elements; ++i) {
       const redisReply* e = entries->element[i];
@@ -124,14 +124,15 @@ class Worker {
       if (marker) {
         read.markers.push_back(id);
       } else {
+        // Counted out of `queued` by the take that posts its result (no
+        // round trip of its own before it runs). A worker killed meanwhile
+        // leaves it counted until a take next finds no new entries, which
+        // sets `queued` to 0 (pool_scripts.cpp).
         ++read.tasks;
-        got.emplace_back(id, std::string(client), std::string(record));
+        done.push_back(run(id, std::string(client), record));
       }
     }
-    // Counted out of `queued` before they run: a worker killed running one
-    // must not leave it counted (close_pool waits for queued to drain).
-    if (read.tasks != 0 || !read.markers.empty()) (void)take({}, 0, read);
-    for (auto& [id, client, record] : got) done.push_back(run(id, client, record));
+    return read;
   }
 
   // Posts `done`, records the heartbeat, takes up to `max` tasks.

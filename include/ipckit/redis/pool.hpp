@@ -30,7 +30,8 @@
 // in the same script call, posts the results of the ones it finished into
 // each client's result stream and acknowledges them (one round trip per
 // task or batch). A thread in the client sends what submit() queued, in
-// batches; another reads its result stream and completes the futures. A
+// batches (a submit to an idle client sends its task itself, sooner);
+// another reads its result stream and completes the futures. A
 // worker's heartbeat thread keeps the leases of the tasks it runs (so a
 // long task is not taken over while its worker lives) and records the
 // worker in ipckit:pool:{NAME}:workers (`ipckit ps --redis`).
