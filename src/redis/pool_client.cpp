@@ -291,8 +291,8 @@ class RedisPool final : public ipckit::detail::PoolEngine {
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) continue;
         last = std::string(reply_text(*e->element[0]));
         del.push_back(last);
-        // One entry holds a worker's results for this client from one
-        // take: i, s, d for each, in that order.
+        // i, s, d: a result (complete() on its d, so that an entry could
+        // carry several).
         std::string_view id, status;
         const redisReply* f = e->element[1];
         for (std::size_t j = 0; f->type == REDIS_REPLY_ARRAY && j + 1 < f->elements; j += 2) {

@@ -59,38 +59,22 @@ local function post(client, id, status, bytes)
   redis.call('XADD', r, '*', 'i', id, 's', status, 'd', bytes)
   redis.call('PEXPIRE', r, 86400000)
 end
--- The finished tasks: one result entry per client holding all its results
--- (i, s, d triples), and one XACK, XDEL and HINCRBY for all (per 512): the
--- calls, not their arguments, cost most. Deleting a task no longer pending
--- is harmless: it was done (by a worker that took it over) or dead-lettered.
+-- The finished tasks: a result entry each (`ipckit ps` counts them), then
+-- one PEXPIRE per client and one XACK, XDEL and HINCRBY for all (per 512):
+-- the calls, not their arguments, cost most. Deleting a task no longer
+-- pending is harmless: it was done (by a worker that took it over) or
+-- dead-lettered.
 if nfin > 0 then
-  local per, order, sids = {}, {}, {}
+  local streams, sids = {}, {}
   local at = 5
   for _ = 1, nfin do
-    local client = ARGV[at]
-    local f = per[client]
-    if not f then
-      f = {}
-      per[client] = f
-      order[#order + 1] = client
-    end
-    f[#f + 1] = 'i'
-    f[#f + 1] = ARGV[at + 2]
-    f[#f + 1] = 's'
-    f[#f + 1] = ARGV[at + 3]
-    f[#f + 1] = 'd'
-    f[#f + 1] = ARGV[at + 4]
+    local r = m .. ':results:' .. ARGV[at]
+    redis.call('XADD', r, '*', 'i', ARGV[at + 2], 's', ARGV[at + 3], 'd', ARGV[at + 4])
+    streams[r] = true
     sids[#sids + 1] = ARGV[at + 1]
     at = at + 5
   end
-  for _, client in ipairs(order) do
-    local r = m .. ':results:' .. client
-    local f = per[client]
-    for i = 1, #f, 1536 do
-      redis.call('XADD', r, '*', unpack(f, i, math.min(i + 1535, #f)))
-    end
-    redis.call('PEXPIRE', r, 86400000)
-  end
+  for r in pairs(streams) do redis.call('PEXPIRE', r, 86400000) end
   for i = 1, #sids, 512 do
     local last = math.min(i + 511, #sids)
     redis.call('XACK', s, 'workers', unpack(sids, i, last))
