@@ -607,7 +607,7 @@ int run_rm(const RedisArgs& a) { return not_built(a); }
 #endif
 
 // Runs `f`, reporting an ipckit error as every command does (one line, status 1).
-std::function<int()> guarded(int (*f)(const RedisArgs&), std::shared_ptr<RedisArgs> a) {
+std::function<int()> guarded(int (*f)(const RedisArgs&), const std::shared_ptr<RedisArgs>& a) {
   return [f, a] {
     try {
       return f(*a);

@@ -116,8 +116,7 @@ bool Connection::open(Deadline limit) {
     auth.push_back(e.password);
     if (!hello(auth)) return false;
   }
-  if (e.db != 0 && node_host_.empty() && !hello({"SELECT", std::to_string(e.db)})) return false;
-  return true;
+  return e.db == 0 || !node_host_.empty() || hello({"SELECT", std::to_string(e.db)});
 }
 
 void Connection::set_timeout(std::chrono::nanoseconds t) {

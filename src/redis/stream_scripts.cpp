@@ -64,7 +64,8 @@ return {why, done}
 const Script kGetScript{"get", R"lua(
 local m, s, dead = KEYS[1], KEYS[2], KEYS[3]
 local consumer, max, recover, nacks = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local st = redis.call('HMGET', m, 'closed', 'vis_ms', 'max_deliveries', 'kind', 'scan_at', 'scan_from', 'queued', 'qbytes')
+local st = redis.call('HMGET', m, 'closed', 'vis_ms', 'max_deliveries', 'kind', 'scan_at', 'scan_from',
+                     'queued', 'qbytes')
 if not st[1] then return {'gone'} end
 -- One XACK and one XDEL per 512 ids, not one each per item (the calls, not
 -- the ids, cost most). Deleting an id no longer pending is harmless: it was
