@@ -273,8 +273,11 @@ void PoolCore::work(unsigned w) {
 std::shared_ptr<FutureState> PoolCore::submit(std::uintptr_t fn, InvokeFn invoke, std::string_view args,
                                               Deadline deadline) {
   std::string task_name;  // a named pool's records carry the task's name, never its address
+  bool chunk = false;     // a named pool's map() chunk
   if (named()) {
-    task_name = pool_tasks().name_of(fn);
+    PoolTasks::Entry entry{};
+    task_name = pool_tasks().name_of(fn, entry);
+    chunk = invoke != entry.invoke && invoke == entry.chunk;
     if (task_name.empty())
       throw InvalidArgument(*name_, "ipckit: pool '" + *name_ +
                                         "' is served by other programs, which know tasks by name: register the "
@@ -329,6 +332,8 @@ std::shared_ptr<FutureState> PoolCore::submit(std::uintptr_t fn, InvokeFn invoke
     if (!named()) {
       h.invoke = reinterpret_cast<std::uint64_t>(invoke);
       h.fn = fn;
+    } else if (chunk) {
+      h.invoke = kNamedChunkTask;
     }
     std::memcpy(loan.data(), &h, sizeof h);
     if (!task_name.empty()) std::memcpy(loan.data() + sizeof h, task_name.data(), task_name.size());

@@ -29,9 +29,12 @@ struct TaskHeader {
   std::uint32_t gen;
   std::uint32_t channel;   // the client's
   std::uint32_t name_len;  // 0 in a fork pool
-  std::uint64_t invoke;    // InvokeFn (fork pools)
+  std::uint64_t invoke;    // InvokeFn (fork pools); named pools: 0, or kNamedChunkTask
   std::uint64_t fn;
 };
+// A named pool's map() chunk: the worker runs the task's chunk invoker
+// (PoolTasks::Entry::chunk), not its plain one.
+inline constexpr std::uint64_t kNamedChunkTask = 1;
 // A result as it travels back: this header, then the encoded result or, for
 // an error, "<type name>\0<what()>".
 struct ResultHeader {

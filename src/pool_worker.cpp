@@ -186,7 +186,11 @@ std::uint32_t WorkerLoop::run_task(const TaskHeader& h, const std::string& name,
         throw NotFound(name, "ipckit: pool '" + pool + "': no task named '" + name + "' in worker pid " +
                                  std::to_string(::getpid()) +
                                  "; register it with IPCKIT_TASK in the worker program (pool_tasks.hpp)");
-      task.invoke(task.fn, args.data(), args.size(), out);
+      const InvokeFn run = h.invoke == kNamedChunkTask ? task.chunk : task.invoke;
+      if (run == nullptr)
+        throw InvalidArgument(name, "ipckit: pool '" + pool + "': map() over '" + name + "', which worker pid " +
+                                        std::to_string(::getpid()) + " registered with another signature");
+      run(task.fn, args.data(), args.size(), out);
     }
     reply.resize(sizeof(ResultHeader));
     reply += out;

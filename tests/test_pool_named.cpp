@@ -85,6 +85,24 @@ TEST(NamedPool, WorkersThatStartAfterTheClientSubmittedTakeTheQueuedTasks) {
   EXPECT_EQ(b.wait_exit(10s), 0);
 }
 
+// map() sends chunks of inputs: a worker program runs them with the task's
+// chunk form, which IPCKIT_TASK registers beside the plain one.
+TEST(NamedPool, MapRunsOverAPoolServedByOtherPrograms) {
+  PoolName pool;
+  Child a = worker(pool.name);
+  ProcessPool client = ProcessPool::connect(pool.name);
+  std::vector<int> inputs(100);
+  for (int i = 0; i < 100; ++i) inputs[i] = i;
+  int i = 0;
+  for (int r : client.map(named_square, inputs, {.chunksize = 8})) {
+    EXPECT_EQ(r, i * i);
+    ++i;
+  }
+  EXPECT_EQ(i, 100);
+  EXPECT_TRUE(ipckit::close_pool(pool.name));
+  EXPECT_EQ(a.wait_exit(10s), 0);
+}
+
 TEST(NamedPool, AWorkerKilledMidTaskFailsThatTaskWithWorkerDiedAndStatsShowTheServingWorkers) {
   PoolName pool;
   ProcessPool client = ProcessPool::connect(pool.name);
