@@ -23,7 +23,6 @@ namespace {
 using namespace std::chrono_literals;
 using Args = Connection::Args;
 
-constexpr std::size_t kDefaultMaxMessage = std::size_t{1} << 20;
 constexpr std::uint64_t kSignBit = std::uint64_t{1} << 63;
 
 const char* kind_name(QueueKind k) { return k == QueueKind::Joinable ? "joinable_priority" : "priority"; }
@@ -71,13 +70,7 @@ struct PriorityStream::Impl {
     const std::string base = "ipckit:{" + name + "}";
     for (const char* suffix : {"", ":ready", ":data", ":leases", ":deliv", ":dead", ":producers", ":wake", ":holds"})
       keys.push_back(base + suffix);
-    if (options.max_message == 0) options.max_message = kDefaultMaxMessage;
-    if (options.max_deliveries == 0)
-      throw InvalidArgument(name, "ipckit: " + label + ": max_deliveries must be at least 1");
-    if (options.visibility_timeout < 1ms)
-      throw InvalidArgument(name, "ipckit: " + label + ": visibility_timeout must be at least 1 ms");
-    if (options.capacity_bytes != 0 && options.max_message > options.capacity_bytes)
-      options.max_message = options.capacity_bytes;
+    options = checked_options(options, name, label);
   }
 
   // A handle used in a forked child: the child is another consumer; what the

@@ -29,6 +29,15 @@ void raise_mismatch(const std::string& name, const std::string& label, const std
                                name + ")");
 }
 
+QueueOptions checked_options(QueueOptions o, const std::string& name, const std::string& label) {
+  if (o.max_message == 0) o.max_message = std::size_t{1} << 20;
+  if (o.max_deliveries == 0) throw InvalidArgument(name, "ipckit: " + label + ": max_deliveries must be at least 1");
+  if (o.visibility_timeout < std::chrono::milliseconds(1))
+    throw InvalidArgument(name, "ipckit: " + label + ": visibility_timeout must be at least 1 ms");
+  if (o.capacity_bytes != 0 && o.max_message > o.capacity_bytes) o.max_message = o.capacity_bytes;
+  return o;
+}
+
 void raise_gone(const std::string& name, const std::string& label) {
   throw NotFound(name, "ipckit: " + label + " was removed (its keys are gone); open it again to make a new one");
 }

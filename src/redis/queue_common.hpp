@@ -20,6 +20,10 @@ std::string checked_name(std::string_view name, const char* what = "queue");
 [[noreturn]] void raise_mismatch(const std::string& name, const std::string& label, const std::string& field,
                                  const std::string& stored, const std::string& type);
 
+// `o` with its defaults filled in (max_message 0: 1 MiB, at most
+// capacity_bytes); InvalidArgument for max_deliveries 0 or a visibility_timeout under 1 ms.
+QueueOptions checked_options(QueueOptions o, const std::string& name, const std::string& label);
+
 // NotFound: the queue's keys were removed under an open handle.
 [[noreturn]] void raise_gone(const std::string& name, const std::string& label);
 

@@ -20,7 +20,6 @@ namespace {
 using namespace std::chrono_literals;
 using Args = Connection::Args;
 
-constexpr std::size_t kDefaultMaxMessage = std::size_t{1} << 20;
 // Items per put script: a script holds the server while it runs.
 constexpr std::size_t kPutBatch = 256;
 
@@ -52,13 +51,7 @@ struct StreamQueue::Impl {
     k_items = base + ":items";
     k_dead = base + ":dead";
     k_producers = base + ":producers";
-    if (options.max_message == 0) options.max_message = kDefaultMaxMessage;
-    if (options.max_deliveries == 0)
-      throw InvalidArgument(name, "ipckit: " + label + ": max_deliveries must be at least 1");
-    if (options.visibility_timeout < 1ms)
-      throw InvalidArgument(name, "ipckit: " + label + ": visibility_timeout must be at least 1 ms");
-    if (options.capacity_bytes != 0 && options.max_message > options.capacity_bytes)
-      options.max_message = options.capacity_bytes;
+    options = checked_options(options, name, label);
   }
 
   // A handle used in a forked child: the child is another consumer and
